@@ -1,0 +1,1 @@
+"""Generated gRPC code: run scripts/gen_protos.py, never edit."""

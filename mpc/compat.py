@@ -1,0 +1,133 @@
+"""Makes CrypTen 0.4.1 (the last release, built for torch 1.x) work on torch 2.13+.
+
+Nothing here edits CrypTen's files: each fix rebinds a name at import time, is
+idempotent, and is covered by tests/test_compat.py. `import mpc` applies them all,
+so `import mpc, crypten` is the supported way to load CrypTen in this project.
+
+What torch changed and how each fix answers it:
+- `torch.onnx._internal.registration` moved to
+  `torch.onnx._internal.torchscript_exporter.registration`; CrypTen imports the old
+  path at import time, so the old name is aliased before CrypTen loads.
+- `torch.onnx.export` defaults to the dynamo exporter, which needs onnxscript and
+  ignores CrypTen's TorchScript symbolic overrides; `crypten.nn.from_pytorch` is
+  pointed at an export with `dynamo=False`.
+- The TorchScript exporter emits ONNX `Identity` nodes (e.g. for eval-mode
+  dropout and batch norm) for which CrypTen has no module; one is registered.
+- `torch.load` defaults to `weights_only=True`, which refuses the CrypTen classes
+  `crypten.save` writes; CrypTen's own share, encoder and module classes are
+  allow-listed, so `crypten.load` works without falling back to unsafe pickle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import sys
+from typing import Any
+
+import torch
+
+_OLD_REGISTRATION = "torch.onnx._internal.registration"
+_NEW_REGISTRATION = "torch.onnx._internal.torchscript_exporter.registration"
+_installed = False
+Identity: type  # set by install(); CrypTen's module base class needs the alias first
+
+
+def _alias_onnx_registration() -> None:
+    if _OLD_REGISTRATION in sys.modules:
+        return
+    try:
+        importlib.import_module(_OLD_REGISTRATION)
+    except ModuleNotFoundError:
+        sys.modules[_OLD_REGISTRATION] = importlib.import_module(_NEW_REGISTRATION)
+
+
+def _export_with_torchscript(f: io.BytesIO, pytorch_model: torch.nn.Module, dummy_input: Any) -> io.BytesIO:
+    """CrypTen's export arguments, with the TorchScript exporter CrypTen was written for."""
+    from crypten.nn import onnx_converter
+
+    torch.onnx.export(
+        pytorch_model,
+        dummy_input,
+        f,
+        do_constant_folding=False,
+        export_params=True,
+        input_names=["input"],
+        output_names=["output"],
+        operator_export_type=torch.onnx.OperatorExportTypes.ONNX,
+        opset_version=onnx_converter._OPSET_VERSION,
+        dynamo=False,
+    )
+    return f
+
+
+def _identity_module() -> type:
+    """An ONNX Identity module, defined once CrypTen can be imported; module-level
+    (see `Identity` below) so models holding it can be saved and loaded."""
+    from crypten.nn import module
+
+    class Identity(module.Module):
+        """ONNX Identity: passes its single input through."""
+
+        def forward(self, x: Any) -> Any:
+            return x
+
+        @staticmethod
+        def from_onnx(attributes: dict | None = None) -> "Identity":
+            return Identity()
+
+    Identity.__module__ = __name__
+    Identity.__qualname__ = "Identity"
+    return Identity
+
+
+def _crypten_classes() -> list[type]:
+    """Classes `crypten.save` pickles: shares, encoders, ptypes and nn modules."""
+    import crypten.encoder
+    import crypten.gradients
+    import crypten.nn.module as nn_module
+    from crypten.mpc.mpc import MPCTensor
+    from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor
+    from crypten.mpc.primitives.binary import BinarySharedTensor
+
+    modules = [obj for obj in vars(nn_module).values() if isinstance(obj, type) and issubclass(obj, nn_module.Module)]
+    return [
+        MPCTensor,
+        ArithmeticSharedTensor,
+        BinarySharedTensor,
+        crypten.encoder.FixedPointEncoder,
+        crypten.gradients.AutogradContext,
+        importlib.import_module("crypten.mpc.ptype").ptype,  # the package rebinds the name to the enum
+        *modules,
+        Identity,
+    ]
+
+
+def install() -> None:
+    """Applies every fix once; safe to call again."""
+    global _installed
+    if _installed:
+        return
+    _alias_onnx_registration()
+    import crypten  # noqa: F401  (must come after the alias)
+    from crypten.nn import onnx_converter
+
+    onnx_converter._export_pytorch_model = _export_with_torchscript
+    global Identity
+    Identity = _identity_module()
+    onnx_converter.ONNX_TO_CRYPTEN.setdefault("Identity", Identity)
+    torch.serialization.add_safe_globals(_crypten_classes())
+    _installed = True
+
+
+def load_trusted(f: Any) -> Any:
+    """`crypten.load` for files from a trusted source that hold arbitrary PyTorch
+    objects (e.g. models from `crypten.nn.from_pytorch`, which keep the original
+    torch module). Anything else loads with plain `crypten.load` and torch's
+    weights-only unpickler."""
+    import crypten
+
+    def _unrestricted(source: Any) -> Any:
+        return torch.load(source, weights_only=False)
+
+    return crypten.load(f, load_closure=_unrestricted)

@@ -1,0 +1,22 @@
+"""Shared fixtures. CrypTen state is process-global, so single-process tests share
+one initialized CrypTen; multi-party tests start their own processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def crypten_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """CrypTen initialized for a single local party (world size 1)."""
+    import mpc  # noqa: F401
+    import crypten
+
+    rendezvous = tmp_path_factory.mktemp("rdv") / "file"
+    os.environ.update(RANK="0", WORLD_SIZE="1", RENDEZVOUS=f"file://{rendezvous}", DISTRIBUTED_BACKEND="gloo")
+    crypten.init()
+    yield crypten
+    crypten.uninit()
