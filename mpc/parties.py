@@ -49,13 +49,14 @@ def _run_party(rank: int, world_size: int, program: Program, args: Any, rendezvo
         import crypten
 
         crypten.init()
-        try:
-            results.put(_Outcome(rank, True, program(rank, world_size, args)))
-        finally:
-            crypten.uninit()
+        value = program(rank, world_size, args)
     except BaseException:  # noqa: BLE001  (report every failure to the parent, then exit non-zero)
+        # Report before tearing anything down, so the failing party is named
+        # before its peers notice the broken connection and fail in turn.
         results.put(_Outcome(rank, False, traceback.format_exc()))
         raise SystemExit(1)
+    results.put(_Outcome(rank, True, value))
+    crypten.uninit()
 
 
 def run_parties(program: Program, world_size: int, args: Any = None, timeout: float = 300.0) -> list[Any]:

@@ -19,6 +19,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
 fi
 echo "installing mpcgate into $venv ..." >&2
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+pip_install() {
+    # This machine's pip config names index folders that may not exist; hide only that noise.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$@" \
+        2> >(grep -v "^WARNING: Location 'file:" >&2)
+}
+pip_install -r requirements.lock
+pip_install --no-build-isolation -e .
 echo "$wanted" > "$stamp"
