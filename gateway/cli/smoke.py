@@ -1,18 +1,11 @@
-"""The `mpcgate` command line."""
+"""`mpcgate smoke`: a CrypTen check with one OS process per party."""
 
 from __future__ import annotations
 
 import click
 
 
-@click.group()
-@click.version_option(package_name="mpcgate")
-def main() -> None:
-    """mpcgate: joint statistics and models across institutions, over secure
-    multiparty computation, without sharing raw rows."""
-
-
-@main.command()
+@click.command()
 @click.option("--parties", default=3, show_default=True, type=click.IntRange(2, 8), help="Number of parties.")
 def smoke(parties: int) -> None:
     """Runs a CrypTen check with one OS process per party on this machine."""

@@ -1,0 +1,18 @@
+"""The `mpcgate` command line: one module per command group, registered here."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.cli import pki, smoke
+
+
+@click.group()
+@click.version_option(package_name="mpcgate")
+def main() -> None:
+    """mpcgate: joint statistics and models across institutions, over secure
+    multiparty computation, without sharing raw rows."""
+
+
+main.add_command(smoke.smoke)
+main.add_command(pki.pki)

@@ -1,0 +1,52 @@
+"""`mpcgate pki`: the federation CA and party certificates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gateway.auth import pki as federation_pki
+from gateway.errors import MpcgateError
+
+_DIR = click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("pki"),
+    show_default=True, help="Folder holding ca.crt/ca.key and issued certificates.",
+)
+
+
+@click.group()
+def pki() -> None:
+    """Federation CA and per-party certificates (mutual TLS between gateways)."""
+
+
+@pki.command("init")
+@_DIR
+@click.option("--name", default="mpcgate federation CA", show_default=True, help="CA common name.")
+@click.option("--days", default=3650, show_default=True, type=click.IntRange(1, 36500))
+@click.option("--force", is_flag=True, help="Replace an existing CA (invalidates every issued certificate).")
+def init(directory: Path, name: str, days: int, force: bool) -> None:
+    """Creates the federation CA."""
+    try:
+        path = federation_pki.init_ca(directory, name=name, days=days, force=force)
+    except MpcgateError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(f"CA certificate: {path}  (keep {directory / federation_pki.CA_KEY} offline and private)")
+
+
+@pki.command("issue")
+@click.argument("party")
+@_DIR
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: --dir).")
+@click.option("--host", "hosts", multiple=True, help="Extra DNS name or IP for the gateway (repeatable); default localhost, 127.0.0.1, ::1.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@click.option("--client", is_flag=True, help="A client-only certificate for an operator or service (cannot join MPC sessions).")
+def issue(party: str, directory: Path, out: Path | None, hosts: tuple[str, ...], days: int, client: bool) -> None:
+    """Issues a key and certificate naming PARTY (or, with --client, an operator)."""
+    try:
+        files = federation_pki.issue(
+            directory, party, out_dir=out, hosts=hosts or federation_pki.DEFAULT_HOSTS, days=days, client=client
+        )
+    except MpcgateError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(f"certificate: {files.cert}\nprivate key: {files.key}")
