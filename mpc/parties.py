@@ -1,10 +1,13 @@
-"""Runs one CrypTen program in one OS process per party on this machine.
+"""Runs one CrypTen program in one OS process per party on this machine, over
+CrypTen's gloo transport or over mpcgate's gRPC exchange with mutual TLS.
 
 This is how tests, benchmarks and the smoke check run real multi-party CrypTen
 locally. Processes are started with `spawn` (never fork: torch and gRPC state must
-not be copied), each initializes CrypTen for its rank, runs the program, and
+not be copied); each joins the session, initializes CrypTen, runs the program and
 reports its result or its traceback. The first failure or a timeout ends every
-party: nothing is left running.
+party: nothing is left running. For gRPC, a throw-away federation CA and one
+certificate per party are minted, and each party serves the exchange on its own
+loopback port.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import queue
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 Program = Callable[[int, int, Any], Any]
 """program(rank, world_size, args) -> a picklable result; runs after crypten.init()."""
+
+Transport = Literal["gloo", "grpc"]
+
+
+def party_name(rank: int) -> str:
+    return f"party{rank}"
 
 
 class PartyFailed(RuntimeError):
@@ -40,15 +50,62 @@ class _Outcome:
     value: Any
 
 
-def _run_party(rank: int, world_size: int, program: Program, args: Any, rendezvous: str, results: mp.Queue) -> None:
+@dataclass
+class _Rendezvous:
+    """How a party finds the others: a gloo file, or a PKI folder and an address book."""
+
+    transport: Transport
+    directory: str
+    exchange_config: Any = None
+    ports: Any = None  # mp.Queue of (rank, port), child -> parent
+    books: list[Any] = field(default_factory=list)  # one mp.Queue per rank, parent -> child
+
+
+def _join_gloo(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], None]:
     os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(world_size), RENDEZVOUS=rendezvous, DISTRIBUTED_BACKEND="gloo"
+        RANK=str(rank), WORLD_SIZE=str(world_size), DISTRIBUTED_BACKEND="gloo",
+        RENDEZVOUS=f"file://{Path(rdv.directory, 'rendezvous')}",
     )
+    import crypten
+
+    crypten.init()
+    return crypten.uninit
+
+
+def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], None]:
+    import crypten
+
+    from gateway.auth.tls import TlsIdentity
+    from gateway.exchange.node import ExchangeConfig, ExchangeNode
+    from mpc import communicator
+
+    names = [party_name(r) for r in range(world_size)]
+    node = ExchangeNode(
+        TlsIdentity.from_dir(Path(rdv.directory), names[rank]),
+        allowed_peers=set(names) - {names[rank]},
+        config=rdv.exchange_config or ExchangeConfig(),
+    ).start()
+    rdv.ports.put((rank, node.port))
+    session_id, addresses = rdv.books[rank].get(timeout=120)
+    session = node.open_session(session_id, addresses)
+    communicator.install(lambda: communicator.GrpcCommunicator(session, names, names[rank]))
+    crypten.init()
+
+    def leave() -> None:
+        try:
+            crypten.uninit()
+        finally:
+            node.stop()
+
+    return leave
+
+
+def _run_party(rank: int, world_size: int, program: Program, args: Any, rdv: _Rendezvous, results: mp.Queue) -> None:
     try:
         import mpc  # noqa: F401  (makes crypten importable)
-        import crypten
 
-        crypten.init()
+        join = _join_grpc if rdv.transport == "grpc" else _join_gloo
+        leave = join(rank, world_size, rdv)
         value = program(rank, world_size, args)
     except BaseException:  # noqa: BLE001  (report every failure to the parent, then exit non-zero)
         # Report before tearing anything down, so the failing party is named
@@ -56,24 +113,40 @@ def _run_party(rank: int, world_size: int, program: Program, args: Any, rendezvo
         results.put(_Outcome(rank, False, traceback.format_exc()))
         raise SystemExit(1)
     results.put(_Outcome(rank, True, value))
-    crypten.uninit()
+    leave()
 
 
-def run_parties(program: Program, world_size: int, args: Any = None, timeout: float = 300.0) -> list[Any]:
-    """Runs `program` on `world_size` parties over CrypTen's gloo transport and
-    returns their results by rank."""
+def run_parties(
+    program: Program,
+    world_size: int,
+    args: Any = None,
+    timeout: float = 300.0,
+    transport: Transport = "gloo",
+    exchange_config: Any = None,
+    allow_failures: bool = False,
+) -> list[Any]:
+    """Runs `program` on `world_size` parties and returns their results by rank.
+
+    With `allow_failures`, a failed party's entry is its `PartyFailed` instead of
+    the whole run raising (tests of failure handling use this)."""
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
-    with tempfile.TemporaryDirectory(prefix="mpcgate-rdv-") as scratch:
-        rendezvous = f"file://{Path(scratch, 'rendezvous')}"
+    with tempfile.TemporaryDirectory(prefix="mpcgate-parties-") as scratch:
+        rdv = _Rendezvous(transport, scratch, exchange_config)
+        if transport == "grpc":
+            _mint_certificates(Path(scratch), world_size)
+            rdv.ports = ctx.Queue()
+            rdv.books = [ctx.Queue() for _ in range(world_size)]
         procs = [
-            ctx.Process(target=_run_party, args=(r, world_size, program, args, rendezvous, results), daemon=True)
+            ctx.Process(target=_run_party, args=(r, world_size, program, args, rdv, results), daemon=True)
             for r in range(world_size)
         ]
         for p in procs:
             p.start()
         try:
-            return _collect(procs, results, timeout)
+            if transport == "grpc":
+                _exchange_addresses(rdv, procs, timeout)
+            return _collect(procs, results, timeout, allow_failures)
         finally:
             for p in procs:
                 if p.is_alive():
@@ -84,7 +157,35 @@ def run_parties(program: Program, world_size: int, args: Any = None, timeout: fl
                     p.kill()
 
 
-def _collect(procs: list[mp.Process], results: mp.Queue, timeout: float) -> list[Any]:
+def _mint_certificates(directory: Path, world_size: int) -> None:
+    from gateway.auth import pki
+
+    pki.init_ca(directory)
+    for r in range(world_size):
+        pki.issue(directory, party_name(r))
+
+
+def _exchange_addresses(rdv: _Rendezvous, procs: list[mp.Process], timeout: float) -> None:
+    """Collects each party's port, then tells every party where the others are."""
+    addresses: dict[str, str] = {}
+    deadline = time.monotonic() + min(timeout, 120)
+    while len(addresses) < len(procs):
+        try:
+            rank, port = rdv.ports.get(timeout=0.5)
+        except queue.Empty:
+            dead = _dead_without_result(procs, {})
+            if dead is not None:
+                raise PartyFailed(dead, f"process exited with code {procs[dead].exitcode}") from None
+            if time.monotonic() > deadline:
+                raise PartyFailed(-1, "parties did not start their exchange in time") from None
+            continue
+        addresses[party_name(rank)] = f"127.0.0.1:{port}"
+    session = f"local-{uuid.uuid4().hex[:12]}"
+    for book in rdv.books:
+        book.put((session, addresses))
+
+
+def _collect(procs: list[mp.Process], results: mp.Queue, timeout: float, allow_failures: bool) -> list[Any]:
     deadline = time.monotonic() + timeout
     values: dict[int, Any] = {}
     while len(values) < len(procs):
@@ -93,13 +194,26 @@ def _collect(procs: list[mp.Process], results: mp.Queue, timeout: float) -> list
             missing = sorted(set(range(len(procs))) - set(values))
             raise PartyFailed(missing[0], f"no result within {timeout:.0f} s")
         try:
-            outcome: _Outcome = results.get(timeout=min(remaining, 0.5))
+            outcome: _Outcome = results.get(timeout=min(remaining, 0.2))
         except queue.Empty:
-            for rank, p in enumerate(procs):
-                if rank not in values and p.exitcode is not None and p.exitcode != 0:
-                    raise PartyFailed(rank, f"process exited with code {p.exitcode}") from None
-            continue
-        if not outcome.ok:
+            dead = _dead_without_result(procs, values)
+            if dead is None:
+                continue
+            try:  # its report may still be in flight: give it a moment
+                outcome = results.get(timeout=2.0)
+            except queue.Empty:
+                outcome = _Outcome(dead, False, f"process exited with code {procs[dead].exitcode}")
+        if outcome.ok:
+            values[outcome.rank] = outcome.value
+        elif allow_failures:
+            values[outcome.rank] = PartyFailed(outcome.rank, outcome.value)
+        else:
             raise PartyFailed(outcome.rank, outcome.value)
-        values[outcome.rank] = outcome.value
     return [values[r] for r in range(len(procs))]
+
+
+def _dead_without_result(procs: list[mp.Process], values: dict[int, Any]) -> int | None:
+    for rank, p in enumerate(procs):
+        if rank not in values and p.exitcode is not None and p.exitcode != 0:
+            return rank
+    return None

@@ -1,0 +1,142 @@
+"""The ExchangeService servicer: accepts peers' streams of frames into the inbox.
+
+The sending party is the one its client certificate names (never a field); it must
+be a peer of this gateway and a member of the session it opens. A stream that
+breaks without the sender closing it marks that party failed for the session, which
+is how a killed peer surfaces as an error naming it, not as a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Collection
+
+from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from gateway.auth.tls import authenticated_peer
+from gateway.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied
+from gateway.exchange.frames import DEFAULT_MAX_FRAME_BYTES, Reassembler
+from gateway.exchange.inbox import Inbox
+from gateway.rpc import map_errors
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW_FRAMES = 64
+"""Frames a sender may have unacknowledged on one stream (advertised on accept)."""
+
+
+class Sessions:
+    """The MPC sessions this party takes part in, and their members."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._members: dict[str, frozenset[str]] = {}
+
+    def add(self, session: str, parties: Collection[str]) -> None:
+        with self._lock:
+            self._members[session] = frozenset(parties)
+
+    def remove(self, session: str) -> None:
+        with self._lock:
+            self._members.pop(session, None)
+
+    def members(self, session: str) -> frozenset[str] | None:
+        with self._lock:
+            return self._members.get(session)
+
+
+class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
+    def __init__(
+        self,
+        party_id: str,
+        peers: Collection[str],
+        sessions: Sessions,
+        inbox: Inbox,
+        open_timeout: float = 30.0,
+        window_frames: int = DEFAULT_WINDOW_FRAMES,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self._party = party_id
+        self._peers = frozenset(peers)
+        self._sessions = sessions
+        self._inbox = inbox
+        self._open_timeout = open_timeout
+        self._window = window_frames
+        self._max_frame_bytes = max_frame_bytes
+
+    @map_errors
+    async def Exchange(
+        self, request_iterator: AsyncIterator[exchange_pb2.ExchangeRequest], context: object
+    ) -> AsyncIterator[exchange_pb2.ExchangeResponse]:
+        source = authenticated_peer(context, self._peers)
+        session = await self._open(source, request_iterator)
+        loop = asyncio.get_running_loop()
+        acks: asyncio.Queue[int | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(session, source, request_iterator, loop, acks))
+        log.info("exchange stream opened session=%s source=%s", session, source)
+        yield exchange_pb2.ExchangeResponse(
+            accepted=exchange_pb2.StreamAccepted(session_id=session, window=self._window)
+        )
+        try:
+            while (sequence := await acks.get()) is not None:
+                yield exchange_pb2.ExchangeResponse(ack=exchange_pb2.FrameAck(sequence=sequence))
+            await reader  # re-raises a protocol error found by the reader
+        finally:
+            if not reader.done():
+                reader.cancel()
+            # A clean close was recorded by the reader; anything else is a failure.
+            self._inbox.fail(session, source, "its connection to this party broke")
+
+    async def _open(self, source: str, requests: AsyncIterator[exchange_pb2.ExchangeRequest]) -> str:
+        try:
+            first = await asyncio.wait_for(anext(requests), self._open_timeout)
+        except (StopAsyncIteration, asyncio.TimeoutError):
+            raise InvalidArgument("a stream must start with an open message") from None
+        if first.WhichOneof("payload") != "open":
+            raise InvalidArgument("a stream must start with an open message")
+        session, destination = first.open.session_id, first.open.destination_party
+        if destination != self._party:
+            raise InvalidArgument(f"this is party {self._party!r}, not {destination!r}")
+        deadline = time.monotonic() + self._open_timeout
+        while (members := self._sessions.members(session)) is None:
+            # the peer may be a moment ahead of this party in starting the session
+            if time.monotonic() > deadline:
+                raise NotFound(f"no session {session!r} at party {self._party!r}")
+            await asyncio.sleep(0.02)
+        if source not in members:
+            raise PermissionDenied(f"party {source!r} is not a member of session {session!r}")
+        return session
+
+    async def _read(
+        self,
+        session: str,
+        source: str,
+        requests: AsyncIterator[exchange_pb2.ExchangeRequest],
+        loop: asyncio.AbstractEventLoop,
+        acks: asyncio.Queue[int | None],
+    ) -> None:
+        frames = Reassembler(self._max_frame_bytes)
+        try:
+            async for message in requests:
+                kind = message.WhichOneof("payload")
+                if kind == "chunk":
+                    frame = frames.chunk(message.chunk)
+                elif kind == "header":
+                    frame = frames.header(message.header)
+                else:
+                    raise InvalidArgument(f"unexpected {kind!r} message inside a stream")
+                if frame is not None:
+                    sequence = frame.sequence
+                    self._inbox.deliver(
+                        session, source, frame,
+                        on_taken=lambda s=sequence: loop.call_soon_threadsafe(acks.put_nowait, s),
+                    )
+            self._inbox.fail(session, source, "it closed its stream")
+        except MpcgateError as err:
+            self._inbox.fail(session, source, f"it sent a malformed stream: {err.message}")
+            raise
+        finally:
+            acks.put_nowait(None)
+

@@ -1,0 +1,327 @@
+"""CrypTen's `Communicator` over mpcgate's exchange: unmodified CrypTen programs run
+with one OS process per party and every byte on mutual-TLS gRPC.
+
+CrypTen picks its communicator through module functions in `crypten.communicator`
+(`_init`, `get`, `is_initialized`, `uninit`); `install` rebinds them, so
+`crypten.init()` uses this class, and `uninstall` restores gloo. Collectives are
+built from ordered point-to-point frames: every party issues them in the same order
+(MPI style), and sends never wait for the receiver.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from crypten.common import serial
+from crypten.communicator import Communicator
+from torch.distributed import ReduceOp
+
+from gateway.errors import FailedPrecondition, InvalidArgument
+from gateway.exchange import frames
+from gateway.exchange.node import Session
+
+TAG = "crypten"
+
+
+def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
+    """CrypTen's statistics, from real serialized bytes: one round per call."""
+
+    @functools.wraps(method)
+    def wrapper(self: "GrpcCommunicator", *args: Any, **kwargs: Any) -> Any:
+        start, sent = time.perf_counter(), self.session.bytes_sent
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.comm_rounds += 1
+            self.comm_bytes += self.session.bytes_sent - sent
+            self.comm_time += time.perf_counter() - start
+
+    return wrapper
+
+
+class _Completed:
+    """What isend returns: the frame is already queued, so there is nothing to wait for."""
+
+    def wait(self) -> None:
+        return None
+
+    def is_completed(self) -> bool:
+        return True
+
+
+class _PendingRecv:
+    """What irecv returns: `wait` receives the frame into the caller's tensor."""
+
+    def __init__(self, comm: "GrpcCommunicator", tensor: torch.Tensor, src: int) -> None:
+        self._comm, self._tensor, self._src, self._done = comm, tensor, src, False
+
+    def wait(self) -> None:
+        if not self._done:
+            self._tensor.copy_(self._comm._recv_from(self._src, self._tensor))
+            self._done = True
+
+    def is_completed(self) -> bool:
+        return self._done
+
+
+class GrpcCommunicator(Communicator):
+    BYTES_PER_ELEMENT = 8
+    instance: ClassVar["GrpcCommunicator | None"] = None
+
+    def __init__(self, session: Session, parties: Sequence[str], party_id: str) -> None:
+        """`parties` lists the session's parties by rank."""
+        if party_id not in parties:
+            raise InvalidArgument(f"party {party_id!r} is not among the session's parties")
+        self.session = session
+        self.parties = list(parties)
+        self.rank = self.parties.index(party_id)
+        self.world_size = len(self.parties)
+        self._name = f"rank{self.rank}"
+        self.reset_communication_stats()
+
+    # -- CrypTen's class-level protocol --------------------------------------
+
+    @classmethod
+    def is_initialized(cls) -> bool:
+        return cls.instance is not None
+
+    @classmethod
+    def get(cls) -> "GrpcCommunicator | None":
+        return cls.instance
+
+    @classmethod
+    def shutdown(cls) -> None:
+        if cls.instance is not None:
+            cls.instance.session.close()
+            cls.instance = None
+
+    # -- point to point -------------------------------------------------------
+
+    def _send_to(self, dst: int, tensor: torch.Tensor, payload_type: int = frames.TENSOR) -> None:
+        self.session.send(self.parties[dst], TAG, tensor.detach().contiguous().numpy(), payload_type)
+
+    def _recv_from(self, src: int, like: torch.Tensor | None = None) -> torch.Tensor:
+        if src is None:
+            raise InvalidArgument("receiving from any source is not supported; name the source rank")
+        received = torch.from_numpy(self.session.recv(self.parties[src], TAG).array)
+        if like is None:
+            return received
+        # like gloo, only the element count and type must agree (CrypTen sends a
+        # 0-d seed into a 1-element buffer)
+        if received.numel() != like.numel() or received.dtype != like.dtype:
+            raise InvalidArgument(
+                f"expected {like.dtype} {tuple(like.shape)} from rank {src}, got {received.dtype} {tuple(received.shape)}"
+            )
+        return received.reshape(like.shape)
+
+    def _others(self) -> list[int]:
+        return [r for r in range(self.world_size) if r != self.rank]
+
+    @_counted
+    def send(self, tensor: torch.Tensor, dst: int) -> None:
+        self._send_to(dst, tensor)
+
+    @_counted
+    def recv(self, tensor: torch.Tensor, src: int | None = None) -> torch.Tensor:
+        return self._recv_from(src, tensor).clone()  # type: ignore[arg-type]
+
+    @_counted
+    def isend(self, tensor: torch.Tensor, dst: int) -> _Completed:
+        self._send_to(dst, tensor)
+        return _Completed()
+
+    @_counted
+    def irecv(self, tensor: torch.Tensor, src: int | None = None) -> _PendingRecv:
+        if src is None:
+            raise InvalidArgument("receiving from any source is not supported; name the source rank")
+        return _PendingRecv(self, tensor, src)
+
+    # -- collectives ------------------------------------------------------------
+
+    @_counted
+    def scatter(self, scatter_list: list[torch.Tensor], src: int, size: Any = None, device: Any = None) -> torch.Tensor:
+        if self.rank == src:
+            for r in self._others():
+                self._send_to(r, scatter_list[r])
+            return scatter_list[src]
+        return self._recv_from(src)
+
+    @_counted
+    def reduce(self, input: Any, dst: int, op: Any = ReduceOp.SUM, batched: bool = False) -> Any:
+        tensor, split = _pack(input, batched)
+        if self.rank != dst:
+            self._send_to(dst, tensor)
+            return None
+        combine = _combiner(op)
+        result = tensor.clone()
+        for r in self._others():
+            result = combine(result, self._recv_from(r, tensor))
+        return split(result)
+
+    @_counted
+    def all_reduce(self, input: Any, op: Any = ReduceOp.SUM, batched: bool = False) -> Any:
+        tensor, split = _pack(input, batched)
+        for r in self._others():
+            self._send_to(r, tensor)
+        combine = _combiner(op)
+        parts = {self.rank: tensor}
+        for r in self._others():
+            parts[r] = self._recv_from(r, tensor)
+        result = parts[0].clone()
+        for r in range(1, self.world_size):  # the same order on every party
+            result = combine(result, parts[r])
+        return split(result)
+
+    @_counted
+    def gather(self, tensor: torch.Tensor, dst: int) -> list[torch.Tensor | None]:
+        if self.rank != dst:
+            self._send_to(dst, tensor)
+            return [None]
+        return [tensor if r == dst else self._recv_from(r, tensor) for r in range(self.world_size)]
+
+    @_counted
+    def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        for r in self._others():
+            self._send_to(r, tensor)
+        return [tensor if r == self.rank else self._recv_from(r, tensor) for r in range(self.world_size)]
+
+    @_counted
+    def broadcast(self, input: Any, src: int, group: Any = None, batched: bool = False) -> Any:
+        tensor, split = _pack(input, batched)
+        if self.rank == src:
+            for r in self._others():
+                self._send_to(r, tensor)
+            return input
+        received = self._recv_from(src, tensor)
+        targets = input if batched else [input]
+        for target, value in zip(targets, split(received) if batched else [received]):
+            target.data.copy_(value)
+        return input
+
+    @_counted
+    def barrier(self) -> None:
+        empty = torch.empty(0, dtype=torch.int64)
+        for r in self._others():
+            self._send_to(r, empty)
+        for r in self._others():
+            self._recv_from(r, empty)
+
+    # -- objects: pickled out, CrypTen's restricted unpickler in --------------
+
+    def _send_object(self, obj: Any, dst: int) -> None:
+        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
+        self.session.send(self.parties[dst], TAG, data, frames.OBJECT)
+
+    def _recv_object(self, src: int) -> Any:
+        frame = self.session.recv(self.parties[src], TAG)
+        if frame.payload_type != frames.OBJECT:
+            raise InvalidArgument(f"expected an object from rank {src}, got a tensor")
+        return serial.restricted_loads(frame.array.tobytes())
+
+    @_counted
+    def send_obj(self, obj: Any, dst: int, group: Any = None) -> None:
+        self._send_object(obj, dst)
+
+    @_counted
+    def recv_obj(self, src: int, group: Any = None) -> Any:
+        return self._recv_object(src)
+
+    @_counted
+    def broadcast_obj(self, obj: Any, src: int, group: Any = None) -> Any:
+        if self.rank == src:
+            for r in self._others():
+                self._send_object(obj, r)
+            return obj
+        return self._recv_object(src)
+
+    # -- identity -----------------------------------------------------------------
+
+    def get_world_size(self) -> int:
+        return self.world_size
+
+    def get_rank(self) -> int:
+        return self.rank
+
+    def set_name(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise InvalidArgument("party name must be a string")
+        self._name = name
+
+    def get_name(self) -> str:
+        return self._name
+
+    def get_communication_stats(self) -> dict[str, float]:
+        stats = super().get_communication_stats()
+        stats.update(bytes_received=self.session.bytes_received, frames_sent=self.session.frames_sent)
+        return stats
+
+
+def _pack(input: Any, batched: bool) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
+    """One tensor for a batched list (one frame instead of many), and how to undo it."""
+    if not batched:
+        return input, lambda t: t
+    if not isinstance(input, list) or not input:
+        raise InvalidArgument("batched input must be a non-empty list of tensors")
+    if len({t.dtype for t in input}) != 1:
+        raise InvalidArgument("batched tensors must share a dtype")
+    shapes = [t.shape for t in input]
+    sizes = [t.numel() for t in input]
+    flat = torch.cat([t.reshape(-1) for t in input])
+    return flat, lambda t: [part.reshape(shape) for part, shape in zip(torch.split(t, sizes), shapes)]
+
+
+def _combiner(op: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if op == ReduceOp.SUM:
+        return torch.add
+    if op == ReduceOp.BXOR:
+        return torch.bitwise_xor
+    raise InvalidArgument(f"reduce op {op} is not supported (CrypTen uses SUM and BXOR)")
+
+
+# -- plugging into CrypTen -------------------------------------------------------
+
+_ORIGINAL: dict[str, Any] = {}
+
+
+def install(make: Callable[[], GrpcCommunicator]) -> None:
+    """Makes `crypten.init()` use a communicator built by `make` (called once)."""
+    import crypten.communicator as comm
+
+    if not _ORIGINAL:
+        _ORIGINAL.update({name: getattr(comm, name) for name in ("_init", "get", "is_initialized", "uninit")})
+
+    def _init(use_threads: bool = False, rank: int = 0, world_size: int = 1, init_ttp: bool = False) -> None:
+        if use_threads:
+            raise FailedPrecondition("the gRPC communicator runs one process per party, not threads")
+        if init_ttp:
+            raise FailedPrecondition("CrypTen's TTP provider is not available over the gRPC communicator yet")
+        if GrpcCommunicator.instance is None:
+            GrpcCommunicator.instance = make()
+
+    def _get() -> GrpcCommunicator:
+        if GrpcCommunicator.instance is None:
+            raise RuntimeError("CrypTen not initialized. Please call crypten.init() first.")
+        return GrpcCommunicator.instance
+
+    comm._init = _init
+    comm.get = _get
+    comm.is_initialized = GrpcCommunicator.is_initialized
+    comm.uninit = GrpcCommunicator.shutdown
+
+
+def uninstall() -> None:
+    """Restores CrypTen's own (gloo) communicator functions."""
+    import crypten.communicator as comm
+
+    for name, fn in _ORIGINAL.items():
+        setattr(comm, name, fn)
+    _ORIGINAL.clear()
+
+
+__all__ = ["GrpcCommunicator", "install", "uninstall"]
