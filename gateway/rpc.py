@@ -26,6 +26,7 @@ def _keepalive(failure_timeout: float) -> list[tuple[str, Any]]:
     return [
         ("grpc.keepalive_time_ms", interval_ms),
         ("grpc.keepalive_timeout_ms", interval_ms),
+        ("grpc.http2.ping_timeout_ms", interval_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
     ]

@@ -192,7 +192,10 @@ def _collect(procs: list[mp.Process], results: mp.Queue, timeout: float, allow_f
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             missing = sorted(set(range(len(procs))) - set(values))
-            raise PartyFailed(missing[0], f"no result within {timeout:.0f} s")
+            if not allow_failures:
+                raise PartyFailed(missing[0], f"no result within {timeout:.0f} s")
+            values.update({r: PartyFailed(r, f"no result within {timeout:.0f} s") for r in missing})
+            break
         try:
             outcome: _Outcome = results.get(timeout=min(remaining, 0.2))
         except queue.Empty:

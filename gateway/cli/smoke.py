@@ -7,7 +7,11 @@ import click
 
 @click.command()
 @click.option("--parties", default=3, show_default=True, type=click.IntRange(2, 8), help="Number of parties.")
-def smoke(parties: int) -> None:
+@click.option(
+    "--transport", type=click.Choice(["grpc", "gloo"]), default="grpc", show_default=True,
+    help="grpc: mpcgate's exchange with mutual TLS; gloo: CrypTen's own (plain TCP) baseline.",
+)
+def smoke(parties: int, transport: str) -> None:
     """Runs a CrypTen check with one OS process per party on this machine."""
     from rich.console import Console
     from rich.table import Table
@@ -16,10 +20,10 @@ def smoke(parties: int) -> None:
     from mpc import smoke as check
 
     console = Console()
-    with console.status(f"running CrypTen on {parties} parties (one process each, gloo transport)..."):
-        results = local_parties.run_parties(check.program, parties)
+    with console.status(f"running CrypTen on {parties} parties (one process each, {transport} transport)..."):
+        results = local_parties.run_parties(check.program, parties, transport=transport)  # type: ignore[arg-type]
     want = check.expected(parties)
-    table = Table(title=f"CrypTen smoke check: {parties} parties")
+    table = Table(title=f"CrypTen smoke check: {parties} parties over {transport}")
     for column in ("value", "secure (party 0)", "plaintext", "max |error|"):
         table.add_column(column)
     for name, value in results[0].items():

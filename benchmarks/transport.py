@@ -1,0 +1,134 @@
+"""Transport benchmark: the same CrypTen workloads over CrypTen's gloo transport and
+over mpcgate's gRPC exchange with mutual TLS, in one run, one OS process per party.
+
+Prints each workload's wall-time ratio gRPC/gloo, the bytes and rounds per party,
+and the exchange's raw throughput beside a plain TCP socket on loopback.
+
+Usage: .venv/bin/python benchmarks/transport.py [--parties 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import socket
+import time
+from typing import Any
+
+import numpy as np
+
+from mpc import parties, workloads
+from mpc.workloads import Params
+
+FULL = [
+    ("multiply", Params(size=1_000_000), "1M-element multiplication"),
+    ("compare", Params(size=100_000), "100k comparisons"),
+    ("matmul", Params(size=256), "256x256 matmul"),
+    ("logistic_epoch", Params(rows=10_000, features=20, batch=500), "logistic regression, 1 epoch, 10k x 20"),
+]
+QUICK = [
+    ("multiply", Params(size=100_000), "100k-element multiplication"),
+    ("compare", Params(size=10_000), "10k comparisons"),
+    ("matmul", Params(size=64), "64x64 matmul"),
+    ("logistic_epoch", Params(rows=1_000, features=20, batch=500), "logistic regression, 1 epoch, 1k x 20"),
+]
+RAW_BYTES = 256 * 1024 * 1024
+RAW_TENSOR = 8 * 1024 * 1024
+
+
+def _repeat(rank: int, world_size: int, args: tuple[list[tuple[str, Params]], int]) -> list[list[dict[str, Any]]]:
+    """Every workload `repeats` times in one session; the first run warms up."""
+    plan, repeats = args
+    return [[workloads.WORKLOADS[name](rank, world_size, p) for _ in range(repeats)] for name, p in plan]
+
+
+def _raw_exchange(rank: int, world_size: int, args: Any) -> float:
+    """Rank 0 streams RAW_BYTES to rank 1 over the exchange; returns MB/s seen by rank 1."""
+    import crypten.communicator as comm
+
+    session = comm.get().session
+    payload = np.random.default_rng(0).integers(-(2**62), 2**62, RAW_TENSOR // 8, dtype=np.int64)
+    count = RAW_BYTES // RAW_TENSOR
+    if rank == 0:
+        for _ in range(count):
+            session.send("party1", "raw", payload)
+        session.recv("party1", "raw")
+        return 0.0
+    started = time.perf_counter()
+    for _ in range(count):
+        session.recv("party0", "raw")
+    elapsed = time.perf_counter() - started
+    session.send("party0", "raw", np.zeros(1, dtype=np.int64))
+    return RAW_BYTES / elapsed / 1e6
+
+
+def _tcp_receiver(port_queue: mp.Queue, result: mp.Queue) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port_queue.put(server.getsockname()[1])
+        conn, _ = server.accept()
+        with conn:
+            buffer = bytearray(RAW_TENSOR)
+            view = memoryview(buffer)
+            received, started = 0, time.perf_counter()
+            while received < RAW_BYTES:
+                n = conn.recv_into(view)
+                if not n:
+                    break
+                received += n
+            result.put(received / (time.perf_counter() - started) / 1e6)
+
+
+def _raw_tcp() -> float:
+    ctx = mp.get_context("spawn")
+    ports, result = ctx.Queue(), ctx.Queue()
+    receiver = ctx.Process(target=_tcp_receiver, args=(ports, result))
+    receiver.start()
+    payload = np.random.default_rng(0).integers(-(2**62), 2**62, RAW_TENSOR // 8, dtype=np.int64).tobytes()
+    with socket.create_connection(("127.0.0.1", ports.get(timeout=30))) as conn:
+        for _ in range(RAW_BYTES // RAW_TENSOR):
+            conn.sendall(payload)
+    mbps = result.get(timeout=120)
+    receiver.join(10)
+    return mbps
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    timed = runs[1:] if len(runs) > 1 else runs
+    return min(timed, key=lambda r: r["seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parties", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per workload (the first is a warm-up)")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads (for a fast look)")
+    args = parser.parse_args()
+    plan_described = QUICK if args.quick else FULL
+    plan = [(name, p) for name, p, _ in plan_described]
+
+    measured = {}
+    for transport in ("gloo", "grpc"):
+        results = parties.run_parties(_repeat, args.parties, (plan, args.repeats), transport=transport, timeout=1800)
+        measured[transport] = [[_best(runs) for runs in by_rank] for by_rank in zip(*results)]  # [workload][rank]
+
+    print(f"\nCrypTen over gloo vs over mpcgate's gRPC exchange (mTLS), {args.parties} parties, "
+          f"best of {max(1, args.repeats - 1)} after a warm-up\n")
+    header = f"{'workload':42s} {'gloo s':>8s} {'gRPC s':>8s} {'ratio':>6s} {'MB/party':>9s} {'rounds':>7s}"
+    print(header)
+    print("-" * len(header))
+    for (name, _, label), gloo_runs, grpc_runs in zip(plan_described, measured["gloo"], measured["grpc"]):
+        gloo_s = max(r["seconds"] for r in gloo_runs)
+        grpc_s = max(r["seconds"] for r in grpc_runs)
+        mb = np.mean([r["stats"]["bytes"] for r in grpc_runs]) / 1e6
+        rounds = int(np.mean([r["stats"]["rounds"] for r in grpc_runs]))
+        print(f"{label:42s} {gloo_s:8.3f} {grpc_s:8.3f} {grpc_s / gloo_s:6.2f} {mb:9.2f} {rounds:7d}")
+
+    raw = parties.run_parties(_raw_exchange, 2, transport="grpc", timeout=600)[1]
+    tcp = _raw_tcp()
+    print(f"\nraw throughput, {RAW_BYTES >> 20} MiB in {RAW_TENSOR >> 20} MiB tensors, one direction:")
+    print(f"  exchange (gRPC + mTLS): {raw:8.0f} MB/s")
+    print(f"  plain TCP socket:       {tcp:8.0f} MB/s   (exchange/TCP = {raw / tcp:.2f})")
+
+
+if __name__ == "__main__":
+    main()

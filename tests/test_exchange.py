@@ -1,0 +1,152 @@
+"""The exchange service on real ports with real mutual TLS: who may connect, how
+tensors travel (chunked, ordered, isolated per session), and bounded buffering."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from exchangekit import addresses, federation, nodes, open_sessions
+from gateway import rpc
+from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from gateway.auth import pki
+from gateway.auth.tls import TlsIdentity
+from gateway.errors import DeadlineExceeded, PeerFailed
+from gateway.exchange import frames
+from gateway.exchange.node import ExchangeConfig
+
+
+@pytest.fixture()
+def pki_dir(tmp_path: Path) -> Path:
+    return federation(tmp_path / "pki", "alice", "bob", "carol", "mallory")
+
+
+def _call_exchange(channel: grpc.Channel, *messages: exchange_pb2.ExchangeRequest) -> list[exchange_pb2.ExchangeResponse]:
+    stub = exchange_pb2_grpc.ExchangeServiceStub(channel)
+    return list(stub.Exchange(iter(messages), timeout=10))
+
+
+def _open(session: str, destination: str) -> exchange_pb2.ExchangeRequest:
+    return exchange_pb2.ExchangeRequest(open=exchange_pb2.OpenStream(session_id=session, destination_party=destination))
+
+
+def test_tensors_round_trip_in_order_including_chunked_ones(pki_dir: Path) -> None:
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        sessions = open_sessions(started, "s1")
+        big = np.arange(3 * 1024 * 1024, dtype=np.int64)  # 24 MiB: 24 chunks, over the message limit
+        sent = [np.array(7, dtype=np.int64), big, np.ones((2, 3), dtype=np.float32), np.empty(0, dtype=np.int64),
+                np.array([True, False]), np.arange(5, dtype=np.uint8)]
+        for array in sent:
+            sessions["alice"].send("bob", "t", array)
+        for array in sent:
+            got = sessions["bob"].recv("alice", "t").array
+            assert got.dtype == array.dtype and got.shape == array.shape
+            np.testing.assert_array_equal(got, array)
+        for s in sessions.values():
+            s.close()
+
+
+def test_concurrent_sessions_are_isolated(pki_dir: Path) -> None:
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        first, second = open_sessions(started, "job-1"), open_sessions(started, "job-2")
+        first["alice"].send("bob", "t", np.array([1], dtype=np.int64))
+        second["alice"].send("bob", "t", np.array([2], dtype=np.int64))
+        assert second["bob"].recv("alice", "t").array.tolist() == [2]
+        assert first["bob"].recv("alice", "t").array.tolist() == [1]
+
+
+def test_slow_receiver_bounds_the_senders_buffer(pki_dir: Path) -> None:
+    config = ExchangeConfig(window_frames=4, recv_timeout=1.0)
+    with nodes(pki_dir, ["alice", "bob"], config) as started:
+        sessions = open_sessions(started, "s")
+        for i in range(4):  # the window's worth goes out at once
+            sessions["alice"].send("bob", "t", np.array([i], dtype=np.int64))
+        with pytest.raises(PeerFailed, match="window full"):
+            sessions["alice"].send("bob", "t", np.array([4], dtype=np.int64))
+        assert sessions["bob"].recv("alice", "t").array.tolist() == [0]  # taking frees a slot
+        sessions["alice"].send("bob", "t", np.array([4], dtype=np.int64))
+        assert [sessions["bob"].recv("alice", "t").array[0] for _ in range(4)] == [1, 2, 3, 4]
+        with pytest.raises(DeadlineExceeded):
+            sessions["bob"].recv("alice", "t")
+
+
+def test_certificate_from_another_ca_is_refused(pki_dir: Path, tmp_path: Path) -> None:
+    rogue = federation(tmp_path / "rogue", "bob")
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        identity = TlsIdentity.from_dir(rogue, "bob")
+        with rpc.secure_channel(identity, addresses(started)["alice"], "alice") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                _call_exchange(channel, _open("s", "alice"))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake fails
+
+
+def test_party_outside_the_peer_list_is_refused(pki_dir: Path) -> None:
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        open_sessions(started, "s")
+        mallory = TlsIdentity.from_dir(pki_dir, "mallory")  # valid certificate, not a peer
+        with rpc.secure_channel(mallory, addresses(started)["alice"], "alice") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                _call_exchange(channel, _open("s", "alice"))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "mallory" in err.value.details()
+
+
+def test_operator_client_certificate_cannot_join_sessions(pki_dir: Path) -> None:
+    pki.issue(pki_dir, "ops", client=True)
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        with rpc.secure_channel(TlsIdentity.from_dir(pki_dir, "ops"), addresses(started)["alice"], "alice") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                _call_exchange(channel, _open("s", "alice"))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_peer_outside_the_session_is_refused(pki_dir: Path) -> None:
+    with nodes(pki_dir, ["alice", "bob", "carol"]) as started:
+        book = addresses(started)
+        started["alice"]._sessions.add("ab-only", ["alice", "bob"])
+        carol = TlsIdentity.from_dir(pki_dir, "carol")
+        with rpc.secure_channel(carol, book["alice"], "alice") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                _call_exchange(channel, _open("ab-only", "alice"))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_plaintext_client_is_refused(pki_dir: Path) -> None:
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        with grpc.insecure_channel(addresses(started)["alice"]) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                _call_exchange(channel, _open("s", "alice"))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_malformed_frame_is_refused_and_fails_the_sender(pki_dir: Path) -> None:
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        started["alice"]._sessions.add("s", ["alice", "bob"])
+        bob = TlsIdentity.from_dir(pki_dir, "bob")
+        header = frames.encode(1, "t", frames.TENSOR, np.arange(4, dtype=np.int64))[0]
+        header.header.tensor.byte_size = 999  # lies about its size
+        with rpc.secure_channel(bob, addresses(started)["alice"], "alice") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                _call_exchange(channel, _open("s", "alice"), header)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "needs 32 bytes" in err.value.details()
+        with pytest.raises(PeerFailed, match="bob"):
+            started["alice"].inbox.take("s", "bob", "t", timeout=5)
+
+
+def test_reassembler_refuses_inconsistent_frames() -> None:
+    messages = frames.encode(1, "t", frames.TENSOR, np.arange(300_000, dtype=np.int64))
+    assert len(messages) == 4  # header + 3 chunks of <= 1 MiB
+    r = frames.Reassembler(max_frame_bytes=1 << 20)
+    with pytest.raises(Exception, match="exceeds the limit"):
+        r.header(messages[0].header)
+    r = frames.Reassembler()
+    with pytest.raises(Exception, match="outside a frame"):
+        r.chunk(b"x")
+    out_of_order = frames.encode(2, "t", frames.TENSOR, np.arange(3, dtype=np.int64))[0]
+    with pytest.raises(Exception, match="arrived after frame 0"):
+        r.header(out_of_order.header)
