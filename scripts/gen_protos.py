@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import os
 import re
 import shutil
 import subprocess
@@ -44,6 +45,8 @@ def generate(dest: Path) -> None:
                 *protos,
             ],
             cwd=PROTO_ROOT,
+            # the mypy plugins live beside this interpreter
+            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
             capture_output=True,
             text=True,
         )
