@@ -52,13 +52,17 @@ class ExchangeNode:
         allowed_peers: Collection[str],
         listen: str | None = "127.0.0.1:0",
         config: ExchangeConfig = ExchangeConfig(),
+        accept_relayed: bool = False,
     ) -> None:
+        """`accept_relayed`: this node runs in a job worker behind its own gateway,
+        which relays peers' streams to it (see gateway.exchange.service)."""
         self.identity = identity
         self.party_id = identity.name
         self.config = config
         self.port: int | None = None
         self._listen = listen
         self._allowed = frozenset(allowed_peers)
+        self._accept_relayed = accept_relayed
         self._inbox = Inbox()
         self._sessions = Sessions()
         self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
@@ -80,6 +84,7 @@ class ExchangeNode:
                 open_timeout=self.config.open_timeout,
                 window_frames=self.config.window_frames,
                 max_frame_bytes=self.config.max_frame_bytes,
+                accept_relayed=self._accept_relayed,
             ),
             server,
         )

@@ -4,6 +4,11 @@ The sending party is the one its client certificate names (never a field); it mu
 be a peer of this gateway and a member of the session it opens. A stream that
 breaks without the sender closing it marks that party failed for the session, which
 is how a killed peer surfaces as an error naming it, not as a hang.
+
+A gateway runs jobs in worker processes: for a session hosted by a worker, the
+gateway relays the peer's stream to the worker's loopback port, naming the
+authenticated source in call metadata. The worker believes that metadata only from
+a client holding its own party's certificate, i.e. from its own gateway.
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Collection
 
+import grpc
+import grpc.aio
+
+from gateway import rpc
 from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
-from gateway.auth.tls import authenticated_peer
-from gateway.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied
+from gateway.auth.tls import TlsIdentity, authenticated_peer
+from gateway.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.exchange.frames import DEFAULT_MAX_FRAME_BYTES, Reassembler
 from gateway.exchange.inbox import Inbox
 from gateway.rpc import map_errors
@@ -26,25 +35,37 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW_FRAMES = 64
 """Frames a sender may have unacknowledged on one stream (advertised on accept)."""
 
+SOURCE_METADATA = "mpcgate-source-party"
+"""Call metadata naming the original sender of a stream relayed by a gateway."""
+
 
 class Sessions:
-    """The MPC sessions this party takes part in, and their members."""
+    """The MPC sessions this party takes part in: their members, and for sessions
+    run by a local worker, the worker's loopback address."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._members: dict[str, frozenset[str]] = {}
+        self._workers: dict[str, str] = {}
 
-    def add(self, session: str, parties: Collection[str]) -> None:
+    def add(self, session: str, parties: Collection[str], worker: str | None = None) -> None:
         with self._lock:
             self._members[session] = frozenset(parties)
+            if worker is not None:
+                self._workers[session] = worker
 
     def remove(self, session: str) -> None:
         with self._lock:
             self._members.pop(session, None)
+            self._workers.pop(session, None)
 
     def members(self, session: str) -> frozenset[str] | None:
         with self._lock:
             return self._members.get(session)
+
+    def worker(self, session: str) -> str | None:
+        with self._lock:
+            return self._workers.get(session)
 
 
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
@@ -57,9 +78,17 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         open_timeout: float = 30.0,
         window_frames: int = DEFAULT_WINDOW_FRAMES,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        relay_identity: TlsIdentity | None = None,
+        accept_relayed: bool = False,
     ) -> None:
+        """`relay_identity`: this gateway's identity, used to relay streams of
+        worker-hosted sessions. `accept_relayed`: this is a worker, which takes the
+        source from metadata when its own gateway relays."""
         self._party = party_id
         self._peers = frozenset(peers)
+        self._relay_identity = relay_identity
+        self._accept_relayed = accept_relayed
+        self._relay_channels: dict[str, grpc.aio.Channel] = {}
         self._sessions = sessions
         self._inbox = inbox
         self._open_timeout = open_timeout
@@ -70,8 +99,13 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def Exchange(
         self, request_iterator: AsyncIterator[exchange_pb2.ExchangeRequest], context: object
     ) -> AsyncIterator[exchange_pb2.ExchangeResponse]:
-        source = authenticated_peer(context, self._peers)
-        session = await self._open(source, request_iterator)
+        source = self._source(context)
+        opening, session = await self._open(source, request_iterator)
+        worker = self._sessions.worker(session)
+        if worker is not None:
+            async for response in self._relay(worker, source, opening, request_iterator):
+                yield response
+            return
         loop = asyncio.get_running_loop()
         acks: asyncio.Queue[int | None] = asyncio.Queue()
         reader = asyncio.create_task(self._read(session, source, request_iterator, loop, acks))
@@ -89,7 +123,49 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             # A clean close was recorded by the reader; anything else is a failure.
             self._inbox.fail(session, source, "its connection to this party broke")
 
-    async def _open(self, source: str, requests: AsyncIterator[exchange_pb2.ExchangeRequest]) -> str:
+    def _source(self, context: object) -> str:
+        if not self._accept_relayed:
+            return authenticated_peer(context, self._peers)
+        caller = authenticated_peer(context, self._peers | {self._party})
+        if caller != self._party:
+            return caller
+        relayed = dict(context.invocation_metadata()).get(SOURCE_METADATA)  # type: ignore[attr-defined]
+        if relayed not in self._peers:
+            raise PermissionDenied(f"relayed source {relayed!r} is not a peer")
+        return str(relayed)
+
+    async def _relay(
+        self,
+        worker: str,
+        source: str,
+        opening: exchange_pb2.ExchangeRequest,
+        requests: AsyncIterator[exchange_pb2.ExchangeRequest],
+    ) -> AsyncIterator[exchange_pb2.ExchangeResponse]:
+        """Pipes a peer's stream to the local worker hosting its session, and back."""
+        if self._relay_identity is None:
+            raise Unavailable("this gateway does not relay to workers")
+        channel = self._relay_channels.get(worker)
+        if channel is None:
+            channel = rpc.aio_channel(self._relay_identity, worker, self._party)
+            self._relay_channels[worker] = channel
+
+        async def forward() -> AsyncIterator[exchange_pb2.ExchangeRequest]:
+            yield opening
+            async for message in requests:
+                yield message
+
+        call = exchange_pb2_grpc.ExchangeServiceStub(channel).Exchange(
+            forward(), metadata=((SOURCE_METADATA, source),), wait_for_ready=True
+        )
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"the worker for this session failed: {err.details()}") from None
+
+    async def _open(
+        self, source: str, requests: AsyncIterator[exchange_pb2.ExchangeRequest]
+    ) -> tuple[exchange_pb2.ExchangeRequest, str]:
         try:
             first = await asyncio.wait_for(anext(requests), self._open_timeout)
         except (StopAsyncIteration, asyncio.TimeoutError):
@@ -107,7 +183,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             await asyncio.sleep(0.02)
         if source not in members:
             raise PermissionDenied(f"party {source!r} is not a member of session {session!r}")
-        return session
+        return first, session
 
     async def _read(
         self,

@@ -1,0 +1,73 @@
+"""Calls to other gateways' CoordinationService over mutual TLS, with deadlines;
+failures come back as typed errors."""
+
+from __future__ import annotations
+
+import grpc
+import grpc.aio
+
+from gateway import rpc
+from gateway.api.common.v1 import error_pb2
+from gateway.api.gateway.v1 import coordination_pb2 as cpb
+from gateway.api.gateway.v1 import coordination_pb2_grpc
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.auth.tls import TlsIdentity
+from gateway.errors import InvalidArgument, from_rpc_error
+
+CALL_TIMEOUT = 15.0
+
+
+class PeerGateways:
+    def __init__(self, identity: TlsIdentity, addresses: dict[str, str], failure_timeout: float = rpc.DEFAULT_FAILURE_TIMEOUT) -> None:
+        self._identity = identity
+        self._addresses = addresses
+        self._failure_timeout = failure_timeout
+        self._stubs: dict[str, coordination_pb2_grpc.CoordinationServiceStub] = {}
+        self._channels: list[grpc.aio.Channel] = []
+
+    def _stub(self, party: str) -> coordination_pb2_grpc.CoordinationServiceStub:
+        if party not in self._stubs:
+            address = self._addresses.get(party)
+            if address is None:
+                raise InvalidArgument(f"unknown party {party!r}")
+            channel = rpc.aio_channel(self._identity, address, party, self._failure_timeout)
+            self._channels.append(channel)
+            self._stubs[party] = coordination_pb2_grpc.CoordinationServiceStub(channel)
+        return self._stubs[party]
+
+    async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
+        try:
+            response = await self._stub(party).ProposeJob(cpb.ProposeJobRequest(job=job), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise _named(party, err) from None
+        return response.status
+
+    async def start(self, party: str, request: cpb.StartJobRequest) -> None:
+        try:
+            await self._stub(party).StartJob(request, timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise _named(party, err) from None
+
+    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo) -> None:
+        try:
+            await self._stub(party).StopJob(cpb.StopJobRequest(job_id=job_id, state=state, error=error), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise _named(party, err) from None
+
+    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress) -> None:
+        try:
+            await self._stub(party).ReportJob(
+                cpb.ReportJobRequest(job_id=job_id, status=status, progress=progress), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise _named(party, err) from None
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+
+def _named(party: str, err: grpc.aio.AioRpcError):  # type: ignore[no-untyped-def]
+    typed = from_rpc_error(err)
+    typed.message = f"party {party}: {typed.message}"
+    typed.args = (typed.message,)
+    return typed

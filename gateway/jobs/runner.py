@@ -1,0 +1,103 @@
+"""Starts and watches job worker processes for the gateway.
+
+A worker is a spawned process (never forked from the gateway: its gRPC and torch
+state must not be copied). The gateway learns the worker's loopback port, lets the
+exchange relay the job's session to it, and turns what the worker reports into
+progress, a result, or a failure; a worker that dies without a word is a failure
+too. Cancelling terminates the process, then kills it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import Cancelled, MpcgateError
+from gateway.exchange.service import Sessions
+from mpc.worker import WorkerPlan, main
+
+log = logging.getLogger(__name__)
+
+OnProgress = Callable[[str, float, int, int], Awaitable[None]]
+
+
+class WorkerFailed(MpcgateError):
+    reason = "WORKER_FAILED"
+
+    def __init__(self, message: str, reason: str = "WORKER_FAILED") -> None:
+        super().__init__(message)
+        self.reason = reason  # type: ignore[misc]
+
+
+@dataclass
+class _Running:
+    process: Any
+    cancelled: bool = False
+
+
+class WorkerRunner:
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+        self._running: dict[str, _Running] = {}
+        self._ctx = mp.get_context("spawn")
+
+    async def run(self, plan: WorkerPlan, on_progress: OnProgress) -> dict[str, Any] | None:
+        """Runs the worker to the end; returns its results (None for a non-receiver)."""
+        parent, child = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(target=main, args=(plan, child), name=f"mpcgate-worker-{plan.job_id}", daemon=True)
+        process.start()
+        child.close()  # so that a dead worker reads as EOF
+        running = _Running(process)
+        self._running[plan.job_id] = running
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    message = await loop.run_in_executor(None, parent.recv)
+                except (EOFError, OSError):
+                    if running.cancelled:
+                        raise Cancelled(f"job {plan.job_id} was cancelled") from None
+                    await loop.run_in_executor(None, process.join, 5)
+                    raise WorkerFailed(f"the worker process died (exit code {process.exitcode})") from None
+                kind = message[0]
+                if kind == "listening":
+                    self._sessions.add(plan.session_id, plan.parties, worker=f"127.0.0.1:{message[1]}")
+                elif kind == "progress":
+                    await on_progress(*message[1:])
+                elif kind == "result":
+                    return message[1]
+                elif kind == "error":
+                    raise WorkerFailed(message[2], reason=message[1])
+        finally:
+            self._sessions.remove(plan.session_id)
+            self._running.pop(plan.job_id, None)
+            parent.close()
+            await loop.run_in_executor(None, _reap, process)
+
+    def cancel(self, job_id: str) -> bool:
+        """Stops the job's worker, if it runs here; the pending `run` raises Cancelled."""
+        running = self._running.get(job_id)
+        if running is None:
+            return False
+        running.cancelled = True
+        running.process.terminate()
+        return True
+
+    def kill_all(self) -> None:
+        for running in list(self._running.values()):
+            running.cancelled = True
+            running.process.kill()
+
+
+def _reap(process: Any) -> None:
+    process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
+
+
+

@@ -1,0 +1,467 @@
+"""Coordinates joint jobs across gateways.
+
+The gateway an operator submits to coordinates: it proposes the job to every
+participating gateway; each checks the job against its own datasets and policies
+(the coordinator is not trusted with that) and approves at once, waits for its data
+owner, or refuses. A refusal anywhere ends the job REJECTED everywhere, with no
+data read. Once all approve, the coordinator queues the job (a limit on concurrent
+jobs, first in first out), then fixes ranks and a session id and starts a worker at
+every party. Participants report back; the first failure fails the job everywhere.
+
+The coordinator's record holds the overall state and each party's status; a
+participant's record holds its own state. Every decision goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from google.protobuf import json_format
+
+from gateway.api.common.v1 import error_pb2, tensor_pb2
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied
+from gateway.jobs import states
+from gateway.jobs.runner import WorkerRunner
+from gateway.jobs.store import JobStore, now
+from mpc.worker import WorkerPlan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Review:
+    """A party's decision on a proposed job, from its own datasets and policies."""
+
+    decision: str  # "approve" | "manual" | "reject"
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadedInput:
+    table: np.ndarray  # float64, rows x columns
+    keys: np.ndarray | None
+    rows: int
+
+
+class Datasets(Protocol):
+    """This party's registry and policies, as the scheduler needs them."""
+
+    def review(self, job: pb.Job, party_id: str) -> Review:
+        """Raises InvalidArgument for an unknown dataset or column."""
+
+    def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
+        """Reads the input's columns (and key column for vertical jobs); audited."""
+
+
+class Peers(Protocol):
+    async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
+    async def start(self, party: str, request: Any) -> None: ...
+    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo) -> None: ...
+    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress) -> None: ...
+
+
+Audit = Callable[[str, str, str, dict[str, str]], None]
+"""audit(action, job_id, outcome, details)."""
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    party_id: str
+    peer_addresses: dict[str, str]
+    tls_files: tuple[str, str, str]
+    max_concurrent_jobs: int = 2
+    default_deadline_s: float = 3600.0
+    allow_insecure_providers: bool = False
+    failure_timeout: float = 20.0
+
+
+def _error(reason: str, message: str, party: str = "") -> error_pb2.ErrorInfo:
+    return error_pb2.ErrorInfo(reason=reason, message=message, party_id=party)
+
+
+def participants(spec: pb.JobSpec) -> list[str]:
+    """The job's parties in rank order: the order they first appear in the inputs."""
+    return list(dict.fromkeys(i.party_id for i in spec.inputs))
+
+
+class Scheduler:
+    def __init__(self, config: SchedulerConfig, store: JobStore, datasets: Datasets, peers: Peers,
+                 runner: WorkerRunner, audit: Audit) -> None:
+        self.config = config
+        self.me = config.party_id
+        self._store = store
+        self._datasets = datasets
+        self._peers = peers
+        self._runner = runner
+        self._audit = audit
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+
+    # -- operator API (JobService) ------------------------------------------------
+
+    async def submit(self, spec: pb.JobSpec, submitted_by: str) -> pb.Job:
+        self._validate(spec)
+        job = pb.Job(
+            job_id=uuid.uuid4().hex, spec=spec, state=states.PENDING, coordinator=self.me,
+            submitted_by=submitted_by, created_at=now(),
+            parties=[pb.PartyStatus(party_id=p, rank=-1, state=states.PENDING) for p in participants(spec)],
+        )
+        self._store.create(job, f"submitted by {submitted_by}")
+        self._audit("job.submit", job.job_id, "ok", {"kind": spec.kind, "by": submitted_by})
+        statuses = await asyncio.gather(*(self._propose(p, job) for p in participants(spec)), return_exceptions=True)
+        invalid = next((s for s in statuses if isinstance(s, InvalidArgument)), None)
+        for party, status in zip(participants(spec), statuses):
+            if isinstance(status, MpcgateError):
+                status = pb.PartyStatus(party_id=party, rank=-1, state=states.REJECTED,
+                                        error=_error(status.reason, status.message, party))
+            elif isinstance(status, BaseException):
+                raise status
+            self._store.update(job.job_id, lambda j, s=status: _set_party(j, s))
+        await self._reevaluate(job.job_id)
+        if invalid is not None:
+            raise InvalidArgument(invalid.message)
+        return self._store.get(job.job_id)
+
+    def _validate(self, spec: pb.JobSpec) -> None:
+        from mpc.programs import PROGRAMS
+
+        if spec.kind not in PROGRAMS:
+            raise InvalidArgument(f"unknown job kind {spec.kind!r}; known: {', '.join(sorted(PROGRAMS))}")
+        if not spec.inputs:
+            raise InvalidArgument("a job needs at least one input")
+        if spec.partitioning == pb.PARTITIONING_UNSPECIFIED:
+            raise InvalidArgument("partitioning must be HORIZONTAL or VERTICAL")
+        known = {self.me, *self.config.peer_addresses}
+        for job_input in spec.inputs:
+            if job_input.party_id not in known:
+                raise InvalidArgument(f"unknown party {job_input.party_id!r}")
+            if not job_input.dataset or not job_input.columns:
+                raise InvalidArgument(f"input of party {job_input.party_id!r} needs a dataset and columns")
+        parties = participants(spec)
+        if len(parties) < 2:
+            raise InvalidArgument("a joint job needs at least two parties")
+        if not spec.result_receivers:
+            raise InvalidArgument("name at least one result receiver")
+        for receiver in spec.result_receivers:
+            if receiver not in parties:
+                raise InvalidArgument(f"result receiver {receiver!r} is not a participant")
+        provider = spec.provider or pb.PROVIDER_TFP
+        if provider == pb.PROVIDER_TFP and not self.config.allow_insecure_providers:
+            raise FailedPrecondition("provider TFP (party 0 sees every triple) is refused: "
+                                     "this federation does not allow insecure providers")
+        if provider == pb.PROVIDER_TTP:
+            raise FailedPrecondition("provider TTP needs a dealer, which this federation has not configured")
+
+    async def _propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
+        if party == self.me:
+            return await self.on_propose(job, self.me)
+        return await self._peers.propose(party, job)
+
+    async def approve(self, job_id: str, approve: bool, reason: str, caller: str) -> pb.Job:
+        job = self._store.get(job_id)
+        mine = _party(job, self.me) if job.coordinator == self.me else None
+        local_state = mine.state if mine is not None else job.state
+        if local_state != states.AWAITING_APPROVAL:
+            raise FailedPrecondition(f"job {job_id} is not awaiting this party's approval")
+        target = states.QUEUED if approve else states.REJECTED
+        error = None if approve else _error("REJECTED_BY_DATA_OWNER", reason or "the data owner rejected the job", self.me)
+        status = pb.PartyStatus(party_id=self.me, state=target, error=error)
+        self._audit("job.approve" if approve else "job.reject", job_id, "ok", {"by": caller, "reason": reason})
+        if job.coordinator == self.me:
+            self._store.update(job_id, lambda j: _set_party(j, status), "approved" if approve else "rejected by data owner")
+            await self._reevaluate(job_id)
+        else:
+            self._store.transition(job_id, target, f"{'approved' if approve else 'rejected'} by {caller}", error)
+            await self._peers.report(job.coordinator, job_id, status, pb.Progress())
+        return self._store.get(job_id)
+
+    async def cancel(self, job_id: str, reason: str, caller: str) -> pb.Job:
+        job = self._store.get(job_id)
+        if job.coordinator != self.me:
+            raise FailedPrecondition(f"cancel job {job_id} at its coordinator, {job.coordinator!r}")
+        error = _error("CANCELLED", reason or f"cancelled by {caller}")
+        if self._store.transition(job_id, states.CANCELLED, f"cancelled by {caller}", error) is None:
+            raise FailedPrecondition(f"job {job_id} already ended ({states.name(job.state)})")
+        self._audit("job.cancel", job_id, "ok", {"by": caller})
+        await self._stop_everywhere(job, states.CANCELLED, error)
+        return self._store.get(job_id)
+
+    def result(self, job_id: str) -> pb.JobResult:
+        self._store.get(job_id)
+        result = self._store.result(job_id)
+        if result is None:
+            raise NotFound(f"job {job_id} has no result at party {self.me!r} (not finished, or not a receiver here)")
+        self._audit("result.read", job_id, "ok", {})
+        return result
+
+    # -- coordination API (from peers, and from this gateway for itself) ----------
+
+    async def on_propose(self, job: pb.Job, caller: str) -> pb.PartyStatus:
+        if caller != job.coordinator:
+            raise PermissionDenied(f"party {caller!r} cannot propose on behalf of {job.coordinator!r}")
+        review = self._datasets.review(job, self.me)  # InvalidArgument for unknown datasets or columns
+        state = {"approve": states.QUEUED, "manual": states.AWAITING_APPROVAL}.get(review.decision, states.REJECTED)
+        error = None
+        if state == states.REJECTED:
+            error = _error("POLICY_REFUSED", "; ".join(review.reasons) or "refused by policy", self.me)
+        self._audit("job.review", job.job_id, states.name(state).lower(),
+                    {"coordinator": job.coordinator, "reasons": "; ".join(review.reasons)})
+        if job.coordinator != self.me:
+            record = pb.Job()
+            record.CopyFrom(job)
+            record.state = states.PENDING
+            if self._store.find(job.job_id) is None:
+                self._store.create(record, f"proposed by {caller}")
+            self._store.transition(job.job_id, state, "policy review", error)
+        return pb.PartyStatus(party_id=self.me, rank=-1, state=state, error=error)
+
+    async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str) -> None:
+        job = self._store.get(job_id)
+        if job.coordinator != self.me or _party(job, caller) is None or status.party_id != caller:
+            raise PermissionDenied(f"party {caller!r} cannot report on job {job_id}")
+        def change(j: pb.Job) -> None:
+            _set_party(j, status)
+            if progress.ByteSize():
+                _merge_progress(j, caller, progress)
+        self._store.update(job_id, change, f"{caller}: {states.name(status.state).lower()}")
+        await self._reevaluate(job_id)
+
+    async def on_start(self, job_id: str, session_id: str, ranks: list[pb.PartyStatus], caller: str) -> None:
+        job = self._store.get(job_id)
+        if caller != job.coordinator:
+            raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
+        if job.coordinator != self.me and self._store.transition(job_id, states.RUNNING, "starting worker") is None:
+            raise FailedPrecondition(f"job {job_id} cannot start from {states.name(job.state)}")
+        self._spawn(self._run_worker(job_id, session_id, list(ranks)))
+
+    async def on_stop(self, job_id: str, state: int, error: error_pb2.ErrorInfo, caller: str) -> None:
+        job = self._store.find(job_id)
+        if job is None:
+            return
+        if caller != job.coordinator:
+            raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
+        self._runner.cancel(job_id)
+        self._store.transition(job_id, state, f"stopped by coordinator: {error.message}", error)
+
+    # -- the coordinator's decisions -------------------------------------------------
+
+    async def _reevaluate(self, job_id: str) -> None:
+        async with self._lock:
+            job = self._store.get(job_id)
+            if job.state in states.TERMINAL:
+                return
+            party_states = [p.state for p in job.parties]
+            refused = next((p for p in job.parties if p.state in (states.REJECTED,)), None)
+            failed = next((p for p in job.parties if p.state in (states.FAILED, states.CANCELLED)), None)
+            if refused is not None and job.state in (states.PENDING, states.AWAITING_APPROVAL):
+                self._store.transition(job_id, states.REJECTED, f"rejected by {refused.party_id}", refused.error)
+                self._audit("job.rejected", job_id, "rejected", {"party": refused.party_id})
+                await self._stop_everywhere(job, states.REJECTED, refused.error)
+                return
+            if failed is not None:
+                error = failed.error if failed.error.message else _error("PARTY_FAILED", f"party {failed.party_id} failed", failed.party_id)
+                if self._store.transition(job_id, states.FAILED, f"failed at {failed.party_id}", error) is not None:
+                    self._audit("job.failed", job_id, "failed", {"party": failed.party_id, "reason": error.reason})
+                    await self._stop_everywhere(job, states.FAILED, error)
+                return
+            if job.state == states.PENDING and states.AWAITING_APPROVAL in party_states and states.PENDING not in party_states:
+                self._store.transition(job_id, states.AWAITING_APPROVAL, "waiting for data owners' approval")
+            if job.state in (states.PENDING, states.AWAITING_APPROVAL) and all(s == states.QUEUED for s in party_states):
+                self._store.transition(job_id, states.QUEUED, "approved by every party")
+            if job.state == states.RUNNING and all(s == states.SUCCEEDED for s in party_states):
+                self._store.transition(job_id, states.SUCCEEDED, "every party finished")
+                self._audit("job.succeeded", job_id, "ok", {})
+        await self._start_queued()
+
+    async def _start_queued(self) -> None:
+        async with self._lock:
+            running = [j for j in self._store.list([states.RUNNING], limit=1000) if j.coordinator == self.me]
+            queued = [j for j in self._store.list([states.QUEUED], limit=1000) if j.coordinator == self.me]
+            queued.sort(key=lambda j: j.created_at.ToNanoseconds())
+            free = self.config.max_concurrent_jobs - len(running)
+            starting = queued[: max(0, free)]
+            for job in starting:
+                session = f"{job.job_id}-{uuid.uuid4().hex[:8]}"
+                def assign(j: pb.Job, session: str = session) -> None:
+                    j.state = states.RUNNING
+                    j.session_id = session
+                    for rank, p in enumerate(j.parties):
+                        p.rank = rank
+                self._store.update(job.job_id, assign, "starting")
+        for job in starting:
+            self._spawn(self._start_everywhere(self._store.get(job.job_id)))
+
+    async def _start_everywhere(self, job: pb.Job) -> None:
+        deadline = job.spec.deadline.ToTimedelta().total_seconds() or self.config.default_deadline_s
+        self._deadlines[job.job_id] = asyncio.get_running_loop().call_later(
+            deadline, lambda: self._spawn(self._expire(job.job_id, deadline)))
+        self._audit("job.start", job.job_id, "ok", {"session": job.session_id})
+        ranks = [pb.PartyStatus(party_id=p.party_id, rank=p.rank) for p in job.parties]
+        try:
+            await asyncio.gather(*(self._start_party(p.party_id, job, ranks) for p in job.parties))
+        except MpcgateError as err:
+            await self._fail(job.job_id, _error("START_FAILED", err.message))
+
+    async def _start_party(self, party: str, job: pb.Job, ranks: list[pb.PartyStatus]) -> None:
+        if party == self.me:
+            await self.on_start(job.job_id, job.session_id, ranks, self.me)
+        else:
+            from gateway.api.gateway.v1 import coordination_pb2
+            await self._peers.start(party, coordination_pb2.StartJobRequest(
+                job_id=job.job_id, session_id=job.session_id, parties=ranks))
+
+    async def _expire(self, job_id: str, deadline: float) -> None:
+        await self._fail(job_id, _error("DEADLINE_EXCEEDED", f"the job did not finish within {deadline:.0f} s"))
+
+    async def _fail(self, job_id: str, error: error_pb2.ErrorInfo) -> None:
+        job = self._store.transition(job_id, states.FAILED, error.message, error)
+        if job is not None:
+            self._audit("job.failed", job_id, "failed", {"reason": error.reason})
+            await self._stop_everywhere(job, states.FAILED, error)
+        await self._start_queued()
+
+    async def _stop_everywhere(self, job: pb.Job, state: int, error: error_pb2.ErrorInfo) -> None:
+        timer = self._deadlines.pop(job.job_id, None)
+        if timer is not None:
+            timer.cancel()
+        self._runner.cancel(job.job_id)
+        others = [p.party_id for p in job.parties if p.party_id != self.me]
+        results = await asyncio.gather(*(self._peers.stop(p, job.job_id, state, error) for p in others), return_exceptions=True)
+        for party, outcome in zip(others, results):
+            if isinstance(outcome, BaseException):
+                log.warning("could not stop job=%s at party=%s: %s", job.job_id, party, outcome)
+        self._spawn(self._start_queued())
+
+    # -- running this party's worker --------------------------------------------------
+
+    async def _run_worker(self, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
+        job = self._store.get(job_id)
+        status = pb.PartyStatus(party_id=self.me, state=states.RUNNING)
+        await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
+        try:
+            plan = self._plan(job, session_id, ranks)
+            result = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)))
+        except MpcgateError as err:
+            if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
+                return
+            failed = pb.PartyStatus(party_id=self.me, state=states.FAILED, error=_error(err.reason, err.message, self.me))
+            if job.coordinator != self.me:
+                self._store.transition(job_id, states.FAILED, err.message, failed.error)
+            await self._report_own(job, failed, pb.Progress())
+            return
+        if result is not None:
+            self._store.save_result(_to_result(job, result))
+            self._audit("result.release", job_id, "ok", {"receiver": self.me})
+        done = pb.PartyStatus(party_id=self.me, state=states.SUCCEEDED)
+        if job.coordinator != self.me:
+            self._store.transition(job_id, states.SUCCEEDED, "finished")
+        await self._report_own(job, done, pb.Progress(phase="done", percent=100))
+
+    def _plan(self, job: pb.Job, session_id: str, ranks: list[pb.PartyStatus]) -> WorkerPlan:
+        order = [p.party_id for p in sorted(ranks, key=lambda p: p.rank)]
+        spec = job.spec
+        inputs = {i.party_id: i for i in spec.inputs}
+        loaded = self._datasets.load(job, inputs[self.me])
+        self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
+                                                   "columns": ",".join(inputs[self.me].columns)})
+        layout = [{"rank": r, "party_id": p, "columns": list(inputs[p].columns),
+                   "rows": loaded.rows if p == self.me else -1} for r, p in enumerate(order)]
+        return WorkerPlan(
+            job_id=job.job_id, session_id=session_id, party_id=self.me, parties=order,
+            addresses={p: self.config.peer_addresses[p] for p in order if p != self.me},
+            tls=self.config.tls_files, kind=spec.kind,
+            partitioning="vertical" if spec.partitioning == pb.PARTITIONING_VERTICAL else "horizontal",
+            receivers=[order.index(r) for r in spec.result_receivers],
+            layout=layout, parameters=json_format.MessageToDict(spec.parameters),
+            table=loaded.table, keys=loaded.keys, failure_timeout=self.config.failure_timeout,
+            provider=pb.Provider.Name(spec.provider or pb.PROVIDER_TFP).removeprefix("PROVIDER_"),
+        )
+
+    async def _report_own(self, job: pb.Job, status: pb.PartyStatus, progress: pb.Progress) -> None:
+        if job.coordinator == self.me:
+            await self.on_report(job.job_id, status, progress, self.me)
+        else:
+            if progress.ByteSize():
+                self._store.update(job.job_id, lambda j: j.progress.CopyFrom(progress))
+            try:
+                await self._peers.report(job.coordinator, job.job_id, status, progress)
+            except MpcgateError as err:
+                log.warning("could not report job=%s to coordinator=%s: %s", job.job_id, job.coordinator, err.message)
+
+    # -- start-up -----------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """After a restart: what was running here died with the gateway; queued jobs resume."""
+        for job in self._store.list([states.RUNNING, states.PENDING], limit=10_000):
+            error = _error("GATEWAY_RESTARTED", f"gateway {self.me} restarted while the job was {states.name(job.state).lower()}", self.me)
+            if job.coordinator == self.me:
+                await self._fail(job.job_id, error)
+            else:
+                self._store.transition(job.job_id, states.FAILED, error.message, error)
+                try:
+                    await self._peers.report(job.coordinator, job.job_id,
+                                             pb.PartyStatus(party_id=self.me, state=states.FAILED, error=error), pb.Progress())
+                except MpcgateError as err:
+                    log.warning("could not tell coordinator=%s about job=%s: %s", job.coordinator, job.job_id, err.message)
+        await self._start_queued()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_crash)
+
+    async def close(self) -> None:
+        self._runner.kill_all()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("scheduler task failed: %r", task.exception())
+
+
+def _party(job: pb.Job, party: str) -> pb.PartyStatus | None:
+    return next((p for p in job.parties if p.party_id == party), None)
+
+
+def _set_party(job: pb.Job, status: pb.PartyStatus) -> None:
+    entry = _party(job, status.party_id)
+    if entry is None or entry.state in states.TERMINAL:
+        return
+    entry.state = status.state
+    if status.error.message:
+        entry.error.CopyFrom(status.error)
+
+
+def _merge_progress(job: pb.Job, party: str, progress: pb.Progress) -> None:
+    if party == job.coordinator or not job.progress.phase:
+        job.progress.phase = progress.phase
+        job.progress.percent = progress.percent
+    job.progress.bytes_sent = max(job.progress.bytes_sent, progress.bytes_sent)
+    job.progress.bytes_received = max(job.progress.bytes_received, progress.bytes_received)
+
+
+def _progress(phase: str, percent: float, sent: int, received: int) -> pb.Progress:
+    return pb.Progress(phase=phase, percent=percent, bytes_sent=sent, bytes_received=received)
+
+
+def _to_result(job: pb.Job, values: dict[str, tuple[np.ndarray, list[str]]]) -> pb.JobResult:
+    result = pb.JobResult(job_id=job.job_id, provider=job.spec.provider or pb.PROVIDER_TFP, produced_at=now())
+    for name, (array, labels) in values.items():
+        array = np.ascontiguousarray(array, dtype="<f8")
+        result.values.append(pb.ResultValue(
+            name=name, labels=labels,
+            tensor=tensor_pb2.Tensor(element_type=tensor_pb2.ELEMENT_TYPE_FLOAT64, shape=array.shape,
+                                     byte_order=tensor_pb2.BYTE_ORDER_LITTLE_ENDIAN, data=array.tobytes()),
+        ))
+    return result

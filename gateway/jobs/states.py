@@ -1,0 +1,35 @@
+"""Job states and the only transitions allowed between them; terminal states never change."""
+
+from __future__ import annotations
+
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+
+PENDING = pb.JOB_STATE_PENDING
+AWAITING_APPROVAL = pb.JOB_STATE_AWAITING_APPROVAL
+QUEUED = pb.JOB_STATE_QUEUED
+RUNNING = pb.JOB_STATE_RUNNING
+SUCCEEDED = pb.JOB_STATE_SUCCEEDED
+FAILED = pb.JOB_STATE_FAILED
+CANCELLED = pb.JOB_STATE_CANCELLED
+REJECTED = pb.JOB_STATE_REJECTED
+
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, REJECTED})
+
+TRANSITIONS: dict[int, frozenset[int]] = {
+    PENDING: frozenset({AWAITING_APPROVAL, QUEUED, REJECTED, FAILED, CANCELLED}),
+    AWAITING_APPROVAL: frozenset({QUEUED, REJECTED, FAILED, CANCELLED}),
+    QUEUED: frozenset({RUNNING, FAILED, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+    REJECTED: frozenset(),
+}
+
+
+def name(state: int) -> str:
+    return pb.JobState.Name(state).removeprefix("JOB_STATE_")
+
+
+def allowed(current: int, target: int) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())

@@ -1,0 +1,187 @@
+"""Jobs, their event logs and results in the gateway's SQLite database.
+
+A job's record is its `Job` message; its state also has a column so that every
+change is a compare-and-set (`UPDATE ... WHERE state = ?`), which is what keeps
+concurrent RPCs, workers and restarts from overwriting each other. Events are an
+append-only log per job that WatchJob replays and follows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from google.protobuf import timestamp_pb2
+
+from gateway.api.common.v1 import error_pb2
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.errors import FailedPrecondition, NotFound
+from gateway.jobs import states
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id      TEXT PRIMARY KEY,
+    coordinator TEXT NOT NULL,
+    state       INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    record      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, created_at);
+CREATE TABLE IF NOT EXISTS job_events (
+    job_id   TEXT NOT NULL REFERENCES jobs(job_id),
+    sequence INTEGER NOT NULL,
+    event    BLOB NOT NULL,
+    PRIMARY KEY (job_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS job_results (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(job_id),
+    result BLOB NOT NULL
+);
+"""
+
+
+def now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(SCHEMA)
+        self._changed = threading.Condition(self._lock)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._changed.notify_all()
+
+    def create(self, job: pb.Job, message: str) -> pb.Job:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (job_id, coordinator, state, created_at, record) VALUES (?, ?, ?, ?, ?)",
+                (job.job_id, job.coordinator, job.state, time.time(), job.SerializeToString()),
+            )
+            self._append_event(db, job, message)
+        return job
+
+    def get(self, job_id: str) -> pb.Job:
+        with self._lock:
+            row = self._db.execute("SELECT record FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        return pb.Job.FromString(row[0])
+
+    def find(self, job_id: str) -> pb.Job | None:
+        try:
+            return self.get(job_id)
+        except NotFound:
+            return None
+
+    def list(self, states_wanted: list[int] | None = None, limit: int = 100, offset: int = 0) -> list[pb.Job]:
+        query, params = "SELECT record FROM jobs", []
+        if states_wanted:
+            query += f" WHERE state IN ({', '.join('?' * len(states_wanted))})"
+            params += states_wanted
+        query += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        with self._lock:
+            rows = self._db.execute(query, (*params, limit, offset)).fetchall()
+        return [pb.Job.FromString(r[0]) for r in rows]
+
+    def update(self, job_id: str, change, message: str = "") -> pb.Job:  # type: ignore[no-untyped-def]
+        """Applies `change(job)` (which may set a new state) atomically; a state change
+        must be allowed by the transition table, else FailedPrecondition."""
+        with self._transaction() as db:
+            row = db.execute("SELECT state, record FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no job {job_id!r}")
+            job = pb.Job.FromString(row[1])
+            before = job.state
+            change(job)
+            if job.state != before:
+                if not states.allowed(before, job.state):
+                    raise FailedPrecondition(
+                        f"job {job_id} cannot go from {states.name(before)} to {states.name(job.state)}"
+                    )
+                if job.state == states.RUNNING:
+                    job.started_at.CopyFrom(now())
+                if job.state in states.TERMINAL:
+                    job.finished_at.CopyFrom(now())
+            cur = db.execute(
+                "UPDATE jobs SET state = ?, record = ? WHERE job_id = ? AND state = ?",
+                (job.state, job.SerializeToString(), job_id, before),
+            )
+            if cur.rowcount != 1:
+                raise FailedPrecondition(f"job {job_id} changed concurrently")
+            if job.state != before or message:
+                self._append_event(db, job, message or states.name(job.state).lower())
+        return job
+
+    def transition(self, job_id: str, target: int, message: str = "", error: error_pb2.ErrorInfo | None = None) -> pb.Job | None:
+        """Moves the job to `target` if allowed from its current state; None (and no
+        change) if it is not, e.g. because it already ended."""
+        def change(job: pb.Job) -> None:
+            if not states.allowed(job.state, target):
+                raise _NotAllowed
+            job.state = target
+            if error is not None:
+                job.error.CopyFrom(error)
+        try:
+            return self.update(job_id, change, message)
+        except _NotAllowed:
+            return None
+
+    def _append_event(self, db: sqlite3.Connection, job: pb.Job, message: str) -> None:
+        sequence = db.execute(
+            "SELECT COALESCE(MAX(sequence), 0) + 1 FROM job_events WHERE job_id = ?", (job.job_id,)
+        ).fetchone()[0]
+        event = pb.JobEvent(
+            job_id=job.job_id, sequence=sequence, time=now(), state=job.state,
+            progress=job.progress, message=message, error=job.error,
+        )
+        db.execute("INSERT INTO job_events (job_id, sequence, event) VALUES (?, ?, ?)",
+                   (job.job_id, sequence, event.SerializeToString()))
+
+    def events(self, job_id: str, after: int = 0) -> list[pb.JobEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event FROM job_events WHERE job_id = ? AND sequence > ? ORDER BY sequence", (job_id, after)
+            ).fetchall()
+        return [pb.JobEvent.FromString(r[0]) for r in rows]
+
+    def wait_for_change(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def save_result(self, result: pb.JobResult) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO job_results (job_id, result) VALUES (?, ?)",
+                       (result.job_id, result.SerializeToString()))
+
+    def result(self, job_id: str) -> pb.JobResult | None:
+        with self._lock:
+            row = self._db.execute("SELECT result FROM job_results WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else pb.JobResult.FromString(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _NotAllowed(Exception):
+    pass

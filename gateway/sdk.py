@@ -1,0 +1,227 @@
+"""The Python client SDK for operators and partner services.
+
+    client = Client("gw.bank-a:7443", token, TlsIdentity.from_dir(pki, "alice"), server_party="bank-a")
+    job = client.submit("stats.summary", inputs=[("bank-a", "loans", ["income", "debt"]), ...],
+                        receivers=["bank-a"])
+    for event in job.watch():
+        print(event.progress.percent)
+    print(job.result()["correlation"])
+
+Every call is mutual TLS plus a bearer token; failures raise the typed errors of
+gateway.errors (InvalidArgument, PermissionDenied, ...) carrying the gRPC status
+and the server's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from google.protobuf import duration_pb2, struct_pb2
+
+from gateway import rpc
+from gateway.api.common.v1 import paging_pb2
+from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.api.gateway.v1 import jobs_pb2_grpc
+from gateway.auth.tls import TlsIdentity
+from gateway.errors import InvalidArgument, from_rpc_error
+from gateway.jobs import states
+
+T = TypeVar("T")
+InputLike = pb.JobInput | tuple[str, str, Sequence[str]]
+
+_PARTITIONING = {"horizontal": pb.PARTITIONING_HORIZONTAL, "vertical": pb.PARTITIONING_VERTICAL}
+_PROVIDERS = {"TFP": pb.PROVIDER_TFP, "TTP": pb.PROVIDER_TTP}
+
+
+@dataclass(frozen=True)
+class Result:
+    """A job's revealed statistics: name -> array, with the labels of its entries."""
+
+    job_id: str
+    values: dict[str, np.ndarray]
+    labels: dict[str, list[str]]
+    provider: str
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Vectors as {label: value}; matrices as {row label: {column label: value}}."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, array in self.values.items():
+            labels = self.labels.get(name) or [str(i) for i in range(array.shape[0] if array.ndim else 1)]
+            if array.ndim == 2 and array.shape[0] == len(labels):
+                columns = labels if array.shape[1] == len(labels) else [str(i) for i in range(array.shape[1])]
+                out[name] = {r: dict(zip(columns, map(float, row))) for r, row in zip(labels, array)}
+            else:
+                out[name] = dict(zip(labels, map(float, np.atleast_1d(array))))
+        return out
+
+
+class Client:
+    def __init__(self, address: str, token: str, tls: TlsIdentity, server_party: str, timeout: float = 30.0) -> None:
+        self._channel = rpc.secure_channel(tls, address, server_party)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._timeout = timeout
+        self.jobs_stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self.datasets_stub = datasets_pb2_grpc.DatasetServiceStub(self._channel)
+
+    def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
+        try:
+            return method(request, metadata=self._metadata, timeout=timeout or self._timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        inputs: Iterable[InputLike],
+        receivers: Sequence[str],
+        partitioning: str = "horizontal",
+        parameters: Mapping[str, Any] | None = None,
+        provider: str = "TFP",
+        deadline_s: float | None = None,
+        request_id: str = "",
+    ) -> "Job":
+        if partitioning not in _PARTITIONING:
+            raise InvalidArgument(f"partitioning must be one of {sorted(_PARTITIONING)}")
+        if provider not in _PROVIDERS:
+            raise InvalidArgument(f"provider must be one of {sorted(_PROVIDERS)}")
+        spec = pb.JobSpec(
+            kind=kind,
+            inputs=[i if isinstance(i, pb.JobInput) else pb.JobInput(party_id=i[0], dataset=i[1], columns=list(i[2]))
+                    for i in inputs],
+            partitioning=_PARTITIONING[partitioning],
+            result_receivers=list(receivers),
+            provider=_PROVIDERS[provider],
+            request_id=request_id,
+        )
+        if parameters:
+            spec.parameters.CopyFrom(_struct(parameters))
+        if deadline_s:
+            spec.deadline.CopyFrom(duration_pb2.Duration(seconds=int(deadline_s)))
+        response = self._call(self.jobs_stub.SubmitJob, pb.SubmitJobRequest(spec=spec))
+        return Job(self, response.job)
+
+    def job(self, job_id: str) -> "Job":
+        return Job(self, self._call(self.jobs_stub.GetJob, pb.GetJobRequest(job_id=job_id)).job)
+
+    def list_jobs(self, states_wanted: Sequence[int] = (), page_size: int = 100) -> list["Job"]:
+        jobs, token = [], ""
+        while True:
+            response = self._call(self.jobs_stub.ListJobs, pb.ListJobsRequest(
+                page=paging_pb2.PageRequest(page_size=page_size, page_token=token), states=list(states_wanted)))
+            jobs += [Job(self, j) for j in response.jobs]
+            token = response.page.next_page_token
+            if not token:
+                return jobs
+
+    def approve(self, job_id: str, approve: bool = True, reason: str = "") -> "Job":
+        request = pb.ApproveJobRequest(job_id=job_id, approve=approve, reason=reason)
+        return Job(self, self._call(self.jobs_stub.ApproveJob, request).job)
+
+    # -- datasets ---------------------------------------------------------------------
+
+    def register_dataset(self, name: str, path: str, policy: datasets_pb2.Policy, numeric_columns: Sequence[str] = (),
+                         key_column: str = "", description: str = "", file_format: str = "csv") -> datasets_pb2.Dataset:
+        fmt = datasets_pb2.FILE_FORMAT_PARQUET if file_format == "parquet" else datasets_pb2.FILE_FORMAT_CSV
+        request = datasets_pb2.RegisterDatasetRequest(
+            name=name, path=path, format=fmt, numeric_columns=list(numeric_columns), key_column=key_column,
+            description=description, policy=policy)
+        return self._call(self.datasets_stub.RegisterDataset, request).dataset
+
+    def list_datasets(self) -> list[datasets_pb2.Dataset]:
+        datasets, token = [], ""
+        while True:
+            response = self._call(self.datasets_stub.ListDatasets, datasets_pb2.ListDatasetsRequest(
+                page=paging_pb2.PageRequest(page_token=token)))
+            datasets += list(response.datasets)
+            token = response.page.next_page_token
+            if not token:
+                return datasets
+
+    def get_dataset(self, name: str) -> datasets_pb2.Dataset:
+        return self._call(self.datasets_stub.GetDataset, datasets_pb2.GetDatasetRequest(name=name)).dataset
+
+    def update_policy(self, name: str, policy: datasets_pb2.Policy) -> datasets_pb2.Dataset:
+        return self._call(self.datasets_stub.UpdatePolicy, datasets_pb2.UpdatePolicyRequest(name=name, policy=policy)).dataset
+
+    def delete_dataset(self, name: str) -> None:
+        self._call(self.datasets_stub.DeleteDataset, datasets_pb2.DeleteDatasetRequest(name=name))
+
+
+class Job:
+    """A handle on one job at the gateway the client talks to."""
+
+    def __init__(self, client: Client, record: pb.Job) -> None:
+        self._client = client
+        self.record = record
+
+    @property
+    def id(self) -> str:
+        return self.record.job_id
+
+    @property
+    def state(self) -> str:
+        return states.name(self.record.state)
+
+    @property
+    def done(self) -> bool:
+        return self.record.state in states.TERMINAL
+
+    def refresh(self) -> "Job":
+        self.record = self._client.job(self.id).record
+        return self
+
+    def watch(self, after_sequence: int = 0, timeout: float | None = None) -> Iterator[pb.JobEvent]:
+        """The job's events, replayed from the start, until it ends."""
+        request = pb.WatchJobRequest(job_id=self.id, after_sequence=after_sequence)
+        try:
+            for response in self._client.jobs_stub.WatchJob(request, metadata=self._client._metadata, timeout=timeout):
+                yield response.event
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        self.refresh()
+
+    def wait(self, timeout: float | None = None) -> "Job":
+        for _ in self.watch(timeout=timeout):
+            pass
+        return self
+
+    def cancel(self, reason: str = "") -> "Job":
+        request = pb.CancelJobRequest(job_id=self.id, reason=reason)
+        self.record = self._client._call(self._client.jobs_stub.CancelJob, request).job
+        return self
+
+    def result(self) -> Result:
+        raw = self._client._call(self._client.jobs_stub.GetResult, pb.GetResultRequest(job_id=self.id)).result
+        values, labels = {}, {}
+        for value in raw.values:
+            values[value.name] = np.frombuffer(value.tensor.data, dtype="<f8").reshape(tuple(value.tensor.shape)).copy()
+            labels[value.name] = list(value.labels)
+        return Result(raw.job_id, values, labels, pb.Provider.Name(raw.provider).removeprefix("PROVIDER_"))
+
+
+def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()})
+    return struct

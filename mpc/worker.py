@@ -1,0 +1,107 @@
+"""A job's worker process: one per job per party, started by the party's gateway.
+
+It serves the exchange on a loopback port (its gateway relays peers' streams to
+it), dials the peers' gateways with the party's certificate, runs the job program
+under CrypTen with the gRPC communicator, and reports to its gateway over a pipe:
+("listening", port), ("progress", phase, percent, bytes_sent, bytes_received),
+("result", {name: (values, labels)} or None), or ("error", reason, message).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    job_id: str
+    session_id: str
+    party_id: str
+    parties: list[str]  # by rank
+    addresses: dict[str, str]  # peers' gateway addresses
+    tls: tuple[str, str, str]  # ca, cert, key paths of this party
+    kind: str
+    partitioning: str  # "horizontal" | "vertical"
+    receivers: list[int]  # ranks
+    layout: list[dict[str, Any]]  # by rank: party_id, columns, rows
+    parameters: dict[str, Any]
+    table: np.ndarray
+    keys: np.ndarray | None = None
+    failure_timeout: float = 20.0
+    provider: str = "TFP"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def main(plan: WorkerPlan, conn: Connection) -> None:
+    """Process entry point (started with the spawn method)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(name)s %(levelname)s %(message)s")
+    try:
+        _run(plan, conn)
+    except BaseException as err:  # noqa: BLE001  (every failure is reported to the gateway, then exit non-zero)
+        reason = getattr(err, "reason", type(err).__name__)
+        message = getattr(err, "message", None) or str(err) or type(err).__name__
+        logging.getLogger(__name__).error("job %s failed: %s\n%s", plan.job_id, message, traceback.format_exc())
+        try:
+            conn.send(("error", str(reason), message))
+        except OSError:
+            pass
+        raise SystemExit(1) from None
+
+
+def _run(plan: WorkerPlan, conn: Connection) -> None:
+    import mpc  # noqa: F401  (CrypTen compatibility)
+    import crypten
+
+    from gateway.auth.pki import PartyFiles
+    from gateway.auth.tls import TlsIdentity
+    from gateway.exchange.node import ExchangeConfig, ExchangeNode
+    from mpc import communicator
+    from mpc.programs import PROGRAMS
+    from mpc.programs.context import JobContext, PartyLayout
+
+    identity = TlsIdentity.load(PartyFiles(*(Path(p) for p in plan.tls)))
+    node = ExchangeNode(
+        identity,
+        allowed_peers=set(plan.parties) - {plan.party_id},
+        listen="127.0.0.1:0",
+        config=ExchangeConfig(failure_timeout=plan.failure_timeout),
+        accept_relayed=True,
+    ).start()
+    try:
+        conn.send(("listening", node.port))
+        addresses = {**plan.addresses, plan.party_id: f"127.0.0.1:{node.port}"}
+        session = node.open_session(plan.session_id, {p: addresses[p] for p in plan.parties})
+        communicator.install(lambda: communicator.GrpcCommunicator(session, plan.parties, plan.party_id))
+        crypten.init()
+
+        def progress(phase: str, percent: float) -> None:
+            conn.send(("progress", phase, float(percent), session.bytes_sent, session.bytes_received))
+
+        rank = plan.parties.index(plan.party_id)
+        context = JobContext(
+            kind=plan.kind,
+            partitioning=plan.partitioning,
+            rank=rank,
+            world_size=len(plan.parties),
+            layout=[PartyLayout(**entry) for entry in plan.layout],
+            receivers=plan.receivers,
+            parameters=plan.parameters,
+            table=plan.table,
+            keys=plan.keys,
+            progress=progress,
+        )
+        progress("computing", 5.0)
+        results = PROGRAMS[plan.kind](context)
+        progress("done", 100.0)
+        payload = None if not results else {k: (np.asarray(r.values, dtype=np.float64), list(r.labels)) for k, r in results.items()}
+        conn.send(("result", payload))
+        crypten.uninit()
+    finally:
+        node.stop()
