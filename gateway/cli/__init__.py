@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import pki, smoke
+from gateway.cli import jobs, pki, smoke
 
 
 @click.group()
@@ -16,3 +16,4 @@ def main() -> None:
 
 main.add_command(smoke.smoke)
 main.add_command(pki.pki)
+main.add_command(jobs.jobs)

@@ -1,0 +1,220 @@
+"""`mpcgate jobs`: submit, watch and read joint jobs (a thin layer over gateway.sdk)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gateway.errors import MpcgateError
+
+console = Console()
+
+
+def _connection(f: Any) -> Any:
+    options = [
+        click.option("--gateway", envvar="MPCGATE_GATEWAY", required=True, help="host:port of your gateway [MPCGATE_GATEWAY]"),
+        click.option("--party", envvar="MPCGATE_PARTY", required=True, help="the gateway's party id [MPCGATE_PARTY]"),
+        click.option("--tls-dir", envvar="MPCGATE_TLS_DIR", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="folder with ca.crt and your client certificate [MPCGATE_TLS_DIR]"),
+        click.option("--client", "client_name", envvar="MPCGATE_CLIENT", required=True,
+                     help="name of your client certificate (<name>.crt/.key) [MPCGATE_CLIENT]"),
+        click.option("--token", envvar="MPCGATE_TOKEN", required=True, help="your JWT [MPCGATE_TOKEN]"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _client(gateway: str, party: str, tls_dir: Path, client_name: str, token: str):  # type: ignore[no-untyped-def]
+    from gateway.auth.tls import TlsIdentity
+    from gateway.sdk import Client
+
+    return Client(gateway, token.strip(), TlsIdentity.from_dir(tls_dir, client_name), server_party=party)
+
+
+@click.group()
+def jobs() -> None:
+    """Joint jobs: submit, watch, list, cancel, approve, fetch results."""
+
+
+def _run(action: Any) -> Any:
+    try:
+        return action()
+    except MpcgateError as err:
+        raise click.ClickException(f"{err.code.name}: {err.message}") from None
+
+
+@jobs.command()
+@_connection
+@click.option("--kind", required=True, help="job program, e.g. stats.summary, stats.describe, stats.correlation")
+@click.option("--input", "inputs", multiple=True, required=True, metavar="PARTY:DATASET:COL1,COL2",
+              help="one party's input (repeatable)")
+@click.option("--receiver", "receivers", multiple=True, required=True, help="party that receives the result (repeatable)")
+@click.option("--partitioning", type=click.Choice(["horizontal", "vertical"]), default="horizontal", show_default=True)
+@click.option("--param", "params", multiple=True, metavar="KEY=JSON", help="program parameter, e.g. bin_edges=[0,1,2]")
+@click.option("--provider", type=click.Choice(["TFP", "TTP"]), default="TFP", show_default=True)
+@click.option("--deadline", type=float, help="seconds from start to finish")
+@click.option("--watch/--no-watch", default=True, show_default=True, help="follow progress until the job ends")
+def submit(inputs: tuple[str, ...], receivers: tuple[str, ...], params: tuple[str, ...], kind: str, partitioning: str,
+           provider: str, deadline: float | None, watch: bool, **conn: Any) -> None:
+    """Submits a joint job to your gateway (its coordinator)."""
+    parsed = []
+    for text in inputs:
+        try:
+            party, dataset, columns = text.split(":", 2)
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is not PARTY:DATASET:COL1,COL2", param_hint="--input") from None
+        parsed.append((party, dataset, [c for c in columns.split(",") if c]))
+    parameters = {}
+    for text in params:
+        key, _, value = text.partition("=")
+        try:
+            parameters[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parameters[key] = value
+    with _client(**conn) as client:
+        job = _run(lambda: client.submit(kind, parsed, receivers, partitioning, parameters, provider, deadline))
+        console.print(f"job [bold]{job.id}[/bold]: {job.state}")
+        if watch and not job.done:
+            _follow(job)
+        if job.state == "SUCCEEDED" and job.record.coordinator in receivers:
+            print_result(_run(job.result))
+
+
+@jobs.command()
+@_connection
+@click.argument("job_id")
+def watch(job_id: str, **conn: Any) -> None:
+    """Follows a job's progress until it ends."""
+    with _client(**conn) as client:
+        _follow(_run(lambda: client.job(job_id)))
+
+
+def _follow(job: Any) -> None:
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"job {job.id[:8]}", total=100, detail="")
+        for event in _run(lambda: list(_events(job, bar, task))):
+            pass
+    _print_job(job.refresh())
+
+
+def _events(job: Any, bar: Progress, task: Any) -> Any:
+    from gateway.jobs import states
+
+    for event in job.watch():
+        detail = f"{states.name(event.state)} {event.progress.phase} {event.progress.bytes_sent / 1e6:.1f} MB sent"
+        bar.update(task, completed=event.progress.percent, detail=detail)
+        yield event
+
+
+@jobs.command()
+@_connection
+@click.argument("job_id")
+def get(job_id: str, **conn: Any) -> None:
+    """Shows one job."""
+    with _client(**conn) as client:
+        _print_job(_run(lambda: client.job(job_id)))
+
+
+def _print_job(job: Any) -> None:
+    from gateway.jobs import states
+
+    record = job.record
+    table = Table(title=f"job {record.job_id}", show_header=False)
+    table.add_row("state", states.name(record.state))
+    table.add_row("kind", record.spec.kind)
+    table.add_row("coordinator", record.coordinator)
+    table.add_row("submitted by", record.submitted_by)
+    for party in record.parties:
+        detail = f" ({party.error.message})" if party.error.message else ""
+        table.add_row(f"party {party.party_id}", f"{states.name(party.state)}{detail}")
+    if record.error.message:
+        table.add_row("error", f"{record.error.reason}: {record.error.message}")
+    table.add_row("bytes sent (max per party)", f"{record.progress.bytes_sent:,}")
+    console.print(table)
+
+
+@jobs.command("list")
+@_connection
+def list_jobs(**conn: Any) -> None:
+    """Lists the jobs your gateway knows, newest first."""
+    from gateway.jobs import states
+
+    with _client(**conn) as client:
+        found = _run(client.list_jobs)
+    table = Table("job", "kind", "state", "coordinator", "created")
+    for job in found:
+        r = job.record
+        table.add_row(r.job_id, r.spec.kind, states.name(r.state), r.coordinator, r.created_at.ToDatetime().isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@jobs.command()
+@_connection
+@click.argument("job_id")
+@click.option("--reason", default="")
+def cancel(job_id: str, reason: str, **conn: Any) -> None:
+    """Cancels a job on every party (at its coordinator)."""
+    with _client(**conn) as client:
+        _print_job(_run(lambda: client.job(job_id).cancel(reason)))
+
+
+@jobs.command()
+@_connection
+@click.argument("job_id")
+@click.option("--reject", is_flag=True, help="reject instead of approve")
+@click.option("--reason", default="")
+def approve(job_id: str, reject: bool, reason: str, **conn: Any) -> None:
+    """The data owner's decision on a job awaiting approval."""
+    with _client(**conn) as client:
+        _print_job(_run(lambda: client.approve(job_id, not reject, reason)))
+
+
+@jobs.command()
+@_connection
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+def result(job_id: str, as_json: bool, **conn: Any) -> None:
+    """Prints a job's result (at a result receiver's gateway)."""
+    with _client(**conn) as client:
+        found = _run(lambda: client.job(job_id).result())
+    if as_json:
+        click.echo(json.dumps(found.as_dict(), indent=2))
+    else:
+        print_result(found)
+
+
+def print_result(found: Any, reference: dict[str, np.ndarray] | None = None) -> None:
+    """Tables of a result; with `reference` (e.g. numpy on pooled data), side by side."""
+    for name, values in found.values.items():
+        labels = found.labels.get(name) or []
+        table = Table(title=name)
+        if values.ndim == 2 and values.shape[0] == len(labels):
+            columns = labels if values.shape[1] == len(labels) else [str(i) for i in range(values.shape[1])]
+            table.add_column("")
+            for c in columns:
+                table.add_column(c, justify="right")
+            for label, row in zip(labels, values):
+                table.add_row(label, *(f"{v:.6g}" for v in row))
+        else:
+            table.add_column("")
+            table.add_column("secure", justify="right")
+            if reference is not None:
+                table.add_column("numpy (pooled)", justify="right")
+                table.add_column("|error|", justify="right")
+            for i, v in enumerate(np.atleast_1d(values)):
+                row = [labels[i] if i < len(labels) else str(i), f"{v:.6g}"]
+                if reference is not None and name in reference:
+                    ref = np.atleast_1d(reference[name])[i]
+                    row += [f"{ref:.6g}", f"{abs(v - ref):.2e}"]
+                table.add_row(*row)
+        console.print(table)
