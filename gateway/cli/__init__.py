@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import jobs, pki, smoke
+from gateway.cli import jobs, pki, serve, smoke
 
 
 @click.group()
@@ -17,3 +17,4 @@ def main() -> None:
 main.add_command(smoke.smoke)
 main.add_command(pki.pki)
 main.add_command(jobs.jobs)
+main.add_command(serve.serve)

@@ -1,0 +1,114 @@
+"""A gateway's configuration: one TOML file per institution.
+
+    party_id = "bank-a"
+    listen = "127.0.0.1:7443"
+    data_dir = "data"                 # datasets must lie inside it
+    database = "gateway.db"           # SQLite: registry, jobs, audit
+    max_concurrent_jobs = 2
+    allow_insecure_providers = false  # true lets jobs use TFP (tests, demos)
+    failure_timeout = 20.0            # seconds to declare a silent peer dead
+
+    [tls]
+    ca = "pki/ca.crt"
+    cert = "pki/bank-a.crt"
+    key = "pki/bank-a.key"
+
+    [peers]
+    bank-b = "127.0.0.1:7444"
+
+Relative paths are relative to the config file. A bad field fails start-up with a
+message that names it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.auth.pki import PartyFiles, validate_party_id
+from gateway.errors import InvalidArgument, MpcgateError
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    party_id: str
+    listen: str
+    tls: PartyFiles
+    peers: dict[str, str]
+    data_dir: Path
+    database: Path
+    max_concurrent_jobs: int = 2
+    allow_insecure_providers: bool = False
+    failure_timeout: float = 20.0
+    default_deadline_s: float = 3600.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load(path: Path) -> GatewayConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise InvalidArgument(f"cannot read config {path}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidArgument(f"config {path} is not valid TOML: {err}") from None
+    return parse(raw, path.parent)
+
+
+def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
+    def need(table: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
+        name = f"{where}{key}"
+        if key not in table:
+            raise InvalidArgument(f"config field {name!r} is missing")
+        value = table[key]
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise InvalidArgument(f"config field {name!r} must be a {kind.__name__}")
+        return value
+
+    def path_of(value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else (base / p).resolve()
+
+    try:
+        party = validate_party_id(need(raw, "party_id", str))
+    except MpcgateError as err:
+        raise InvalidArgument(f"config field 'party_id': {err.message}") from None
+    listen = need(raw, "listen", str)
+    if ":" not in listen:
+        raise InvalidArgument("config field 'listen' must be host:port")
+    tls = need(raw, "tls", dict)
+    files = PartyFiles(*(path_of(need(tls, k, str, "tls.")) for k in ("ca", "cert", "key")))
+    for key, p in zip(("ca", "cert", "key"), (files.ca, files.cert, files.key)):
+        if not p.is_file():
+            raise InvalidArgument(f"config field 'tls.{key}': no file {p}")
+    peers = raw.get("peers", {})
+    if not isinstance(peers, dict) or not all(isinstance(v, str) for v in peers.values()):
+        raise InvalidArgument("config field 'peers' must map party ids to host:port strings")
+    for peer in peers:
+        try:
+            validate_party_id(peer)
+        except MpcgateError as err:
+            raise InvalidArgument(f"config field 'peers.{peer}': {err.message}") from None
+    if party in peers:
+        raise InvalidArgument(f"config field 'peers' must not list this party ({party!r})")
+    data_dir = path_of(need(raw, "data_dir", str))
+    if not data_dir.is_dir():
+        raise InvalidArgument(f"config field 'data_dir': no directory {data_dir}")
+    limits = {k: raw.get(k, d) for k, d in (("max_concurrent_jobs", 2), ("failure_timeout", 20.0), ("default_deadline_s", 3600.0))}
+    if not isinstance(limits["max_concurrent_jobs"], int) or limits["max_concurrent_jobs"] < 1:
+        raise InvalidArgument("config field 'max_concurrent_jobs' must be a positive integer")
+    for key in ("failure_timeout", "default_deadline_s"):
+        if not isinstance(limits[key], (int, float)) or limits[key] <= 0:
+            raise InvalidArgument(f"config field {key!r} must be a positive number")
+    insecure = raw.get("allow_insecure_providers", False)
+    if not isinstance(insecure, bool):
+        raise InvalidArgument("config field 'allow_insecure_providers' must be true or false")
+    return GatewayConfig(
+        party_id=party, listen=listen, tls=files, peers=dict(peers), data_dir=data_dir,
+        database=path_of(need(raw, "database", str)), max_concurrent_jobs=limits["max_concurrent_jobs"],
+        allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
+        default_deadline_s=float(limits["default_deadline_s"]),
+    )

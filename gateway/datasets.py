@@ -1,0 +1,246 @@
+"""The dataset registry: local tables registered for joint jobs, their schemas and
+policies, and the policy review every proposed job goes through.
+
+Data never leaves the gateway: the registry stores the file's path (which must lie
+inside the data directory), its validated schema and row count, and its policy.
+Policies are default deny: an empty list allows nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.api.gateway.v1 import datasets_pb2_grpc
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from gateway.jobs.scheduler import LoadedInput, Review, participants
+from gateway.jobs.store import now
+from gateway.rpc import map_errors
+
+NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    name   TEXT PRIMARY KEY,
+    path   TEXT NOT NULL,
+    record BLOB NOT NULL
+);
+"""
+
+
+def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: Iterable[str], me: str) -> Review:
+    """Whether a job may use `columns` of `dataset`: a pure function of the policy,
+    the dataset's metadata and the job spec. Every refusal gives its reason."""
+    reasons = []
+    others = sorted(set(participants(spec)) - {me})
+    strangers = [p for p in others if p not in policy.allowed_parties]
+    if strangers:
+        reasons.append(f"parties {', '.join(strangers)} may not use dataset {dataset.name!r}")
+    if spec.kind not in policy.allowed_job_kinds:
+        reasons.append(f"job kind {spec.kind!r} is not allowed on dataset {dataset.name!r}")
+    hidden = [c for c in columns if c not in policy.allowed_columns]
+    if hidden:
+        reasons.append(f"columns {', '.join(hidden)} of dataset {dataset.name!r} are not allowed")
+    receivers = [r for r in spec.result_receivers if r not in policy.allowed_result_receivers]
+    if receivers:
+        reasons.append(f"result receivers {', '.join(receivers)} are not allowed for dataset {dataset.name!r}")
+    if dataset.row_count < policy.min_rows or policy.min_rows <= 0:
+        reasons.append(f"dataset {dataset.name!r} has {dataset.row_count} rows; its policy needs at least "
+                       f"{policy.min_rows} behind any released aggregate")
+    if reasons:
+        return Review("reject", reasons)
+    return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")
+
+
+class Registry:
+    def __init__(self, database: Path, data_dir: Path, party_id: str) -> None:
+        self._data_dir = data_dir.resolve()
+        self._party = party_id
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=10)
+        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(SCHEMA)
+
+    # -- registry -------------------------------------------------------------------
+
+    def register(self, request: dpb.RegisterDatasetRequest) -> dpb.Dataset:
+        if not NAME.match(request.name):
+            raise InvalidArgument(f"dataset name {request.name!r} must match {NAME.pattern}")
+        if request.format == dpb.FILE_FORMAT_PARQUET:
+            raise InvalidArgument("Parquet files are not supported yet; register a CSV file")
+        path = self._inside_data_dir(request.path)
+        header, rows = _read_csv(path)
+        numeric = list(request.numeric_columns) or [c for c in header if c != request.key_column]
+        for column in [*numeric, *([request.key_column] if request.key_column else [])]:
+            if column not in header:
+                raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(header)})")
+        _numeric_table(path, header, rows, numeric)  # validates every cell
+        if request.key_column:
+            keys = [row[header.index(request.key_column)] for row in rows]
+            if len(set(keys)) != len(keys):
+                raise InvalidArgument(f"{path.name}: key column {request.key_column!r} has duplicate values")
+        dataset = dpb.Dataset(
+            name=request.name, party_id=self._party, description=request.description, format=dpb.FILE_FORMAT_CSV,
+            columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC) for c in numeric]
+            + ([dpb.Column(name=request.key_column, type=dpb.COLUMN_TYPE_KEY)] if request.key_column else []),
+            row_count=len(rows), key_column=request.key_column, policy=request.policy,
+            created_at=now(), updated_at=now(),
+        )
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO datasets (name, path, record) VALUES (?, ?, ?)",
+                                 (dataset.name, str(path), dataset.SerializeToString()))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"dataset {request.name!r} is already registered") from None
+        return dataset
+
+    def get(self, name: str) -> dpb.Dataset:
+        return self._row(name)[1]
+
+    def list(self) -> list[dpb.Dataset]:
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM datasets ORDER BY name").fetchall()
+        return [dpb.Dataset.FromString(r[0]) for r in rows]
+
+    def update_policy(self, name: str, policy: dpb.Policy) -> dpb.Dataset:
+        _, dataset = self._row(name)
+        dataset.policy.CopyFrom(policy)
+        dataset.updated_at.CopyFrom(now())
+        with self._lock:
+            self._db.execute("UPDATE datasets SET record = ? WHERE name = ?", (dataset.SerializeToString(), name))
+        return dataset
+
+    def delete(self, name: str) -> None:
+        self._row(name)
+        with self._lock:
+            self._db.execute("DELETE FROM datasets WHERE name = ?", (name,))
+
+    def _row(self, name: str) -> tuple[Path, dpb.Dataset]:
+        with self._lock:
+            row = self._db.execute("SELECT path, record FROM datasets WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no dataset {name!r} at party {self._party!r}")
+        return Path(row[0]), dpb.Dataset.FromString(row[1])
+
+    def _inside_data_dir(self, raw: str) -> Path:
+        candidate = Path(raw)
+        path = (candidate if candidate.is_absolute() else self._data_dir / candidate).resolve()
+        if not path.is_relative_to(self._data_dir):
+            raise InvalidArgument(f"{raw}: datasets must lie inside the gateway's data directory")
+        if not path.is_file():
+            raise InvalidArgument(f"{raw}: no such file in the data directory")
+        return path
+
+    # -- what the scheduler needs (gateway.jobs.scheduler.Datasets) ------------------
+
+    def review(self, job: pb.Job, party_id: str) -> Review:
+        mine = [i for i in job.spec.inputs if i.party_id == party_id]
+        if not mine:
+            raise InvalidArgument(f"the job has no input at party {party_id!r}")
+        reasons: list[str] = []
+        manual = False
+        for job_input in mine:
+            try:
+                _, dataset = self._row(job_input.dataset)
+            except NotFound as err:
+                raise InvalidArgument(err.message) from None
+            numeric = {c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC}
+            unknown = [c for c in job_input.columns if c not in numeric]
+            if unknown:
+                raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} has no numeric column "
+                                      f"{', '.join(map(repr, unknown))}")
+            if job.spec.partitioning == pb.PARTITIONING_VERTICAL and not dataset.key_column:
+                raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} declares no key column "
+                                      "(vertical jobs align rows by it)")
+            decision = review(dataset.policy, dataset, job.spec, job_input.columns, party_id)
+            reasons += decision.reasons
+            manual |= decision.decision == "manual"
+        if reasons:
+            return Review("reject", reasons)
+        return Review("manual" if manual else "approve")
+
+    def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
+        path, dataset = self._row(job_input.dataset)
+        if not path.is_file():
+            raise FailedPrecondition(f"the file of dataset {dataset.name!r} is gone")
+        header, rows = _read_csv(path)
+        table = _numeric_table(path, header, rows, list(job_input.columns))
+        keys = None
+        if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
+            keys = np.array([row[header.index(dataset.key_column)] for row in rows])
+        return LoadedInput(table=table, keys=keys, rows=len(rows))
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        with path.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = [row for row in reader if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InvalidArgument(f"{path.name}: cannot read as CSV: {err}") from None
+    if not header:
+        raise InvalidArgument(f"{path.name}: the file is empty")
+    if not rows:
+        raise InvalidArgument(f"{path.name}: the table has no rows")
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise InvalidArgument(f"{path.name}: row {number} has {len(row)} fields, the header {len(header)}")
+    return header, rows
+
+
+def _numeric_table(path: Path, header: list[str], rows: list[list[str]], columns: list[str]) -> np.ndarray:
+    index = [header.index(c) for c in columns]
+    table = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for r, row in enumerate(rows):
+        for j, i in enumerate(index):
+            try:
+                value = float(row[i])
+            except ValueError:
+                raise InvalidArgument(f"{path.name}: column {columns[j]!r}, row {r + 2}: not a number") from None
+            if not math.isfinite(value):
+                raise InvalidArgument(f"{path.name}: column {columns[j]!r}, row {r + 2}: {row[i]} is not a finite number")
+            table[r, j] = value
+    return table
+
+
+class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
+    def __init__(self, registry: Registry, audit: Any) -> None:
+        self._registry = registry
+        self._audit = audit
+
+    @map_errors
+    async def RegisterDataset(self, request: dpb.RegisterDatasetRequest, context: Any) -> dpb.RegisterDatasetResponse:
+        dataset = self._registry.register(request)
+        self._audit("dataset.register", request.name, "ok", {"rows": str(dataset.row_count)})
+        return dpb.RegisterDatasetResponse(dataset=dataset)
+
+    @map_errors
+    async def GetDataset(self, request: dpb.GetDatasetRequest, context: Any) -> dpb.GetDatasetResponse:
+        return dpb.GetDatasetResponse(dataset=self._registry.get(request.name))
+
+    @map_errors
+    async def ListDatasets(self, request: dpb.ListDatasetsRequest, context: Any) -> dpb.ListDatasetsResponse:
+        return dpb.ListDatasetsResponse(datasets=self._registry.list())
+
+    @map_errors
+    async def UpdatePolicy(self, request: dpb.UpdatePolicyRequest, context: Any) -> dpb.UpdatePolicyResponse:
+        dataset = self._registry.update_policy(request.name, request.policy)
+        self._audit("dataset.policy", request.name, "ok", {})
+        return dpb.UpdatePolicyResponse(dataset=dataset)
+
+    @map_errors
+    async def DeleteDataset(self, request: dpb.DeleteDatasetRequest, context: Any) -> dpb.DeleteDatasetResponse:
+        self._registry.delete(request.name)
+        self._audit("dataset.delete", request.name, "ok", {})
+        return dpb.DeleteDatasetResponse()

@@ -1,0 +1,62 @@
+"""Puts the job machinery on a gateway's gRPC server: the scheduler with its store,
+peers and worker runner, the JobService, the CoordinationService, and the
+ExchangeService that relays job sessions to workers. The server calls `install`
+once at start-up and `JobSystem.close` at shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc.aio
+
+from gateway.api.exchange.v1 import exchange_pb2_grpc
+from gateway.api.gateway.v1 import coordination_pb2_grpc, jobs_pb2_grpc
+from gateway.auth.tls import TlsIdentity
+from gateway.exchange.inbox import Inbox
+from gateway.exchange.service import ExchangeServicer, Sessions
+from gateway.jobs.peers import PeerGateways
+from gateway.jobs.runner import WorkerRunner
+from gateway.jobs.scheduler import Audit, Datasets, Scheduler, SchedulerConfig
+from gateway.jobs.service import Caller, CoordinationServicer, JobServicer
+from gateway.jobs.store import JobStore
+
+
+@dataclass
+class JobSystem:
+    scheduler: Scheduler
+    store: JobStore
+    peers: PeerGateways
+
+    async def start(self) -> None:
+        """Reconciles what a previous run left (running jobs failed, queued resumed)."""
+        await self.scheduler.recover()
+
+    async def close(self) -> None:
+        await self.scheduler.close()
+        await self.peers.close()
+        self.store.close()
+
+
+def install(
+    server: grpc.aio.Server,
+    config: SchedulerConfig,
+    identity: TlsIdentity,
+    database: Path,
+    datasets: Datasets,
+    audit: Audit,
+    caller: Caller,
+) -> JobSystem:
+    peers_allowed = set(config.peer_addresses)
+    sessions = Sessions()
+    store = JobStore(database)
+    peers = PeerGateways(identity, config.peer_addresses, config.failure_timeout)
+    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions), audit)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
+    coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
+    exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
+        ExchangeServicer(config.party_id, peers_allowed, sessions, Inbox(), relay_identity=identity), server)
+    return JobSystem(scheduler, store, peers)
+
+
+__all__ = ["install", "JobSystem"]

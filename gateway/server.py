@@ -1,0 +1,104 @@
+"""`mpcgate serve`: one gateway process per institution, one public port, mutual
+TLS always on. It hosts the DatasetService, the JobService, the gateways'
+CoordinationService and the ExchangeService (which relays job sessions to worker
+processes), plus gRPC health and reflection. SIGTERM sets health to NOT_SERVING,
+stops the scheduler's workers, then stops the server with a grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway import rpc
+from gateway.api.gateway.v1 import coordination_pb2, datasets_pb2, datasets_pb2_grpc, jobs_pb2
+from gateway.api.exchange.v1 import exchange_pb2
+from gateway.auth.pki import client_of_certificate, party_of_certificate
+from gateway.auth.tls import TlsIdentity
+from gateway.config import GatewayConfig
+from gateway.datasets import DatasetServicer, Registry
+from gateway.errors import Unauthenticated
+from gateway.jobs import wiring
+from gateway.jobs.scheduler import SchedulerConfig
+
+log = logging.getLogger("mpcgate.gateway")
+SHUTDOWN_GRACE_S = 5.0
+
+
+def caller_of(context: Any) -> str:
+    """Who is calling, from the verified client certificate."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if not pems:
+        raise Unauthenticated("no client certificate")
+    client = client_of_certificate(pems[0])
+    if client is not None:
+        return f"client:{client}"
+    party = party_of_certificate(pems[0])
+    if party is None:
+        raise Unauthenticated("the client certificate names no mpcgate client or party")
+    return f"party:{party}"
+
+
+def audit(party: str):  # type: ignore[no-untyped-def]
+    def record(action: str, subject: str, outcome: str, details: dict[str, str]) -> None:
+        fields = " ".join(f"{k}={v!r}" for k, v in sorted(details.items()))
+        log.info("audit party=%s action=%s subject=%s outcome=%s %s", party, action, subject, outcome, fields)
+    return record
+
+
+async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> None:
+    identity = TlsIdentity.load(config.tls)
+    server, port = rpc.aio_server(identity, config.listen, config.failure_timeout)
+    record = audit(config.party_id)
+    registry = Registry(config.database, config.data_dir, config.party_id)
+    datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(registry, record), server)
+    jobs = wiring.install(
+        server,
+        SchedulerConfig(
+            party_id=config.party_id, peer_addresses=config.peers,
+            tls_files=(str(config.tls.ca), str(config.tls.cert), str(config.tls.key)),
+            max_concurrent_jobs=config.max_concurrent_jobs, default_deadline_s=config.default_deadline_s,
+            allow_insecure_providers=config.allow_insecure_providers, failure_timeout=config.failure_timeout,
+        ),
+        identity, config.database, registry, record, caller_of,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    services = [
+        datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name,
+        jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+        coordination_pb2.DESCRIPTOR.services_by_name["CoordinationService"].full_name,
+        exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
+    ]
+    reflection.enable_server_reflection([*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                                         reflection.SERVICE_NAME], server)
+    await server.start()
+    await jobs.start()
+    for name in ["", *services]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gateway party=%s listening port=%d peers=%s", config.party_id, port, ",".join(sorted(config.peers)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("gateway party=%s shutting down", config.party_id)
+    for name in ["", *services]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await jobs.close()
+    await server.stop(SHUTDOWN_GRACE_S)
+    log.info("gateway party=%s stopped", config.party_id)
+
+
+def run(config: GatewayConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(config))
+
+
+__all__ = ["serve", "run"]
