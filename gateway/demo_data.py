@@ -51,12 +51,16 @@ def summary(pooled: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def max_relative_error(secure: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
-    """Largest error over every statistic: relative, or absolute near zero."""
+    """Largest error over every statistic: relative, or absolute near zero, where a
+    covariance entry's natural scale is sigma_i * sigma_j."""
     worst = 0.0
     for name, want in reference.items():
         if name not in secure:
             continue
         got = np.asarray(secure[name], dtype=np.float64)
-        err = np.abs(got - want) / np.maximum(np.abs(want), 1.0)
-        worst = max(worst, float(err.max()))
+        scale = np.maximum(np.abs(want), 1.0)
+        if name == "covariance":
+            sigma = np.sqrt(np.diag(want))
+            scale = np.maximum(scale, np.outer(sigma, sigma))
+        worst = max(worst, float((np.abs(got - want) / scale).max()))
     return worst

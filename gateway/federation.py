@@ -129,6 +129,9 @@ key = "{self.pki_dir / f'{party}.key'}"
             codes[p] = process.returncode
         return codes
 
+    def pid(self, party: str) -> int:
+        return self._processes[party].pid
+
     def kill(self, party: str) -> None:
         """SIGKILL a gateway and everything it started (its workers)."""
         process = self._processes.pop(party)

@@ -18,7 +18,8 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, REJECTED})
 TRANSITIONS: dict[int, frozenset[int]] = {
     PENDING: frozenset({AWAITING_APPROVAL, QUEUED, REJECTED, FAILED, CANCELLED}),
     AWAITING_APPROVAL: frozenset({QUEUED, REJECTED, FAILED, CANCELLED}),
-    QUEUED: frozenset({RUNNING, FAILED, CANCELLED}),
+    # a party that approved learns that another refused: the job ends REJECTED here too
+    QUEUED: frozenset({RUNNING, REJECTED, FAILED, CANCELLED}),
     RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
     SUCCEEDED: frozenset(),
     FAILED: frozenset(),

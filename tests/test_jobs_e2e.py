@@ -1,0 +1,222 @@
+"""Joint jobs end to end: three gateways as separate processes on loopback with
+mutual TLS, operators using the SDK, CrypTen workers per job per party."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import demo_data
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.errors import FailedPrecondition, InvalidArgument
+from gateway.federation import LocalFederation
+
+pytestmark = pytest.mark.multiprocess
+
+PARTIES = demo_data.INSTITUTIONS
+COLUMNS = demo_data.COLUMNS
+ROWS = 400
+BIG_ROWS = 120_000  # a vertical job this size runs for several seconds
+VERTICAL = {"bank-a": ["income", "debt"], "bank-b": ["age"], "bank-c": ["credit_score"]}
+
+
+def policy(approval: int = dpb.APPROVAL_MODE_AUTOMATIC, kinds: tuple[str, ...] = ("stats.summary", "stats.describe"),
+           parties: tuple[str, ...] = tuple(PARTIES), min_rows: int = 50) -> dpb.Policy:
+    return dpb.Policy(allowed_parties=list(parties), allowed_job_kinds=list(kinds), allowed_columns=COLUMNS,
+                      allowed_result_receivers=["bank-a"], min_rows=min_rows, approval_mode=approval)
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+    root = tmp_path_factory.mktemp("federation")
+    with LocalFederation(root, PARTIES, max_concurrent_jobs=1, failure_timeout=5.0) as fed:
+        for rows, name in ((ROWS, "customers"), (BIG_ROWS, "big")):
+            whole = demo_data.loans("bank-a", rows)  # one set of customers, split by column
+            keys = np.array([f"c{i:07d}" for i in range(rows)])
+            for party, columns in VERTICAL.items():
+                part = whole[:, [COLUMNS.index(c) for c in columns]]
+                demo_data.write_csv(fed.data_dir(party) / f"{name}.csv", part, columns, key=keys)
+        for party in PARTIES:
+            demo_data.write_csv(fed.data_dir(party) / "loans.csv", demo_data.loans(party, ROWS))
+        fed.start()
+        for party in PARTIES:
+            with fed.client(party) as client:
+                client.register_dataset("loans", "loans.csv", policy())
+                for name in ("customers", "big"):
+                    client.register_dataset(name, f"{name}.csv", policy(), key_column="customer_id")
+        yield fed
+
+
+def _inputs(dataset: str = "loans", columns: list[str] = COLUMNS) -> list[tuple[str, str, list[str]]]:
+    if dataset in ("customers", "big"):
+        return [(p, dataset, VERTICAL[p]) for p in PARTIES]
+    return [(p, dataset, columns) for p in PARTIES]
+
+
+def _pooled(dataset_rows: int = ROWS) -> np.ndarray:
+    return np.vstack([demo_data.loans(p, dataset_rows) for p in PARTIES])
+
+
+def _states_everywhere(fed: LocalFederation, job_id: str) -> dict[str, str]:
+    out = {}
+    for party in PARTIES:
+        with fed.client(party) as client:
+            out[party] = client.job(job_id).state
+    return out
+
+
+def _worker_pids(fed: LocalFederation) -> dict[str, list[int]]:
+    """Each gateway's job workers: its spawned children (not multiprocessing's resource tracker)."""
+    found = {}
+    for party in PARTIES:
+        listing = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(fed.pid(party))],
+                                 capture_output=True, text=True).stdout
+        found[party] = [int(line.split()[0]) for line in listing.splitlines()
+                        if "spawn_main" in line and "resource_tracker" not in line]
+    return found
+
+
+def test_horizontal_summary_matches_numpy(federation: LocalFederation) -> None:
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.summary", _inputs(), receivers=["bank-a"])
+        events = list(job.watch(timeout=120))
+        assert job.state == "SUCCEEDED", job.record
+        assert events[-1].state == job.record.state
+        assert max(e.progress.percent for e in events) == 100
+        result = job.result()
+    reference = demo_data.summary(_pooled())
+    assert result.labels["mean"] == COLUMNS
+    assert demo_data.max_relative_error(result.values, reference) < 1e-3
+    assert result.provider == "TFP"
+    for party in ("bank-b", "bank-c"):  # not receivers: nothing revealed there
+        with federation.client(party) as client, pytest.raises(Exception, match="no result"):
+            client.job(job.id).result()
+    assert set(_states_everywhere(federation, job.id).values()) == {"SUCCEEDED"}
+
+
+def test_vertical_summary_matches_numpy_and_checks_key_alignment(federation: LocalFederation) -> None:
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.summary", _inputs("customers"), receivers=["bank-a"], partitioning="vertical")
+        job.wait(timeout=120)
+        assert job.state == "SUCCEEDED", job.record
+        result = job.result()
+        assert result.labels["correlation"] == COLUMNS  # every party's columns, in rank order
+        reference = demo_data.summary(demo_data.loans("bank-a", ROWS))
+        assert demo_data.max_relative_error(result.values, reference) < 1e-3
+        # the same columns over rows in a different order: refused, keys never revealed
+        shuffled = [("bank-a", "customers", ["income", "debt"]), ("bank-b", "loans", ["age"])]
+        with pytest.raises(InvalidArgument, match="key column"):
+            client.submit("stats.describe", shuffled, receivers=["bank-a"], partitioning="vertical")
+
+
+def test_unknown_dataset_column_or_party_is_invalid_before_anything_runs(federation: LocalFederation) -> None:
+    with federation.client("bank-a") as client:
+        cases = [
+            [("bank-a", "loans", COLUMNS), ("bank-b", "nope", COLUMNS)],
+            [("bank-a", "loans", COLUMNS), ("bank-c", "loans", ["income", "shoe_size"])],
+            [("bank-a", "loans", COLUMNS), ("bank-z", "loans", COLUMNS)],
+        ]
+        for inputs in cases:
+            with pytest.raises(InvalidArgument):
+                client.submit("stats.describe", inputs, receivers=["bank-a"])
+        started = [j for j in client.list_jobs() if j.record.started_at.seconds]
+        assert all(j.state == "SUCCEEDED" for j in started)  # only earlier, valid jobs ever ran
+
+
+def test_policy_refusal_at_one_party_rejects_everywhere_and_reads_no_data(federation: LocalFederation) -> None:
+    with federation.client("bank-c") as owner:
+        owner.update_policy("loans", policy(kinds=("stats.describe",)))
+    try:
+        with federation.client("bank-a") as client:
+            job = client.submit("stats.summary", _inputs(), receivers=["bank-a"])
+            assert job.state == "REJECTED"
+            assert "bank-c" in job.record.error.message or job.record.error.party_id == "bank-c"
+        states = _states_everywhere(federation, job.id)
+        assert set(states.values()) == {"REJECTED"}, states
+        for party in PARTIES:
+            with federation.client(party) as client:
+                assert not client.job(job.id).record.started_at.seconds  # no worker anywhere
+    finally:
+        with federation.client("bank-c") as owner:
+            owner.update_policy("loans", policy())
+
+
+def test_manual_approval(federation: LocalFederation) -> None:
+    with federation.client("bank-b") as owner:
+        owner.update_policy("loans", policy(approval=dpb.APPROVAL_MODE_MANUAL))
+    try:
+        with federation.client("bank-a") as client:
+            job = client.submit("stats.describe", _inputs(), receivers=["bank-a"])
+            assert job.state == "AWAITING_APPROVAL"
+            with pytest.raises(FailedPrecondition):
+                client.approve(job.id)  # bank-a has nothing to approve
+            with federation.client("bank-b") as owner:
+                assert owner.approve(job.id).state == "QUEUED"
+            job.wait(timeout=120)
+            assert job.state == "SUCCEEDED"
+            np.testing.assert_allclose(job.result()["mean"], _pooled().mean(axis=0), rtol=1e-3)
+    finally:
+        with federation.client("bank-b") as owner:
+            owner.update_policy("loans", policy())
+
+
+def _wait_running(client, job) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 60
+    while job.refresh().state != "RUNNING" or job.record.progress.percent < 5:
+        assert time.monotonic() < deadline and not job.done, job.record
+        time.sleep(0.1)
+
+
+def test_cancellation_mid_run_stops_every_party(federation: LocalFederation) -> None:
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.summary", _inputs("big"), receivers=["bank-a"], partitioning="vertical")
+        _wait_running(client, job)
+        assert all(_worker_pids(federation).values()), "every party runs a worker"
+        job.cancel("operator changed their mind")
+        assert job.state == "CANCELLED"
+        deadline = time.monotonic() + 30
+        while set(_states_everywhere(federation, job.id).values()) != {"CANCELLED"}:
+            assert time.monotonic() < deadline, _states_everywhere(federation, job.id)
+            time.sleep(0.2)
+        deadline = time.monotonic() + 15
+        while any(_worker_pids(federation).values()):
+            assert time.monotonic() < deadline, _worker_pids(federation)
+            time.sleep(0.2)
+
+
+def test_a_killed_worker_fails_the_job_everywhere(federation: LocalFederation) -> None:
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.summary", _inputs("big"), receivers=["bank-a"], partitioning="vertical")
+        _wait_running(client, job)
+        workers = _worker_pids(federation)
+        assert workers["bank-c"], "bank-c's worker should be running"
+        os.kill(workers["bank-c"][0], signal.SIGKILL)
+        job.wait(timeout=60)
+        assert job.state == "FAILED"
+        deadline = time.monotonic() + 30
+        while set(_states_everywhere(federation, job.id).values()) != {"FAILED"}:
+            assert time.monotonic() < deadline, _states_everywhere(federation, job.id)
+            time.sleep(0.2)
+
+
+def test_restart_fails_the_running_job_and_resumes_queued_ones(federation: LocalFederation) -> None:
+    with federation.client("bank-a") as client:
+        running = client.submit("stats.summary", _inputs("big"), receivers=["bank-a"], partitioning="vertical")
+        queued = client.submit("stats.describe", _inputs(), receivers=["bank-a"])
+        _wait_running(client, running)
+        assert queued.refresh().state == "QUEUED"  # max_concurrent_jobs = 1
+    federation.stop("bank-a")
+    federation.start("bank-a")
+    with federation.client("bank-a") as client:
+        assert client.job(running.id).state == "FAILED"
+        assert "restarted" in client.job(running.id).record.error.message
+        resumed = client.job(queued.id)
+        resumed.wait(timeout=120)
+        assert resumed.state == "SUCCEEDED"
