@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import jobs, pki, serve, smoke
+from gateway.cli import demo, jobs, pki, serve, smoke
 
 
 @click.group()
@@ -14,6 +14,7 @@ def main() -> None:
     multiparty computation, without sharing raw rows."""
 
 
+main.add_command(demo.demo)
 main.add_command(smoke.smoke)
 main.add_command(pki.pki)
 main.add_command(jobs.jobs)
