@@ -16,6 +16,9 @@
     [peers]
     bank-b = "127.0.0.1:7444"
 
+    [issuers]                         # trusted token issuers -> their JWKS files
+    bank-a-idp = ["issuer/k1.jwks.json", "issuer/k2.jwks.json"]
+
 Relative paths are relative to the config file. A bad field fails start-up with a
 message that names it.
 """
@@ -43,7 +46,7 @@ class GatewayConfig:
     allow_insecure_providers: bool = False
     failure_timeout: float = 20.0
     default_deadline_s: float = 3600.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    issuers: dict[str, list[Path]] = field(default_factory=dict)
 
 
 def load(path: Path) -> GatewayConfig:
@@ -103,6 +106,17 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
     for key in ("failure_timeout", "default_deadline_s"):
         if not isinstance(limits[key], (int, float)) or limits[key] <= 0:
             raise InvalidArgument(f"config field {key!r} must be a positive number")
+    issuers_raw = raw.get("issuers", {})
+    if not isinstance(issuers_raw, dict):
+        raise InvalidArgument("config field 'issuers' must map issuer names to lists of JWKS files")
+    issuers: dict[str, list[Path]] = {}
+    for issuer, jwks_files in issuers_raw.items():
+        if not isinstance(jwks_files, list) or not jwks_files or not all(isinstance(f, str) for f in jwks_files):
+            raise InvalidArgument(f"config field 'issuers.{issuer}' must be a non-empty list of JWKS file paths")
+        issuers[issuer] = [path_of(f) for f in jwks_files]
+        for f in issuers[issuer]:
+            if not f.is_file():
+                raise InvalidArgument(f"config field 'issuers.{issuer}': no file {f}")
     insecure = raw.get("allow_insecure_providers", False)
     if not isinstance(insecure, bool):
         raise InvalidArgument("config field 'allow_insecure_providers' must be true or false")
@@ -110,5 +124,5 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         party_id=party, listen=listen, tls=files, peers=dict(peers), data_dir=data_dir,
         database=path_of(need(raw, "database", str)), max_concurrent_jobs=limits["max_concurrent_jobs"],
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
-        default_deadline_s=float(limits["default_deadline_s"]),
+        default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers,
     )

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import rpc
 from gateway.auth import pki
+from gateway.auth.jwt import SCOPES, generate_issuer_key, issue_token
 from gateway.auth.tls import TlsIdentity
 from gateway.errors import Unavailable
 from gateway.sdk import Client
@@ -48,11 +49,23 @@ class LocalFederation:
             pki.issue(self.pki_dir, party)
             self.data_dir(party).mkdir(parents=True, exist_ok=True)
         pki.issue(self.pki_dir, OPERATOR, client=True)
+        for party in self.parties:  # each institution runs its own token issuer
+            generate_issuer_key(self.issuer_dir(party), "k1")
         for party in self.parties:
             self.config_path(party).write_text(self._config(party))
 
     def data_dir(self, party: str) -> Path:
         return self.root / party / "data"
+
+    def issuer_dir(self, party: str) -> Path:
+        return self.root / party / "issuer"
+
+    def issuer(self, party: str) -> str:
+        return f"{party}-idp"
+
+    def token(self, party: str, subject: str = "operator", scopes: Sequence[str] = SCOPES, ttl_s: int = 3600) -> str:
+        """A token from `party`'s issuer for its gateway."""
+        return issue_token(self.issuer_dir(party) / "k1.key", "k1", self.issuer(party), subject, party, scopes, ttl_s)
 
     def config_path(self, party: str) -> Path:
         return self.root / party / "gateway.toml"
@@ -78,6 +91,9 @@ key = "{self.pki_dir / f'{party}.key'}"
 
 [peers]
 {peers}
+
+[issuers]
+{self.issuer(party)} = ["{self.issuer_dir(party) / 'k1.jwks.json'}"]
 """
 
     def start(self, party: str | None = None, timeout: float = 60.0) -> None:
@@ -109,8 +125,10 @@ key = "{self.pki_dir / f'{party}.key'}"
                 time.sleep(0.2)
         raise Unavailable(f"gateway {party} did not become healthy within {timeout:.0f} s")
 
-    def client(self, party: str, token: str = "") -> Client:
-        return Client(self.addresses[party], token, TlsIdentity.from_dir(self.pki_dir, OPERATOR), server_party=party)
+    def client(self, party: str, token: str | None = None) -> Client:
+        """An operator's SDK client for `party`'s gateway (by default with every scope)."""
+        return Client(self.addresses[party], self.token(party) if token is None else token,
+                      TlsIdentity.from_dir(self.pki_dir, OPERATOR), server_party=party)
 
     def stop(self, party: str | None = None, timeout: float = 20.0) -> dict[str, int | None]:
         """SIGTERM, then SIGKILL after `timeout`; returns exit codes."""

@@ -54,9 +54,12 @@ def channel_options(peer_party: str, failure_timeout: float = DEFAULT_FAILURE_TI
     ]
 
 
-def aio_server(identity: TlsIdentity, address: str, failure_timeout: float = DEFAULT_FAILURE_TIMEOUT) -> tuple[grpc.aio.Server, int]:
+def aio_server(
+    identity: TlsIdentity, address: str, failure_timeout: float = DEFAULT_FAILURE_TIMEOUT,
+    interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+) -> tuple[grpc.aio.Server, int]:
     """An asyncio server with mTLS bound to `address` ('host:0' picks a free port)."""
-    server = grpc.aio.server(options=server_options(failure_timeout))
+    server = grpc.aio.server(options=server_options(failure_timeout), interceptors=interceptors or [])
     port = server.add_secure_port(address, identity.server_credentials())
     return server, port
 

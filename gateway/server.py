@@ -17,7 +17,9 @@ from grpc_reflection.v1alpha import reflection
 from gateway import rpc
 from gateway.api.gateway.v1 import coordination_pb2, datasets_pb2, datasets_pb2_grpc, jobs_pb2
 from gateway.api.exchange.v1 import exchange_pb2
-from gateway.auth.pki import client_of_certificate, party_of_certificate
+from gateway.audit import AuditLog
+from gateway.auth.interceptor import ScopeInterceptor, current_identity
+from gateway.auth.jwt import TokenVerifier
 from gateway.auth.tls import TlsIdentity
 from gateway.config import GatewayConfig
 from gateway.datasets import DatasetServicer, Registry
@@ -30,30 +32,31 @@ SHUTDOWN_GRACE_S = 5.0
 
 
 def caller_of(context: Any) -> str:
-    """Who is calling, from the verified client certificate."""
-    pems = context.auth_context().get("x509_pem_cert") or []
-    if not pems:
-        raise Unauthenticated("no client certificate")
-    client = client_of_certificate(pems[0])
-    if client is not None:
-        return f"client:{client}"
-    party = party_of_certificate(pems[0])
-    if party is None:
-        raise Unauthenticated("the client certificate names no mpcgate client or party")
-    return f"party:{party}"
+    """Who is calling a token-protected RPC: the verified token's issuer/subject."""
+    identity = current_identity()
+    if identity is None:
+        raise Unauthenticated("no verified caller")
+    return str(identity)
 
 
-def audit(party: str):  # type: ignore[no-untyped-def]
+def audit_recorder(log_: AuditLog, party: str):  # type: ignore[no-untyped-def]
+    """audit(action, subject, outcome, details): the actor is the verified caller of
+    the RPC being served, else this gateway itself (peer calls, background work)."""
     def record(action: str, subject: str, outcome: str, details: dict[str, str]) -> None:
-        fields = " ".join(f"{k}={v!r}" for k, v in sorted(details.items()))
-        log.info("audit party=%s action=%s subject=%s outcome=%s %s", party, action, subject, outcome, fields)
+        identity = current_identity()
+        actor = str(identity) if identity is not None else f"gateway:{party}"
+        log_.append(actor, action, subject, outcome, details)
+        log.info("audit actor=%s action=%s subject=%s outcome=%s", actor, action, subject, outcome)
     return record
 
 
 async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> None:
     identity = TlsIdentity.load(config.tls)
-    server, port = rpc.aio_server(identity, config.listen, config.failure_timeout)
-    record = audit(config.party_id)
+    verifier = TokenVerifier(config.party_id, config.issuers)
+    server, port = rpc.aio_server(identity, config.listen, config.failure_timeout,
+                                  interceptors=[ScopeInterceptor(verifier)])
+    audit_log = AuditLog(config.database)
+    record = audit_recorder(audit_log, config.party_id)
     registry = Registry(config.database, config.data_dir, config.party_id)
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(registry, record), server)
     jobs = wiring.install(
@@ -93,6 +96,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await jobs.close()
     await server.stop(SHUTDOWN_GRACE_S)
+    audit_log.close()
     log.info("gateway party=%s stopped", config.party_id)
 
 

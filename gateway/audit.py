@@ -1,0 +1,116 @@
+"""The audit log: append-only and hash-chained in the gateway's SQLite database.
+
+Each entry commits to the previous entry's hash, so editing, deleting or
+reordering any entry breaks the chain from there on, which `verify` (and
+`mpcgate audit verify`) reports. Entries record who did what to which dataset,
+job or result, when, and with what outcome; never a token, key or data value.
+The head hash `verify` prints can be anchored elsewhere to also catch a truncated
+tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq     INTEGER PRIMARY KEY,
+    time    REAL NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev    TEXT NOT NULL,
+    hash    TEXT NOT NULL
+);
+"""
+GENESIS = "0" * 64
+
+
+def _digest(prev: str, seq: int, when: float, actor: str, action: str, subject: str, outcome: str, details: str) -> str:
+    body = json.dumps([prev, seq, repr(when), actor, action, subject, outcome, details], separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    entries: int
+    head: str
+    problem: str = ""
+
+
+class AuditLog:
+    def __init__(self, database: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=10)
+        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(SCHEMA)
+
+    def append(self, actor: str, action: str, subject: str, outcome: str, details: dict[str, str] | None = None) -> str:
+        text = json.dumps(details or {}, sort_keys=True)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                last = self._db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+                when = time.time()
+                digest = _digest(prev, seq, when, actor, action, subject, outcome, text)
+                self._db.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (seq, when, actor, action, subject, outcome, text, prev, digest))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return digest
+
+    def verify(self) -> Verdict:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log ORDER BY rowid"
+            ).fetchall()
+        return verify_rows(rows)
+
+    def entries(self) -> list[tuple]:
+        with self._lock:
+            return self._db.execute("SELECT seq, time, actor, action, subject, outcome, details FROM audit_log ORDER BY seq").fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def verify_rows(rows: list[tuple]) -> Verdict:
+    prev, expected_seq = GENESIS, 1
+    for seq, when, actor, action, subject, outcome, details, stored_prev, stored_hash in rows:
+        if seq != expected_seq:
+            return Verdict(False, expected_seq - 1, prev, f"entry {expected_seq} is missing or out of order (found {seq})")
+        if stored_prev != prev:
+            return Verdict(False, seq - 1, prev, f"entry {seq} does not follow entry {seq - 1} (deleted or reordered)")
+        if _digest(prev, seq, when, actor, action, subject, outcome, details) != stored_hash:
+            return Verdict(False, seq - 1, prev, f"entry {seq} was altered")
+        prev, expected_seq = stored_hash, seq + 1
+    return Verdict(True, expected_seq - 1, prev)
+
+
+def verify_file(database: Path) -> Verdict:
+    if not database.is_file():
+        return Verdict(False, 0, GENESIS, f"no database {database}")
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log ORDER BY rowid"
+        ).fetchall()
+    except sqlite3.OperationalError as err:
+        return Verdict(False, 0, GENESIS, f"cannot read the audit log: {err}")
+    finally:
+        db.close()
+    return verify_rows(rows)

@@ -1,0 +1,60 @@
+"""`mpcgate token` and `mpcgate audit`: administrators' tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gateway.errors import MpcgateError
+
+
+@click.group()
+def token() -> None:
+    """Token issuer keys and JWTs for people and services."""
+
+
+@token.command("keygen")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("issuer"), show_default=True)
+@click.option("--kid", required=True, help="key id (rotate by adding a new kid to the gateways' JWKS)")
+def keygen(directory: Path, kid: str) -> None:
+    """Creates an Ed25519 signing key and its public JWKS for gateways to trust."""
+    from gateway.auth.jwt import generate_issuer_key
+
+    private, jwks = generate_issuer_key(directory, kid)
+    click.echo(f"signing key: {private} (keep private)\npublic JWKS: {jwks} (list it under [issuers] in gateway configs)")
+
+
+@token.command("issue")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--kid", required=True)
+@click.option("--issuer", required=True)
+@click.option("--sub", "subject", required=True, help="who the token is for")
+@click.option("--aud", "audience", required=True, help="the gateway's party id")
+@click.option("--scope", "scopes", multiple=True, required=True, help="e.g. jobs:submit (repeatable)")
+@click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1, 86400 * 7), help="seconds")
+def issue(key_path: Path, kid: str, issuer: str, subject: str, audience: str, scopes: tuple[str, ...], ttl: int) -> None:
+    """Prints a signed JWT."""
+    from gateway.auth.jwt import issue_token
+
+    try:
+        click.echo(issue_token(key_path, kid, issuer, subject, audience, scopes, ttl))
+    except MpcgateError as err:
+        raise click.ClickException(err.message) from None
+
+
+@click.group()
+def audit() -> None:
+    """The gateway's tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.option("--db", "database", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def verify(database: Path) -> None:
+    """Checks the hash chain: fails on any edited, deleted or reordered entry."""
+    from gateway.audit import verify_file
+
+    verdict = verify_file(database)
+    if not verdict.ok:
+        raise click.ClickException(f"audit log is NOT intact: {verdict.problem} (verified {verdict.entries} entries)")
+    click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}")
