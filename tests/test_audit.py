@@ -1,0 +1,69 @@
+"""The audit log's hash chain: intact logs verify; any single edit, deletion or
+swap is found, and so named by `mpcgate audit verify`."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.audit import AuditLog, verify_file
+from gateway.cli import main
+
+
+@pytest.fixture()
+def log_path(tmp_path: Path) -> Path:
+    path = tmp_path / "gateway.db"
+    log = AuditLog(path)
+    for i in range(6):
+        log.append(f"bank-a-idp/user{i}", "job.submit", f"job-{i}", "ok", {"kind": "stats.describe"})
+    log.close()
+    return path
+
+
+def _edit(path: Path, sql: str) -> None:
+    db = sqlite3.connect(path)
+    db.execute(sql)
+    db.commit()
+    db.close()
+
+
+def test_untouched_log_verifies(log_path: Path) -> None:
+    verdict = verify_file(log_path)
+    assert verdict.ok and verdict.entries == 6
+    result = CliRunner().invoke(main, ["audit", "verify", "--db", str(log_path)])
+    assert result.exit_code == 0 and "6 entries" in result.output
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        ("UPDATE audit_log SET outcome = 'denied' WHERE seq = 3", "entry 3 was altered"),
+        ("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 6", "entry 6 was altered"),
+        ("DELETE FROM audit_log WHERE seq = 2", "entry 2 is missing"),
+        ("UPDATE audit_log SET seq = seq + 100 WHERE seq = 6", "entry 6 is missing"),
+    ],
+    ids=["edit outcome", "edit actor", "delete", "renumber"],
+)
+def test_any_single_change_is_detected(log_path: Path, tamper: str, problem: str) -> None:
+    _edit(log_path, tamper)
+    verdict = verify_file(log_path)
+    assert not verdict.ok
+    assert problem in verdict.problem
+    result = CliRunner().invoke(main, ["audit", "verify", "--db", str(log_path)])
+    assert result.exit_code != 0 and "NOT intact" in result.output
+
+
+def test_swapping_two_entries_contents_is_detected(log_path: Path) -> None:
+    db = sqlite3.connect(log_path)
+    fourth, fifth = (db.execute("SELECT time, actor, action, subject, outcome, details, prev, hash FROM audit_log "
+                                "WHERE seq = ?", (n,)).fetchone() for n in (4, 5))
+    update = "UPDATE audit_log SET time=?, actor=?, action=?, subject=?, outcome=?, details=?, prev=?, hash=? WHERE seq=?"
+    db.execute(update, (*fifth, 4))
+    db.execute(update, (*fourth, 5))
+    db.commit()
+    db.close()
+    verdict = verify_file(log_path)
+    assert not verdict.ok and "entry 4" in verdict.problem

@@ -1,0 +1,56 @@
+"""A gateway config with a bad field fails at start with a message naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway import config
+from gateway.auth import pki
+from gateway.cli import main
+from gateway.errors import InvalidArgument
+
+
+@pytest.fixture()
+def raw(tmp_path: Path) -> dict:
+    pki.init_ca(tmp_path)
+    pki.issue(tmp_path, "bank-a")
+    (tmp_path / "data").mkdir()
+    return {"party_id": "bank-a", "listen": "127.0.0.1:0", "data_dir": "data", "database": "g.db",
+            "tls": {"ca": "ca.crt", "cert": "bank-a.crt", "key": "bank-a.key"}, "peers": {"bank-b": "127.0.0.1:1"}}
+
+
+def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
+    parsed = config.parse(raw, tmp_path)
+    assert parsed.party_id == "bank-a" and parsed.tls.cert == tmp_path / "bank-a.crt"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: r.pop("party_id"), "party_id"),
+        (lambda r: r.update(party_id="Bank A"), "party_id"),
+        (lambda r: r.update(listen="nowhere"), "listen"),
+        (lambda r: r["tls"].update(cert="missing.crt"), "tls.cert"),
+        (lambda r: r.update(peers={"bank-a": "127.0.0.1:1"}), "peers"),
+        (lambda r: r.update(peers={"BAD_NAME": "x:1"}), "peers.BAD_NAME"),
+        (lambda r: r.update(data_dir="nope"), "data_dir"),
+        (lambda r: r.update(max_concurrent_jobs=0), "max_concurrent_jobs"),
+        (lambda r: r.update(failure_timeout="soon"), "failure_timeout"),
+        (lambda r: r.update(allow_insecure_providers="yes"), "allow_insecure_providers"),
+        (lambda r: r.update(issuers={"idp": ["missing.json"]}), "issuers.idp"),
+    ],
+)
+def test_bad_fields_are_named(raw: dict, tmp_path: Path, change, field: str) -> None:  # type: ignore[no-untyped-def]
+    change(raw)
+    with pytest.raises(InvalidArgument, match=field.replace(".", r"\.")):
+        config.parse(raw, tmp_path)
+
+
+def test_serve_fails_fast_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('party_id = "bank-a"\nlisten = 7443\n')
+    result = CliRunner().invoke(main, ["serve", "--config", str(path)])
+    assert result.exit_code != 0 and "'listen'" in result.output
