@@ -7,6 +7,7 @@
     max_concurrent_jobs = 2
     allow_insecure_providers = false  # true lets jobs use TFP (tests, demos)
     failure_timeout = 20.0            # seconds to declare a silent peer dead
+    metrics_listen = "127.0.0.1:9464" # optional: Prometheus metrics over HTTP
 
     [tls]
     ca = "pki/ca.crt"
@@ -47,6 +48,7 @@ class GatewayConfig:
     failure_timeout: float = 20.0
     default_deadline_s: float = 3600.0
     issuers: dict[str, list[Path]] = field(default_factory=dict)
+    metrics_listen: str = ""
 
 
 def load(path: Path) -> GatewayConfig:
@@ -117,6 +119,9 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         for f in issuers[issuer]:
             if not f.is_file():
                 raise InvalidArgument(f"config field 'issuers.{issuer}': no file {f}")
+    metrics_listen = raw.get("metrics_listen", "")
+    if not isinstance(metrics_listen, str) or (metrics_listen and not metrics_listen.rpartition(":")[2].isdigit()):
+        raise InvalidArgument("config field 'metrics_listen' must be host:port")
     insecure = raw.get("allow_insecure_providers", False)
     if not isinstance(insecure, bool):
         raise InvalidArgument("config field 'allow_insecure_providers' must be true or false")
@@ -124,5 +129,5 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         party_id=party, listen=listen, tls=files, peers=dict(peers), data_dir=data_dir,
         database=path_of(need(raw, "database", str)), max_concurrent_jobs=limits["max_concurrent_jobs"],
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
-        default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers,
+        default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen,
     )

@@ -41,6 +41,7 @@ class LocalFederation:
         self.pki_dir = root / "pki"
         self.ports = {p: _free_port() for p in self.parties}
         self.addresses = {p: f"127.0.0.1:{port}" for p, port in self.ports.items()}
+        self.metrics_ports = {p: _free_port() for p in self.parties}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._options = dict(allow_insecure_providers=allow_insecure_providers,
                              max_concurrent_jobs=max_concurrent_jobs, failure_timeout=failure_timeout)
@@ -83,6 +84,7 @@ database = "gateway.db"
 max_concurrent_jobs = {o['max_concurrent_jobs']}
 allow_insecure_providers = {str(o['allow_insecure_providers']).lower()}
 failure_timeout = {float(o['failure_timeout'])}
+metrics_listen = "127.0.0.1:{self.metrics_ports[party]}"
 
 [tls]
 ca = "{self.pki_dir / 'ca.crt'}"

@@ -26,6 +26,7 @@ from gateway.datasets import DatasetServicer, Registry
 from gateway.errors import Unauthenticated
 from gateway.jobs import wiring
 from gateway.jobs.scheduler import SchedulerConfig
+from gateway.metrics import MetricsInterceptor
 
 log = logging.getLogger("mpcgate.gateway")
 SHUTDOWN_GRACE_S = 5.0
@@ -54,7 +55,12 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     identity = TlsIdentity.load(config.tls)
     verifier = TokenVerifier(config.party_id, config.issuers)
     server, port = rpc.aio_server(identity, config.listen, config.failure_timeout,
-                                  interceptors=[ScopeInterceptor(verifier)])
+                                  interceptors=[MetricsInterceptor(), ScopeInterceptor(verifier)])
+    if config.metrics_listen:
+        import prometheus_client
+
+        host, _, metrics_port = config.metrics_listen.rpartition(":")
+        prometheus_client.start_http_server(int(metrics_port), addr=host or "127.0.0.1")
     audit_log = AuditLog(config.database)
     record = audit_recorder(audit_log, config.party_id)
     registry = Registry(config.database, config.data_dir, config.party_id)

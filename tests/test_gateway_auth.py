@@ -133,3 +133,28 @@ def test_peer_services_refuse_operator_certificates(fed: LocalFederation, channe
     with pytest.raises(grpc.RpcError) as err:
         coordination_pb2_grpc.CoordinationServiceStub(channel).StopJob(coordination_pb2.StopJobRequest(job_id="x"), timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_health_reflection_and_metrics(fed: LocalFederation, channel: grpc.Channel) -> None:
+    import urllib.request
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="mpcgate.gateway.v1.JobService"))
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    reply = next(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    services = {s.name for s in reply.list_services_response.service}
+    assert {"mpcgate.gateway.v1.JobService", "mpcgate.exchange.v1.ExchangeService"} <= services
+    _call(channel, "/mpcgate.gateway.v1.DatasetService/ListDatasets", "bad-token")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{fed.metrics_ports[PARTY]}/metrics", timeout=5).read().decode()
+    assert 'mpcgate_requests_total{code="UNAUTHENTICATED",method="/mpcgate.gateway.v1.DatasetService/ListDatasets"}' in text
+    assert "mpcgate_request_seconds_bucket" in text
+
+
+def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
+    with LocalFederation(tmp_path, ["solo"]) as federation:
+        federation.start()
+        assert federation.stop() == {"solo": 0}
+        assert "shutting down" in federation.log_path("solo").read_text()

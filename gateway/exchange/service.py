@@ -28,6 +28,7 @@ from gateway.auth.tls import TlsIdentity, authenticated_peer
 from gateway.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.exchange.frames import DEFAULT_MAX_FRAME_BYTES, Reassembler
 from gateway.exchange.inbox import Inbox
+from gateway.metrics import EXCHANGE_BYTES
 from gateway.rpc import map_errors
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             channel = rpc.aio_channel(self._relay_identity, worker, self._party)
             self._relay_channels[worker] = channel
 
+        relayed = EXCHANGE_BYTES.labels("in", source)
+
         async def forward() -> AsyncIterator[exchange_pb2.ExchangeRequest]:
             yield opening
             async for message in requests:
+                relayed.inc(message.ByteSize())
                 yield message
 
         call = exchange_pb2_grpc.ExchangeServiceStub(channel).Exchange(
