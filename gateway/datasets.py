@@ -76,24 +76,23 @@ class Registry:
     def register(self, request: dpb.RegisterDatasetRequest) -> dpb.Dataset:
         if not NAME.match(request.name):
             raise InvalidArgument(f"dataset name {request.name!r} must match {NAME.pattern}")
-        if request.format == dpb.FILE_FORMAT_PARQUET:
-            raise InvalidArgument("Parquet files are not supported yet; register a CSV file")
         path = self._inside_data_dir(request.path)
-        header, rows = _read_csv(path)
-        numeric = list(request.numeric_columns) or [c for c in header if c != request.key_column]
+        file_format = _format(path, request.format)
+        table = _read(path, file_format)
+        numeric = list(request.numeric_columns) or [c for c in table.header if c != request.key_column]
         for column in [*numeric, *([request.key_column] if request.key_column else [])]:
-            if column not in header:
-                raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(header)})")
-        _numeric_table(path, header, rows, numeric)  # validates every cell
+            if column not in table.header:
+                raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(table.header)})")
+        table.numeric(numeric)  # validates every cell
         if request.key_column:
-            keys = [row[header.index(request.key_column)] for row in rows]
-            if len(set(keys)) != len(keys):
+            keys = table.values(request.key_column)
+            if len(set(map(str, keys))) != len(keys):
                 raise InvalidArgument(f"{path.name}: key column {request.key_column!r} has duplicate values")
         dataset = dpb.Dataset(
-            name=request.name, party_id=self._party, description=request.description, format=dpb.FILE_FORMAT_CSV,
+            name=request.name, party_id=self._party, description=request.description, format=file_format,
             columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC) for c in numeric]
             + ([dpb.Column(name=request.key_column, type=dpb.COLUMN_TYPE_KEY)] if request.key_column else []),
-            row_count=len(rows), key_column=request.key_column, policy=request.policy,
+            row_count=table.rows, key_column=request.key_column, policy=request.policy,
             created_at=now(), updated_at=now(),
         )
         with self._lock:
@@ -173,45 +172,80 @@ class Registry:
         path, dataset = self._row(job_input.dataset)
         if not path.is_file():
             raise FailedPrecondition(f"the file of dataset {dataset.name!r} is gone")
-        header, rows = _read_csv(path)
-        table = _numeric_table(path, header, rows, list(job_input.columns))
+        table = _read(path, dataset.format)
         keys = None
         if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
-            keys = np.array([row[header.index(dataset.key_column)] for row in rows])
-        return LoadedInput(table=table, keys=keys, rows=len(rows))
+            keys = np.array([str(k) for k in table.values(dataset.key_column)])
+        return LoadedInput(table=table.numeric(list(job_input.columns)), keys=keys, rows=table.rows)
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+def _format(path: Path, declared: int) -> int:
+    if declared != dpb.FILE_FORMAT_UNSPECIFIED:
+        return declared
+    return dpb.FILE_FORMAT_PARQUET if path.suffix.lower() in (".parquet", ".pq") else dpb.FILE_FORMAT_CSV
+
+
+class _Table:
+    """A file's columns by name, and how to read them as validated numbers."""
+
+    def __init__(self, path: Path, header: list[str], columns: dict[str, list[Any]], rows: int, first_row: int) -> None:
+        self.path, self.header, self._columns, self.rows, self._first_row = path, header, columns, rows, first_row
+
+    def values(self, column: str) -> list[Any]:
+        return self._columns[column]
+
+    def numeric(self, columns: list[str]) -> np.ndarray:
+        """float64 rows x columns; a cell that is not a finite number is refused,
+        naming the file, the column and the row (as a person would count it)."""
+        table = np.empty((self.rows, len(columns)), dtype=np.float64)
+        for j, name in enumerate(columns):
+            for r, cell in enumerate(self._columns[name]):
+                try:
+                    value = float(cell)
+                except (TypeError, ValueError):
+                    raise InvalidArgument(
+                        f"{self.path.name}: column {name!r}, row {r + self._first_row}: not a number") from None
+                if not math.isfinite(value):
+                    raise InvalidArgument(
+                        f"{self.path.name}: column {name!r}, row {r + self._first_row}: {cell} is not a finite number")
+                table[r, j] = value
+        return table
+
+
+def _read(path: Path, file_format: int) -> _Table:
+    table = _read_parquet(path) if file_format == dpb.FILE_FORMAT_PARQUET else _read_csv(path)
+    if not table.header:
+        raise InvalidArgument(f"{path.name}: the file is empty")
+    if table.rows == 0:
+        raise InvalidArgument(f"{path.name}: the table has no rows")
+    return table
+
+
+def _read_csv(path: Path) -> _Table:
     try:
         with path.open(newline="") as f:
             reader = csv.reader(f)
-            header = next(reader, None)
+            header = next(reader, None) or []
             rows = [row for row in reader if row]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise InvalidArgument(f"{path.name}: cannot read as CSV: {err}") from None
-    if not header:
-        raise InvalidArgument(f"{path.name}: the file is empty")
-    if not rows:
-        raise InvalidArgument(f"{path.name}: the table has no rows")
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
             raise InvalidArgument(f"{path.name}: row {number} has {len(row)} fields, the header {len(header)}")
-    return header, rows
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+    return _Table(path, header, columns, len(rows), first_row=2)
 
 
-def _numeric_table(path: Path, header: list[str], rows: list[list[str]], columns: list[str]) -> np.ndarray:
-    index = [header.index(c) for c in columns]
-    table = np.empty((len(rows), len(columns)), dtype=np.float64)
-    for r, row in enumerate(rows):
-        for j, i in enumerate(index):
-            try:
-                value = float(row[i])
-            except ValueError:
-                raise InvalidArgument(f"{path.name}: column {columns[j]!r}, row {r + 2}: not a number") from None
-            if not math.isfinite(value):
-                raise InvalidArgument(f"{path.name}: column {columns[j]!r}, row {r + 2}: {row[i]} is not a finite number")
-            table[r, j] = value
-    return table
+def _read_parquet(path: Path) -> _Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as err:
+        raise InvalidArgument(f"{path.name}: cannot read as Parquet: {err}") from None
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    return _Table(path, list(table.column_names), columns, table.num_rows, first_row=1)
 
 
 class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):

@@ -135,3 +135,23 @@ def test_nothing_outside_the_policy_is_ever_allowed(allowed_parties, allowed_kin
     assert (verdict.decision != "reject") == inside
     if verdict.decision == "reject":
         assert verdict.reasons
+
+
+def test_parquet_files_are_read_and_validated(registry: Registry, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "x": [1.0, 2.5, 3.0], "n": [1, 2, 3]}), tmp_path / "data" / "t.parquet")
+    dataset = _register(registry, "t", "t.parquet", key_column="id")
+    assert dataset.format == dpb.FILE_FORMAT_PARQUET and dataset.row_count == 3
+    assert [c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC] == ["x", "n"]
+    pq.write_table(pa.table({"x": [1.0, None, 3.0]}), tmp_path / "data" / "gap.parquet")
+    with pytest.raises(InvalidArgument, match="gap.parquet: column 'x', row 2: not a number"):
+        _register(registry, "gap", "gap.parquet")
+    pq.write_table(pa.table({"x": [1.0, float("nan")]}), tmp_path / "data" / "nan.parquet")
+    with pytest.raises(InvalidArgument, match="column 'x', row 2: nan is not a finite number"):
+        _register(registry, "nan", "nan.parquet")
+    (tmp_path / "data" / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InvalidArgument, match="cannot read as Parquet"):
+        _register(registry, "junk", "junk.parquet")
+    assert [d.name for d in registry.list()] == ["t"]
