@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc.aio
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
     seq     INTEGER PRIMARY KEY,
@@ -114,3 +116,60 @@ def verify_file(database: Path) -> Verdict:
     finally:
         db.close()
     return verify_rows(rows)
+
+
+class AuditInterceptor(grpc.aio.ServerInterceptor):
+    """Records every token-protected RPC (datasets, jobs, results): the verified
+    caller, the method, what it named (dataset or job), and the outcome. Placed
+    inside the scope check, so it sees the verified identity."""
+
+    def __init__(self, log: AuditLog, audited_methods: set[str]) -> None:
+        self._log = log
+        self._methods = audited_methods
+
+    async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
+        import inspect
+
+        from gateway.auth.interceptor import current_identity
+
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method not in self._methods:
+            return handler
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                break
+        action = method.rsplit("/", 1)[-1]
+        log = self._log
+
+        def record(request, context, failure: BaseException | None = None) -> None:  # type: ignore[no-untyped-def]
+            identity = current_identity()
+            code = context.code() if hasattr(context, "code") else None
+            outcome = "CANCELLED" if isinstance(failure, BaseException) and code is None else getattr(code, "name", None) or "OK"
+            subject = getattr(request, "job_id", "") or getattr(request, "name", "") or getattr(getattr(request, "spec", None), "kind", "")
+            log.append(str(identity) if identity else "unknown", action, subject, outcome, {})
+
+        if inspect.isasyncgenfunction(behavior):
+            async def stream(request, context):  # type: ignore[no-untyped-def]
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except BaseException as err:
+                    record(request, context, err)
+                    raise
+                record(request, context)
+            wrapped = stream
+        else:
+            async def unary(request, context):  # type: ignore[no-untyped-def]
+                try:
+                    response = await behavior(request, context)
+                except BaseException as err:
+                    record(request, context, err)
+                    raise
+                record(request, context)
+                return response
+            wrapped = unary
+        make = getattr(grpc, f"{kind}_rpc_method_handler")
+        return make(wrapped, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)

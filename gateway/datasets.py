@@ -249,15 +249,14 @@ def _read_parquet(path: Path) -> _Table:
 
 
 class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
-    def __init__(self, registry: Registry, audit: Any) -> None:
+    """Every call is audited by the server's audit interceptor."""
+
+    def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._audit = audit
 
     @map_errors
     async def RegisterDataset(self, request: dpb.RegisterDatasetRequest, context: Any) -> dpb.RegisterDatasetResponse:
-        dataset = self._registry.register(request)
-        self._audit("dataset.register", request.name, "ok", {"rows": str(dataset.row_count)})
-        return dpb.RegisterDatasetResponse(dataset=dataset)
+        return dpb.RegisterDatasetResponse(dataset=self._registry.register(request))
 
     @map_errors
     async def GetDataset(self, request: dpb.GetDatasetRequest, context: Any) -> dpb.GetDatasetResponse:
@@ -269,12 +268,9 @@ class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
 
     @map_errors
     async def UpdatePolicy(self, request: dpb.UpdatePolicyRequest, context: Any) -> dpb.UpdatePolicyResponse:
-        dataset = self._registry.update_policy(request.name, request.policy)
-        self._audit("dataset.policy", request.name, "ok", {})
-        return dpb.UpdatePolicyResponse(dataset=dataset)
+        return dpb.UpdatePolicyResponse(dataset=self._registry.update_policy(request.name, request.policy))
 
     @map_errors
     async def DeleteDataset(self, request: dpb.DeleteDatasetRequest, context: Any) -> dpb.DeleteDatasetResponse:
         self._registry.delete(request.name)
-        self._audit("dataset.delete", request.name, "ok", {})
         return dpb.DeleteDatasetResponse()

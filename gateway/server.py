@@ -17,8 +17,8 @@ from grpc_reflection.v1alpha import reflection
 from gateway import rpc
 from gateway.api.gateway.v1 import coordination_pb2, datasets_pb2, datasets_pb2_grpc, jobs_pb2
 from gateway.api.exchange.v1 import exchange_pb2
-from gateway.audit import AuditLog
-from gateway.auth.interceptor import ScopeInterceptor, current_identity
+from gateway.audit import AuditInterceptor, AuditLog
+from gateway.auth.interceptor import SCOPES, ScopeInterceptor, current_identity
 from gateway.auth.jwt import TokenVerifier
 from gateway.auth.tls import TlsIdentity
 from gateway.config import GatewayConfig
@@ -54,17 +54,17 @@ def audit_recorder(log_: AuditLog, party: str):  # type: ignore[no-untyped-def]
 async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> None:
     identity = TlsIdentity.load(config.tls)
     verifier = TokenVerifier(config.party_id, config.issuers)
-    server, port = rpc.aio_server(identity, config.listen, config.failure_timeout,
-                                  interceptors=[MetricsInterceptor(), ScopeInterceptor(verifier)])
+    audit_log = AuditLog(config.database)
+    interceptors = [MetricsInterceptor(), ScopeInterceptor(verifier), AuditInterceptor(audit_log, set(SCOPES))]
+    server, port = rpc.aio_server(identity, config.listen, config.failure_timeout, interceptors=interceptors)
     if config.metrics_listen:
         import prometheus_client
 
         host, _, metrics_port = config.metrics_listen.rpartition(":")
         prometheus_client.start_http_server(int(metrics_port), addr=host or "127.0.0.1")
-    audit_log = AuditLog(config.database)
     record = audit_recorder(audit_log, config.party_id)
     registry = Registry(config.database, config.data_dir, config.party_id)
-    datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(registry, record), server)
+    datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(registry), server)
     jobs = wiring.install(
         server,
         SchedulerConfig(

@@ -158,3 +158,18 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
         federation.start()
         assert federation.stop() == {"solo": 0}
         assert "shutting down" in federation.log_path("solo").read_text()
+
+
+def test_calls_are_audited_with_caller_and_outcome(fed: LocalFederation, channel: grpc.Channel) -> None:
+    from gateway.audit import verify_file
+
+    _call(channel, "/mpcgate.gateway.v1.DatasetService/GetDataset", fed.token(PARTY, subject="carol"))
+    _call(channel, "/mpcgate.gateway.v1.JobService/ListJobs", fed.token(PARTY, subject="dave"))
+    database = fed.root / PARTY / "gateway.db"
+    import sqlite3
+
+    rows = sqlite3.connect(database).execute("SELECT actor, action, outcome FROM audit_log").fetchall()
+    assert (f"{fed.issuer(PARTY)}/carol", "GetDataset", "NOT_FOUND") in rows
+    assert (f"{fed.issuer(PARTY)}/dave", "ListJobs", "OK") in rows
+    assert verify_file(database).ok
+    assert not any("Bearer" in str(r) or "ey" == str(r[0])[:2] for r in rows)  # no token in the log

@@ -220,3 +220,35 @@ def test_restart_fails_the_running_job_and_resumes_queued_ones(federation: Local
         resumed = client.job(queued.id)
         resumed.wait(timeout=120)
         assert resumed.state == "SUCCEEDED"
+
+
+def test_a_job_past_its_deadline_fails_everywhere(federation: LocalFederation) -> None:
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.summary", _inputs("big"), receivers=["bank-a"], partitioning="vertical", deadline_s=1)
+        job.wait(timeout=60)
+        assert job.state == "FAILED"
+        assert job.record.error.reason == "DEADLINE_EXCEEDED"
+        deadline = time.monotonic() + 30
+        while set(_states_everywhere(federation, job.id).values()) != {"FAILED"}:
+            assert time.monotonic() < deadline, _states_everywhere(federation, job.id)
+            time.sleep(0.2)
+
+
+def test_the_cli_submits_watches_and_prints_results(federation: LocalFederation) -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    env = {"MPCGATE_GATEWAY": federation.addresses["bank-a"], "MPCGATE_PARTY": "bank-a",
+           "MPCGATE_TLS_DIR": str(federation.pki_dir), "MPCGATE_CLIENT": "operator",
+           "MPCGATE_TOKEN": federation.token("bank-a")}
+    args = ["jobs", "submit", "--kind", "stats.describe", "--receiver", "bank-a"]
+    for party in PARTIES:
+        args += ["--input", f"{party}:loans:{','.join(COLUMNS)}"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "SUCCEEDED" in result.output and "mean" in result.output and "income" in result.output
+    listed = CliRunner().invoke(main, ["jobs", "list"], env=env)
+    assert listed.exit_code == 0 and "stats.describe" in listed.output
+    refused = CliRunner().invoke(main, ["jobs", "get", "no-such-job"], env=env)
+    assert refused.exit_code != 0 and "NOT_FOUND" in refused.output
