@@ -74,15 +74,25 @@ class GrpcCommunicator(Communicator):
     BYTES_PER_ELEMENT = 8
     instance: ClassVar["GrpcCommunicator | None"] = None
 
-    def __init__(self, session: Session, parties: Sequence[str], party_id: str) -> None:
-        """`parties` lists the session's parties by rank."""
-        if party_id not in parties:
+    def __init__(self, session: Session, parties: Sequence[str], party_id: str, dealer: str | None = None) -> None:
+        """`parties` lists the session's parties by rank. With `dealer`, the session
+        also has CrypTen's trusted third party (TTP provider) at rank world_size;
+        `party_id` may then be the dealer itself."""
+        members = [*parties, *([dealer] if dealer else [])]
+        if party_id not in members:
             raise InvalidArgument(f"party {party_id!r} is not among the session's parties")
         self.session = session
         self.parties = list(parties)
-        self.rank = self.parties.index(party_id)
+        self.dealer = dealer
+        self._members = members
+        self.rank = members.index(party_id)
         self.world_size = len(self.parties)
         self._name = f"rank{self.rank}"
+        # CrypTen's process groups, by the ranks they hold
+        self.main_group = None
+        self.ttp_group = "ttp"
+        self.ttp_comm_group = "ttp_comm"
+        self.ttp_initialized = dealer is not None
         self.reset_communication_stats()
 
     # -- CrypTen's class-level protocol --------------------------------------
@@ -97,19 +107,25 @@ class GrpcCommunicator(Communicator):
 
     @classmethod
     def shutdown(cls) -> None:
-        if cls.instance is not None:
-            cls.instance.session.close()
+        instance = cls.instance
+        if instance is None:
+            return
+        try:
+            if instance.ttp_initialized and instance.rank == 0:
+                instance._send_object("terminate", instance.get_ttp_rank())  # ends the dealer's loop
+            instance.session.close()
+        finally:
             cls.instance = None
 
     # -- point to point -------------------------------------------------------
 
     def _send_to(self, dst: int, tensor: torch.Tensor, payload_type: int = frames.TENSOR) -> None:
-        self.session.send(self.parties[dst], TAG, tensor.detach().contiguous().numpy(), payload_type)
+        self.session.send(self._members[dst], TAG, tensor.detach().contiguous().numpy(), payload_type)
 
     def _recv_from(self, src: int, like: torch.Tensor | None = None) -> torch.Tensor:
         if src is None:
             raise InvalidArgument("receiving from any source is not supported; name the source rank")
-        received = torch.from_numpy(self.session.recv(self.parties[src], TAG).array)
+        received = torch.from_numpy(self.session.recv(self._members[src], TAG).array)
         if like is None:
             return received
         # like gloo, only the element count and type must agree (CrypTen sends a
@@ -122,6 +138,14 @@ class GrpcCommunicator(Communicator):
 
     def _others(self) -> list[int]:
         return [r for r in range(self.world_size) if r != self.rank]
+
+    def _group(self, group: Any) -> list[int]:
+        """The ranks of one of CrypTen's groups (None: the parties)."""
+        if group == self.ttp_group:
+            return list(range(self.world_size + 1))
+        if group == self.ttp_comm_group:
+            return [0, self.world_size]
+        return list(range(self.world_size))
 
     @_counted
     def send(self, tensor: torch.Tensor, dst: int) -> None:
@@ -195,8 +219,9 @@ class GrpcCommunicator(Communicator):
     def broadcast(self, input: Any, src: int, group: Any = None, batched: bool = False) -> Any:
         tensor, split = _pack(input, batched)
         if self.rank == src:
-            for r in self._others():
-                self._send_to(r, tensor)
+            for r in self._group(group):
+                if r != src:
+                    self._send_to(r, tensor)
             return input
         received = self._recv_from(src, tensor)
         targets = input if batched else [input]
@@ -216,10 +241,10 @@ class GrpcCommunicator(Communicator):
 
     def _send_object(self, obj: Any, dst: int) -> None:
         data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
-        self.session.send(self.parties[dst], TAG, data, frames.OBJECT)
+        self.session.send(self._members[dst], TAG, data, frames.OBJECT)
 
     def _recv_object(self, src: int) -> Any:
-        frame = self.session.recv(self.parties[src], TAG)
+        frame = self.session.recv(self._members[src], TAG)
         if frame.payload_type != frames.OBJECT:
             raise InvalidArgument(f"expected an object from rank {src}, got a tensor")
         return serial.restricted_loads(frame.array.tobytes())
@@ -247,6 +272,9 @@ class GrpcCommunicator(Communicator):
 
     def get_rank(self) -> int:
         return self.rank
+
+    def get_ttp_rank(self) -> int:
+        return self.world_size
 
     def set_name(self, name: str) -> None:
         if not isinstance(name, str):
@@ -299,10 +327,10 @@ def install(make: Callable[[], GrpcCommunicator]) -> None:
     def _init(use_threads: bool = False, rank: int = 0, world_size: int = 1, init_ttp: bool = False) -> None:
         if use_threads:
             raise FailedPrecondition("the gRPC communicator runs one process per party, not threads")
-        if init_ttp:
-            raise FailedPrecondition("CrypTen's TTP provider is not available over the gRPC communicator yet")
         if GrpcCommunicator.instance is None:
             GrpcCommunicator.instance = make()
+        if init_ttp and not GrpcCommunicator.instance.ttp_initialized:
+            raise FailedPrecondition("CrypTen's TTP provider needs a dealer in the session")
 
     def _get() -> GrpcCommunicator:
         if GrpcCommunicator.instance is None:

@@ -28,10 +28,20 @@ Program = Callable[[int, int, Any], Any]
 """program(rank, world_size, args) -> a picklable result; runs after crypten.init()."""
 
 Transport = Literal["gloo", "grpc"]
+Provider = Literal["TFP", "TTP"]
+RUN_DIR_ENV = "MPCGATE_LOCAL_RUN_DIR"
+"""Set in every party process: the run's scratch folder (the dealer's pid is in `dealer.pid`)."""
 
 
 def party_name(rank: int) -> str:
     return f"party{rank}"
+
+
+def _member(rank: int, world_size: int) -> str:
+    """Ranks past the parties belong to the dealer (CrypTen's TTP rank)."""
+    from mpc.ttp import DEALER
+
+    return party_name(rank) if rank < world_size else DEALER
 
 
 class PartyFailed(RuntimeError):
@@ -57,6 +67,7 @@ class _Rendezvous:
     transport: Transport
     directory: str
     exchange_config: Any = None
+    provider: Provider = "TFP"
     ports: Any = None  # mp.Queue of (rank, port), child -> parent
     books: list[Any] = field(default_factory=list)  # one mp.Queue per rank, parent -> child
 
@@ -79,16 +90,28 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
     from gateway.exchange.node import ExchangeConfig, ExchangeNode
     from mpc import communicator
 
+    from mpc import ttp
+
     names = [party_name(r) for r in range(world_size)]
+    dealer = ttp.DEALER if rdv.provider == "TTP" else None
+    me = _member(rank, world_size)
     node = ExchangeNode(
-        TlsIdentity.from_dir(Path(rdv.directory), names[rank]),
-        allowed_peers=set(names) - {names[rank]},
+        TlsIdentity.from_dir(Path(rdv.directory), me),
+        allowed_peers={*names, *([dealer] if dealer else [])} - {me},
         config=rdv.exchange_config or ExchangeConfig(),
     ).start()
     rdv.ports.put((rank, node.port))
     session_id, addresses = rdv.books[rank].get(timeout=120)
     session = node.open_session(session_id, addresses)
-    communicator.install(lambda: communicator.GrpcCommunicator(session, names, names[rank]))
+    communicator.install(lambda: communicator.GrpcCommunicator(session, names, me, dealer=dealer))
+    ttp.use(rdv.provider)
+    if rank == world_size:  # the dealer: serve party 0 until it says terminate
+        try:
+            ttp.serve()
+        finally:
+            crypten.uninit()
+            node.stop()
+        return lambda: None
     crypten.init()
 
     def leave() -> None:
@@ -101,6 +124,7 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
 
 
 def _run_party(rank: int, world_size: int, program: Program, args: Any, rdv: _Rendezvous, results: mp.Queue) -> None:
+    os.environ[RUN_DIR_ENV] = rdv.directory
     try:
         import mpc  # noqa: F401  (makes crypten importable)
 
@@ -124,30 +148,44 @@ def run_parties(
     transport: Transport = "gloo",
     exchange_config: Any = None,
     allow_failures: bool = False,
+    provider: Provider = "TFP",
 ) -> list[Any]:
     """Runs `program` on `world_size` parties and returns their results by rank.
 
-    With `allow_failures`, a failed party's entry is its `PartyFailed` instead of
-    the whole run raising (tests of failure handling use this)."""
+    With `provider="TTP"` (gRPC only), a dealer process with its own certificate
+    joins the session and hands out the Beaver triples. With `allow_failures`, a
+    failed party's entry is its `PartyFailed` instead of the whole run raising
+    (tests of failure handling use this)."""
+    if provider == "TTP" and transport != "grpc":
+        raise ValueError("the TTP dealer runs over the gRPC exchange only")
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="mpcgate-parties-") as scratch:
-        rdv = _Rendezvous(transport, scratch, exchange_config)
+        rdv = _Rendezvous(transport, scratch, exchange_config, provider)
+        members = world_size + (1 if provider == "TTP" else 0)
         if transport == "grpc":
-            _mint_certificates(Path(scratch), world_size)
+            _mint_certificates(Path(scratch), world_size, provider == "TTP")
             rdv.ports = ctx.Queue()
-            rdv.books = [ctx.Queue() for _ in range(world_size)]
+            rdv.books = [ctx.Queue() for _ in range(members)]
         procs = [
             ctx.Process(target=_run_party, args=(r, world_size, program, args, rdv, results), daemon=True)
             for r in range(world_size)
         ]
+        dealer = None
+        if provider == "TTP":
+            dealer = ctx.Process(target=_run_dealer, args=(world_size, rdv), daemon=True)
+            dealer.start()
+            Path(scratch, "dealer.pid").write_text(str(dealer.pid))
         for p in procs:
             p.start()
         try:
             if transport == "grpc":
-                _exchange_addresses(rdv, procs, timeout)
+                _exchange_addresses(rdv, procs + ([dealer] if dealer else []), timeout)
             return _collect(procs, results, timeout, allow_failures)
         finally:
+            if dealer is not None:
+                dealer.join(10)  # it ends when party 0 says terminate
+                procs.append(dealer)
             for p in procs:
                 if p.is_alive():
                     p.terminate()
@@ -157,16 +195,26 @@ def run_parties(
                     p.kill()
 
 
-def _mint_certificates(directory: Path, world_size: int) -> None:
+def _run_dealer(world_size: int, rdv: _Rendezvous) -> None:
+    import mpc  # noqa: F401
+
+    _join_grpc(world_size, world_size, rdv)
+
+
+def _mint_certificates(directory: Path, world_size: int, dealer: bool) -> None:
     from gateway.auth import pki
+    from mpc.ttp import DEALER
 
     pki.init_ca(directory)
     for r in range(world_size):
         pki.issue(directory, party_name(r))
+    if dealer:
+        pki.issue(directory, DEALER)
 
 
 def _exchange_addresses(rdv: _Rendezvous, procs: list[mp.Process], timeout: float) -> None:
-    """Collects each party's port, then tells every party where the others are."""
+    """Collects each member's port, then tells every member where the others are."""
+    parties = len(rdv.books) - (rdv.provider == "TTP")
     addresses: dict[str, str] = {}
     deadline = time.monotonic() + min(timeout, 120)
     while len(addresses) < len(procs):
@@ -179,7 +227,7 @@ def _exchange_addresses(rdv: _Rendezvous, procs: list[mp.Process], timeout: floa
             if time.monotonic() > deadline:
                 raise PartyFailed(-1, "parties did not start their exchange in time") from None
             continue
-        addresses[party_name(rank)] = f"127.0.0.1:{port}"
+        addresses[_member(rank, parties)] = f"127.0.0.1:{port}"
     session = f"local-{uuid.uuid4().hex[:12]}"
     for book in rdv.books:
         book.put((session, addresses))

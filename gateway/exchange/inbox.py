@@ -31,7 +31,8 @@ class Inbox:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._queues: dict[Key, deque[_Entry]] = defaultdict(deque)
-        self._failed: dict[tuple[str, str], str] = {}
+        self._failed: dict[tuple[str, str], str] = {}  # (session, party) -> why: no more frames from it
+        self._broken: dict[str, tuple[str, str]] = {}  # session -> (party, why): it crashed or vanished
 
     def deliver(self, session: str, source: str, frame: Frame, on_taken: Callable[[], None]) -> None:
         with self._cond:
@@ -52,6 +53,9 @@ class Inbox:
                 reason = self._failed.get((session, source))
                 if reason is not None:
                     raise PeerFailed(source, reason)
+                broken = self._broken.get(session)
+                if broken is not None:  # an MPC session needs every member: one lost, all lost
+                    raise PeerFailed(*broken)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise DeadlineExceeded(f"no frame from peer {source!r} within {timeout:.1f} s")
@@ -59,12 +63,19 @@ class Inbox:
         entry.on_taken()
         return entry.frame
 
-    def fail(self, session: str, source: str, reason: str) -> None:
-        """Says no more frames will come from `source` in `session` (it failed, or
-        closed its stream): waiting and later takes raise PeerFailed once the frames
-        it did deliver are used up. The first reason given sticks."""
+    def close(self, session: str, source: str, reason: str) -> None:
+        """Says no more frames will come from `source` in `session` (it finished):
+        takes from it raise PeerFailed once the frames it did deliver are used up."""
         with self._cond:
             self._failed.setdefault((session, source), reason)
+            self._cond.notify_all()
+
+    def fail(self, session: str, source: str, reason: str) -> None:
+        """`source` crashed or vanished: besides closing it, every take in the
+        session that would wait raises PeerFailed naming it."""
+        with self._cond:
+            self._failed.setdefault((session, source), reason)
+            self._broken.setdefault(session, (source, reason))
             self._cond.notify_all()
 
     def failure(self, session: str, source: str) -> str | None:
@@ -78,4 +89,5 @@ class Inbox:
                 del self._queues[key]
             for key in [k for k in self._failed if k[0] == session]:
                 del self._failed[key]
+            self._broken.pop(session, None)
             self._cond.notify_all()

@@ -46,6 +46,7 @@ class PeerLink:
         self._window = 1
         self._sequence = 0
         self._failure: str | None = None
+        self._closing = False
         self._call: grpc.aio.StreamStreamCall | None = None
         self._acks: asyncio.Task[None] | None = None
 
@@ -94,6 +95,7 @@ class PeerLink:
         """Half-closes the stream and waits for the peer to have read every frame."""
         if self._call is None:
             return
+        self._closing = True
         self._outbox.put_nowait(_END)
         if self._acks is not None:
             try:
@@ -134,7 +136,10 @@ class PeerLink:
                 self._failure = reason
             self._cond.notify_all()
         # what we cannot send to, we will not hear from either
-        self._inbox.fail(self._session, self.peer, reason)
+        if self._closing:
+            self._inbox.close(self._session, self.peer, reason)
+        else:
+            self._inbox.fail(self._session, self.peer, reason)
 
     @property
     def failure(self) -> str | None:

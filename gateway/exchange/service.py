@@ -119,10 +119,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 yield exchange_pb2.ExchangeResponse(ack=exchange_pb2.FrameAck(sequence=sequence))
             await reader  # re-raises a protocol error found by the reader
         finally:
+            clean = reader.done() and not reader.cancelled() and reader.exception() is None
             if not reader.done():
                 reader.cancel()
-            # A clean close was recorded by the reader; anything else is a failure.
-            self._inbox.fail(session, source, "its connection to this party broke")
+            if not clean:  # a clean close was recorded by the reader
+                self._inbox.fail(session, source, "its connection to this party broke")
 
     def _source(self, context: object) -> str:
         if not self._accept_relayed:
@@ -213,7 +214,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                         session, source, frame,
                         on_taken=lambda s=sequence: loop.call_soon_threadsafe(acks.put_nowait, s),
                     )
-            self._inbox.fail(session, source, "it closed its stream")
+            self._inbox.close(session, source, "it closed its stream")
         except MpcgateError as err:
             self._inbox.fail(session, source, f"it sent a malformed stream: {err.message}")
             raise

@@ -1,0 +1,114 @@
+"""CrypTen's TTP provider over the exchange: a dealer process with its own
+certificate hands out Beaver triples over mutual TLS; it never sees inputs, and
+its death fails every party naming it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from gateway.errors import FailedPrecondition
+from gateway.exchange.node import ExchangeConfig
+from mpc import parties, smoke, workloads
+from mpc.workloads import Params
+
+pytestmark = pytest.mark.multiprocess
+
+TOL = 2e-2
+SMALL = Params(size=300, rows=120, features=4, batch=40)
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_dealer_results_match_tfp(world_size: int) -> None:
+    plan = [(name, Params(size=16) if name == "matmul" else SMALL) for name in workloads.WORKLOADS]
+    with_dealer = parties.run_parties(workloads.run_many, world_size, plan, transport="grpc", provider="TTP", timeout=120)
+    with_tfp = parties.run_parties(workloads.run_many, world_size, plan, transport="grpc", provider="TFP", timeout=120)
+    for ttp_runs, tfp_runs in zip(with_dealer, with_tfp):
+        for (name, _), a, b in zip(plan, ttp_runs, tfp_runs):
+            for key in a:
+                if key not in ("seconds", "stats"):
+                    np.testing.assert_allclose(a[key], b[key], atol=TOL, err_msg=f"{name}.{key}")
+
+
+def _capture_sent_to_dealer(rank: int, world_size: int, args: Any) -> bytes:
+    import crypten.communicator as comm
+
+    from mpc.ttp import DEALER
+
+    session = comm.get().session
+    captured: list[bytes] = []
+    send = session.send
+
+    def tap(party: str, tag: str, array: np.ndarray, payload_type: int = 1) -> None:
+        if party == DEALER:
+            captured.append(array.tobytes())
+        send(party, tag, array, payload_type)
+
+    session.send = tap  # type: ignore[method-assign]
+    smoke.program(rank, world_size)
+    workloads.run(rank, world_size, ("multiply", Params(size=64)))
+    return b"".join(captured)
+
+
+def test_the_dealer_receives_no_input_values() -> None:
+    from test_transport_privacy import _encodings
+
+    captures = parties.run_parties(_capture_sent_to_dealer, 3, transport="grpc", provider="TTP", timeout=120)
+    assert len(captures[0]) > 100, "party 0 sends the dealer its requests"
+    for rank, sent in enumerate(captures):
+        inputs = [smoke.private_input(rank).numpy()]
+        if rank in (0, 2):
+            inputs.append(workloads.owned_input(rank, (64,), 0).numpy())
+        leaked = [p for values in inputs for p in _encodings(values) if p in sent]
+        assert not leaked, f"party {rank} sent the dealer encodings of its input"
+
+
+def _multiply_until_the_dealer_dies(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    import crypten
+
+    from gateway.errors import PeerFailed
+
+    x = crypten.cryptensor(torch.ones(1000))
+    last_ok = time.monotonic()
+    for i in range(10_000):
+        if rank == 1 and i == 5:
+            pid = int(Path(os.environ[parties.RUN_DIR_ENV], "dealer.pid").read_text())
+            os.kill(pid, signal.SIGKILL)
+        try:
+            (x * x).get_plain_text()
+        except PeerFailed as err:
+            return {"peer": err.party_id, "detected_after": time.monotonic() - last_ok}
+        last_ok = time.monotonic()
+    return {"peer": None}
+
+
+def test_a_dead_dealer_fails_every_party_naming_it() -> None:
+    bound = 5.0
+    results = parties.run_parties(_multiply_until_the_dealer_dies, 3, transport="grpc", provider="TTP",
+                                  exchange_config=ExchangeConfig(failure_timeout=bound), timeout=60)
+    for result in results:
+        assert result["peer"] == "dealer", result
+        assert result["detected_after"] < bound
+
+
+def test_ttp_needs_the_grpc_exchange() -> None:
+    with pytest.raises(ValueError):
+        parties.run_parties(smoke.program, 2, transport="gloo", provider="TTP")
+
+
+def test_gateways_refuse_tfp_unless_the_federation_allows_it(tmp_path: Path) -> None:
+    from gateway.federation import LocalFederation
+
+    with LocalFederation(tmp_path, ["bank-a", "bank-b"], allow_insecure_providers=False) as fed:
+        fed.start("bank-a")
+        with fed.client("bank-a") as client:
+            inputs = [("bank-a", "loans", ["x"]), ("bank-b", "loans", ["x"])]
+            with pytest.raises(FailedPrecondition, match="TFP"):
+                client.submit("stats.describe", inputs, receivers=["bank-a"], provider="TFP")
