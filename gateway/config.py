@@ -17,6 +17,10 @@
     [peers]
     bank-b = "127.0.0.1:7444"
 
+    [dealer]                          # optional: the federation's TTP dealer
+    id = "dealer"
+    address = "127.0.0.1:7500"
+
     [issuers]                         # trusted token issuers -> their JWKS files
     bank-a-idp = ["issuer/k1.jwks.json", "issuer/k2.jwks.json"]
 
@@ -49,6 +53,7 @@ class GatewayConfig:
     default_deadline_s: float = 3600.0
     issuers: dict[str, list[Path]] = field(default_factory=dict)
     metrics_listen: str = ""
+    dealer: tuple[str, str] | None = None  # (party id, address)
 
 
 def load(path: Path) -> GatewayConfig:
@@ -119,6 +124,15 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         for f in issuers[issuer]:
             if not f.is_file():
                 raise InvalidArgument(f"config field 'issuers.{issuer}': no file {f}")
+    dealer = None
+    if "dealer" in raw:
+        table = raw["dealer"]
+        if not isinstance(table, dict) or not isinstance(table.get("id"), str) or not isinstance(table.get("address"), str):
+            raise InvalidArgument("config field 'dealer' needs 'id' and 'address' strings")
+        try:
+            dealer = (validate_party_id(table["id"]), table["address"])
+        except MpcgateError as err:
+            raise InvalidArgument(f"config field 'dealer.id': {err.message}") from None
     metrics_listen = raw.get("metrics_listen", "")
     if not isinstance(metrics_listen, str) or (metrics_listen and not metrics_listen.rpartition(":")[2].isdigit()):
         raise InvalidArgument("config field 'metrics_listen' must be host:port")
@@ -129,5 +143,5 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         party_id=party, listen=listen, tls=files, peers=dict(peers), data_dir=data_dir,
         database=path_of(need(raw, "database", str)), max_concurrent_jobs=limits["max_concurrent_jobs"],
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
-        default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen,
+        default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen, dealer=dealer,
     )

@@ -23,6 +23,7 @@ from gateway.auth.jwt import SCOPES, generate_issuer_key, issue_token
 from gateway.auth.tls import TlsIdentity
 from gateway.errors import Unavailable
 from gateway.sdk import Client
+from mpc.ttp import DEALER
 
 OPERATOR = "operator"
 
@@ -35,13 +36,14 @@ def _free_port() -> int:
 
 class LocalFederation:
     def __init__(self, root: Path, parties: Sequence[str], allow_insecure_providers: bool = True,
-                 max_concurrent_jobs: int = 2, failure_timeout: float = 10.0) -> None:
+                 max_concurrent_jobs: int = 2, failure_timeout: float = 10.0, dealer: bool = False) -> None:
         self.root = root
         self.parties = list(parties)
         self.pki_dir = root / "pki"
         self.ports = {p: _free_port() for p in self.parties}
         self.addresses = {p: f"127.0.0.1:{port}" for p, port in self.ports.items()}
         self.metrics_ports = {p: _free_port() for p in self.parties}
+        self.dealer_address = f"127.0.0.1:{_free_port()}" if dealer else None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._options = dict(allow_insecure_providers=allow_insecure_providers,
                              max_concurrent_jobs=max_concurrent_jobs, failure_timeout=failure_timeout)
@@ -54,6 +56,10 @@ class LocalFederation:
             generate_issuer_key(self.issuer_dir(party), "k1")
         for party in self.parties:
             self.config_path(party).write_text(self._config(party))
+        if dealer:
+            pki.issue(self.pki_dir, DEALER)
+            (root / DEALER).mkdir(exist_ok=True)
+            (root / DEALER / "dealer.toml").write_text(self._dealer_config())
 
     def data_dir(self, party: str) -> Path:
         return self.root / party / "data"
@@ -96,10 +102,37 @@ key = "{self.pki_dir / f'{party}.key'}"
 
 [issuers]
 {self.issuer(party)} = ["{self.issuer_dir(party) / 'k1.jwks.json'}"]
+""" + (f"""
+[dealer]
+id = "{DEALER}"
+address = "{self.dealer_address}"
+""" if self.dealer_address else "")
+
+    def _dealer_config(self) -> str:
+        parties = "\n".join(f'{p} = "{a}"' for p, a in self.addresses.items())
+        return f"""dealer_id = "{DEALER}"
+listen = "{self.dealer_address}"
+failure_timeout = {float(self._options['failure_timeout'])}
+
+[tls]
+ca = "{self.pki_dir / 'ca.crt'}"
+cert = "{self.pki_dir / f'{DEALER}.crt'}"
+key = "{self.pki_dir / f'{DEALER}.key'}"
+
+[parties]
+{parties}
 """
 
     def start(self, party: str | None = None, timeout: float = 60.0) -> None:
-        """Starts every gateway (or one) and waits until each reports SERVING."""
+        """Starts every gateway (or one), and the dealer if any, and waits until each
+        reports SERVING."""
+        if party is None and self.dealer_address and DEALER not in self._processes:
+            log = (self.root / DEALER / "dealer.log").open("ab")
+            self._processes[DEALER] = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "dealer", "--config", str(self.root / DEALER / "dealer.toml")],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.root / DEALER, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         for p in [party] if party else self.parties:
             log = self.log_path(p).open("ab")
             self._processes[p] = subprocess.Popen(
@@ -107,18 +140,19 @@ key = "{self.pki_dir / f'{party}.key'}"
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.root / p, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
             )
-        for p in [party] if party else self.parties:
+        for p in [party] if party else [*self.parties, *([DEALER] if self.dealer_address else [])]:
             self._wait_serving(p, timeout)
 
     def _wait_serving(self, party: str, timeout: float) -> None:
         identity = TlsIdentity.from_dir(self.pki_dir, OPERATOR)
         deadline = time.monotonic() + timeout
-        with rpc.secure_channel(identity, self.addresses[party], party) as channel:
+        address = self.dealer_address if party == DEALER else self.addresses[party]
+        with rpc.secure_channel(identity, address, party) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self._processes[party].poll() is not None:
-                    raise Unavailable(f"gateway {party} exited with code {self._processes[party].returncode}; "
-                                      f"see {self.log_path(party)}")
+                    raise Unavailable(f"{party} exited with code {self._processes[party].returncode}; "
+                                      f"see its log under {self.root / party}")
                 try:
                     if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
                         return

@@ -72,6 +72,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
             tls_files=(str(config.tls.ca), str(config.tls.cert), str(config.tls.key)),
             max_concurrent_jobs=config.max_concurrent_jobs, default_deadline_s=config.default_deadline_s,
             allow_insecure_providers=config.allow_insecure_providers, failure_timeout=config.failure_timeout,
+            dealer=config.dealer,
         ),
         identity, config.database, registry, record, caller_of,
     )

@@ -111,11 +111,13 @@ class GrpcCommunicator(Communicator):
         if instance is None:
             return
         try:
-            if instance.ttp_initialized and instance.rank == 0:
+            if instance.ttp_initialized and instance.rank == 0 and instance.dealer not in instance.session.failed_peers():
                 instance._send_object("terminate", instance.get_ttp_rank())  # ends the dealer's loop
-            instance.session.close()
         finally:
-            cls.instance = None
+            try:
+                instance.session.close()  # a clean close, so peers blame the real failure, not us
+            finally:
+                cls.instance = None
 
     # -- point to point -------------------------------------------------------
 

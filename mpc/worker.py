@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ class WorkerPlan:
     keys: np.ndarray | None = None
     failure_timeout: float = 20.0
     provider: str = "TFP"
-    extra: dict[str, Any] = field(default_factory=dict)
+    dealer: str | None = None  # the session's dealer (TTP), if any; may be this process's party
 
 
 def main(plan: WorkerPlan, conn: Connection) -> None:
@@ -62,14 +62,15 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
     from gateway.auth.pki import PartyFiles
     from gateway.auth.tls import TlsIdentity
     from gateway.exchange.node import ExchangeConfig, ExchangeNode
-    from mpc import communicator
+    from mpc import communicator, ttp
     from mpc.programs import PROGRAMS
     from mpc.programs.context import JobContext, PartyLayout
 
+    members = [*plan.parties, *([plan.dealer] if plan.dealer else [])]
     identity = TlsIdentity.load(PartyFiles(*(Path(p) for p in plan.tls)))
     node = ExchangeNode(
         identity,
-        allowed_peers=set(plan.parties) - {plan.party_id},
+        allowed_peers=set(members) - {plan.party_id},
         listen="127.0.0.1:0",
         config=ExchangeConfig(failure_timeout=plan.failure_timeout),
         accept_relayed=True,
@@ -77,8 +78,16 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
     try:
         conn.send(("listening", node.port))
         addresses = {**plan.addresses, plan.party_id: f"127.0.0.1:{node.port}"}
-        session = node.open_session(plan.session_id, {p: addresses[p] for p in plan.parties})
-        communicator.install(lambda: communicator.GrpcCommunicator(session, plan.parties, plan.party_id))
+        session = node.open_session(plan.session_id, {p: addresses[p] for p in members})
+        communicator.install(lambda: communicator.GrpcCommunicator(session, plan.parties, plan.party_id, plan.dealer))
+        ttp.use(plan.provider)
+        if plan.party_id == plan.dealer:  # the dealer's worker: serve party 0, reveal nothing
+            try:
+                ttp.serve()
+            finally:
+                crypten.uninit()
+            conn.send(("result", None))
+            return
         crypten.init()
 
         def progress(phase: str, percent: float) -> None:

@@ -43,14 +43,25 @@ def _finish(started: float, **revealed: Any) -> dict[str, Any]:
 
     out = {k: v.get_plain_text().double().numpy() for k, v in revealed.items()}
     out["seconds"] = time.perf_counter() - started
-    out["stats"] = dict(comm.get().get_communication_stats())
+    stats = dict(comm.get().get_communication_stats())
+    session = getattr(comm.get(), "session", None)
+    if session is not None:  # gRPC: real bytes per peer since _start
+        stats["sent_to"] = {p: n - _BASELINE[0].get(p, 0) for p, n in session.sent_to.items()}
+        stats["received_from"] = {p: n - _BASELINE[1].get(p, 0) for p, n in session.received_from.items()}
+    out["stats"] = stats
     return out
+
+
+_BASELINE: list[dict[str, int]] = [{}, {}]
 
 
 def _start() -> float:
     import crypten.communicator as comm
 
     comm.get().reset_communication_stats()
+    session = getattr(comm.get(), "session", None)
+    if session is not None:
+        _BASELINE[:] = [dict(session.sent_to), dict(session.received_from)]
     return time.perf_counter()
 
 

@@ -112,3 +112,68 @@ def test_gateways_refuse_tfp_unless_the_federation_allows_it(tmp_path: Path) -> 
             inputs = [("bank-a", "loans", ["x"]), ("bank-b", "loans", ["x"])]
             with pytest.raises(FailedPrecondition, match="TFP"):
                 client.submit("stats.describe", inputs, receivers=["bank-a"], provider="TFP")
+
+
+def test_a_ttp_job_through_gateways_and_the_dealer_service(tmp_path: Path) -> None:
+    from gateway import demo_data
+    from gateway.api.gateway.v1 import datasets_pb2 as dpb
+    from gateway.federation import LocalFederation
+
+    banks = demo_data.INSTITUTIONS
+    with LocalFederation(tmp_path, banks, allow_insecure_providers=False, dealer=True, failure_timeout=5.0) as fed:
+        for bank in banks:
+            demo_data.write_csv(fed.data_dir(bank) / "loans.csv", demo_data.loans(bank, 300))
+        fed.start()
+        policy = dpb.Policy(allowed_parties=banks, allowed_job_kinds=["stats.summary"], allowed_columns=demo_data.COLUMNS,
+                            allowed_result_receivers=["bank-a"], min_rows=10, approval_mode=dpb.APPROVAL_MODE_AUTOMATIC)
+        for bank in banks:
+            with fed.client(bank) as owner:
+                owner.register_dataset("loans", "loans.csv", policy)
+        with fed.client("bank-a") as client:
+            job = client.submit("stats.summary", [(b, "loans", demo_data.COLUMNS) for b in banks],
+                                receivers=["bank-a"], provider="TTP")
+            job.wait(timeout=120)
+            assert job.state == "SUCCEEDED", job.record
+            result = job.result()
+        assert result.provider == "TTP"
+        pooled = np.vstack([demo_data.loans(b, 300) for b in banks])
+        assert demo_data.max_relative_error(result.values, demo_data.summary(pooled)) < 1e-3
+        assert "dealer joins session" in (tmp_path / "dealer" / "dealer.log").read_text()
+
+
+def test_killing_the_dealer_mid_job_fails_it_everywhere(tmp_path: Path) -> None:
+    from gateway import demo_data
+    from gateway.api.gateway.v1 import datasets_pb2 as dpb
+    from gateway.federation import LocalFederation
+
+    banks = demo_data.INSTITUTIONS
+    split = {"bank-a": ["income", "debt"], "bank-b": ["age"], "bank-c": ["credit_score"]}
+    rows = 120_000
+    with LocalFederation(tmp_path, banks, allow_insecure_providers=False, dealer=True, failure_timeout=5.0) as fed:
+        whole = demo_data.loans("bank-a", rows)
+        keys = np.array([f"c{i:07d}" for i in range(rows)])
+        for bank, columns in split.items():
+            part = whole[:, [demo_data.COLUMNS.index(c) for c in columns]]
+            demo_data.write_csv(fed.data_dir(bank) / "customers.csv", part, columns, key=keys)
+        fed.start()
+        policy = dpb.Policy(allowed_parties=banks, allowed_job_kinds=["stats.summary"], allowed_columns=demo_data.COLUMNS,
+                            allowed_result_receivers=["bank-a"], min_rows=10, approval_mode=dpb.APPROVAL_MODE_AUTOMATIC)
+        for bank in banks:
+            with fed.client(bank) as owner:
+                owner.register_dataset("customers", "customers.csv", policy, key_column="customer_id")
+        with fed.client("bank-a") as client:
+            job = client.submit("stats.summary", [(b, "customers", split[b]) for b in banks], receivers=["bank-a"],
+                                partitioning="vertical", provider="TTP")
+            deadline = time.monotonic() + 60
+            while job.refresh().state != "RUNNING" or job.record.progress.percent < 10:
+                assert time.monotonic() < deadline and not job.done, job.record
+                time.sleep(0.1)
+            fed.kill("dealer")
+            killed = time.monotonic()
+            job.wait(timeout=60)
+            assert job.state == "FAILED"
+            assert "dealer" in job.record.error.message, job.record.error
+            assert time.monotonic() - killed < 5.0 + 10  # the bound, plus reporting between gateways
+        for bank in banks:
+            with fed.client(bank) as client:
+                assert client.job(job.id).state == "FAILED"

@@ -20,6 +20,10 @@ from gateway.exchange.frames import Frame
 
 Key = tuple[str, str, str]  # session id, source party, tag
 
+ROOT_CAUSE_GRACE_S = 1.0
+"""A peer that closed while frames are still expected from it most likely stopped
+because something else failed; waiting this long lets that failure be named."""
+
 
 @dataclass
 class _Entry:
@@ -50,12 +54,13 @@ class Inbox:
                 if queue:
                     entry = queue.popleft()
                     break
-                reason = self._failed.get((session, source))
-                if reason is not None:
-                    raise PeerFailed(source, reason)
                 broken = self._broken.get(session)
                 if broken is not None:  # an MPC session needs every member: one lost, all lost
                     raise PeerFailed(*broken)
+                reason = self._failed.get((session, source))
+                if reason is not None:
+                    self._cond.wait_for(lambda: session in self._broken, ROOT_CAUSE_GRACE_S)
+                    raise PeerFailed(*self._broken.get(session, (source, reason)))
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise DeadlineExceeded(f"no frame from peer {source!r} within {timeout:.1f} s")

@@ -171,6 +171,8 @@ class Session:
         self.bytes_received = 0
         self.frames_sent = 0
         self.frames_received = 0
+        self.sent_to: dict[str, int] = dict.fromkeys(links, 0)
+        self.received_from: dict[str, int] = dict.fromkeys(links, 0)
 
     @property
     def parties(self) -> list[str]:
@@ -180,13 +182,16 @@ class Session:
         link = self._link(party)
         messages = frames.encode(0, tag, payload_type, array)  # the link numbers the frame
         link.send(messages, stall_timeout=self._node.config.recv_timeout)
-        self.bytes_sent += sum(m.ByteSize() for m in messages)
+        size = sum(m.ByteSize() for m in messages)
+        self.bytes_sent += size
+        self.sent_to[party] += size
         self.frames_sent += 1
 
     def recv(self, party: str, tag: str) -> frames.Frame:
         self._link(party)
         frame = self._node.inbox.take(self.id, party, tag, self._node.config.recv_timeout)
         self.bytes_received += frame.array.nbytes
+        self.received_from[party] += frame.array.nbytes
         self.frames_received += 1
         return frame
 

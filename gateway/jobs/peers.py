@@ -3,11 +3,14 @@ failures come back as typed errors."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import grpc.aio
 
 from gateway import rpc
 from gateway.api.common.v1 import error_pb2
+from gateway.api.dealer.v1 import dealer_pb2, dealer_pb2_grpc
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import coordination_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
@@ -22,7 +25,7 @@ class PeerGateways:
         self._identity = identity
         self._addresses = addresses
         self._failure_timeout = failure_timeout
-        self._stubs: dict[str, coordination_pb2_grpc.CoordinationServiceStub] = {}
+        self._stubs: dict[str, Any] = {}
         self._channels: list[grpc.aio.Channel] = []
 
     def _stub(self, party: str) -> coordination_pb2_grpc.CoordinationServiceStub:
@@ -34,6 +37,19 @@ class PeerGateways:
             self._channels.append(channel)
             self._stubs[party] = coordination_pb2_grpc.CoordinationServiceStub(channel)
         return self._stubs[party]
+
+    async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
+        """Asks the federation's dealer to serve the session's Beaver triples."""
+        if dealer not in self._stubs:
+            channel = rpc.aio_channel(self._identity, address, dealer, self._failure_timeout)
+            self._channels.append(channel)
+            self._stubs[dealer] = dealer_pb2_grpc.DealerServiceStub(channel)  # type: ignore[assignment]
+        request = dealer_pb2.JoinSessionRequest(
+            session_id=session_id, parties=[dealer_pb2.SessionMember(party_id=p.party_id, rank=p.rank) for p in ranks])
+        try:
+            await self._stubs[dealer].JoinSession(request, timeout=CALL_TIMEOUT)  # type: ignore[attr-defined]
+        except grpc.aio.AioRpcError as err:
+            raise _named(f"dealer {dealer}", err) from None
 
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
         try:

@@ -61,6 +61,7 @@ class Datasets(Protocol):
 
 
 class Peers(Protocol):
+    async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
     async def start(self, party: str, request: Any) -> None: ...
     async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo) -> None: ...
@@ -80,6 +81,7 @@ class SchedulerConfig:
     default_deadline_s: float = 3600.0
     allow_insecure_providers: bool = False
     failure_timeout: float = 20.0
+    dealer: tuple[str, str] | None = None  # the federation's TTP dealer: (party id, address)
 
 
 def _error(reason: str, message: str, party: str = "") -> error_pb2.ErrorInfo:
@@ -157,8 +159,8 @@ class Scheduler:
         if provider == pb.PROVIDER_TFP and not self.config.allow_insecure_providers:
             raise FailedPrecondition("provider TFP (party 0 sees every triple) is refused: "
                                      "this federation does not allow insecure providers")
-        if provider == pb.PROVIDER_TTP:
-            raise FailedPrecondition("provider TTP needs a dealer, which this federation has not configured")
+        if provider == pb.PROVIDER_TTP and self.config.dealer is None:
+            raise FailedPrecondition("provider TTP needs a dealer, which this gateway's config does not name")
 
     async def _propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
         if party == self.me:
@@ -306,6 +308,9 @@ class Scheduler:
         self._audit("job.start", job.job_id, "ok", {"session": job.session_id})
         ranks = [pb.PartyStatus(party_id=p.party_id, rank=p.rank) for p in job.parties]
         try:
+            if job.spec.provider == pb.PROVIDER_TTP:
+                assert self.config.dealer is not None  # checked at submit
+                await self._peers.join_dealer(*self.config.dealer, job.session_id, ranks)
             await asyncio.gather(*(self._start_party(p.party_id, job, ranks) for p in job.parties))
         except MpcgateError as err:
             await self._fail(job.job_id, _error("START_FAILED", err.message))
@@ -374,9 +379,15 @@ class Scheduler:
                                                    "columns": ",".join(inputs[self.me].columns)})
         layout = [{"rank": r, "party_id": p, "columns": list(inputs[p].columns),
                    "rows": loaded.rows if p == self.me else -1} for r, p in enumerate(order)]
+        addresses = {p: self.config.peer_addresses[p] for p in order if p != self.me}
+        dealer = None
+        if spec.provider == pb.PROVIDER_TTP:
+            if self.config.dealer is None:
+                raise FailedPrecondition(f"party {self.me} has no dealer configured for a TTP job")
+            dealer, addresses[dealer] = self.config.dealer
         return WorkerPlan(
-            job_id=job.job_id, session_id=session_id, party_id=self.me, parties=order,
-            addresses={p: self.config.peer_addresses[p] for p in order if p != self.me},
+            job_id=job.job_id, session_id=session_id, party_id=self.me, parties=order, addresses=addresses,
+            dealer=dealer,
             tls=self.config.tls_files, kind=spec.kind,
             partitioning="vertical" if spec.partitioning == pb.PARTITIONING_VERTICAL else "horizontal",
             receivers=[order.index(r) for r in spec.result_receivers],

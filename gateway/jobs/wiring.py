@@ -49,13 +49,14 @@ def install(
 ) -> JobSystem:
     peers_allowed = set(config.peer_addresses)
     sessions = Sessions()
+    exchange_members = peers_allowed | ({config.dealer[0]} if config.dealer else set())
     store = JobStore(database)
     peers = PeerGateways(identity, config.peer_addresses, config.failure_timeout)
     scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions), audit)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
-        ExchangeServicer(config.party_id, peers_allowed, sessions, Inbox(), relay_identity=identity), server)
+        ExchangeServicer(config.party_id, exchange_members, sessions, Inbox(), relay_identity=identity), server)
     return JobSystem(scheduler, store, peers)
 
 

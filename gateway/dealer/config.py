@@ -1,0 +1,62 @@
+"""The dealer's configuration: one TOML file.
+
+    dealer_id = "dealer"
+    listen = "127.0.0.1:7500"
+    failure_timeout = 20.0
+
+    [tls]
+    ca = "pki/ca.crt"
+    cert = "pki/dealer.crt"
+    key = "pki/dealer.key"
+
+    [parties]                  # who may use the dealer, and where their gateways are
+    bank-a = "127.0.0.1:7443"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.auth.pki import PartyFiles, validate_party_id
+from gateway.errors import InvalidArgument, MpcgateError
+
+
+@dataclass(frozen=True)
+class DealerConfig:
+    dealer_id: str
+    listen: str
+    tls: PartyFiles
+    parties: dict[str, str]
+    failure_timeout: float = 20.0
+
+
+def load(path: Path) -> DealerConfig:
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise InvalidArgument(f"cannot read config {path}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidArgument(f"config {path} is not valid TOML: {err}") from None
+    base = path.parent
+
+    def field(name: str, kind: type, table: dict[str, Any] = raw, prefix: str = "") -> Any:
+        if not isinstance(table.get(name), kind):
+            raise InvalidArgument(f"config field '{prefix}{name}' must be a {kind.__name__}")
+        return table[name]
+
+    try:
+        dealer_id = validate_party_id(field("dealer_id", str))
+    except MpcgateError as err:
+        raise InvalidArgument(f"config field 'dealer_id': {err.message}") from None
+    tls = field("tls", dict)
+    files = PartyFiles(*((base / field(k, str, tls, "tls.")).resolve() for k in ("ca", "cert", "key")))
+    parties = field("parties", dict)
+    if not parties or not all(isinstance(a, str) for a in parties.values()):
+        raise InvalidArgument("config field 'parties' must map party ids to gateway addresses")
+    timeout = raw.get("failure_timeout", 20.0)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InvalidArgument("config field 'failure_timeout' must be a positive number")
+    return DealerConfig(dealer_id, field("listen", str), files, dict(parties), float(timeout))
