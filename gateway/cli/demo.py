@@ -40,14 +40,12 @@ def _run(root: Path, rows: int) -> None:
     console = Console()
     banks = demo_data.INSTITUTIONS
     console.rule("[bold]mpcgate demo[/bold]: a joint credit-risk summary across three banks")
-    console.print(
-        "[yellow]Beaver triples come from CrypTen's TFP provider (party 0 generates them): fine for a "
-        "demo on one machine, insecure between real institutions.[/yellow]"
-    )
-    with LocalFederation(root, banks) as federation:
+    console.print("Beaver triples come from a dealer (CrypTen's TTP provider) running as its own process "
+                  "with its own certificate; the gateways refuse the insecure TFP provider.")
+    with LocalFederation(root, banks, allow_insecure_providers=False, dealer=True) as federation:
         for bank in banks:
             demo_data.write_csv(federation.data_dir(bank) / "loans.csv", demo_data.loans(bank, rows))
-        with console.status("starting three gateways (fresh CA, mutual TLS, one process each)..."):
+        with console.status("starting three gateways and the dealer (fresh CA, mutual TLS, one process each)..."):
             started = time.monotonic()
             federation.start()
         console.print(f"gateways up in {time.monotonic() - started:.1f} s: "
@@ -63,7 +61,7 @@ def _run(root: Path, rows: int) -> None:
 
         with federation.client("bank-a") as operator:
             job = operator.submit("stats.summary", [(b, "loans", demo_data.COLUMNS) for b in banks],
-                                  receivers=["bank-a"])
+                                  receivers=["bank-a"], provider="TTP")
             started = time.monotonic()
             columns = (TextColumn("job {task.fields[job]}"), BarColumn(), TaskProgressColumn(),
                        TimeElapsedColumn(), TextColumn("{task.fields[phase]}"))
@@ -87,7 +85,7 @@ def _run(root: Path, rows: int) -> None:
                       f"{record.progress.bytes_sent:,} bytes sent by the busiest party over mutual TLS")
         with console.status("stopping the gateways (SIGTERM)..."):
             codes = federation.stop()
-        console.print("gateways stopped: " + ", ".join(f"{b} exit {c}" for b, c in codes.items()))
+        console.print("stopped: " + ", ".join(f"{b} exit {c}" for b, c in codes.items()))
         if worst > 1e-3:
             raise click.ClickException(f"the secure result is off by {worst:.1e}, more than 1e-3")
 
