@@ -128,48 +128,19 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
         self._methods = audited_methods
 
     async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
-        import inspect
-
         from gateway.auth.interceptor import current_identity
+        from gateway.rpc import wrap_handler
 
         handler = await continuation(details)
-        method = details.method
-        if handler is None or method not in self._methods:
+        if handler is None or details.method not in self._methods:
             return handler
-        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                break
-        action = method.rsplit("/", 1)[-1]
-        log = self._log
+        action = details.method.rsplit("/", 1)[-1]
 
-        def record(request, context, failure: BaseException | None = None) -> None:  # type: ignore[no-untyped-def]
+        def record(request, context, state, error: BaseException | None) -> None:  # type: ignore[no-untyped-def]
             identity = current_identity()
             code = context.code() if hasattr(context, "code") else None
-            outcome = "CANCELLED" if isinstance(failure, BaseException) and code is None else getattr(code, "name", None) or "OK"
+            outcome = getattr(code, "name", None) or ("CANCELLED" if error is not None else "OK")
             subject = getattr(request, "job_id", "") or getattr(request, "name", "") or getattr(getattr(request, "spec", None), "kind", "")
-            log.append(str(identity) if identity else "unknown", action, subject, outcome, {})
+            self._log.append(str(identity) if identity else "unknown", action, subject, outcome, {})
 
-        if inspect.isasyncgenfunction(behavior):
-            async def stream(request, context):  # type: ignore[no-untyped-def]
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except BaseException as err:
-                    record(request, context, err)
-                    raise
-                record(request, context)
-            wrapped = stream
-        else:
-            async def unary(request, context):  # type: ignore[no-untyped-def]
-                try:
-                    response = await behavior(request, context)
-                except BaseException as err:
-                    record(request, context, err)
-                    raise
-                record(request, context)
-                return response
-            wrapped = unary
-        make = getattr(grpc, f"{kind}_rpc_method_handler")
-        return make(wrapped, request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
+        return wrap_handler(handler, lambda request, context: None, record)

@@ -56,14 +56,18 @@ class GatewayConfig:
     dealer: tuple[str, str] | None = None  # (party id, address)
 
 
-def load(path: Path) -> GatewayConfig:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's table; unreadable or invalid TOML is InvalidArgument."""
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as err:
         raise InvalidArgument(f"cannot read config {path}: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise InvalidArgument(f"config {path} is not valid TOML: {err}") from None
-    return parse(raw, path.parent)
+
+
+def load(path: Path) -> GatewayConfig:
+    return parse(read_toml(path), path.parent)
 
 
 def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:

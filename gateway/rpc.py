@@ -74,6 +74,54 @@ def secure_channel(identity: TlsIdentity, address: str, peer_party: str, failure
     return grpc.secure_channel(address, identity.channel_credentials(), options=channel_options(peer_party, failure_timeout))
 
 
+def wrap_handler(
+    handler: Any,
+    start: Callable[[Any, Any], Any],
+    finish: Callable[[Any, Any, Any, BaseException | None], None] | None = None,
+) -> Any:
+    """The same RPC handler with `start(request, context) -> state` run first and
+    `finish(request, context, state, error)` run last, for unary and streaming
+    asyncio behaviors alike. An `MpcgateError` from `start` ends the call with its
+    status before the handler runs. Interceptors build on this."""
+    for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+        behavior = getattr(handler, kind)
+        if behavior is not None:
+            break
+    done = finish or (lambda request, context, state, error: None)
+
+    if inspect.isasyncgenfunction(behavior):
+        async def stream(request: Any, context: Any) -> Any:
+            try:
+                state = start(request, context)
+            except MpcgateError as err:
+                await context.abort(err.code, err.message)
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except BaseException as err:
+                done(request, context, state, err)
+                raise
+            done(request, context, state, None)
+        wrapped: Any = stream
+    else:
+        async def unary(request: Any, context: Any) -> Any:
+            try:
+                state = start(request, context)
+            except MpcgateError as err:
+                await context.abort(err.code, err.message)
+            try:
+                response = await behavior(request, context)
+            except BaseException as err:
+                done(request, context, state, err)
+                raise
+            done(request, context, state, None)
+            return response
+        wrapped = unary
+    make = getattr(grpc, f"{kind}_rpc_method_handler")
+    return make(wrapped, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -10,7 +10,6 @@ handlers, never by a token. The verified identity is available to the handler
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ import grpc.aio
 
 from gateway.auth.jwt import Identity, TokenVerifier
 from gateway.errors import MpcgateError, PermissionDenied, Unauthenticated
+from gateway.rpc import wrap_handler
 
 log = logging.getLogger(__name__)
 
@@ -82,43 +82,12 @@ def _bearer(metadata: Any) -> str:
     raise Unauthenticated("missing bearer token (metadata 'authorization: Bearer <jwt>')")
 
 
-def _kind(handler: Any) -> tuple[str, Any]:
-    for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
-        behavior = getattr(handler, kind)
-        if behavior is not None:
-            return kind, behavior
-    raise RuntimeError("handler has no behavior")
-
-
-def _rebuild(handler: Any, kind: str, behavior: Any) -> Any:
-    make = getattr(grpc, f"{kind}_rpc_method_handler")
-    return make(behavior, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-
-
 def _refusal(handler: Any, err: MpcgateError) -> Any:
-    kind, _ = _kind(handler)
-    if kind.endswith("_stream"):
-        async def refuse_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await context.abort(err.code, err.message)
-            yield  # pragma: no cover  (makes this an async generator)
-        return _rebuild(handler, kind, refuse_stream)
+    def refuse(request: Any, context: Any) -> None:
+        raise err  # ends the call with err's status before any handler code runs
 
-    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(err.code, err.message)
-    return _rebuild(handler, kind, refuse)
+    return wrap_handler(handler, refuse)
 
 
 def _with_identity(handler: Any, identity: Identity) -> Any:
-    kind, behavior = _kind(handler)
-    if inspect.isasyncgenfunction(behavior):
-        async def stream(request: Any, context: Any) -> Any:
-            _identity.set(identity)
-            async for item in behavior(request, context):
-                yield item
-        return _rebuild(handler, kind, stream)
-
-    async def unary(request: Any, context: Any) -> Any:
-        _identity.set(identity)
-        return await behavior(request, context)
-    return _rebuild(handler, kind, unary)
+    return wrap_handler(handler, lambda request, context: _identity.set(identity))

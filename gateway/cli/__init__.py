@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import admin, dealer, demo, jobs, pki, serve, smoke
+from gateway.cli import admin, demo, jobs, pki, serve, smoke
 
 
 @click.group()
@@ -19,6 +19,6 @@ main.add_command(smoke.smoke)
 main.add_command(pki.pki)
 main.add_command(jobs.jobs)
 main.add_command(serve.serve)
-main.add_command(dealer.dealer)
+main.add_command(serve.dealer)
 main.add_command(admin.token)
 main.add_command(admin.audit)

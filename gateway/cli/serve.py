@@ -1,23 +1,40 @@
-"""`mpcgate serve`: run this institution's gateway."""
+"""`mpcgate serve` and `mpcgate dealer`: the long-running processes of a federation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gateway.errors import MpcgateError
 
+_CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                       help="the TOML config")
 
-@click.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="the gateway's TOML config (see gateway/config.py)")
-def serve(config_path: Path) -> None:
-    """Runs the gateway until SIGTERM or Ctrl-C."""
-    from gateway import config, server
 
+def _run(load: Callable[[Path], Any], run: Callable[[Any], None], path: Path) -> None:
     try:
-        loaded = config.load(config_path)
+        loaded = load(path)
     except MpcgateError as err:
         raise click.ClickException(err.message) from None
-    server.run(loaded)
+    run(loaded)
+
+
+@click.command()
+@_CONFIG
+def serve(config_path: Path) -> None:
+    """Runs this institution's gateway until SIGTERM or Ctrl-C (config: gateway/config.py)."""
+    from gateway import config, server
+
+    _run(config.load, server.run, config_path)
+
+
+@click.command()
+@_CONFIG
+def dealer(config_path: Path) -> None:
+    """Serves CrypTen's TTP provider to the federation until SIGTERM (config: gateway/dealer/config.py)."""
+    from gateway.dealer import config, server
+
+    _run(config.load, server.run, config_path)

@@ -15,12 +15,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.auth.pki import PartyFiles, validate_party_id
+from gateway.config import read_toml
 from gateway.errors import InvalidArgument, MpcgateError
 
 
@@ -34,12 +34,7 @@ class DealerConfig:
 
 
 def load(path: Path) -> DealerConfig:
-    try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text())
-    except OSError as err:
-        raise InvalidArgument(f"cannot read config {path}: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise InvalidArgument(f"config {path} is not valid TOML: {err}") from None
+    raw = read_toml(path)
     base = path.parent
 
     def field(name: str, kind: type, table: dict[str, Any] = raw, prefix: str = "") -> Any:
