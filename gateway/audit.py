@@ -81,10 +81,6 @@ class AuditLog:
             ).fetchall()
         return verify_rows(rows)
 
-    def entries(self) -> list[tuple]:
-        with self._lock:
-            return self._db.execute("SELECT seq, time, actor, action, subject, outcome, details FROM audit_log ORDER BY seq").fetchall()
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

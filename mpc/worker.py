@@ -38,6 +38,11 @@ class WorkerPlan:
     provider: str = "TFP"
     dealer: str | None = None  # the session's dealer (TTP), if any; may be this process's party
 
+    @property
+    def members(self) -> list[str]:
+        """Everyone in the session: the parties by rank, then the dealer if any."""
+        return [*self.parties, *([self.dealer] if self.dealer else [])]
+
 
 def main(plan: WorkerPlan, conn: Connection) -> None:
     """Process entry point (started with the spawn method)."""
@@ -66,7 +71,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
     from mpc.programs import PROGRAMS
     from mpc.programs.context import JobContext, PartyLayout
 
-    members = [*plan.parties, *([plan.dealer] if plan.dealer else [])]
+    members = plan.members
     identity = TlsIdentity.load(PartyFiles(*(Path(p) for p in plan.tls)))
     node = ExchangeNode(
         identity,

@@ -72,6 +72,14 @@ def _states_everywhere(fed: LocalFederation, job_id: str) -> dict[str, str]:
     return out
 
 
+def _wait_everywhere(fed: LocalFederation, job_id: str, state: str, timeout: float = 30) -> None:
+    """Until every gateway reports the job in `state`."""
+    deadline = time.monotonic() + timeout
+    while set(_states_everywhere(fed, job_id).values()) != {state}:
+        assert time.monotonic() < deadline, _states_everywhere(fed, job_id)
+        time.sleep(0.2)
+
+
 def _worker_pids(fed: LocalFederation) -> dict[str, list[int]]:
     """Each gateway's job workers: its spawned children (not multiprocessing's resource tracker)."""
     found = {}
@@ -181,10 +189,7 @@ def test_cancellation_mid_run_stops_every_party(federation: LocalFederation) -> 
         assert all(_worker_pids(federation).values()), "every party runs a worker"
         job.cancel("operator changed their mind")
         assert job.state == "CANCELLED"
-        deadline = time.monotonic() + 30
-        while set(_states_everywhere(federation, job.id).values()) != {"CANCELLED"}:
-            assert time.monotonic() < deadline, _states_everywhere(federation, job.id)
-            time.sleep(0.2)
+        _wait_everywhere(federation, job.id, "CANCELLED")
         deadline = time.monotonic() + 15
         while any(_worker_pids(federation).values()):
             assert time.monotonic() < deadline, _worker_pids(federation)
@@ -200,10 +205,7 @@ def test_a_killed_worker_fails_the_job_everywhere(federation: LocalFederation) -
         os.kill(workers["bank-c"][0], signal.SIGKILL)
         job.wait(timeout=60)
         assert job.state == "FAILED"
-        deadline = time.monotonic() + 30
-        while set(_states_everywhere(federation, job.id).values()) != {"FAILED"}:
-            assert time.monotonic() < deadline, _states_everywhere(federation, job.id)
-            time.sleep(0.2)
+        _wait_everywhere(federation, job.id, "FAILED")
 
 
 def test_restart_fails_the_running_job_and_resumes_queued_ones(federation: LocalFederation) -> None:
@@ -228,10 +230,7 @@ def test_a_job_past_its_deadline_fails_everywhere(federation: LocalFederation) -
         job.wait(timeout=60)
         assert job.state == "FAILED"
         assert job.record.error.reason == "DEADLINE_EXCEEDED"
-        deadline = time.monotonic() + 30
-        while set(_states_everywhere(federation, job.id).values()) != {"FAILED"}:
-            assert time.monotonic() < deadline, _states_everywhere(federation, job.id)
-            time.sleep(0.2)
+        _wait_everywhere(federation, job.id, "FAILED")
 
 
 def test_the_cli_submits_watches_and_prints_results(federation: LocalFederation) -> None:

@@ -83,10 +83,6 @@ class Inbox:
             self._broken.setdefault(session, (source, reason))
             self._cond.notify_all()
 
-    def failure(self, session: str, source: str) -> str | None:
-        with self._cond:
-            return self._failed.get((session, source))
-
     def drop_session(self, session: str) -> None:
         """Forgets everything about a finished session."""
         with self._cond:

@@ -89,7 +89,6 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self._peers = frozenset(peers)
         self._relay_identity = relay_identity
         self._accept_relayed = accept_relayed
-        self._relay_channels: dict[str, grpc.aio.Channel] = {}
         self._sessions = sessions
         self._inbox = inbox
         self._open_timeout = open_timeout
@@ -146,11 +145,6 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         """Pipes a peer's stream to the local worker hosting its session, and back."""
         if self._relay_identity is None:
             raise Unavailable("this gateway does not relay to workers")
-        channel = self._relay_channels.get(worker)
-        if channel is None:
-            channel = rpc.aio_channel(self._relay_identity, worker, self._party)
-            self._relay_channels[worker] = channel
-
         relayed = EXCHANGE_BYTES.labels("in", source)
 
         async def forward() -> AsyncIterator[exchange_pb2.ExchangeRequest]:
@@ -159,14 +153,16 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 relayed.inc(message.ByteSize())
                 yield message
 
-        call = exchange_pb2_grpc.ExchangeServiceStub(channel).Exchange(
-            forward(), metadata=((SOURCE_METADATA, source),), wait_for_ready=True
-        )
-        try:
-            async for response in call:
-                yield response
-        except grpc.aio.AioRpcError as err:
-            raise Unavailable(f"the worker for this session failed: {err.details()}") from None
+        # one channel per relayed stream: workers (and their ports) come and go with jobs
+        async with rpc.aio_channel(self._relay_identity, worker, self._party) as channel:
+            call = exchange_pb2_grpc.ExchangeServiceStub(channel).Exchange(
+                forward(), metadata=((SOURCE_METADATA, source),), wait_for_ready=True
+            )
+            try:
+                async for response in call:
+                    yield response
+            except grpc.aio.AioRpcError as err:
+                raise Unavailable(f"the worker for this session failed: {err.details()}") from None
 
     async def _open(
         self, source: str, requests: AsyncIterator[exchange_pb2.ExchangeRequest]

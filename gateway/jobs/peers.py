@@ -58,7 +58,8 @@ class PeerGateways:
             raise _named(party, err) from None
         return response.status
 
-    async def start(self, party: str, request: cpb.StartJobRequest) -> None:
+    async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
+        request = cpb.StartJobRequest(job_id=job_id, session_id=session_id, parties=ranks)
         try:
             await self._stub(party).StartJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:

@@ -65,8 +65,7 @@ class WorkerRunner:
                     raise WorkerFailed(f"the worker process died (exit code {process.exitcode})") from None
                 kind = message[0]
                 if kind == "listening":
-                    members = [*plan.parties, *([plan.dealer] if plan.dealer else [])]
-                    self._sessions.add(plan.session_id, members, worker=f"127.0.0.1:{message[1]}")
+                    self._sessions.add(plan.session_id, plan.members, worker=f"127.0.0.1:{message[1]}")
                 elif kind == "progress":
                     await on_progress(*message[1:])
                 elif kind == "result":

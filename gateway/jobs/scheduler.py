@@ -63,7 +63,7 @@ class Datasets(Protocol):
 class Peers(Protocol):
     async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
-    async def start(self, party: str, request: Any) -> None: ...
+    async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
     async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo) -> None: ...
     async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress) -> None: ...
 
@@ -190,10 +190,8 @@ class Scheduler:
         if job.coordinator != self.me:
             raise FailedPrecondition(f"cancel job {job_id} at its coordinator, {job.coordinator!r}")
         error = _error("CANCELLED", reason or f"cancelled by {caller}")
-        if self._store.transition(job_id, states.CANCELLED, f"cancelled by {caller}", error) is None:
+        if not await self._end(job_id, states.CANCELLED, f"cancelled by {caller}", error, {"by": caller}):
             raise FailedPrecondition(f"job {job_id} already ended ({states.name(job.state)})")
-        self._audit("job.cancel", job_id, "ok", {"by": caller})
-        await self._stop_everywhere(job, states.CANCELLED, error)
         return self._store.get(job_id)
 
     def result(self, job_id: str) -> pb.JobResult:
@@ -264,15 +262,13 @@ class Scheduler:
             refused = next((p for p in job.parties if p.state in (states.REJECTED,)), None)
             failed = next((p for p in job.parties if p.state in (states.FAILED, states.CANCELLED)), None)
             if refused is not None and job.state in (states.PENDING, states.AWAITING_APPROVAL):
-                self._store.transition(job_id, states.REJECTED, f"rejected by {refused.party_id}", refused.error)
-                self._audit("job.rejected", job_id, "rejected", {"party": refused.party_id})
-                await self._stop_everywhere(job, states.REJECTED, refused.error)
+                await self._end(job_id, states.REJECTED, f"rejected by {refused.party_id}", refused.error,
+                                {"party": refused.party_id})
                 return
             if failed is not None:
                 error = failed.error if failed.error.message else _error("PARTY_FAILED", f"party {failed.party_id} failed", failed.party_id)
-                if self._store.transition(job_id, states.FAILED, f"failed at {failed.party_id}", error) is not None:
-                    self._audit("job.failed", job_id, "failed", {"party": failed.party_id, "reason": error.reason})
-                    await self._stop_everywhere(job, states.FAILED, error)
+                await self._end(job_id, states.FAILED, f"failed at {failed.party_id}", error,
+                                {"party": failed.party_id, "reason": error.reason})
                 return
             if job.state == states.PENDING and states.AWAITING_APPROVAL in party_states and states.PENDING not in party_states:
                 self._store.transition(job_id, states.AWAITING_APPROVAL, "waiting for data owners' approval")
@@ -319,19 +315,24 @@ class Scheduler:
         if party == self.me:
             await self.on_start(job.job_id, job.session_id, ranks, self.me)
         else:
-            from gateway.api.gateway.v1 import coordination_pb2
-            await self._peers.start(party, coordination_pb2.StartJobRequest(
-                job_id=job.job_id, session_id=job.session_id, parties=ranks))
+            await self._peers.start(party, job.job_id, job.session_id, ranks)
 
     async def _expire(self, job_id: str, deadline: float) -> None:
         await self._fail(job_id, _error("DEADLINE_EXCEEDED", f"the job did not finish within {deadline:.0f} s"))
 
     async def _fail(self, job_id: str, error: error_pb2.ErrorInfo) -> None:
-        job = self._store.transition(job_id, states.FAILED, error.message, error)
-        if job is not None:
-            self._audit("job.failed", job_id, "failed", {"reason": error.reason})
-            await self._stop_everywhere(job, states.FAILED, error)
-        await self._start_queued()
+        await self._end(job_id, states.FAILED, error.message, error, {"reason": error.reason})
+
+    async def _end(self, job_id: str, state: int, message: str, error: error_pb2.ErrorInfo,
+                   details: dict[str, str]) -> bool:
+        """Ends the job here (if it has not ended yet), audits it, and stops it at every
+        other party; False if it had already ended."""
+        job = self._store.transition(job_id, state, message, error)
+        if job is None:
+            return False
+        self._audit(f"job.{states.name(state).lower()}", job_id, states.name(state).lower(), details)
+        await self._stop_everywhere(job, state, error)
+        return True
 
     async def _stop_everywhere(self, job: pb.Job, state: int, error: error_pb2.ErrorInfo) -> None:
         timer = self._deadlines.pop(job.job_id, None)
@@ -343,7 +344,7 @@ class Scheduler:
         for party, outcome in zip(others, results):
             if isinstance(outcome, BaseException):
                 log.warning("could not stop job=%s at party=%s: %s", job.job_id, party, outcome)
-        self._spawn(self._start_queued())
+        self._spawn(self._start_queued())  # a slot may have freed up
 
     # -- running this party's worker --------------------------------------------------
 

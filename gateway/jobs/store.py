@@ -57,7 +57,6 @@ class JobStore:
         for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript(SCHEMA)
-        self._changed = threading.Condition(self._lock)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -69,7 +68,6 @@ class JobStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            self._changed.notify_all()
 
     def create(self, job: pb.Job, message: str) -> pb.Job:
         with self._transaction() as db:
@@ -163,10 +161,6 @@ class JobStore:
                 "SELECT event FROM job_events WHERE job_id = ? AND sequence > ? ORDER BY sequence", (job_id, after)
             ).fetchall()
         return [pb.JobEvent.FromString(r[0]) for r in rows]
-
-    def wait_for_change(self, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout)
 
     def save_result(self, result: pb.JobResult) -> None:
         with self._transaction() as db:
