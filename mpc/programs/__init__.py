@@ -1,19 +1,83 @@
-"""Job programs: what a joint job computes, by kind. Each takes a JobContext and
-returns the revealed results on result receivers (None elsewhere)."""
+"""Job programs: what a joint job computes, by kind, and the schema of its
+parameters. The gateway validates a job's parameters against the schema at submit
+(INVALID_ARGUMENT in milliseconds, not a worker crash); each program's docstring
+says what every party learns. Each program takes a JobContext and returns the
+revealed results on result receivers (None elsewhere)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
+from gateway.errors import InvalidArgument
 from mpc.programs import stats
 from mpc.programs.context import JobContext, Result
 
 Program = Callable[[JobContext], "dict[str, Result] | None"]
 
-PROGRAMS: dict[str, Program] = {
-    "stats.describe": stats.describe,
-    "stats.covariance": stats.covariance,
-    "stats.correlation": stats.correlation,
-    "stats.summary": stats.summary,
-    "stats.histogram": stats.histogram,
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-gateway bounds on a job's size (config: max_columns, max_bins)."""
+
+    max_columns: int = 200
+    max_bins: int = 1000
+
+
+def _bool(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"parameter {name} must be true or false")
+
+
+def _string(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= 256:
+        raise InvalidArgument(f"parameter {name} must be a string of 1 to 256 characters")
+
+
+def _bin_edges(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise InvalidArgument(f"parameter {name} must be a list of numbers")
+    if len(value) < 2 or not all(math.isfinite(v) for v in value) or any(b <= a for a, b in zip(value, value[1:])):
+        raise InvalidArgument(f"parameter {name} must be at least two finite, strictly increasing numbers")
+    if len(value) - 1 > limits.max_bins:
+        raise InvalidArgument(f"parameter {name} asks for {len(value) - 1} bins; this gateway allows at most {limits.max_bins}")
+
+
+@dataclass(frozen=True)
+class Param:
+    check: Callable[[str, Any, Limits], None]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class JobKind:
+    program: Program
+    parameters: dict[str, Param] = field(default_factory=dict)
+
+
+VERTICAL = {"key_salt": Param(_string)}
+KINDS: dict[str, JobKind] = {
+    "stats.describe": JobKind(stats.describe, {"extremes": Param(_bool), **VERTICAL}),
+    "stats.covariance": JobKind(stats.covariance, dict(VERTICAL)),
+    "stats.correlation": JobKind(stats.correlation, dict(VERTICAL)),
+    "stats.summary": JobKind(stats.summary, {"extremes": Param(_bool), **VERTICAL}),
+    "stats.histogram": JobKind(stats.histogram, {"bin_edges": Param(_bin_edges, required=True), **VERTICAL}),
 }
+PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items()}
+
+
+def validate_parameters(kind: str, parameters: dict[str, Any], limits: Limits) -> None:
+    """INVALID_ARGUMENT naming the first unknown, missing or malformed parameter."""
+    if kind not in KINDS:
+        raise InvalidArgument(f"unknown job kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    schema = KINDS[kind].parameters
+    unknown = sorted(set(parameters) - set(schema))
+    if unknown:
+        raise InvalidArgument(f"{kind} has no parameter {unknown[0]!r} (parameters: {', '.join(sorted(schema)) or 'none'})")
+    for name, param in schema.items():
+        if name in parameters:
+            param.check(name, parameters[name], limits)
+        elif param.required:
+            raise InvalidArgument(f"{kind} needs parameter {name!r}")

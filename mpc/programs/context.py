@@ -1,5 +1,6 @@
-"""What a job program gets from the worker: the job's public description and this
-party's own data. Programs run after crypten.init() on every party."""
+"""What a job program gets from the worker: the job's public description, this
+party's own data, and this party's own release rules. Programs run after
+crypten.init() on every party."""
 
 from __future__ import annotations
 
@@ -21,11 +22,24 @@ class PartyLayout:
 
 
 @dataclass(frozen=True)
+class ReleaseRules:
+    """This party's own rules for what may leave it, from its dataset policy. Each
+    party applies its own; no other party can loosen them."""
+
+    min_group_size: int = 1  # fewest of this party's rows behind a released cell
+    small_groups: str = "suppress"  # "suppress" | "refuse"
+    allow_extremes: bool = False  # may min/max (one row's exact value) be released?
+
+
+@dataclass(frozen=True)
 class Result:
-    """One revealed statistic: float64 values and the labels of their entries."""
+    """One revealed statistic: float64 values, the labels of their rows (and of
+    their columns where those differ), and the flat indices of suppressed entries."""
 
     values: np.ndarray
     labels: list[str]
+    column_labels: list[str] = field(default_factory=list)
+    suppressed: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -39,4 +53,8 @@ class JobContext:
     parameters: dict[str, Any]
     table: np.ndarray  # this party's rows x its columns, float64
     keys: np.ndarray | None = None
+    rules: ReleaseRules = field(default_factory=ReleaseRules)
     progress: Callable[[str, float], None] = field(default=lambda phase, percent: None)
+    before_release: Callable[[], None] = field(default=lambda: None)
+    """Asks this party's gateway, right before anything is revealed, whether the
+    release is still allowed (its policy may have changed); raises if not."""

@@ -21,6 +21,31 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class AuditHead(_message.Message):
+    """A gateway's audit log head: peers record it, so a truncated log is detectable."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    hash: _builtins.str
+    """Hex SHA-256 of the entry."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash", b"hash", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditHead: _TypeAlias = AuditHead  # noqa: Y015
+
+@_typing.final
 class ProposeJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -115,21 +140,27 @@ class StopJobRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    AUDIT_HEAD_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: _jobs_pb2.JobState.ValueType
     """JOB_STATE_CANCELLED, JOB_STATE_FAILED or JOB_STATE_REJECTED."""
     @_builtins.property
     def error(self) -> _error_pb2.ErrorInfo: ...
+    @_builtins.property
+    def audit_head(self) -> Global___AuditHead:
+        """The coordinator's audit head when it ended the job."""
+
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         state: _jobs_pb2.JobState.ValueType = ...,
         error: _error_pb2.ErrorInfo | None = ...,
+        audit_head: Global___AuditHead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error", "job_id", b"job_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -157,21 +188,27 @@ class ReportJobRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    AUDIT_HEAD_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     @_builtins.property
     def status(self) -> _jobs_pb2.PartyStatus: ...
     @_builtins.property
     def progress(self) -> _jobs_pb2.Progress: ...
+    @_builtins.property
+    def audit_head(self) -> Global___AuditHead:
+        """The participant's audit head, sent with its final report."""
+
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         status: _jobs_pb2.PartyStatus | None = ...,
         progress: _jobs_pb2.Progress | None = ...,
+        audit_head: Global___AuditHead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "progress", b"progress", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "progress", b"progress", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "job_id", b"job_id", "progress", b"progress", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -191,3 +228,45 @@ class ReportJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportJobResponse: _TypeAlias = ReportJobResponse  # noqa: Y015
+
+@_typing.final
+class SyncJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncJobRequest: _TypeAlias = SyncJobRequest  # noqa: Y015
+
+@_typing.final
+class SyncJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    state: _jobs_pb2.JobState.ValueType
+    @_builtins.property
+    def error(self) -> _error_pb2.ErrorInfo: ...
+    def __init__(
+        self,
+        *,
+        state: _jobs_pb2.JobState.ValueType = ...,
+        error: _error_pb2.ErrorInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncJobResponse: _TypeAlias = SyncJobResponse  # noqa: Y015

@@ -57,6 +57,11 @@ class CoordinationServiceStub:
                 request_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.ReportJobRequest.SerializeToString,
                 response_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.ReportJobResponse.FromString,
                 _registered_method=True)
+        self.SyncJob = channel.unary_unary(
+                '/mpcgate.gateway.v1.CoordinationService/SyncJob',
+                request_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobRequest.SerializeToString,
+                response_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinationServiceServicer:
@@ -93,6 +98,14 @@ class CoordinationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SyncJob(self, request, context):
+        """Participant -> coordinator: the job's overall state, for a participant that
+        restarted or missed a StopJob (reconciliation).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +128,11 @@ def add_CoordinationServiceServicer_to_server(servicer, server):
                     servicer.ReportJob,
                     request_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.ReportJobRequest.FromString,
                     response_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.ReportJobResponse.SerializeToString,
+            ),
+            'SyncJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncJob,
+                    request_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobRequest.FromString,
+                    response_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +246,33 @@ class CoordinationService:
             '/mpcgate.gateway.v1.CoordinationService/ReportJob',
             mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.ReportJobRequest.SerializeToString,
             mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.ReportJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpcgate.gateway.v1.CoordinationService/SyncJob',
+            mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobRequest.SerializeToString,
+            mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,10 @@ class CoordinationServiceStub:
     """Coordinator -> participant: the job ended (cancelled, failed or rejected) elsewhere."""
     ReportJob: _grpc.UnaryUnaryMultiCallable[_coordination_pb2.ReportJobRequest, _coordination_pb2.ReportJobResponse]
     """Participant -> coordinator: a change of this party's state (approval, progress, end)."""
+    SyncJob: _grpc.UnaryUnaryMultiCallable[_coordination_pb2.SyncJobRequest, _coordination_pb2.SyncJobResponse]
+    """Participant -> coordinator: the job's overall state, for a participant that
+    restarted or missed a StopJob (reconciliation).
+    """
 
 @_typing.type_check_only
 class CoordinationServiceAsyncStub(CoordinationServiceStub):
@@ -61,6 +65,10 @@ class CoordinationServiceAsyncStub(CoordinationServiceStub):
     """Coordinator -> participant: the job ended (cancelled, failed or rejected) elsewhere."""
     ReportJob: _aio.UnaryUnaryMultiCallable[_coordination_pb2.ReportJobRequest, _coordination_pb2.ReportJobResponse]  # type: ignore[assignment]
     """Participant -> coordinator: a change of this party's state (approval, progress, end)."""
+    SyncJob: _aio.UnaryUnaryMultiCallable[_coordination_pb2.SyncJobRequest, _coordination_pb2.SyncJobResponse]  # type: ignore[assignment]
+    """Participant -> coordinator: the job's overall state, for a participant that
+    restarted or missed a StopJob (reconciliation).
+    """
 
 class CoordinationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Gateway-to-gateway job coordination over mutual TLS: the calling party is the
@@ -99,5 +107,15 @@ class CoordinationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coordination_pb2.ReportJobResponse, _abc.Awaitable[_coordination_pb2.ReportJobResponse]]:
         """Participant -> coordinator: a change of this party's state (approval, progress, end)."""
+
+    @_abc_1.abstractmethod
+    def SyncJob(
+        self,
+        request: _coordination_pb2.SyncJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordination_pb2.SyncJobResponse, _abc.Awaitable[_coordination_pb2.SyncJobResponse]]:
+        """Participant -> coordinator: the job's overall state, for a participant that
+        restarted or missed a StopJob (reconciliation).
+        """
 
 def add_CoordinationServiceServicer_to_server(servicer: CoordinationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

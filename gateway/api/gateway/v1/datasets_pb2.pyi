@@ -79,6 +79,30 @@ APPROVAL_MODE_AUTOMATIC: ApprovalMode.ValueType  # 1
 APPROVAL_MODE_MANUAL: ApprovalMode.ValueType  # 2
 Global___ApprovalMode: _TypeAlias = ApprovalMode  # noqa: Y015
 
+class _SmallGroupAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SmallGroupActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SmallGroupAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SMALL_GROUP_ACTION_UNSPECIFIED: _SmallGroupAction.ValueType  # 0
+    """The default: SMALL_GROUP_ACTION_SUPPRESS."""
+    SMALL_GROUP_ACTION_SUPPRESS: _SmallGroupAction.ValueType  # 1
+    """The cell is released as suppressed (no count), and flagged as such."""
+    SMALL_GROUP_ACTION_REFUSE: _SmallGroupAction.ValueType  # 2
+    """The whole job is refused."""
+
+class SmallGroupAction(_SmallGroupAction, metaclass=_SmallGroupActionEnumTypeWrapper):
+    """What a party does with a released cell that too few of its rows fall into."""
+
+SMALL_GROUP_ACTION_UNSPECIFIED: SmallGroupAction.ValueType  # 0
+"""The default: SMALL_GROUP_ACTION_SUPPRESS."""
+SMALL_GROUP_ACTION_SUPPRESS: SmallGroupAction.ValueType  # 1
+"""The cell is released as suppressed (no count), and flagged as such."""
+SMALL_GROUP_ACTION_REFUSE: SmallGroupAction.ValueType  # 2
+"""The whole job is refused."""
+Global___SmallGroupAction: _TypeAlias = SmallGroupAction  # noqa: Y015
+
 @_typing.final
 class Column(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -113,9 +137,20 @@ class Policy(_message.Message):
     ALLOWED_RESULT_RECEIVERS_FIELD_NUMBER: _builtins.int
     MIN_ROWS_FIELD_NUMBER: _builtins.int
     APPROVAL_MODE_FIELD_NUMBER: _builtins.int
+    MIN_GROUP_SIZE_FIELD_NUMBER: _builtins.int
+    SMALL_GROUPS_FIELD_NUMBER: _builtins.int
+    ALLOW_EXTREMES_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
+    min_group_size: _builtins.int
+    """Minimum number of this dataset's rows behind each released cell of a grouped
+    aggregate (each histogram bin); 0 means min_rows applies.
+    """
+    small_groups: Global___SmallGroupAction.ValueType
+    """What happens to a cell below min_group_size."""
+    allow_extremes: _builtins.bool
+    """Whether jobs may release exact extremes (min, max): one person's value."""
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parties that may take part in jobs using this dataset."""
@@ -141,10 +176,13 @@ class Policy(_message.Message):
         allowed_result_receivers: _abc.Iterable[_builtins.str] | None = ...,
         min_rows: _builtins.int = ...,
         approval_mode: Global___ApprovalMode.ValueType = ...,
+        min_group_size: _builtins.int = ...,
+        small_groups: Global___SmallGroupAction.ValueType = ...,
+        allow_extremes: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "min_rows", b"min_rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "min_group_size", b"min_group_size", "min_rows", b"min_rows", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -164,6 +202,8 @@ class Dataset(_message.Message):
     POLICY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CONTENT_SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique within the owning party; [a-z0-9_.-]{1,64}."""
     party_id: _builtins.str
@@ -173,6 +213,11 @@ class Dataset(_message.Message):
     row_count: _builtins.int
     key_column: _builtins.str
     """Name of the key column, if one was declared."""
+    content_sha256: _builtins.str
+    """SHA-256 of the file's bytes at registration: a job reads the file only if it
+    still matches (a changed file must be registered again).
+    """
+    size_bytes: _builtins.int
     @_builtins.property
     def columns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Column]: ...
     @_builtins.property
@@ -194,10 +239,12 @@ class Dataset(_message.Message):
         policy: Global___Policy | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        content_sha256: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "policy", b"policy", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "created_at", b"created_at", "description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "party_id", b"party_id", "policy", b"policy", "row_count", b"row_count", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "content_sha256", b"content_sha256", "created_at", b"created_at", "description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "party_id", b"party_id", "policy", b"policy", "row_count", b"row_count", "size_bytes", b"size_bytes", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -214,6 +261,7 @@ class RegisterDatasetRequest(_message.Message):
     NUMERIC_COLUMNS_FIELD_NUMBER: _builtins.int
     KEY_COLUMN_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     description: _builtins.str
     path: _builtins.str
@@ -221,6 +269,8 @@ class RegisterDatasetRequest(_message.Message):
     format: Global___FileFormat.ValueType
     key_column: _builtins.str
     """Optional key column."""
+    replace: _builtins.bool
+    """Replace an existing registration of the same name (e.g. after the file changed)."""
     @_builtins.property
     def numeric_columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Columns to register as numeric; empty means every column but the key."""
@@ -237,10 +287,11 @@ class RegisterDatasetRequest(_message.Message):
         numeric_columns: _abc.Iterable[_builtins.str] | None = ...,
         key_column: _builtins.str = ...,
         policy: Global___Policy | None = ...,
+        replace: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "numeric_columns", b"numeric_columns", "path", b"path", "policy", b"policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "numeric_columns", b"numeric_columns", "path", b"path", "policy", b"policy", "replace", b"replace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -261,6 +261,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    DEALER_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: Global___JobState.ValueType
     coordinator: _builtins.str
@@ -269,6 +270,10 @@ class Job(_message.Message):
     """Authenticated subject that submitted it (issuer and subject)."""
     session_id: _builtins.str
     """Fixed once every party approved; names the MPC session on the exchange."""
+    dealer: _builtins.str
+    """For TTP jobs: the dealer the coordinator chose. Every party checks that it is
+    the dealer its own config names.
+    """
     @_builtins.property
     def spec(self) -> Global___JobSpec: ...
     @_builtins.property
@@ -300,10 +305,11 @@ class Job(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        dealer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "progress", b"progress", "spec", b"spec", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator", b"coordinator", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "job_id", b"job_id", "parties", b"parties", "progress", b"progress", "session_id", b"session_id", "spec", b"spec", "started_at", b"started_at", "state", b"state", "submitted_by", b"submitted_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator", b"coordinator", "created_at", b"created_at", "dealer", b"dealer", "error", b"error", "finished_at", b"finished_at", "job_id", b"job_id", "parties", b"parties", "progress", b"progress", "session_id", b"session_id", "spec", b"spec", "started_at", b"started_at", "state", b"state", "submitted_by", b"submitted_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -352,19 +358,33 @@ Global___JobEvent: _TypeAlias = JobEvent  # noqa: Y015
 
 @_typing.final
 class ResultValue(_message.Message):
-    """One named value of a result, e.g. "mean" or "correlation"."""
+    """One named value of a result, e.g. "mean" or "correlation". Suppressed
+    entries (too few rows behind them) are NaN, and named in `suppressed`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     TENSOR_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    COLUMN_LABELS_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     @_builtins.property
     def tensor(self) -> _tensor_pb2.Tensor: ...
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Labels of the tensor's dimensions' entries, e.g. column names."""
+        """Labels of the tensor's first dimension's entries, e.g. column names."""
+
+    @_builtins.property
+    def column_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Labels of the second dimension's entries where they differ from `labels`
+        (e.g. histogram bins "[0, 10)").
+        """
+
+    @_builtins.property
+    def suppressed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Flat indices of entries withheld because too few rows were behind them."""
 
     def __init__(
         self,
@@ -372,10 +392,12 @@ class ResultValue(_message.Message):
         name: _builtins.str = ...,
         tensor: _tensor_pb2.Tensor | None = ...,
         labels: _abc.Iterable[_builtins.str] | None = ...,
+        column_labels: _abc.Iterable[_builtins.str] | None = ...,
+        suppressed: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["tensor", b"tensor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "name", b"name", "tensor", b"tensor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_labels", b"column_labels", "labels", b"labels", "name", b"name", "suppressed", b"suppressed", "tensor", b"tensor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

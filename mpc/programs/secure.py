@@ -1,0 +1,201 @@
+"""Secure building blocks every job program uses: public metadata, sharing a
+party's local values, exact delivery of values one party computed alone, exact
+extremes across parties, and opening values to the result receivers only.
+
+Fixed point (CrypTen's 64-bit ring; `PRECISION_BITS` fractional bits): a value v
+is held as round(v * 2^f). Sums are exact; a product of two encodings holds 2f
+fractional bits until it is truncated, so programs keep every factor of a product
+at most 1 in magnitude (products stay below 2^(2f) << 2^63). Where a party alone
+knows a value (its own column's mean, its own histogram), it is delivered as a
+mantissa in [0.5, 1) and an integer exponent, both secret-shared, so no magnitude
+limit or precision loss applies and nothing about its size becomes public.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+PRECISION_BITS = 24
+KEY_DROP_BITS = 3
+"""Extremes travel as order-preserving integer keys of their float64 bits, less
+this many low mantissa bits (so keys and their differences fit the ring):
+relative precision 2^-49."""
+
+
+def configure() -> None:
+    import crypten
+
+    crypten.cfg.encoder.precision_bits = PRECISION_BITS
+
+
+def public(ctx: Any, value: Any) -> list[Any]:
+    """Every party's `value` (public metadata such as row counts), by rank."""
+    import crypten.communicator as comm
+
+    return [comm.get().broadcast_obj(value if r == ctx.rank else None, r) for r in range(ctx.world_size)]
+
+
+def share_from(ctx: Any, owner: int, local: np.ndarray | None, shape: tuple[int, ...], precision: int | None = None) -> Any:
+    """`owner`'s array (others pass None and the public shape), secret-shared."""
+    import crypten
+
+    data = torch.from_numpy(np.ascontiguousarray(local, dtype=np.float64)) if ctx.rank == owner else torch.zeros(shape, dtype=torch.float64)
+    return crypten.cryptensor(data, src=owner, precision=precision)
+
+
+def share_each(ctx: Any, local: np.ndarray) -> list[Any]:
+    """Every party's same-shaped `local`, secret-shared by its owner."""
+    return [share_from(ctx, r, local, local.shape) for r in range(ctx.world_size)]
+
+
+def total(values: list[Any]) -> Any:
+    out = values[0]
+    for v in values[1:]:
+        out = out + v
+    return out
+
+
+# -- values one party knows exactly ------------------------------------------------
+
+def split(values: np.ndarray) -> np.ndarray:
+    """float64 values -> [mantissas in [0.5, 1) (or 0), exponents], stacked."""
+    mantissa, exponent = np.frexp(np.asarray(values, dtype=np.float64))
+    return np.stack([mantissa, exponent.astype(np.float64)])
+
+
+def join(opened: np.ndarray) -> np.ndarray:
+    """The inverse of `split` on revealed values (exponents are exact integers)."""
+    return np.ldexp(opened[0], np.round(opened[1]).astype(np.int64))
+
+
+# -- exact extremes across parties ------------------------------------------------------
+
+def to_keys(values: np.ndarray) -> np.ndarray:
+    """Order-preserving int64 keys of float64 values (see KEY_DROP_BITS)."""
+    bits = np.asarray(values, dtype=np.float64).view(np.int64)
+    keys = np.where(bits < 0, -(bits & np.int64(0x7FFFFFFFFFFFFFFF)), bits)
+    return keys >> KEY_DROP_BITS
+
+
+def from_keys(keys: np.ndarray) -> np.ndarray:
+    keys = np.asarray(keys, dtype=np.int64) << KEY_DROP_BITS
+    bits = np.where(keys < 0, (-keys) | np.int64(-0x8000000000000000), keys)
+    return bits.view(np.float64)
+
+
+def extreme(ctx: Any, local: np.ndarray, largest: bool) -> Any:
+    """The elementwise min (or max) of every party's `local` float64 vector, exact
+    to 2^-49 relative, secret-shared as integer keys (precision 0: comparisons and
+    selections of keys are exact ring operations, no truncation)."""
+    import crypten
+
+    keys = torch.from_numpy(to_keys(local))
+    shared = [crypten.cryptensor(keys if r == ctx.rank else torch.zeros_like(keys), src=r, precision=0)
+              for r in range(ctx.world_size)]
+    best = shared[0]
+    for other in shared[1:]:
+        better = other.gt(best) if largest else other.lt(best)  # bits with scale 1
+        best = best + better * (other - best)
+    return best
+
+
+# -- opening ------------------------------------------------------------------------------
+
+def open_to_receivers(ctx: Any, values: list[Any]) -> list[np.ndarray] | None:
+    """Asks this party's gateway whether it may still release, then opens each
+    shared tensor to every result receiver (one opening per tensor and receiver).
+    Returns the plain values at a receiver, None elsewhere."""
+    ctx.before_release()
+    plain: list[np.ndarray] = []
+    for value in values:
+        mine = None
+        for receiver in ctx.receivers:
+            opened = value.get_plain_text(dst=receiver)
+            if receiver == ctx.rank:
+                mine = opened
+        if mine is not None:
+            plain.append(_exact(value, mine))
+    return plain if ctx.rank in ctx.receivers else None
+
+
+def _exact(value: Any, opened: Any) -> np.ndarray:
+    """Integer keys (precision 0) come back as exact int64; the rest as float64."""
+    if value.encoder.scale == 1:
+        return opened.long().numpy() if opened.dtype != torch.int64 else opened.numpy()
+    return opened.double().numpy()
+
+
+def open_integers_to_all(ctx: Any, value: Any) -> np.ndarray:
+    """round(value) (within +-1) opened to every party, and nothing finer: the
+    fractional bits are truncated away under encryption before opening."""
+    truncated = value._tensor.div(value.encoder.scale)
+    plain = truncated.get_plain_text()  # decodes with the original scale: k / 2^f
+    return np.round(plain.double().numpy() * value.encoder.scale).astype(np.int64)
+
+
+def open_bits_to_all(ctx: Any, bits: Any) -> np.ndarray:
+    """A shared 0/1 vector opened to every party (a decision all must share)."""
+    return np.round(bits.get_plain_text().double().numpy()).astype(bool)
+
+
+PRODUCT_BITS = 16
+"""Products are taken of operands at 16 fractional bits: CrypTen's truncation after
+a product goes wrong with probability about |product encoding| / 2^63, so a
+product of two values near 1 at 24 bits (2^48) fails once in ~2^15 elements, at
+16 bits (2^32) once in ~2^31. Linear work (sums of local aggregates) stays at
+`PRECISION_BITS`, where it loses nothing."""
+
+
+def lowered(value: Any, bits: int = PRODUCT_BITS) -> Any:
+    """The same shared value re-encoded with fewer fractional bits (a truncation
+    of a small encoding, so it cannot wrap)."""
+    from crypten.encoder import FixedPointEncoder
+
+    scale = int(value.encoder.scale)
+    target = 1 << bits
+    if scale <= target:
+        return value
+    out = value.clone()
+    out._tensor = out._tensor.div(scale // target)
+    out._tensor.encoder = FixedPointEncoder(precision_bits=bits)
+    return out
+
+
+def times_integers(value: Any, factors: list[int]) -> Any:
+    """value * public integers, exactly (each party scales its own share: no
+    encoding of the factors, no truncation)."""
+    out = value.clone()
+    out._tensor.share = out._tensor.share * torch.tensor(factors, dtype=torch.long)
+    return out
+
+
+def mul_mixed(high: Any, low: Any, op: str = "mul") -> Any:
+    """high * low (or high @ low) where `low` has fewer fractional bits: the raw
+    Beaver product is truncated by `low`'s scale, so the result keeps `high`'s
+    precision while the product's encoding stays at 2^(f_high + f_low).
+    (CrypTen itself would truncate by the larger scale.)"""
+    import crypten
+    from crypten.mpc.primitives import beaver
+
+    raw = getattr(beaver, op)(high._tensor, low._tensor)
+    raw.encoder = high._tensor.encoder
+    raw.div_(int(low.encoder.scale))
+    out = crypten.cryptensor(torch.zeros(raw.share.shape, dtype=torch.float64))
+    out._tensor = raw
+    return out
+
+
+def raised(value: Any, bits: int = PRECISION_BITS) -> Any:
+    """The same shared value re-encoded with more fractional bits (exact)."""
+    from crypten.encoder import FixedPointEncoder
+
+    scale = int(value.encoder.scale)
+    if scale >= 1 << bits:
+        return value
+    out = value.clone()
+    out._tensor.share = out._tensor.share * ((1 << bits) // scale)
+    out._tensor.encoder = FixedPointEncoder(precision_bits=bits)
+    return out

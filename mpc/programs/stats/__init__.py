@@ -1,0 +1,67 @@
+"""Joint statistics: what each kind computes and reveals.
+
+Every kind reveals its statistics to the job's result receivers only. Every party
+learns the public facts the computation needs: each party's row count, each
+column's names, and per column, for horizontal jobs, the power of two of the
+pooled range and the pooled mean rounded to an eighth of it (the frame, see
+horizontal.py), plus one bit per column saying whether its spread suffices for
+1e-3; for vertical jobs, the power of two of the largest distance from the mean in
+standard deviations (for covariance and correlation), and one bit saying whether
+the parties' key columns line up. Nothing else leaves a party unencrypted.
+
+- stats.describe: count, sum, mean, variance, std per column; with parameter
+  `extremes: true`, also min and max (exact single values: every party whose data
+  is used must allow extremes in its policy).
+- stats.covariance: count and the sample covariance matrix.
+- stats.correlation: count and the correlation matrix.
+- stats.summary: describe's statistics, covariance and correlation.
+- stats.histogram: count and, per column, the pooled number of rows in each bin of
+  `bin_edges`. A bin holding at least one but fewer than `min_group_size` rows of
+  any party's dataset is withheld (released as suppressed) or the job is refused,
+  as that party's own policy says.
+Sample statistics (ddof = 1). Accuracy: see request.py.
+"""
+
+from __future__ import annotations
+
+from mpc.programs import secure
+from mpc.programs.context import JobContext, Result
+from mpc.programs.stats import horizontal, vertical
+from mpc.programs.stats.request import ordered, request, validate_local, validate_shape
+
+DESCRIBE = ["count", "sum", "mean", "variance", "std"]
+
+
+def describe(ctx: JobContext) -> dict[str, Result] | None:
+    return _run(ctx, DESCRIBE)
+
+
+def covariance(ctx: JobContext) -> dict[str, Result] | None:
+    return _run(ctx, ["count", "covariance"])
+
+
+def correlation(ctx: JobContext) -> dict[str, Result] | None:
+    return _run(ctx, ["count", "correlation"])
+
+
+def summary(ctx: JobContext) -> dict[str, Result] | None:
+    return _run(ctx, [*DESCRIBE, "covariance", "correlation"])
+
+
+def histogram(ctx: JobContext) -> dict[str, Result] | None:
+    return _run(ctx, ["count", "histogram"])
+
+
+def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
+    secure.configure()
+    req = request(ctx, base)  # every party checks its own rules before anything is shared
+    validate_local(ctx)
+    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
+    validate_shape(ctx, rows)
+    if ctx.partitioning == "horizontal":
+        results = horizontal.compute(ctx, req, rows)
+        n, columns = sum(rows), ctx.layout[0].columns
+    else:
+        results = vertical.compute(ctx, req, rows[0])
+        n, columns = rows[0], [c for entry in ctx.layout for c in entry.columns]
+    return None if results is None else ordered(results, req.wanted, n, columns)

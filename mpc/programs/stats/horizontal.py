@@ -1,0 +1,184 @@
+"""Statistics of horizontally partitioned data: every party holds the same columns
+for different rows. Each party computes its aggregates locally in float64 and
+shares only those; the parties add them under encryption.
+
+Offsets and dynamic range. Before anything is aggregated, the parties fix a
+public frame per column: a shift `a` near the pooled mean and a power-of-two scale
+`c` of the pooled range, and aggregate z = (x - a) / c, which lies within [-1, 1]
+whatever the column's offset (unix timestamps, values near 2^47) or outliers.
+To find it they compute, under encryption, the pooled range and mean of x / 2^e
+(2^e >= max |x|, public), and open only the range's power of two (by comparisons
+against 2^-k, k = 0..RANGE_STEPS) and the mean rounded to an eighth of that power
+of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused.
+
+Precision. Aggregates (sums of z, z z^T over rows, divided by the pooled row count)
+are shared at 24 fractional bits, error ~2^-25 per party. Variances of z at or
+below `VAR_FLOOR` cannot then be given to 1e-3 (an outlier can push a column's
+spread that low relative to its range): such a column is refused, every party
+learning the same one bit per column. Products use 16-bit operands (see
+mpc.programs.secure.PRODUCT_BITS).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from gateway.errors import FailedPrecondition
+from mpc.programs import secure
+from mpc.programs.context import JobContext, Result
+from mpc.programs.stats.request import DISPERSION, MOMENTS, Request, histogram_result, local_histogram
+
+RANGE_STEPS = 20
+SHIFT_GRID = 3  # the shift is a multiple of 2^(E - 3), E the range's power of two
+VAR_SCALE = 256  # inv_sqrt works on VAR_SCALE * var(z), inside its accurate range
+ERROR_PER_PARTY = 2.0**-25  # encoding error of one party's shared aggregate
+TOLERANCE = 1e-3
+
+
+def var_floor(parties: int) -> float:
+    """Smallest var(z) still known to 1e-3: the aggregates' error over the tolerance,
+    with a margin of 4 for the products and truncations after them."""
+    return 4 * (parties + 2) * ERROR_PER_PARTY / TOLERANCE
+
+
+def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result] | None:
+    x = ctx.table
+    columns = ctx.layout[0].columns
+    n = sum(rows)
+    secrets: list[tuple[str, Any]] = []
+    frame = None
+    if req.wants(MOMENTS):
+        ctx.progress("fixing each column's frame", 10)
+        frame = _frame(ctx, x, n, columns)
+        secrets += _moments(ctx, req, x, n, frame, columns)
+    if req.wants({"min", "max"}):
+        ctx.progress("exact extremes", 50)
+        secrets.append(("min", secure.extreme(ctx, x.min(axis=0), largest=False)))
+        secrets.append(("max", secure.extreme(ctx, x.max(axis=0), largest=True)))
+    if req.edges is not None:
+        counts, small = local_histogram(ctx, x, req.edges)
+        pooled = secure.total(secure.share_each(ctx, np.stack([counts, small])))
+        withheld = pooled[1].gt(0.5)  # some party's own rule withholds the bin
+        secrets += [("histogram", pooled[0] * (1 - withheld)), ("withheld", withheld)]
+    ctx.progress("revealing to receivers", 90)
+    opened = secure.open_to_receivers(ctx, [s for _, s in secrets])
+    if opened is None:
+        return None
+    return _derive(dict(zip([name for name, _ in secrets], opened)), req, n, frame, columns)
+
+
+def _frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The public shift and scale of every column (see the module docstring)."""
+    peak = np.abs(x).max(axis=0)
+    exponents = np.max(np.array(secure.public(ctx, [_exponent(p) for p in peak])), axis=0)
+    first = np.exp2(exponents)
+    z = x / first
+    mean = secure.total(secure.share_each(ctx, z.sum(axis=0) / n))
+    lo = _tournament(ctx, z.min(axis=0), largest=False)
+    hi = _tournament(ctx, z.max(axis=0), largest=True)
+    thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
+    above = (hi - lo).unsqueeze(1).gt(thresholds.unsqueeze(0))  # d x steps, scale-1 bits
+    steps = np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
+    flat = [c for c, s in zip(columns, steps) if s == 0]
+    if flat:
+        raise FailedPrecondition(f"column {flat[0]!r} is constant or nearly so (its range is below 2^-{RANGE_STEPS} "
+                                 "of its magnitude): its statistics cannot be computed to 1e-3")
+    below = RANGE_STEPS - steps  # range <= 2^(exponent - below)
+    range_exp = exponents - below
+    multiplier = [int(2 ** (b + SHIFT_GRID)) for b in below]
+    grid = secure.open_integers_to_all(ctx, secure.times_integers(mean, multiplier))
+    shift = grid * np.exp2(range_exp - SHIFT_GRID)
+    return shift, np.exp2(range_exp + 1)
+
+
+def _exponent(peak: float) -> int:
+    return int(math.ceil(math.log2(peak))) if peak > 0 else 0
+
+
+def _tournament(ctx: JobContext, local: np.ndarray, largest: bool) -> Any:
+    shared = secure.share_each(ctx, local)
+    best = shared[0]
+    for other in shared[1:]:
+        better = other.gt(best) if largest else other.lt(best)
+        best = best + better * (other - best)
+    return best
+
+
+def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
+             columns: list[str]) -> list[tuple[str, Any]]:
+    shift, scale = frame
+    z = (x - shift) / scale
+    d = len(columns)
+    pooled = secure.total(secure.share_each(ctx, np.concatenate([z.sum(axis=0) / n, (z.T @ z).ravel() / n])))
+    mean = pooled[:d]
+    out: list[tuple[str, Any]] = []
+    if req.wants({"sum", "mean"}):
+        out.append(("mean_z", mean))
+    if not req.wants(DISPERSION):
+        return out
+    # |mean(z)| <= 1/16 (the shift is that close), so this 24-bit product stays far below the ring
+    biased = pooled[d:].reshape(d, d) - mean.unsqueeze(1).matmul(mean.unsqueeze(0))  # cov(z) * (n-1)/n
+    variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
+    ok = secure.open_bits_to_all(ctx, variance.gt(var_floor(ctx.world_size) * (n - 1) / n))
+    if not ok.all():
+        column = columns[int(np.argmin(ok))]
+        raise FailedPrecondition(
+            f"column {column!r}: its spread is too small relative to its range (an outlier?) for its variance, "
+            "std, covariance or correlation to be computed to 1e-3 at 24 fractional bits; it was not released")
+    if req.wants({"covariance"}):  # variance, std and correlation follow from it
+        out.append(("biased_cov_z", biased))
+        return out
+    if req.wants({"variance", "std"}):
+        out.append(("biased_var_z", variance))
+    if req.wants({"correlation"}):
+        out.append(("correlation", _correlation(biased, variance)))
+    return out
+
+
+def _correlation(biased: Any, variance: Any) -> Any:
+    """cov_ij / sqrt(var_i var_j) under encryption: 1/sqrt at 16 bits on
+    VAR_SCALE * var(z) in [0.07, 103] (relative error ~1e-4), applied to the 24-bit
+    covariance by mixed-precision products (|r| error ~2e-4)."""
+    import crypten
+
+    crypten.cfg.functions.sqrt_nr_iters = 8
+    inverse = secure.lowered(variance.mul(VAR_SCALE)).inv_sqrt()  # 1 / sqrt(256 var), in [0.098, 3.8]
+    rows = secure.mul_mixed(biased, inverse.unsqueeze(1).expand(*biased.size()))
+    return secure.mul_mixed(rows, inverse.unsqueeze(0).expand(*biased.size())).mul(VAR_SCALE)
+
+
+def _derive(opened: dict[str, np.ndarray], req: Request, n: int, frame: tuple[np.ndarray, np.ndarray] | None,
+            columns: list[str]) -> dict[str, Result]:
+    out: dict[str, Result] = {}
+    unbias = n / (n - 1)
+    if frame is not None:
+        shift, scale = frame
+        if "mean_z" in opened:
+            mean = shift + scale * opened["mean_z"]
+            out["sum"], out["mean"] = Result(mean * n, columns), Result(mean, columns)
+        if "biased_cov_z" in opened:
+            cov = opened["biased_cov_z"] * unbias * np.outer(scale, scale)
+            cov = (cov + cov.T) / 2
+            var = np.diag(cov).copy()
+            out["covariance"] = Result(cov, columns)
+            out["variance"] = Result(var, columns)
+            sigma = np.sqrt(np.maximum(var, 0))
+            out["std"] = Result(sigma, columns)
+            out["correlation"] = Result(np.clip(cov / np.outer(sigma, sigma), -1, 1), columns)
+        if "biased_var_z" in opened:
+            var = opened["biased_var_z"] * unbias * scale**2
+            out["variance"], out["std"] = Result(var, columns), Result(np.sqrt(np.maximum(var, 0)), columns)
+        if "correlation" in opened:
+            corr = (opened["correlation"] + opened["correlation"].T) / 2
+            np.fill_diagonal(corr, 1.0)
+            out["correlation"] = Result(corr, columns)
+    if "min" in opened:
+        out["min"] = Result(secure.from_keys(opened["min"]), columns)
+        out["max"] = Result(secure.from_keys(opened["max"]), columns)
+    if "histogram" in opened and req.edges is not None:
+        out["histogram"] = histogram_result(columns, opened["histogram"], opened["withheld"] > 0.5, req.edges)
+    return out

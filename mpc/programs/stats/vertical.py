@@ -1,0 +1,201 @@
+"""Statistics of vertically partitioned data: the parties hold different columns of
+the same rows (aligned by a key column, checked without revealing it).
+
+A party's own columns need no cryptography to be computed: it knows them whole.
+So each party computes its own columns' statistics exactly in float64 (sum, mean,
+variance, std, extremes, histogram with its own group-size rule, and the
+covariance and correlation among its own columns) and delivers them as secret-
+shared mantissas and exponents, which only the receivers open: exact to 2^-25
+relative whatever the magnitude, and nothing about their size is public.
+
+Only cross-party products need MPC. Each party standardizes its own columns
+locally, u = (x - mean) / std, and scales them by a public power of two
+2^b >= max |u| (b is public: how many standard deviations the farthest value
+lies from the mean, to a power of two). The correlation between two parties'
+columns is then a secure matmul of the scaled columns at 16 bits, in row chunks,
+divided by n - 1; the covariance multiplies it by the two shared standard
+deviations. Where 2^(b_i + b_j) is so large (heavy outliers) that the result
+would miss 1e-3, the job is refused naming the columns, before anything is shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+
+from gateway.errors import FailedPrecondition
+from mpc.programs import secure
+from mpc.programs.context import JobContext, Result
+from mpc.programs.stats.request import Request, histogram_result, local_histogram
+
+CHUNK_ROWS = 4096
+KEY_HASH_BITS = 30
+TOLERANCE = 1e-3
+
+
+def compute(ctx: JobContext, req: Request, n: int) -> dict[str, Result] | None:
+    check_keys(ctx)
+    widths = [len(entry.columns) for entry in ctx.layout]
+    columns = [c for entry in ctx.layout for c in entry.columns]
+    bins = len(req.edges) - 1 if req.edges is not None else 0
+    ctx.progress("own columns' statistics", 15)
+    own_names, own = _own_statistics(ctx, req)
+    sizes = [_own_size(w, bins, req) for w in widths]
+    delivered = [secure.share_from(ctx, r, secure.split(own) if r == ctx.rank else None, (2, sizes[r]))
+                 for r in range(ctx.world_size)]
+    cross: list[tuple[str, Any]] = []
+    if req.wants({"covariance", "correlation"}) and ctx.world_size > 1:
+        cross = _cross(ctx, req, n, widths, columns)
+    ctx.progress("revealing to receivers", 90)
+    opened = secure.open_to_receivers(ctx, [*delivered, *(value for _, value in cross)])
+    if opened is None:
+        return None
+    own_values = [secure.join(o) for o in opened[: ctx.world_size]]
+    cross_values = dict(zip([name for name, _ in cross], opened[ctx.world_size :]))
+    return _assemble(req, n, widths, columns, own_names, own_values, cross_values)
+
+
+def _own_size(width: int, bins: int, req: Request) -> int:
+    size = width * len([s for s in ("sum", "mean", "variance", "std", "min", "max") if s in req.wanted])
+    size += 2 * width * width * req.wants({"covariance", "correlation"})
+    return size + 2 * width * bins
+
+
+def _own_statistics(ctx: JobContext, req: Request) -> tuple[list[str], np.ndarray]:
+    x = ctx.table
+    names, parts = [], []
+    local = {
+        "sum": lambda: x.sum(axis=0), "mean": lambda: x.mean(axis=0),
+        "variance": lambda: x.var(axis=0, ddof=1), "std": lambda: x.std(axis=0, ddof=1),
+        "min": lambda: x.min(axis=0), "max": lambda: x.max(axis=0),
+    }
+    for name in ("sum", "mean", "variance", "std", "min", "max"):
+        if name in req.wanted:
+            names.append(name)
+            parts.append(local[name]())
+    if req.wants({"covariance", "correlation"}):
+        cov = np.atleast_2d(np.cov(x, rowvar=False, ddof=1))
+        sigma = np.sqrt(np.diag(cov))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = np.where(np.outer(sigma, sigma) > 0, cov / np.outer(sigma, sigma), np.nan)
+        names += ["own_cov", "own_corr"]
+        parts += [cov.ravel(), np.nan_to_num(corr, nan=0.0).ravel()]
+    if req.edges is not None:
+        counts, small = local_histogram(ctx, x, req.edges)
+        names += ["histogram", "withheld"]
+        parts += [counts.ravel(), small.ravel()]
+    return names, np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: list[str]) -> list[tuple[str, Any]]:
+    """Correlations (and covariances) between every pair of parties' columns."""
+    x = ctx.table
+    sigma = x.std(axis=0, ddof=1)
+    constant = [c for c, s in zip(ctx.layout[ctx.rank].columns, sigma) if not s > 0]
+    flat = secure.public(ctx, constant)
+    if any(flat):
+        name = next(c for c in flat if c)[0]
+        raise FailedPrecondition(f"column {name!r} is constant: it has no correlation with other columns")
+    u = (x - x.mean(axis=0)) / sigma
+    bounds = [int(math.ceil(math.log2(max(float(np.abs(col).max()), 1.0)))) for col in u.T]
+    exps = np.concatenate([np.asarray(b, dtype=np.int64) for b in secure.public(ctx, bounds)])
+    chunks = math.ceil(n / CHUNK_ROWS)
+    # per unit of 2^(b_i + b_j): chunk truncations and 16-bit input rounding in the
+    # sums, over n - 1; then the 24-bit division
+    error = (chunks * 2.0**-16 + math.sqrt(n) * 2.0**-16) / (n - 1) + 2.0**-24
+    offsets = np.cumsum([0, *widths])
+    for a in range(len(widths)):
+        for b in range(a + 1, len(widths)):
+            worst = error * 2.0 ** (exps[offsets[a] : offsets[a + 1]].max() + exps[offsets[b] : offsets[b + 1]].max())
+            if worst > TOLERANCE / 4:
+                i = offsets[a] + int(np.argmax(exps[offsets[a] : offsets[a + 1]]))
+                j = offsets[b] + int(np.argmax(exps[offsets[b] : offsets[b + 1]]))
+                raise FailedPrecondition(
+                    f"columns {columns[i]!r} and {columns[j]!r} have values up to 2^{exps[i]} and 2^{exps[j]} standard "
+                    "deviations from their means: their correlation cannot be computed to 1e-3 at 16 fractional bits")
+    scaled = u / np.exp2(bounds)
+    shared = [secure.share_from(ctx, r, scaled if r == ctx.rank else None, (n, widths[r]), precision=secure.PRODUCT_BITS)
+              for r in range(ctx.world_size)]
+    sigmas = [secure.share_from(ctx, r, secure.split(sigma) if r == ctx.rank else None, (2, widths[r]),
+                                precision=secure.PRODUCT_BITS) for r in range(ctx.world_size)]
+    out: list[tuple[str, Any]] = []
+    pairs = [(a, b) for a in range(len(widths)) for b in range(a + 1, len(widths))]
+    for done, (a, b) in enumerate(pairs):
+        block = None
+        for start in range(0, n, CHUNK_ROWS):
+            part = shared[a][start : start + CHUNK_ROWS].t().matmul(shared[b][start : start + CHUNK_ROWS])
+            block = part if block is None else block + part
+        factors = [[int(2 ** (exps[offsets[a] + i] + exps[offsets[b] + j])) for j in range(widths[b])]
+                   for i in range(widths[a])]
+        corr = secure.times_integers(secure.raised(block).div(n - 1), factors)
+        if "correlation" in req.wanted:
+            out.append((f"corr:{a}:{b}", corr))
+        if "covariance" in req.wanted:
+            shape = (widths[a], widths[b])
+            mantissa = secure.mul_mixed(corr, sigmas[a][0].unsqueeze(1).expand(*shape))
+            mantissa = secure.mul_mixed(mantissa, sigmas[b][0].unsqueeze(0).expand(*shape))
+            exponent = sigmas[a][1].unsqueeze(1) + sigmas[b][1].unsqueeze(0)
+            out += [(f"covm:{a}:{b}", mantissa), (f"cove:{a}:{b}", exponent)]
+        ctx.progress("cross-party products", 20 + 60 * (done + 1) / len(pairs))
+    return out
+
+
+def _assemble(req: Request, n: int, widths: list[int], columns: list[str], names: list[str],
+              own: list[np.ndarray], cross: dict[str, np.ndarray]) -> dict[str, Result]:
+    d = len(columns)
+    offsets = np.cumsum([0, *widths])
+    vectors: dict[str, np.ndarray] = {name: np.zeros(d) for name in ("sum", "mean", "variance", "std", "min", "max")}
+    cov, corr = np.zeros((d, d)), np.eye(d)
+    bins = len(req.edges) - 1 if req.edges is not None else 0
+    counts, withheld = np.zeros((d, bins)), np.zeros((d, bins))
+    for r, values in enumerate(own):
+        w, block = widths[r], slice(offsets[r], offsets[r + 1])
+        at = 0
+        for name in names:
+            size = w * w if name in ("own_cov", "own_corr") else w * bins if name in ("histogram", "withheld") else w
+            part = values[at : at + size]
+            at += size
+            if name == "own_cov":
+                cov[block, block] = part.reshape(w, w)
+            elif name == "own_corr":
+                corr[block, block] = part.reshape(w, w)
+            elif name == "histogram":
+                counts[block] = part.reshape(w, bins)
+            elif name == "withheld":
+                withheld[block] = part.reshape(w, bins)
+            else:
+                vectors[name][block] = part
+    for a in range(len(widths)):
+        for b in range(a + 1, len(widths)):
+            rows, cols = slice(offsets[a], offsets[a + 1]), slice(offsets[b], offsets[b + 1])
+            if f"corr:{a}:{b}" in cross:
+                corr[rows, cols] = cross[f"corr:{a}:{b}"]
+                corr[cols, rows] = corr[rows, cols].T
+            if f"covm:{a}:{b}" in cross:
+                cov[rows, cols] = np.ldexp(cross[f"covm:{a}:{b}"], np.round(cross[f"cove:{a}:{b}"]).astype(np.int64))
+                cov[cols, rows] = cov[rows, cols].T
+    out = {name: Result(vectors[name], columns) for name in vectors if name in req.wanted}
+    if "covariance" in req.wanted:
+        out["covariance"] = Result(cov, columns)
+    if "correlation" in req.wanted:
+        out["correlation"] = Result(np.clip(corr, -1, 1), columns)
+    if req.edges is not None:
+        out["histogram"] = histogram_result(columns, counts, withheld > 0.5, req.edges)
+    return out
+
+
+def check_keys(ctx: JobContext) -> None:
+    """Every party's keys must match party 0's, row by row; only that one bit is revealed."""
+    salt = str(ctx.parameters.get("key_salt", "mpcgate")).encode()
+    assert ctx.keys is not None
+    hashed = np.array([
+        int.from_bytes(hashlib.blake2b(salt + str(k).encode(), digest_size=8).digest(), "little") % (1 << KEY_HASH_BITS)
+        for k in ctx.keys
+    ], dtype=np.float64)
+    shared = secure.share_each(ctx, hashed)
+    mismatches = secure.total([(other - shared[0]).ne(0).sum() for other in shared[1:]])
+    if bool(secure.open_bits_to_all(ctx, mismatches.gt(0.5))):
+        raise FailedPrecondition("key columns do not line up: the parties' rows are not the same entities in the same order")

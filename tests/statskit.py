@@ -1,0 +1,87 @@
+"""A standing CrypTen session (one OS process per party, gloo) that runs job
+programs on tables the test sends, so a property-based test can try many inputs
+without paying process start-up for each. Rank 0 is the result receiver."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mpc.parties import run_parties
+
+
+@dataclass
+class Task:
+    kind: str
+    partitioning: str
+    tables: list[np.ndarray]  # by rank
+    columns: list[list[str]]  # by rank
+    parameters: dict[str, Any] = field(default_factory=dict)
+    rules: dict[str, Any] = field(default_factory=dict)
+    keys: list[np.ndarray] | None = None
+
+
+def _serve(rank: int, world_size: int, args: Any) -> None:
+    from gateway.errors import MpcgateError
+    from mpc.programs import PROGRAMS
+    from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
+
+    tasks, answers = args
+    while True:
+        task: Task | None = tasks[rank].get()
+        if task is None:
+            return
+        ctx = JobContext(
+            kind=task.kind, partitioning=task.partitioning, rank=rank, world_size=world_size,
+            layout=[PartyLayout(r, f"party{r}", task.columns[r], -1) for r in range(world_size)],
+            receivers=[0], parameters=task.parameters, table=task.tables[rank],
+            keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
+        )
+        try:
+            result = PROGRAMS[task.kind](ctx)
+            outcome: Any = ("ok", {k: (v.values, v.labels, v.column_labels, v.suppressed) for k, v in result.items()}
+                            if result else None)
+        except MpcgateError as err:
+            outcome = ("refused", f"{err.reason}: {err.message}")
+        if rank == 0:
+            answers.put(outcome)
+
+
+class Session:
+    def __init__(self, world_size: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.world_size = world_size
+        self._tasks = [ctx.Queue() for _ in range(world_size)]
+        self._answers = ctx.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            run_parties(_serve, self.world_size, (self._tasks, self._answers), timeout=3600)
+        except BaseException as err:  # noqa: BLE001  (surfaced by the next `run`)
+            self._error = err
+
+    def run(self, task: Task, timeout: float = 120) -> tuple[str, Any]:
+        for q in self._tasks:
+            q.put(task)
+        while True:
+            try:
+                return self._answers.get(timeout=1)
+            except queue.Empty:
+                if self._error is not None or not self._thread.is_alive():
+                    raise RuntimeError(f"the parties failed: {self._error}")
+                timeout -= 1
+                if timeout <= 0:
+                    raise TimeoutError("no answer from the parties")
+
+    def close(self) -> None:
+        for q in self._tasks:
+            q.put(None)
+        self._thread.join(30)
