@@ -4,8 +4,13 @@ Each entry commits to the previous entry's hash, so editing, deleting or
 reordering any entry breaks the chain from there on, which `verify` (and
 `mpcgate audit verify`) reports. Entries record who did what to which dataset,
 job or result, when, and with what outcome; never a token, key or data value.
-The head hash `verify` prints can be anchored elsewhere to also catch a truncated
-tail.
+What `verify` proves: the entries present form one unbroken chain from the first,
+none edited, removed from the middle or reordered. A chain cannot show that its
+newest entries were cut off, so heads are anchored outside it: at the end of
+every job each party sends its head (sequence, hash) to the others, which record
+it in their own logs (`audit.peer_head`). `verify` with anchors (read from a
+peer's log, or given by hand) also proves that the log still holds every entry up
+to the newest anchor; only entries after it can go unnoticed.
 """
 
 from __future__ import annotations
@@ -74,6 +79,12 @@ class AuditLog:
             self._db.execute("COMMIT")
         return digest
 
+    def head(self) -> tuple[int, str]:
+        """(sequence, hash) of the newest entry: what peers record at a job's end."""
+        with self._lock:
+            last = self._db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
     def verify(self) -> Verdict:
         with self._lock:
             rows = self._db.execute(
@@ -99,19 +110,40 @@ def verify_rows(rows: list[tuple]) -> Verdict:
     return Verdict(True, expected_seq - 1, prev)
 
 
-def verify_file(database: Path) -> Verdict:
-    if not database.is_file():
-        return Verdict(False, 0, GENESIS, f"no database {database}")
+def _read(database: Path, query: str) -> list[tuple]:
     db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        rows = db.execute(
-            "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log ORDER BY rowid"
-        ).fetchall()
-    except sqlite3.OperationalError as err:
-        return Verdict(False, 0, GENESIS, f"cannot read the audit log: {err}")
+        return db.execute(query).fetchall()
     finally:
         db.close()
-    return verify_rows(rows)
+
+
+def verify_file(database: Path, anchors: list[tuple[int, str]] = ()) -> Verdict:  # type: ignore[assignment]
+    """The chain's verdict; with anchors (sequence, hash), also that every anchored
+    entry is still there with that hash (a cut-off tail is caught)."""
+    if not database.is_file():
+        return Verdict(False, 0, GENESIS, f"no database {database}")
+    try:
+        rows = _read(database, "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log ORDER BY rowid")
+    except sqlite3.OperationalError as err:
+        return Verdict(False, 0, GENESIS, f"cannot read the audit log: {err}")
+    verdict = verify_rows(rows)
+    if not verdict.ok:
+        return verdict
+    hashes = {row[0]: row[8] for row in rows}
+    for seq, digest in sorted(anchors):
+        if hashes.get(seq) != digest:
+            return Verdict(False, verdict.entries, verdict.head,
+                           f"entry {seq} anchored elsewhere is {'altered' if seq in hashes else 'missing'}: "
+                           f"the log was cut back to {verdict.entries} entries or rewritten")
+    return verdict
+
+
+def anchors_in(database: Path, party: str) -> list[tuple[int, str]]:
+    """The heads of `party`'s log that this log recorded at the ends of jobs."""
+    rows = _read(database, "SELECT details FROM audit_log WHERE action = 'audit.peer_head'")
+    found = [json.loads(r[0]) for r in rows]
+    return [(int(d["sequence"]), d["hash"]) for d in found if d.get("party") == party]
 
 
 class AuditInterceptor(grpc.aio.ServerInterceptor):

@@ -8,6 +8,10 @@
     allow_insecure_providers = false  # true lets jobs use TFP (tests, demos)
     failure_timeout = 20.0            # seconds to declare a silent peer dead
     metrics_listen = "127.0.0.1:9464" # optional: Prometheus metrics over HTTP
+    default_deadline_s = 3600.0       # a job's wall-time limit unless it names one
+    drain_grace_s = 60.0              # on SIGTERM, how long running jobs may finish
+    max_columns = 200                 # most columns one job may read
+    max_bins = 1000                   # most histogram bins one job may ask for
 
     [tls]
     ca = "pki/ca.crt"
@@ -24,8 +28,8 @@
     [issuers]                         # trusted token issuers -> their JWKS files
     bank-a-idp = ["issuer/k1.jwks.json", "issuer/k2.jwks.json"]
 
-Relative paths are relative to the config file. A bad field fails start-up with a
-message that names it.
+Relative paths are relative to the config file. A bad field, or an unknown one
+(a misspelling), fails start-up with a message that names it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,30 @@ class GatewayConfig:
     issuers: dict[str, list[Path]] = field(default_factory=dict)
     metrics_listen: str = ""
     dealer: tuple[str, str] | None = None  # (party id, address)
+    drain_grace_s: float = 60.0
+    max_columns: int = 200
+    max_bins: int = 1000
+
+
+KNOWN = {
+    "": {"party_id", "listen", "data_dir", "database", "max_concurrent_jobs", "allow_insecure_providers",
+         "failure_timeout", "default_deadline_s", "drain_grace_s", "max_columns", "max_bins", "metrics_listen",
+         "tls", "peers", "dealer", "issuers"},
+    "tls": {"ca", "cert", "key"},
+    "dealer": {"id", "address"},
+}
+
+
+def refuse_unknown(raw: dict[str, Any], known: dict[str, set[str]]) -> None:
+    """Stops start-up at the first key the format does not know (e.g. a misspelling)."""
+    for table, keys in known.items():
+        section = raw.get(table, {}) if table else raw
+        if not isinstance(section, dict):
+            continue
+        for key in section:
+            if key not in keys:
+                name = f"{table}.{key}" if table else key
+                raise InvalidArgument(f"config field {name!r} is not known (known: {', '.join(sorted(keys))})")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -71,6 +99,7 @@ def load(path: Path) -> GatewayConfig:
 
 
 def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
+    refuse_unknown(raw, KNOWN)
     def need(table: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
         name = f"{where}{key}"
         if key not in table:
@@ -111,11 +140,14 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
     data_dir = path_of(need(raw, "data_dir", str))
     if not data_dir.is_dir():
         raise InvalidArgument(f"config field 'data_dir': no directory {data_dir}")
-    limits = {k: raw.get(k, d) for k, d in (("max_concurrent_jobs", 2), ("failure_timeout", 20.0), ("default_deadline_s", 3600.0))}
-    if not isinstance(limits["max_concurrent_jobs"], int) or limits["max_concurrent_jobs"] < 1:
-        raise InvalidArgument("config field 'max_concurrent_jobs' must be a positive integer")
-    for key in ("failure_timeout", "default_deadline_s"):
-        if not isinstance(limits[key], (int, float)) or limits[key] <= 0:
+    limits = {k: raw.get(k, d) for k, d in (("max_concurrent_jobs", 2), ("failure_timeout", 20.0), ("default_deadline_s", 3600.0),
+                                             ("drain_grace_s", 60.0), ("max_columns", 200), ("max_bins", 1000))}
+    for key in ("max_concurrent_jobs", "max_columns", "max_bins"):
+        if not isinstance(limits[key], int) or isinstance(limits[key], bool) or limits[key] < 1:
+            raise InvalidArgument(f"config field {key!r} must be a positive integer")
+    for key in ("failure_timeout", "default_deadline_s", "drain_grace_s"):
+        if not isinstance(limits[key], (int, float)) or isinstance(limits[key], bool) or limits[key] < 0 \
+                or (limits[key] == 0 and key != "drain_grace_s"):
             raise InvalidArgument(f"config field {key!r} must be a positive number")
     issuers_raw = raw.get("issuers", {})
     if not isinstance(issuers_raw, dict):
@@ -148,4 +180,5 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         database=path_of(need(raw, "database", str)), max_concurrent_jobs=limits["max_concurrent_jobs"],
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
         default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen, dealer=dealer,
+        drain_grace_s=float(limits["drain_grace_s"]), max_columns=limits["max_columns"], max_bins=limits["max_bins"],
     )

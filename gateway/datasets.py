@@ -2,13 +2,16 @@
 policies, and the policy review every proposed job goes through.
 
 Data never leaves the gateway: the registry stores the file's path (which must lie
-inside the data directory), its validated schema and row count, and its policy.
+inside the data directory), its validated schema and row count, the SHA-256 of its
+bytes, and its policy. A job reads the file only if it still has that digest: a
+file changed after registration is refused until it is registered again.
 Policies are default deny: an empty list allows nothing.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 import sqlite3
@@ -24,6 +27,7 @@ from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.jobs.scheduler import LoadedInput, Review, participants
+from mpc.programs.context import ReleaseRules
 from gateway.jobs.store import now
 from gateway.rpc import map_errors
 
@@ -56,6 +60,9 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
     if dataset.row_count < policy.min_rows or policy.min_rows <= 0:
         reasons.append(f"dataset {dataset.name!r} has {dataset.row_count} rows; its policy needs at least "
                        f"{policy.min_rows} behind any released aggregate")
+    if spec.parameters.fields.get("extremes") is not None and spec.parameters["extremes"] is True \
+            and not policy.allow_extremes:
+        reasons.append(f"dataset {dataset.name!r}'s policy does not allow releasing extremes (min, max)")
     if reasons:
         return Review("reject", reasons)
     return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")
@@ -78,6 +85,7 @@ class Registry:
             raise InvalidArgument(f"dataset name {request.name!r} must match {NAME.pattern}")
         path = self._inside_data_dir(request.path)
         file_format = _format(path, request.format)
+        digest, size = _digest(path)
         table = _read(path, file_format)
         numeric = list(request.numeric_columns) or [c for c in table.header if c != request.key_column]
         for column in [*numeric, *([request.key_column] if request.key_column else [])]:
@@ -93,14 +101,16 @@ class Registry:
             columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC) for c in numeric]
             + ([dpb.Column(name=request.key_column, type=dpb.COLUMN_TYPE_KEY)] if request.key_column else []),
             row_count=table.rows, key_column=request.key_column, policy=request.policy,
-            created_at=now(), updated_at=now(),
+            created_at=now(), updated_at=now(), content_sha256=digest, size_bytes=size,
         )
+        verb = "INSERT OR REPLACE" if request.replace else "INSERT"
         with self._lock:
             try:
-                self._db.execute("INSERT INTO datasets (name, path, record) VALUES (?, ?, ?)",
+                self._db.execute(f"{verb} INTO datasets (name, path, record) VALUES (?, ?, ?)",
                                  (dataset.name, str(path), dataset.SerializeToString()))
             except sqlite3.IntegrityError:
-                raise AlreadyExists(f"dataset {request.name!r} is already registered") from None
+                raise AlreadyExists(f"dataset {request.name!r} is already registered (register with replace "
+                                    "to replace it)") from None
         return dataset
 
     def get(self, name: str) -> dpb.Dataset:
@@ -132,6 +142,8 @@ class Registry:
         return Path(row[0]), dpb.Dataset.FromString(row[1])
 
     def _inside_data_dir(self, raw: str) -> Path:
+        if not raw or "\x00" in raw:
+            raise InvalidArgument("a dataset path must be a non-empty path without NUL characters")
         candidate = Path(raw)
         path = (candidate if candidate.is_absolute() else self._data_dir / candidate).resolve()
         if not path.is_relative_to(self._data_dir):
@@ -158,6 +170,7 @@ class Registry:
             if unknown:
                 raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} has no numeric column "
                                       f"{', '.join(map(repr, unknown))}")
+            self._unchanged(self._row(job_input.dataset)[0], dataset)
             if job.spec.partitioning == pb.PARTITIONING_VERTICAL and not dataset.key_column:
                 raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} declares no key column "
                                       "(vertical jobs align rows by it)")
@@ -168,15 +181,44 @@ class Registry:
             return Review("reject", reasons)
         return Review("manual" if manual else "approve")
 
+    def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
+        policies = [self._row(i.dataset)[1].policy for i in job.spec.inputs if i.party_id == party_id]
+        return ReleaseRules(
+            min_group_size=max(max(p.min_group_size or p.min_rows, 1) for p in policies),
+            small_groups="refuse" if any(p.small_groups == dpb.SMALL_GROUP_ACTION_REFUSE for p in policies) else "suppress",
+            allow_extremes=all(p.allow_extremes for p in policies),
+        )
+
+    def _unchanged(self, path: Path, dataset: dpb.Dataset) -> None:
+        """The file must still be the one registered (same bytes, so same rows)."""
+        if not path.is_file():
+            raise FailedPrecondition(f"the file of dataset {dataset.name!r} is gone; register it again")
+        if dataset.content_sha256 and _digest(path)[0] != dataset.content_sha256:
+            raise FailedPrecondition(f"the file of dataset {dataset.name!r} changed since it was registered "
+                                     f"({dataset.row_count} rows then); register it again to use it")
+
     def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
         path, dataset = self._row(job_input.dataset)
-        if not path.is_file():
-            raise FailedPrecondition(f"the file of dataset {dataset.name!r} is gone")
+        self._unchanged(path, dataset)
         table = _read(path, dataset.format)
+        if table.rows != dataset.row_count:
+            raise FailedPrecondition(f"dataset {dataset.name!r} has {table.rows} rows, registered with {dataset.row_count}")
         keys = None
         if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
             keys = np.array([str(k) for k in table.values(dataset.key_column)])
         return LoadedInput(table=table.numeric(list(job_input.columns)), keys=keys, rows=table.rows)
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    sha, size = hashlib.sha256(), 0
+    try:
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                sha.update(block)
+                size += len(block)
+    except OSError as err:
+        raise FailedPrecondition(f"{path.name}: cannot read: {err.strerror}") from None
+    return sha.hexdigest(), size
 
 
 def _format(path: Path, declared: int) -> int:
@@ -216,6 +258,13 @@ def _read(path: Path, file_format: int) -> _Table:
     table = _read_parquet(path) if file_format == dpb.FILE_FORMAT_PARQUET else _read_csv(path)
     if not table.header:
         raise InvalidArgument(f"{path.name}: the file is empty")
+    seen: set[str] = set()
+    for name in table.header:
+        if not name.strip():
+            raise InvalidArgument(f"{path.name}: a column has an empty name")
+        if name in seen:
+            raise InvalidArgument(f"{path.name}: column {name!r} appears more than once in the header")
+        seen.add(name)
     if table.rows == 0:
         raise InvalidArgument(f"{path.name}: the table has no rows")
     return table
@@ -223,7 +272,7 @@ def _read(path: Path, file_format: int) -> _Table:
 
 def _read_csv(path: Path) -> _Table:
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # a UTF-8 BOM is not part of a name
             reader = csv.reader(f)
             header = next(reader, None) or []
             rows = [row for row in reader if row]

@@ -55,6 +55,12 @@ class FailedPrecondition(MpcgateError):
     reason = "FAILED_PRECONDITION"
 
 
+class PolicyRefused(FailedPrecondition):
+    """A party's own policy or config refuses the job (at review, start or release)."""
+
+    reason = "POLICY_REFUSED"
+
+
 class ResourceExhausted(MpcgateError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"

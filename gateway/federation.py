@@ -36,7 +36,8 @@ def _free_port() -> int:
 
 class LocalFederation:
     def __init__(self, root: Path, parties: Sequence[str], allow_insecure_providers: bool = True,
-                 max_concurrent_jobs: int = 2, failure_timeout: float = 10.0, dealer: bool = False) -> None:
+                 max_concurrent_jobs: int = 2, failure_timeout: float = 10.0, dealer: bool = False,
+                 party_config: dict[str, str] | None = None) -> None:
         self.root = root
         self.parties = list(parties)
         self.pki_dir = root / "pki"
@@ -45,6 +46,7 @@ class LocalFederation:
         self.metrics_ports = {p: _free_port() for p in self.parties}
         self.dealer_address = f"127.0.0.1:{_free_port()}" if dealer else None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._extra = party_config or {}  # extra top-level TOML lines per party
         self._options = dict(allow_insecure_providers=allow_insecure_providers,
                              max_concurrent_jobs=max_concurrent_jobs, failure_timeout=failure_timeout)
         pki.init_ca(self.pki_dir)
@@ -83,14 +85,16 @@ class LocalFederation:
     def _config(self, party: str) -> str:
         peers = "\n".join(f'{p} = "{a}"' for p, a in self.addresses.items() if p != party)
         o = self._options
+        insecure = "allow_insecure_providers" not in self._extra.get(party, "")
         return f"""party_id = "{party}"
 listen = "{self.addresses[party]}"
 data_dir = "data"
 database = "gateway.db"
 max_concurrent_jobs = {o['max_concurrent_jobs']}
-allow_insecure_providers = {str(o['allow_insecure_providers']).lower()}
+{f"allow_insecure_providers = {str(o['allow_insecure_providers']).lower()}" if insecure else ""}
 failure_timeout = {float(o['failure_timeout'])}
 metrics_listen = "127.0.0.1:{self.metrics_ports[party]}"
+{self._extra.get(party, "")}
 
 [tls]
 ca = "{self.pki_dir / 'ca.crt'}"

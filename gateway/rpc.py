@@ -12,7 +12,7 @@ import grpc
 import grpc.aio
 
 from gateway.auth.tls import TlsIdentity
-from gateway.errors import MpcgateError
+from gateway.errors import MpcgateError, Unavailable
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Tensors travel in ~1 MiB chunks, so this only bounds a malformed message."""
@@ -34,6 +34,9 @@ def _keepalive(failure_timeout: float) -> list[tuple[str, Any]]:
 
 def server_options(failure_timeout: float = DEFAULT_FAILURE_TIMEOUT) -> list[tuple[str, Any]]:
     return [
+        # gRPC defaults to SO_REUSEPORT: a second server on a used port would start
+        # and steal connections; without it, binding a used port fails
+        ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # accept the clients' keepalive pings at their rate
@@ -60,7 +63,12 @@ def aio_server(
 ) -> tuple[grpc.aio.Server, int]:
     """An asyncio server with mTLS bound to `address` ('host:0' picks a free port)."""
     server = grpc.aio.server(options=server_options(failure_timeout), interceptors=interceptors or [])
-    port = server.add_secure_port(address, identity.server_credentials())
+    try:
+        port = server.add_secure_port(address, identity.server_credentials())
+    except RuntimeError:
+        port = 0
+    if not port:
+        raise Unavailable(f"cannot listen on {address}: the port is in use or the address is not this host's")
     return server, port
 
 

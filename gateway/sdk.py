@@ -15,12 +15,12 @@ and the server's message.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
 import numpy as np
-from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf import struct_pb2
 
 from gateway import rpc
 from gateway.api.common.v1 import paging_pb2
@@ -40,12 +40,16 @@ _PROVIDERS = {"TFP": pb.PROVIDER_TFP, "TTP": pb.PROVIDER_TTP}
 
 @dataclass(frozen=True)
 class Result:
-    """A job's revealed statistics: name -> array, with the labels of its entries."""
+    """A job's revealed statistics: name -> array, with the labels of its rows and
+    (where they differ, e.g. histogram bins) of its columns. Entries withheld
+    because too few rows were behind them are NaN and listed in `suppressed`."""
 
     job_id: str
     values: dict[str, np.ndarray]
     labels: dict[str, list[str]]
     provider: str
+    column_labels: dict[str, list[str]] = field(default_factory=dict)
+    suppressed: dict[str, list[int]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[name]
@@ -59,7 +63,8 @@ class Result:
         for name, array in self.values.items():
             labels = self.labels.get(name) or [str(i) for i in range(array.shape[0] if array.ndim else 1)]
             if array.ndim == 2 and array.shape[0] == len(labels):
-                columns = labels if array.shape[1] == len(labels) else [str(i) for i in range(array.shape[1])]
+                columns = self.column_labels.get(name) or (
+                    labels if array.shape[1] == len(labels) else [str(i) for i in range(array.shape[1])])
                 out[name] = {r: dict(zip(columns, map(float, row))) for r, row in zip(labels, array)}
             else:
                 out[name] = dict(zip(labels, map(float, np.atleast_1d(array))))
@@ -98,7 +103,7 @@ class Client:
         receivers: Sequence[str],
         partitioning: str = "horizontal",
         parameters: Mapping[str, Any] | None = None,
-        provider: str = "TFP",
+        provider: str = "TTP",
         deadline_s: float | None = None,
         request_id: str = "",
     ) -> "Job":
@@ -118,7 +123,7 @@ class Client:
         if parameters:
             spec.parameters.CopyFrom(_struct(parameters))
         if deadline_s:
-            spec.deadline.CopyFrom(duration_pb2.Duration(seconds=int(deadline_s)))
+            spec.deadline.FromNanoseconds(int(round(deadline_s * 1e9)))
         response = self._call(self.jobs_stub.SubmitJob, pb.SubmitJobRequest(spec=spec))
         return Job(self, response.job)
 
@@ -142,11 +147,16 @@ class Client:
     # -- datasets ---------------------------------------------------------------------
 
     def register_dataset(self, name: str, path: str, policy: datasets_pb2.Policy, numeric_columns: Sequence[str] = (),
-                         key_column: str = "", description: str = "", file_format: str = "csv") -> datasets_pb2.Dataset:
-        fmt = datasets_pb2.FILE_FORMAT_PARQUET if file_format == "parquet" else datasets_pb2.FILE_FORMAT_CSV
+                         key_column: str = "", description: str = "", file_format: str = "",
+                         replace: bool = False) -> datasets_pb2.Dataset:
+        """Registers a CSV or Parquet file (format from `file_format`, else the suffix)."""
+        formats = {"": datasets_pb2.FILE_FORMAT_UNSPECIFIED, "csv": datasets_pb2.FILE_FORMAT_CSV,
+                   "parquet": datasets_pb2.FILE_FORMAT_PARQUET}
+        if file_format not in formats:
+            raise InvalidArgument(f"file_format must be one of {sorted(formats)}")
         request = datasets_pb2.RegisterDatasetRequest(
-            name=name, path=path, format=fmt, numeric_columns=list(numeric_columns), key_column=key_column,
-            description=description, policy=policy)
+            name=name, path=path, format=formats[file_format], numeric_columns=list(numeric_columns),
+            key_column=key_column, description=description, policy=policy, replace=replace)
         return self._call(self.datasets_stub.RegisterDataset, request).dataset
 
     def list_datasets(self) -> list[datasets_pb2.Dataset]:
@@ -214,14 +224,28 @@ class Job:
 
     def result(self) -> Result:
         raw = self._client._call(self._client.jobs_stub.GetResult, pb.GetResultRequest(job_id=self.id)).result
-        values, labels = {}, {}
+        values, labels, columns, suppressed = {}, {}, {}, {}
         for value in raw.values:
             values[value.name] = np.frombuffer(value.tensor.data, dtype="<f8").reshape(tuple(value.tensor.shape)).copy()
             labels[value.name] = list(value.labels)
-        return Result(raw.job_id, values, labels, pb.Provider.Name(raw.provider).removeprefix("PROVIDER_"))
+            if value.column_labels:
+                columns[value.name] = list(value.column_labels)
+            if value.suppressed:
+                suppressed[value.name] = list(value.suppressed)
+        return Result(raw.job_id, values, labels, pb.Provider.Name(raw.provider).removeprefix("PROVIDER_"),
+                      columns, suppressed)
+
+
+def _finite(name: str, value: Any) -> None:
+    if isinstance(value, float) and not np.isfinite(value):
+        raise InvalidArgument(f"parameter {name}: {value} is not a finite number")
+    for item in value if isinstance(value, (list, tuple)) else ():
+        _finite(name, item)
 
 
 def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    for name, value in values.items():
+        _finite(name, value)
     struct = struct_pb2.Struct()
     struct.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()})
     return struct

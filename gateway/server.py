@@ -1,8 +1,10 @@
 """`mpcgate serve`: one gateway process per institution, one public port, mutual
 TLS always on. It hosts the DatasetService, the JobService, the gateways'
 CoordinationService and the ExchangeService (which relays job sessions to worker
-processes), plus gRPC health and reflection. SIGTERM sets health to NOT_SERVING,
-stops the scheduler's workers, then stops the server with a grace period."""
+processes), plus gRPC health and reflection. SIGTERM drains: health turns
+NOT_SERVING, new jobs are refused, running jobs get `drain_grace_s` to finish
+(the port keeps serving their exchange and coordination), the rest fail with
+GATEWAY_SHUTDOWN, then the server stops. Reflection is served as v1 and v1alpha."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import logging
 import signal
 from typing import Any
 
+import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from gateway import rpc
 from gateway.api.gateway.v1 import coordination_pb2, datasets_pb2, datasets_pb2_grpc, jobs_pb2
@@ -27,6 +31,7 @@ from gateway.errors import Unauthenticated
 from gateway.jobs import wiring
 from gateway.jobs.scheduler import SchedulerConfig
 from gateway.metrics import MetricsInterceptor
+from mpc.programs import Limits
 
 log = logging.getLogger("mpcgate.gateway")
 SHUTDOWN_GRACE_S = 5.0
@@ -72,9 +77,9 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
             tls_files=(str(config.tls.ca), str(config.tls.cert), str(config.tls.key)),
             max_concurrent_jobs=config.max_concurrent_jobs, default_deadline_s=config.default_deadline_s,
             allow_insecure_providers=config.allow_insecure_providers, failure_timeout=config.failure_timeout,
-            dealer=config.dealer,
+            dealer=config.dealer, limits=Limits(config.max_columns, config.max_bins), drain_grace_s=config.drain_grace_s,
         ),
-        identity, config.database, registry, record, caller_of,
+        identity, config.database, registry, record, caller_of, audit_log.head,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -84,8 +89,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         coordination_pb2.DESCRIPTOR.services_by_name["CoordinationService"].full_name,
         exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
     ]
-    reflection.enable_server_reflection([*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                                         reflection.SERVICE_NAME], server)
+    _enable_reflection([*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], server)
     await server.start()
     await jobs.start()
     for name in ["", *services]:
@@ -101,10 +105,29 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     log.info("gateway party=%s shutting down", config.party_id)
     for name in ["", *services]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await jobs.drain()
     await jobs.close()
     await server.stop(SHUTDOWN_GRACE_S)
     audit_log.close()
     log.info("gateway party=%s stopped", config.party_id)
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _enable_reflection(services: list[str], server: grpc.aio.Server) -> None:
+    """Server reflection as v1alpha (grpcio-reflection) and as v1, which independent
+    clients look for: v1's messages are v1alpha's under a new package name, the
+    same bytes on the wire, so the one servicer answers both."""
+    names = [*services, reflection.SERVICE_NAME, REFLECTION_V1]
+    servicer = reflection_aio.ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),))
 
 
 def run(config: GatewayConfig) -> None:

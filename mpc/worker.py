@@ -4,7 +4,9 @@ It serves the exchange on a loopback port (its gateway relays peers' streams to
 it), dials the peers' gateways with the party's certificate, runs the job program
 under CrypTen with the gRPC communicator, and reports to its gateway over a pipe:
 ("listening", port), ("progress", phase, percent, bytes_sent, bytes_received),
-("result", {name: (values, labels)} or None), or ("error", reason, message).
+("release",) (answered ("release", refusal or "") by the gateway, which rechecks
+its policies right before anything is revealed), ("result", {name: (values,
+labels, column labels, suppressed)} or None), or ("error", reason, message).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class WorkerPlan:
     failure_timeout: float = 20.0
     provider: str = "TFP"
     dealer: str | None = None  # the session's dealer (TTP), if any; may be this process's party
+    rules: Any = None  # this party's ReleaseRules (mpc.programs.context)
 
     @property
     def members(self) -> list[str]:
@@ -69,7 +72,8 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
     from gateway.exchange.node import ExchangeConfig, ExchangeNode
     from mpc import communicator, ttp
     from mpc.programs import PROGRAMS
-    from mpc.programs.context import JobContext, PartyLayout
+    from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
+    from gateway.errors import PolicyRefused
 
     members = plan.members
     identity = TlsIdentity.load(PartyFiles(*(Path(p) for p in plan.tls)))
@@ -98,6 +102,12 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
         def progress(phase: str, percent: float) -> None:
             conn.send(("progress", phase, float(percent), session.bytes_sent, session.bytes_received))
 
+        def before_release() -> None:
+            conn.send(("release",))
+            _, refusal = conn.recv()
+            if refusal:
+                raise PolicyRefused(refusal)
+
         rank = plan.parties.index(plan.party_id)
         context = JobContext(
             kind=plan.kind,
@@ -109,12 +119,16 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
             parameters=plan.parameters,
             table=plan.table,
             keys=plan.keys,
+            rules=plan.rules or ReleaseRules(),
             progress=progress,
+            before_release=before_release,
         )
         progress("computing", 5.0)
         results = PROGRAMS[plan.kind](context)
         progress("done", 100.0)
-        payload = None if not results else {k: (np.asarray(r.values, dtype=np.float64), list(r.labels)) for k, r in results.items()}
+        payload = None if not results else {
+            k: (np.asarray(r.values, dtype=np.float64), list(r.labels), list(r.column_labels), list(r.suppressed))
+            for k, r in results.items()}
         conn.send(("result", payload))
         crypten.uninit()
     finally:

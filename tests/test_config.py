@@ -41,6 +41,12 @@ def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
         (lambda r: r.update(failure_timeout="soon"), "failure_timeout"),
         (lambda r: r.update(allow_insecure_providers="yes"), "allow_insecure_providers"),
         (lambda r: r.update(issuers={"idp": ["missing.json"]}), "issuers.idp"),
+        # misspellings were silently ignored
+        (lambda r: r.update(max_concurent_jobs=4), "max_concurent_jobs"),
+        (lambda r: r.update(allow_insecure_provider=True), "allow_insecure_provider"),
+        (lambda r: r["tls"].update(certificate="x"), "tls.certificate"),
+        (lambda r: r.update(max_bins=0), "max_bins"),
+        (lambda r: r.update(drain_grace_s=-1), "drain_grace_s"),
     ],
 )
 def test_bad_fields_are_named(raw: dict, tmp_path: Path, change, field: str) -> None:  # type: ignore[no-untyped-def]
@@ -54,3 +60,27 @@ def test_serve_fails_fast_naming_the_field(tmp_path: Path) -> None:
     path.write_text('party_id = "bank-a"\nlisten = 7443\n')
     result = CliRunner().invoke(main, ["serve", "--config", str(path)])
     assert result.exit_code != 0 and "'listen'" in result.output
+
+
+def test_the_dealer_config_refuses_unknown_keys(tmp_path: Path) -> None:
+    from gateway.dealer import config as dealer_config
+
+    path = tmp_path / "dealer.toml"
+    path.write_text('dealer_id = "dealer"\nlisten = "127.0.0.1:0"\nfailure_timout = 3\n[tls]\nca = "a"\ncert = "b"\nkey = "c"\n'
+                    '[parties]\nbank-a = "127.0.0.1:1"\n')
+    with pytest.raises(InvalidArgument, match="failure_timout"):
+        dealer_config.load(path)
+
+
+def test_policy_files_parse_and_refuse_unknown_keys(tmp_path: Path) -> None:
+    from gateway import policies
+    from gateway.api.gateway.v1 import datasets_pb2 as dpb
+
+    policy = policies.parse({"allowed_parties": ["bank-b"], "min_rows": 50, "min_group_size": 10,
+                             "small_groups": "refuse", "allow_extremes": True, "approval": "manual"})
+    assert policy.small_groups == dpb.SMALL_GROUP_ACTION_REFUSE and policy.approval_mode == dpb.APPROVAL_MODE_MANUAL
+    assert policies.parse(policies.describe(policy)) == policy
+    with pytest.raises(InvalidArgument, match="allowed_partys"):
+        policies.parse({"allowed_partys": ["bank-b"]})
+    with pytest.raises(InvalidArgument, match="small_groups"):
+        policies.parse({"small_groups": "merge"})

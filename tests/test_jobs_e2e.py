@@ -36,7 +36,7 @@ def policy(approval: int = dpb.APPROVAL_MODE_AUTOMATIC, kinds: tuple[str, ...] =
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     root = tmp_path_factory.mktemp("federation")
-    with LocalFederation(root, PARTIES, max_concurrent_jobs=1, failure_timeout=5.0) as fed:
+    with LocalFederation(root, PARTIES, max_concurrent_jobs=1, failure_timeout=5.0, dealer=True) as fed:
         for rows, name in ((ROWS, "customers"), (BIG_ROWS, "big")):
             whole = demo_data.loans("bank-a", rows)  # one set of customers, split by column
             keys = np.array([f"c{i:07d}" for i in range(rows)])
@@ -102,7 +102,7 @@ def test_horizontal_summary_matches_numpy(federation: LocalFederation) -> None:
     reference = demo_data.summary(_pooled())
     assert result.labels["mean"] == COLUMNS
     assert demo_data.max_relative_error(result.values, reference) < 1e-3
-    assert result.provider == "TFP"
+    assert result.provider == "TTP"
     for party in ("bank-b", "bank-c"):  # not receivers: nothing revealed there
         with federation.client(party) as client, pytest.raises(Exception, match="no result"):
             client.job(job.id).result()
@@ -208,13 +208,13 @@ def test_a_killed_worker_fails_the_job_everywhere(federation: LocalFederation) -
         _wait_everywhere(federation, job.id, "FAILED")
 
 
-def test_restart_fails_the_running_job_and_resumes_queued_ones(federation: LocalFederation) -> None:
+def test_a_crash_fails_the_running_job_and_a_restart_resumes_queued_ones(federation: LocalFederation) -> None:
     with federation.client("bank-a") as client:
         running = client.submit("stats.summary", _inputs("big"), receivers=["bank-a"], partitioning="vertical")
         queued = client.submit("stats.describe", _inputs(), receivers=["bank-a"])
         _wait_running(client, running)
         assert queued.refresh().state == "QUEUED"  # max_concurrent_jobs = 1
-    federation.stop("bank-a")
+    federation.kill("bank-a")  # a crash, not a drain (SIGTERM lets running jobs finish)
     federation.start("bank-a")
     with federation.client("bank-a") as client:
         assert client.job(running.id).state == "FAILED"

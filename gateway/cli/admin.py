@@ -50,11 +50,27 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--db", "database", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def verify(database: Path) -> None:
-    """Checks the hash chain: fails on any edited, deleted or reordered entry."""
-    from gateway.audit import verify_file
+@click.option("--peer-db", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="another party's database: the heads of this log it recorded are checked too")
+@click.option("--party", default="", help="this log's party id (with --peer-db)")
+@click.option("--anchor", "anchors", multiple=True, metavar="SEQ:HASH", help="a head recorded elsewhere (repeatable)")
+def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str, ...]) -> None:
+    """Checks the hash chain (no entry edited, deleted or reordered) and, given
+    anchors from a peer's log or by hand, that no anchored entry was cut off."""
+    from gateway.audit import anchors_in, verify_file
 
-    verdict = verify_file(database)
+    known: list[tuple[int, str]] = []
+    for text in anchors:
+        seq, _, digest = text.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise click.BadParameter(f"{text!r} is not SEQ:HASH", param_hint="--anchor")
+        known.append((int(seq), digest))
+    if peer_db is not None:
+        if not party:
+            raise click.BadParameter("name this log's party", param_hint="--party")
+        known += anchors_in(peer_db, party)
+    verdict = verify_file(database, known)
     if not verdict.ok:
         raise click.ClickException(f"audit log is NOT intact: {verdict.problem} (verified {verdict.entries} entries)")
-    click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}")
+    click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}"
+               + (f"; {len(known)} anchors hold" if known else ""))

@@ -12,43 +12,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gateway.errors import MpcgateError
+from gateway.cli.connection import connection as _connection
+from gateway.cli.connection import make_client as _client
+from gateway.cli.connection import run as _run
 
 console = Console()
-
-
-def _connection(f: Any) -> Any:
-    options = [
-        click.option("--gateway", envvar="MPCGATE_GATEWAY", required=True, help="host:port of your gateway [MPCGATE_GATEWAY]"),
-        click.option("--party", envvar="MPCGATE_PARTY", required=True, help="the gateway's party id [MPCGATE_PARTY]"),
-        click.option("--tls-dir", envvar="MPCGATE_TLS_DIR", required=True, type=click.Path(file_okay=False, path_type=Path),
-                     help="folder with ca.crt and your client certificate [MPCGATE_TLS_DIR]"),
-        click.option("--client", "client_name", envvar="MPCGATE_CLIENT", required=True,
-                     help="name of your client certificate (<name>.crt/.key) [MPCGATE_CLIENT]"),
-        click.option("--token", envvar="MPCGATE_TOKEN", required=True, help="your JWT [MPCGATE_TOKEN]"),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _client(gateway: str, party: str, tls_dir: Path, client_name: str, token: str):  # type: ignore[no-untyped-def]
-    from gateway.auth.tls import TlsIdentity
-    from gateway.sdk import Client
-
-    return Client(gateway, token.strip(), TlsIdentity.from_dir(tls_dir, client_name), server_party=party)
 
 
 @click.group()
 def jobs() -> None:
     """Joint jobs: submit, watch, list, cancel, approve, fetch results."""
-
-
-def _run(action: Any) -> Any:
-    try:
-        return action()
-    except MpcgateError as err:
-        raise click.ClickException(f"{err.code.name}: {err.message}") from None
 
 
 @jobs.command()
@@ -59,8 +32,9 @@ def _run(action: Any) -> Any:
 @click.option("--receiver", "receivers", multiple=True, required=True, help="party that receives the result (repeatable)")
 @click.option("--partitioning", type=click.Choice(["horizontal", "vertical"]), default="horizontal", show_default=True)
 @click.option("--param", "params", multiple=True, metavar="KEY=JSON", help="program parameter, e.g. bin_edges=[0,1,2]")
-@click.option("--provider", type=click.Choice(["TFP", "TTP"]), default="TFP", show_default=True)
-@click.option("--deadline", type=float, help="seconds from start to finish")
+@click.option("--provider", type=click.Choice(["TTP", "TFP"]), default="TTP", show_default=True,
+              help="Beaver triples from the federation's dealer (TTP) or from party 0 (TFP: tests only)")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), help="seconds from start to finish (fractions allowed)")
 @click.option("--watch/--no-watch", default=True, show_default=True, help="follow progress until the job ends")
 def submit(inputs: tuple[str, ...], receivers: tuple[str, ...], params: tuple[str, ...], kind: str, partitioning: str,
            provider: str, deadline: float | None, watch: bool, **conn: Any) -> None:
@@ -151,11 +125,12 @@ def list_jobs(**conn: Any) -> None:
 
     with _client(**conn) as client:
         found = _run(client.list_jobs)
-    table = Table("job", "kind", "state", "coordinator", "created")
+    # plain columns, the id first and whole: ids are for copying, and tables wrap them
+    click.echo(f"{'job':32}  {'state':17}  {'kind':18}  {'coordinator':12}  created")
     for job in found:
         r = job.record
-        table.add_row(r.job_id, r.spec.kind, states.name(r.state), r.coordinator, r.created_at.ToDatetime().isoformat(timespec="seconds"))
-    console.print(table)
+        click.echo(f"{r.job_id:32}  {states.name(r.state):17}  {r.spec.kind:18}  {r.coordinator:12}  "
+                   f"{r.created_at.ToDatetime().isoformat(timespec='seconds')}")
 
 
 @jobs.command()
@@ -197,14 +172,15 @@ def print_result(found: Any, reference: dict[str, np.ndarray] | None = None) -> 
     """Tables of a result; with `reference` (e.g. numpy on pooled data), side by side."""
     for name, values in found.values.items():
         labels = found.labels.get(name) or []
-        table = Table(title=name)
+        table = Table(title=name + (" (suppressed: too few rows)" if found.suppressed.get(name) else ""))
         if values.ndim == 2 and values.shape[0] == len(labels):
-            columns = labels if values.shape[1] == len(labels) else [str(i) for i in range(values.shape[1])]
+            columns = found.column_labels.get(name) or (
+                labels if values.shape[1] == len(labels) else [str(i) for i in range(values.shape[1])])
             table.add_column("")
             for c in columns:
                 table.add_column(c, justify="right")
             for label, row in zip(labels, values):
-                table.add_row(label, *(f"{v:.6g}" for v in row))
+                table.add_row(label, *("suppressed" if np.isnan(v) else f"{v:.6g}" for v in row))
         else:
             table.add_column("")
             table.add_column("secure", justify="right")

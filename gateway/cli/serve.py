@@ -16,10 +16,9 @@ _CONFIG = click.option("--config", "config_path", required=True, type=click.Path
 
 def _run(load: Callable[[Path], Any], run: Callable[[Any], None], path: Path) -> None:
     try:
-        loaded = load(path)
-    except MpcgateError as err:
+        run(load(path))
+    except MpcgateError as err:  # a bad config, a port in use: one clear line, exit 1
         raise click.ClickException(err.message) from None
-    run(loaded)
 
 
 @click.command()

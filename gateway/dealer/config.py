@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.auth.pki import PartyFiles, validate_party_id
-from gateway.config import read_toml
+from gateway.config import read_toml, refuse_unknown
 from gateway.errors import InvalidArgument, MpcgateError
 
 
@@ -35,6 +35,7 @@ class DealerConfig:
 
 def load(path: Path) -> DealerConfig:
     raw = read_toml(path)
+    refuse_unknown(raw, {"": {"dealer_id", "listen", "failure_timeout", "tls", "parties"}, "tls": {"ca", "cert", "key"}})
     base = path.parent
 
     def field(name: str, kind: type, table: dict[str, Any] = raw, prefix: str = "") -> Any:

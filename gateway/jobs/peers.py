@@ -65,22 +65,40 @@ class PeerGateways:
         except grpc.aio.AioRpcError as err:
             raise _named(party, err) from None
 
-    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo) -> None:
+    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
+                   head: tuple[int, str] | None = None) -> None:
+        request = cpb.StopJobRequest(job_id=job_id, state=state, error=error, audit_head=_head(head))
         try:
-            await self._stub(party).StopJob(cpb.StopJobRequest(job_id=job_id, state=state, error=error), timeout=CALL_TIMEOUT)
+            await self._stub(party).StopJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
             raise _named(party, err) from None
 
-    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress) -> None:
+    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
+                     head: tuple[int, str] | None = None) -> None:
+        request = cpb.ReportJobRequest(job_id=job_id, status=status, progress=progress, audit_head=_head(head))
         try:
-            await self._stub(party).ReportJob(
-                cpb.ReportJobRequest(job_id=job_id, status=status, progress=progress), timeout=CALL_TIMEOUT)
+            await self._stub(party).ReportJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
             raise _named(party, err) from None
+
+    async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]:
+        try:
+            response = await self._stub(party).SyncJob(cpb.SyncJobRequest(job_id=job_id), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise _named(party, err) from None
+        return response.state, response.error
 
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close()
+
+
+def _head(head: tuple[int, str] | None) -> cpb.AuditHead | None:
+    return cpb.AuditHead(sequence=head[0], hash=head[1]) if head else None
+
+
+def head_of(message: cpb.AuditHead) -> tuple[int, str] | None:
+    return (message.sequence, message.hash) if message.hash else None
 
 
 def _named(party: str, err: grpc.aio.AioRpcError):  # type: ignore[no-untyped-def]

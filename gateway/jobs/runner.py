@@ -23,6 +23,8 @@ from mpc.worker import WorkerPlan, main
 log = logging.getLogger(__name__)
 
 OnProgress = Callable[[str, float, int, int], Awaitable[None]]
+OnRelease = Callable[[], str]
+"""Asked right before the worker reveals anything: '' allows, else the refusal."""
 
 
 class WorkerFailed(MpcgateError):
@@ -45,9 +47,9 @@ class WorkerRunner:
         self._running: dict[str, _Running] = {}
         self._ctx = mp.get_context("spawn")
 
-    async def run(self, plan: WorkerPlan, on_progress: OnProgress) -> dict[str, Any] | None:
+    async def run(self, plan: WorkerPlan, on_progress: OnProgress, on_release: OnRelease = lambda: "") -> dict[str, Any] | None:
         """Runs the worker to the end; returns its results (None for a non-receiver)."""
-        parent, child = self._ctx.Pipe(duplex=False)
+        parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=main, args=(plan, child), name=f"mpcgate-worker-{plan.job_id}", daemon=True)
         process.start()
         child.close()  # so that a dead worker reads as EOF
@@ -68,6 +70,8 @@ class WorkerRunner:
                     self._sessions.add(plan.session_id, plan.members, worker=f"127.0.0.1:{message[1]}")
                 elif kind == "progress":
                     await on_progress(*message[1:])
+                elif kind == "release":
+                    parent.send(("release", on_release()))
                 elif kind == "result":
                     return message[1]
                 elif kind == "error":

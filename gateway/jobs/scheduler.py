@@ -26,10 +26,12 @@ from google.protobuf import json_format
 
 from gateway.api.common.v1 import error_pb2, tensor_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied
+from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied, PolicyRefused, Unavailable
 from gateway.jobs import states
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.store import JobStore, now
+from mpc.programs import Limits, validate_parameters
+from mpc.programs.context import ReleaseRules
 from mpc.worker import WorkerPlan
 
 log = logging.getLogger(__name__)
@@ -57,19 +59,29 @@ class Datasets(Protocol):
         """Raises InvalidArgument for an unknown dataset or column."""
 
     def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
-        """Reads the input's columns (and key column for vertical jobs); audited."""
+        """Reads the input's columns (and key column for vertical jobs); refuses a
+        file that changed since registration."""
+
+    def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
+        """This party's release rules for the job (the strictest of its datasets')."""
 
 
 class Peers(Protocol):
     async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
     async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
-    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo) -> None: ...
-    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress) -> None: ...
+    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
+                   head: tuple[int, str] | None = None) -> None: ...
+    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
+                     head: tuple[int, str] | None = None) -> None: ...
+    async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]: ...
 
 
 Audit = Callable[[str, str, str, dict[str, str]], None]
 """audit(action, job_id, outcome, details)."""
+
+AuditHead = Callable[[], tuple[int, str]]
+"""The local audit log's head (sequence, hash), which peers record at a job's end."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class SchedulerConfig:
     allow_insecure_providers: bool = False
     failure_timeout: float = 20.0
     dealer: tuple[str, str] | None = None  # the federation's TTP dealer: (party id, address)
+    limits: Limits = field(default_factory=Limits)
+    drain_grace_s: float = 60.0
 
 
 def _error(reason: str, message: str, party: str = "") -> error_pb2.ErrorInfo:
@@ -95,7 +109,7 @@ def participants(spec: pb.JobSpec) -> list[str]:
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig, store: JobStore, datasets: Datasets, peers: Peers,
-                 runner: WorkerRunner, audit: Audit) -> None:
+                 runner: WorkerRunner, audit: Audit, audit_head: AuditHead = lambda: (0, "")) -> None:
         self.config = config
         self.me = config.party_id
         self._store = store
@@ -103,6 +117,8 @@ class Scheduler:
         self._peers = peers
         self._runner = runner
         self._audit = audit
+        self._audit_head = audit_head
+        self._draining = False
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
@@ -110,11 +126,16 @@ class Scheduler:
     # -- operator API (JobService) ------------------------------------------------
 
     async def submit(self, spec: pb.JobSpec, submitted_by: str) -> pb.Job:
+        if self._draining:
+            raise Unavailable(f"gateway {self.me} is shutting down and accepts no new jobs")
+        spec = _copy(spec)
+        spec.provider = spec.provider or pb.PROVIDER_TTP
         self._validate(spec)
         job = pb.Job(
             job_id=uuid.uuid4().hex, spec=spec, state=states.PENDING, coordinator=self.me,
             submitted_by=submitted_by, created_at=now(),
             parties=[pb.PartyStatus(party_id=p, rank=-1, state=states.PENDING) for p in participants(spec)],
+            dealer=self.config.dealer[0] if spec.provider == pb.PROVIDER_TTP and self.config.dealer else "",
         )
         self._store.create(job, f"submitted by {submitted_by}")
         self._audit("job.submit", job.job_id, "ok", {"kind": spec.kind, "by": submitted_by})
@@ -133,12 +154,19 @@ class Scheduler:
         return self._store.get(job.job_id)
 
     def _validate(self, spec: pb.JobSpec) -> None:
-        from mpc.programs import PROGRAMS
-
-        if spec.kind not in PROGRAMS:
-            raise InvalidArgument(f"unknown job kind {spec.kind!r}; known: {', '.join(sorted(PROGRAMS))}")
+        validate_parameters(spec.kind, json_format.MessageToDict(spec.parameters), self.config.limits)
         if not spec.inputs:
             raise InvalidArgument("a job needs at least one input")
+        listed = [i.party_id for i in spec.inputs]
+        twice = sorted({p for p in listed if listed.count(p) > 1})
+        if twice:
+            raise InvalidArgument(f"party {twice[0]!r} has more than one input: give each party exactly one")
+        columns = sum(len(i.columns) for i in spec.inputs)
+        if columns > self.config.limits.max_columns:
+            raise InvalidArgument(f"the job reads {columns} columns; this gateway allows at most "
+                                  f"{self.config.limits.max_columns} (config max_columns)")
+        if spec.deadline.ToTimedelta().total_seconds() < 0:
+            raise InvalidArgument("deadline must not be negative")
         if spec.partitioning == pb.PARTITIONING_UNSPECIFIED:
             raise InvalidArgument("partitioning must be HORIZONTAL or VERTICAL")
         known = {self.me, *self.config.peer_addresses}
@@ -155,12 +183,23 @@ class Scheduler:
         for receiver in spec.result_receivers:
             if receiver not in parties:
                 raise InvalidArgument(f"result receiver {receiver!r} is not a participant")
-        provider = spec.provider or pb.PROVIDER_TFP
+        refusal = self._provider_refusal(spec.provider, self.config.dealer[0] if self.config.dealer else "")
+        if refusal:
+            raise FailedPrecondition(refusal)
+
+    def _provider_refusal(self, provider: int, dealer: str) -> str:
+        """Why this party's own config refuses the job's triple provider, or ''."""
         if provider == pb.PROVIDER_TFP and not self.config.allow_insecure_providers:
-            raise FailedPrecondition("provider TFP (party 0 sees every triple) is refused: "
-                                     "this federation does not allow insecure providers")
-        if provider == pb.PROVIDER_TTP and self.config.dealer is None:
-            raise FailedPrecondition("provider TTP needs a dealer, which this gateway's config does not name")
+            return (f"party {self.me} refuses provider TFP (party 0 sees every Beaver triple): "
+                    "its config does not allow insecure providers")
+        if provider == pb.PROVIDER_TTP:
+            if self.config.dealer is None:
+                return f"party {self.me} has no dealer in its config, so it cannot take part in TTP jobs"
+            if dealer != self.config.dealer[0]:
+                return f"party {self.me} uses dealer {self.config.dealer[0]!r}, not {dealer or 'none'!r}"
+        if provider not in (pb.PROVIDER_TFP, pb.PROVIDER_TTP):
+            return f"party {self.me} does not know triple provider {provider}"
+        return ""
 
     async def _propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
         if party == self.me:
@@ -207,7 +246,10 @@ class Scheduler:
     async def on_propose(self, job: pb.Job, caller: str) -> pb.PartyStatus:
         if caller != job.coordinator:
             raise PermissionDenied(f"party {caller!r} cannot propose on behalf of {job.coordinator!r}")
-        review = self._datasets.review(job, self.me)  # InvalidArgument for unknown datasets or columns
+        if self._draining:
+            raise Unavailable(f"gateway {self.me} is shutting down and accepts no new jobs")
+        validate_parameters(job.spec.kind, json_format.MessageToDict(job.spec.parameters), self.config.limits)
+        review = self._review(job)
         state = {"approve": states.QUEUED, "manual": states.AWAITING_APPROVAL}.get(review.decision, states.REJECTED)
         error = None
         if state == states.REJECTED:
@@ -223,10 +265,22 @@ class Scheduler:
             self._store.transition(job.job_id, state, "policy review", error)
         return pb.PartyStatus(party_id=self.me, rank=-1, state=state, error=error)
 
-    async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str) -> None:
+    def _review(self, job: pb.Job) -> Review:
+        """This party's own decision: its config's provider rules, then its datasets'
+        policies (InvalidArgument for unknown datasets or columns)."""
+        refusal = self._provider_refusal(job.spec.provider, job.dealer)
+        review = self._datasets.review(job, self.me)
+        if refusal:
+            return Review("reject", [refusal, *review.reasons])
+        return review
+
+    async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str,
+                        head: tuple[int, str] | None = None) -> None:
         job = self._store.get(job_id)
         if job.coordinator != self.me or _party(job, caller) is None or status.party_id != caller:
             raise PermissionDenied(f"party {caller!r} cannot report on job {job_id}")
+        if head is not None and caller != self.me:
+            self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
         def change(j: pb.Job) -> None:
             _set_party(j, status)
             if progress.ByteSize():
@@ -238,18 +292,30 @@ class Scheduler:
         job = self._store.get(job_id)
         if caller != job.coordinator:
             raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
+        if self._draining:
+            raise Unavailable(f"gateway {self.me} is shutting down and starts no new jobs")
         if job.coordinator != self.me and self._store.transition(job_id, states.RUNNING, "starting worker") is None:
             raise FailedPrecondition(f"job {job_id} cannot start from {states.name(job.state)}")
         self._spawn(self._run_worker(job_id, session_id, list(ranks)))
 
-    async def on_stop(self, job_id: str, state: int, error: error_pb2.ErrorInfo, caller: str) -> None:
+    async def on_stop(self, job_id: str, state: int, error: error_pb2.ErrorInfo, caller: str,
+                      head: tuple[int, str] | None = None) -> None:
         job = self._store.find(job_id)
         if job is None:
             return
         if caller != job.coordinator:
             raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
+        if head is not None:
+            self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
         self._runner.cancel(job_id)
         self._store.transition(job_id, state, f"stopped by coordinator: {error.message}", error)
+
+    async def on_sync(self, job_id: str, caller: str) -> tuple[int, error_pb2.ErrorInfo]:
+        """A participant asks where the job stands (after its restart)."""
+        job = self._store.get(job_id)
+        if job.coordinator != self.me or _party(job, caller) is None:
+            raise PermissionDenied(f"party {caller!r} is not a participant of job {job_id} coordinated here")
+        return job.state, job.error
 
     # -- the coordinator's decisions -------------------------------------------------
 
@@ -277,9 +343,14 @@ class Scheduler:
             if job.state == states.RUNNING and all(s == states.SUCCEEDED for s in party_states):
                 self._store.transition(job_id, states.SUCCEEDED, "every party finished")
                 self._audit("job.succeeded", job_id, "ok", {})
+                timer = self._deadlines.pop(job_id, None)
+                if timer is not None:
+                    timer.cancel()
         await self._start_queued()
 
     async def _start_queued(self) -> None:
+        if self._draining:
+            return
         async with self._lock:
             running = [j for j in self._store.list([states.RUNNING], limit=1000) if j.coordinator == self.me]
             queued = [j for j in self._store.list([states.QUEUED], limit=1000) if j.coordinator == self.me]
@@ -305,7 +376,8 @@ class Scheduler:
         ranks = [pb.PartyStatus(party_id=p.party_id, rank=p.rank) for p in job.parties]
         try:
             if job.spec.provider == pb.PROVIDER_TTP:
-                assert self.config.dealer is not None  # checked at submit
+                if self.config.dealer is None or self.config.dealer[0] != job.dealer:
+                    raise FailedPrecondition(f"party {self.me}'s config no longer names dealer {job.dealer!r}")
                 await self._peers.join_dealer(*self.config.dealer, job.session_id, ranks)
             await asyncio.gather(*(self._start_party(p.party_id, job, ranks) for p in job.parties))
         except MpcgateError as err:
@@ -318,7 +390,7 @@ class Scheduler:
             await self._peers.start(party, job.job_id, job.session_id, ranks)
 
     async def _expire(self, job_id: str, deadline: float) -> None:
-        await self._fail(job_id, _error("DEADLINE_EXCEEDED", f"the job did not finish within {deadline:.0f} s"))
+        await self._fail(job_id, _error("DEADLINE_EXCEEDED", f"the job did not finish within {deadline:g} s"))
 
     async def _fail(self, job_id: str, error: error_pb2.ErrorInfo) -> None:
         await self._end(job_id, states.FAILED, error.message, error, {"reason": error.reason})
@@ -330,6 +402,8 @@ class Scheduler:
         job = self._store.transition(job_id, state, message, error)
         if job is None:
             return False
+        if job.coordinator == self.me:  # every party's status ends too
+            job = self._store.update(job_id, lambda j: _end_parties(j, state))
         self._audit(f"job.{states.name(state).lower()}", job_id, states.name(state).lower(), details)
         await self._stop_everywhere(job, state, error)
         return True
@@ -340,7 +414,9 @@ class Scheduler:
             timer.cancel()
         self._runner.cancel(job.job_id)
         others = [p.party_id for p in job.parties if p.party_id != self.me]
-        results = await asyncio.gather(*(self._peers.stop(p, job.job_id, state, error) for p in others), return_exceptions=True)
+        head = self._audit_head()
+        results = await asyncio.gather(*(self._peers.stop(p, job.job_id, state, error, head) for p in others),
+                                       return_exceptions=True)
         for party, outcome in zip(others, results):
             if isinstance(outcome, BaseException):
                 log.warning("could not stop job=%s at party=%s: %s", job.job_id, party, outcome)
@@ -354,14 +430,15 @@ class Scheduler:
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:
             plan = self._plan(job, session_id, ranks)
-            result = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)))
+            result = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
+                                            lambda: self._release_refusal(job_id))
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
                 return
             failed = pb.PartyStatus(party_id=self.me, state=states.FAILED, error=_error(err.reason, err.message, self.me))
             if job.coordinator != self.me:
                 self._store.transition(job_id, states.FAILED, err.message, failed.error)
-            await self._report_own(job, failed, pb.Progress())
+            await self._report_own(job, failed, pb.Progress(), final=True)
             return
         if result is not None:
             self._store.save_result(_to_result(job, result))
@@ -369,12 +446,37 @@ class Scheduler:
         done = pb.PartyStatus(party_id=self.me, state=states.SUCCEEDED)
         if job.coordinator != self.me:
             self._store.transition(job_id, states.SUCCEEDED, "finished")
-        await self._report_own(job, done, pb.Progress(phase="done", percent=100))
+        await self._report_own(job, done, pb.Progress(phase="done", percent=100), final=True)
+
+    def _start_checks(self, job: pb.Job) -> None:
+        """Right before this party reads data: its own config and its datasets'
+        current policies must still allow the job (they may have changed since
+        review), and the files must be the ones registered (checked by load)."""
+        refusal = self._provider_refusal(job.spec.provider, job.dealer)
+        review = self._datasets.review(job, self.me)
+        reasons = ([refusal] if refusal else []) + review.reasons
+        if refusal or review.decision == "reject":
+            self._audit("job.recheck", job.job_id, "refused", {"reasons": "; ".join(reasons)})
+            raise PolicyRefused(f"party {self.me} refused at start: {'; '.join(reasons)}")
+
+    def _release_refusal(self, job_id: str) -> str:
+        """Right before a result leaves this party: '' if its policies still allow
+        releasing to the job's receivers, else why not (audited either way)."""
+        job = self._store.get(job_id)
+        try:
+            review = self._review(job)
+        except MpcgateError as err:
+            review = Review("reject", [err.message])
+        ok = review.decision != "reject"
+        self._audit("result.release_check", job_id, "ok" if ok else "refused",
+                    {"receivers": ",".join(job.spec.result_receivers), "reasons": "; ".join(review.reasons)})
+        return "" if ok else f"party {self.me} refused to release: {'; '.join(review.reasons)}"
 
     def _plan(self, job: pb.Job, session_id: str, ranks: list[pb.PartyStatus]) -> WorkerPlan:
         order = [p.party_id for p in sorted(ranks, key=lambda p: p.rank)]
         spec = job.spec
         inputs = {i.party_id: i for i in spec.inputs}
+        self._start_checks(job)
         loaded = self._datasets.load(job, inputs[self.me])
         self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
                                                    "columns": ",".join(inputs[self.me].columns)})
@@ -383,8 +485,7 @@ class Scheduler:
         addresses = {p: self.config.peer_addresses[p] for p in order if p != self.me}
         dealer = None
         if spec.provider == pb.PROVIDER_TTP:
-            if self.config.dealer is None:
-                raise FailedPrecondition(f"party {self.me} has no dealer configured for a TTP job")
+            assert self.config.dealer is not None  # _start_checks
             dealer, addresses[dealer] = self.config.dealer
         return WorkerPlan(
             job_id=job.job_id, session_id=session_id, party_id=self.me, parties=order, addresses=addresses,
@@ -394,36 +495,75 @@ class Scheduler:
             receivers=[order.index(r) for r in spec.result_receivers],
             layout=layout, parameters=json_format.MessageToDict(spec.parameters),
             table=loaded.table, keys=loaded.keys, failure_timeout=self.config.failure_timeout,
-            provider=pb.Provider.Name(spec.provider or pb.PROVIDER_TFP).removeprefix("PROVIDER_"),
+            provider=pb.Provider.Name(spec.provider).removeprefix("PROVIDER_"),
+            rules=self._datasets.rules(job, self.me),
         )
 
-    async def _report_own(self, job: pb.Job, status: pb.PartyStatus, progress: pb.Progress) -> None:
+    async def _report_own(self, job: pb.Job, status: pb.PartyStatus, progress: pb.Progress, final: bool = False) -> None:
         if job.coordinator == self.me:
             await self.on_report(job.job_id, status, progress, self.me)
         else:
             if progress.ByteSize():
                 self._store.update(job.job_id, lambda j: j.progress.CopyFrom(progress))
             try:
-                await self._peers.report(job.coordinator, job.job_id, status, progress)
+                await self._peers.report(job.coordinator, job.job_id, status, progress,
+                                         self._audit_head() if final else None)
             except MpcgateError as err:
                 log.warning("could not report job=%s to coordinator=%s: %s", job.job_id, job.coordinator, err.message)
 
     # -- start-up -----------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """After a restart: what was running here died with the gateway; queued jobs resume."""
+        """After a restart: what was running here died with the gateway; jobs this
+        party coordinates and had queued resume; a participant's jobs that were
+        waiting are reconciled with their coordinators (which may have ended them)."""
         for job in self._store.list([states.RUNNING, states.PENDING], limit=10_000):
             error = _error("GATEWAY_RESTARTED", f"gateway {self.me} restarted while the job was {states.name(job.state).lower()}", self.me)
             if job.coordinator == self.me:
                 await self._fail(job.job_id, error)
             else:
                 self._store.transition(job.job_id, states.FAILED, error.message, error)
-                try:
-                    await self._peers.report(job.coordinator, job.job_id,
-                                             pb.PartyStatus(party_id=self.me, state=states.FAILED, error=error), pb.Progress())
-                except MpcgateError as err:
-                    log.warning("could not tell coordinator=%s about job=%s: %s", job.coordinator, job.job_id, err.message)
+                await self._report_own(job, pb.PartyStatus(party_id=self.me, state=states.FAILED, error=error),
+                                       pb.Progress(), final=True)
+        await self.reconcile()
         await self._start_queued()
+
+    async def reconcile(self) -> None:
+        """Asks the coordinator of every job waiting here (as a participant) where it
+        stands, and ends it here too if it ended there."""
+        waiting = self._store.list([states.AWAITING_APPROVAL, states.QUEUED], limit=10_000)
+        for job in (j for j in waiting if j.coordinator != self.me):
+            try:
+                state, error = await self._peers.sync(job.coordinator, job.job_id)
+            except MpcgateError as err:
+                log.warning("could not reconcile job=%s with coordinator=%s: %s", job.job_id, job.coordinator, err.message)
+                continue
+            if state in states.TERMINAL and state != states.SUCCEEDED:
+                self._store.transition(job.job_id, state, f"reconciled with coordinator {job.coordinator}", error)
+                self._audit("job.reconciled", job.job_id, states.name(state).lower(), {"coordinator": job.coordinator})
+
+    async def drain(self) -> None:
+        """Graceful shutdown: accept and start nothing new, let the jobs running here
+        finish within `drain_grace_s`, then fail the rest (GATEWAY_SHUTDOWN)."""
+        self._draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_grace_s
+        while self._running_here() and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+        for job in self._running_here():
+            error = _error("GATEWAY_SHUTDOWN", f"gateway {self.me} shut down before the job finished "
+                           f"(drain grace {self.config.drain_grace_s:g} s)", self.me)
+            if job.coordinator == self.me:
+                await self._fail(job.job_id, error)
+            else:
+                self._runner.cancel(job.job_id)
+                self._store.transition(job.job_id, states.FAILED, error.message, error)
+                await self._report_own(job, pb.PartyStatus(party_id=self.me, state=states.FAILED, error=error),
+                                       pb.Progress(), final=True)
+
+    def _running_here(self) -> list[pb.Job]:
+        """Jobs running with this gateway: its worker's, or (as coordinator) anyone's."""
+        return self._store.list([states.RUNNING], limit=10_000)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -440,6 +580,19 @@ class Scheduler:
 def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("scheduler task failed: %r", task.exception())
+
+
+def _copy(spec: pb.JobSpec) -> pb.JobSpec:
+    out = pb.JobSpec()
+    out.CopyFrom(spec)
+    return out
+
+
+def _end_parties(job: pb.Job, state: int) -> None:
+    """The coordinator's record: every party not yet ended ends with the job."""
+    for party in job.parties:
+        if party.state not in states.TERMINAL:
+            party.state = state
 
 
 def _party(job: pb.Job, party: str) -> pb.PartyStatus | None:
@@ -468,11 +621,11 @@ def _progress(phase: str, percent: float, sent: int, received: int) -> pb.Progre
 
 
 def _to_result(job: pb.Job, values: dict[str, tuple[np.ndarray, list[str]]]) -> pb.JobResult:
-    result = pb.JobResult(job_id=job.job_id, provider=job.spec.provider or pb.PROVIDER_TFP, produced_at=now())
-    for name, (array, labels) in values.items():
+    result = pb.JobResult(job_id=job.job_id, provider=job.spec.provider, produced_at=now())
+    for name, (array, labels, column_labels, suppressed) in values.items():
         array = np.ascontiguousarray(array, dtype="<f8")
         result.values.append(pb.ResultValue(
-            name=name, labels=labels,
+            name=name, labels=labels, column_labels=column_labels, suppressed=suppressed,
             tensor=tensor_pb2.Tensor(element_type=tensor_pb2.ELEMENT_TYPE_FLOAT64, shape=array.shape,
                                      byte_order=tensor_pb2.BYTE_ORDER_LITTLE_ENDIAN, data=array.tobytes()),
         ))

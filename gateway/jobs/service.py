@@ -14,6 +14,7 @@ from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.api.gateway.v1 import jobs_pb2_grpc
 from gateway.auth.tls import authenticated_peer
 from gateway.jobs import states
+from gateway.jobs.peers import head_of
 from gateway.jobs.scheduler import Scheduler
 from gateway.jobs.store import JobStore
 from gateway.rpc import map_errors
@@ -94,11 +95,18 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     @map_errors
     async def StopJob(self, request: cpb.StopJobRequest, context: Any) -> cpb.StopJobResponse:
         caller = authenticated_peer(context, self._peers)
-        await self._scheduler.on_stop(request.job_id, request.state, request.error, caller)
+        await self._scheduler.on_stop(request.job_id, request.state, request.error, caller, head_of(request.audit_head))
         return cpb.StopJobResponse()
 
     @map_errors
     async def ReportJob(self, request: cpb.ReportJobRequest, context: Any) -> cpb.ReportJobResponse:
         caller = authenticated_peer(context, self._peers)
-        await self._scheduler.on_report(request.job_id, request.status, request.progress, caller)
+        await self._scheduler.on_report(request.job_id, request.status, request.progress, caller,
+                                        head_of(request.audit_head))
         return cpb.ReportJobResponse()
+
+    @map_errors
+    async def SyncJob(self, request: cpb.SyncJobRequest, context: Any) -> cpb.SyncJobResponse:
+        caller = authenticated_peer(context, self._peers)
+        state, error = await self._scheduler.on_sync(request.job_id, caller)
+        return cpb.SyncJobResponse(state=state, error=error)

@@ -17,7 +17,7 @@ from gateway.exchange.inbox import Inbox
 from gateway.exchange.service import ExchangeServicer, Sessions
 from gateway.jobs.peers import PeerGateways
 from gateway.jobs.runner import WorkerRunner
-from gateway.jobs.scheduler import Audit, Datasets, Scheduler, SchedulerConfig
+from gateway.jobs.scheduler import Audit, AuditHead, Datasets, Scheduler, SchedulerConfig
 from gateway.jobs.service import Caller, CoordinationServicer, JobServicer
 from gateway.jobs.store import JobStore
 
@@ -31,6 +31,10 @@ class JobSystem:
     async def start(self) -> None:
         """Reconciles what a previous run left (running jobs failed, queued resumed)."""
         await self.scheduler.recover()
+
+    async def drain(self) -> None:
+        """Lets running jobs finish (within the configured grace), refusing new ones."""
+        await self.scheduler.drain()
 
     async def close(self) -> None:
         await self.scheduler.close()
@@ -46,13 +50,14 @@ def install(
     datasets: Datasets,
     audit: Audit,
     caller: Caller,
+    audit_head: AuditHead,
 ) -> JobSystem:
     peers_allowed = set(config.peer_addresses)
     sessions = Sessions()
     exchange_members = peers_allowed | ({config.dealer[0]} if config.dealer else set())
     store = JobStore(database)
     peers = PeerGateways(identity, config.peer_addresses, config.failure_timeout)
-    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions), audit)
+    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions), audit, audit_head)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(

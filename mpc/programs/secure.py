@@ -46,9 +46,9 @@ def share_from(ctx: Any, owner: int, local: np.ndarray | None, shape: tuple[int,
     return crypten.cryptensor(data, src=owner, precision=precision)
 
 
-def share_each(ctx: Any, local: np.ndarray) -> list[Any]:
+def share_each(ctx: Any, local: np.ndarray, precision: int | None = None) -> list[Any]:
     """Every party's same-shaped `local`, secret-shared by its owner."""
-    return [share_from(ctx, r, local, local.shape) for r in range(ctx.world_size)]
+    return [share_from(ctx, r, local, local.shape, precision) for r in range(ctx.world_size)]
 
 
 def total(values: list[Any]) -> Any:
@@ -140,6 +140,12 @@ def open_bits_to_all(ctx: Any, bits: Any) -> np.ndarray:
     """A shared 0/1 vector opened to every party (a decision all must share)."""
     return np.round(bits.get_plain_text().double().numpy()).astype(bool)
 
+
+AGGREGATE_BITS = 32
+"""Local aggregates (sums of values at most 1 over rows, divided by the row count)
+are shared at 32 fractional bits: they are only added, so nothing nears the ring.
+CrypTen's comparisons give wrong bits at any precision but the configured one
+(and 0): compare a `lowered` copy."""
 
 PRODUCT_BITS = 16
 """Products are taken of operands at 16 fractional bits: CrypTen's truncation after

@@ -11,12 +11,15 @@ To find it they compute, under encryption, the pooled range and mean of x / 2^e
 against 2^-k, k = 0..RANGE_STEPS) and the mean rounded to an eighth of that power
 of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused.
 
-Precision. Aggregates (sums of z, z z^T over rows, divided by the pooled row count)
-are shared at 24 fractional bits, error ~2^-25 per party. Variances of z at or
-below `VAR_FLOOR` cannot then be given to 1e-3 (an outlier can push a column's
-spread that low relative to its range): such a column is refused, every party
-learning the same one bit per column. Products use 16-bit operands (see
-mpc.programs.secure.PRODUCT_BITS).
+Precision. Aggregates (sums of z and of z z^T over rows, divided by the pooled row
+count) are shared at 32 fractional bits, error ~2^-33 per party; the square of
+the mean is taken in two limbs (16-bit high part, 32-bit rest) so no product's
+encoding nears the ring. Variances of z below `var_floor` (about 1e-6: the range
+is ~500 standard deviations) cannot be given to 1e-3: such a column is refused,
+every party learning the same one bit per column. stats.correlation computes
+1/sqrt under encryption at 16 bits and needs var(z) >= `CORRELATION_FLOOR`
+(range within ~15 standard deviations); stats.summary derives correlations from
+the revealed covariance and has no such limit.
 """
 
 from __future__ import annotations
@@ -35,14 +38,15 @@ from mpc.programs.stats.request import DISPERSION, MOMENTS, Request, histogram_r
 RANGE_STEPS = 20
 SHIFT_GRID = 3  # the shift is a multiple of 2^(E - 3), E the range's power of two
 VAR_SCALE = 256  # inv_sqrt works on VAR_SCALE * var(z), inside its accurate range
-ERROR_PER_PARTY = 2.0**-25  # encoding error of one party's shared aggregate
+ERROR_PER_PARTY = 2.0**-33  # encoding error of one party's shared aggregate
 TOLERANCE = 1e-3
+CORRELATION_FLOOR = 3e-4  # 1/sqrt at 16 bits of VAR_SCALE * var(z) >= 0.077
 
 
 def var_floor(parties: int) -> float:
-    """Smallest var(z) still known to 1e-3: the aggregates' error over the tolerance,
-    with a margin of 4 for the products and truncations after them."""
-    return 4 * (parties + 2) * ERROR_PER_PARTY / TOLERANCE
+    """Smallest var(z) still known to 1e-3: the aggregates' and the mean square's
+    error over the tolerance, with a margin of 4."""
+    return 4 * (parties + 4) * ERROR_PER_PARTY / TOLERANCE
 
 
 def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result] | None:
@@ -113,17 +117,21 @@ def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[
     shift, scale = frame
     z = (x - shift) / scale
     d = len(columns)
-    pooled = secure.total(secure.share_each(ctx, np.concatenate([z.sum(axis=0) / n, (z.T @ z).ravel() / n])))
+    if np.abs(z).max(initial=0) > 4:  # the frame came out of a failed truncation
+        raise FailedPrecondition("the columns' public frame is inconsistent (a fixed-point failure); please resubmit")
+    local = np.concatenate([z.sum(axis=0) / n, (z.T @ z).ravel() / n])
+    pooled = secure.total(secure.share_each(ctx, local, precision=secure.AGGREGATE_BITS))
     mean = pooled[:d]
     out: list[tuple[str, Any]] = []
     if req.wants({"sum", "mean"}):
         out.append(("mean_z", mean))
     if not req.wants(DISPERSION):
         return out
-    # |mean(z)| <= 1/16 (the shift is that close), so this 24-bit product stays far below the ring
-    biased = pooled[d:].reshape(d, d) - mean.unsqueeze(1).matmul(mean.unsqueeze(0))  # cov(z) * (n-1)/n
+    biased = pooled[d:].reshape(d, d) - _outer(mean, d)  # cov(z) * (n-1)/n
     variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
-    ok = secure.open_bits_to_all(ctx, variance.gt(var_floor(ctx.world_size) * (n - 1) / n))
+    floor = max(var_floor(ctx.world_size), CORRELATION_FLOOR if _mpc_correlation(req) else 0)
+    # (CrypTen's comparisons are right only at the configured precision)
+    ok = secure.open_bits_to_all(ctx, secure.lowered(variance, secure.PRECISION_BITS).gt(floor * (n - 1) / n))
     if not ok.all():
         column = columns[int(np.argmin(ok))]
         raise FailedPrecondition(
@@ -134,9 +142,25 @@ def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[
         return out
     if req.wants({"variance", "std"}):
         out.append(("biased_var_z", variance))
-    if req.wants({"correlation"}):
-        out.append(("correlation", _correlation(biased, variance)))
+    if _mpc_correlation(req):
+        out.append(("correlation", _correlation(secure.lowered(biased, secure.PRECISION_BITS), variance)))
     return out
+
+
+def _mpc_correlation(req: Request) -> bool:
+    return req.wants({"correlation"}) and not req.wants({"covariance"})
+
+
+def _outer(mean: Any, d: int) -> Any:
+    """mean mean^T at 32 bits: mean = hi + lo with hi at 16 bits, |lo| < 2^-16;
+    hi hi^T + hi lo^T + lo hi^T (lo lo^T < 2^-32 is dropped). |mean| <= 1/8, so
+    every product's encoding stays below 2^42."""
+    hi = secure.lowered(mean)
+    hi_wide = secure.raised(hi, secure.AGGREGATE_BITS)
+    lo = mean - hi_wide  # (mean - hi would re-encode hi in place)
+    rows, cols = (lambda v: v.unsqueeze(1).expand(d, d)), (lambda v: v.unsqueeze(0).expand(d, d))
+    return (secure.mul_mixed(rows(hi_wide), cols(hi)) + secure.mul_mixed(rows(lo), cols(hi))
+            + secure.mul_mixed(cols(lo), rows(hi)))
 
 
 def _correlation(biased: Any, variance: Any) -> Any:
@@ -155,6 +179,10 @@ def _derive(opened: dict[str, np.ndarray], req: Request, n: int, frame: tuple[np
             columns: list[str]) -> dict[str, Result]:
     out: dict[str, Result] = {}
     unbias = n / (n - 1)
+    for name in ("mean_z", "biased_cov_z", "biased_var_z"):
+        if name in opened and not np.all(np.abs(opened[name]) <= 2):  # |z| <= 1 by construction
+            raise FailedPrecondition(f"a fixed-point truncation failed in {name.split('_')[0]}; nothing was released, "
+                                     "please resubmit the job")
     if frame is not None:
         shift, scale = frame
         if "mean_z" in opened:

@@ -66,10 +66,11 @@ def _own_size(width: int, bins: int, req: Request) -> int:
 
 def _own_statistics(ctx: JobContext, req: Request) -> tuple[list[str], np.ndarray]:
     x = ctx.table
+    centered = _centered(x)
     names, parts = [], []
     local = {
-        "sum": lambda: x.sum(axis=0), "mean": lambda: x.mean(axis=0),
-        "variance": lambda: x.var(axis=0, ddof=1), "std": lambda: x.std(axis=0, ddof=1),
+        "sum": lambda: x.sum(axis=0), "mean": lambda: x[0] + centered.mean(axis=0),
+        "variance": lambda: centered.var(axis=0, ddof=1), "std": lambda: centered.std(axis=0, ddof=1),
         "min": lambda: x.min(axis=0), "max": lambda: x.max(axis=0),
     }
     for name in ("sum", "mean", "variance", "std", "min", "max"):
@@ -77,7 +78,7 @@ def _own_statistics(ctx: JobContext, req: Request) -> tuple[list[str], np.ndarra
             names.append(name)
             parts.append(local[name]())
     if req.wants({"covariance", "correlation"}):
-        cov = np.atleast_2d(np.cov(x, rowvar=False, ddof=1))
+        cov = np.atleast_2d(np.cov(centered, rowvar=False, ddof=1))
         sigma = np.sqrt(np.diag(cov))
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = np.where(np.outer(sigma, sigma) > 0, cov / np.outer(sigma, sigma), np.nan)
@@ -90,9 +91,15 @@ def _own_statistics(ctx: JobContext, req: Request) -> tuple[list[str], np.ndarra
     return names, np.concatenate(parts) if parts else np.zeros(0)
 
 
+def _centered(x: np.ndarray) -> np.ndarray:
+    """x minus its first row: exact for values within a factor two of each other
+    (a large offset), so float64 moments of it keep their precision."""
+    return x - x[0]
+
+
 def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: list[str]) -> list[tuple[str, Any]]:
     """Correlations (and covariances) between every pair of parties' columns."""
-    x = ctx.table
+    x = _centered(ctx.table)
     sigma = x.std(axis=0, ddof=1)
     constant = [c for c, s in zip(ctx.layout[ctx.rank].columns, sigma) if not s > 0]
     flat = secure.public(ctx, constant)

@@ -1,0 +1,70 @@
+"""Dataset policies as files: the TOML a data owner writes, and back.
+
+    allowed_parties = ["bank-b", "bank-c"]        # who may take part in jobs on it
+    allowed_job_kinds = ["stats.summary", "stats.histogram"]
+    allowed_columns = ["income", "debt"]           # columns jobs may read
+    allowed_result_receivers = ["bank-a"]          # who may receive results
+    min_rows = 50                                  # rows the dataset needs for any job
+    min_group_size = 10                            # rows behind each released cell (0: min_rows)
+    small_groups = "suppress"                      # or "refuse": cells below min_group_size
+    allow_extremes = false                         # may min/max (one row's value) be released?
+    approval = "automatic"                         # or "manual": the data owner approves each job
+
+Every key is optional except that an empty list allows nothing (default deny);
+an unknown key is refused, naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.config import read_toml, refuse_unknown
+from gateway.errors import InvalidArgument
+
+LISTS = ("allowed_parties", "allowed_job_kinds", "allowed_columns", "allowed_result_receivers")
+APPROVAL = {"automatic": dpb.APPROVAL_MODE_AUTOMATIC, "manual": dpb.APPROVAL_MODE_MANUAL}
+SMALL_GROUPS = {"suppress": dpb.SMALL_GROUP_ACTION_SUPPRESS, "refuse": dpb.SMALL_GROUP_ACTION_REFUSE}
+
+
+def load(path: Path) -> dpb.Policy:
+    return parse(read_toml(path), str(path))
+
+
+def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
+    try:
+        refuse_unknown(raw, {"": {*LISTS, "min_rows", "min_group_size", "small_groups", "allow_extremes", "approval"}})
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{where}: {err.message.replace('config field', 'policy field')}") from None
+    policy = dpb.Policy()
+    for key in LISTS:
+        values = raw.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InvalidArgument(f"{where}: policy field {key!r} must be a list of strings")
+        getattr(policy, key).extend(values)
+    for key in ("min_rows", "min_group_size"):
+        value = raw.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidArgument(f"{where}: policy field {key!r} must be a whole number >= 0")
+        setattr(policy, key, value)
+    for key, table, target in (("approval", APPROVAL, "approval_mode"), ("small_groups", SMALL_GROUPS, "small_groups")):
+        value = raw.get(key, next(iter(table)))
+        if value not in table:
+            raise InvalidArgument(f"{where}: policy field {key!r} must be one of {', '.join(table)}")
+        setattr(policy, target, table[value])
+    extremes = raw.get("allow_extremes", False)
+    if not isinstance(extremes, bool):
+        raise InvalidArgument(f"{where}: policy field 'allow_extremes' must be true or false")
+    policy.allow_extremes = extremes
+    return policy
+
+
+def describe(policy: dpb.Policy) -> dict[str, Any]:
+    """The policy as the file format's fields (for `datasets show`)."""
+    out: dict[str, Any] = {key: list(getattr(policy, key)) for key in LISTS}
+    out.update(min_rows=policy.min_rows, min_group_size=policy.min_group_size,
+               small_groups=next((k for k, v in SMALL_GROUPS.items() if v == policy.small_groups), "suppress"),
+               allow_extremes=policy.allow_extremes,
+               approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
+    return out
