@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     parties = demo_data.INSTITUTIONS
-    with tempfile.TemporaryDirectory() as scratch, LocalFederation(Path(scratch), parties) as federation:
+    with tempfile.TemporaryDirectory() as scratch, LocalFederation(Path(scratch), parties, dealer=True) as federation:
         tables = {p: table(i, args.rows) for i, p in enumerate(parties)}
         for p in parties:
             demo_data.write_csv(federation.data_dir(p) / "data.csv", tables[p], COLUMNS)

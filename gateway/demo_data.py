@@ -64,3 +64,15 @@ def max_relative_error(secure: dict[str, np.ndarray], reference: dict[str, np.nd
             scale = np.maximum(scale, np.outer(sigma, sigma))
         worst = max(worst, float((np.abs(got - want) / scale).max()))
     return worst
+
+
+def main(argv: list[str]) -> None:
+    """`python -m gateway.demo_data BANK PATH [ROWS]`: writes BANK's synthetic loan book."""
+    rows = int(argv[2]) if len(argv) > 2 else 500
+    write_csv(Path(argv[1]), loans(argv[0], rows))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

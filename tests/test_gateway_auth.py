@@ -147,6 +147,12 @@ def test_health_reflection_and_metrics(fed: LocalFederation, channel: grpc.Chann
         iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
     services = {s.name for s in reply.list_services_response.service}
     assert {"mpcgate.gateway.v1.JobService", "mpcgate.exchange.v1.ExchangeService"} <= services
+    # independent clients look for reflection v1 (same messages, new package)
+    v1 = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                               request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                               response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+    reply = next(v1(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    assert "grpc.reflection.v1.ServerReflection" in {s.name for s in reply.list_services_response.service}
     _call(channel, "/mpcgate.gateway.v1.DatasetService/ListDatasets", "bad-token")
     text = urllib.request.urlopen(f"http://127.0.0.1:{fed.metrics_ports[PARTY]}/metrics", timeout=5).read().decode()
     assert 'mpcgate_requests_total{code="UNAUTHENTICATED",method="/mpcgate.gateway.v1.DatasetService/ListDatasets"}' in text

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.multiprocess
 BANKS = demo_data.INSTITUTIONS
 COLUMNS = demo_data.COLUMNS
 ROWS = 199
+BIG_ROWS = 120_000  # a vertical job this size spends seconds in cross-party products
+VERTICAL = {"bank-a": ["income", "debt"], "bank-b": ["age"], "bank-c": ["credit_score"]}
 
 
 def policy(receivers: tuple[str, ...] = ("bank-a",), approval: int = dpb.APPROVAL_MODE_AUTOMATIC,
@@ -42,9 +44,15 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
         for bank in BANKS:
             demo_data.write_csv(federation.data_dir(bank) / "loans.csv", demo_data.loans(bank, ROWS))
         federation.start()
+        whole = demo_data.loans("bank-a", BIG_ROWS)  # one set of customers, split by column
+        keys = np.array([f"c{i:07d}" for i in range(BIG_ROWS)])
+        for bank, columns in VERTICAL.items():
+            demo_data.write_csv(federation.data_dir(bank) / "customers.csv",
+                                whole[:, [COLUMNS.index(c) for c in columns]], columns, key=keys)
         for bank in BANKS:
             with federation.client(bank) as client:
                 client.register_dataset("loans", "loans.csv", policy())
+                client.register_dataset("customers", "customers.csv", policy(), key_column="customer_id")
         yield federation
 
 
@@ -61,15 +69,15 @@ def _states(fed: LocalFederation, job_id: str) -> dict[str, str]:
 
 
 @contextmanager
-def _policy_at(fed: LocalFederation, bank: str, changed: dpb.Policy) -> Iterator[None]:
-    """`bank`'s data owner sets `changed` on its loans for the block, then restores it."""
+def _policy_at(fed: LocalFederation, bank: str, changed: dpb.Policy, dataset: str = "loans") -> Iterator[None]:
+    """`bank`'s data owner sets `changed` on a dataset for the block, then restores it."""
     with fed.client(bank) as owner:
-        owner.update_policy("loans", changed)
+        owner.update_policy(dataset, changed)
     try:
         yield
     finally:
         with fed.client(bank) as owner:
-            owner.update_policy("loans", policy())
+            owner.update_policy(dataset, policy())
 
 
 def _until(condition, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
@@ -123,6 +131,20 @@ def test_a_policy_tightened_after_approval_stops_the_job_before_data_is_read(fed
         with pytest.raises(Exception, match="no result"):
             job.result()
     _until(lambda: set(_states(fed, job.id).values()) == {"FAILED"})
+
+
+def test_a_policy_tightened_while_running_stops_the_release(fed: LocalFederation) -> None:
+    """Item 2: each party checks the receivers again right before it releases."""
+    with fed.client("bank-a") as client:
+        job = client.submit("stats.summary", [(b, "customers", c) for b, c in VERTICAL.items()],
+                            receivers=["bank-a"], partitioning="vertical")
+        _until(lambda: job.refresh().record.progress.percent >= 20 and job.state == "RUNNING")
+        with _policy_at(fed, "bank-b", policy(receivers=("bank-c",)), "customers"):
+            job.wait(timeout=120)
+        assert job.state == "FAILED", job.record
+        assert job.record.error.party_id == "bank-b" and "refused to release" in job.record.error.message
+        with pytest.raises(Exception, match="no result"):
+            job.result()
 
 
 def test_a_file_changed_after_registration_is_refused_until_registered_again(fed: LocalFederation) -> None:
@@ -263,3 +285,41 @@ def test_a_truncated_audit_log_is_detected_from_a_peers_anchors(fed: LocalFedera
     assert verify_file(copy).ok  # the chain alone cannot tell
     verdict = verify_file(copy, anchors)
     assert not verdict.ok and "missing" in verdict.problem
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    args = ["audit", "verify", "--peer-db", str(a_db), "--party", "bank-b", "--db"]
+    assert CliRunner().invoke(main, [*args, str(b_db)]).exit_code == 0
+    refused = CliRunner().invoke(main, [*args, str(copy)])
+    assert refused.exit_code != 0 and "NOT intact" in refused.output
+
+
+def test_the_datasets_cli_registers_shows_repolices_and_deletes(fed: LocalFederation, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Item 16: there was no command to register a dataset or set its policy."""
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    env = {"MPCGATE_GATEWAY": fed.addresses["bank-c"], "MPCGATE_PARTY": "bank-c", "MPCGATE_TLS_DIR": str(fed.pki_dir),
+           "MPCGATE_CLIENT": "operator", "MPCGATE_TOKEN": fed.token("bank-c")}
+    strict = tmp_path / "strict.toml"
+    strict.write_text('allowed_parties = ["bank-a"]\nallowed_columns = ["age"]\nmin_rows = 10\napproval = "manual"\n')
+    loose = tmp_path / "loose.toml"
+    loose.write_text('allowed_parties = ["bank-a", "bank-b"]\nallow_extremes = true\n')
+    runner = CliRunner()
+    done = runner.invoke(main, ["datasets", "register", "copy", "loans.csv", "--policy", str(strict)], env=env)
+    assert done.exit_code == 0 and "199" in done.output, done.output
+    assert "copy" in runner.invoke(main, ["datasets", "list"], env=env).output
+    shown = runner.invoke(main, ["datasets", "show", "copy"], env=env).output
+    assert "manual" in shown and "age" in shown
+    assert runner.invoke(main, ["datasets", "policy", "copy", str(loose)], env=env).exit_code == 0
+    with fed.client("bank-c") as client:
+        assert client.get_dataset("copy").policy.allow_extremes
+    assert runner.invoke(main, ["datasets", "delete", "copy"], env=env).exit_code == 0
+    gone = runner.invoke(main, ["datasets", "show", "copy"], env=env)
+    assert gone.exit_code != 0 and "NOT_FOUND" in gone.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('allowed_partys = ["bank-a"]\n')
+    refused = runner.invoke(main, ["datasets", "register", "copy", "loans.csv", "--policy", str(bad)], env=env)
+    assert refused.exit_code != 0 and "allowed_partys" in refused.output
