@@ -275,6 +275,7 @@ def test_a_truncated_audit_log_is_detected_from_a_peers_anchors(fed: LocalFedera
     a_db, b_db = fed.root / "bank-a" / "gateway.db", fed.root / "bank-b" / "gateway.db"
     anchors = anchors_in(a_db, "bank-b")
     assert anchors and verify_file(b_db, anchors).ok
+    assert anchors_in(b_db, "bank-a"), "participants anchor the coordinator's head too (even on success)"
     copy = fed.root / "b-truncated.db"
     import sqlite3
 

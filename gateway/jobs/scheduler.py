@@ -98,6 +98,11 @@ class SchedulerConfig:
     drain_grace_s: float = 60.0
 
 
+ROOT_CAUSE_WAIT_S = 2.0
+"""How long the coordinator waits, when parties only report that a peer vanished,
+for the vanished party's own report of why (a refusal, a crash, a bad input)."""
+
+
 def _error(reason: str, message: str, party: str = "") -> error_pb2.ErrorInfo:
     return error_pb2.ErrorInfo(reason=reason, message=message, party_id=party)
 
@@ -119,6 +124,7 @@ class Scheduler:
         self._audit = audit
         self._audit_head = audit_head
         self._draining = False
+        self._awaiting_cause: set[str] = set()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
@@ -307,6 +313,8 @@ class Scheduler:
             raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
         if head is not None:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
+        if state == states.SUCCEEDED:  # the end of a job this party finished itself: nothing to stop
+            return
         self._runner.cancel(job_id)
         self._store.transition(job_id, state, f"stopped by coordinator: {error.message}", error)
 
@@ -326,7 +334,15 @@ class Scheduler:
                 return
             party_states = [p.state for p in job.parties]
             refused = next((p for p in job.parties if p.state in (states.REJECTED,)), None)
-            failed = next((p for p in job.parties if p.state in (states.FAILED, states.CANCELLED)), None)
+            failures = [p for p in job.parties if p.state in (states.FAILED, states.CANCELLED)]
+            # a party that saw a peer vanish is a symptom; the peer's own report names the cause
+            failed = next((p for p in failures if p.error.reason != "PEER_FAILED"), None)
+            if failures and failed is None:
+                if job_id not in self._awaiting_cause:
+                    self._awaiting_cause.add(job_id)
+                    asyncio.get_running_loop().call_later(
+                        ROOT_CAUSE_WAIT_S, lambda: self._spawn(self._end_with_symptom(job_id)))
+                return
             if refused is not None and job.state in (states.PENDING, states.AWAITING_APPROVAL):
                 await self._end(job_id, states.REJECTED, f"rejected by {refused.party_id}", refused.error,
                                 {"party": refused.party_id})
@@ -343,10 +359,17 @@ class Scheduler:
             if job.state == states.RUNNING and all(s == states.SUCCEEDED for s in party_states):
                 self._store.transition(job_id, states.SUCCEEDED, "every party finished")
                 self._audit("job.succeeded", job_id, "ok", {})
-                timer = self._deadlines.pop(job_id, None)
-                if timer is not None:
-                    timer.cancel()
+                # tells every party, with this log's head, which they record
+                self._spawn(self._stop_everywhere(job, states.SUCCEEDED, error_pb2.ErrorInfo()))
         await self._start_queued()
+
+    async def _end_with_symptom(self, job_id: str) -> None:
+        """No party reported a cause in time: the job fails with what was seen."""
+        job = self._store.get(job_id)
+        failed = next((p for p in job.parties if p.state in (states.FAILED, states.CANCELLED)), None)
+        if failed is not None:
+            await self._end(job_id, states.FAILED, f"failed at {failed.party_id}", failed.error,
+                            {"party": failed.party_id, "reason": failed.error.reason})
 
     async def _start_queued(self) -> None:
         if self._draining:

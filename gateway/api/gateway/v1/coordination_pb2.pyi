@@ -143,7 +143,7 @@ class StopJobRequest(_message.Message):
     AUDIT_HEAD_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: _jobs_pb2.JobState.ValueType
-    """JOB_STATE_CANCELLED, JOB_STATE_FAILED or JOB_STATE_REJECTED."""
+    """JOB_STATE_CANCELLED, JOB_STATE_FAILED, JOB_STATE_REJECTED or JOB_STATE_SUCCEEDED."""
     @_builtins.property
     def error(self) -> _error_pb2.ErrorInfo: ...
     @_builtins.property

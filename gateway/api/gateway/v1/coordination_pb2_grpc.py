@@ -85,7 +85,8 @@ class CoordinationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StopJob(self, request, context):
-        """Coordinator -> participant: the job ended (cancelled, failed or rejected) elsewhere.
+        """Coordinator -> participant: the job ended (cancelled, failed or rejected
+        elsewhere, or succeeded everywhere), with the coordinator's audit head.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

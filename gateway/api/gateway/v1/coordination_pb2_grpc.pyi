@@ -41,7 +41,9 @@ class CoordinationServiceStub:
     StartJob: _grpc.UnaryUnaryMultiCallable[_coordination_pb2.StartJobRequest, _coordination_pb2.StartJobResponse]
     """Coordinator -> participant: every party approved; run the worker."""
     StopJob: _grpc.UnaryUnaryMultiCallable[_coordination_pb2.StopJobRequest, _coordination_pb2.StopJobResponse]
-    """Coordinator -> participant: the job ended (cancelled, failed or rejected) elsewhere."""
+    """Coordinator -> participant: the job ended (cancelled, failed or rejected
+    elsewhere, or succeeded everywhere), with the coordinator's audit head.
+    """
     ReportJob: _grpc.UnaryUnaryMultiCallable[_coordination_pb2.ReportJobRequest, _coordination_pb2.ReportJobResponse]
     """Participant -> coordinator: a change of this party's state (approval, progress, end)."""
     SyncJob: _grpc.UnaryUnaryMultiCallable[_coordination_pb2.SyncJobRequest, _coordination_pb2.SyncJobResponse]
@@ -62,7 +64,9 @@ class CoordinationServiceAsyncStub(CoordinationServiceStub):
     StartJob: _aio.UnaryUnaryMultiCallable[_coordination_pb2.StartJobRequest, _coordination_pb2.StartJobResponse]  # type: ignore[assignment]
     """Coordinator -> participant: every party approved; run the worker."""
     StopJob: _aio.UnaryUnaryMultiCallable[_coordination_pb2.StopJobRequest, _coordination_pb2.StopJobResponse]  # type: ignore[assignment]
-    """Coordinator -> participant: the job ended (cancelled, failed or rejected) elsewhere."""
+    """Coordinator -> participant: the job ended (cancelled, failed or rejected
+    elsewhere, or succeeded everywhere), with the coordinator's audit head.
+    """
     ReportJob: _aio.UnaryUnaryMultiCallable[_coordination_pb2.ReportJobRequest, _coordination_pb2.ReportJobResponse]  # type: ignore[assignment]
     """Participant -> coordinator: a change of this party's state (approval, progress, end)."""
     SyncJob: _aio.UnaryUnaryMultiCallable[_coordination_pb2.SyncJobRequest, _coordination_pb2.SyncJobResponse]  # type: ignore[assignment]
@@ -98,7 +102,9 @@ class CoordinationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _coordination_pb2.StopJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_coordination_pb2.StopJobResponse, _abc.Awaitable[_coordination_pb2.StopJobResponse]]:
-        """Coordinator -> participant: the job ended (cancelled, failed or rejected) elsewhere."""
+        """Coordinator -> participant: the job ended (cancelled, failed or rejected
+        elsewhere, or succeeded everywhere), with the coordinator's audit head.
+        """
 
     @_abc_1.abstractmethod
     def ReportJob(
