@@ -168,7 +168,8 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
             identity = current_identity()
             code = context.code() if hasattr(context, "code") else None
             outcome = getattr(code, "name", None) or ("CANCELLED" if error is not None else "OK")
-            subject = getattr(request, "job_id", "") or getattr(request, "name", "") or getattr(getattr(request, "spec", None), "kind", "")
+            subject = (getattr(request, "job_id", "") or getattr(request, "model_id", "") or getattr(request, "name", "")
+                       or getattr(getattr(request, "spec", None), "kind", ""))
             self._log.append(str(identity) if identity else "unknown", action, subject, outcome, {})
 
         return wrap_handler(handler, lambda request, context: None, record)

@@ -27,8 +27,9 @@ from gateway.api.common.v1 import paging_pb2
 from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.api.gateway.v1 import jobs_pb2_grpc
+from gateway.api.gateway.v1 import models_pb2, models_pb2_grpc
 from gateway.auth.tls import TlsIdentity
-from gateway.errors import InvalidArgument, from_rpc_error
+from gateway.errors import FailedPrecondition, InvalidArgument, from_rpc_error
 from gateway.jobs import states
 
 T = TypeVar("T")
@@ -71,6 +72,62 @@ class Result:
         return out
 
 
+@dataclass(frozen=True)
+class Model:
+    """A model a joint job trained, as this gateway holds it. A revealed model has
+    its weights as numpy arrays (coefficients in the features' own units); a
+    shared model (`shared`) only its metrics: the weights exist as shares at the
+    parties' gateways, and no API returns them."""
+
+    model_id: str
+    kind: str
+    features: list[str]
+    label: str
+    shared: bool
+    values: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    provider: str
+    parties: list[str]
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        return self._weights("coefficients")
+
+    @property
+    def intercept(self) -> float:
+        return float(self._weights("intercept")[0])
+
+    def _weights(self, name: str) -> np.ndarray:
+        if self.shared:
+            raise FailedPrecondition(f"model {self.model_id} is kept secret-shared: nobody holds its {name}")
+        return self.values[name]
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The model applied in plaintext to rows of the features, in their order."""
+        return np.asarray(features, dtype=np.float64) @ self.coefficients + self.intercept
+
+    def to_torch(self) -> Any:
+        """A torch.nn.Module computing the same predictions (float64)."""
+        import torch
+
+        layer = torch.nn.Linear(len(self.features), 1, dtype=torch.float64)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(self.coefficients.reshape(1, -1)))
+            layer.bias.fill_(self.intercept)
+        return layer
+
+    def to_onnx(self, path: str) -> str:
+        """Writes the model as ONNX (input "features": rows x features; output "prediction")."""
+        import mpc  # noqa: F401  (torch.onnx on modern torch, as CrypTen needs it)
+        import torch
+
+        module = self.to_torch().float()
+        example = torch.zeros(1, len(self.features))
+        torch.onnx.export(module, (example,), path, dynamo=False, input_names=["features"], output_names=["prediction"],
+                          dynamic_axes={"features": {0: "rows"}, "prediction": {0: "rows"}})
+        return path
+
+
 class Client:
     def __init__(self, address: str, token: str, tls: TlsIdentity, server_party: str, timeout: float = 30.0) -> None:
         self._channel = rpc.secure_channel(tls, address, server_party)
@@ -78,6 +135,7 @@ class Client:
         self._timeout = timeout
         self.jobs_stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self.datasets_stub = datasets_pb2_grpc.DatasetServiceStub(self._channel)
+        self.models_stub = models_pb2_grpc.ModelServiceStub(self._channel)
 
     def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
         try:
@@ -178,6 +236,24 @@ class Client:
     def delete_dataset(self, name: str) -> None:
         self._call(self.datasets_stub.DeleteDataset, datasets_pb2.DeleteDatasetRequest(name=name))
 
+    # -- models -----------------------------------------------------------------------
+
+    def list_models(self) -> list[Model]:
+        models, token = [], ""
+        while True:
+            response = self._call(self.models_stub.ListModels, models_pb2.ListModelsRequest(
+                page=paging_pb2.PageRequest(page_token=token)))
+            models += [_model(m) for m in response.models]
+            token = response.page.next_page_token
+            if not token:
+                return models
+
+    def model(self, model_id: str) -> Model:
+        return _model(self._call(self.models_stub.GetModel, models_pb2.GetModelRequest(model_id=model_id)).model)
+
+    def delete_model(self, model_id: str) -> None:
+        self._call(self.models_stub.DeleteModel, models_pb2.DeleteModelRequest(model_id=model_id))
+
 
 class Job:
     """A handle on one job at the gateway the client talks to."""
@@ -226,7 +302,7 @@ class Job:
         raw = self._client._call(self._client.jobs_stub.GetResult, pb.GetResultRequest(job_id=self.id)).result
         values, labels, columns, suppressed = {}, {}, {}, {}
         for value in raw.values:
-            values[value.name] = np.frombuffer(value.tensor.data, dtype="<f8").reshape(tuple(value.tensor.shape)).copy()
+            values[value.name] = _array(value)
             labels[value.name] = list(value.labels)
             if value.column_labels:
                 columns[value.name] = list(value.column_labels)
@@ -234,6 +310,16 @@ class Job:
                 suppressed[value.name] = list(value.suppressed)
         return Result(raw.job_id, values, labels, pb.Provider.Name(raw.provider).removeprefix("PROVIDER_"),
                       columns, suppressed)
+
+
+def _array(value: pb.ResultValue) -> np.ndarray:
+    return np.frombuffer(value.tensor.data, dtype="<f8").reshape(tuple(value.tensor.shape)).copy()
+
+
+def _model(record: models_pb2.Model) -> Model:
+    return Model(record.model_id, record.kind, list(record.features), record.label, record.shared,
+                 {v.name: _array(v) for v in record.values}, dict(record.metrics),
+                 pb.Provider.Name(record.provider).removeprefix("PROVIDER_"), list(record.parties))
 
 
 def _finite(name: str, value: Any) -> None:

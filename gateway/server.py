@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from gateway import rpc
-from gateway.api.gateway.v1 import coordination_pb2, datasets_pb2, datasets_pb2_grpc, jobs_pb2
+from gateway.api.gateway.v1 import coordination_pb2, datasets_pb2, datasets_pb2_grpc, jobs_pb2, models_pb2, models_pb2_grpc
 from gateway.api.exchange.v1 import exchange_pb2
 from gateway.audit import AuditInterceptor, AuditLog
 from gateway.auth.interceptor import SCOPES, ScopeInterceptor, current_identity
@@ -31,6 +31,7 @@ from gateway.errors import Unauthenticated
 from gateway.jobs import wiring
 from gateway.jobs.scheduler import SchedulerConfig
 from gateway.metrics import MetricsInterceptor
+from gateway.models import ModelServicer, ModelStore
 from mpc.programs import Limits
 
 log = logging.getLogger("mpcgate.gateway")
@@ -70,6 +71,8 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     record = audit_recorder(audit_log, config.party_id)
     registry = Registry(config.database, config.data_dir, config.party_id)
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(registry), server)
+    model_store = ModelStore(config.database)
+    models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model_store), server)
     jobs = wiring.install(
         server,
         SchedulerConfig(
@@ -79,13 +82,14 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
             allow_insecure_providers=config.allow_insecure_providers, failure_timeout=config.failure_timeout,
             dealer=config.dealer, limits=Limits(config.max_columns, config.max_bins), drain_grace_s=config.drain_grace_s,
         ),
-        identity, config.database, registry, record, caller_of, audit_log.head,
+        identity, config.database, registry, record, caller_of, audit_log.head, model_store,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = [
         datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name,
         jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+        models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
         coordination_pb2.DESCRIPTOR.services_by_name["CoordinationService"].full_name,
         exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
     ]
@@ -108,6 +112,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     await jobs.drain()
     await jobs.close()
     await server.stop(SHUTDOWN_GRACE_S)
+    model_store.close()
     audit_log.close()
     log.info("gateway party=%s stopped", config.party_id)
 

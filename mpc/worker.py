@@ -6,7 +6,8 @@ under CrypTen with the gRPC communicator, and reports to its gateway over a pipe
 ("listening", port), ("progress", phase, percent, bytes_sent, bytes_received),
 ("release",) (answered ("release", refusal or "") by the gateway, which rechecks
 its policies right before anything is revealed), ("result", {name: (values,
-labels, column labels, suppressed)} or None), or ("error", reason, message).
+labels, column labels, suppressed)} or None, {name: (share, scale)} of values kept
+secret-shared), or ("error", reason, message).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
                 ttp.serve()
             finally:
                 crypten.uninit()
-            conn.send(("result", None))
+            conn.send(("result", None, {}))
             return
         crypten.init()
 
@@ -129,7 +130,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
         payload = None if not results else {
             k: (np.asarray(r.values, dtype=np.float64), list(r.labels), list(r.column_labels), list(r.suppressed))
             for k, r in results.items()}
-        conn.send(("result", payload))
+        conn.send(("result", payload, context.kept))
         crypten.uninit()
     finally:
         node.stop()

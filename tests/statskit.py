@@ -31,7 +31,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
     from mpc.programs import PROGRAMS
     from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
 
-    tasks, answers = args
+    tasks, answers, kept = args
     while True:
         task: Task | None = tasks[rank].get()
         if task is None:
@@ -45,11 +45,12 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
         try:
             result = PROGRAMS[task.kind](ctx)
             outcome: Any = ("ok", {k: (v.values, v.labels, v.column_labels, v.suppressed) for k, v in result.items()}
-                            if result else None)
+                            if result else None, ctx.kept)
         except MpcgateError as err:
-            outcome = ("refused", f"{err.reason}: {err.message}")
+            outcome = ("refused", f"{err.reason}: {err.message}", {})
         if rank == 0:
-            answers.put(outcome)
+            answers.put(outcome[:2])
+        kept.put((rank, outcome[2]))
 
 
 class Session:
@@ -58,22 +59,26 @@ class Session:
         self.world_size = world_size
         self._tasks = [ctx.Queue() for _ in range(world_size)]
         self._answers = ctx.Queue()
+        self._kept = ctx.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            run_parties(_serve, self.world_size, (self._tasks, self._answers), timeout=3600)
+            run_parties(_serve, self.world_size, (self._tasks, self._answers, self._kept), timeout=3600)
         except BaseException as err:  # noqa: BLE001  (surfaced by the next `run`)
             self._error = err
 
     def run(self, task: Task, timeout: float = 120) -> tuple[str, Any]:
+        """(status, results at rank 0); each rank's kept shares go to `self.shares`."""
         for q in self._tasks:
             q.put(task)
         while True:
             try:
-                return self._answers.get(timeout=1)
+                answer = self._answers.get(timeout=1)
+                self.shares = dict(self._kept.get(timeout=timeout) for _ in range(self.world_size))
+                return answer
             except queue.Empty:
                 if self._error is not None or not self._thread.is_alive():
                     raise RuntimeError(f"the parties failed: {self._error}")

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.api.common.v1 import tensor_pb2
 from gateway.api.exchange.v1 import exchange_pb2
-from gateway.api.gateway.v1 import datasets_pb2, jobs_pb2
+from gateway.api.gateway.v1 import datasets_pb2, jobs_pb2, models_pb2
 
 
 @pytest.mark.parametrize(
@@ -16,6 +16,7 @@ from gateway.api.gateway.v1 import datasets_pb2, jobs_pb2
         (datasets_pb2, "DatasetService", {"RegisterDataset", "GetDataset", "ListDatasets", "UpdatePolicy", "DeleteDataset"}),
         (jobs_pb2, "JobService", {"SubmitJob", "GetJob", "ListJobs", "WatchJob", "CancelJob", "ApproveJob", "GetResult"}),
         (exchange_pb2, "ExchangeService", {"Exchange"}),
+        (models_pb2, "ModelService", {"ListModels", "GetModel", "DeleteModel"}),
     ],
 )
 def test_services_have_their_rpcs(module, service: str, methods: set[str]) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import rpc
+from gateway.api.gateway.v1 import models_pb2, models_pb2_grpc
 from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from gateway.auth import pki
 from gateway.auth.interceptor import SCOPES
@@ -42,8 +43,10 @@ def channel(fed: LocalFederation) -> Iterator[grpc.Channel]:
 def _call(channel: grpc.Channel, method: str, token: str | None) -> grpc.StatusCode:
     """Calls `method` with an empty request; returns the status code it ended with."""
     service, name = method.rsplit("/", 1)
-    stub = (jobs_pb2_grpc.JobServiceStub if "JobService" in service else datasets_pb2_grpc.DatasetServiceStub)(channel)
-    module = jobs_pb2 if "JobService" in service else datasets_pb2
+    module, stubs = next((m, g) for key, (m, g) in {
+        "JobService": (jobs_pb2, jobs_pb2_grpc), "DatasetService": (datasets_pb2, datasets_pb2_grpc),
+        "ModelService": (models_pb2, models_pb2_grpc)}.items() if key in service)
+    stub = getattr(stubs, f"{service.rsplit('.', 1)[-1]}Stub")(channel)
     request = getattr(module, f"{name}Request")()
     metadata = () if token is None else (("authorization", f"Bearer {token}"),)
     try:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _JOBS = "/mpcgate.gateway.v1.JobService/"
 _DATASETS = "/mpcgate.gateway.v1.DatasetService/"
+_MODELS = "/mpcgate.gateway.v1.ModelService/"
 SCOPES: dict[str, str | None] = {
     _DATASETS + "RegisterDataset": "datasets:write",
     _DATASETS + "GetDataset": "datasets:read",
@@ -37,6 +38,9 @@ SCOPES: dict[str, str | None] = {
     _JOBS + "CancelJob": "jobs:submit",
     _JOBS + "ApproveJob": "jobs:approve",
     _JOBS + "GetResult": "results:read",
+    _MODELS + "ListModels": "models:read",
+    _MODELS + "GetModel": "models:read",
+    _MODELS + "DeleteModel": "models:write",
 }
 """method -> required scope."""
 

@@ -26,7 +26,8 @@ from gateway.errors import InvalidArgument, Unauthenticated
 
 ALGORITHMS = ("EdDSA", "ES256")
 LEEWAY_S = 30
-SCOPES = ("datasets:read", "datasets:write", "jobs:submit", "jobs:read", "jobs:approve", "results:read")
+SCOPES = ("datasets:read", "datasets:write", "jobs:submit", "jobs:read", "jobs:approve", "results:read",
+          "models:read", "models:write")
 
 
 @dataclass(frozen=True)

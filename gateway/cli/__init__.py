@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import admin, datasets, demo, jobs, pki, serve, smoke
+from gateway.cli import admin, datasets, demo, jobs, models, pki, serve, smoke
 
 
 @click.group()
@@ -19,6 +19,7 @@ main.add_command(smoke.smoke)
 main.add_command(pki.pki)
 main.add_command(jobs.jobs)
 main.add_command(datasets.datasets)
+main.add_command(models.models)
 main.add_command(serve.serve)
 main.add_command(serve.dealer)
 main.add_command(admin.token)

@@ -47,8 +47,10 @@ class WorkerRunner:
         self._running: dict[str, _Running] = {}
         self._ctx = mp.get_context("spawn")
 
-    async def run(self, plan: WorkerPlan, on_progress: OnProgress, on_release: OnRelease = lambda: "") -> dict[str, Any] | None:
-        """Runs the worker to the end; returns its results (None for a non-receiver)."""
+    async def run(self, plan: WorkerPlan, on_progress: OnProgress,
+                  on_release: OnRelease = lambda: "") -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Runs the worker to the end; returns its results (None for a non-receiver)
+        and this party's shares of what the program kept secret-shared."""
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=main, args=(plan, child), name=f"mpcgate-worker-{plan.job_id}", daemon=True)
         process.start()
@@ -73,7 +75,7 @@ class WorkerRunner:
                 elif kind == "release":
                     parent.send(("release", on_release()))
                 elif kind == "result":
-                    return message[1]
+                    return message[1], message[2]
                 elif kind == "error":
                     raise WorkerFailed(message[2], reason=message[1])
         finally:

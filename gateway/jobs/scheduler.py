@@ -30,7 +30,7 @@ from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, No
 from gateway.jobs import states
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.store import JobStore, now
-from mpc.programs import Limits, validate_parameters
+from mpc.programs import Limits, validate_inputs, validate_parameters
 from mpc.programs.context import ReleaseRules
 from mpc.worker import WorkerPlan
 
@@ -80,6 +80,12 @@ class Peers(Protocol):
 Audit = Callable[[str, str, str, dict[str, str]], None]
 """audit(action, job_id, outcome, details)."""
 
+class Models(Protocol):
+    """Where this party keeps the models its jobs train (gateway.models.ModelStore)."""
+
+    def save(self, job: pb.Job, result: pb.JobResult | None, shares: dict[str, Any] | None) -> Any: ...
+
+
 AuditHead = Callable[[], tuple[int, str]]
 """The local audit log's head (sequence, hash), which peers record at a job's end."""
 
@@ -114,7 +120,8 @@ def participants(spec: pb.JobSpec) -> list[str]:
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig, store: JobStore, datasets: Datasets, peers: Peers,
-                 runner: WorkerRunner, audit: Audit, audit_head: AuditHead = lambda: (0, "")) -> None:
+                 runner: WorkerRunner, audit: Audit, audit_head: AuditHead = lambda: (0, ""),
+                 models: Models | None = None) -> None:
         self.config = config
         self.me = config.party_id
         self._store = store
@@ -123,6 +130,7 @@ class Scheduler:
         self._runner = runner
         self._audit = audit
         self._audit_head = audit_head
+        self._models = models
         self._draining = False
         self._awaiting_cause: set[str] = set()
         self._lock = asyncio.Lock()
@@ -167,6 +175,8 @@ class Scheduler:
         twice = sorted({p for p in listed if listed.count(p) > 1})
         if twice:
             raise InvalidArgument(f"party {twice[0]!r} has more than one input: give each party exactly one")
+        validate_inputs(spec.kind, json_format.MessageToDict(spec.parameters),
+                        spec.partitioning == pb.PARTITIONING_VERTICAL, [(i.party_id, list(i.columns)) for i in spec.inputs])
         columns = sum(len(i.columns) for i in spec.inputs)
         if columns > self.config.limits.max_columns:
             raise InvalidArgument(f"the job reads {columns} columns; this gateway allows at most "
@@ -453,8 +463,8 @@ class Scheduler:
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:
             plan = self._plan(job, session_id, ranks)
-            result = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
-                                            lambda: self._release_refusal(job_id))
+            result, kept = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
+                                                  lambda: self._release_refusal(job_id))
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
                 return
@@ -463,9 +473,13 @@ class Scheduler:
                 self._store.transition(job_id, states.FAILED, err.message, failed.error)
             await self._report_own(job, failed, pb.Progress(), final=True)
             return
-        if result is not None:
-            self._store.save_result(_to_result(job, result))
+        released = _to_result(job, result) if result is not None else None
+        if released is not None:
+            self._store.save_result(released)
             self._audit("result.release", job_id, "ok", {"receiver": self.me})
+        if self._models is not None and job.spec.kind.startswith("model.") and (released is not None or kept):
+            self._models.save(job, released, kept)
+            self._audit("model.store", job_id, "ok", {"shared": str(bool(kept)).lower(), "revealed": str(released is not None).lower()})
         done = pb.PartyStatus(party_id=self.me, state=states.SUCCEEDED)
         if job.coordinator != self.me:
             self._store.transition(job_id, states.SUCCEEDED, "finished")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc.aio
 
@@ -51,13 +52,14 @@ def install(
     audit: Audit,
     caller: Caller,
     audit_head: AuditHead,
+    models: Any = None,
 ) -> JobSystem:
     peers_allowed = set(config.peer_addresses)
     sessions = Sessions()
     exchange_members = peers_allowed | ({config.dealer[0]} if config.dealer else set())
     store = JobStore(database)
     peers = PeerGateways(identity, config.peer_addresses, config.failure_timeout)
-    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions), audit, audit_head)
+    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions), audit, audit_head, models)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(

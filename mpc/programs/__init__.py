@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidArgument
-from mpc.programs import stats
+from mpc.programs import models, stats
 from mpc.programs.context import JobContext, Result
 
 Program = Callable[[JobContext], "dict[str, Result] | None"]
@@ -45,16 +45,43 @@ def _bin_edges(name: str, value: Any, limits: Limits) -> None:
         raise InvalidArgument(f"parameter {name} asks for {len(value) - 1} bins; this gateway allows at most {limits.max_bins}")
 
 
+def _true(name: str, value: Any, limits: Limits) -> None:
+    if value is not True:
+        raise InvalidArgument(f"parameter {name} must be true (fitting without an intercept is not supported yet)")
+
+
+def _non_negative(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"parameter {name} must be a finite number >= 0")
+
+
 @dataclass(frozen=True)
 class Param:
     check: Callable[[str, Any, Limits], None]
     required: bool = False
 
 
+def _labelled(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]]) -> None:
+    """Models: the label column at every party (horizontal) or at exactly one (vertical),
+    and at least one feature besides it."""
+    label = parameters.get("label")
+    holders = [party for party, columns in inputs if label in columns]
+    if vertical and len(holders) != 1:
+        raise InvalidArgument(f"the label column {label!r} must be an input of exactly one party "
+                              f"(it is an input of {len(holders)}: {', '.join(holders) or 'none'})")
+    if not vertical and len(holders) != len(inputs):
+        missing = [party for party, columns in inputs if label not in columns]
+        raise InvalidArgument(f"the label column {label!r} is missing from the inputs of {', '.join(missing)}")
+    if not any(c != label for _, columns in inputs for c in columns):
+        raise InvalidArgument("a model needs at least one feature column besides the label")
+
+
 @dataclass(frozen=True)
 class JobKind:
     program: Program
     parameters: dict[str, Param] = field(default_factory=dict)
+    inputs: Callable[[dict[str, Any], bool, list[tuple[str, list[str]]]], None] = lambda p, v, i: None
+    """Checks the job's inputs (parameters, vertical?, [(party, columns)]) at submit."""
 
 
 VERTICAL = {"key_salt": Param(_string)}
@@ -64,8 +91,15 @@ KINDS: dict[str, JobKind] = {
     "stats.correlation": JobKind(stats.correlation, dict(VERTICAL)),
     "stats.summary": JobKind(stats.summary, {"extremes": Param(_bool), **VERTICAL}),
     "stats.histogram": JobKind(stats.histogram, {"bin_edges": Param(_bin_edges, required=True), **VERTICAL}),
+    "model.linear_regression": JobKind(models.linear_regression, {
+        "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_true),
+        "keep_shared": Param(_bool), **VERTICAL}, _labelled),
 }
 PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items()}
+
+
+def validate_inputs(kind: str, parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]]) -> None:
+    KINDS[kind].inputs(parameters, vertical, inputs)
 
 
 def validate_parameters(kind: str, parameters: dict[str, Any], limits: Limits) -> None:

@@ -58,3 +58,10 @@ class JobContext:
     before_release: Callable[[], None] = field(default=lambda: None)
     """Asks this party's gateway, right before anything is revealed, whether the
     release is still allowed (its policy may have changed); raises if not."""
+    kept: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
+    """This party's shares of values kept secret-shared (keep_shared models):
+    name -> (int64 share, encoder scale). They never leave this party's gateway."""
+
+    def keep_shares(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            self.kept[name] = (value._tensor.share.numpy().copy(), int(value.encoder.scale))

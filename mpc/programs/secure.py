@@ -39,10 +39,16 @@ def public(ctx: Any, value: Any) -> list[Any]:
 
 
 def share_from(ctx: Any, owner: int, local: np.ndarray | None, shape: tuple[int, ...], precision: int | None = None) -> Any:
-    """`owner`'s array (others pass None and the public shape), secret-shared."""
+    """`owner`'s array (others pass None and the public shape), secret-shared.
+    Values are rounded to the fixed-point grid first: CrypTen's encoder truncates
+    toward zero, a bias that sums of many products turn into a systematic error."""
     import crypten
 
-    data = torch.from_numpy(np.ascontiguousarray(local, dtype=np.float64)) if ctx.rank == owner else torch.zeros(shape, dtype=torch.float64)
+    if ctx.rank == owner:
+        scale = 2.0 ** (PRECISION_BITS if precision is None else precision)
+        data = torch.from_numpy(np.round(np.asarray(local, dtype=np.float64) * scale) / scale)
+    else:
+        data = torch.zeros(shape, dtype=torch.float64)
     return crypten.cryptensor(data, src=owner, precision=precision)
 
 

@@ -25,6 +25,7 @@ the revealed covariance and has no such limit.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
     frame = None
     if req.wants(MOMENTS):
         ctx.progress("fixing each column's frame", 10)
-        frame = _frame(ctx, x, n, columns)
+        frame = column_frame(ctx, x, n, columns)
         secrets += _moments(ctx, req, x, n, frame, columns)
     if req.wants({"min", "max"}):
         ctx.progress("exact extremes", 50)
@@ -75,7 +76,7 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
     return _derive(dict(zip([name for name, _ in secrets], opened)), req, n, frame, columns)
 
 
-def _frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The public shift and scale of every column (see the module docstring)."""
     peak = np.abs(x).max(axis=0)
     exponents = np.max(np.array(secure.public(ctx, [_exponent(p) for p in peak])), axis=0)
@@ -114,6 +115,37 @@ def _tournament(ctx: JobContext, local: np.ndarray, largest: bool) -> Any:
 
 def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
              columns: list[str]) -> list[tuple[str, Any]]:
+    moments = pooled_moments(ctx, x, n, frame, columns, req.wants(DISPERSION),
+                             CORRELATION_FLOOR if _mpc_correlation(req) else 0.0)
+    out: list[tuple[str, Any]] = []
+    if req.wants({"sum", "mean"}):
+        out.append(("mean_z", moments.mean))
+    if not req.wants(DISPERSION):
+        return out
+    if req.wants({"covariance"}):  # variance, std and correlation follow from it
+        out.append(("biased_cov_z", moments.biased))
+        return out
+    if req.wants({"variance", "std"}):
+        out.append(("biased_var_z", moments.variance))
+    if _mpc_correlation(req):
+        out.append(("correlation", correlation(moments)))
+    return out
+
+
+@dataclass
+class Moments:
+    """Secret-shared pooled moments of z = (x - shift) / scale, at 32 bits."""
+
+    mean: Any  # mean(z)
+    biased: Any | None  # cov(z) * (n - 1) / n
+    variance: Any | None  # its diagonal
+
+
+def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray], columns: list[str],
+                   dispersion: bool = True, floor: float = 0.0) -> Moments:
+    """The parties' local aggregates of z, added under encryption; with `dispersion`,
+    the covariance too, refusing (every party alike) a column whose variance is
+    below what 1e-3 needs (or below `floor`)."""
     shift, scale = frame
     z = (x - shift) / scale
     d = len(columns)
@@ -122,14 +154,11 @@ def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[
     local = np.concatenate([z.sum(axis=0) / n, (z.T @ z).ravel() / n])
     pooled = secure.total(secure.share_each(ctx, local, precision=secure.AGGREGATE_BITS))
     mean = pooled[:d]
-    out: list[tuple[str, Any]] = []
-    if req.wants({"sum", "mean"}):
-        out.append(("mean_z", mean))
-    if not req.wants(DISPERSION):
-        return out
+    if not dispersion:
+        return Moments(mean, None, None)
     biased = pooled[d:].reshape(d, d) - _outer(mean, d)  # cov(z) * (n-1)/n
     variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
-    floor = max(var_floor(ctx.world_size), CORRELATION_FLOOR if _mpc_correlation(req) else 0)
+    floor = max(var_floor(ctx.world_size), floor)
     # (CrypTen's comparisons are right only at the configured precision)
     ok = secure.open_bits_to_all(ctx, secure.lowered(variance, secure.PRECISION_BITS).gt(floor * (n - 1) / n))
     if not ok.all():
@@ -137,14 +166,7 @@ def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[
         raise FailedPrecondition(
             f"column {column!r}: its spread is too small relative to its range (an outlier?) for its variance, "
             "std, covariance or correlation to be computed to 1e-3 at 24 fractional bits; it was not released")
-    if req.wants({"covariance"}):  # variance, std and correlation follow from it
-        out.append(("biased_cov_z", biased))
-        return out
-    if req.wants({"variance", "std"}):
-        out.append(("biased_var_z", variance))
-    if _mpc_correlation(req):
-        out.append(("correlation", _correlation(secure.lowered(biased, secure.PRECISION_BITS), variance)))
-    return out
+    return Moments(mean, biased, variance)
 
 
 def _mpc_correlation(req: Request) -> bool:
@@ -163,14 +185,20 @@ def _outer(mean: Any, d: int) -> Any:
             + secure.mul_mixed(cols(lo), rows(hi)))
 
 
-def _correlation(biased: Any, variance: Any) -> Any:
-    """cov_ij / sqrt(var_i var_j) under encryption: 1/sqrt at 16 bits on
-    VAR_SCALE * var(z) in [0.07, 103] (relative error ~1e-4), applied to the 24-bit
-    covariance by mixed-precision products (|r| error ~2e-4)."""
+def inverse_std(moments: Moments) -> Any:
+    """1 / sqrt(VAR_SCALE * var(z)) at 16 bits, for var(z) >= CORRELATION_FLOOR:
+    the argument lies in [0.07, 103], where CrypTen's inv_sqrt is accurate to ~1e-4."""
     import crypten
 
     crypten.cfg.functions.sqrt_nr_iters = 8
-    inverse = secure.lowered(variance.mul(VAR_SCALE)).inv_sqrt()  # 1 / sqrt(256 var), in [0.098, 3.8]
+    return secure.lowered(moments.variance.mul(VAR_SCALE)).inv_sqrt()
+
+
+def correlation(moments: Moments) -> Any:
+    """cov_ij / sqrt(var_i var_j) under encryption, at 24 bits (|r| error ~2e-4):
+    the 16-bit inverse deviations applied by mixed-precision products."""
+    biased = secure.lowered(moments.biased, secure.PRECISION_BITS)
+    inverse = inverse_std(moments)
     rows = secure.mul_mixed(biased, inverse.unsqueeze(1).expand(*biased.size()))
     return secure.mul_mixed(rows, inverse.unsqueeze(0).expand(*biased.size())).mul(VAR_SCALE)
 

@@ -99,6 +99,27 @@ def _centered(x: np.ndarray) -> np.ndarray:
 
 def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: list[str]) -> list[tuple[str, Any]]:
     """Correlations (and covariances) between every pair of parties' columns."""
+    sigma = _centered(ctx.table).std(axis=0, ddof=1)
+    correlations = cross_correlations(ctx, n, widths, columns)
+    sigmas = [secure.share_from(ctx, r, secure.split(sigma) if r == ctx.rank else None, (2, widths[r]),
+                                precision=secure.PRODUCT_BITS) for r in range(ctx.world_size)]
+    out: list[tuple[str, Any]] = []
+    for (a, b), corr in correlations.items():
+        if "correlation" in req.wanted:
+            out.append((f"corr:{a}:{b}", corr))
+        if "covariance" in req.wanted:
+            shape = (widths[a], widths[b])
+            mantissa = secure.mul_mixed(corr, sigmas[a][0].unsqueeze(1).expand(*shape))
+            mantissa = secure.mul_mixed(mantissa, sigmas[b][0].unsqueeze(0).expand(*shape))
+            exponent = sigmas[a][1].unsqueeze(1) + sigmas[b][1].unsqueeze(0)
+            out += [(f"covm:{a}:{b}", mantissa), (f"cove:{a}:{b}", exponent)]
+    return out
+
+
+def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list[str]) -> dict[tuple[int, int], Any]:
+    """Secret-shared correlations (24 bits) between the columns of every pair of
+    parties (a < b), from each party's locally standardized columns; refused, naming
+    the columns, where outliers would push the error past 1e-3."""
     x = _centered(ctx.table)
     sigma = x.std(axis=0, ddof=1)
     constant = [c for c, s in zip(ctx.layout[ctx.rank].columns, sigma) if not s > 0]
@@ -126,9 +147,7 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
     scaled = u / np.exp2(bounds)
     shared = [secure.share_from(ctx, r, scaled if r == ctx.rank else None, (n, widths[r]), precision=secure.PRODUCT_BITS)
               for r in range(ctx.world_size)]
-    sigmas = [secure.share_from(ctx, r, secure.split(sigma) if r == ctx.rank else None, (2, widths[r]),
-                                precision=secure.PRODUCT_BITS) for r in range(ctx.world_size)]
-    out: list[tuple[str, Any]] = []
+    out: dict[tuple[int, int], Any] = {}
     pairs = [(a, b) for a in range(len(widths)) for b in range(a + 1, len(widths))]
     for done, (a, b) in enumerate(pairs):
         block = None
@@ -137,15 +156,7 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
             block = part if block is None else block + part
         factors = [[int(2 ** (exps[offsets[a] + i] + exps[offsets[b] + j])) for j in range(widths[b])]
                    for i in range(widths[a])]
-        corr = secure.times_integers(secure.raised(block).div(n - 1), factors)
-        if "correlation" in req.wanted:
-            out.append((f"corr:{a}:{b}", corr))
-        if "covariance" in req.wanted:
-            shape = (widths[a], widths[b])
-            mantissa = secure.mul_mixed(corr, sigmas[a][0].unsqueeze(1).expand(*shape))
-            mantissa = secure.mul_mixed(mantissa, sigmas[b][0].unsqueeze(0).expand(*shape))
-            exponent = sigmas[a][1].unsqueeze(1) + sigmas[b][1].unsqueeze(0)
-            out += [(f"covm:{a}:{b}", mantissa), (f"cove:{a}:{b}", exponent)]
+        out[(a, b)] = secure.times_integers(secure.raised(block).div(n - 1), factors)
         ctx.progress("cross-party products", 20 + 60 * (done + 1) / len(pairs))
     return out
 

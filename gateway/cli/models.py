@@ -1,0 +1,91 @@
+"""`mpcgate models`: the models joint jobs trained, as your gateway holds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from gateway.cli.connection import connection, make_client, run
+
+console = Console()
+
+
+@click.group()
+def models() -> None:
+    """List, show, export and delete trained models."""
+
+
+@models.command("list")
+@connection
+def list_models(**conn: Any) -> None:
+    """Lists the models your gateway holds (revealed ones, and shares of shared ones)."""
+    with make_client(**conn) as client:
+        found = run(client.list_models)
+    click.echo(f"{'model':32}  {'kind':26}  {'held as':8}  {'label':12}  metrics")
+    for m in found:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(m.metrics.items()))
+        click.echo(f"{m.model_id:32}  {m.kind:26}  {'shares' if m.shared else 'weights':8}  {m.label:12}  {metrics}")
+
+
+@models.command()
+@connection
+@click.argument("model_id")
+def show(model_id: str, **conn: Any) -> None:
+    """Shows a model: its features and, where revealed here, its weights."""
+    with make_client(**conn) as client:
+        model = run(lambda: client.model(model_id))
+    table = Table(title=f"{model.kind} {model.model_id}", show_header=False)
+    table.add_row("label", model.label)
+    table.add_row("parties", ", ".join(model.parties))
+    table.add_row("provider", model.provider)
+    for name, value in sorted(model.metrics.items()):
+        table.add_row(name, f"{value:.6g}")
+    if model.shared:
+        table.add_row("weights", "kept secret-shared: each party's gateway holds a share; nobody holds them")
+    console.print(table)
+    if not model.shared:
+        weights = Table("feature", "coefficient", "mean", "std")
+        for i, feature in enumerate(model.features):
+            weights.add_row(feature, f"{model.coefficients[i]:.6g}", f"{model.values['feature_means'][i]:.6g}",
+                            f"{model.values['feature_stds'][i]:.6g}")
+        weights.add_row("(intercept)", f"{model.intercept:.6g}", "", "")
+        console.print(weights)
+
+
+@models.command()
+@connection
+@click.argument("model_id")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torch", "json"]), default="onnx", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def export(model_id: str, fmt: str, out: Path, **conn: Any) -> None:
+    """Writes a revealed model as ONNX, a PyTorch module (torch.save) or JSON."""
+    import json
+
+    with make_client(**conn) as client:
+        model = run(lambda: client.model(model_id))
+    run(lambda: model.coefficients)  # a shared model has no weights to export
+    if fmt == "onnx":
+        model.to_onnx(str(out))
+    elif fmt == "torch":
+        import torch
+
+        torch.save(model.to_torch(), out)
+    else:
+        out.write_text(json.dumps({"model_id": model.model_id, "kind": model.kind, "features": model.features,
+                                   "label": model.label, "coefficients": model.coefficients.tolist(),
+                                   "intercept": model.intercept, "metrics": model.metrics}, indent=2))
+    console.print(f"wrote {out}")
+
+
+@models.command()
+@connection
+@click.argument("model_id")
+def delete(model_id: str, **conn: Any) -> None:
+    """Forgets a model at your gateway (and your party's share of it)."""
+    with make_client(**conn) as client:
+        run(lambda: client.delete_model(model_id))
+    console.print(f"deleted model {model_id}")

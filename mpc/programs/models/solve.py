@@ -1,0 +1,92 @@
+"""Solving a secret-shared symmetric positive definite system A x = b inside MPC,
+so that only the solution (or nothing) is ever revealed.
+
+1. Jacobi scaling: A' = S A S, b' = S b with S ~ diag(A)^-1/2 (any shared S gives
+   the same x = S y, so S need not be exact); A' has a unit-ish diagonal and
+   eigenvalues in (0, 2d].
+2. Newton–Schulz inverse at 16 bits: X <- X (2I - A'X) from X = I / (2d); it
+   converges quadratically once ||I - A'X|| < 1, in log2(d * condition) + 3 steps.
+3. y = X b', then iterative refinement y += X (b' - A'y) with the residual taken in
+   two limbs (16-bit high part, scaled low part) against a 24-bit A', so y ends
+   accurate to ~condition * 2^-24, not 2^-16.
+4. Every party learns one bit: whether max |I - A'X| < `INVERSE_TOLERANCE` and
+   every |X_ij| < 1e-3 / (d * entry_error), i.e. whether the errors A already
+   carries (`entry_error` per entry, from how it was computed) can move the
+   solution by more than 1e-3. If not (too ill-conditioned: collinear features;
+   or a failed truncation), the job is refused with a clear error; nothing is
+   revealed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from gateway.errors import FailedPrecondition
+from mpc.programs import secure
+
+NEWTON_STEPS_MAX = 30
+INVERSE_TOLERANCE = 0.05
+REFINEMENTS = 3
+RESIDUAL_TOLERANCE = 1e-5
+TOLERANCE = 1e-3
+CONDITION_SUPPORTED = 1e4
+
+
+def steps(d: int) -> int:
+    """Newton–Schulz steps for a condition number up to CONDITION_SUPPORTED."""
+    return min(NEWTON_STEPS_MAX, int(math.ceil(math.log2(2 * d * CONDITION_SUPPORTED * 10))) + 1)
+
+
+def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float) -> Any:
+    """x with A x = b. `a` (d x d) and `b` (d) are shared (any precision >= 24 bits),
+    `scale` (d, 16 bits) approximates diag(A)^-1/2; `entry_error` bounds the error
+    of A' = S A S's entries."""
+    import crypten
+
+    d = int(a.size(0))
+    rows = lambda v: v.unsqueeze(1).expand(d, d)  # noqa: E731
+    cols = lambda v: v.unsqueeze(0).expand(d, d)  # noqa: E731
+    scaled = secure.mul_mixed(secure.mul_mixed(a, rows(scale)), cols(scale))  # A' = S A S
+    fine = secure.lowered(scaled, secure.PRECISION_BITS)
+    coarse = secure.lowered(scaled)
+    b_scaled = secure.lowered(secure.mul_mixed(b, scale), secure.PRECISION_BITS)
+    eye = torch.eye(d, dtype=torch.float64)
+    x = crypten.cryptensor(eye / (2 * d), precision=secure.PRODUCT_BITS)  # public start, shared form
+    for step in range(steps(d)):
+        product = coarse.matmul(x)
+        x = x.matmul(product.neg().add(2 * eye))
+        ctx.progress("solving the normal equations", 40 + 30 * (step + 1) / steps(d))
+    converged = _all_within(ctx, coarse.matmul(x).sub(eye), INVERSE_TOLERANCE)
+    if not (converged and _all_within(ctx, x, TOLERANCE / (d * entry_error))):
+        raise FailedPrecondition(
+            "the normal equations are too ill-conditioned for the fixed point to solve them to 1e-3 (nearly "
+            "collinear features?): add regularization (alpha) or drop a feature")
+    y = secure.mul_mixed(b_scaled, x, "matmul")  # b'^T X = (X b')^T, X symmetric
+    for _ in range(REFINEMENTS):
+        y = y + secure.mul_mixed(b_scaled - _product(fine, y), x, "matmul")
+    if not _all_within(ctx, b_scaled - _product(fine, y), RESIDUAL_TOLERANCE):
+        raise FailedPrecondition("solving the normal equations failed in the fixed point (a truncation wrapped); "
+                                 "nothing was released, please resubmit the job")
+    return secure.mul_mixed(y, scale)
+
+
+def _all_within(ctx: Any, values: Any, tolerance: float) -> bool:
+    """One bit, opened to every party: is every |value| below `tolerance`?"""
+    low = secure.lowered(values, secure.PRECISION_BITS).reshape(-1)
+    inside = low.lt(tolerance) * low.gt(-tolerance)  # 0/1 at scale 1
+    return bool(secure.open_bits_to_all(ctx, (inside.sum() - (int(low.size(0)) - 1)).gt(0)).all())
+
+
+def _product(matrix: Any, vector: Any) -> Any:
+    """matrix @ vector at 24 bits, the vector in two limbs so neither product's
+    encoding nears the ring: hi at 16 bits, lo = vector - hi scaled by 2^16."""
+    hi = secure.lowered(vector)
+    lo = secure.lowered(secure.times_integers(vector - secure.raised(hi, secure.PRECISION_BITS),
+                                              [1 << 16] * int(vector.size(0))))
+    high = secure.mul_mixed(matrix, hi.unsqueeze(1), "matmul").squeeze(1)
+    low = secure.mul_mixed(matrix, lo.unsqueeze(1), "matmul").squeeze(1).div(1 << 16)
+    return high + low
+

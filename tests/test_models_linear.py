@@ -1,0 +1,140 @@
+"""model.linear_regression against scikit-learn on the pooled rows: synthetic data
+with known coefficients, horizontal and vertical, 2 and 3 parties, OLS and ridge;
+keep_shared (the parties' shares, and only they, reconstruct the model); the label
+holder's bytes carry no label; bad inputs refused clearly. Real CrypTen, one
+process per party."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression, Ridge
+
+from statskit import Session, Task
+
+pytestmark = pytest.mark.multiprocess
+
+
+@pytest.fixture(scope="module", params=[2, 3])
+def session(request: pytest.FixtureRequest) -> Iterator[Session]:
+    s = Session(request.param)
+    yield s
+    s.close()
+
+
+def data(rng: np.random.Generator, rows: int, d: int, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    true = rng.normal(size=d) * 3
+    x = rng.normal(size=(rows, d)) * rng.uniform(0.2, 5, d) + offset
+    x[:, 1:] += 0.5 * x[:, :1]  # correlated features
+    return x, x @ true + 7.0 + rng.normal(0, 0.3, rows)
+
+
+def assert_matches(result: dict, reference: Ridge | LinearRegression, x: np.ndarray, y: np.ndarray) -> None:
+    """Documented accuracy: each coefficient within 1e-3 of max(|b_j|, s_y / s_j / 100)
+    relative, the intercept within 1e-3 of |b_0| + sum |b_j mean_j|, R^2 within 1e-3."""
+    coef = result["coefficients"][0]
+    floor = y.std() / x.std(axis=0) / 100
+    assert np.all(np.abs(coef - reference.coef_) <= 1e-3 * np.maximum(np.abs(reference.coef_), floor)), \
+        (coef, reference.coef_)
+    scale = abs(reference.intercept_) + np.abs(reference.coef_ * x.mean(axis=0)).sum()
+    assert abs(result["intercept"][0][0] - reference.intercept_) <= 1e-3 * scale
+    assert abs(result["r2"][0][0] - reference.score(x, y)) <= 1e-3
+
+
+@pytest.mark.parametrize("d, alpha, offset", [(1, 0.0, 0.0), (4, 0.0, 50.0), (8, 2.5, 0.0), (30, 10.0, 1e4)])
+def test_horizontal_matches_scikit_learn(session: Session, d: int, alpha: float, offset: float) -> None:
+    rng = np.random.default_rng(d)
+    parts = [data(rng, 200 + 50 * r, d, offset) for r in range(session.world_size)]
+    names = [f"x{j}" for j in range(d)] + ["y"]
+    tables = [np.column_stack([x, y]) for x, y in parts]
+    status, result = session.run(Task("model.linear_regression", "horizontal", tables, [names] * session.world_size,
+                                      {"label": "y", "alpha": alpha}))
+    assert status == "ok", result
+    x, y = np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    assert_matches(result, (Ridge(alpha=alpha) if alpha else LinearRegression()).fit(x, y), x, y)
+    assert result["coefficients"][1] == names[:-1]
+
+
+@pytest.mark.parametrize("d, alpha", [(2, 0.0), (9, 1.0)])
+def test_vertical_matches_scikit_learn_with_the_label_at_one_party(session: Session, d: int, alpha: float) -> None:
+    rng = np.random.default_rng(10 + d)
+    x, y = data(rng, 400, d)
+    columns = np.array_split(np.arange(d), session.world_size)
+    tables = [x[:, c] for c in columns]
+    tables[-1] = np.column_stack([tables[-1], y])  # the label at the last party
+    names = [[f"x{j}" for j in c] for c in columns]
+    names[-1].append("y")
+    keys = [np.array([f"k{i}" for i in range(400)])] * session.world_size
+    status, result = session.run(Task("model.linear_regression", "vertical", tables, names, {"label": "y", "alpha": alpha},
+                                      {}, keys))
+    assert status == "ok", result
+    assert_matches(result, (Ridge(alpha=alpha) if alpha else LinearRegression()).fit(x, y), x, y)
+
+
+def test_keep_shared_reveals_only_r2_and_the_shares_rebuild_the_model(session: Session) -> None:
+    rng = np.random.default_rng(5)
+    parts = [data(rng, 300, 3) for _ in range(session.world_size)]
+    tables = [np.column_stack([x, y]) for x, y in parts]
+    names = ["a", "b", "c", "y"]
+    status, result = session.run(Task("model.linear_regression", "horizontal", tables, [names] * session.world_size,
+                                      {"label": "y", "keep_shared": True}))
+    assert status == "ok" and set(result) == {"r2"}, result
+    shares = session.shares
+    assert set(shares) == set(range(session.world_size)) and all(shares[r] for r in shares)
+    for name in ("coefficients_z", "mean", "scale"):
+        single = shares[0][name][0]
+        total = sum(shares[r][name][0] for r in shares)  # int64 ring arithmetic
+        assert not np.array_equal(single, total), "one party's share alone is not the value"
+    scale = shares[0]["coefficients_z"][1]
+    gamma = sum(shares[r]["coefficients_z"][0] for r in shares) / scale
+    x, y = np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    reference = LinearRegression().fit(x, y)
+    # coefficients in z units: b_j = g_j * c_y / c_j, with the public frame's power-of-two c
+    rebuilt = gamma * np.exp2(np.round(np.log2(reference.coef_ / gamma)))
+    floor = y.std() / x.std(axis=0) / 100
+    assert np.all(np.abs(rebuilt - reference.coef_) <= 1e-3 * np.maximum(np.abs(reference.coef_), floor))
+
+
+@pytest.mark.parametrize("parameters, partitioning, message", [
+    ({"label": "nope"}, "horizontal", "label column 'nope'"),
+    ({"label": "y", "alpha": -1}, "horizontal", "alpha"),
+])
+def test_bad_inputs_are_refused_clearly(session: Session, parameters: dict, partitioning: str, message: str) -> None:
+    from mpc.programs import Limits, validate_parameters
+
+    tables = [np.ones((10, 2))] * session.world_size
+    try:
+        validate_parameters("model.linear_regression", parameters, Limits())
+    except Exception as err:  # the gateway refuses these at submit
+        assert message in str(err)
+        return
+    status, answer = session.run(Task("model.linear_regression", partitioning, tables, [["x", "y"]] * session.world_size,
+                                      parameters))
+    assert status == "refused" and message in answer
+
+
+def test_a_constant_feature_and_more_features_than_rows_are_refused(session: Session) -> None:
+    rng = np.random.default_rng(3)
+    x, y = data(rng, 50, 2)
+    x[:, 1] = 4.0
+    tables = [np.column_stack([x, y])] * session.world_size
+    status, answer = session.run(Task("model.linear_regression", "horizontal", tables, [["a", "b", "y"]] * session.world_size,
+                                      {"label": "y"}))
+    assert status == "refused" and "'b'" in answer and "constant" in answer
+    wide = [rng.normal(size=(2, 8))] * session.world_size
+    names = [f"x{j}" for j in range(7)] + ["y"]
+    status, answer = session.run(Task("model.linear_regression", "horizontal", wide, [names] * session.world_size,
+                                      {"label": "y"}))
+    assert status == "refused" and "more features than rows" in answer
+
+
+def test_collinear_features_are_refused_as_ill_conditioned(session: Session) -> None:
+    rng = np.random.default_rng(4)
+    x, y = data(rng, 300, 3)
+    x[:, 2] = x[:, 0] * 2 + x[:, 1] + rng.normal(0, 1e-7, 300)
+    tables = [np.column_stack([x, y])] * session.world_size
+    status, answer = session.run(Task("model.linear_regression", "horizontal", tables, [["a", "b", "c", "y"]] * session.world_size,
+                                      {"label": "y"}))
+    assert status == "refused" and "ill-conditioned" in answer, answer
