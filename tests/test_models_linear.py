@@ -138,3 +138,47 @@ def test_collinear_features_are_refused_as_ill_conditioned(session: Session) -> 
     status, answer = session.run(Task("model.linear_regression", "horizontal", tables, [["a", "b", "c", "y"]] * session.world_size,
                                       {"label": "y"}))
     assert status == "refused" and "ill-conditioned" in answer, answer
+
+
+def _train_capturing(rank: int, world_size: int, args: tuple) -> bytes:
+    """Trains a vertical model over the gRPC exchange, recording every array this
+    party sends (before TLS)."""
+    import crypten.communicator as comm
+
+    from mpc.programs import PROGRAMS
+    from mpc.programs.context import JobContext, PartyLayout
+
+    tables, names = args
+    session = comm.get().session
+    captured: list[bytes] = []
+    send = session.send
+
+    def tap(party: str, tag: str, array: np.ndarray, payload_type: int = 1) -> None:
+        captured.append(np.ascontiguousarray(array).tobytes())
+        send(party, tag, array, payload_type)
+
+    session.send = tap  # type: ignore[method-assign]
+    keys = np.array([f"k{i}" for i in range(len(tables[rank]))])
+    ctx = JobContext("model.linear_regression", "vertical", rank, world_size,
+                     [PartyLayout(r, f"party{r}", names[r], -1) for r in range(world_size)], [0], {"label": "y"},
+                     tables[rank], keys)
+    PROGRAMS["model.linear_regression"](ctx)
+    return b"".join(captured)
+
+
+def test_the_label_holder_sends_no_label_in_plaintext_or_fixed_point() -> None:
+    from mpc import parties
+
+    rng = np.random.default_rng(8)
+    x, y = data(rng, 64, 2)
+    tables = [x, y.reshape(-1, 1)]
+    sent = parties.run_parties(_train_capturing, 2, (tables, [["a", "b"], ["y"]]), transport="grpc", timeout=180)[1]
+    assert len(sent) > 64 * 8, "the capture must hold the label holder's real traffic"
+    centered = y - y[0]
+    standardized = (centered - centered.mean()) / centered.std(ddof=1)
+    candidates = [y, centered, standardized, standardized / 2, standardized / 4, standardized / 8]
+    patterns = [p for values in candidates for v in values if abs(v) > 1e-6 for p in (
+        np.float64(v).tobytes(), np.float32(v).tobytes(),
+        *(np.int64(np.round(v * 2.0**bits)).tobytes() for bits in (16, 24, 32)))]
+    leaked = [p for p in patterns if p in sent]
+    assert not leaked, f"the label holder sent {len(leaked)} encodings of its labels"

@@ -1,0 +1,128 @@
+"""Models as first-class jobs on real gateways (three banks and the dealer, one
+process each, mutual TLS): a revealed model reaches only the receiver and matches
+scikit-learn; a shared model leaves only shares at every gateway, which rebuild
+it; the models CLI lists, shows and exports (ONNX) what a gateway holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from gateway import demo_data
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.errors import InvalidArgument, NotFound
+from gateway.federation import LocalFederation
+from gateway.models import ModelStore
+
+pytestmark = pytest.mark.multiprocess
+
+BANKS = demo_data.INSTITUTIONS
+COLUMNS = demo_data.COLUMNS
+FEATURES = ["income", "debt", "age"]
+ROWS = 300
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+    with LocalFederation(tmp_path_factory.mktemp("models"), BANKS, dealer=True, failure_timeout=5.0) as federation:
+        policy = dpb.Policy(allowed_parties=BANKS, allowed_job_kinds=["model.linear_regression"],
+                            allowed_columns=COLUMNS, allowed_result_receivers=["bank-a"], min_rows=50,
+                            approval_mode=dpb.APPROVAL_MODE_AUTOMATIC)
+        for bank in BANKS:
+            demo_data.write_csv(federation.data_dir(bank) / "loans.csv", demo_data.loans(bank, ROWS))
+        federation.start()
+        for bank in BANKS:
+            with federation.client(bank) as client:
+                client.register_dataset("loans", "loans.csv", policy)
+        yield federation
+
+
+def _inputs() -> list[tuple[str, str, list[str]]]:
+    return [(b, "loans", [*FEATURES, "credit_score"]) for b in BANKS]
+
+
+def _pooled() -> tuple[np.ndarray, np.ndarray]:
+    pooled = np.vstack([demo_data.loans(b, ROWS) for b in BANKS])
+    return pooled[:, :3], pooled[:, 3]
+
+
+def test_a_revealed_model_reaches_only_the_receiver_and_matches_scikit_learn(fed: LocalFederation, tmp_path: Path) -> None:
+    with fed.client("bank-a") as client:
+        job = client.submit("model.linear_regression", _inputs(), receivers=["bank-a"],
+                            parameters={"label": "credit_score", "alpha": 1.0}).wait(timeout=180)
+        assert job.state == "SUCCEEDED", job.record
+        model = client.model(job.id)
+    x, y = _pooled()
+    reference = Ridge(alpha=1.0).fit(x, y)
+    assert model.features == FEATURES and model.label == "credit_score" and not model.shared
+    np.testing.assert_allclose(model.coefficients, reference.coef_, rtol=1e-3)
+    assert abs(model.metrics["r2"] - reference.score(x, y)) < 1e-3
+    np.testing.assert_allclose(model.predict(x[:5]), reference.predict(x[:5]), rtol=1e-3)
+    for bank in ("bank-b", "bank-c"):
+        with fed.client(bank) as client, pytest.raises(NotFound):
+            client.model(job.id)
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    env = {"MPCGATE_GATEWAY": fed.addresses["bank-a"], "MPCGATE_PARTY": "bank-a", "MPCGATE_TLS_DIR": str(fed.pki_dir),
+           "MPCGATE_CLIENT": "operator", "MPCGATE_TOKEN": fed.token("bank-a")}
+    listed = CliRunner().invoke(main, ["models", "list"], env=env)
+    assert listed.exit_code == 0 and job.id in listed.output and "r2=" in listed.output, listed.output
+    shown = CliRunner().invoke(main, ["models", "show", job.id], env=env)
+    assert shown.exit_code == 0 and "income" in shown.output and "(intercept)" in shown.output
+    out = tmp_path / "model.onnx"
+    exported = CliRunner().invoke(main, ["models", "export", job.id, "--out", str(out)], env=env)
+    assert exported.exit_code == 0, exported.output
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(out))
+    onnx.checker.check_model(graph)
+    weights = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
+    assert any(np.allclose(w.ravel(), model.coefficients, rtol=1e-6) for w in weights.values())
+
+
+def test_a_shared_model_leaves_only_shares_which_rebuild_it(fed: LocalFederation) -> None:
+    with fed.client("bank-a") as client:
+        job = client.submit("model.linear_regression", _inputs(), receivers=["bank-a"],
+                            parameters={"label": "credit_score", "keep_shared": True}).wait(timeout=180)
+        assert job.state == "SUCCEEDED", job.record
+        assert set(job.result().values) == {"r2"}  # metrics only
+        model = client.model(job.id)
+        assert model.shared and not model.values
+        with pytest.raises(Exception, match="secret-shared"):
+            model.coefficients  # noqa: B018
+    shares = []
+    for bank in BANKS:
+        with fed.client(bank) as client:
+            assert client.model(job.id).shared  # every party holds its share
+        store = ModelStore(fed.root / bank / "gateway.db")
+        shares.append(store.shares(job.id)["coefficients_z"])
+        store.close()
+        with sqlite3.connect(fed.root / bank / "gateway.db") as db:
+            results = db.execute("SELECT result FROM job_results WHERE job_id = ?", (job.id,)).fetchall()
+        assert bank == "bank-a" or not results
+    gamma = sum(s for s, _ in shares) / shares[0][1]
+    x, y = _pooled()
+    reference = Ridge(alpha=0.0).fit(x, y)
+    rebuilt = gamma * np.exp2(np.round(np.log2(reference.coef_ / gamma)))  # z units -> data units (powers of two)
+    np.testing.assert_allclose(rebuilt, reference.coef_, rtol=1e-3)
+    assert not np.allclose(shares[0][0] / shares[0][1], gamma, rtol=0.1), "one share alone is not the model"
+
+
+def test_model_inputs_are_checked_at_submit(fed: LocalFederation) -> None:
+    with fed.client("bank-a") as client:
+        with pytest.raises(InvalidArgument, match="label"):
+            client.submit("model.linear_regression", _inputs(), receivers=["bank-a"], parameters={"alpha": 1.0})
+        with pytest.raises(InvalidArgument, match="missing from the inputs of bank-c"):
+            client.submit("model.linear_regression", [*_inputs()[:2], ("bank-c", "loans", FEATURES)],
+                          receivers=["bank-a"], parameters={"label": "credit_score"})
+        with pytest.raises(InvalidArgument, match="exactly one party"):
+            client.submit("model.linear_regression", _inputs(), receivers=["bank-a"], partitioning="vertical",
+                          parameters={"label": "credit_score"})
