@@ -20,3 +20,13 @@ def crypten_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     crypten.init()
     yield crypten
     crypten.uninit()
+
+
+@pytest.fixture(scope="module", params=[2, 3])
+def session(request: pytest.FixtureRequest) -> Iterator[object]:
+    """A standing CrypTen session of 2 or 3 party processes (tests/statskit.py)."""
+    from statskit import Session
+
+    standing = Session(request.param)
+    yield standing
+    standing.close()

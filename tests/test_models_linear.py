@@ -6,8 +6,6 @@ process per party."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, Ridge
@@ -15,13 +13,6 @@ from sklearn.linear_model import LinearRegression, Ridge
 from statskit import Session, Task
 
 pytestmark = pytest.mark.multiprocess
-
-
-@pytest.fixture(scope="module", params=[2, 3])
-def session(request: pytest.FixtureRequest) -> Iterator[Session]:
-    s = Session(request.param)
-    yield s
-    s.close()
 
 
 def data(rng: np.random.Generator, rows: int, d: int, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

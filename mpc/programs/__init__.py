@@ -55,6 +55,18 @@ def _non_negative(name: str, value: Any, limits: Limits) -> None:
         raise InvalidArgument(f"parameter {name} must be a finite number >= 0")
 
 
+def _count(low: int, high: int) -> Callable[[str, Any, Limits], None]:
+    def check(name: str, value: Any, limits: Limits) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
+            raise InvalidArgument(f"parameter {name} must be a whole number from {low} to {high}")
+    return check
+
+
+def _fraction(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 0.5:
+        raise InvalidArgument(f"parameter {name} must be a number from 0 to 0.5")
+
+
 @dataclass(frozen=True)
 class Param:
     check: Callable[[str, Any, Limits], None]
@@ -94,6 +106,10 @@ KINDS: dict[str, JobKind] = {
     "model.linear_regression": JobKind(models.linear_regression, {
         "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_true),
         "keep_shared": Param(_bool), **VERTICAL}, _labelled),
+    "model.logistic_regression": JobKind(models.logistic_regression, {
+        "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_true),
+        "epochs": Param(_count(1, 200)), "tolerance": Param(_non_negative), "holdout": Param(_fraction),
+        "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool), **VERTICAL}, _labelled),
 }
 PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items()}
 

@@ -211,3 +211,18 @@ def raised(value: Any, bits: int = PRECISION_BITS) -> Any:
     out._tensor.share = out._tensor.share * ((1 << bits) // scale)
     out._tensor.encoder = FixedPointEncoder(precision_bits=bits)
     return out
+
+
+def at_configured(value: Any) -> Any:
+    """The same shared value at the configured precision, where CrypTen's comparisons
+    give right bits (they do not at other precisions)."""
+    return raised(lowered(value, PRECISION_BITS), PRECISION_BITS)
+
+
+def less_than(value: Any, threshold: Any) -> Any:
+    """value < threshold as shared 0/1 bits (scale 1), at any precision of `value`."""
+    return at_configured(value).lt(threshold)
+
+
+def greater_than(value: Any, threshold: Any) -> Any:
+    return at_configured(value).gt(threshold)

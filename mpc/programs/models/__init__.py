@@ -1,5 +1,6 @@
 """Joint models trained under MPC. Each program's docstring says what it reveals."""
 
 from mpc.programs.models.linear import linear_regression
+from mpc.programs.models.logistic import logistic_regression
 
-__all__ = ["linear_regression"]
+__all__ = ["linear_regression", "logistic_regression"]

@@ -20,6 +20,7 @@ so that only the solution (or nothing) is ever revealed.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,34 +41,54 @@ def steps(d: int) -> int:
     return min(NEWTON_STEPS_MAX, int(math.ceil(math.log2(2 * d * CONDITION_SUPPORTED * 10))) + 1)
 
 
-def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float) -> Any:
-    """x with A x = b. `a` (d x d) and `b` (d) are shared (any precision >= 24 bits),
-    `scale` (d, 16 bits) approximates diag(A)^-1/2; `entry_error` bounds the error
-    of A' = S A S's entries."""
+@dataclass
+class Inverse:
+    """A^-1 = S X S: the 16-bit Newton–Schulz inverse X of the scaled A' = S A S."""
+
+    x: Any  # 16 bits
+    scale: Any  # S, 16 bits
+    scaled: Any  # A', 24 bits
+
+    def apply(self, vector: Any) -> Any:
+        """A^-1 v at the vector's precision."""
+        return secure.mul_mixed(secure.mul_mixed(secure.mul_mixed(vector, self.scale), self.x, "matmul"), self.scale)
+
+
+def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solving the normal equations") -> Inverse:
+    """A^-1 of a shared symmetric positive definite `a` (d x d, >= 24 bits), with
+    `scale` (d, 16 bits) ~ diag(A)^-1/2; refused (one public bit) where the errors
+    A carries (`entry_error` per entry of S A S) could move a solution past 1e-3."""
     import crypten
 
     d = int(a.size(0))
     rows = lambda v: v.unsqueeze(1).expand(d, d)  # noqa: E731
     cols = lambda v: v.unsqueeze(0).expand(d, d)  # noqa: E731
     scaled = secure.mul_mixed(secure.mul_mixed(a, rows(scale)), cols(scale))  # A' = S A S
-    fine = secure.lowered(scaled, secure.PRECISION_BITS)
     coarse = secure.lowered(scaled)
-    b_scaled = secure.lowered(secure.mul_mixed(b, scale), secure.PRECISION_BITS)
     eye = torch.eye(d, dtype=torch.float64)
     x = crypten.cryptensor(eye / (2 * d), precision=secure.PRODUCT_BITS)  # public start, shared form
     for step in range(steps(d)):
         product = coarse.matmul(x)
         x = x.matmul(product.neg().add(2 * eye))
-        ctx.progress("solving the normal equations", 40 + 30 * (step + 1) / steps(d))
+        ctx.progress(phase, 40 + 30 * (step + 1) / steps(d))
     converged = _all_within(ctx, coarse.matmul(x).sub(eye), INVERSE_TOLERANCE)
     if not (converged and _all_within(ctx, x, TOLERANCE / (d * entry_error))):
         raise FailedPrecondition(
             "the normal equations are too ill-conditioned for the fixed point to solve them to 1e-3 (nearly "
             "collinear features?): add regularization (alpha) or drop a feature")
-    y = secure.mul_mixed(b_scaled, x, "matmul")  # b'^T X = (X b')^T, X symmetric
+    return Inverse(x, scale, secure.lowered(scaled, secure.PRECISION_BITS))
+
+
+def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float) -> Any:
+    """x with A x = b. `a` (d x d) and `b` (d) are shared (any precision >= 24 bits),
+    `scale` (d, 16 bits) approximates diag(A)^-1/2; `entry_error` bounds the error
+    of A' = S A S's entries."""
+    inv = inverse(ctx, a, scale, entry_error)
+    b_scaled = secure.lowered(secure.mul_mixed(b, scale), secure.PRECISION_BITS)
+    y = secure.mul_mixed(b_scaled, inv.x, "matmul")  # b'^T X = (X b')^T, X symmetric
     for _ in range(REFINEMENTS):
-        y = y + secure.mul_mixed(b_scaled - _product(fine, y), x, "matmul")
-    if not _all_within(ctx, b_scaled - _product(fine, y), RESIDUAL_TOLERANCE):
+        y = y + secure.mul_mixed(b_scaled - _product(inv.scaled, y), inv.x, "matmul")
+    if not _all_within(ctx, b_scaled - _product(inv.scaled, y), RESIDUAL_TOLERANCE):
         raise FailedPrecondition("solving the normal equations failed in the fixed point (a truncation wrapped); "
                                  "nothing was released, please resubmit the job")
     return secure.mul_mixed(y, scale)

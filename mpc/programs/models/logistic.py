@@ -1,0 +1,355 @@
+"""model.logistic_regression: binary logistic regression with an L2 penalty
+(scikit-learn's, alpha = 1 / C, the intercept unpenalized), trained under MPC on
+secret-shared rows, horizontal or vertical (labels at one party).
+
+Optimizer: Newton's method with Böhning's fixed Hessian bound, H <= X^T X / 4 +
+penalty. In standardized features X^T X / 4 is (n - 1) R / 4 with R the features'
+correlation matrix, which the statistics machinery already computes under
+encryption; its inverse is taken once (models/solve.py), and every epoch is one
+full pass: eta = X w + b, p = sigmoid(eta), gradient X^T (p - y) + penalty, and
+w -= H^-1 gradient. The loss decreases monotonically with no learning rate to
+tune, which matters under fixed point, where SGD needs tuning and CrypTen users
+report losses that explode; it reaches scikit-learn's AUC in a few epochs.
+
+Fixed point: the design matrix and residuals enter the per-epoch products at 12
+fractional bits, so a product's encoding stays far from the ring (CrypTen's
+truncation fails with probability ~|encoding| / 2^63); the sigmoid runs at 16
+bits and its output is clamped to [0, 1], so a failed truncation in one row costs
+that row's gradient term, never the model. Features are standardized with
+securely computed means and deviations (horizontal: the pooled moments of the
+public column frame; vertical: each owner's own, exactly) and scaled into
+[-1, 1], so the sigmoid sees standardized log-odds.
+
+Revealed to every party, each epoch: the training loss (mean log-loss), for
+progress and early stopping. To the receivers: the coefficients in the data's
+units, the intercept, the standardization (means and population deviations),
+the loss per epoch, and accuracy and AUC on a held-out fraction of the rows
+(computed under encryption; the AUC from 32 score bins). keep_shared: the same
+metrics, and each party keeps its share of the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from gateway.errors import FailedPrecondition, InvalidArgument
+from mpc.programs import secure
+from mpc.programs.context import JobContext, Result
+from mpc.programs.models.linear import _assemble, _by_column, _model
+from mpc.programs.models.solve import inverse
+from mpc.programs.stats import horizontal, vertical
+from mpc.programs.stats.request import validate_local, validate_shape
+
+DESIGN_BITS = 12
+AUC_BINS = 32
+CHUNK_ROWS = 4096
+ENTRY_ERROR = 1e-5
+RIDGE_MAX = 100.0
+SHARED_ROWS = 1 << 30  # the holdout salt of aligned (vertical) rows; horizontal parties use their rank
+
+
+@dataclasses.dataclass
+class Design:
+    """The secret-shared training problem, whatever the partitioning."""
+
+    z: Any  # rows x features, 12 bits, |z| <= 1
+    y: Any  # rows, 12 bits
+    z_test: Any | None
+    y_test: Any | None
+    shift: Any  # m: standardized u = (z - m) * s (shared or public zeros)
+    scale: Any  # s
+    correlation: Any  # R of the features, 24 bits
+    ridge: Any  # 4 alpha / ((n - 1) sigma_j^2), shared or public
+    n: int
+    n_test: int
+
+
+def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
+    secure.configure()
+    label = str(ctx.parameters["label"])
+    validate_local(ctx)
+    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
+    validate_shape(ctx, rows)
+    if ctx.partitioning == "horizontal":
+        design, features, stats = _horizontal(ctx, label)
+    else:
+        design, features, stats = _vertical(ctx, label, rows[0])
+    w, b, losses = _train(ctx, design)
+    metrics = _holdout(ctx, design, w, b) if design.z_test is not None else []
+    return _release(ctx, label, features, w, b, stats, losses, metrics)
+
+
+def _labels(ctx: JobContext, y: np.ndarray | None, label: str) -> None:
+    """Every party learns only whether every label is 0 or 1."""
+    ok = y is None or bool(np.all((y == 0) | (y == 1)))
+    if not all(secure.public(ctx, ok)):
+        raise InvalidArgument(f"the label column {label!r} must hold only 0 and 1")
+
+
+def _holdout_mask(ctx: JobContext, rows: int, salt: int) -> np.ndarray:
+    fraction = float(ctx.parameters.get("holdout", 0.2))
+    rng = np.random.default_rng([int(ctx.parameters.get("seed", 0)), salt])
+    return rng.random(rows) < fraction
+
+
+def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[str, Any]]:
+    columns = ctx.layout[0].columns
+    if label not in columns:
+        raise InvalidArgument(f"the label column {label!r} is not among the job's columns {columns}")
+    features = [c for c in columns if c != label]
+    x = ctx.table[:, [columns.index(c) for c in features]]
+    y = ctx.table[:, columns.index(label)]
+    _labels(ctx, y, label)
+    test = _holdout_mask(ctx, len(y), ctx.rank)
+    sizes = [(int(a), int(b)) for a, b in secure.public(ctx, (int((~test).sum()), int(test.sum())))]
+    n, n_test = sum(a for a, _ in sizes), sum(b for _, b in sizes)
+    if n <= len(features) + 1:
+        raise InvalidArgument(f"{n} training rows cannot fit {len(features)} features: more features than rows")
+    ctx.progress("standardizing", 5)
+    frame = horizontal.column_frame(ctx, x[~test], n, features)
+    moments = horizontal.pooled_moments(ctx, x[~test], n, frame, features, True, horizontal.CORRELATION_FLOOR)
+    inverse_std = horizontal.inverse_std(moments)  # 1 / (16 std(z)), 16 bits
+    scale = inverse_std.mul(16)
+    shift_z, scale_z = frame
+    z = (x - shift_z) / scale_z
+    alpha = float(ctx.parameters.get("alpha", 1.0))
+    # sigma_j^2 = c_j^2 var(z_j) = c_j^2 / (256 inverse_std^2): 4 alpha / ((n-1) sigma^2)
+    factor = torch.from_numpy(4 * alpha * 256 / ((n - 1) * scale_z**2))
+    ridge = None
+    if alpha:  # factor * inverse_std^2, the square at 24 bits, the public factor applied at 16
+        square = secure.mul_mixed(secure.raised(inverse_std, secure.PRECISION_BITS), inverse_std)
+        ridge = secure.raised(secure.lowered(square).mul(factor), secure.PRECISION_BITS)
+    design = Design(
+        z=_rows(ctx, z[~test], [a for a, _ in sizes]), y=_rows(ctx, y[~test, None], [a for a, _ in sizes]).squeeze(1),
+        z_test=_rows(ctx, z[test], [b for _, b in sizes]) if n_test else None,
+        y_test=_rows(ctx, y[test, None], [b for _, b in sizes]).squeeze(1) if n_test else None,
+        shift=secure.lowered(moments.mean), scale=scale, correlation=horizontal.correlation(moments),
+        ridge=ridge, n=n, n_test=n_test)
+    return design, features, {"mean_z": moments.mean, "var_z": moments.variance, "frame": frame}
+
+
+def _rows(ctx: JobContext, local: np.ndarray, sizes: list[int]) -> Any:
+    """Each party's rows, shared by it at 12 bits and stacked in rank order."""
+    import crypten
+
+    width = local.shape[1]
+    parts = [secure.share_from(ctx, r, local if r == ctx.rank else None, (sizes[r], width), precision=DESIGN_BITS)
+             for r in range(ctx.world_size) if sizes[r]]
+    return crypten.cat(parts, dim=0)
+
+
+def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str], dict[str, Any]]:
+    vertical.check_keys(ctx)
+    holder = [e.rank for e in ctx.layout if label in e.columns]
+    if len(holder) != 1:
+        raise InvalidArgument(f"the label column {label!r} must be held by exactly one party (held by {len(holder)})")
+    mine = [c for c in ctx.layout[ctx.rank].columns if c != label]
+    x = ctx.table[:, [ctx.layout[ctx.rank].columns.index(c) for c in mine]]
+    y = ctx.table[:, ctx.layout[ctx.rank].columns.index(label)] if ctx.rank == holder[0] else None
+    _labels(ctx, y, label)
+    layout = [dataclasses.replace(e, columns=[c for c in e.columns if c != label]) for e in ctx.layout]
+    widths = [len(e.columns) for e in layout]
+    features = [c for e in layout for c in e.columns]
+    if any(w == 0 for w in widths):
+        raise InvalidArgument("every party of a vertical model must contribute at least one feature")
+    test = _holdout_mask(ctx, n_all, SHARED_ROWS)  # the same rows at every party
+    n, n_test = int((~test).sum()), int(test.sum())
+    if n <= len(features) + 1:
+        raise InvalidArgument(f"{n} training rows cannot fit {len(features)} features: more features than rows")
+    ctx.progress("standardizing", 5)
+    centered = x - x[0]
+    mean, sigma = x[~test].mean(axis=0), centered[~test].std(axis=0)
+    if not all(all(flags) for flags in secure.public(ctx, [bool(s > 0) for s in sigma])):
+        raise FailedPrecondition("a feature is constant on the training rows")
+    u = (x - mean) / sigma
+    bounds = np.exp2(np.ceil(np.log2(np.maximum(np.abs(u[~test]).max(axis=0), 1.0))))
+    public_bounds = np.concatenate([np.asarray(b) for b in secure.public(ctx, [float(v) for v in bounds])])
+    shared_ctx = dataclasses.replace(ctx, table=x[~test], layout=layout)
+    correlation = _assemble(ctx, widths, np.atleast_2d(np.corrcoef(x[~test], rowvar=False)),
+                            vertical.cross_correlations(shared_ctx, n, widths, features))
+    alpha = float(ctx.parameters.get("alpha", 1.0))
+    ridge = _by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None
+    design = Design(
+        z=_columns(ctx, widths, u[~test] / bounds), y=_label(ctx, holder[0], y[~test] if y is not None else None, n),
+        z_test=_columns(ctx, widths, u[test] / bounds) if n_test else None,
+        y_test=_label(ctx, holder[0], y[test] if y is not None else None, n_test) if n_test else None,
+        shift=torch.zeros(len(features), dtype=torch.float64), scale=torch.from_numpy(public_bounds),
+        correlation=correlation, ridge=ridge, n=n, n_test=n_test)
+    stats = {"means": _by_column(ctx, widths, secure.split(mean), axis=1),
+             "stds": _by_column(ctx, widths, secure.split(sigma), axis=1)}
+    return design, features, stats
+
+
+def _columns(ctx: JobContext, widths: list[int], local: np.ndarray) -> Any:
+    import crypten
+
+    rows = local.shape[0]
+    return crypten.cat([secure.share_from(ctx, r, local if r == ctx.rank else None, (rows, w), precision=DESIGN_BITS)
+                        for r, w in enumerate(widths)], dim=1)
+
+
+def _label(ctx: JobContext, holder: int, y: np.ndarray | None, rows: int) -> Any:
+    return secure.share_from(ctx, holder, y, (rows,), precision=DESIGN_BITS)
+
+
+def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
+    """Böhning–Newton epochs until the loss stops improving (every party decides
+    alike: the loss is public)."""
+    import crypten
+
+    d = int(design.correlation.size(0))
+    a = design.correlation
+    precondition = torch.ones(d, dtype=torch.float64)
+    if design.ridge is not None:
+        if not secure.open_bits_to_all(ctx, secure.less_than(design.ridge, RIDGE_MAX)).all():
+            raise InvalidArgument(f"alpha is too large for these rows (penalty above {RIDGE_MAX} x the data's curvature)")
+        a = a + design.ridge.unsqueeze(1).expand(d, d) * torch.eye(d, dtype=torch.float64)
+        precondition = secure.lowered(design.ridge.add(1)).inv_sqrt()
+    else:
+        precondition = crypten.cryptensor(precondition, precision=secure.PRODUCT_BITS)
+    inv = inverse(ctx, a, precondition, ENTRY_ERROR, phase="inverting the Hessian bound")
+    epochs = int(ctx.parameters.get("epochs", 20))
+    tolerance = float(ctx.parameters.get("tolerance", 1e-4))
+    w = crypten.cryptensor(torch.zeros(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
+    b = crypten.cryptensor(torch.zeros(1, dtype=torch.float64), precision=secure.PRODUCT_BITS)
+    losses: list[float] = []
+    for epoch in range(1, epochs + 1):
+        eta = _logits(design, design.z, w, b)
+        p = _clamp01(_sigmoid(eta))
+        residual = p - secure.raised(design.y, secure.PRODUCT_BITS)
+        gradient, total = _gradient(design, residual)
+        if design.ridge is not None:  # + (n-1)/4 * ridge * w, the penalty's gradient
+            gradient = gradient + secure.mul_mixed(secure.lowered(design.ridge, secure.PRECISION_BITS), w).mul((design.n - 1) / 4)
+        step = inv.apply(secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1)))
+        w = w - secure.lowered(step)
+        b = b - total.mul(4 / design.n)
+        losses.append(_loss(eta, design.y, design.n))
+        ctx.progress(f"epoch {epoch}/{epochs} loss {losses[-1]:.5f}", 70 + 25 * epoch / epochs)
+        if len(losses) > 1 and losses[-2] - losses[-1] < tolerance * max(1.0, losses[-1]):
+            break
+    return w, b, losses
+
+
+def _logits(design: Design, z: Any, w: Any, b: Any) -> Any:
+    """eta = u w + b with u = (z - m) s: (z (w s)) + b - (w s).m, at 16 bits."""
+    v = w * design.scale if torch.is_tensor(design.scale) else w.mul(design.scale)
+    offset = b - (v * design.shift).sum() if torch.is_tensor(design.shift) else b - v.mul(design.shift).sum()
+    product = z.matmul(secure.lowered(v, DESIGN_BITS))  # 12 x 12 bits
+    return secure.raised(product, secure.PRODUCT_BITS) + offset
+
+
+def _sigmoid(eta: Any) -> Any:
+    """1 / (1 + exp(-eta)) at 16 bits, by the sign-symmetric form (exp of a
+    non-positive number, reciprocal of a number in [1, 2]); the sign is compared
+    at the configured precision (CrypTen's own sigmoid compares at the tensor's)."""
+    import crypten
+
+    negative = secure.less_than(eta, 0)
+    magnitude = eta - 2 * eta * negative
+    with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True, "functions.reciprocal_initial": 0.75,
+                                    "functions.exp_iterations": 9}):
+        positive = magnitude.neg().exp().add(1).reciprocal()
+    return positive + negative * (1 - 2 * positive)
+
+
+def _clamp01(p: Any) -> Any:
+    """p within [0, 1]: a row whose sigmoid suffered a failed truncation counts as a
+    confident wrong guess, its damage bounded."""
+    p = p - p * secure.less_than(p, 0)
+    return p - (p - 1) * secure.greater_than(p, 1)
+
+
+def _gradient(design: Design, residual: Any) -> tuple[Any, Any]:
+    """X_std^T r (d) and sum r: the 12-bit residual against the 12-bit design, by
+    row chunks so no chunk's sum nears the ring; then shifted and scaled."""
+    low = secure.lowered(residual, DESIGN_BITS)
+    n = int(low.size(0))
+    raw = None
+    for start in range(0, n, CHUNK_ROWS):
+        part = design.z[start : start + CHUNK_ROWS].t().matmul(low[start : start + CHUNK_ROWS])
+        raw = part if raw is None else raw + part
+    total = secure.raised(low.sum(), secure.PRODUCT_BITS)
+    raw = secure.raised(raw, secure.PRODUCT_BITS)
+    if torch.is_tensor(design.shift):
+        centered = raw - total * design.shift
+        gradient = centered * design.scale
+    else:
+        centered = raw - design.shift * total
+        gradient = secure.mul_mixed(secure.raised(centered, secure.PRECISION_BITS), design.scale)
+    return secure.raised(gradient, secure.PRECISION_BITS), total
+
+
+def _loss(eta: Any, y: Any, n: int) -> float:
+    """Mean log-loss: softplus(eta) - y eta, softplus(e) = relu(e) + log(1 + exp(-|e|))."""
+    negative = secure.less_than(eta, 0)
+    magnitude = eta - 2 * eta * negative
+    softplus = eta * (1 - negative) + magnitude.neg().exp().add(1).log()
+    per_row = softplus - eta * secure.raised(y, secure.PRODUCT_BITS)
+    return float(per_row.sum().div(n).get_plain_text().item())
+
+
+def _holdout(ctx: JobContext, design: Design, w: Any, b: Any) -> list[Any]:
+    """Accuracy and AUC on the held-out rows, computed under encryption (shared)."""
+    import crypten
+
+    p = _clamp01(_sigmoid(_logits(design, design.z_test, w, b)))
+    y = secure.raised(design.y_test, secure.PRODUCT_BITS)
+    guess = secure.greater_than(p, 0.5)
+    right = guess * y + (1 - guess) * (1 - y)
+    accuracy = right.sum().div(design.n_test)
+    thresholds = torch.arange(1, AUC_BINS, dtype=torch.float64) / AUC_BINS
+    above = secure.greater_than(p.unsqueeze(1).expand(design.n_test, AUC_BINS - 1), thresholds.unsqueeze(0))
+    # positives and negatives above each threshold, then per bin (t_k, t_k+1]
+    total_pos, total_neg = y.sum(), (1 - y).sum()
+    zero = total_pos.mul(0).unsqueeze(0)
+    cum_pos = crypten.cat([total_pos.unsqueeze(0), (above * y.unsqueeze(1)).sum(0), zero])
+    cum_neg = crypten.cat([total_neg.unsqueeze(0), (above * (1 - y).unsqueeze(1)).sum(0), zero])
+    pos_bin, neg_bin = cum_pos[:-1] - cum_pos[1:], cum_neg[:-1] - cum_neg[1:]
+    neg_below = total_neg - cum_neg[:-1]
+    n = design.n_test
+    # AUC = sum_k pos_k (neg_below_k + neg_k / 2) / (P N), each count over n to stay below 1
+    numerator = (pos_bin.div(n) * (neg_below + neg_bin.mul(0.5)).div(n)).sum()
+    denominator = total_pos.div(n) * total_neg.div(n)  # in (0, 1/4]
+    with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True}):
+        auc = numerator * denominator.mul(4).reciprocal().mul(4)
+    return [accuracy, auc]
+
+
+def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, stats: dict[str, Any],
+             losses: list[float], metrics: list[Any]) -> dict[str, Result] | None:
+    shared_values = [w, b, *stats.values()] if "frame" not in stats else [w, b, stats["mean_z"], stats["var_z"]]
+    if ctx.parameters.get("keep_shared"):
+        ctx.keep_shares({"weights_std": w, "intercept_std": b})
+        opened = secure.open_to_receivers(ctx, metrics)
+        values = None
+    else:
+        opened = secure.open_to_receivers(ctx, [*shared_values, *metrics])
+        values = opened[: len(shared_values)] if opened is not None else None
+    if opened is None:
+        return None
+    out: dict[str, Result] = {"loss": Result(np.array(losses), [f"epoch {i + 1}" for i in range(len(losses))])}
+    if metrics:
+        accuracy, auc = opened[-2:]
+        out["accuracy"] = Result(np.atleast_1d(accuracy).astype(np.float64), ["holdout"])
+        out["auc"] = Result(np.atleast_1d(auc).astype(np.float64), ["holdout"])
+    if values is None:
+        return out
+    weights, intercept = values[0], float(values[1][0])
+    if "frame" in stats:
+        shift, scale = stats["frame"]
+        means = shift + scale * values[2]
+        stds = scale * np.sqrt(np.maximum(values[3], 0))
+    else:
+        means, stds = secure.join(values[2]), secure.join(values[3])
+    coefficients = weights / stds
+    model = _model(features, label, coefficients, np.append(means, 0.0), np.append(stds, 1.0), 0.0)
+    model["intercept"] = Result(np.array([intercept - float(coefficients @ means)]), [label])
+    model.pop("r2")
+    model.pop("label_mean")
+    model.pop("label_std")
+    return {**model, **out}

@@ -1,0 +1,97 @@
+"""model.logistic_regression against scikit-learn's LogisticRegression (same L2
+penalty, C = 1 / alpha) trained on the same rows: accuracy and AUC on the same
+held-out rows within 0.01, horizontal and vertical, 2 and 3 parties; labels must
+be binary; keep_shared reveals metrics only. Real CrypTen, one process per party."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from statskit import Session, Task
+
+pytestmark = pytest.mark.multiprocess
+
+
+def credit(rng: np.random.Generator, rows: int, d: int, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    true = rng.normal(size=d)
+    x = rng.normal(size=(rows, d)) * rng.uniform(0.3, 4, d) + offset
+    logits = ((x - offset) / x.std(axis=0)) @ true + 0.4
+    return x, (rng.random(rows) < 1 / (1 + np.exp(-logits))).astype(np.float64)
+
+
+def holdout(seed: int, salt: int, rows: int, fraction: float = 0.2) -> np.ndarray:
+    """The rows a party holds out (the program's rule, repeated here)."""
+    return np.random.default_rng([seed, salt]).random(rows) < fraction
+
+
+def assert_close_to_scikit_learn(result: dict, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                                 y_test: np.ndarray, alpha: float) -> None:
+    # the same optimum as on the raw features (the intercept is not penalized, so a
+    # shift of the features changes only it), but lbfgs converges on centered ones
+    center = x_train.mean(axis=0)
+    reference = LogisticRegression(C=1 / alpha, max_iter=5000, tol=1e-8).fit(x_train - center, y_train)
+    accuracy = reference.score(x_test - center, y_test)
+    auc = roc_auc_score(y_test, reference.decision_function(x_test - center))
+    assert abs(result["accuracy"][0][0] - accuracy) <= 0.01, (result["accuracy"][0], accuracy)
+    assert abs(result["auc"][0][0] - auc) <= 0.01, (result["auc"][0], auc)
+    if "coefficients" in result:  # the revealed model itself predicts as well
+        scores = x_test @ result["coefficients"][0] + result["intercept"][0][0]
+        assert abs(roc_auc_score(y_test, scores) - auc) <= 0.01
+        losses = result["loss"][0]
+        assert np.all(np.diff(losses) <= 1e-3), losses  # monotone (up to fixed point)
+
+
+@pytest.mark.parametrize("d, alpha, offset", [(3, 1.0, 0.0), (8, 0.1, 1e3)])
+def test_horizontal_matches_scikit_learn(session: Session, d: int, alpha: float, offset: float) -> None:
+    rng = np.random.default_rng(d)
+    parts = [credit(rng, 700 + 100 * r, d, offset) for r in range(session.world_size)]
+    names = [f"x{j}" for j in range(d)] + ["y"]
+    tables = [np.column_stack(p) for p in parts]
+    status, result = session.run(Task("model.logistic_regression", "horizontal", tables, [names] * session.world_size,
+                                      {"label": "y", "alpha": alpha, "seed": 3}), timeout=600)
+    assert status == "ok", result
+    masks = [holdout(3, r, len(p[1])) for r, p in enumerate(parts)]
+    x_train = np.vstack([p[0][~m] for p, m in zip(parts, masks)])
+    y_train = np.concatenate([p[1][~m] for p, m in zip(parts, masks)])
+    x_test = np.vstack([p[0][m] for p, m in zip(parts, masks)])
+    y_test = np.concatenate([p[1][m] for p, m in zip(parts, masks)])
+    assert_close_to_scikit_learn(result, x_train, y_train, x_test, y_test, alpha)
+
+
+def test_vertical_matches_scikit_learn_with_labels_at_one_party(session: Session) -> None:
+    rng = np.random.default_rng(11)
+    rows, d = 2000, 2 * session.world_size
+    x, y = credit(rng, rows, d)
+    split = np.array_split(np.arange(d), session.world_size)
+    tables = [x[:, c] for c in split]
+    tables[0] = np.column_stack([tables[0], y])  # the label at the first party
+    names = [[f"x{j}" for j in c] for c in split]
+    names[0].append("y")
+    keys = [np.array([f"k{i}" for i in range(rows)])] * session.world_size
+    status, result = session.run(Task("model.logistic_regression", "vertical", tables, names,
+                                      {"label": "y", "seed": 5}, {}, keys), timeout=600)
+    assert status == "ok", result
+    mask = holdout(5, 1 << 30, rows)
+    assert_close_to_scikit_learn(result, x[~mask], y[~mask], x[mask], y[mask], 1.0)
+
+
+def test_non_binary_labels_are_refused(session: Session) -> None:
+    rng = np.random.default_rng(2)
+    x, y = credit(rng, 200, 2)
+    y[17] = 2.0
+    tables = [np.column_stack([x, y])] * session.world_size
+    status, answer = session.run(Task("model.logistic_regression", "horizontal", tables, [["a", "b", "y"]] * session.world_size,
+                                      {"label": "y"}))
+    assert status == "refused" and "only 0 and 1" in answer
+
+
+def test_keep_shared_reveals_metrics_only(session: Session) -> None:
+    rng = np.random.default_rng(4)
+    tables = [np.column_stack(credit(rng, 600, 3)) for _ in range(session.world_size)]
+    status, result = session.run(Task("model.logistic_regression", "horizontal", tables, [["a", "b", "c", "y"]] * session.world_size,
+                                      {"label": "y", "keep_shared": True, "epochs": 4}), timeout=600)
+    assert status == "ok" and set(result) == {"loss", "accuracy", "auc"}, result
+    assert all(set(session.shares[r]) == {"weights_std", "intercept_std"} for r in range(session.world_size))
