@@ -63,6 +63,9 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
     if spec.parameters.fields.get("extremes") is not None and spec.parameters["extremes"] is True \
             and not policy.allow_extremes:
         reasons.append(f"dataset {dataset.name!r}'s policy does not allow releasing extremes (min, max)")
+    if spec.kind.startswith("model.") and policy.shared_models_only and not (
+            spec.parameters.fields.get("keep_shared") is not None and spec.parameters["keep_shared"] is True):
+        reasons.append(f"dataset {dataset.name!r}'s policy allows only models kept secret-shared (keep_shared)")
     if reasons:
         return Review("reject", reasons)
     return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")

@@ -8,6 +8,7 @@
     min_group_size = 10                            # rows behind each released cell (0: min_rows)
     small_groups = "suppress"                      # or "refuse": cells below min_group_size
     allow_extremes = false                         # may min/max (one row's value) be released?
+    shared_models_only = false                     # models on it must be keep_shared
     approval = "automatic"                         # or "manual": the data owner approves each job
 
 Every key is optional except that an empty list allows nothing (default deny);
@@ -34,7 +35,8 @@ def load(path: Path) -> dpb.Policy:
 
 def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     try:
-        refuse_unknown(raw, {"": {*LISTS, "min_rows", "min_group_size", "small_groups", "allow_extremes", "approval"}})
+        refuse_unknown(raw, {"": {*LISTS, "min_rows", "min_group_size", "small_groups", "allow_extremes",
+                                  "shared_models_only", "approval"}})
     except InvalidArgument as err:
         raise InvalidArgument(f"{where}: {err.message.replace('config field', 'policy field')}") from None
     policy = dpb.Policy()
@@ -53,10 +55,11 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
         if value not in table:
             raise InvalidArgument(f"{where}: policy field {key!r} must be one of {', '.join(table)}")
         setattr(policy, target, table[value])
-    extremes = raw.get("allow_extremes", False)
-    if not isinstance(extremes, bool):
-        raise InvalidArgument(f"{where}: policy field 'allow_extremes' must be true or false")
-    policy.allow_extremes = extremes
+    for key in ("allow_extremes", "shared_models_only"):
+        flag = raw.get(key, False)
+        if not isinstance(flag, bool):
+            raise InvalidArgument(f"{where}: policy field {key!r} must be true or false")
+        setattr(policy, key, flag)
     return policy
 
 
@@ -65,6 +68,6 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
     out: dict[str, Any] = {key: list(getattr(policy, key)) for key in LISTS}
     out.update(min_rows=policy.min_rows, min_group_size=policy.min_group_size,
                small_groups=next((k for k, v in SMALL_GROUPS.items() if v == policy.small_groups), "suppress"),
-               allow_extremes=policy.allow_extremes,
+               allow_extremes=policy.allow_extremes, shared_models_only=policy.shared_models_only,
                approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
     return out

@@ -30,16 +30,30 @@ ROWS = 300
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     with LocalFederation(tmp_path_factory.mktemp("models"), BANKS, dealer=True, failure_timeout=5.0) as federation:
-        policy = dpb.Policy(allowed_parties=BANKS, allowed_job_kinds=["model.linear_regression"],
-                            allowed_columns=COLUMNS, allowed_result_receivers=["bank-a"], min_rows=50,
+        policy = dpb.Policy(allowed_parties=BANKS, allowed_job_kinds=["model.linear_regression", "model.logistic_regression"],
+                            allowed_columns=[*COLUMNS, "late"], allowed_result_receivers=["bank-a"], min_rows=50,
                             approval_mode=dpb.APPROVAL_MODE_AUTOMATIC)
         for bank in BANKS:
             demo_data.write_csv(federation.data_dir(bank) / "loans.csv", demo_data.loans(bank, ROWS))
+        x, late = customers()
+        keys = np.array([f"c{i:05d}" for i in range(len(late))])
+        for bank, (columns, table) in {"bank-a": (["income", "late"], np.column_stack([x[:, 0], late])),
+                                       "bank-b": (["debt"], x[:, 1:2]), "bank-c": (["age"], x[:, 2:3])}.items():
+            demo_data.write_csv(federation.data_dir(bank) / "customers.csv", table, columns, key=keys)
         federation.start()
         for bank in BANKS:
             with federation.client(bank) as client:
                 client.register_dataset("loans", "loans.csv", policy)
+                client.register_dataset("customers", "customers.csv", policy, key_column="customer_id")
         yield federation
+
+
+def customers(rows: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """One bank's customers split by column across the banks; 'late' (0/1) at bank-a."""
+    x = demo_data.loans("bank-a", rows)[:, :3]
+    rng = np.random.default_rng(3)
+    odds = (x[:, 1] / x[:, 0] - 0.3) * 8 - (x[:, 2] - 42) / 20
+    return x, (rng.random(rows) < 1 / (1 + np.exp(-odds))).astype(np.float64)
 
 
 def _inputs() -> list[tuple[str, str, list[str]]]:
@@ -126,3 +140,49 @@ def test_model_inputs_are_checked_at_submit(fed: LocalFederation) -> None:
         with pytest.raises(InvalidArgument, match="exactly one party"):
             client.submit("model.linear_regression", _inputs(), receivers=["bank-a"], partitioning="vertical",
                           parameters={"label": "credit_score"})
+
+
+def test_a_vertical_logistic_model_with_the_dealer_streams_its_epochs(fed: LocalFederation) -> None:
+    """Labels at bank-a, features at all three, TTP: loss per epoch in WatchJob,
+    accuracy and AUC near scikit-learn's, the model at the receiver."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    inputs = [("bank-a", "customers", ["income", "late"]), ("bank-b", "customers", ["debt"]),
+              ("bank-c", "customers", ["age"])]
+    with fed.client("bank-a") as client:
+        job = client.submit("model.logistic_regression", inputs, receivers=["bank-a"], partitioning="vertical",
+                            parameters={"label": "late", "epochs": 8, "seed": 1})
+        events = list(job.watch(timeout=300))
+        assert job.state == "SUCCEEDED", job.record
+        epochs = [e.progress.phase for e in events if e.progress.phase.startswith("epoch")]
+        assert epochs and "loss" in epochs[-1], [e.progress.phase for e in events]
+        result = job.result()
+        model = client.model(job.id)
+    x, late = customers()
+    test = np.random.default_rng([1, 1 << 30]).random(len(late)) < 0.2
+    center = x[~test].mean(axis=0)
+    reference = LogisticRegression(max_iter=5000).fit(x[~test] - center, late[~test])
+    assert abs(result["auc"][0] - roc_auc_score(late[test], reference.decision_function(x[test] - center))) <= 0.01
+    assert abs(result["accuracy"][0] - reference.score(x[test] - center, late[test])) <= 0.01
+    assert model.features == ["income", "debt", "age"] and result.provider == "TTP"
+    assert len(result["loss"]) == len(epochs) or len(result["loss"]) >= 2
+
+
+def test_a_policy_can_require_shared_models(fed: LocalFederation) -> None:
+    with fed.client("bank-b") as owner:
+        strict = owner.get_dataset("loans").policy
+        strict.shared_models_only = True
+        owner.update_policy("loans", strict)
+    try:
+        with fed.client("bank-a") as client:
+            job = client.submit("model.linear_regression", _inputs(), receivers=["bank-a"],
+                                parameters={"label": "credit_score"})
+            assert job.state == "REJECTED" and "keep_shared" in job.record.error.message
+            shared = client.submit("model.linear_regression", _inputs(), receivers=["bank-a"],
+                                   parameters={"label": "credit_score", "keep_shared": True})
+            assert shared.wait(timeout=180).state == "SUCCEEDED"
+    finally:
+        with fed.client("bank-b") as owner:
+            strict.shared_models_only = False
+            owner.update_policy("loans", strict)
