@@ -5,6 +5,7 @@ naming a column. Never a wrong number. Real CrypTen, one process per party."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -90,7 +91,12 @@ def _check(session: Session, task: Task, pooled: np.ndarray) -> None:
         assert_clear_refusal(answer, [c for cols in task.columns for c in cols])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# CI replays a fixed sample (a landing must not hinge on a draw); runs elsewhere explore anew
+EXPLORE = dict(deadline=None, suppress_health_check=list(HealthCheck), database=None,
+               derandomize=bool(os.environ.get("CI")))
+
+
+@settings(max_examples=60, **EXPLORE)
 @given(data=st.data(), kind=st.sampled_from(["stats.summary", "stats.correlation", "stats.describe"]),
        sizes=st.tuples(st.integers(1, 300), st.integers(1, 300)), width=st.integers(1, 3))
 def test_horizontal_statistics_are_right_or_refused(two: Session, data: st.DataObject, kind: str,
@@ -104,7 +110,7 @@ def test_horizontal_statistics_are_right_or_refused(two: Session, data: st.DataO
     _check(two, Task(kind, "horizontal", tables, [names, names], parameters, {"allow_extremes": True}), pooled)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=40, **EXPLORE)
 @given(data=st.data(), rows=st.integers(2, 400), widths=st.tuples(st.integers(1, 2), st.integers(1, 2)))
 def test_vertical_statistics_are_right_or_refused(two: Session, data: st.DataObject, rows: int,
                                                  widths: tuple[int, int]) -> None:

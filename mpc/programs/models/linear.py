@@ -33,12 +33,12 @@ from mpc.programs.models.solve import _product, solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import validate_local, validate_shape
 
-HORIZONTAL_ENTRY_ERROR = 2.0**-20
-"""Error of the scaled normal equations' entries from 32-bit aggregates, a 16-bit
-preconditioner and 24-bit products (measured ~1e-7)."""
-VERTICAL_ENTRY_ERROR = 1e-5
-"""Error of a cross-party correlation from 16-bit standardized columns (measured
-~3e-6, see stats.vertical.cross_correlations)."""
+HORIZONTAL_ENTRY_ERROR = 2.0**-22
+"""Typical error of the scaled normal equations' entries from 32-bit aggregates, a
+16-bit preconditioner and 24-bit products (measured ~1e-7)."""
+MIN_ENTRY_ERROR = 2.0**-22
+"""Vertical systems: a quarter of the cross-party correlations' error bound
+(stats.vertical.cross_correlations; measured errors are ~1/4 of it), at least this."""
 
 
 def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
@@ -107,14 +107,15 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, Re
         "corr": np.corrcoef(x, rowvar=False).reshape(x.shape[1], x.shape[1]) if x.shape[1] > 1 else np.ones((1, 1)),
         "ridge": alpha / ((n - 1) * sigma**2),
     }
-    correlation = _assemble(ctx, widths, local["corr"], vertical.cross_correlations(ctx, n, widths, names))
+    cross, error = vertical.cross_correlations(ctx, n, widths, names)
+    correlation = _assemble(ctx, widths, local["corr"], cross)
     ridge = _by_column(ctx, widths, local["ridge"])
     position = names.index(label)
     keep = [i for i in range(d + 1) if i != position]
     a = correlation[keep][:, keep] + _diag(ridge[keep])
     b = correlation[keep][:, position]
     precondition = secure.lowered(_by_column(ctx, widths, 1 / np.sqrt(1 + local["ridge"]))[keep])
-    gamma = solve(ctx, a, b, precondition, VERTICAL_ENTRY_ERROR)
+    gamma = solve(ctx, a, b, precondition, max(error / 4, MIN_ENTRY_ERROR))
     fit = _explained(a, b, gamma, ridge_shared=ridge[keep])  # var(y) = 1: standardized
     means = _by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = _by_column(ctx, widths, secure.split(sigma), axis=1)

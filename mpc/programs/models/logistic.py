@@ -48,7 +48,9 @@ from mpc.programs.stats.request import validate_local, validate_shape
 DESIGN_BITS = 12
 AUC_BINS = 32
 CHUNK_ROWS = 4096
-ENTRY_ERROR = 1e-5
+ENTRY_ERROR = 2.0**-22
+"""The Hessian bound only steers the steps (the optimum is where the gradient
+vanishes), so its inverse is refused only when severely ill-conditioned."""
 RIDGE_MAX = 100.0
 SHARED_ROWS = 1 << 30  # the holdout salt of aligned (vertical) rows; horizontal parties use their rank
 
@@ -170,8 +172,8 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     bounds = np.exp2(np.ceil(np.log2(np.maximum(np.abs(u[~test]).max(axis=0), 1.0))))
     public_bounds = np.concatenate([np.asarray(b) for b in secure.public(ctx, [float(v) for v in bounds])])
     shared_ctx = dataclasses.replace(ctx, table=x[~test], layout=layout)
-    correlation = _assemble(ctx, widths, np.atleast_2d(np.corrcoef(x[~test], rowvar=False)),
-                            vertical.cross_correlations(shared_ctx, n, widths, features))
+    cross, _ = vertical.cross_correlations(shared_ctx, n, widths, features)
+    correlation = _assemble(ctx, widths, np.atleast_2d(np.corrcoef(x[~test], rowvar=False)), cross)
     alpha = float(ctx.parameters.get("alpha", 1.0))
     ridge = _by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None
     design = Design(

@@ -10,9 +10,10 @@ so that only the solution (or nothing) is ever revealed.
    two limbs (16-bit high part, scaled low part) against a 24-bit A', so y ends
    accurate to ~condition * 2^-24, not 2^-16.
 4. Every party learns one bit: whether max |I - A'X| < `INVERSE_TOLERANCE` and
-   every |X_ij| < 1e-3 / (d * entry_error), i.e. whether the errors A already
-   carries (`entry_error` per entry, from how it was computed) can move the
-   solution by more than 1e-3. If not (too ill-conditioned: collinear features;
+   every |X_ij| < 1e-3 / (sqrt(d) * entry_error), i.e. whether the errors A already
+   carries (`entry_error`: their typical size per entry, from how A was computed;
+   independent and zero-mean, as rounding to the grid makes them) move the
+   solution by more than about 1e-3 relative. If not (too ill-conditioned: collinear features;
    or a failed truncation), the job is refused with a clear error; nothing is
    revealed.
 """
@@ -72,7 +73,7 @@ def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solv
         x = x.matmul(product.neg().add(2 * eye))
         ctx.progress(phase, 40 + 30 * (step + 1) / steps(d))
     converged = _all_within(ctx, coarse.matmul(x).sub(eye), INVERSE_TOLERANCE)
-    if not (converged and _all_within(ctx, x, TOLERANCE / (d * entry_error))):
+    if not (converged and _all_within(ctx, x, TOLERANCE / (math.sqrt(d) * entry_error))):
         raise FailedPrecondition(
             "the normal equations are too ill-conditioned for the fixed point to solve them to 1e-3 (nearly "
             "collinear features?): add regularization (alpha) or drop a feature")
@@ -96,9 +97,9 @@ def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float) -> Any:
 
 def _all_within(ctx: Any, values: Any, tolerance: float) -> bool:
     """One bit, opened to every party: is every |value| below `tolerance`?"""
-    low = secure.lowered(values, secure.PRECISION_BITS).reshape(-1)
-    inside = low.lt(tolerance) * low.gt(-tolerance)  # 0/1 at scale 1
-    return bool(secure.open_bits_to_all(ctx, (inside.sum() - (int(low.size(0)) - 1)).gt(0)).all())
+    flat = values.reshape(-1)
+    inside = secure.less_than(flat, tolerance) * secure.greater_than(flat, -tolerance)  # 0/1 at scale 1
+    return bool(secure.open_bits_to_all(ctx, (inside.sum() - (int(flat.size(0)) - 1)).gt(0)).all())
 
 
 def _product(matrix: Any, vector: Any) -> Any:

@@ -100,7 +100,7 @@ def _centered(x: np.ndarray) -> np.ndarray:
 def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: list[str]) -> list[tuple[str, Any]]:
     """Correlations (and covariances) between every pair of parties' columns."""
     sigma = _centered(ctx.table).std(axis=0, ddof=1)
-    correlations = cross_correlations(ctx, n, widths, columns)
+    correlations, _ = cross_correlations(ctx, n, widths, columns)
     sigmas = [secure.share_from(ctx, r, secure.split(sigma) if r == ctx.rank else None, (2, widths[r]),
                                 precision=secure.PRODUCT_BITS) for r in range(ctx.world_size)]
     out: list[tuple[str, Any]] = []
@@ -116,10 +116,12 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
     return out
 
 
-def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list[str]) -> dict[tuple[int, int], Any]:
+def cross_correlations(ctx: JobContext, n: int, widths: list[int],
+                       columns: list[str]) -> tuple[dict[tuple[int, int], Any], float]:
     """Secret-shared correlations (24 bits) between the columns of every pair of
-    parties (a < b), from each party's locally standardized columns; refused, naming
-    the columns, where outliers would push the error past 1e-3."""
+    parties (a < b), from each party's locally standardized columns, and the bound
+    on their error; refused, naming the columns, where outliers would push the
+    error past 1e-3."""
     x = _centered(ctx.table)
     sigma = x.std(axis=0, ddof=1)
     constant = [c for c, s in zip(ctx.layout[ctx.rank].columns, sigma) if not s > 0]
@@ -135,9 +137,11 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list
     # sums, over n - 1; then the 24-bit division
     error = (chunks * 2.0**-16 + math.sqrt(n) * 2.0**-16) / (n - 1) + 2.0**-24
     offsets = np.cumsum([0, *widths])
+    bound = 0.0
     for a in range(len(widths)):
         for b in range(a + 1, len(widths)):
             worst = error * 2.0 ** (exps[offsets[a] : offsets[a + 1]].max() + exps[offsets[b] : offsets[b + 1]].max())
+            bound = max(bound, worst)
             if worst > TOLERANCE / 4:
                 i = offsets[a] + int(np.argmax(exps[offsets[a] : offsets[a + 1]]))
                 j = offsets[b] + int(np.argmax(exps[offsets[b] : offsets[b + 1]]))
@@ -158,7 +162,7 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list
                    for i in range(widths[a])]
         out[(a, b)] = secure.times_integers(secure.raised(block).div(n - 1), factors)
         ctx.progress("cross-party products", 20 + 60 * (done + 1) / len(pairs))
-    return out
+    return out, bound
 
 
 def _assemble(req: Request, n: int, widths: list[int], columns: list[str], names: list[str],
