@@ -25,6 +25,8 @@ from pathlib import Path
 
 import grpc.aio
 
+from gateway.db import open_database
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
     seq     INTEGER PRIMARY KEY,
@@ -57,10 +59,7 @@ class Verdict:
 class AuditLog:
     def __init__(self, database: Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=10)
-        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(database, SCHEMA)
 
     def append(self, actor: str, action: str, subject: str, outcome: str, details: dict[str, str] | None = None) -> str:
         text = json.dumps(details or {}, sort_keys=True)

@@ -25,11 +25,12 @@ import numpy as np
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.db import open_database
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.jobs.scheduler import LoadedInput, Review, participants
-from mpc.programs.context import ReleaseRules
 from gateway.jobs.store import now
 from gateway.rpc import map_errors
+from mpc.programs.context import ReleaseRules
 
 NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
 SCHEMA = """
@@ -76,10 +77,7 @@ class Registry:
         self._data_dir = data_dir.resolve()
         self._party = party_id
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=10)
-        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(database, SCHEMA)
 
     # -- registry -------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ server's audit interceptor)."""
 from __future__ import annotations
 
 import io
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from google.protobuf import json_format
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.api.gateway.v1 import models_pb2 as mpb
 from gateway.api.gateway.v1 import models_pb2_grpc
+from gateway.db import open_database
 from gateway.errors import NotFound
 from gateway.jobs.store import now
 from gateway.rpc import map_errors
@@ -38,10 +38,7 @@ MODEL_PARTS = ("coefficients", "intercept", "feature_means", "feature_stds", "la
 class ModelStore:
     def __init__(self, database: Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=10)
-        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(database, SCHEMA)
 
     def save(self, job: pb.Job, result: pb.JobResult | None, shares: dict[str, tuple[np.ndarray, int]] | None) -> mpb.Model:
         """Records the model job `job` trained at this party: its revealed values

@@ -19,6 +19,7 @@ from google.protobuf import timestamp_pb2
 
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.db import open_database
 from gateway.errors import FailedPrecondition, NotFound
 from gateway.jobs import states
 
@@ -53,10 +54,7 @@ def now() -> timestamp_pb2.Timestamp:
 class JobStore:
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(path, SCHEMA)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
