@@ -27,7 +27,7 @@ from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.db import open_database
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from gateway.jobs.scheduler import LoadedInput, Review, participants
+from gateway.jobs.contracts import LoadedInput, Review, participants
 from gateway.jobs.store import now
 from gateway.rpc import map_errors
 from mpc.programs.context import ReleaseRules

@@ -29,7 +29,7 @@ from gateway.config import GatewayConfig
 from gateway.datasets import DatasetServicer, Registry
 from gateway.errors import Unauthenticated
 from gateway.jobs import wiring
-from gateway.jobs.scheduler import SchedulerConfig
+from gateway.jobs.contracts import SchedulerConfig
 from gateway.metrics import MetricsInterceptor
 from gateway.models import ModelServicer, ModelStore
 from mpc.programs import Limits

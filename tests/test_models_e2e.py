@@ -74,7 +74,9 @@ def test_a_revealed_model_reaches_only_the_receiver_and_matches_scikit_learn(fed
     x, y = _pooled()
     reference = Ridge(alpha=1.0).fit(x, y)
     assert model.features == FEATURES and model.label == "credit_score" and not model.shared
-    np.testing.assert_allclose(model.coefficients, reference.coef_, rtol=1e-3)
+    # the documented accuracy: within 1e-3 of max(|b_j|, s_y / s_j / 100)
+    floor = y.std() / x.std(axis=0) / 100
+    assert np.all(np.abs(model.coefficients - reference.coef_) <= 1e-3 * np.maximum(np.abs(reference.coef_), floor))
     assert abs(model.metrics["r2"] - reference.score(x, y)) < 1e-3
     np.testing.assert_allclose(model.predict(x[:5]), reference.predict(x[:5]), rtol=1e-3)
     for bank in ("bank-b", "bank-c"):
@@ -126,7 +128,8 @@ def test_a_shared_model_leaves_only_shares_which_rebuild_it(fed: LocalFederation
     x, y = _pooled()
     reference = Ridge(alpha=0.0).fit(x, y)
     rebuilt = gamma * np.exp2(np.round(np.log2(reference.coef_ / gamma)))  # z units -> data units (powers of two)
-    np.testing.assert_allclose(rebuilt, reference.coef_, rtol=1e-3)
+    floor = y.std() / x.std(axis=0) / 100
+    assert np.all(np.abs(rebuilt - reference.coef_) <= 1e-3 * np.maximum(np.abs(reference.coef_), floor))
     assert not np.allclose(shares[0][0] / shares[0][1], gamma, rtol=0.1), "one share alone is not the model"
 
 

@@ -10,6 +10,9 @@ every party. Participants report back; the first failure fails the job everywher
 
 The coordinator's record holds the overall state and each party's status; a
 participant's record holds its own state. Every decision goes to the audit log.
+This party's own side of a job (its checks at start and release, its worker, its
+reports) is in participation.py; what the scheduler needs from the gateway, in
+contracts.py.
 """
 
 from __future__ import annotations
@@ -17,108 +20,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any
 
-import numpy as np
 from google.protobuf import json_format
 
-from gateway.api.common.v1 import error_pb2, tensor_pb2
+from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied, PolicyRefused, Unavailable
+from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.jobs import states
+from gateway.jobs.contracts import (ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
+                                    SchedulerConfig, error_info, participants)
+from gateway.jobs.participation import Participation
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.store import JobStore, now
-from mpc.programs import Limits, validate_inputs, validate_parameters
-from mpc.programs.context import ReleaseRules
-from mpc.worker import WorkerPlan
+from mpc.programs import validate_inputs, validate_parameters
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Review:
-    """A party's decision on a proposed job, from its own datasets and policies."""
-
-    decision: str  # "approve" | "manual" | "reject"
-    reasons: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LoadedInput:
-    table: np.ndarray  # float64, rows x columns
-    keys: np.ndarray | None
-    rows: int
-
-
-class Datasets(Protocol):
-    """This party's registry and policies, as the scheduler needs them."""
-
-    def review(self, job: pb.Job, party_id: str) -> Review:
-        """Raises InvalidArgument for an unknown dataset or column."""
-
-    def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
-        """Reads the input's columns (and key column for vertical jobs); refuses a
-        file that changed since registration."""
-
-    def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
-        """This party's release rules for the job (the strictest of its datasets')."""
-
-
-class Peers(Protocol):
-    async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
-    async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
-    async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
-    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
-                   head: tuple[int, str] | None = None) -> None: ...
-    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
-                     head: tuple[int, str] | None = None) -> None: ...
-    async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]: ...
-
-
-Audit = Callable[[str, str, str, dict[str, str]], None]
-"""audit(action, job_id, outcome, details)."""
-
-class Models(Protocol):
-    """Where this party keeps the models its jobs train (gateway.models.ModelStore)."""
-
-    def save(self, job: pb.Job, result: pb.JobResult | None, shares: dict[str, Any] | None) -> Any: ...
-
-
-AuditHead = Callable[[], tuple[int, str]]
-"""The local audit log's head (sequence, hash), which peers record at a job's end."""
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    party_id: str
-    peer_addresses: dict[str, str]
-    tls_files: tuple[str, str, str]
-    max_concurrent_jobs: int = 2
-    default_deadline_s: float = 3600.0
-    allow_insecure_providers: bool = False
-    failure_timeout: float = 20.0
-    dealer: tuple[str, str] | None = None  # the federation's TTP dealer: (party id, address)
-    limits: Limits = field(default_factory=Limits)
-    drain_grace_s: float = 60.0
-
-
-ROOT_CAUSE_WAIT_S = 2.0
-"""How long the coordinator waits, when parties only report that a peer vanished,
-for the vanished party's own report of why (a refusal, a crash, a bad input)."""
-
-
-def _error(reason: str, message: str, party: str = "") -> error_pb2.ErrorInfo:
-    return error_pb2.ErrorInfo(reason=reason, message=message, party_id=party)
-
-
-def participants(spec: pb.JobSpec) -> list[str]:
-    """The job's parties in rank order: the order they first appear in the inputs."""
-    return list(dict.fromkeys(i.party_id for i in spec.inputs))
-
-
-class Scheduler:
+class Scheduler(Participation):
     def __init__(self, config: SchedulerConfig, store: JobStore, datasets: Datasets, peers: Peers,
                  runner: WorkerRunner, audit: Audit, audit_head: AuditHead = lambda: (0, ""),
                  models: Models | None = None) -> None:
@@ -158,7 +79,7 @@ class Scheduler:
         for party, status in zip(participants(spec), statuses):
             if isinstance(status, MpcgateError):
                 status = pb.PartyStatus(party_id=party, rank=-1, state=states.REJECTED,
-                                        error=_error(status.reason, status.message, party))
+                                        error=error_info(status.reason, status.message, party))
             elif isinstance(status, BaseException):
                 raise status
             self._store.update(job.job_id, lambda j, s=status: _set_party(j, s))
@@ -229,7 +150,7 @@ class Scheduler:
         if local_state != states.AWAITING_APPROVAL:
             raise FailedPrecondition(f"job {job_id} is not awaiting this party's approval")
         target = states.QUEUED if approve else states.REJECTED
-        error = None if approve else _error("REJECTED_BY_DATA_OWNER", reason or "the data owner rejected the job", self.me)
+        error = None if approve else error_info("REJECTED_BY_DATA_OWNER", reason or "the data owner rejected the job", self.me)
         status = pb.PartyStatus(party_id=self.me, state=target, error=error)
         self._audit("job.approve" if approve else "job.reject", job_id, "ok", {"by": caller, "reason": reason})
         if job.coordinator == self.me:
@@ -244,7 +165,7 @@ class Scheduler:
         job = self._store.get(job_id)
         if job.coordinator != self.me:
             raise FailedPrecondition(f"cancel job {job_id} at its coordinator, {job.coordinator!r}")
-        error = _error("CANCELLED", reason or f"cancelled by {caller}")
+        error = error_info("CANCELLED", reason or f"cancelled by {caller}")
         if not await self._end(job_id, states.CANCELLED, f"cancelled by {caller}", error, {"by": caller}):
             raise FailedPrecondition(f"job {job_id} already ended ({states.name(job.state)})")
         return self._store.get(job_id)
@@ -269,7 +190,7 @@ class Scheduler:
         state = {"approve": states.QUEUED, "manual": states.AWAITING_APPROVAL}.get(review.decision, states.REJECTED)
         error = None
         if state == states.REJECTED:
-            error = _error("POLICY_REFUSED", "; ".join(review.reasons) or "refused by policy", self.me)
+            error = error_info("POLICY_REFUSED", "; ".join(review.reasons) or "refused by policy", self.me)
         self._audit("job.review", job.job_id, states.name(state).lower(),
                     {"coordinator": job.coordinator, "reasons": "; ".join(review.reasons)})
         if job.coordinator != self.me:
@@ -358,7 +279,7 @@ class Scheduler:
                                 {"party": refused.party_id})
                 return
             if failed is not None:
-                error = failed.error if failed.error.message else _error("PARTY_FAILED", f"party {failed.party_id} failed", failed.party_id)
+                error = failed.error if failed.error.message else error_info("PARTY_FAILED", f"party {failed.party_id} failed", failed.party_id)
                 await self._end(job_id, states.FAILED, f"failed at {failed.party_id}", error,
                                 {"party": failed.party_id, "reason": error.reason})
                 return
@@ -414,7 +335,7 @@ class Scheduler:
                 await self._peers.join_dealer(*self.config.dealer, job.session_id, ranks)
             await asyncio.gather(*(self._start_party(p.party_id, job, ranks) for p in job.parties))
         except MpcgateError as err:
-            await self._fail(job.job_id, _error("START_FAILED", err.message))
+            await self._fail(job.job_id, error_info("START_FAILED", err.message))
 
     async def _start_party(self, party: str, job: pb.Job, ranks: list[pb.PartyStatus]) -> None:
         if party == self.me:
@@ -423,7 +344,7 @@ class Scheduler:
             await self._peers.start(party, job.job_id, job.session_id, ranks)
 
     async def _expire(self, job_id: str, deadline: float) -> None:
-        await self._fail(job_id, _error("DEADLINE_EXCEEDED", f"the job did not finish within {deadline:g} s"))
+        await self._fail(job_id, error_info("DEADLINE_EXCEEDED", f"the job did not finish within {deadline:g} s"))
 
     async def _fail(self, job_id: str, error: error_pb2.ErrorInfo) -> None:
         await self._end(job_id, states.FAILED, error.message, error, {"reason": error.reason})
@@ -455,99 +376,6 @@ class Scheduler:
                 log.warning("could not stop job=%s at party=%s: %s", job.job_id, party, outcome)
         self._spawn(self._start_queued())  # a slot may have freed up
 
-    # -- running this party's worker --------------------------------------------------
-
-    async def _run_worker(self, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
-        job = self._store.get(job_id)
-        status = pb.PartyStatus(party_id=self.me, state=states.RUNNING)
-        await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
-        try:
-            plan = self._plan(job, session_id, ranks)
-            result, kept = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
-                                                  lambda: self._release_refusal(job_id))
-        except MpcgateError as err:
-            if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
-                return
-            failed = pb.PartyStatus(party_id=self.me, state=states.FAILED, error=_error(err.reason, err.message, self.me))
-            if job.coordinator != self.me:
-                self._store.transition(job_id, states.FAILED, err.message, failed.error)
-            await self._report_own(job, failed, pb.Progress(), final=True)
-            return
-        released = _to_result(job, result) if result is not None else None
-        if released is not None:
-            self._store.save_result(released)
-            self._audit("result.release", job_id, "ok", {"receiver": self.me})
-        if self._models is not None and job.spec.kind.startswith("model.") and (released is not None or kept):
-            self._models.save(job, released, kept)
-            self._audit("model.store", job_id, "ok", {"shared": str(bool(kept)).lower(), "revealed": str(released is not None).lower()})
-        done = pb.PartyStatus(party_id=self.me, state=states.SUCCEEDED)
-        if job.coordinator != self.me:
-            self._store.transition(job_id, states.SUCCEEDED, "finished")
-        await self._report_own(job, done, pb.Progress(phase="done", percent=100), final=True)
-
-    def _start_checks(self, job: pb.Job) -> None:
-        """Right before this party reads data: its own config and its datasets'
-        current policies must still allow the job (they may have changed since
-        review), and the files must be the ones registered (checked by load)."""
-        refusal = self._provider_refusal(job.spec.provider, job.dealer)
-        review = self._datasets.review(job, self.me)
-        reasons = ([refusal] if refusal else []) + review.reasons
-        if refusal or review.decision == "reject":
-            self._audit("job.recheck", job.job_id, "refused", {"reasons": "; ".join(reasons)})
-            raise PolicyRefused(f"party {self.me} refused at start: {'; '.join(reasons)}")
-
-    def _release_refusal(self, job_id: str) -> str:
-        """Right before a result leaves this party: '' if its policies still allow
-        releasing to the job's receivers, else why not (audited either way)."""
-        job = self._store.get(job_id)
-        try:
-            review = self._review(job)
-        except MpcgateError as err:
-            review = Review("reject", [err.message])
-        ok = review.decision != "reject"
-        self._audit("result.release_check", job_id, "ok" if ok else "refused",
-                    {"receivers": ",".join(job.spec.result_receivers), "reasons": "; ".join(review.reasons)})
-        return "" if ok else f"party {self.me} refused to release: {'; '.join(review.reasons)}"
-
-    def _plan(self, job: pb.Job, session_id: str, ranks: list[pb.PartyStatus]) -> WorkerPlan:
-        order = [p.party_id for p in sorted(ranks, key=lambda p: p.rank)]
-        spec = job.spec
-        inputs = {i.party_id: i for i in spec.inputs}
-        self._start_checks(job)
-        loaded = self._datasets.load(job, inputs[self.me])
-        self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
-                                                   "columns": ",".join(inputs[self.me].columns)})
-        layout = [{"rank": r, "party_id": p, "columns": list(inputs[p].columns),
-                   "rows": loaded.rows if p == self.me else -1} for r, p in enumerate(order)]
-        addresses = {p: self.config.peer_addresses[p] for p in order if p != self.me}
-        dealer = None
-        if spec.provider == pb.PROVIDER_TTP:
-            assert self.config.dealer is not None  # _start_checks
-            dealer, addresses[dealer] = self.config.dealer
-        return WorkerPlan(
-            job_id=job.job_id, session_id=session_id, party_id=self.me, parties=order, addresses=addresses,
-            dealer=dealer,
-            tls=self.config.tls_files, kind=spec.kind,
-            partitioning="vertical" if spec.partitioning == pb.PARTITIONING_VERTICAL else "horizontal",
-            receivers=[order.index(r) for r in spec.result_receivers],
-            layout=layout, parameters=json_format.MessageToDict(spec.parameters),
-            table=loaded.table, keys=loaded.keys, failure_timeout=self.config.failure_timeout,
-            provider=pb.Provider.Name(spec.provider).removeprefix("PROVIDER_"),
-            rules=self._datasets.rules(job, self.me),
-        )
-
-    async def _report_own(self, job: pb.Job, status: pb.PartyStatus, progress: pb.Progress, final: bool = False) -> None:
-        if job.coordinator == self.me:
-            await self.on_report(job.job_id, status, progress, self.me)
-        else:
-            if progress.ByteSize():
-                self._store.update(job.job_id, lambda j: j.progress.CopyFrom(progress))
-            try:
-                await self._peers.report(job.coordinator, job.job_id, status, progress,
-                                         self._audit_head() if final else None)
-            except MpcgateError as err:
-                log.warning("could not report job=%s to coordinator=%s: %s", job.job_id, job.coordinator, err.message)
-
     # -- start-up -----------------------------------------------------------------------
 
     async def recover(self) -> None:
@@ -555,7 +383,7 @@ class Scheduler:
         party coordinates and had queued resume; a participant's jobs that were
         waiting are reconciled with their coordinators (which may have ended them)."""
         for job in self._store.list([states.RUNNING, states.PENDING], limit=10_000):
-            error = _error("GATEWAY_RESTARTED", f"gateway {self.me} restarted while the job was {states.name(job.state).lower()}", self.me)
+            error = error_info("GATEWAY_RESTARTED", f"gateway {self.me} restarted while the job was {states.name(job.state).lower()}", self.me)
             if job.coordinator == self.me:
                 await self._fail(job.job_id, error)
             else:
@@ -588,7 +416,7 @@ class Scheduler:
         while self._running_here() and loop.time() < deadline:
             await asyncio.sleep(0.2)
         for job in self._running_here():
-            error = _error("GATEWAY_SHUTDOWN", f"gateway {self.me} shut down before the job finished "
+            error = error_info("GATEWAY_SHUTDOWN", f"gateway {self.me} shut down before the job finished "
                            f"(drain grace {self.config.drain_grace_s:g} s)", self.me)
             if job.coordinator == self.me:
                 await self._fail(job.job_id, error)
@@ -651,19 +479,3 @@ def _merge_progress(job: pb.Job, party: str, progress: pb.Progress) -> None:
         job.progress.percent = progress.percent
     job.progress.bytes_sent = max(job.progress.bytes_sent, progress.bytes_sent)
     job.progress.bytes_received = max(job.progress.bytes_received, progress.bytes_received)
-
-
-def _progress(phase: str, percent: float, sent: int, received: int) -> pb.Progress:
-    return pb.Progress(phase=phase, percent=percent, bytes_sent=sent, bytes_received=received)
-
-
-def _to_result(job: pb.Job, values: dict[str, tuple[np.ndarray, list[str]]]) -> pb.JobResult:
-    result = pb.JobResult(job_id=job.job_id, provider=job.spec.provider, produced_at=now())
-    for name, (array, labels, column_labels, suppressed) in values.items():
-        array = np.ascontiguousarray(array, dtype="<f8")
-        result.values.append(pb.ResultValue(
-            name=name, labels=labels, column_labels=column_labels, suppressed=suppressed,
-            tensor=tensor_pb2.Tensor(element_type=tensor_pb2.ELEMENT_TYPE_FLOAT64, shape=array.shape,
-                                     byte_order=tensor_pb2.BYTE_ORDER_LITTLE_ENDIAN, data=array.tobytes()),
-        ))
-    return result

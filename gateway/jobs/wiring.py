@@ -18,7 +18,8 @@ from gateway.exchange.inbox import Inbox
 from gateway.exchange.service import ExchangeServicer, Sessions
 from gateway.jobs.peers import PeerGateways
 from gateway.jobs.runner import WorkerRunner
-from gateway.jobs.scheduler import Audit, AuditHead, Datasets, Scheduler, SchedulerConfig
+from gateway.jobs.contracts import Audit, AuditHead, Datasets, SchedulerConfig
+from gateway.jobs.scheduler import Scheduler
 from gateway.jobs.service import Caller, CoordinationServicer, JobServicer
 from gateway.jobs.store import JobStore
 

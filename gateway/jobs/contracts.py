@@ -1,0 +1,97 @@
+"""What the scheduler needs from the rest of the gateway (this party's registry,
+its peers, its model store, its audit log) and its configuration: the seams that
+let each be a real component in the server and a small stand-in nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from gateway.api.common.v1 import error_pb2
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from mpc.programs import Limits
+from mpc.programs.context import ReleaseRules
+
+
+@dataclass(frozen=True)
+class Review:
+    """A party's decision on a proposed job, from its own datasets and policies."""
+
+    decision: str  # "approve" | "manual" | "reject"
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadedInput:
+    table: np.ndarray  # float64, rows x columns
+    keys: np.ndarray | None
+    rows: int
+
+
+class Datasets(Protocol):
+    """This party's registry and policies, as the scheduler needs them."""
+
+    def review(self, job: pb.Job, party_id: str) -> Review:
+        """Raises InvalidArgument for an unknown dataset or column."""
+
+    def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
+        """Reads the input's columns (and key column for vertical jobs); refuses a
+        file that changed since registration."""
+
+    def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
+        """This party's release rules for the job (the strictest of its datasets')."""
+
+
+class Peers(Protocol):
+    async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
+    async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
+    async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
+    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
+                   head: tuple[int, str] | None = None) -> None: ...
+    async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
+                     head: tuple[int, str] | None = None) -> None: ...
+    async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]: ...
+
+
+Audit = Callable[[str, str, str, dict[str, str]], None]
+"""audit(action, job_id, outcome, details)."""
+
+class Models(Protocol):
+    """Where this party keeps the models its jobs train (gateway.models.ModelStore)."""
+
+    def save(self, job: pb.Job, result: pb.JobResult | None, shares: dict[str, Any] | None) -> Any: ...
+
+
+AuditHead = Callable[[], tuple[int, str]]
+"""The local audit log's head (sequence, hash), which peers record at a job's end."""
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    party_id: str
+    peer_addresses: dict[str, str]
+    tls_files: tuple[str, str, str]
+    max_concurrent_jobs: int = 2
+    default_deadline_s: float = 3600.0
+    allow_insecure_providers: bool = False
+    failure_timeout: float = 20.0
+    dealer: tuple[str, str] | None = None  # the federation's TTP dealer: (party id, address)
+    limits: Limits = field(default_factory=Limits)
+    drain_grace_s: float = 60.0
+
+
+ROOT_CAUSE_WAIT_S = 2.0
+"""How long the coordinator waits, when parties only report that a peer vanished,
+for the vanished party's own report of why (a refusal, a crash, a bad input)."""
+
+
+def error_info(reason: str, message: str, party: str = "") -> error_pb2.ErrorInfo:
+    return error_pb2.ErrorInfo(reason=reason, message=message, party_id=party)
+
+
+def participants(spec: pb.JobSpec) -> list[str]:
+    """The job's parties in rank order: the order they first appear in the inputs."""
+    return list(dict.fromkeys(i.party_id for i in spec.inputs))

@@ -1,0 +1,130 @@
+"""This party's part in a job it takes part in (coordinator or not): the checks it
+makes right before reading its data and right before releasing anything, the
+worker it runs, and what it reports back. A mixin of the Scheduler, which owns
+the state (store, registry, runner, audit)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+from google.protobuf import json_format
+
+from gateway.api.common.v1 import tensor_pb2
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.errors import MpcgateError, PolicyRefused
+from gateway.jobs import states
+from gateway.jobs.contracts import Review, error_info
+from gateway.jobs.store import now
+from mpc.worker import WorkerPlan
+
+
+class Participation:
+    """Methods of the Scheduler that run this party's side of a job (they use the
+    Scheduler's store, registry, runner, peers, models and audit)."""
+
+    async def _run_worker(self, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
+        job = self._store.get(job_id)
+        status = pb.PartyStatus(party_id=self.me, state=states.RUNNING)
+        await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
+        try:
+            plan = self._plan(job, session_id, ranks)
+            result, kept = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
+                                                  lambda: self._release_refusal(job_id))
+        except MpcgateError as err:
+            if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
+                return
+            failed = pb.PartyStatus(party_id=self.me, state=states.FAILED, error=error_info(err.reason, err.message, self.me))
+            if job.coordinator != self.me:
+                self._store.transition(job_id, states.FAILED, err.message, failed.error)
+            await self._report_own(job, failed, pb.Progress(), final=True)
+            return
+        released = _to_result(job, result) if result is not None else None
+        if released is not None:
+            self._store.save_result(released)
+            self._audit("result.release", job_id, "ok", {"receiver": self.me})
+        if self._models is not None and job.spec.kind.startswith("model.") and (released is not None or kept):
+            self._models.save(job, released, kept)
+            self._audit("model.store", job_id, "ok", {"shared": str(bool(kept)).lower(), "revealed": str(released is not None).lower()})
+        done = pb.PartyStatus(party_id=self.me, state=states.SUCCEEDED)
+        if job.coordinator != self.me:
+            self._store.transition(job_id, states.SUCCEEDED, "finished")
+        await self._report_own(job, done, pb.Progress(phase="done", percent=100), final=True)
+
+    def _start_checks(self, job: pb.Job) -> None:
+        """Right before this party reads data: its own config and its datasets'
+        current policies must still allow the job (they may have changed since
+        review), and the files must be the ones registered (checked by load)."""
+        refusal = self._provider_refusal(job.spec.provider, job.dealer)
+        review = self._datasets.review(job, self.me)
+        reasons = ([refusal] if refusal else []) + review.reasons
+        if refusal or review.decision == "reject":
+            self._audit("job.recheck", job.job_id, "refused", {"reasons": "; ".join(reasons)})
+            raise PolicyRefused(f"party {self.me} refused at start: {'; '.join(reasons)}")
+
+    def _release_refusal(self, job_id: str) -> str:
+        """Right before a result leaves this party: '' if its policies still allow
+        releasing to the job's receivers, else why not (audited either way)."""
+        job = self._store.get(job_id)
+        try:
+            review = self._review(job)
+        except MpcgateError as err:
+            review = Review("reject", [err.message])
+        ok = review.decision != "reject"
+        self._audit("result.release_check", job_id, "ok" if ok else "refused",
+                    {"receivers": ",".join(job.spec.result_receivers), "reasons": "; ".join(review.reasons)})
+        return "" if ok else f"party {self.me} refused to release: {'; '.join(review.reasons)}"
+
+    def _plan(self, job: pb.Job, session_id: str, ranks: list[pb.PartyStatus]) -> WorkerPlan:
+        order = [p.party_id for p in sorted(ranks, key=lambda p: p.rank)]
+        spec = job.spec
+        inputs = {i.party_id: i for i in spec.inputs}
+        self._start_checks(job)
+        loaded = self._datasets.load(job, inputs[self.me])
+        self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
+                                                   "columns": ",".join(inputs[self.me].columns)})
+        layout = [{"rank": r, "party_id": p, "columns": list(inputs[p].columns),
+                   "rows": loaded.rows if p == self.me else -1} for r, p in enumerate(order)]
+        addresses = {p: self.config.peer_addresses[p] for p in order if p != self.me}
+        dealer = None
+        if spec.provider == pb.PROVIDER_TTP:
+            assert self.config.dealer is not None  # _start_checks
+            dealer, addresses[dealer] = self.config.dealer
+        return WorkerPlan(
+            job_id=job.job_id, session_id=session_id, party_id=self.me, parties=order, addresses=addresses,
+            dealer=dealer,
+            tls=self.config.tls_files, kind=spec.kind,
+            partitioning="vertical" if spec.partitioning == pb.PARTITIONING_VERTICAL else "horizontal",
+            receivers=[order.index(r) for r in spec.result_receivers],
+            layout=layout, parameters=json_format.MessageToDict(spec.parameters),
+            table=loaded.table, keys=loaded.keys, failure_timeout=self.config.failure_timeout,
+            provider=pb.Provider.Name(spec.provider).removeprefix("PROVIDER_"),
+            rules=self._datasets.rules(job, self.me),
+        )
+
+    async def _report_own(self, job: pb.Job, status: pb.PartyStatus, progress: pb.Progress, final: bool = False) -> None:
+        if job.coordinator == self.me:
+            await self.on_report(job.job_id, status, progress, self.me)
+        else:
+            if progress.ByteSize():
+                self._store.update(job.job_id, lambda j: j.progress.CopyFrom(progress))
+            try:
+                await self._peers.report(job.coordinator, job.job_id, status, progress,
+                                         self._audit_head() if final else None)
+            except MpcgateError as err:
+                log.warning("could not report job=%s to coordinator=%s: %s", job.job_id, job.coordinator, err.message)
+
+
+def _progress(phase: str, percent: float, sent: int, received: int) -> pb.Progress:
+    return pb.Progress(phase=phase, percent=percent, bytes_sent=sent, bytes_received=received)
+
+
+def _to_result(job: pb.Job, values: dict[str, tuple[np.ndarray, list[str]]]) -> pb.JobResult:
+    result = pb.JobResult(job_id=job.job_id, provider=job.spec.provider, produced_at=now())
+    for name, (array, labels, column_labels, suppressed) in values.items():
+        array = np.ascontiguousarray(array, dtype="<f8")
+        result.values.append(pb.ResultValue(
+            name=name, labels=labels, column_labels=column_labels, suppressed=suppressed,
+            tensor=tensor_pb2.Tensor(element_type=tensor_pb2.ELEMENT_TYPE_FLOAT64, shape=array.shape,
+                                     byte_order=tensor_pb2.BYTE_ORDER_LITTLE_ENDIAN, data=array.tobytes()),
+        ))
+    return result
