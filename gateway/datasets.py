@@ -163,7 +163,7 @@ class Registry:
         manual = False
         for job_input in mine:
             try:
-                _, dataset = self._row(job_input.dataset)
+                path, dataset = self._row(job_input.dataset)
             except NotFound as err:
                 raise InvalidArgument(err.message) from None
             numeric = {c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC}
@@ -171,7 +171,7 @@ class Registry:
             if unknown:
                 raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} has no numeric column "
                                       f"{', '.join(map(repr, unknown))}")
-            self._unchanged(self._row(job_input.dataset)[0], dataset)
+            self._unchanged(path, dataset)
             if job.spec.partitioning == pb.PARTITIONING_VERTICAL and not dataset.key_column:
                 raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} declares no key column "
                                       "(vertical jobs align rows by it)")

@@ -170,6 +170,14 @@ key = "{self.pki_dir / f'{DEALER}.key'}"
         return Client(self.addresses[party], self.token(party) if token is None else token,
                       TlsIdentity.from_dir(self.pki_dir, OPERATOR), server_party=party)
 
+    def states(self, job_id: str) -> dict[str, str]:
+        """The job's state as each gateway records it."""
+        out = {}
+        for party in self.parties:
+            with self.client(party) as client:
+                out[party] = client.job(job_id).state
+        return out
+
     def stop(self, party: str | None = None, timeout: float = 20.0) -> dict[str, int | None]:
         """SIGTERM, then SIGKILL after `timeout`; returns exit codes."""
         codes: dict[str, int | None] = {}

@@ -64,19 +64,11 @@ def _pooled(dataset_rows: int = ROWS) -> np.ndarray:
     return np.vstack([demo_data.loans(p, dataset_rows) for p in PARTIES])
 
 
-def _states_everywhere(fed: LocalFederation, job_id: str) -> dict[str, str]:
-    out = {}
-    for party in PARTIES:
-        with fed.client(party) as client:
-            out[party] = client.job(job_id).state
-    return out
-
-
 def _wait_everywhere(fed: LocalFederation, job_id: str, state: str, timeout: float = 30) -> None:
     """Until every gateway reports the job in `state`."""
     deadline = time.monotonic() + timeout
-    while set(_states_everywhere(fed, job_id).values()) != {state}:
-        assert time.monotonic() < deadline, _states_everywhere(fed, job_id)
+    while set(fed.states(job_id).values()) != {state}:
+        assert time.monotonic() < deadline, fed.states(job_id)
         time.sleep(0.2)
 
 
@@ -106,7 +98,7 @@ def test_horizontal_summary_matches_numpy(federation: LocalFederation) -> None:
     for party in ("bank-b", "bank-c"):  # not receivers: nothing revealed there
         with federation.client(party) as client, pytest.raises(Exception, match="no result"):
             client.job(job.id).result()
-    assert set(_states_everywhere(federation, job.id).values()) == {"SUCCEEDED"}
+    assert set(federation.states(job.id).values()) == {"SUCCEEDED"}
 
 
 def test_vertical_summary_matches_numpy_and_checks_key_alignment(federation: LocalFederation) -> None:
@@ -146,7 +138,7 @@ def test_policy_refusal_at_one_party_rejects_everywhere_and_reads_no_data(federa
             job = client.submit("stats.summary", _inputs(), receivers=["bank-a"])
             assert job.state == "REJECTED"
             assert "bank-c" in job.record.error.message or job.record.error.party_id == "bank-c"
-        states = _states_everywhere(federation, job.id)
+        states = federation.states(job.id)
         assert set(states.values()) == {"REJECTED"}, states
         for party in PARTIES:
             with federation.client(party) as client:

@@ -60,14 +60,6 @@ def _inputs() -> list[tuple[str, str, list[str]]]:
     return [(b, "loans", COLUMNS) for b in BANKS]
 
 
-def _states(fed: LocalFederation, job_id: str) -> dict[str, str]:
-    out = {}
-    for bank in BANKS:
-        with fed.client(bank) as client:
-            out[bank] = client.job(job_id).state
-    return out
-
-
 @contextmanager
 def _policy_at(fed: LocalFederation, bank: str, changed: dpb.Policy, dataset: str = "loans") -> Iterator[None]:
     """`bank`'s data owner sets `changed` on a dataset for the block, then restores it."""
@@ -95,7 +87,7 @@ def test_a_participant_refuses_tfp_that_the_coordinator_allows(fed: LocalFederat
     assert job.state == "REJECTED"
     assert job.record.error.party_id == "bank-b" and job.record.error.reason == "POLICY_REFUSED"
     assert "TFP" in job.record.error.message
-    _until(lambda: set(_states(fed, job.id).values()) == {"REJECTED"})
+    _until(lambda: set(fed.states(job.id).values()) == {"REJECTED"})
 
 
 def test_a_participant_refuses_a_dealer_its_config_does_not_name(fed: LocalFederation) -> None:
@@ -130,7 +122,7 @@ def test_a_policy_tightened_after_approval_stops_the_job_before_data_is_read(fed
         assert job.record.error.party_id == "bank-b" and "bank-a" in job.record.error.message
         with pytest.raises(Exception, match="no result"):
             job.result()
-    _until(lambda: set(_states(fed, job.id).values()) == {"FAILED"})
+    _until(lambda: set(fed.states(job.id).values()) == {"FAILED"})
 
 
 def test_a_policy_tightened_while_running_stops_the_release(fed: LocalFederation) -> None:
@@ -249,7 +241,7 @@ def test_every_party_ends_terminal_and_a_restarted_participant_reconciles(fed: L
             job.cancel("changed our mind")
             assert {p.state for p in job.refresh().record.parties} == {jobs_pb2.JOB_STATE_CANCELLED}  # every party
         fed.start("bank-b")
-        _until(lambda: _states(fed, job.id)["bank-b"] == "CANCELLED")
+        _until(lambda: fed.states(job.id)["bank-b"] == "CANCELLED")
 
 
 def test_sigterm_lets_a_running_job_finish(fed: LocalFederation) -> None:
@@ -261,7 +253,7 @@ def test_sigterm_lets_a_running_job_finish(fed: LocalFederation) -> None:
             client.register_dataset("big", "big.csv", policy(), replace=True)
     with fed.client("bank-a") as client:
         job = client.submit("stats.summary", [(b, "big", COLUMNS) for b in BANKS], receivers=["bank-a"])
-        _until(lambda: _states(fed, job.id)["bank-b"] == "RUNNING")
+        _until(lambda: fed.states(job.id)["bank-b"] == "RUNNING")
         assert fed.stop("bank-b") == {"bank-b": 0}  # drains: waits for the job
         job.wait(timeout=120)
         assert job.state == "SUCCEEDED", job.record
