@@ -64,12 +64,19 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
     if spec.parameters.fields.get("extremes") is not None and spec.parameters["extremes"] is True \
             and not policy.allow_extremes:
         reasons.append(f"dataset {dataset.name!r}'s policy does not allow releasing extremes (min, max)")
-    if spec.kind.startswith("model.") and policy.shared_models_only and not (
-            spec.parameters.fields.get("keep_shared") is not None and spec.parameters["keep_shared"] is True):
+    if spec.kind.startswith("model.") and policy.shared_models_only and not _flag(spec, "keep_shared"):
         reasons.append(f"dataset {dataset.name!r}'s policy allows only models kept secret-shared (keep_shared)")
+    vertical_model = spec.kind.startswith("model.") and spec.partitioning == pb.PARTITIONING_VERTICAL
+    if vertical_model and policy.own_coefficients_only and not (_flag(spec, "keep_shared") or _flag(spec, "own_coefficients")):
+        reasons.append(f"dataset {dataset.name!r}'s policy reveals a model's coefficients only to the party whose "
+                       "features they weigh (own_coefficients) or to nobody (keep_shared)")
     if reasons:
         return Review("reject", reasons)
     return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")
+
+
+def _flag(spec: pb.JobSpec, name: str) -> bool:
+    return spec.parameters.fields.get(name) is not None and spec.parameters[name] is True
 
 
 class Registry:

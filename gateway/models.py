@@ -51,9 +51,13 @@ class ModelStore:
             features=[c for i in job.spec.inputs for c in i.columns if c != label] if job.spec.partitioning
             == pb.PARTITIONING_VERTICAL else [c for c in job.spec.inputs[0].columns if c != label],
         )
+        model.partial = bool(parameters.get("own_coefficients"))
         for value in result.values if result is not None else []:
             if value.name in MODEL_PARTS and not model.shared:
                 model.values.append(value)
+                if value.name == "coefficients" and model.partial:  # this party's own features only
+                    model.ClearField("features")
+                    model.features.extend(value.labels)
             elif len(value.tensor.data) == 8:
                 model.metrics[value.name] = float(np.frombuffer(value.tensor.data, dtype="<f8")[0])
         blob = _pack(shares) if shares else None

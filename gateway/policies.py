@@ -9,6 +9,7 @@
     small_groups = "suppress"                      # or "refuse": cells below min_group_size
     allow_extremes = false                         # may min/max (one row's value) be released?
     shared_models_only = false                     # models on it must be keep_shared
+    own_coefficients_only = false                  # vertical models: only own coefficients to each party
     approval = "automatic"                         # or "manual": the data owner approves each job
 
 Every key is optional except that an empty list allows nothing (default deny);
@@ -36,7 +37,7 @@ def load(path: Path) -> dpb.Policy:
 def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     try:
         refuse_unknown(raw, {"": {*LISTS, "min_rows", "min_group_size", "small_groups", "allow_extremes",
-                                  "shared_models_only", "approval"}})
+                                  "shared_models_only", "own_coefficients_only", "approval"}})
     except InvalidArgument as err:
         raise InvalidArgument(f"{where}: {err.message.replace('config field', 'policy field')}") from None
     policy = dpb.Policy()
@@ -55,7 +56,7 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
         if value not in table:
             raise InvalidArgument(f"{where}: policy field {key!r} must be one of {', '.join(table)}")
         setattr(policy, target, table[value])
-    for key in ("allow_extremes", "shared_models_only"):
+    for key in ("allow_extremes", "shared_models_only", "own_coefficients_only"):
         flag = raw.get(key, False)
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{where}: policy field {key!r} must be true or false")
@@ -69,5 +70,6 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
     out.update(min_rows=policy.min_rows, min_group_size=policy.min_group_size,
                small_groups=next((k for k, v in SMALL_GROUPS.items() if v == policy.small_groups), "suppress"),
                allow_extremes=policy.allow_extremes, shared_models_only=policy.shared_models_only,
+               own_coefficients_only=policy.own_coefficients_only,
                approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
     return out

@@ -77,7 +77,10 @@ class Model:
     """A model a joint job trained, as this gateway holds it. A revealed model has
     its weights as numpy arrays (coefficients in the features' own units); a
     shared model (`shared`) only its metrics: the weights exist as shares at the
-    parties' gateways, and no API returns them."""
+    parties' gateways, and no API returns them. A `partial` model (vertical,
+    own_coefficients) holds this party's features' coefficients and its part of the
+    intercept: `predict` gives its part of the score, and the parts sum to the
+    model's."""
 
     model_id: str
     kind: str
@@ -88,6 +91,7 @@ class Model:
     metrics: dict[str, float]
     provider: str
     parties: list[str]
+    partial: bool = False
 
     @property
     def coefficients(self) -> np.ndarray:
@@ -319,7 +323,7 @@ def _array(value: pb.ResultValue) -> np.ndarray:
 def _model(record: models_pb2.Model) -> Model:
     return Model(record.model_id, record.kind, list(record.features), record.label, record.shared,
                  {v.name: _array(v) for v in record.values}, dict(record.metrics),
-                 pb.Provider.Name(record.provider).removeprefix("PROVIDER_"), list(record.parties))
+                 pb.Provider.Name(record.provider).removeprefix("PROVIDER_"), list(record.parties), record.partial)
 
 
 def _finite(name: str, value: Any) -> None:

@@ -24,6 +24,7 @@ class Task:
     parameters: dict[str, Any] = field(default_factory=dict)
     rules: dict[str, Any] = field(default_factory=dict)
     keys: list[np.ndarray] | None = None
+    receivers: list[int] = field(default_factory=lambda: [0])
 
 
 def _serve(rank: int, world_size: int, args: Any) -> None:
@@ -39,7 +40,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
         ctx = JobContext(
             kind=task.kind, partitioning=task.partitioning, rank=rank, world_size=world_size,
             layout=[PartyLayout(r, f"party{r}", task.columns[r], -1) for r in range(world_size)],
-            receivers=[0], parameters=task.parameters, table=task.tables[rank],
+            receivers=task.receivers, parameters=task.parameters, table=task.tables[rank],
             keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
         )
         try:
@@ -50,7 +51,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
             outcome = ("refused", f"{err.reason}: {err.message}", {})
         if rank == 0:
             answers.put(outcome[:2])
-        kept.put((rank, outcome[2]))
+        kept.put((rank, outcome[2], outcome[1]))
 
 
 class Session:
@@ -71,13 +72,16 @@ class Session:
             self._error = err
 
     def run(self, task: Task, timeout: float = 120) -> tuple[str, Any]:
-        """(status, results at rank 0); each rank's kept shares go to `self.shares`."""
+        """(status, results at rank 0); each rank's kept shares go to `self.shares`,
+        its results (or refusal) to `self.results`."""
         for q in self._tasks:
             q.put(task)
         while True:
             try:
                 answer = self._answers.get(timeout=1)
-                self.shares = dict(self._kept.get(timeout=timeout) for _ in range(self.world_size))
+                kept = [self._kept.get(timeout=timeout) for _ in range(self.world_size)]
+                self.shares = {rank: shares for rank, shares, _ in kept}
+                self.results = {rank: results for rank, _, results in kept}
                 return answer
             except queue.Empty:
                 if self._error is not None or not self._thread.is_alive():

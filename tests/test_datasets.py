@@ -85,9 +85,14 @@ def _policy(**overrides: object) -> dpb.Policy:
 
 
 def _spec(parties: list[str] = ["bank-a", "bank-b"], kind: str = "stats.describe",
-          receivers: list[str] = ["bank-a"]) -> pb.JobSpec:
-    return pb.JobSpec(kind=kind, inputs=[pb.JobInput(party_id=p, dataset="loans", columns=["income"]) for p in parties],
-                      result_receivers=receivers)
+          receivers: list[str] = ["bank-a"], **parameters: object) -> pb.JobSpec:
+    spec = pb.JobSpec(kind=kind, inputs=[pb.JobInput(party_id=p, dataset="loans", columns=["income"]) for p in parties],
+                      result_receivers=receivers, partitioning=pb.PARTITIONING_VERTICAL)
+    spec.parameters.update(parameters)
+    return spec
+
+
+MODELS = dict(allowed_job_kinds=["model.linear_regression"])
 
 
 @pytest.mark.parametrize(
@@ -101,8 +106,17 @@ def _spec(parties: list[str] = ["bank-a", "bank-b"], kind: str = "stats.describe
         (_policy(), _spec(receivers=["bank-b"]), ["income"], 1000, "reject", "result receivers bank-b"),
         (_policy(), _spec(), ["income"], 99, "reject", "needs at least 100"),
         (dpb.Policy(), _spec(), ["income"], 1000, "reject", "may not use"),  # default deny
+        (_policy(shared_models_only=True, **MODELS), _spec(kind="model.linear_regression"), ["income"], 1000,
+         "reject", "only models kept secret-shared"),
+        (_policy(own_coefficients_only=True, **MODELS), _spec(kind="model.linear_regression"), ["income"], 1000,
+         "reject", "only to the party whose features"),
+        (_policy(own_coefficients_only=True, **MODELS), _spec(kind="model.linear_regression", own_coefficients=True),
+         ["income"], 1000, "approve", ""),
+        (_policy(own_coefficients_only=True, **MODELS), _spec(kind="model.linear_regression", keep_shared=True),
+         ["income"], 1000, "approve", ""),
     ],
-    ids=["allowed", "manual", "party", "kind", "column", "receiver", "rows", "empty policy"],
+    ids=["allowed", "manual", "party", "kind", "column", "receiver", "rows", "empty policy", "shared only",
+         "own only", "own given", "shared given"],
 )
 def test_policy_decisions(policy: dpb.Policy, spec: pb.JobSpec, columns: list[str], rows: int, decision: str, reason: str) -> None:
     verdict = review(policy, _dataset(rows), spec, columns, ME)

@@ -88,6 +88,69 @@ def test_keep_shared_reveals_only_r2_and_the_shares_rebuild_the_model(session: S
     assert np.all(np.abs(rebuilt - reference.coef_) <= 1e-3 * np.maximum(np.abs(reference.coef_), floor))
 
 
+def _split(session: Session, partitioning: str, x: np.ndarray, y: np.ndarray) -> tuple[list, list, list | None]:
+    """The pooled rows as the parties' tables, names and keys (vertical: the label at the last party)."""
+    d, parties = x.shape[1], session.world_size
+    if partitioning == "horizontal":
+        names = [[f"x{j}" for j in range(d)] + ["y"]] * parties
+        return [np.column_stack([x, y])[part] for part in np.array_split(np.arange(len(y)), parties)], names, None
+    columns = np.array_split(np.arange(d), parties)
+    tables = [x[:, c] for c in columns]
+    tables[-1] = np.column_stack([tables[-1], y])
+    names = [[f"x{j}" for j in c] for c in columns]
+    names[-1].append("y")
+    return tables, names, [np.array([f"k{i}" for i in range(len(y))])] * parties
+
+
+@pytest.mark.parametrize("partitioning, alpha", [("horizontal", 0.0), ("vertical", 1.5)])
+def test_without_an_intercept_matches_scikit_learn(session: Session, partitioning: str, alpha: float) -> None:
+    rng = np.random.default_rng(31)
+    x, y = data(rng, 600, 4, offset=3.0)
+    tables, names, keys = _split(session, partitioning, x, y)
+    status, result = session.run(Task("model.linear_regression", partitioning, tables, names,
+                                      {"label": "y", "alpha": alpha, "fit_intercept": False}, {}, keys))
+    assert status == "ok", result
+    reference = (Ridge(alpha=alpha, fit_intercept=False) if alpha else LinearRegression(fit_intercept=False)).fit(x, y)
+    assert result["intercept"][0][0] == 0.0 and set(result) == {"coefficients", "intercept", "r2"}
+    assert_matches(result, reference, x, y)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_own_coefficients_gives_each_party_only_its_part(session: Session, intercept: bool) -> None:
+    rng = np.random.default_rng(33)
+    x, y = data(rng, 500, 2 * session.world_size, offset=4.0)
+    tables, names, keys = _split(session, "vertical", x, y)
+    everyone = list(range(session.world_size))
+    status, _ = session.run(Task("model.linear_regression", "vertical", tables, names,
+                                 {"label": "y", "alpha": 0.5, "own_coefficients": True, "fit_intercept": intercept},
+                                 {}, keys, everyone))
+    assert status == "ok"
+    reference = Ridge(alpha=0.5, fit_intercept=intercept).fit(x, y)
+    floor = y.std() / x.std(axis=0) / 100
+    intercept_parts = 0.0
+    for rank, result in session.results.items():
+        own = [c for c in names[rank] if c != "y"]
+        assert result["coefficients"][1] == own, "a party receives its own features' coefficients only"
+        index = [int(c[1:]) for c in own]
+        assert np.all(np.abs(result["coefficients"][0] - reference.coef_[index])
+                      <= 1e-3 * np.maximum(np.abs(reference.coef_[index]), floor[index]))
+        assert abs(result["r2"][0][0] - reference.score(x, y)) <= 1e-3
+        intercept_parts += result["intercept"][0][0]
+    scale = abs(reference.intercept_) + np.abs(reference.coef_ * x.mean(axis=0)).sum()
+    assert abs(intercept_parts - reference.intercept_) <= 1e-3 * scale
+
+
+@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
+def test_without_an_intercept_a_label_far_from_zero_is_refused(session: Session, partitioning: str) -> None:
+    rng = np.random.default_rng(32)
+    x = rng.normal(size=(300, 2))
+    y = 1000 + x @ [1.0, 2.0] + rng.normal(0, 0.1, 300)  # mean^2 ~ 2e5 x variance
+    tables, names, keys = _split(session, partitioning, x, y)
+    status, answer = session.run(Task("model.linear_regression", partitioning, tables, names,
+                                      {"label": "y", "fit_intercept": False}, {}, keys))
+    assert status == "refused" and "too far from zero" in answer and "fit_intercept" in answer, answer
+
+
 @pytest.mark.parametrize("parameters, partitioning, message", [
     ({"label": "nope"}, "horizontal", "label column 'nope'"),
     ({"label": "y", "alpha": -1}, "horizontal", "alpha"),

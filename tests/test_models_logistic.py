@@ -28,11 +28,12 @@ def holdout(seed: int, salt: int, rows: int, fraction: float = 0.2) -> np.ndarra
 
 
 def assert_close_to_scikit_learn(result: dict, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                                 y_test: np.ndarray, alpha: float) -> None:
+                                 y_test: np.ndarray, alpha: float, intercept: bool = True) -> None:
     # the same optimum as on the raw features (the intercept is not penalized, so a
     # shift of the features changes only it), but lbfgs converges on centered ones
-    center = x_train.mean(axis=0)
-    reference = LogisticRegression(C=1 / alpha, max_iter=5000, tol=1e-8).fit(x_train - center, y_train)
+    center = x_train.mean(axis=0) if intercept else np.zeros(x_train.shape[1])
+    reference = LogisticRegression(C=1 / alpha, max_iter=5000, tol=1e-8, fit_intercept=intercept).fit(
+        x_train - center, y_train)
     accuracy = reference.score(x_test - center, y_test)
     auc = roc_auc_score(y_test, reference.decision_function(x_test - center))
     assert abs(result["accuracy"][0][0] - accuracy) <= 0.01, (result["accuracy"][0], accuracy)
@@ -76,6 +77,57 @@ def test_vertical_matches_scikit_learn_with_labels_at_one_party(session: Session
     assert status == "ok", result
     mask = holdout(5, 1 << 30, rows)
     assert_close_to_scikit_learn(result, x[~mask], y[~mask], x[mask], y[mask], 1.0)
+
+
+@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
+def test_without_an_intercept_matches_scikit_learn(session: Session, partitioning: str) -> None:
+    rng = np.random.default_rng(12)
+    rows, d = 1500, session.world_size
+    x, y = credit(rng, rows, d, offset=0.5)
+    keys = None
+    if partitioning == "horizontal":
+        parts = np.array_split(np.arange(rows), session.world_size)
+        tables, names = [np.column_stack([x, y])[p] for p in parts], [[f"x{j}" for j in range(d)] + ["y"]] * len(parts)
+        masks = [holdout(7, r, len(p)) for r, p in enumerate(parts)]
+        mask = np.concatenate(masks)
+    else:
+        tables, names = [x[:, [j]] for j in range(d)], [[f"x{j}"] for j in range(d)]
+        tables[0], names[0] = np.column_stack([tables[0], y]), ["x0", "y"]
+        keys = [np.array([f"k{i}" for i in range(rows)])] * d
+        mask = holdout(7, 1 << 30, rows)
+    status, result = session.run(Task("model.logistic_regression", partitioning, tables, names,
+                                      {"label": "y", "seed": 7, "alpha": 0.5, "fit_intercept": False}, {}, keys),
+                                 timeout=600)
+    assert status == "ok", result
+    assert result["intercept"][0][0] == 0.0
+    assert_close_to_scikit_learn(result, x[~mask], y[~mask], x[mask], y[mask], 0.5, intercept=False)
+
+
+def test_own_coefficients_gives_each_party_only_its_part(session: Session) -> None:
+    rng = np.random.default_rng(13)
+    rows, d = 1500, 2 * session.world_size
+    x, y = credit(rng, rows, d, offset=2.0)
+    split = np.array_split(np.arange(d), session.world_size)
+    tables, names = [x[:, c] for c in split], [[f"x{j}" for j in c] for c in split]
+    tables[-1], names[-1] = np.column_stack([tables[-1], y]), [*names[-1], "y"]
+    keys = [np.array([f"k{i}" for i in range(rows)])] * session.world_size
+    status, full = session.run(Task("model.logistic_regression", "vertical", tables, names, {"label": "y", "seed": 9},
+                                    {}, keys), timeout=600)
+    assert status == "ok", full
+    status, _ = session.run(Task("model.logistic_regression", "vertical", tables, names,
+                                 {"label": "y", "seed": 9, "own_coefficients": True}, {}, keys,
+                                 list(range(session.world_size))), timeout=600)
+    assert status == "ok"
+    mask = holdout(9, 1 << 30, rows)
+    scores = np.full(rows, 0.0)
+    for rank, part in session.results.items():
+        assert part["coefficients"][1] == [f"x{j}" for j in split[rank]], "its own features' coefficients only"
+        columns = [int(c[1:]) for c in part["coefficients"][1]]
+        scores += x[:, columns] @ part["coefficients"][0] + part["intercept"][0][0]  # the parts add up
+        assert abs(part["auc"][0][0] - full["auc"][0][0]) <= 0.01
+    reference = x @ full["coefficients"][0] + full["intercept"][0][0]
+    assert abs(roc_auc_score(y[mask], scores[mask]) - roc_auc_score(y[mask], reference[mask])) <= 0.01
+    assert np.abs(scores - reference).max() <= 0.05 * np.abs(reference).max()
 
 
 def test_non_binary_labels_are_refused(session: Session) -> None:

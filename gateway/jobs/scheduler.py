@@ -97,7 +97,8 @@ class Scheduler(Participation):
         if twice:
             raise InvalidArgument(f"party {twice[0]!r} has more than one input: give each party exactly one")
         validate_inputs(spec.kind, json_format.MessageToDict(spec.parameters),
-                        spec.partitioning == pb.PARTITIONING_VERTICAL, [(i.party_id, list(i.columns)) for i in spec.inputs])
+                        spec.partitioning == pb.PARTITIONING_VERTICAL, [(i.party_id, list(i.columns)) for i in spec.inputs],
+                        list(spec.result_receivers))
         columns = sum(len(i.columns) for i in spec.inputs)
         if columns > self.config.limits.max_columns:
             raise InvalidArgument(f"the job reads {columns} columns; this gateway allows at most "

@@ -45,11 +45,6 @@ def _bin_edges(name: str, value: Any, limits: Limits) -> None:
         raise InvalidArgument(f"parameter {name} asks for {len(value) - 1} bins; this gateway allows at most {limits.max_bins}")
 
 
-def _true(name: str, value: Any, limits: Limits) -> None:
-    if value is not True:
-        raise InvalidArgument(f"parameter {name} must be true (fitting without an intercept is not supported yet)")
-
-
 def _non_negative(name: str, value: Any, limits: Limits) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InvalidArgument(f"parameter {name} must be a finite number >= 0")
@@ -73,9 +68,11 @@ class Param:
     required: bool = False
 
 
-def _labelled(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]]) -> None:
+def _labelled(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
+              receivers: list[str]) -> None:
     """Models: the label column at every party (horizontal) or at exactly one (vertical),
-    and at least one feature besides it."""
+    and at least one feature besides it; own_coefficients only for vertical jobs
+    whose every party receives (its own part), not with keep_shared."""
     label = parameters.get("label")
     holders = [party for party, columns in inputs if label in columns]
     if vertical and len(holders) != 1:
@@ -86,14 +83,24 @@ def _labelled(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str
         raise InvalidArgument(f"the label column {label!r} is missing from the inputs of {', '.join(missing)}")
     if not any(c != label for _, columns in inputs for c in columns):
         raise InvalidArgument("a model needs at least one feature column besides the label")
+    if parameters.get("own_coefficients"):
+        if not vertical:
+            raise InvalidArgument("own_coefficients applies to vertical jobs (each party's own feature columns)")
+        if parameters.get("keep_shared"):
+            raise InvalidArgument("own_coefficients reveals each party's coefficients to it; keep_shared reveals none: "
+                                  "choose one")
+        missing = sorted({party for party, _ in inputs} - set(receivers))
+        if missing:
+            raise InvalidArgument(f"with own_coefficients every party receives its own part: add {', '.join(missing)} "
+                                  "to the result receivers")
 
 
 @dataclass(frozen=True)
 class JobKind:
     program: Program
     parameters: dict[str, Param] = field(default_factory=dict)
-    inputs: Callable[[dict[str, Any], bool, list[tuple[str, list[str]]]], None] = lambda p, v, i: None
-    """Checks the job's inputs (parameters, vertical?, [(party, columns)]) at submit."""
+    inputs: Callable[[dict[str, Any], bool, list[tuple[str, list[str]]], list[str]], None] = lambda p, v, i, r: None
+    """Checks the job's inputs (parameters, vertical?, [(party, columns)], receivers) at submit."""
 
 
 VERTICAL = {"key_salt": Param(_string)}
@@ -104,18 +111,20 @@ KINDS: dict[str, JobKind] = {
     "stats.summary": JobKind(stats.summary, {"extremes": Param(_bool), **VERTICAL}),
     "stats.histogram": JobKind(stats.histogram, {"bin_edges": Param(_bin_edges, required=True), **VERTICAL}),
     "model.linear_regression": JobKind(models.linear_regression, {
-        "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_true),
-        "keep_shared": Param(_bool), **VERTICAL}, _labelled),
+        "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_bool),
+        "keep_shared": Param(_bool), "own_coefficients": Param(_bool), **VERTICAL}, _labelled),
     "model.logistic_regression": JobKind(models.logistic_regression, {
-        "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_true),
+        "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_bool),
         "epochs": Param(_count(1, 200)), "tolerance": Param(_non_negative), "holdout": Param(_fraction),
-        "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool), **VERTICAL}, _labelled),
+        "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool), "own_coefficients": Param(_bool),
+        **VERTICAL}, _labelled),
 }
 PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items()}
 
 
-def validate_inputs(kind: str, parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]]) -> None:
-    KINDS[kind].inputs(parameters, vertical, inputs)
+def validate_inputs(kind: str, parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
+                    receivers: list[str]) -> None:
+    KINDS[kind].inputs(parameters, vertical, inputs, receivers)
 
 
 def validate_parameters(kind: str, parameters: dict[str, Any], limits: Limits) -> None:

@@ -226,3 +226,38 @@ def less_than(value: Any, threshold: Any) -> Any:
 
 def greater_than(value: Any, threshold: Any) -> Any:
     return at_configured(value).gt(threshold)
+
+
+def normalized(value: Any, low: int = -16, high: int = 16) -> tuple[Any, Any]:
+    """(mantissa, exponent), both shared, with value = mantissa * 2^exponent,
+    |mantissa| in [0.5, 1) carrying value's sign, for 2^low <= |value| < 2^high
+    (smaller magnitudes give 0 and 0). The exponent is an integer at scale 1.
+    Opening both reveals the value and nothing else (unlike a public frame, no
+    power of two of any factor it was computed from). By comparisons against every
+    power of two in the range, one-hot selected."""
+    import crypten
+
+    v = at_configured(value)
+    negative = v.lt(0)
+    magnitude = v - 2 * v * negative
+    count = high - low
+    powers = torch.tensor([2.0 ** (high - 1 - k) for k in range(count)], dtype=torch.float64)
+    above = magnitude.unsqueeze(-1).expand(*magnitude.size(), count).ge(powers)  # 1 from the first power below
+    first = above - crypten.cat([above[..., :1].mul(0), above[..., :-1]], dim=-1)  # one-hot at that power
+    shifted = [magnitude.div(2 ** (high - k)) if k < high else times_integers(magnitude, [2 ** (k - high)])
+               for k in range(count)]  # magnitude / 2^(high - k), in [0.5, 1) where first_k = 1
+    mantissa = (first * crypten.stack(shifted, dim=-1)).sum(-1)
+    exponent = first.mul(torch.tensor([float(high - k) for k in range(count)], dtype=torch.float64)).sum(-1)
+    return mantissa - 2 * mantissa * negative, exponent
+
+
+def open_to_owners(ctx: Any, parts: list[tuple[int, Any]]) -> list[np.ndarray]:
+    """Each (owner, shared value) opened to its owner alone, after this party's
+    gateway allowed the release; returns this party's values, in order."""
+    ctx.before_release()
+    mine = []
+    for owner, value in parts:
+        opened = value.get_plain_text(dst=owner)
+        if owner == ctx.rank:
+            mine.append(_exact(value, opened))
+    return mine

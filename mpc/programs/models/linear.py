@@ -1,5 +1,6 @@
-"""model.linear_regression: ridge (or ordinary least squares, alpha = 0) with an
-intercept, fitted from secret-shared sufficient statistics and solved inside MPC.
+"""model.linear_regression: ridge (or ordinary least squares, alpha = 0), with an
+intercept or through the origin, fitted from secret-shared sufficient statistics
+and solved inside MPC.
 
 Horizontal: the parties' aggregates of z = (x - a) / c (the public column frame of
 the statistics programs) give the pooled covariance of [features, label] at 32
@@ -17,19 +18,30 @@ the features' and the label's means and standard deviations (the standardization
 used), and R^2 on the training rows. With keep_shared, only R^2 is revealed; each
 party keeps its share of the model. Public to every party, beyond the statistics
 programs' frames: one bit that the system was well-conditioned enough to solve.
+
+Without an intercept (fit_intercept = false): each party appends the mirror image
+of its rows, (-x, -y), locally. The mirrored data has mean zero, so the fit with
+an intercept on it is the fit through the origin on the data (intercept exactly
+zero, the penalty doubled with the rows), and every step above applies unchanged.
+Its R^2 is the uncentered one, 1 - SSE / sum y^2; scikit-learn's (centered) R^2 is
+1 - (1 - R^2_0) F with F = mean(y^2) / var(y), computed under encryption
+(horizontal) or by the label holder (vertical). F amplifies R^2_0's error, so a
+label with mean^2 above (MAX_LABEL_FACTOR - 1) var(y) is refused (every party
+learns that one bit). Revealed: the coefficients, the intercept (zero) and R^2.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import torch
 
-from gateway.errors import InvalidArgument
+from gateway.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
-from mpc.programs.models.solve import _product, solve
+from mpc.programs.models.solve import _product, inverse, solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import validate_local, validate_shape
 
@@ -39,6 +51,8 @@ HORIZONTAL_ENTRY_ERROR = 2.0**-22
 MIN_ENTRY_ERROR = 2.0**-22
 """Vertical systems: a quarter of the cross-party correlations' error bound
 (stats.vertical.cross_correlations; measured errors are ~1/4 of it), at least this."""
+MAX_LABEL_FACTOR = 256
+"""Through the origin: the largest mean(y^2) / var(y) for which R^2 stays within 1e-3."""
 
 
 def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
@@ -48,12 +62,23 @@ def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
     validate_local(ctx)
     rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
     validate_shape(ctx, rows)
+    origin = not ctx.parameters.get("fit_intercept", True)
+    if origin:  # see the module docstring: the fit with an intercept on the data and its mirror image
+        ctx = dataclasses.replace(ctx, table=np.vstack([ctx.table, -ctx.table]))
+        alpha, rows = 2 * alpha, [2 * r for r in rows]
     if ctx.partitioning == "horizontal":
-        return _horizontal(ctx, label, alpha, sum(rows))
-    return _vertical(ctx, label, alpha, rows[0])
+        return _horizontal(ctx, label, alpha, sum(rows), origin)
+    return _vertical(ctx, label, alpha, rows[0], origin)
 
 
-def _horizontal(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, Result] | None:
+def _enough_rows(n: int, d: int, origin: bool) -> None:
+    rows, needed = (n // 2, d) if origin else (n, d + 1)
+    if rows <= needed:
+        what = "" if origin else " and an intercept"
+        raise InvalidArgument(f"{rows} rows cannot fit {d} features{what}: more features than rows")
+
+
+def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool) -> dict[str, Result] | None:
     columns = ctx.layout[0].columns
     if label not in columns:
         raise InvalidArgument(f"the label column {label!r} is not among the job's columns {columns}")
@@ -61,8 +86,7 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, 
     order = [*features, label]
     x = ctx.table[:, [columns.index(c) for c in order]]
     d = len(features)
-    if n <= d + 1:
-        raise InvalidArgument(f"{n} rows cannot fit {d} features and an intercept: more features than rows")
+    _enough_rows(n, d, origin)
     ctx.progress("fixing each column's frame", 5)
     shift, scale = horizontal.column_frame(ctx, x, n, order)
     ctx.progress("pooled covariance", 20)
@@ -77,6 +101,9 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, 
     # R^2 = explained / var(y); 1 / var(y) = 256 inverse_y^2 (inverse_y = 1 / (16 std(y)), 16 bits)
     explained = _explained(a, b, gamma, ridge_public=ridge)
     fit = secure.mul_mixed(secure.mul_mixed(explained, inverse[d]), inverse[d]).mul(256)
+    if origin:
+        real = x[: len(x) // 2, d] / scale[d]
+        fit = _centered_r2(fit, _label_factor(ctx, label, real, n // 2, moments.variance[d], inverse[d].mul(16)))
     values = [gamma, moments.mean, moments.variance]
     opened = _release(ctx, values, fit)
     if opened is None:
@@ -87,10 +114,10 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, 
     means = shift + scale * mean_z
     stds = scale * np.sqrt(np.maximum(var_z, 0) * n / (n - 1))
     coefficients = g * scale[d] / scale[:d]
-    return _model(features, label, coefficients, means, stds, opened["r2"])
+    return _model(features, label, coefficients, means, stds, opened["r2"], origin)
 
 
-def _vertical(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, Result] | None:
+def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool) -> dict[str, Result] | None:
     vertical.check_keys(ctx)
     holders = [entry.rank for entry in ctx.layout if label in entry.columns]
     if len(holders) != 1:
@@ -98,8 +125,7 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, Re
     names = [c for entry in ctx.layout for c in entry.columns]
     widths = [len(entry.columns) for entry in ctx.layout]
     d = len(names) - 1
-    if n <= d + 1:
-        raise InvalidArgument(f"{n} rows cannot fit {d} features and an intercept: more features than rows")
+    _enough_rows(n, d, origin)
     ctx.progress("cross-party correlations", 10)
     x = ctx.table - ctx.table[0]
     sigma = x.std(axis=0, ddof=1)
@@ -117,8 +143,13 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, Re
     precondition = secure.lowered(_by_column(ctx, widths, 1 / np.sqrt(1 + local["ridge"]))[keep])
     gamma = solve(ctx, a, b, precondition, max(error / 4, MIN_ENTRY_ERROR))
     fit = _explained(a, b, gamma, ridge_shared=ridge[keep])  # var(y) = 1: standardized
+    if origin:
+        fit = _centered_r2(fit, _holder_factor(ctx, label, holders[0], n // 2))
     means = _by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = _by_column(ctx, widths, secure.split(sigma), axis=1)
+    if ctx.parameters.get("own_coefficients"):
+        owners = [r for r, w in enumerate(widths) for _ in range(w)]
+        return _own_part(ctx, label, names, [owners[j] for j in keep], keep, gamma, stds[:, [position]], fit, origin)
     opened = _release(ctx, [gamma, means, stds], fit)
     if opened is None:
         return None
@@ -127,7 +158,80 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int) -> dict[str, Re
     g, means, stds = opened["values"][0], secure.join(opened["values"][1]), secure.join(opened["values"][2])
     coefficients = g * stds[position] / stds[keep]
     order = [*keep, position]
-    return _model([names[i] for i in keep], label, coefficients, means[order], stds[order], opened["r2"])
+    return _model([names[i] for i in keep], label, coefficients, means[order], stds[order], opened["r2"], origin)
+
+
+def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], keep: list[int], gamma: Any,
+              label_std: Any, fit: Any, origin: bool) -> dict[str, Result] | None:
+    """Vertical, own_coefficients: each party receives the coefficients of its own
+    features and its part of the intercept (they sum to the model's), nobody
+    another's; every party R^2. b_j = g_j s_y / s_j: g_j s_y (= b_j s_j) is
+    normalized under encryption (no power of two of s_y or g_j becomes public) and
+    opened to feature j's owner, who divides by its own s_j."""
+    import crypten
+
+    d = len(keep)
+    scaled = secure.mul_mixed(gamma, secure.lowered(label_std[0][[0] * d]))  # g_j * mantissa(s_y)
+    mantissa, exponent = secure.normalized(scaled)
+    exponent = secure.raised(exponent) + label_std[1][[0] * d]
+    indices = {r: [i for i in range(d) if owners[i] == r] for r in range(ctx.world_size)}
+    opened = secure.open_to_owners(ctx, [(r, crypten.stack([mantissa[idx], exponent[idx]])) for r, idx in indices.items()
+                                         if idx])
+    metrics = secure.open_to_receivers(ctx, [fit])
+    mine = indices[ctx.rank]
+    own = [names[keep[i]] for i in mine]
+    columns = ctx.layout[ctx.rank].columns
+    x = ctx.table[: len(ctx.table) // 2] if origin else ctx.table  # (the rows, not their mirror images)
+    means, sigma = x.mean(axis=0), (ctx.table - ctx.table[0]).std(axis=0, ddof=1)
+    at = [columns.index(c) for c in own]
+    coefficients = secure.join(opened[0]) / sigma[at] if own else np.zeros(0)
+    intercept = -float(coefficients @ means[at])
+    if label in columns:
+        intercept += float(means[columns.index(label)])
+    out = {"coefficients": Result(coefficients, own), "intercept": Result(np.array([0.0 if origin else intercept]), [label])}
+    if not origin:
+        out |= {"feature_means": Result(means[at], own), "feature_stds": Result(sigma[at], own)}
+    return {**out, "r2": Result(np.array([float(metrics[0])]) if metrics else np.zeros(1), ["r2"])}
+
+
+def _label_factor(ctx: JobContext, label: str, real: np.ndarray, n: int, square: Any, scale: Any) -> Any:
+    """F = mean(y^2) / var(y) of the pooled labels (horizontal), 16 bits: `real` is
+    this party's y / c, `square` the shared mean of (y / c)^2, `scale` ~ its
+    inverse square root (16 bits). var = square - mean^2; F = square / var by a
+    1 x 1 Newton–Schulz inverse, after one public bit that F <= MAX_LABEL_FACTOR."""
+    mean = secure.total(secure.share_each(ctx, np.array([real.sum() / n]), precision=secure.AGGREGATE_BITS))
+    variance = square.reshape(1) - horizontal._outer(mean, 1).reshape(1)
+    margin = secure.times_integers(variance, [MAX_LABEL_FACTOR]) - square.reshape(1)
+    if not secure.open_bits_to_all(ctx, secure.greater_than(margin, 0)).all():
+        raise _offset_label(label)
+    inv = inverse(ctx, variance.reshape(1, 1), scale.reshape(1), 2.0**-30, phase="the label's spread")
+    return inv.apply(secure.lowered(square.reshape(1)))
+
+
+def _holder_factor(ctx: JobContext, label: str, holder: int, n: int) -> Any:
+    """F = mean(y^2) / var(y), computed exactly by the label holder (vertical) and
+    shared at 16 bits, after one public bit that F <= MAX_LABEL_FACTOR."""
+    factor = 0.0
+    if ctx.rank == holder:
+        y = ctx.table[:n, ctx.layout[holder].columns.index(label)]
+        variance = float(np.var(y - y.mean()))
+        factor = float(np.mean(y**2)) / variance if variance > 0 else np.inf
+    if not secure.public(ctx, factor)[holder] <= MAX_LABEL_FACTOR:
+        raise _offset_label(label)
+    return secure.share_from(ctx, holder, np.array([factor]), (1,), precision=secure.PRODUCT_BITS)
+
+
+def _offset_label(label: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"the label {label!r} lies too far from zero for its spread (mean^2 > {MAX_LABEL_FACTOR - 1} x variance): the "
+        "R^2 of a model without an intercept cannot be computed to 1e-3; fit with an intercept (fit_intercept true)")
+
+
+def _centered_r2(uncentered: Any, factor: Any) -> Any:
+    """1 - (1 - R^2_0) F: the unexplained fraction at 20 bits so the product with
+    F (<= 2^8, 16 bits) stays far from the ring."""
+    unexplained = secure.lowered(uncentered.neg().add(1), 20)
+    return secure.mul_mixed(unexplained, factor).neg().add(1).sum()
 
 
 def _preconditioner(inverse_std: Any, ridge: np.ndarray) -> Any:
@@ -163,10 +267,12 @@ def _release(ctx: JobContext, values: list[Any], fit: Any) -> dict[str, Any] | N
 
 
 def _model(features: list[str], label: str, coefficients: np.ndarray | None, means: np.ndarray | None,
-           stds: np.ndarray | None, r2: float) -> dict[str, Result]:
+           stds: np.ndarray | None, r2: float, origin: bool = False) -> dict[str, Result]:
     out = {"r2": Result(np.array([r2]), ["r2"])}
     if coefficients is None or means is None or stds is None:
         return out
+    if origin:  # the standardization was of the mirrored rows: not the data's
+        return {"coefficients": Result(coefficients, features), "intercept": Result(np.zeros(1), [label]), **out}
     intercept = means[-1] - float(coefficients @ means[:-1])
     return {
         "coefficients": Result(coefficients, features),

@@ -26,6 +26,11 @@ units, the intercept, the standardization (means and population deviations),
 the loss per epoch, and accuracy and AUC on a held-out fraction of the rows
 (computed under encryption; the AUC from 32 score bins). keep_shared: the same
 metrics, and each party keeps its share of the model.
+
+Without an intercept (fit_intercept = false) each party appends the mirror image
+(-x, 1 - y) of its training rows (see `_mirrored`): twice the rows per epoch, the
+penalty doubled with them; the standardization is then about zero (the mirrored
+rows' mean), and the intercept is zero.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import torch
 from gateway.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
-from mpc.programs.models.linear import _assemble, _by_column, _model
+from mpc.programs.models.linear import _assemble, _by_column
 from mpc.programs.models.solve import inverse
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import validate_local, validate_shape
@@ -108,18 +113,18 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
     y = ctx.table[:, columns.index(label)]
     _labels(ctx, y, label)
     test = _holdout_mask(ctx, len(y), ctx.rank)
-    sizes = [(int(a), int(b)) for a, b in secure.public(ctx, (int((~test).sum()), int(test.sum())))]
+    train_x, train_y = _mirrored(ctx, x[~test], y[~test])
+    sizes = [(int(a), int(b)) for a, b in secure.public(ctx, (len(train_x), int(test.sum())))]
     n, n_test = sum(a for a, _ in sizes), sum(b for _, b in sizes)
-    if n <= len(features) + 1:
-        raise InvalidArgument(f"{n} training rows cannot fit {len(features)} features: more features than rows")
+    _enough_rows(ctx, n, len(features))
     ctx.progress("standardizing", 5)
-    frame = horizontal.column_frame(ctx, x[~test], n, features)
-    moments = horizontal.pooled_moments(ctx, x[~test], n, frame, features, True, horizontal.CORRELATION_FLOOR)
+    frame = horizontal.column_frame(ctx, train_x, n, features)
+    moments = horizontal.pooled_moments(ctx, train_x, n, frame, features, True, horizontal.CORRELATION_FLOOR)
     inverse_std = horizontal.inverse_std(moments)  # 1 / (16 std(z)), 16 bits
     scale = inverse_std.mul(16)
     shift_z, scale_z = frame
-    z = (x - shift_z) / scale_z
-    alpha = float(ctx.parameters.get("alpha", 1.0))
+    z, z_train = (x - shift_z) / scale_z, (train_x - shift_z) / scale_z
+    alpha = _alpha(ctx)
     # sigma_j^2 = c_j^2 var(z_j) = c_j^2 / (256 inverse_std^2): 4 alpha / ((n-1) sigma^2)
     factor = torch.from_numpy(4 * alpha * 256 / ((n - 1) * scale_z**2))
     ridge = None
@@ -127,7 +132,7 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
         square = secure.mul_mixed(secure.raised(inverse_std, secure.PRECISION_BITS), inverse_std)
         ridge = secure.raised(secure.lowered(square).mul(factor), secure.PRECISION_BITS)
     design = Design(
-        z=_rows(ctx, z[~test], [a for a, _ in sizes]), y=_rows(ctx, y[~test, None], [a for a, _ in sizes]).squeeze(1),
+        z=_rows(ctx, z_train, [a for a, _ in sizes]), y=_rows(ctx, train_y[:, None], [a for a, _ in sizes]).squeeze(1),
         z_test=_rows(ctx, z[test], [b for _, b in sizes]) if n_test else None,
         y_test=_rows(ctx, y[test, None], [b for _, b in sizes]).squeeze(1) if n_test else None,
         shift=secure.lowered(moments.mean), scale=scale, correlation=horizontal.correlation(moments),
@@ -160,31 +165,54 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     if any(w == 0 for w in widths):
         raise InvalidArgument("every party of a vertical model must contribute at least one feature")
     test = _holdout_mask(ctx, n_all, SHARED_ROWS)  # the same rows at every party
-    n, n_test = int((~test).sum()), int(test.sum())
-    if n <= len(features) + 1:
-        raise InvalidArgument(f"{n} training rows cannot fit {len(features)} features: more features than rows")
+    train_x, train_y = _mirrored(ctx, x[~test], y[~test] if y is not None else None)
+    n, n_test = len(train_x), int(test.sum())
+    _enough_rows(ctx, n, len(features))
     ctx.progress("standardizing", 5)
-    centered = x - x[0]
-    mean, sigma = x[~test].mean(axis=0), centered[~test].std(axis=0)
+    mean, sigma = train_x.mean(axis=0), (train_x - train_x[0]).std(axis=0)
     if not all(all(flags) for flags in secure.public(ctx, [bool(s > 0) for s in sigma])):
         raise FailedPrecondition("a feature is constant on the training rows")
-    u = (x - mean) / sigma
-    bounds = np.exp2(np.ceil(np.log2(np.maximum(np.abs(u[~test]).max(axis=0), 1.0))))
+    u, u_train = (x - mean) / sigma, (train_x - mean) / sigma
+    bounds = np.exp2(np.ceil(np.log2(np.maximum(np.abs(u_train).max(axis=0), 1.0))))
     public_bounds = np.concatenate([np.asarray(b) for b in secure.public(ctx, [float(v) for v in bounds])])
-    shared_ctx = dataclasses.replace(ctx, table=x[~test], layout=layout)
+    shared_ctx = dataclasses.replace(ctx, table=train_x, layout=layout)
     cross, _ = vertical.cross_correlations(shared_ctx, n, widths, features)
-    correlation = _assemble(ctx, widths, np.atleast_2d(np.corrcoef(x[~test], rowvar=False)), cross)
-    alpha = float(ctx.parameters.get("alpha", 1.0))
+    correlation = _assemble(ctx, widths, np.atleast_2d(np.corrcoef(train_x, rowvar=False)), cross)
+    alpha = _alpha(ctx)
     ridge = _by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None
     design = Design(
-        z=_columns(ctx, widths, u[~test] / bounds), y=_label(ctx, holder[0], y[~test] if y is not None else None, n),
+        z=_columns(ctx, widths, u_train / bounds), y=_label(ctx, holder[0], train_y, n),
         z_test=_columns(ctx, widths, u[test] / bounds) if n_test else None,
         y_test=_label(ctx, holder[0], y[test] if y is not None else None, n_test) if n_test else None,
         shift=torch.zeros(len(features), dtype=torch.float64), scale=torch.from_numpy(public_bounds),
         correlation=correlation, ridge=ridge, n=n, n_test=n_test)
     stats = {"means": _by_column(ctx, widths, secure.split(mean), axis=1),
-             "stds": _by_column(ctx, widths, secure.split(sigma), axis=1)}
+             "stds": _by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
     return design, features, stats
+
+
+def _origin(ctx: JobContext) -> bool:
+    return not ctx.parameters.get("fit_intercept", True)
+
+
+def _mirrored(ctx: JobContext, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training rows; without an intercept, with their mirror images (-x, 1 - y)
+    appended: a row and its image have the same likelihood under a model through the
+    origin, and on the union the fitted intercept is zero by symmetry."""
+    if not _origin(ctx):
+        return x, y
+    return np.vstack([x, -x]), None if y is None else np.concatenate([y, 1 - y])
+
+
+def _alpha(ctx: JobContext) -> float:
+    """The penalty on the training rows (doubled with the mirrored rows)."""
+    return float(ctx.parameters.get("alpha", 1.0)) * (2 if _origin(ctx) else 1)
+
+
+def _enough_rows(ctx: JobContext, n: int, d: int) -> None:
+    rows = n // 2 if _origin(ctx) else n
+    if rows <= d + 1:
+        raise InvalidArgument(f"{rows} training rows cannot fit {d} features: more features than rows")
 
 
 def _columns(ctx: JobContext, widths: list[int], local: np.ndarray) -> Any:
@@ -324,7 +352,10 @@ def _holdout(ctx: JobContext, design: Design, w: Any, b: Any) -> list[Any]:
 
 def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, stats: dict[str, Any],
              losses: list[float], metrics: list[Any]) -> dict[str, Result] | None:
-    shared_values = [w, b, *stats.values()] if "frame" not in stats else [w, b, stats["mean_z"], stats["var_z"]]
+    if ctx.parameters.get("own_coefficients"):
+        return _release_own(ctx, label, features, w, b, stats["own"], losses, metrics)
+    horizontal_frame = "frame" in stats
+    shared_values = [w, b, stats["mean_z"], stats["var_z"]] if horizontal_frame else [w, b, stats["means"], stats["stds"]]
     if ctx.parameters.get("keep_shared"):
         ctx.keep_shares({"weights_std": w, "intercept_std": b})
         opened = secure.open_to_receivers(ctx, metrics)
@@ -334,24 +365,51 @@ def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, s
         values = opened[: len(shared_values)] if opened is not None else None
     if opened is None:
         return None
-    out: dict[str, Result] = {"loss": Result(np.array(losses), [f"epoch {i + 1}" for i in range(len(losses))])}
-    if metrics:
-        accuracy, auc = opened[-2:]
-        out["accuracy"] = Result(np.atleast_1d(accuracy).astype(np.float64), ["holdout"])
-        out["auc"] = Result(np.atleast_1d(auc).astype(np.float64), ["holdout"])
+    out = _metrics(losses, opened[len(opened) - len(metrics):])
     if values is None:
         return out
     weights, intercept = values[0], float(values[1][0])
-    if "frame" in stats:
+    if horizontal_frame:
         shift, scale = stats["frame"]
         means = shift + scale * values[2]
         stds = scale * np.sqrt(np.maximum(values[3], 0))
     else:
         means, stds = secure.join(values[2]), secure.join(values[3])
     coefficients = weights / stds
-    model = _model(features, label, coefficients, np.append(means, 0.0), np.append(stds, 1.0), 0.0)
-    model["intercept"] = Result(np.array([intercept - float(coefficients @ means)]), [label])
-    model.pop("r2")
-    model.pop("label_mean")
-    model.pop("label_std")
-    return {**model, **out}
+    intercept = 0.0 if _origin(ctx) else intercept - float(coefficients @ means)
+    return {**_fitted(features, label, coefficients, intercept, means, stds), **out}
+
+
+def _release_own(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, own: tuple[np.ndarray, np.ndarray],
+                 losses: list[float], metrics: list[Any]) -> dict[str, Result] | None:
+    """Vertical, own_coefficients: each party receives the weights of its own
+    features (standardized; it converts them with its own means and deviations) and
+    its part of the intercept (the label holder's includes the standardized
+    intercept; the parts sum to the model's); every party the loss and metrics."""
+    widths = [len([c for c in e.columns if c != label]) for e in ctx.layout]
+    offsets = np.cumsum([0, *widths])
+    holder = next(e.rank for e in ctx.layout if label in e.columns)
+    parts = [(r, w[int(offsets[r]) : int(offsets[r + 1])]) for r in range(ctx.world_size)] + [(holder, b)]
+    opened = secure.open_to_owners(ctx, parts)
+    shown = secure.open_to_receivers(ctx, metrics)
+    mean, sigma = own
+    coefficients = opened[0] / sigma
+    intercept = -float(coefficients @ mean) + (float(opened[1][0]) if ctx.rank == holder else 0.0)
+    names = features[int(offsets[ctx.rank]) : int(offsets[ctx.rank + 1])]
+    fitted = _fitted(names, label, coefficients, 0.0 if _origin(ctx) else intercept, mean, sigma)
+    return {**fitted, **_metrics(losses, shown if shown is not None else [])}
+
+
+def _fitted(features: list[str], label: str, coefficients: np.ndarray, intercept: float, means: np.ndarray,
+            stds: np.ndarray) -> dict[str, Result]:
+    return {"coefficients": Result(coefficients, features), "intercept": Result(np.array([intercept]), [label]),
+            "feature_means": Result(means, features), "feature_stds": Result(stds, features)}
+
+
+def _metrics(losses: list[float], opened: list[np.ndarray]) -> dict[str, Result]:
+    out = {"loss": Result(np.array(losses), [f"epoch {i + 1}" for i in range(len(losses))])}
+    if opened:
+        accuracy, auc = opened[-2:]
+        out["accuracy"] = Result(np.atleast_1d(accuracy).astype(np.float64), ["holdout"])
+        out["auc"] = Result(np.atleast_1d(auc).astype(np.float64), ["holdout"])
+    return out

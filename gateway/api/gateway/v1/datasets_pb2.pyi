@@ -141,6 +141,7 @@ class Policy(_message.Message):
     SMALL_GROUPS_FIELD_NUMBER: _builtins.int
     ALLOW_EXTREMES_FIELD_NUMBER: _builtins.int
     SHARED_MODELS_ONLY_FIELD_NUMBER: _builtins.int
+    OWN_COEFFICIENTS_ONLY_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
@@ -155,6 +156,11 @@ class Policy(_message.Message):
     shared_models_only: _builtins.bool
     """Models trained on this dataset must be kept secret-shared (keep_shared): no
     receiver may see their weights.
+    """
+    own_coefficients_only: _builtins.bool
+    """Vertical models trained on this dataset may reveal to each party only its own
+    features' coefficients (own_coefficients), or nothing (keep_shared): no
+    receiver sees the coefficients of this dataset's features but this party.
     """
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -185,10 +191,11 @@ class Policy(_message.Message):
         small_groups: Global___SmallGroupAction.ValueType = ...,
         allow_extremes: _builtins.bool = ...,
         shared_models_only: _builtins.bool = ...,
+        own_coefficients_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "min_group_size", b"min_group_size", "min_rows", b"min_rows", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "min_group_size", b"min_group_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,7 +27,7 @@ from gateway.api.common.v1 import paging_pb2 as mpcgate_dot_common_dot_v1_dot_pa
 from gateway.api.gateway.v1 import jobs_pb2 as mpcgate_dot_gateway_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpcgate/gateway/v1/models.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\x1a\x1dmpcgate/gateway/v1/jobs.proto\"\xe3\x02\n\x05Model\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x0e\n\x06shared\x18\x05 \x01(\x08\x12/\n\x06values\x18\x06 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.ResultValue\x12\x37\n\x07metrics\x18\x07 \x03(\x0b\x32&.mpcgate.gateway.v1.Model.MetricsEntry\x12.\n\x08provider\x18\x08 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12\x0f\n\x07parties\x18\t \x03(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"A\n\x11ListModelsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"n\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.mpcgate.gateway.v1.Model\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"<\n\x10GetModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model\"&\n\x12\x44\x65leteModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteModelResponse2\xa2\x02\n\x0cModelService\x12[\n\nListModels\x12%.mpcgate.gateway.v1.ListModelsRequest\x1a&.mpcgate.gateway.v1.ListModelsResponse\x12U\n\x08GetModel\x12#.mpcgate.gateway.v1.GetModelRequest\x1a$.mpcgate.gateway.v1.GetModelResponse\x12^\n\x0b\x44\x65leteModel\x12&.mpcgate.gateway.v1.DeleteModelRequest\x1a\'.mpcgate.gateway.v1.DeleteModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpcgate/gateway/v1/models.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\x1a\x1dmpcgate/gateway/v1/jobs.proto\"\xf4\x02\n\x05Model\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x0e\n\x06shared\x18\x05 \x01(\x08\x12/\n\x06values\x18\x06 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.ResultValue\x12\x37\n\x07metrics\x18\x07 \x03(\x0b\x32&.mpcgate.gateway.v1.Model.MetricsEntry\x12.\n\x08provider\x18\x08 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12\x0f\n\x07parties\x18\t \x03(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07partial\x18\x0b \x01(\x08\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"A\n\x11ListModelsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"n\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.mpcgate.gateway.v1.Model\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"<\n\x10GetModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model\"&\n\x12\x44\x65leteModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteModelResponse2\xa2\x02\n\x0cModelService\x12[\n\nListModels\x12%.mpcgate.gateway.v1.ListModelsRequest\x1a&.mpcgate.gateway.v1.ListModelsResponse\x12U\n\x08GetModel\x12#.mpcgate.gateway.v1.GetModelRequest\x1a$.mpcgate.gateway.v1.GetModelResponse\x12^\n\x0b\x44\x65leteModel\x12&.mpcgate.gateway.v1.DeleteModelRequest\x1a\'.mpcgate.gateway.v1.DeleteModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,21 +37,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL_METRICSENTRY']._loaded_options = None
   _globals['_MODEL_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODEL']._serialized_start=152
-  _globals['_MODEL']._serialized_end=507
-  _globals['_MODEL_METRICSENTRY']._serialized_start=461
-  _globals['_MODEL_METRICSENTRY']._serialized_end=507
-  _globals['_LISTMODELSREQUEST']._serialized_start=509
-  _globals['_LISTMODELSREQUEST']._serialized_end=574
-  _globals['_LISTMODELSRESPONSE']._serialized_start=576
-  _globals['_LISTMODELSRESPONSE']._serialized_end=686
-  _globals['_GETMODELREQUEST']._serialized_start=688
-  _globals['_GETMODELREQUEST']._serialized_end=723
-  _globals['_GETMODELRESPONSE']._serialized_start=725
-  _globals['_GETMODELRESPONSE']._serialized_end=785
-  _globals['_DELETEMODELREQUEST']._serialized_start=787
-  _globals['_DELETEMODELREQUEST']._serialized_end=825
-  _globals['_DELETEMODELRESPONSE']._serialized_start=827
-  _globals['_DELETEMODELRESPONSE']._serialized_end=848
-  _globals['_MODELSERVICE']._serialized_start=851
-  _globals['_MODELSERVICE']._serialized_end=1141
+  _globals['_MODEL']._serialized_end=524
+  _globals['_MODEL_METRICSENTRY']._serialized_start=478
+  _globals['_MODEL_METRICSENTRY']._serialized_end=524
+  _globals['_LISTMODELSREQUEST']._serialized_start=526
+  _globals['_LISTMODELSREQUEST']._serialized_end=591
+  _globals['_LISTMODELSRESPONSE']._serialized_start=593
+  _globals['_LISTMODELSRESPONSE']._serialized_end=703
+  _globals['_GETMODELREQUEST']._serialized_start=705
+  _globals['_GETMODELREQUEST']._serialized_end=740
+  _globals['_GETMODELRESPONSE']._serialized_start=742
+  _globals['_GETMODELRESPONSE']._serialized_end=802
+  _globals['_DELETEMODELREQUEST']._serialized_start=804
+  _globals['_DELETEMODELREQUEST']._serialized_end=842
+  _globals['_DELETEMODELRESPONSE']._serialized_start=844
+  _globals['_DELETEMODELRESPONSE']._serialized_end=865
+  _globals['_MODELSERVICE']._serialized_start=868
+  _globals['_MODELSERVICE']._serialized_end=1158
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,7 @@ class Model(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     PARTIES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The id of the job that trained it."""
     kind: _builtins.str
@@ -63,6 +64,11 @@ class Model(_message.Message):
     shared: _builtins.bool
     """True if nobody holds the weights: each party's gateway keeps a share."""
     provider: _jobs_pb2.Provider.ValueType
+    partial: _builtins.bool
+    """True if this party holds only its own part of a vertical model
+    (own_coefficients): its features' coefficients and its part of the intercept.
+    A prediction is the sum of every party's part.
+    """
     @_builtins.property
     def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Feature names, in the coefficients' order."""
@@ -96,10 +102,11 @@ class Model(_message.Message):
         provider: _jobs_pb2.Provider.ValueType = ...,
         parties: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        partial: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "features", b"features", "kind", b"kind", "label", b"label", "metrics", b"metrics", "model_id", b"model_id", "parties", b"parties", "provider", b"provider", "shared", b"shared", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "features", b"features", "kind", b"kind", "label", b"label", "metrics", b"metrics", "model_id", b"model_id", "partial", b"partial", "parties", b"parties", "provider", b"provider", "shared", b"shared", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
