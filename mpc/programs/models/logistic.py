@@ -250,7 +250,8 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
     losses: list[float] = []
     for epoch in range(1, epochs + 1):
         eta = _logits(design, design.z, w, b)
-        p = _clamp01(_sigmoid(eta))
+        sigmoid, softplus = _activations(eta, softplus=True)
+        p = _clamp01(sigmoid)
         residual = p - secure.raised(design.y, secure.PRODUCT_BITS)
         gradient, total = _gradient(design, residual)
         if design.ridge is not None:  # + (n-1)/4 * ridge * w, the penalty's gradient
@@ -258,7 +259,7 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
         step = inv.apply(secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1)))
         w = w - secure.lowered(step)
         b = b - total.mul(4 / design.n)
-        losses.append(_loss(eta, design.y, design.n))
+        losses.append(_loss(eta, softplus, design.y, design.n))
         ctx.progress(f"epoch {epoch}/{epochs} loss {losses[-1]:.5f}", 70 + 25 * epoch / epochs)
         if len(losses) > 1 and losses[-2] - losses[-1] < tolerance * max(1.0, losses[-1]):
             break
@@ -273,18 +274,37 @@ def _logits(design: Design, z: Any, w: Any, b: Any) -> Any:
     return secure.raised(product, secure.PRODUCT_BITS) + offset
 
 
-def _sigmoid(eta: Any) -> Any:
-    """1 / (1 + exp(-eta)) at 16 bits, by the sign-symmetric form (exp of a
-    non-positive number, reciprocal of a number in [1, 2]); the sign is compared
-    at the configured precision (CrypTen's own sigmoid compares at the tensor's)."""
+def _activations(eta: Any, softplus: bool = False) -> tuple[Any, Any]:
+    """sigmoid(eta) = 1 / (1 + exp(-eta)) at 16 bits, and with `softplus`
+    log(1 + exp(eta)) for the loss, from one comparison and one exponential: with
+    e = exp(-|eta|) in (0, 1], sigmoid(|eta|) = 1 / (1 + e) (Newton's reciprocal
+    on [1, 2] from 0.75 converges in 5 steps) and softplus(eta) = relu(eta) +
+    log1p(e), log1p by a degree-7 polynomial on [0, 1] (error < 1e-6), not
+    CrypTen's log (two Householder steps, each an exponential). The sign is
+    compared at the configured precision (CrypTen's own sigmoid compares at the
+    tensor's)."""
     import crypten
 
     negative = secure.less_than(eta, 0)
     magnitude = eta - 2 * eta * negative
     with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True, "functions.reciprocal_initial": 0.75,
-                                    "functions.exp_iterations": 9}):
-        positive = magnitude.neg().exp().add(1).reciprocal()
-    return positive + negative * (1 - 2 * positive)
+                                    "functions.reciprocal_nr_iters": 5, "functions.exp_iterations": 9}):
+        e = magnitude.neg().exp()
+        positive = e.add(1).reciprocal()
+    sigmoid = positive + negative * (1 - 2 * positive)
+    if not softplus:
+        return sigmoid, None
+    return sigmoid, eta * (1 - negative) + e.polynomial(LOG1P)
+
+
+def _log1p_coefficients(degree: int = 7) -> list[float]:
+    """Least-squares coefficients (t, t^2, ...) of log(1 + t) on [0, 1] (no constant term)."""
+    t = (1 - np.cos(np.linspace(0, np.pi, 200))) / 2  # Chebyshev-spaced
+    basis = np.stack([t**k for k in range(1, degree + 1)], axis=1)
+    return [float(c) for c in np.linalg.lstsq(basis, np.log1p(t), rcond=None)[0]]
+
+
+LOG1P = _log1p_coefficients()
 
 
 def _clamp01(p: Any) -> Any:
@@ -314,11 +334,8 @@ def _gradient(design: Design, residual: Any) -> tuple[Any, Any]:
     return secure.raised(gradient, secure.PRECISION_BITS), total
 
 
-def _loss(eta: Any, y: Any, n: int) -> float:
-    """Mean log-loss: softplus(eta) - y eta, softplus(e) = relu(e) + log(1 + exp(-|e|))."""
-    negative = secure.less_than(eta, 0)
-    magnitude = eta - 2 * eta * negative
-    softplus = eta * (1 - negative) + magnitude.neg().exp().add(1).log()
+def _loss(eta: Any, softplus: Any, y: Any, n: int) -> float:
+    """Mean log-loss, softplus(eta) - y eta, opened to every party."""
     per_row = softplus - eta * secure.raised(y, secure.PRODUCT_BITS)
     return float(per_row.sum().div(n).get_plain_text().item())
 
@@ -327,7 +344,7 @@ def _holdout(ctx: JobContext, design: Design, w: Any, b: Any) -> list[Any]:
     """Accuracy and AUC on the held-out rows, computed under encryption (shared)."""
     import crypten
 
-    p = _clamp01(_sigmoid(_logits(design, design.z_test, w, b)))
+    p = _clamp01(_activations(_logits(design, design.z_test, w, b))[0])
     y = secure.raised(design.y_test, secure.PRODUCT_BITS)
     guess = secure.greater_than(p, 0.5)
     right = guess * y + (1 - guess) * (1 - y)
