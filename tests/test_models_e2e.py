@@ -189,3 +189,47 @@ def test_a_policy_can_require_shared_models(fed: LocalFederation) -> None:
         with fed.client("bank-b") as owner:
             strict.shared_models_only = False
             owner.update_policy("loans", strict)
+
+
+def test_own_coefficients_leave_each_bank_only_its_part(fed: LocalFederation) -> None:
+    """A vertical model whose every bank receives only its own features'
+    coefficients: stored as a partial model at each bank, the parts summing to
+    scikit-learn's model; a dataset whose policy demands this refuses the rest."""
+    from sklearn.linear_model import LinearRegression
+
+    policies = {}
+    for bank in BANKS:
+        with fed.client(bank) as owner:
+            policies[bank] = owner.get_dataset("customers").policy
+            wider = dpb.Policy()
+            wider.CopyFrom(policies[bank])
+            wider.ClearField("allowed_result_receivers")
+            wider.allowed_result_receivers.extend(BANKS)
+            wider.own_coefficients_only = bank == "bank-b"
+            owner.update_policy("customers", wider)
+    inputs = [("bank-a", "customers", ["income", "late"]), ("bank-b", "customers", ["debt"]),
+              ("bank-c", "customers", ["age"])]
+    try:
+        with fed.client("bank-a") as client:
+            whole = client.submit("model.linear_regression", inputs, receivers=["bank-a"], partitioning="vertical",
+                                  parameters={"label": "late"})
+            assert whole.state == "REJECTED" and "own_coefficients" in whole.record.error.message
+            job = client.submit("model.linear_regression", inputs, receivers=BANKS, partitioning="vertical",
+                                parameters={"label": "late", "own_coefficients": True})
+            assert job.wait(timeout=180).state == "SUCCEEDED", job.record
+        x, late = customers()
+        reference = LinearRegression().fit(x, late)
+        intercept = 0.0
+        for bank, features in (("bank-a", ["income"]), ("bank-b", ["debt"]), ("bank-c", ["age"])):
+            with fed.client(bank) as client:
+                model = client.model(job.id)
+            assert model.partial and model.features == features
+            j = FEATURES.index(features[0])
+            assert abs(model.coefficients[0] - reference.coef_[j]) <= 1e-3 * abs(reference.coef_[j])
+            intercept += model.intercept
+        assert abs(intercept - reference.intercept_) <= 1e-3 * (abs(reference.intercept_)
+                                                                 + np.abs(reference.coef_ * x.mean(axis=0)).sum())
+    finally:
+        for bank in BANKS:
+            with fed.client(bank) as owner:
+                owner.update_policy("customers", policies[bank])

@@ -140,6 +140,27 @@ def test_own_coefficients_gives_each_party_only_its_part(session: Session, inter
     assert abs(intercept_parts - reference.intercept_) <= 1e-3 * scale
 
 
+@pytest.mark.parametrize("partitioning, intercept", [("horizontal", True), ("vertical", True), ("horizontal", False),
+                                                     ("vertical", False)])
+def test_held_out_r2_matches_scikit_learn(session: Session, partitioning: str, intercept: bool) -> None:
+    rng = np.random.default_rng(34)
+    x, y = data(rng, 900, 5, offset=2.0)
+    y += rng.normal(0, 2.0, len(y))  # a noisier fit: R^2 visibly below 1
+    tables, names, keys = _split(session, partitioning, x, y)
+    status, result = session.run(Task("model.linear_regression", partitioning, tables, names,
+                                      {"label": "y", "alpha": 1.0, "holdout": 0.25, "seed": 4,
+                                       "fit_intercept": intercept}, {}, keys))
+    assert status == "ok", result
+    if partitioning == "vertical":
+        test = np.random.default_rng([4, 1 << 30]).random(len(y)) < 0.25
+    else:  # each party's own draw over its rows
+        test = np.concatenate([np.random.default_rng([4, r]).random(len(t)) < 0.25 for r, t in enumerate(tables)])
+    reference = Ridge(alpha=1.0, fit_intercept=intercept).fit(x[~test], y[~test])
+    assert_matches(result, reference, x[~test], y[~test])
+    assert abs(result["r2_holdout"][0][0] - reference.score(x[test], y[test])) <= 1e-3, \
+        (result["r2_holdout"][0][0], reference.score(x[test], y[test]))
+
+
 @pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
 def test_without_an_intercept_a_label_far_from_zero_is_refused(session: Session, partitioning: str) -> None:
     rng = np.random.default_rng(32)
@@ -236,3 +257,27 @@ def test_the_label_holder_sends_no_label_in_plaintext_or_fixed_point() -> None:
         *(np.int64(np.round(v * 2.0**bits)).tobytes() for bits in (16, 24, 32)))]
     leaked = [p for p in patterns if p in sent]
     assert not leaked, f"the label holder sent {len(leaked)} encodings of its labels"
+
+
+@pytest.mark.parametrize("parameters, vertical, receivers, message", [
+    ({"own_coefficients": True}, False, ["a", "b"], "applies to vertical jobs"),
+    ({"own_coefficients": True, "keep_shared": True}, True, ["a", "b"], "choose one"),
+    ({"own_coefficients": True}, True, ["a"], "add b to the result receivers"),
+])
+def test_own_coefficients_is_checked_at_submit(parameters: dict, vertical: bool, receivers: list[str],
+                                               message: str) -> None:
+    from gateway.errors import InvalidArgument
+    from mpc.programs import validate_inputs
+
+    inputs = [("a", ["x", "y"]), ("b", ["z"])] if vertical else [("a", ["x", "y"]), ("b", ["x", "y"])]
+    with pytest.raises(InvalidArgument, match=message):
+        validate_inputs("model.linear_regression", {"label": "y", **parameters}, vertical, inputs, receivers)
+
+
+def test_a_holdout_too_small_for_a_metric_is_refused(session: Session) -> None:
+    rng = np.random.default_rng(35)
+    x, y = data(rng, 12, 1)
+    tables, names, keys = _split(session, "horizontal", x, y)
+    status, answer = session.run(Task("model.linear_regression", "horizontal", tables, names,
+                                      {"label": "y", "holdout": 0.01}, {}, keys))
+    assert status == "refused" and "held-out rows" in answer, answer

@@ -28,7 +28,8 @@ def list_models(**conn: Any) -> None:
     click.echo(f"{'model':32}  {'kind':26}  {'held as':8}  {'label':12}  metrics")
     for m in found:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(m.metrics.items()))
-        click.echo(f"{m.model_id:32}  {m.kind:26}  {'shares' if m.shared else 'weights':8}  {m.label:12}  {metrics}")
+        held = "shares" if m.shared else "own part" if m.partial else "weights"
+        click.echo(f"{m.model_id:32}  {m.kind:26}  {held:8}  {m.label:12}  {metrics}")
 
 
 @models.command()
@@ -46,12 +47,15 @@ def show(model_id: str, **conn: Any) -> None:
         table.add_row(name, f"{value:.6g}")
     if model.shared:
         table.add_row("weights", "kept secret-shared: each party's gateway holds a share; nobody holds them")
+    if model.partial:
+        table.add_row("weights", "this party's features and its part of the intercept; the parts sum to the model")
     console.print(table)
     if not model.shared:
         weights = Table("feature", "coefficient", "mean", "std")
+        means, stds = model.values.get("feature_means"), model.values.get("feature_stds")  # (none through the origin)
         for i, feature in enumerate(model.features):
-            weights.add_row(feature, f"{model.coefficients[i]:.6g}", f"{model.values['feature_means'][i]:.6g}",
-                            f"{model.values['feature_stds'][i]:.6g}")
+            weights.add_row(feature, f"{model.coefficients[i]:.6g}", f"{means[i]:.6g}" if means is not None else "",
+                            f"{stds[i]:.6g}" if stds is not None else "")
         weights.add_row("(intercept)", f"{model.intercept:.6g}", "", "")
         console.print(weights)
 

@@ -112,7 +112,8 @@ KINDS: dict[str, JobKind] = {
     "stats.histogram": JobKind(stats.histogram, {"bin_edges": Param(_bin_edges, required=True), **VERTICAL}),
     "model.linear_regression": JobKind(models.linear_regression, {
         "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_bool),
-        "keep_shared": Param(_bool), "own_coefficients": Param(_bool), **VERTICAL}, _labelled),
+        "holdout": Param(_fraction), "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool),
+        "own_coefficients": Param(_bool), **VERTICAL}, _labelled),
     "model.logistic_regression": JobKind(models.logistic_regression, {
         "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_bool),
         "epochs": Param(_count(1, 200)), "tolerance": Param(_non_negative), "holdout": Param(_fraction),

@@ -15,9 +15,13 @@ b_j = g_j s_label / s_j.
 
 Revealed to the receivers (unless keep_shared): the coefficients, the intercept,
 the features' and the label's means and standard deviations (the standardization
-used), and R^2 on the training rows. With keep_shared, only R^2 is revealed; each
-party keeps its share of the model. Public to every party, beyond the statistics
-programs' frames: one bit that the system was well-conditioned enough to solve.
+used), R^2 on the training rows and, with `holdout` (a fraction of the rows set
+aside, default none), R^2 on the held-out rows (models/r2.py). With keep_shared,
+only the R^2s are revealed; each party keeps its share of the model. Vertical
+with own_coefficients: each party receives its own features' coefficients and
+its part of the intercept (`_own_part`). Public to every party, beyond the
+statistics programs' frames: the held-out row counts, and one bit that the system
+was well-conditioned enough to solve.
 
 Without an intercept (fit_intercept = false): each party appends the mirror image
 of its rows, (-x, -y), locally. The mirrored data has mean zero, so the fit with
@@ -26,7 +30,7 @@ zero, the penalty doubled with the rows), and every step above applies unchanged
 Its R^2 is the uncentered one, 1 - SSE / sum y^2; scikit-learn's (centered) R^2 is
 1 - (1 - R^2_0) F with F = mean(y^2) / var(y), computed under encryption
 (horizontal) or by the label holder (vertical). F amplifies R^2_0's error, so a
-label with mean^2 above (MAX_LABEL_FACTOR - 1) var(y) is refused (every party
+label with mean^2 above (r2.MAX_LABEL_FACTOR - 1) var(y) is refused (every party
 learns that one bit). Revealed: the coefficients, the intercept (zero) and R^2.
 """
 
@@ -38,10 +42,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gateway.errors import FailedPrecondition, InvalidArgument
+from gateway.errors import InvalidArgument
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
-from mpc.programs.models.solve import _product, inverse, solve
+from mpc.programs.models import holdout, r2
+from mpc.programs.models.solve import solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import validate_local, validate_shape
 
@@ -51,8 +56,8 @@ HORIZONTAL_ENTRY_ERROR = 2.0**-22
 MIN_ENTRY_ERROR = 2.0**-22
 """Vertical systems: a quarter of the cross-party correlations' error bound
 (stats.vertical.cross_correlations; measured errors are ~1/4 of it), at least this."""
-MAX_LABEL_FACTOR = 256
-"""Through the origin: the largest mean(y^2) / var(y) for which R^2 stays within 1e-3."""
+HOLDOUT = 0.0
+"""The closed form has nothing to tune or stop early: by default every row trains."""
 
 
 def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
@@ -62,13 +67,21 @@ def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
     validate_local(ctx)
     rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
     validate_shape(ctx, rows)
+    test = holdout.mask(ctx, ctx.table.shape[0], HOLDOUT)
+    counts = [(int(a), int(b)) for a, b in secure.public(ctx, (int((~test).sum()), int(test.sum())))]
+    n, n_test = (sum(a for a, _ in counts), sum(b for _, b in counts)) if ctx.partitioning == "horizontal" else counts[0]
+    holdout.check(ctx, n_test, HOLDOUT)
+    held = ctx.table[test] if n_test else None
+    if ctx.partitioning == "vertical":
+        vertical.check_keys(ctx)  # all rows, before any is set aside
+    train = ctx.table[~test]
     origin = not ctx.parameters.get("fit_intercept", True)
     if origin:  # see the module docstring: the fit with an intercept on the data and its mirror image
-        ctx = dataclasses.replace(ctx, table=np.vstack([ctx.table, -ctx.table]))
-        alpha, rows = 2 * alpha, [2 * r for r in rows]
+        train, alpha, n = np.vstack([train, -train]), 2 * alpha, 2 * n
+    ctx = dataclasses.replace(ctx, table=train, keys=None)
     if ctx.partitioning == "horizontal":
-        return _horizontal(ctx, label, alpha, sum(rows), origin)
-    return _vertical(ctx, label, alpha, rows[0], origin)
+        return _horizontal(ctx, label, alpha, n, origin, held, n_test)
+    return _vertical(ctx, label, alpha, n, origin, held)
 
 
 def _enough_rows(n: int, d: int, origin: bool) -> None:
@@ -78,17 +91,19 @@ def _enough_rows(n: int, d: int, origin: bool) -> None:
         raise InvalidArgument(f"{rows} rows cannot fit {d} features{what}: more features than rows")
 
 
-def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool) -> dict[str, Result] | None:
+def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool, held: np.ndarray | None,
+                n_test: int) -> dict[str, Result] | None:
     columns = ctx.layout[0].columns
     if label not in columns:
         raise InvalidArgument(f"the label column {label!r} is not among the job's columns {columns}")
     features = [c for c in columns if c != label]
     order = [*features, label]
     x = ctx.table[:, [columns.index(c) for c in order]]
+    x_test = held[:, [columns.index(c) for c in order]] if held is not None else np.zeros((0, len(order)))
     d = len(features)
     _enough_rows(n, d, origin)
     ctx.progress("fixing each column's frame", 5)
-    shift, scale = horizontal.column_frame(ctx, x, n, order)
+    shift, scale = horizontal.column_frame(ctx, np.vstack([x, x_test]), n + n_test, order)  # held-out rows inside it
     ctx.progress("pooled covariance", 20)
     moments = horizontal.pooled_moments(ctx, x, n, (shift, scale), order, True, horizontal.CORRELATION_FLOOR)
     inverse = horizontal.inverse_std(moments)  # 1 / (16 std(z)), 16 bits
@@ -98,27 +113,32 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool)
     b = cov[:d, d]
     precondition = _preconditioner(inverse[:d].mul(16), ridge)
     gamma = solve(ctx, a, b, precondition, HORIZONTAL_ENTRY_ERROR)
-    # R^2 = explained / var(y); 1 / var(y) = 256 inverse_y^2 (inverse_y = 1 / (16 std(y)), 16 bits)
-    explained = _explained(a, b, gamma, ridge_public=ridge)
-    fit = secure.mul_mixed(secure.mul_mixed(explained, inverse[d]), inverse[d]).mul(256)
+    # R^2 = explained / var(y)
+    explained = r2.explained(a, b, gamma, ridge_public=ridge)
+    fit = secure.mul_mixed(explained, r2.inverse_variance(moments.variance[d : d + 1], inverse[d : d + 1])).sum()
     if origin:
         real = x[: len(x) // 2, d] / scale[d]
-        fit = _centered_r2(fit, _label_factor(ctx, label, real, n // 2, moments.variance[d], inverse[d].mul(16)))
+        fit = r2.centered(fit, r2.label_factor(ctx, label, real, n // 2, moments.variance[d], inverse[d].mul(16)))
+    metrics = {"r2": fit}
+    if n_test:
+        ctx.progress("held-out R^2", 85)
+        metrics["r2_holdout"] = r2.horizontal_holdout(ctx, label, x_test, n_test, (shift, scale), order, gamma,
+                                                      moments.mean)
     values = [gamma, moments.mean, moments.variance]
-    opened = _release(ctx, values, fit)
+    opened = _release(ctx, values, metrics)
     if opened is None:
         return None
     if opened["values"] is None:  # keep_shared: metrics only
-        return _model(features, label, None, None, None, opened["r2"])
+        return _model(features, label, None, None, None, opened["metrics"])
     g, mean_z, var_z = opened["values"]
     means = shift + scale * mean_z
     stds = scale * np.sqrt(np.maximum(var_z, 0) * n / (n - 1))
     coefficients = g * scale[d] / scale[:d]
-    return _model(features, label, coefficients, means, stds, opened["r2"], origin)
+    return _model(features, label, coefficients, means, stds, opened["metrics"], origin)
 
 
-def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool) -> dict[str, Result] | None:
-    vertical.check_keys(ctx)
+def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
+              held: np.ndarray | None) -> dict[str, Result] | None:
     holders = [entry.rank for entry in ctx.layout if label in entry.columns]
     if len(holders) != 1:
         raise InvalidArgument(f"the label column {label!r} must be held by exactly one party (held by {len(holders)})")
@@ -142,27 +162,32 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool) -
     b = correlation[keep][:, position]
     precondition = secure.lowered(_by_column(ctx, widths, 1 / np.sqrt(1 + local["ridge"]))[keep])
     gamma = solve(ctx, a, b, precondition, max(error / 4, MIN_ENTRY_ERROR))
-    fit = _explained(a, b, gamma, ridge_shared=ridge[keep])  # var(y) = 1: standardized
+    metrics = {"r2": r2.explained(a, b, gamma, ridge_shared=ridge[keep])}  # var(y) = 1: standardized
     if origin:
-        fit = _centered_r2(fit, _holder_factor(ctx, label, holders[0], n // 2))
+        metrics["r2"] = r2.centered(metrics["r2"], r2.holder_factor(ctx, label, holders[0], n // 2))
+    if held is not None:
+        ctx.progress("held-out R^2", 85)
+        metrics["r2_holdout"] = r2.vertical_holdout(ctx, label, held, widths, names, keep, position, gamma,
+                                                    ctx.table.mean(axis=0), sigma)
     means = _by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = _by_column(ctx, widths, secure.split(sigma), axis=1)
     if ctx.parameters.get("own_coefficients"):
         owners = [r for r, w in enumerate(widths) for _ in range(w)]
-        return _own_part(ctx, label, names, [owners[j] for j in keep], keep, gamma, stds[:, [position]], fit, origin)
-    opened = _release(ctx, [gamma, means, stds], fit)
+        return _own_part(ctx, label, names, [owners[j] for j in keep], keep, gamma, stds[:, [position]], metrics,
+                         origin)
+    opened = _release(ctx, [gamma, means, stds], metrics)
     if opened is None:
         return None
     if opened["values"] is None:  # keep_shared: metrics only
-        return _model([names[i] for i in keep], label, None, None, None, opened["r2"])
+        return _model([names[i] for i in keep], label, None, None, None, opened["metrics"])
     g, means, stds = opened["values"][0], secure.join(opened["values"][1]), secure.join(opened["values"][2])
     coefficients = g * stds[position] / stds[keep]
     order = [*keep, position]
-    return _model([names[i] for i in keep], label, coefficients, means[order], stds[order], opened["r2"], origin)
+    return _model([names[i] for i in keep], label, coefficients, means[order], stds[order], opened["metrics"], origin)
 
 
 def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], keep: list[int], gamma: Any,
-              label_std: Any, fit: Any, origin: bool) -> dict[str, Result] | None:
+              label_std: Any, metrics: dict[str, Any], origin: bool) -> dict[str, Result] | None:
     """Vertical, own_coefficients: each party receives the coefficients of its own
     features and its part of the intercept (they sum to the model's), nobody
     another's; every party R^2. b_j = g_j s_y / s_j: g_j s_y (= b_j s_j) is
@@ -177,7 +202,7 @@ def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], 
     indices = {r: [i for i in range(d) if owners[i] == r] for r in range(ctx.world_size)}
     opened = secure.open_to_owners(ctx, [(r, crypten.stack([mantissa[idx], exponent[idx]])) for r, idx in indices.items()
                                          if idx])
-    metrics = secure.open_to_receivers(ctx, [fit])
+    shown = secure.open_to_receivers(ctx, list(metrics.values()))
     mine = indices[ctx.rank]
     own = [names[keep[i]] for i in mine]
     columns = ctx.layout[ctx.rank].columns
@@ -191,47 +216,7 @@ def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], 
     out = {"coefficients": Result(coefficients, own), "intercept": Result(np.array([0.0 if origin else intercept]), [label])}
     if not origin:
         out |= {"feature_means": Result(means[at], own), "feature_stds": Result(sigma[at], own)}
-    return {**out, "r2": Result(np.array([float(metrics[0])]) if metrics else np.zeros(1), ["r2"])}
-
-
-def _label_factor(ctx: JobContext, label: str, real: np.ndarray, n: int, square: Any, scale: Any) -> Any:
-    """F = mean(y^2) / var(y) of the pooled labels (horizontal), 16 bits: `real` is
-    this party's y / c, `square` the shared mean of (y / c)^2, `scale` ~ its
-    inverse square root (16 bits). var = square - mean^2; F = square / var by a
-    1 x 1 Newton–Schulz inverse, after one public bit that F <= MAX_LABEL_FACTOR."""
-    mean = secure.total(secure.share_each(ctx, np.array([real.sum() / n]), precision=secure.AGGREGATE_BITS))
-    variance = square.reshape(1) - horizontal._outer(mean, 1).reshape(1)
-    margin = secure.times_integers(variance, [MAX_LABEL_FACTOR]) - square.reshape(1)
-    if not secure.open_bits_to_all(ctx, secure.greater_than(margin, 0)).all():
-        raise _offset_label(label)
-    inv = inverse(ctx, variance.reshape(1, 1), scale.reshape(1), 2.0**-30, phase="the label's spread")
-    return inv.apply(secure.lowered(square.reshape(1)))
-
-
-def _holder_factor(ctx: JobContext, label: str, holder: int, n: int) -> Any:
-    """F = mean(y^2) / var(y), computed exactly by the label holder (vertical) and
-    shared at 16 bits, after one public bit that F <= MAX_LABEL_FACTOR."""
-    factor = 0.0
-    if ctx.rank == holder:
-        y = ctx.table[:n, ctx.layout[holder].columns.index(label)]
-        variance = float(np.var(y - y.mean()))
-        factor = float(np.mean(y**2)) / variance if variance > 0 else np.inf
-    if not secure.public(ctx, factor)[holder] <= MAX_LABEL_FACTOR:
-        raise _offset_label(label)
-    return secure.share_from(ctx, holder, np.array([factor]), (1,), precision=secure.PRODUCT_BITS)
-
-
-def _offset_label(label: str) -> FailedPrecondition:
-    return FailedPrecondition(
-        f"the label {label!r} lies too far from zero for its spread (mean^2 > {MAX_LABEL_FACTOR - 1} x variance): the "
-        "R^2 of a model without an intercept cannot be computed to 1e-3; fit with an intercept (fit_intercept true)")
-
-
-def _centered_r2(uncentered: Any, factor: Any) -> Any:
-    """1 - (1 - R^2_0) F: the unexplained fraction at 20 bits so the product with
-    F (<= 2^8, 16 bits) stays far from the ring."""
-    unexplained = secure.lowered(uncentered.neg().add(1), 20)
-    return secure.mul_mixed(unexplained, factor).neg().add(1).sum()
+    return {**out, **_metrics(metrics, shown)}
 
 
 def _preconditioner(inverse_std: Any, ridge: np.ndarray) -> Any:
@@ -245,34 +230,28 @@ def _preconditioner(inverse_std: Any, ridge: np.ndarray) -> Any:
     return inverse_std.mul(keep).add(public)
 
 
-def _explained(a: Any, b: Any, gamma: Any, ridge_public: np.ndarray | None = None, ridge_shared: Any = None) -> Any:
-    """The variance the fit explains on the training rows, 2 g.b - g.C g with
-    C = A - ridge, in the system's units (R^2 once divided by var(y))."""
-    applied = _product(secure.lowered(a, secure.PRECISION_BITS), gamma)
-    if ridge_public is not None:
-        applied = applied - gamma.mul(torch.from_numpy(ridge_public))
-    if ridge_shared is not None:
-        applied = applied - secure.mul_mixed(gamma, secure.lowered(ridge_shared))
-    twice = secure.lowered(b, secure.PRECISION_BITS).mul(2) - applied
-    return secure.mul_mixed(twice, secure.lowered(gamma)).sum()
-
-
-def _release(ctx: JobContext, values: list[Any], fit: Any) -> dict[str, Any] | None:
+def _release(ctx: JobContext, values: list[Any], metrics: dict[str, Any]) -> dict[str, Any] | None:
     if ctx.parameters.get("keep_shared"):
         ctx.keep_shares({"coefficients_z": values[0], "mean": values[1], "scale": values[2]})
-        opened = secure.open_to_receivers(ctx, [fit])
-        return None if opened is None else {"values": None, "r2": float(opened[0])}
-    opened = secure.open_to_receivers(ctx, [*values, fit])
-    return None if opened is None else {"values": opened[:-1], "r2": float(opened[-1])}
+        opened = secure.open_to_receivers(ctx, list(metrics.values()))
+        return None if opened is None else {"values": None, "metrics": _metrics(metrics, opened)}
+    opened = secure.open_to_receivers(ctx, [*values, *metrics.values()])
+    if opened is None:
+        return None
+    return {"values": opened[: len(values)], "metrics": _metrics(metrics, opened[len(values) :])}
+
+
+def _metrics(shared: dict[str, Any], opened: list[np.ndarray] | None) -> dict[str, Result]:
+    """The opened metrics as results (r2: training rows; r2_holdout: held-out rows)."""
+    return {name: Result(np.array([float(value)]), [name]) for name, value in zip(shared, opened or [])}
 
 
 def _model(features: list[str], label: str, coefficients: np.ndarray | None, means: np.ndarray | None,
-           stds: np.ndarray | None, r2: float, origin: bool = False) -> dict[str, Result]:
-    out = {"r2": Result(np.array([r2]), ["r2"])}
+           stds: np.ndarray | None, metrics: dict[str, Result], origin: bool = False) -> dict[str, Result]:
     if coefficients is None or means is None or stds is None:
-        return out
+        return metrics
     if origin:  # the standardization was of the mirrored rows: not the data's
-        return {"coefficients": Result(coefficients, features), "intercept": Result(np.zeros(1), [label]), **out}
+        return {"coefficients": Result(coefficients, features), "intercept": Result(np.zeros(1), [label]), **metrics}
     intercept = means[-1] - float(coefficients @ means[:-1])
     return {
         "coefficients": Result(coefficients, features),
@@ -281,7 +260,7 @@ def _model(features: list[str], label: str, coefficients: np.ndarray | None, mea
         "feature_stds": Result(stds[:-1], features),
         "label_mean": Result(means[-1:], [label]),
         "label_std": Result(stds[-1:], [label]),
-        **out,
+        **metrics,
     }
 
 

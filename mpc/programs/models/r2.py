@@ -1,0 +1,175 @@
+"""R^2 of a linear model under encryption: on the training rows (from the normal
+equations themselves), centered for a model through the origin, and on held-out
+rows; only the number itself is ever opened, to the result receivers.
+
+Held-out R^2 is scikit-learn's r2_score on the held-out rows: 1 - SSE / SST with
+SST about the held-out rows' own mean. The held-out rows' moments are computed as
+the training rows' are (horizontal: pooled aggregates in the same public frame;
+vertical: each party's own columns exactly, cross-party products by a secure
+matmul), and SSE = w^T M w with w = (-g, 1) over (features, label) and M the
+held-out rows' second moments about the training means, in the training units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from gateway.errors import FailedPrecondition
+from mpc.programs import secure
+from mpc.programs.context import JobContext
+from mpc.programs.models.solve import _product, inverse
+from mpc.programs.stats import horizontal, vertical
+
+MAX_LABEL_FACTOR = 256
+"""Through the origin: the largest mean(y^2) / var(y) for which R^2 stays within 1e-3."""
+MAX_INVERSE_SPREAD = 256
+"""Vertical held-out R^2: the held-out label's variance may be at most this many
+times smaller than the training rows' (in their units)."""
+
+
+def explained(a: Any, b: Any, gamma: Any, ridge_public: np.ndarray | None = None, ridge_shared: Any = None) -> Any:
+    """The variance the fit explains on the training rows, 2 g.b - g.C g with
+    C = A - ridge, in the system's units (R^2 once divided by var(y))."""
+    applied = _product(secure.lowered(a, secure.PRECISION_BITS), gamma)
+    if ridge_public is not None:
+        applied = applied - gamma.mul(torch.from_numpy(ridge_public))
+    if ridge_shared is not None:
+        applied = applied - secure.mul_mixed(gamma, secure.lowered(ridge_shared))
+    twice = secure.lowered(b, secure.PRECISION_BITS).mul(2) - applied
+    return secure.mul_mixed(twice, secure.lowered(gamma)).sum()
+
+
+def inverse_variance(variance: Any, inverse_std: Any) -> Any:
+    """1 / var at 20 bits from the statistics' 16-bit 1 / (16 std) (error ~1e-4,
+    CrypTen's inv_sqrt), refined by one Newton step: with the guess g = 256
+    inverse_std^2, 1 / var = g (1 + d) + O(d^2), d = 1 - var g computed at 24
+    bits; d is small, so g d stays far from the ring whatever var is."""
+    guess = secure.lowered(secure.mul_mixed(secure.raised(inverse_std, secure.PRECISION_BITS), inverse_std).mul(256))
+    residual = secure.mul_mixed(secure.lowered(variance, secure.PRECISION_BITS), guess).neg().add(1)
+    return secure.lowered(secure.raised(guess, secure.PRECISION_BITS) + secure.mul_mixed(residual, guess), 20)
+
+
+# -- through the origin ---------------------------------------------------------------
+
+
+def label_factor(ctx: JobContext, label: str, real: np.ndarray, n: int, square: Any, scale: Any) -> Any:
+    """F = mean(y^2) / var(y) of the pooled labels (horizontal), 16 bits: `real` is
+    this party's y / c, `square` the shared mean of (y / c)^2, `scale` ~ its
+    inverse square root (16 bits). var = square - mean^2; F = square / var by a
+    1 x 1 Newton–Schulz inverse, after one public bit that F <= MAX_LABEL_FACTOR."""
+    mean = secure.total(secure.share_each(ctx, np.array([real.sum() / n]), precision=secure.AGGREGATE_BITS))
+    variance = square.reshape(1) - horizontal._outer(mean, 1).reshape(1)
+    margin = secure.times_integers(variance, [MAX_LABEL_FACTOR]) - square.reshape(1)
+    if not secure.open_bits_to_all(ctx, secure.greater_than(margin, 0)).all():
+        raise _offset_label(label)
+    inv = inverse(ctx, variance.reshape(1, 1), scale.reshape(1), 2.0**-30, phase="the label's spread")
+    return inv.apply(secure.lowered(square.reshape(1)))
+
+
+def holder_factor(ctx: JobContext, label: str, holder: int, n: int) -> Any:
+    """F = mean(y^2) / var(y), computed exactly by the label holder (vertical) and
+    shared at 16 bits, after one public bit that F <= MAX_LABEL_FACTOR."""
+    factor = 0.0
+    if ctx.rank == holder:
+        y = ctx.table[:n, ctx.layout[holder].columns.index(label)]
+        variance = float(np.var(y - y.mean()))
+        factor = float(np.mean(y**2)) / variance if variance > 0 else np.inf
+    if not secure.public(ctx, factor)[holder] <= MAX_LABEL_FACTOR:
+        raise _offset_label(label)
+    return secure.share_from(ctx, holder, np.array([factor]), (1,), precision=secure.PRODUCT_BITS)
+
+
+def _offset_label(label: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"the label {label!r} lies too far from zero for its spread (mean^2 > {MAX_LABEL_FACTOR - 1} x variance): the "
+        "R^2 of a model without an intercept cannot be computed to 1e-3; fit with an intercept (fit_intercept true)")
+
+
+def centered(uncentered: Any, factor: Any) -> Any:
+    """1 - (1 - R^2_0) F: the unexplained fraction at 20 bits so the product with
+    F (<= 2^8, 16 bits) stays far from the ring."""
+    return _one_minus(secure.lowered(uncentered.neg().add(1), 20), factor)
+
+
+def _one_minus(high: Any, low: Any) -> Any:
+    return secure.mul_mixed(high, low).neg().add(1).sum()
+
+
+# -- held-out rows ------------------------------------------------------------------
+
+
+def _weights(gamma: Any) -> Any:
+    """w = (-g, 1) at gamma's precision: the residual's weights over (features, label)."""
+    import crypten
+
+    return crypten.cat([gamma.neg(), gamma[:1].mul(0).add(1)])
+
+
+def _quadratic(matrix: Any, w: Any) -> Any:
+    """w^T M w, M at 24 bits."""
+    return secure.mul_mixed(_product(secure.lowered(matrix, secure.PRECISION_BITS), w), secure.lowered(w)).sum()
+
+
+def _squared(value: Any) -> Any:
+    return secure.mul_mixed(value, secure.lowered(value))
+
+
+def horizontal_holdout(ctx: JobContext, label: str, x_test: np.ndarray, n_test: int,
+                       frame: tuple[np.ndarray, np.ndarray], order: list[str], gamma: Any, train_mean: Any) -> Any:
+    """R^2 on the pooled held-out rows (columns in `order`, the label last), in the
+    training rows' public frame; `train_mean` the training means of z (32 bits)."""
+    d = len(order) - 1
+    moments = horizontal.pooled_moments(ctx, x_test, n_test, frame, order, True)
+    spread = secure.lowered(moments.variance[d : d + 1], secure.PRECISION_BITS)
+    if not secure.open_bits_to_all(ctx, spread.gt(horizontal.CORRELATION_FLOOR)).all():
+        raise FailedPrecondition(f"the held-out rows' label {label!r} varies too little relative to its range for "
+                                 "their R^2 to be computed to 1e-3: hold out more rows (holdout)")
+    w = _weights(gamma)
+    shift = secure.lowered(moments.mean - train_mean, secure.PRECISION_BITS)  # held-out means about the training's
+    error = _quadratic(moments.biased, w) + _squared(secure.mul_mixed(shift, secure.lowered(w)).sum())
+    variance = moments.variance[d : d + 1]
+    inverse_y = horizontal.inverse_std(dataclasses.replace(moments, variance=variance))
+    return _one_minus(secure.lowered(error, secure.PRECISION_BITS), inverse_variance(variance, inverse_y))
+
+
+def vertical_holdout(ctx: JobContext, label: str, held: np.ndarray, widths: list[int], names: list[str],
+                     keep: list[int], position: int, gamma: Any, mean: np.ndarray, sigma: np.ndarray) -> Any:
+    """R^2 on the held-out rows (`held`: this party's columns), standardized with
+    the training rows' `mean` and `sigma`. With a = s_test / s and
+    b = (mean_test - mean) / s per column (each party's own, exact), the held-out
+    second moments are a_i a_j R_test,ij (n-1)/n + b_i b_j, R_test their
+    correlations (own blocks exact, cross blocks by secure matmul)."""
+    from mpc.programs.models.linear import _assemble, _by_column
+
+    n_test = held.shape[0]
+    test_sigma = (held - held[0]).std(axis=0, ddof=1)
+    cross, _ = vertical.cross_correlations(dataclasses.replace(ctx, table=held), n_test, widths, names)
+    own = np.atleast_2d(np.corrcoef(held, rowvar=False)) if held.shape[1] > 1 else np.ones((1, 1))
+    order = [*keep, position]
+    correlation = _assemble(ctx, widths, own, cross)[order][:, order]
+    a = _by_column(ctx, widths, test_sigma / sigma)[order]
+    b = _by_column(ctx, widths, (held.mean(axis=0) - mean) / sigma)[order]
+    w = _weights(gamma)
+    scaled = secure.mul_mixed(w, secure.lowered(a))
+    error = _quadratic(correlation, scaled).mul((n_test - 1) / n_test) + _squared(secure.mul_mixed(b, secure.lowered(w)).sum())
+    return _one_minus(secure.lowered(error, 20), _inverse_spread(ctx, label, held, mean, sigma))
+
+
+def _inverse_spread(ctx: JobContext, label: str, held: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> Any:
+    """1 / var(u_y) of the held-out rows (the label standardized by the training
+    rows), computed by the label holder and shared at 16 bits, after one public bit
+    that it is at most MAX_INVERSE_SPREAD."""
+    holder = next(e.rank for e in ctx.layout if label in e.columns)
+    value = 0.0
+    if ctx.rank == holder:
+        column = ctx.layout[holder].columns.index(label)
+        variance = float(np.var((held[:, column] - mean[column]) / sigma[column]))
+        value = 1 / variance if variance > 0 else np.inf
+    if not secure.public(ctx, value)[holder] <= MAX_INVERSE_SPREAD:
+        raise FailedPrecondition(f"the held-out rows' label {label!r} varies too little for their R^2 to be computed "
+                                 "to 1e-3: hold out more rows (holdout)")
+    return secure.share_from(ctx, holder, np.array([value]), (1,), precision=secure.PRODUCT_BITS)
