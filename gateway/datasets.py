@@ -30,6 +30,7 @@ from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, N
 from gateway.jobs.contracts import LoadedInput, Review, participants
 from gateway.jobs.store import now
 from gateway.rpc import map_errors
+from mpc.intersection import keys as keyspace
 from mpc.programs.context import ReleaseRules
 
 NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
@@ -66,6 +67,8 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
         reasons.append(f"dataset {dataset.name!r}'s policy does not allow releasing extremes (min, max)")
     if spec.kind.startswith("model.") and policy.shared_models_only and not _flag(spec, "keep_shared"):
         reasons.append(f"dataset {dataset.name!r}'s policy allows only models kept secret-shared (keep_shared)")
+    if spec.partitioning == pb.PARTITIONING_VERTICAL and policy.forbid_intersection:
+        reasons.append(f"dataset {dataset.name!r}'s policy forbids private set intersection (vertical jobs)")
     vertical_model = spec.kind.startswith("model.") and spec.partitioning == pb.PARTITIONING_VERTICAL
     if vertical_model and policy.own_coefficients_only and not (_flag(spec, "keep_shared") or _flag(spec, "own_coefficients")):
         reasons.append(f"dataset {dataset.name!r}'s policy reveals a model's coefficients only to the party whose "
@@ -101,9 +104,7 @@ class Registry:
                 raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(table.header)})")
         table.numeric(numeric)  # validates every cell
         if request.key_column:
-            keys = table.values(request.key_column)
-            if len(set(map(str, keys))) != len(keys):
-                raise InvalidArgument(f"{path.name}: key column {request.key_column!r} has duplicate values")
+            keyspace.check(table.values(request.key_column), f"{path.name}, key column {request.key_column!r}")
         dataset = dpb.Dataset(
             name=request.name, party_id=self._party, description=request.description, format=file_format,
             columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC) for c in numeric]
@@ -195,6 +196,7 @@ class Registry:
             min_group_size=max(max(p.min_group_size or p.min_rows, 1) for p in policies),
             small_groups="refuse" if any(p.small_groups == dpb.SMALL_GROUP_ACTION_REFUSE for p in policies) else "suppress",
             allow_extremes=all(p.allow_extremes for p in policies),
+            min_intersection=max(p.min_intersection_size for p in policies),
         )
 
     def _unchanged(self, path: Path, dataset: dpb.Dataset) -> None:
@@ -214,6 +216,7 @@ class Registry:
         keys = None
         if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
             keys = np.array([str(k) for k in table.values(dataset.key_column)])
+            keyspace.check(keys, f"dataset {dataset.name!r}")  # (registered before keys were checked?)
         return LoadedInput(table=table.numeric(list(job_input.columns)), keys=keys, rows=table.rows)
 
 

@@ -10,6 +10,8 @@
     allow_extremes = false                         # may min/max (one row's value) be released?
     shared_models_only = false                     # models on it must be keep_shared
     own_coefficients_only = false                  # vertical models: only own coefficients to each party
+    min_intersection_size = 0                      # vertical jobs: fewest entities common to all parties
+    forbid_intersection = false                    # no vertical jobs (no private set intersection) on it
     approval = "automatic"                         # or "manual": the data owner approves each job
 
 Every key is optional except that an empty list allows nothing (default deny);
@@ -37,7 +39,8 @@ def load(path: Path) -> dpb.Policy:
 def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     try:
         refuse_unknown(raw, {"": {*LISTS, "min_rows", "min_group_size", "small_groups", "allow_extremes",
-                                  "shared_models_only", "own_coefficients_only", "approval"}})
+                                  "shared_models_only", "own_coefficients_only", "min_intersection_size", "forbid_intersection",
+                                  "approval"}})
     except InvalidArgument as err:
         raise InvalidArgument(f"{where}: {err.message.replace('config field', 'policy field')}") from None
     policy = dpb.Policy()
@@ -46,7 +49,7 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise InvalidArgument(f"{where}: policy field {key!r} must be a list of strings")
         getattr(policy, key).extend(values)
-    for key in ("min_rows", "min_group_size"):
+    for key in ("min_rows", "min_group_size", "min_intersection_size"):
         value = raw.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InvalidArgument(f"{where}: policy field {key!r} must be a whole number >= 0")
@@ -56,7 +59,7 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
         if value not in table:
             raise InvalidArgument(f"{where}: policy field {key!r} must be one of {', '.join(table)}")
         setattr(policy, target, table[value])
-    for key in ("allow_extremes", "shared_models_only", "own_coefficients_only"):
+    for key in ("allow_extremes", "shared_models_only", "own_coefficients_only", "forbid_intersection"):
         flag = raw.get(key, False)
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{where}: policy field {key!r} must be true or false")
@@ -71,5 +74,6 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
                small_groups=next((k for k, v in SMALL_GROUPS.items() if v == policy.small_groups), "suppress"),
                allow_extremes=policy.allow_extremes, shared_models_only=policy.shared_models_only,
                own_coefficients_only=policy.own_coefficients_only,
+               min_intersection_size=policy.min_intersection_size, forbid_intersection=policy.forbid_intersection,
                approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
     return out

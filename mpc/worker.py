@@ -72,7 +72,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
     from gateway.auth.tls import TlsIdentity
     from gateway.exchange.node import ExchangeConfig, ExchangeNode
     from mpc import communicator, ttp
-    from mpc.programs import PROGRAMS
+    from mpc.programs import run
     from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
     from gateway.errors import PolicyRefused
 
@@ -125,7 +125,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
             before_release=before_release,
         )
         progress("computing", 5.0)
-        results = PROGRAMS[plan.kind](context)
+        results = run(context)
         progress("done", 100.0)
         payload = None if not results else {
             k: (np.asarray(r.values, dtype=np.float64), list(r.labels), list(r.column_labels), list(r.suppressed))

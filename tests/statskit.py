@@ -29,7 +29,7 @@ class Task:
 
 def _serve(rank: int, world_size: int, args: Any) -> None:
     from gateway.errors import MpcgateError
-    from mpc.programs import PROGRAMS
+    from mpc.programs import run
     from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
 
     tasks, answers, kept = args
@@ -44,7 +44,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
             keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
         )
         try:
-            result = PROGRAMS[task.kind](ctx)
+            result = run(ctx)
             outcome: Any = ("ok", {k: (v.values, v.labels, v.column_labels, v.suppressed) for k, v in result.items()}
                             if result else None, ctx.kept)
         except MpcgateError as err:
@@ -94,3 +94,20 @@ class Session:
         for q in self._tasks:
             q.put(None)
         self._thread.join(30)
+
+
+def capture_sends() -> list[bytes]:
+    """From now on, every array this party sends over the gRPC exchange (before
+    TLS) is also appended, as bytes, to the returned list."""
+    import crypten.communicator as comm
+
+    session = comm.get().session
+    captured: list[bytes] = []
+    send = session.send
+
+    def tap(party: str, tag: str, array: np.ndarray, payload_type: int = 1) -> None:
+        captured.append(np.ascontiguousarray(array).tobytes())
+        send(party, tag, array, payload_type)
+
+    session.send = tap
+    return captured

@@ -63,7 +63,7 @@ def test_registration_reads_schema_and_key(registry: Registry, tmp_path: Path) -
     with pytest.raises(AlreadyExists):
         _register(registry, "t", "t.csv", key_column="id")
     (tmp_path / "data" / "dup.csv").write_text("id,x\nk1,1\nk1,2\n")
-    with pytest.raises(InvalidArgument, match="duplicate"):
+    with pytest.raises(InvalidArgument, match="appears more than once"):
         _register(registry, "dup", "dup.csv", key_column="id")
     registry.delete("t")
     with pytest.raises(NotFound):

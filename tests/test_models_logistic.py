@@ -10,6 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from mpc.programs.models.holdout import entity_draws
 from statskit import Session, Task
 
 pytestmark = pytest.mark.multiprocess
@@ -23,7 +24,8 @@ def credit(rng: np.random.Generator, rows: int, d: int, offset: float = 0.0) -> 
 
 
 def holdout(seed: int, salt: int, rows: int, fraction: float = 0.2) -> np.ndarray:
-    """The rows a party holds out (the program's rule, repeated here)."""
+    """The rows a horizontal party holds out (the program's rule, repeated here;
+    vertical jobs hold out entities: holdout.entity_draws)."""
     return np.random.default_rng([seed, salt]).random(rows) < fraction
 
 
@@ -75,7 +77,7 @@ def test_vertical_matches_scikit_learn_with_labels_at_one_party(session: Session
     status, result = session.run(Task("model.logistic_regression", "vertical", tables, names,
                                       {"label": "y", "seed": 5}, {}, keys), timeout=600)
     assert status == "ok", result
-    mask = holdout(5, 1 << 30, rows)
+    mask = entity_draws(keys[0], 5, "mpcgate") < 0.2
     assert_close_to_scikit_learn(result, x[~mask], y[~mask], x[mask], y[mask], 1.0)
 
 
@@ -94,7 +96,7 @@ def test_without_an_intercept_matches_scikit_learn(session: Session, partitionin
         tables, names = [x[:, [j]] for j in range(d)], [[f"x{j}"] for j in range(d)]
         tables[0], names[0] = np.column_stack([tables[0], y]), ["x0", "y"]
         keys = [np.array([f"k{i}" for i in range(rows)])] * d
-        mask = holdout(7, 1 << 30, rows)
+        mask = entity_draws(keys[0], 7, "mpcgate") < 0.2
     status, result = session.run(Task("model.logistic_regression", partitioning, tables, names,
                                       {"label": "y", "seed": 7, "alpha": 0.5, "fit_intercept": False}, {}, keys),
                                  timeout=600)
@@ -118,7 +120,7 @@ def test_own_coefficients_gives_each_party_only_its_part(session: Session) -> No
                                  {"label": "y", "seed": 9, "own_coefficients": True}, {}, keys,
                                  list(range(session.world_size))), timeout=600)
     assert status == "ok"
-    mask = holdout(9, 1 << 30, rows)
+    mask = entity_draws(keys[0], 9, "mpcgate") < 0.2
     scores = np.full(rows, 0.0)
     for rank, part in session.results.items():
         assert part["coefficients"][1] == [f"x{j}" for j in split[rank]], "its own features' coefficients only"

@@ -111,7 +111,7 @@ class Scheduler(Participation):
         for job_input in spec.inputs:
             if job_input.party_id not in known:
                 raise InvalidArgument(f"unknown party {job_input.party_id!r}")
-            if not job_input.dataset or not job_input.columns:
+            if not job_input.dataset or not (job_input.columns or spec.kind == "psi.intersect"):
                 raise InvalidArgument(f"input of party {job_input.party_id!r} needs a dataset and columns")
         parties = participants(spec)
         if len(parties) < 2:

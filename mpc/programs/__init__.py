@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidArgument
-from mpc.programs import models, stats
+from mpc.programs import intersection, models, stats
 from mpc.programs.context import JobContext, Result
 
 Program = Callable[[JobContext], "dict[str, Result] | None"]
@@ -95,6 +95,12 @@ def _labelled(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str
                                   "to the result receivers")
 
 
+def _vertical_only(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
+                   receivers: list[str]) -> None:
+    if not vertical:
+        raise InvalidArgument("psi.intersect intersects key columns: submit it with partitioning VERTICAL")
+
+
 @dataclass(frozen=True)
 class JobKind:
     program: Program
@@ -119,8 +125,19 @@ KINDS: dict[str, JobKind] = {
         "epochs": Param(_count(1, 200)), "tolerance": Param(_non_negative), "holdout": Param(_fraction),
         "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool), "own_coefficients": Param(_bool),
         **VERTICAL}, _labelled),
+    "psi.intersect": JobKind(intersection.intersect, {"cardinality_only": Param(_bool), **VERTICAL}, _vertical_only),
 }
 PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items()}
+
+
+def run(ctx: JobContext) -> dict[str, Result] | None:
+    """A job's program at this party: vertical jobs first intersect and align the
+    parties' rows (mpc.intersection), then the kind's program runs."""
+    if ctx.partitioning == "vertical" and not ctx.aligned:
+        from mpc.intersection import align  # (imports this package's context module)
+
+        ctx = align(ctx)
+    return PROGRAMS[ctx.kind](ctx)
 
 
 def validate_inputs(kind: str, parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],

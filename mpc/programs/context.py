@@ -29,6 +29,7 @@ class ReleaseRules:
     min_group_size: int = 1  # fewest of this party's rows behind a released cell
     small_groups: str = "suppress"  # "suppress" | "refuse"
     allow_extremes: bool = False  # may min/max (one row's exact value) be released?
+    min_intersection: int = 0  # fewest common entities a vertical job may run on
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class JobContext:
     parameters: dict[str, Any]
     table: np.ndarray  # this party's rows x its columns, float64
     keys: np.ndarray | None = None
+    aligned: bool = False  # vertical: rows already intersected and ordered alike (mpc.intersection)
     rules: ReleaseRules = field(default_factory=ReleaseRules)
     progress: Callable[[str, float], None] = field(default=lambda phase, percent: None)
     before_release: Callable[[], None] = field(default=lambda: None)

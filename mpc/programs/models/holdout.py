@@ -1,12 +1,18 @@
 """Which rows a model job sets aside for its held-out metrics, and a classifier's
-metrics on them. Every party draws the rows from the job's seed, so the rule is
-reproducible and needs no messages: horizontal parties hold different rows and
-salt the draw with their rank; vertical parties hold the same rows (aligned) and
-draw the same mask. (A regression's held-out R^2 is in r2.py.)"""
+metrics on them. The rule is reproducible from the job's seed and needs no
+messages. Horizontal parties hold different rows: each draws over its own rows,
+salting the draw with its rank. Vertical parties hold the same entities (in an
+order the private set intersection draws afresh per job): an entity is held out
+when a hash of the seed, the job's key salt and its key falls below the
+fraction, so every party holds out the same entities, whatever their order, and
+the same seed holds out the same entities in every job. (A regression's
+held-out R^2 is in r2.py.)"""
 
 from __future__ import annotations
 
 from typing import Any
+
+import hashlib
 
 import numpy as np
 import torch
@@ -16,15 +22,25 @@ from mpc.programs import secure
 from mpc.programs.context import JobContext
 
 AUC_BINS = 32
-SHARED_ROWS = 1 << 30
-"""The salt of aligned (vertical) rows; horizontal parties use their rank."""
 
 
 def mask(ctx: JobContext, rows: int, default: float) -> np.ndarray:
     """True for this party's held-out rows (the `holdout` fraction, else `default`)."""
     fraction = float(ctx.parameters.get("holdout", default))
-    salt = SHARED_ROWS if ctx.partitioning == "vertical" else ctx.rank
-    return np.random.default_rng([int(ctx.parameters.get("seed", 0)), salt]).random(rows) < fraction
+    seed = int(ctx.parameters.get("seed", 0))
+    if ctx.partitioning == "vertical":
+        assert ctx.keys is not None and len(ctx.keys) == rows
+        return entity_draws(ctx.keys, seed, str(ctx.parameters.get("key_salt", "mpcgate"))) < fraction
+    return np.random.default_rng([seed, ctx.rank]).random(rows) < fraction
+
+
+def entity_draws(keys: np.ndarray, seed: int, salt: str) -> np.ndarray:
+    """A uniform draw in [0, 1) per entity, from SHA-256(seed, salt, key) (keys as
+    the intersection compares them)."""
+    from mpc.intersection.keys import canonical
+
+    prefix = f"mpcgate-holdout-v1\x00{seed}\x00{salt}\x00".encode()
+    return np.array([int.from_bytes(hashlib.sha256(prefix + canonical(k)).digest()[:8], "big") / 2.0**64 for k in keys])
 
 
 def check(ctx: JobContext, n_test: int, default: float) -> None:

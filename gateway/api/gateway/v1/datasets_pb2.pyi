@@ -142,6 +142,8 @@ class Policy(_message.Message):
     ALLOW_EXTREMES_FIELD_NUMBER: _builtins.int
     SHARED_MODELS_ONLY_FIELD_NUMBER: _builtins.int
     OWN_COEFFICIENTS_ONLY_FIELD_NUMBER: _builtins.int
+    MIN_INTERSECTION_SIZE_FIELD_NUMBER: _builtins.int
+    FORBID_INTERSECTION_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
@@ -162,6 +164,13 @@ class Policy(_message.Message):
     features' coefficients (own_coefficients), or nothing (keep_shared): no
     receiver sees the coefficients of this dataset's features but this party.
     """
+    min_intersection_size: _builtins.int
+    """Vertical jobs first intersect the parties' key columns (private set
+    intersection); a job is refused if fewer entities than this are common to all
+    parties (0: no minimum). The size itself is public to every party.
+    """
+    forbid_intersection: _builtins.bool
+    """This dataset may not take part in intersections (no vertical jobs on it)."""
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parties that may take part in jobs using this dataset."""
@@ -192,10 +201,12 @@ class Policy(_message.Message):
         allow_extremes: _builtins.bool = ...,
         shared_models_only: _builtins.bool = ...,
         own_coefficients_only: _builtins.bool = ...,
+        min_intersection_size: _builtins.int = ...,
+        forbid_intersection: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "min_group_size", b"min_group_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "forbid_intersection", b"forbid_intersection", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,164 @@
+"""ECDH private set intersection among the job's parties, over the job's
+communicator (the gateways' mutual-TLS exchange), and the common row order.
+
+Each party i draws a fresh secret scalar a_i and a secret permutation of its
+rows, hashes its keys to points H(k) (keys.py) in that order and blinds them:
+a_i H(k). The lists travel the ring of parties (rank i sends to i + 1), each
+party applying its own scalar, so after world - 1 steps party i holds party
+(i + 1)'s list as F(k) = a_0 a_1 ... a_{n-1} H(k), in (i + 1)'s secret order; it
+returns that list (truncated to 16 bytes: no collision among 2^40 keys but with
+probability 2^-48) to its owner. Every party now knows F of each of its own rows;
+F of a key nobody else holds is a pseudorandom value to the others.
+
+Matching. With two parties each holds the other's F-set and intersects locally.
+With more, the running intersection travels a chain: party 0 intersects its own
+F-set with party 1's (which it holds), party 1 intersects that with party 2's,
+..., and party n - 2 sends the intersection of all to every party.
+
+What each party learns (documented in the README): with two parties, which of
+its own rows are in the intersection, and the intersection's size (and the
+other party's row count, public for every job). With three or more, also which
+of its rows its successor (rank + 1) holds, and party k (k < n - 1) which of its
+rows are in the intersection of parties 0 .. k + 1; nothing about keys that are
+not its own. Raw keys and unblinded hashes never leave the party.
+
+Common order: the intersection's F-values, sorted; row i is the same entity at
+every party.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gateway.errors import FailedPrecondition, InvalidArgument
+from mpc.intersection import keys as keyspace
+from mpc.intersection.blinding import POINT_BYTES, Blinder
+
+MATCH_BYTES = 16
+CHUNK_ROWS = 1 << 18  # 8 MiB of points per message
+
+
+@dataclass(frozen=True)
+class Alignment:
+    rows: np.ndarray  # this party's row indices, in the common order
+    size: int  # the intersection's size (public to every party)
+
+
+def intersect(rank: int, world: int, keys: Sequence[object], salt: bytes,
+              progress: Callable[[str, float], None] = lambda phase, percent: None,
+              cores: int | None = None, where: str = "keys", parties: list[str] | None = None) -> Alignment:
+    """This party's rows common to every party, in the common order. `keys`: one
+    per row (any sequence: only CHUNK_ROWS of them are encoded at a time)."""
+    import crypten.communicator as comm
+
+    communicator = comm.get()
+    n = len(keys)
+    sizes = [int(s) for s in _public(communicator, rank, world, n)]
+    permutation = np.random.default_rng(np.frombuffer(os.urandom(16), dtype=np.uint64)).permutation(n)
+    hashed = np.empty((n, POINT_BYTES), dtype=np.uint8)
+    problem = None
+    try:
+        for start in range(0, n, CHUNK_ROWS):
+            hashed[start : start + CHUNK_ROWS] = keyspace.points(
+                [keys[i] for i in permutation[start : start + CHUNK_ROWS]], salt, where)
+        keyspace.refuse_repeats(hashed, keys, where)
+    except InvalidArgument as err:
+        problem = err
+    flawed = _public(communicator, rank, world, problem is not None)  # every party stops alike
+    if problem is not None:
+        raise problem  # (the details, which may quote a key, stay at this party)
+    if any(flawed):
+        name = parties[flawed.index(True)] if parties else f"rank {flawed.index(True)}"
+        raise InvalidArgument(f"party {name}'s key column has an empty or repeated key: no intersection was computed")
+    with Blinder(cores) as blinder:
+        current = np.empty_like(hashed)
+        for start in range(0, n, CHUNK_ROWS):
+            current[start : start + CHUNK_ROWS] = blinder.apply(hashed[start : start + CHUNK_ROWS])
+            progress(f"intersection: {min(start + CHUNK_ROWS, n)} of {n} keys blinded",
+                     10 * min(start + CHUNK_ROWS, n) / max(n, 1))
+        del hashed
+        origin = rank
+        for step in range(world - 1):
+            origin = (origin - 1) % world
+            received = _pass(communicator, current, (rank + 1) % world, (rank - 1) % world, sizes[origin], POINT_BYTES)
+            current = np.concatenate([blinder.apply(received[i : i + CHUNK_ROWS])
+                                      for i in range(0, len(received), CHUNK_ROWS)] or [received])
+            progress(f"intersection: {len(received)} keys of another party blinded (ring step {step + 1} of "
+                     f"{world - 1})", 10 + 60 * (step + 1) / (world - 1))
+    successor = current[:, :MATCH_BYTES]  # party (rank + 1)'s F-set, in its secret order
+    mine = _pass(communicator, successor, (rank + 1) % world, (rank - 1) % world, sizes[rank], MATCH_BYTES)
+    own = np.empty_like(mine)
+    own[permutation] = mine  # F of each of this party's rows, in row order
+    common = _match(communicator, rank, world, _as_values(own), _as_values(successor))
+    progress(f"intersection: {len(common)} entities common to all parties", 90)
+    values = _as_values(own)
+    inside = np.flatnonzero(np.isin(values, common, assume_unique=True))
+    rows = inside[np.argsort(values[inside], kind="stable")]
+    return Alignment(rows=rows, size=int(len(common)))
+
+
+def _pass(communicator: object, outgoing: np.ndarray, to: int, source: int, incoming: int, width: int) -> np.ndarray:
+    """Sends `outgoing` (rows x width uint8) to `to` while receiving `incoming` rows
+    from `source`, in chunks (so neither side's window fills with one message)."""
+    received = np.empty((incoming, width), dtype=np.uint8)
+    chunks = max(-(-len(outgoing) // CHUNK_ROWS), -(-incoming // CHUNK_ROWS))
+    for c in range(chunks):
+        out = outgoing[c * CHUNK_ROWS : (c + 1) * CHUNK_ROWS]
+        request = communicator.isend(torch.from_numpy(np.ascontiguousarray(out)), to) if len(out) else None  # type: ignore[attr-defined]
+        size = max(0, min(CHUNK_ROWS, incoming - c * CHUNK_ROWS))
+        if size:
+            buffer = torch.empty((size, width), dtype=torch.uint8)
+            received[c * CHUNK_ROWS : c * CHUNK_ROWS + size] = communicator.recv(buffer, source).numpy()  # type: ignore[attr-defined]
+        if request is not None:
+            request.wait()
+    return received
+
+
+def _as_values(rows: np.ndarray) -> np.ndarray:
+    """rows x 16 uint8 -> comparable fixed-width byte strings."""
+    return np.ascontiguousarray(rows).view(f"S{MATCH_BYTES}").reshape(-1)
+
+
+def _match(communicator: object, rank: int, world: int, own: np.ndarray, successor: np.ndarray) -> np.ndarray:
+    """The sorted F-values every party holds (see the module docstring)."""
+    if len(np.unique(own)) != len(own):
+        raise FailedPrecondition("two of this party's keys collided after blinding; please resubmit")
+    if world == 2:
+        return np.sort(np.intersect1d(own, successor, assume_unique=True))
+    running = np.intersect1d(own, successor, assume_unique=True) if rank == 0 else None
+    for k in range(1, world - 1):
+        if rank == k - 1:
+            _send_values(communicator, running, k)
+        if rank == k:
+            running = np.intersect1d(_recv_values(communicator, k - 1), successor, assume_unique=True)
+    last = world - 2
+    if rank == last:
+        for r in range(world):
+            if r != rank:
+                _send_values(communicator, running, r)
+        return np.sort(running)
+    return np.sort(_recv_values(communicator, last))
+
+
+def _send_values(communicator: object, values: np.ndarray | None, to: int) -> None:
+    data = np.frombuffer(np.sort(values).tobytes(), dtype=np.uint8) if values is not None else np.zeros(0, np.uint8)
+    communicator.send_obj(len(data) // MATCH_BYTES, to)  # type: ignore[attr-defined]
+    if len(data):
+        communicator.send(torch.from_numpy(data.copy()), to)  # type: ignore[attr-defined]
+
+
+def _recv_values(communicator: object, source: int) -> np.ndarray:
+    count = int(communicator.recv_obj(source))  # type: ignore[attr-defined]
+    if not count:
+        return np.zeros(0, dtype=f"S{MATCH_BYTES}")
+    data = communicator.recv(torch.empty(count * MATCH_BYTES, dtype=torch.uint8), source).numpy()  # type: ignore[attr-defined]
+    return _as_values(data.reshape(count, MATCH_BYTES))
+
+
+def _public(communicator: object, rank: int, world: int, value: int) -> list[int]:
+    return [communicator.broadcast_obj(value if r == rank else None, r) for r in range(world)]  # type: ignore[attr-defined]
