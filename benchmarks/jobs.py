@@ -41,6 +41,8 @@ def numpy_seconds(pooled: np.ndarray, repeats: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--probe-rows", type=int, default=1_000_000,
+                        help="then time GetJob while the coordinator registers a file this long (0: skip)")
     args = parser.parse_args()
     parties = demo_data.INSTITUTIONS
     with tempfile.TemporaryDirectory() as scratch, LocalFederation(Path(scratch), parties, dealer=True) as federation:
@@ -50,13 +52,16 @@ def main() -> None:
         federation.start()
         policy = dpb.Policy(allowed_parties=parties, allowed_job_kinds=KINDS, allowed_columns=COLUMNS,
                             allowed_result_receivers=["bank-a"], min_rows=10, approval_mode=dpb.APPROVAL_MODE_AUTOMATIC)
+        started = time.perf_counter()
         for p in parties:
             with federation.client(p) as owner:
                 owner.register_dataset("data", "data.csv", policy)
+        registering = (time.perf_counter() - started) / len(parties)
         pooled = np.vstack(list(tables.values()))
         plain = numpy_seconds(pooled)
         print(f"\n3 parties x {args.rows:,} rows x {len(COLUMNS)} columns, horizontal; "
-              f"plaintext numpy (describe + correlation) on the pooled rows: {plain * 1e3:.1f} ms\n")
+              f"plaintext numpy (describe + correlation) on the pooled rows: {plain * 1e3:.1f} ms; "
+              f"registering one party's file: {registering:.2f} s\n")
         print(f"{'job':22s} {'submit->result s':>17s} {'ratio vs numpy':>15s} {'KB sent/party':>14s} {'max rel err':>12s}")
         with federation.client("bank-a") as client:
             total = 0.0
@@ -71,6 +76,38 @@ def main() -> None:
                 err = demo_data.max_relative_error(result.values, reference)
                 print(f"{kind:22s} {seconds:17.2f} {seconds / plain:15.0f} {job.record.progress.bytes_sent / 1e3:14.1f} {err:12.1e}")
             print(f"{'both':22s} {total:17.2f} {total / plain:15.0f}")
+            if args.probe_rows:
+                _probe(federation, client, job.id, args.probe_rows)
+
+
+def _probe(federation: LocalFederation, client: object, job_id: str, rows: int) -> None:
+    """GetJob latency at the coordinator while it registers a `rows`-row file."""
+    import threading
+
+    demo_data.write_csv(federation.data_dir("bank-a") / "big.csv", table(9, rows), COLUMNS)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def register() -> None:
+        with federation.client("bank-a") as owner:
+            started = time.perf_counter()
+            owner.register_dataset("big", "big.csv", dpb.Policy())
+            latencies.append(-(time.perf_counter() - started))  # (negative: the registration's own time)
+        done.set()
+
+    thread = threading.Thread(target=register)
+    thread.start()
+    while not done.is_set():
+        started = time.perf_counter()
+        client.job(job_id)  # type: ignore[attr-defined]
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.01)
+    thread.join()
+    registration = -min(latencies)
+    polls = np.array([v for v in latencies if v >= 0])
+    print(f"\nGetJob while registering {rows:,} rows ({registration:.2f} s): {len(polls)} calls, "
+          f"p50 {np.percentile(polls, 50) * 1e3:.1f} ms, p99 {np.percentile(polls, 99) * 1e3:.1f} ms, "
+          f"max {polls.max() * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

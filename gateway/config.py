@@ -12,6 +12,7 @@
     drain_grace_s = 60.0              # on SIGTERM, how long running jobs may finish
     max_columns = 200                 # most columns one job may read
     max_bins = 1000                   # most histogram bins one job may ask for
+    warm_workers = 1                  # workers started ahead (torch, CrypTen imported); 0: none
 
     [tls]
     ca = "pki/ca.crt"
@@ -61,11 +62,13 @@ class GatewayConfig:
     drain_grace_s: float = 60.0
     max_columns: int = 200
     max_bins: int = 1000
+    warm_workers: int = 1
 
 
 KNOWN = {
     "": {"party_id", "listen", "data_dir", "database", "max_concurrent_jobs", "allow_insecure_providers",
          "failure_timeout", "default_deadline_s", "drain_grace_s", "max_columns", "max_bins", "metrics_listen",
+         "warm_workers",
          "tls", "peers", "dealer", "issuers"},
     "tls": {"ca", "cert", "key"},
     "dealer": {"id", "address"},
@@ -141,10 +144,12 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
     if not data_dir.is_dir():
         raise InvalidArgument(f"config field 'data_dir': no directory {data_dir}")
     limits = {k: raw.get(k, d) for k, d in (("max_concurrent_jobs", 2), ("failure_timeout", 20.0), ("default_deadline_s", 3600.0),
-                                             ("drain_grace_s", 60.0), ("max_columns", 200), ("max_bins", 1000))}
-    for key in ("max_concurrent_jobs", "max_columns", "max_bins"):
-        if not isinstance(limits[key], int) or isinstance(limits[key], bool) or limits[key] < 1:
-            raise InvalidArgument(f"config field {key!r} must be a positive integer")
+                                             ("drain_grace_s", 60.0), ("max_columns", 200), ("max_bins", 1000),
+                                             ("warm_workers", 1))}
+    for key in ("max_concurrent_jobs", "max_columns", "max_bins", "warm_workers"):
+        minimum = 0 if key == "warm_workers" else 1
+        if not isinstance(limits[key], int) or isinstance(limits[key], bool) or limits[key] < minimum:
+            raise InvalidArgument(f"config field {key!r} must be a whole number >= {minimum}")
     for key in ("failure_timeout", "default_deadline_s", "drain_grace_s"):
         if not isinstance(limits[key], (int, float)) or isinstance(limits[key], bool) or limits[key] < 0 \
                 or (limits[key] == 0 and key != "drain_grace_s"):
@@ -181,4 +186,5 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
         default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen, dealer=dealer,
         drain_grace_s=float(limits["drain_grace_s"]), max_columns=limits["max_columns"], max_bins=limits["max_bins"],
+        warm_workers=limits["warm_workers"],
     )

@@ -10,9 +10,8 @@ Policies are default deny: an empty list allows nothing.
 
 from __future__ import annotations
 
-import csv
+import asyncio
 import hashlib
-import math
 import re
 import sqlite3
 import threading
@@ -20,12 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.db import open_database
+from gateway import ingest
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.jobs.contracts import LoadedInput, Review, participants
 from gateway.jobs.store import now
@@ -88,6 +86,7 @@ class Registry:
         self._party = party_id
         self._lock = threading.Lock()
         self._db = open_database(database, SCHEMA)
+        self._cache_dir = Path(database).parent / "columnar"
 
     # -- registry -------------------------------------------------------------------
 
@@ -97,19 +96,19 @@ class Registry:
         path = self._inside_data_dir(request.path)
         file_format = _format(path, request.format)
         digest, size = _digest(path)
-        table = _read(path, file_format)
-        numeric = list(request.numeric_columns) or [c for c in table.header if c != request.key_column]
+        parsed = ingest.parse(path, file_format == dpb.FILE_FORMAT_PARQUET)
+        numeric = list(request.numeric_columns) or [c for c in parsed.header if c != request.key_column]
         for column in [*numeric, *([request.key_column] if request.key_column else [])]:
-            if column not in table.header:
-                raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(table.header)})")
-        table.numeric(numeric)  # validates every cell
+            if column not in parsed.header:
+                raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(parsed.header)})")
         if request.key_column:
-            keyspace.check(table.values(request.key_column), f"{path.name}, key column {request.key_column!r}")
+            keyspace.check(parsed.keys(request.key_column), f"{path.name}, key column {request.key_column!r}")
+        ingest.write_cache(self._cache(digest), parsed, numeric, request.key_column)  # validates every cell
         dataset = dpb.Dataset(
             name=request.name, party_id=self._party, description=request.description, format=file_format,
             columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC) for c in numeric]
             + ([dpb.Column(name=request.key_column, type=dpb.COLUMN_TYPE_KEY)] if request.key_column else []),
-            row_count=table.rows, key_column=request.key_column, policy=request.policy,
+            row_count=parsed.rows, key_column=request.key_column, policy=request.policy,
             created_at=now(), updated_at=now(), content_sha256=digest, size_bytes=size,
         )
         verb = "INSERT OR REPLACE" if request.replace else "INSERT"
@@ -139,9 +138,12 @@ class Registry:
         return dataset
 
     def delete(self, name: str) -> None:
-        self._row(name)
+        """Forgets the dataset and its columnar copy (unless another dataset has the same content)."""
+        _, dataset = self._row(name)
         with self._lock:
             self._db.execute("DELETE FROM datasets WHERE name = ?", (name,))
+        if dataset.content_sha256 and not any(d.content_sha256 == dataset.content_sha256 for d in self.list()):
+            self._cache(dataset.content_sha256).unlink(missing_ok=True)
 
     def _row(self, name: str) -> tuple[Path, dpb.Dataset]:
         with self._lock:
@@ -208,16 +210,21 @@ class Registry:
                                      f"({dataset.row_count} rows then); register it again to use it")
 
     def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
+        """Where the worker reads this input: the registered file's columnar cache
+        (rebuilt if missing), after checking the file is still the one registered."""
         path, dataset = self._row(job_input.dataset)
         self._unchanged(path, dataset)
-        table = _read(path, dataset.format)
-        if table.rows != dataset.row_count:
-            raise FailedPrecondition(f"dataset {dataset.name!r} has {table.rows} rows, registered with {dataset.row_count}")
-        keys = None
-        if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
-            keys = np.array([str(k) for k in table.values(dataset.key_column)])
-            keyspace.check(keys, f"dataset {dataset.name!r}")  # (registered before keys were checked?)
-        return LoadedInput(table=table.numeric(list(job_input.columns)), keys=keys, rows=table.rows)
+        cache = self._cache(dataset.content_sha256)
+        numeric = [c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC]
+        if not cache.is_file():
+            ingest.write_cache(cache, ingest.parse(path, dataset.format == dpb.FILE_FORMAT_PARQUET), numeric,
+                               dataset.key_column)
+        vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL
+        return LoadedInput(ingest.Source(str(cache), list(job_input.columns), dataset.key_column if vertical else None,
+                                         dataset.row_count))
+
+    def _cache(self, digest: str) -> Path:
+        return self._cache_dir / f"{digest}{ingest.SUFFIX}"
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -238,76 +245,6 @@ def _format(path: Path, declared: int) -> int:
     return dpb.FILE_FORMAT_PARQUET if path.suffix.lower() in (".parquet", ".pq") else dpb.FILE_FORMAT_CSV
 
 
-class _Table:
-    """A file's columns by name, and how to read them as validated numbers."""
-
-    def __init__(self, path: Path, header: list[str], columns: dict[str, list[Any]], rows: int, first_row: int) -> None:
-        self.path, self.header, self._columns, self.rows, self._first_row = path, header, columns, rows, first_row
-
-    def values(self, column: str) -> list[Any]:
-        return self._columns[column]
-
-    def numeric(self, columns: list[str]) -> np.ndarray:
-        """float64 rows x columns; a cell that is not a finite number is refused,
-        naming the file, the column and the row (as a person would count it)."""
-        table = np.empty((self.rows, len(columns)), dtype=np.float64)
-        for j, name in enumerate(columns):
-            for r, cell in enumerate(self._columns[name]):
-                try:
-                    value = float(cell)
-                except (TypeError, ValueError):
-                    raise InvalidArgument(
-                        f"{self.path.name}: column {name!r}, row {r + self._first_row}: not a number") from None
-                if not math.isfinite(value):
-                    raise InvalidArgument(
-                        f"{self.path.name}: column {name!r}, row {r + self._first_row}: {cell} is not a finite number")
-                table[r, j] = value
-        return table
-
-
-def _read(path: Path, file_format: int) -> _Table:
-    table = _read_parquet(path) if file_format == dpb.FILE_FORMAT_PARQUET else _read_csv(path)
-    if not table.header:
-        raise InvalidArgument(f"{path.name}: the file is empty")
-    seen: set[str] = set()
-    for name in table.header:
-        if not name.strip():
-            raise InvalidArgument(f"{path.name}: a column has an empty name")
-        if name in seen:
-            raise InvalidArgument(f"{path.name}: column {name!r} appears more than once in the header")
-        seen.add(name)
-    if table.rows == 0:
-        raise InvalidArgument(f"{path.name}: the table has no rows")
-    return table
-
-
-def _read_csv(path: Path) -> _Table:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:  # a UTF-8 BOM is not part of a name
-            reader = csv.reader(f)
-            header = next(reader, None) or []
-            rows = [row for row in reader if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InvalidArgument(f"{path.name}: cannot read as CSV: {err}") from None
-    for number, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise InvalidArgument(f"{path.name}: row {number} has {len(row)} fields, the header {len(header)}")
-    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
-    return _Table(path, header, columns, len(rows), first_row=2)
-
-
-def _read_parquet(path: Path) -> _Table:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as err:
-        raise InvalidArgument(f"{path.name}: cannot read as Parquet: {err}") from None
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    return _Table(path, list(table.column_names), columns, table.num_rows, first_row=1)
-
-
 class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
     """Every call is audited by the server's audit interceptor."""
 
@@ -316,7 +253,8 @@ class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
 
     @map_errors
     async def RegisterDataset(self, request: dpb.RegisterDatasetRequest, context: Any) -> dpb.RegisterDatasetResponse:
-        return dpb.RegisterDatasetResponse(dataset=self._registry.register(request))
+        # parsing a large file takes seconds: off the event loop, so other calls are answered meanwhile
+        return dpb.RegisterDatasetResponse(dataset=await asyncio.to_thread(self._registry.register, request))
 
     @map_errors
     async def GetDataset(self, request: dpb.GetDatasetRequest, context: Any) -> dpb.GetDatasetResponse:

@@ -35,8 +35,7 @@ class WorkerPlan:
     receivers: list[int]  # ranks
     layout: list[dict[str, Any]]  # by rank: party_id, columns, rows
     parameters: dict[str, Any]
-    table: np.ndarray
-    keys: np.ndarray | None = None
+    source: Any  # gateway.ingest.Source: the input's columnar cache (read here, not sent through the pipe)
     failure_timeout: float = 20.0
     provider: str = "TFP"
     dealer: str | None = None  # the session's dealer (TTP), if any; may be this process's party
@@ -46,6 +45,22 @@ class WorkerPlan:
     def members(self) -> list[str]:
         """Everyone in the session: the parties by rank, then the dealer if any."""
         return [*self.parties, *([self.dealer] if self.dealer else [])]
+
+
+def warm(conn: Connection) -> None:
+    """Entry point of a pre-started worker: torch and CrypTen imported ahead of
+    time, it waits for one job's plan, runs that job and exits (no state carried
+    from one job to the next). End of input: exits without a job."""
+    import mpc  # noqa: F401  (CrypTen compatibility, torch)
+    import crypten  # noqa: F401
+
+    import mpc.programs  # noqa: F401
+
+    try:
+        plan = conn.recv()
+    except (EOFError, OSError):
+        return
+    main(plan, conn)
 
 
 def main(plan: WorkerPlan, conn: Connection) -> None:
@@ -110,6 +125,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
                 raise PolicyRefused(refusal)
 
         rank = plan.parties.index(plan.party_id)
+        table, keys = plan.source.read()
         context = JobContext(
             kind=plan.kind,
             partitioning=plan.partitioning,
@@ -118,8 +134,8 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
             layout=[PartyLayout(**entry) for entry in plan.layout],
             receivers=plan.receivers,
             parameters=plan.parameters,
-            table=plan.table,
-            keys=plan.keys,
+            table=table,
+            keys=keys,
             rules=plan.rules or ReleaseRules(),
             progress=progress,
             before_release=before_release,

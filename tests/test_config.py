@@ -46,6 +46,7 @@ def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
         (lambda r: r.update(allow_insecure_provider=True), "allow_insecure_provider"),
         (lambda r: r["tls"].update(certificate="x"), "tls.certificate"),
         (lambda r: r.update(max_bins=0), "max_bins"),
+        (lambda r: r.update(warm_workers=-1), "warm_workers"),
         (lambda r: r.update(drain_grace_s=-1), "drain_grace_s"),
     ],
 )

@@ -36,7 +36,10 @@ def policy(approval: int = dpb.APPROVAL_MODE_AUTOMATIC, kinds: tuple[str, ...] =
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     root = tmp_path_factory.mktemp("federation")
-    with LocalFederation(root, PARTIES, max_concurrent_jobs=1, failure_timeout=5.0, dealer=True) as fed:
+    # no warm workers here: these tests count each gateway's worker processes (the
+    # pool is covered by test_workers.py and every other end-to-end suite)
+    with LocalFederation(root, PARTIES, max_concurrent_jobs=1, failure_timeout=5.0, dealer=True,
+                         party_config={p: "warm_workers = 0" for p in PARTIES}) as fed:
         for rows, name in ((ROWS, "customers"), (BIG_ROWS, "big")):
             whole = demo_data.loans("bank-a", rows)  # one set of customers, split by column
             keys = np.array([f"c{i:07d}" for i in range(rows)])

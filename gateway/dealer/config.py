@@ -3,6 +3,7 @@
     dealer_id = "dealer"
     listen = "127.0.0.1:7500"
     failure_timeout = 20.0
+    warm_workers = 1           # session workers started ahead (torch, CrypTen imported); 0: none
 
     [tls]
     ca = "pki/ca.crt"
@@ -31,11 +32,12 @@ class DealerConfig:
     tls: PartyFiles
     parties: dict[str, str]
     failure_timeout: float = 20.0
+    warm_workers: int = 1
 
 
 def load(path: Path) -> DealerConfig:
     raw = read_toml(path)
-    refuse_unknown(raw, {"": {"dealer_id", "listen", "failure_timeout", "tls", "parties"}, "tls": {"ca", "cert", "key"}})
+    refuse_unknown(raw, {"": {"dealer_id", "listen", "failure_timeout", "warm_workers", "tls", "parties"}, "tls": {"ca", "cert", "key"}})
     base = path.parent
 
     def field(name: str, kind: type, table: dict[str, Any] = raw, prefix: str = "") -> Any:
@@ -55,4 +57,7 @@ def load(path: Path) -> DealerConfig:
     timeout = raw.get("failure_timeout", 20.0)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise InvalidArgument("config field 'failure_timeout' must be a positive number")
-    return DealerConfig(dealer_id, field("listen", str), files, dict(parties), float(timeout))
+    warm = raw.get("warm_workers", 1)
+    if not isinstance(warm, int) or isinstance(warm, bool) or warm < 0:
+        raise InvalidArgument("config field 'warm_workers' must be a whole number >= 0")
+    return DealerConfig(dealer_id, field("listen", str), files, dict(parties), float(timeout), warm)

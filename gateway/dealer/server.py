@@ -10,7 +10,6 @@ import logging
 import signal
 from typing import Any
 
-import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gateway import rpc
@@ -47,7 +46,7 @@ class DealerServicer(dealer_pb2_grpc.DealerServiceServicer):
             job_id=request.session_id, session_id=request.session_id, party_id=self._config.dealer_id,
             parties=order, addresses={p: self._config.parties[p] for p in order},
             tls=(str(self._config.tls.ca), str(self._config.tls.cert), str(self._config.tls.key)),
-            kind="", partitioning="", receivers=[], layout=[], parameters={}, table=np.zeros((0, 0)),
+            kind="", partitioning="", receivers=[], layout=[], parameters={}, source=None,
             failure_timeout=self._config.failure_timeout, provider="TTP", dealer=self._config.dealer_id,
         )
         log.info("dealer joins session=%s for=%s parties=%s", request.session_id, caller, ",".join(order))
@@ -71,7 +70,7 @@ async def serve(config: DealerConfig) -> None:
     identity = TlsIdentity.load(config.tls)
     server, port = rpc.aio_server(identity, config.listen, config.failure_timeout)
     sessions = Sessions()
-    runner = WorkerRunner(sessions)
+    runner = WorkerRunner(sessions, config.warm_workers)
     dealer_pb2_grpc.add_DealerServiceServicer_to_server(DealerServicer(config, runner), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
         ExchangeServicer(config.dealer_id, set(config.parties), sessions, Inbox(), relay_identity=identity), server)

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.ingest import Source
 from mpc.programs import Limits
 from mpc.programs.context import ReleaseRules
 
@@ -26,9 +25,11 @@ class Review:
 
 @dataclass(frozen=True)
 class LoadedInput:
-    table: np.ndarray  # float64, rows x columns
-    keys: np.ndarray | None
-    rows: int
+    source: Source  # where the worker reads the input (columnar cache, columns, key column)
+
+    @property
+    def rows(self) -> int:
+        return self.source.rows
 
 
 class Datasets(Protocol):
@@ -81,6 +82,7 @@ class SchedulerConfig:
     dealer: tuple[str, str] | None = None  # the federation's TTP dealer: (party id, address)
     limits: Limits = field(default_factory=Limits)
     drain_grace_s: float = 60.0
+    warm_workers: int = 0  # workers started ahead of jobs (gateway.jobs.runner)
 
 
 ROOT_CAUSE_WAIT_S = 2.0

@@ -5,6 +5,8 @@ the state (store, registry, runner, audit)."""
 
 from __future__ import annotations
 
+import asyncio
+
 
 import numpy as np
 from google.protobuf import json_format
@@ -27,7 +29,7 @@ class Participation:
         status = pb.PartyStatus(party_id=self.me, state=states.RUNNING)
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:
-            plan = self._plan(job, session_id, ranks)
+            plan = await asyncio.to_thread(self._plan, job, session_id, ranks)  # file checks: off the event loop
             result, kept = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
                                                   lambda: self._release_refusal(job_id))
         except MpcgateError as err:
@@ -96,7 +98,7 @@ class Participation:
             partitioning="vertical" if spec.partitioning == pb.PARTITIONING_VERTICAL else "horizontal",
             receivers=[order.index(r) for r in spec.result_receivers],
             layout=layout, parameters=json_format.MessageToDict(spec.parameters),
-            table=loaded.table, keys=loaded.keys, failure_timeout=self.config.failure_timeout,
+            source=loaded.source, failure_timeout=self.config.failure_timeout,
             provider=pb.Provider.Name(spec.provider).removeprefix("PROVIDER_"),
             rules=self._datasets.rules(job, self.me),
         )

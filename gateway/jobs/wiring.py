@@ -60,7 +60,7 @@ def install(
     exchange_members = peers_allowed | ({config.dealer[0]} if config.dealer else set())
     store = JobStore(database)
     peers = PeerGateways(identity, config.peer_addresses, config.failure_timeout)
-    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions), audit, audit_head, models)
+    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions, config.warm_workers), audit, audit_head, models)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(

@@ -40,16 +40,25 @@ def explained(a: Any, b: Any, gamma: Any, ridge_public: np.ndarray | None = None
     if ridge_shared is not None:
         applied = applied - secure.mul_mixed(gamma, secure.lowered(ridge_shared))
     twice = secure.lowered(b, secure.PRECISION_BITS).mul(2) - applied
-    return secure.mul_mixed(twice, secure.lowered(gamma)).sum()
+    return _dot(twice, gamma)
+
+
+def _dot(u: Any, v: Any) -> Any:
+    """u . v at 24 bits, v in two limbs (secure products truncate by the lower
+    precision: a 16-bit v would cost 1.5e-5 |u| per term, and in the frame's units
+    |u| can exceed var(y) tenfold)."""
+    return _product(secure.lowered(u, secure.PRECISION_BITS).reshape(1, -1), v).sum()
 
 
 def inverse_variance(variance: Any, inverse_std: Any) -> Any:
     """1 / var at 20 bits from the statistics' 16-bit 1 / (16 std) (error ~1e-4,
     CrypTen's inv_sqrt), refined by one Newton step: with the guess g = 256
-    inverse_std^2, 1 / var = g (1 + d) + O(d^2), d = 1 - var g computed at 24
-    bits; d is small, so g d stays far from the ring whatever var is."""
-    guess = secure.lowered(secure.mul_mixed(secure.raised(inverse_std, secure.PRECISION_BITS), inverse_std).mul(256))
-    residual = secure.mul_mixed(secure.lowered(variance, secure.PRECISION_BITS), guess).neg().add(1)
+    inverse_std^2 (kept at 12 bits), 1 / var = g (1 + d) + O(d^2), d = 1 - var g.
+    var enters d at its full 32 bits (at 24, a var of 3e-4 would carry 2e-4 relative
+    error); var g ~ 1, so that product's encoding stays near 2^44, and d is small,
+    so g d stays far from the ring whatever var is."""
+    guess = secure.lowered(secure.mul_mixed(secure.raised(inverse_std, secure.PRECISION_BITS), inverse_std).mul(256), 12)
+    residual = secure.lowered(secure.mul_mixed(variance, guess), secure.PRECISION_BITS).neg().add(1)
     return secure.lowered(secure.raised(guess, secure.PRECISION_BITS) + secure.mul_mixed(residual, guess), 20)
 
 
@@ -111,11 +120,11 @@ def _weights(gamma: Any) -> Any:
 
 def _quadratic(matrix: Any, w: Any) -> Any:
     """w^T M w, M at 24 bits."""
-    return secure.mul_mixed(_product(secure.lowered(matrix, secure.PRECISION_BITS), w), secure.lowered(w)).sum()
+    return _dot(_product(secure.lowered(matrix, secure.PRECISION_BITS), w), w)
 
 
 def _squared(value: Any) -> Any:
-    return secure.mul_mixed(value, secure.lowered(value))
+    return _dot(value.reshape(1), value.reshape(1))
 
 
 def horizontal_holdout(ctx: JobContext, label: str, x_test: np.ndarray, n_test: int,
@@ -130,7 +139,7 @@ def horizontal_holdout(ctx: JobContext, label: str, x_test: np.ndarray, n_test: 
                                  "their R^2 to be computed to 1e-3: hold out more rows (holdout)")
     w = _weights(gamma)
     shift = secure.lowered(moments.mean - train_mean, secure.PRECISION_BITS)  # held-out means about the training's
-    error = _quadratic(moments.biased, w) + _squared(secure.mul_mixed(shift, secure.lowered(w)).sum())
+    error = _quadratic(moments.biased, w) + _squared(_dot(shift, w))
     variance = moments.variance[d : d + 1]
     inverse_y = horizontal.inverse_std(dataclasses.replace(moments, variance=variance))
     return _one_minus(secure.lowered(error, secure.PRECISION_BITS), inverse_variance(variance, inverse_y))
@@ -155,7 +164,7 @@ def vertical_holdout(ctx: JobContext, label: str, held: np.ndarray, widths: list
     b = _by_column(ctx, widths, (held.mean(axis=0) - mean) / sigma)[order]
     w = _weights(gamma)
     scaled = secure.mul_mixed(w, secure.lowered(a))
-    error = _quadratic(correlation, scaled).mul((n_test - 1) / n_test) + _squared(secure.mul_mixed(b, secure.lowered(w)).sum())
+    error = _quadratic(correlation, scaled).mul((n_test - 1) / n_test) + _squared(_dot(b, w))
     return _one_minus(secure.lowered(error, 20), _inverse_spread(ctx, label, held, mean, sigma))
 
 

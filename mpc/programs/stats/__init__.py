@@ -6,8 +6,10 @@ column's names, and per column, for horizontal jobs, the power of two of the
 pooled range and the pooled mean rounded to an eighth of it (the frame, see
 horizontal.py), plus one bit per column saying whether its spread suffices for
 1e-3; for vertical jobs, the power of two of the largest distance from the mean in
-standard deviations (for covariance and correlation), and one bit saying whether
-the parties' key columns line up. Nothing else leaves a party unencrypted.
+standard deviations (for covariance and correlation), and what the private set
+intersection that aligns their rows reveals (mpc.intersection: the common
+entities' count; each party, which of its own rows are common). Nothing else
+leaves a party unencrypted.
 
 - stats.describe: count, sum, mean, variance, std per column; with parameter
   `extremes: true`, also min and max (exact single values: every party whose data

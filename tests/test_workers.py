@@ -1,0 +1,58 @@
+"""Job workers: a warm worker (torch and CrypTen imported ahead) serves exactly one
+job and exits; the pool refills; with the pool off, each job starts its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import MpcgateError
+from gateway.exchange.service import Sessions
+from gateway.jobs.runner import WorkerRunner
+from mpc.worker import WorkerPlan
+
+pytestmark = pytest.mark.multiprocess
+
+
+def _plan(tmp_path: Path, job_id: str) -> WorkerPlan:
+    """A plan whose worker fails at once (no TLS files): enough to see which process ran it."""
+    missing = str(tmp_path / "missing")
+    return WorkerPlan(job_id=job_id, session_id=f"{job_id}-s", party_id="bank-a", parties=["bank-a", "bank-b"],
+                      addresses={"bank-b": "127.0.0.1:9"}, tls=(missing, missing, missing), kind="stats.describe",
+                      partitioning="horizontal", receivers=[0], layout=[], parameters={}, source=None)
+
+
+async def _progress(*_: object) -> None:
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("warm", [1, 0])
+def test_a_worker_serves_one_job_and_exits(tmp_path: Path, warm: int) -> None:
+    runner = WorkerRunner(Sessions(), warm=warm)
+    try:
+        ready = runner.idle
+        assert len(ready) == warm
+        for n in range(2):
+            with pytest.raises(MpcgateError):
+                asyncio.run(runner.run(_plan(tmp_path, f"job{n}"), _progress))
+            assert len(runner.idle) == warm
+            if warm:
+                assert not _alive(ready[0]), "the warm worker that ran the job has exited"
+                assert runner.idle != ready, "a fresh worker waits for the next job"
+                ready = runner.idle
+    finally:
+        runner.kill_all()
+    time.sleep(0.2)
+    assert not any(_alive(pid) for pid in ready)
