@@ -114,9 +114,10 @@ MODELS = dict(allowed_job_kinds=["model.linear_regression"])
          ["income"], 1000, "approve", ""),
         (_policy(own_coefficients_only=True, **MODELS), _spec(kind="model.linear_regression", keep_shared=True),
          ["income"], 1000, "approve", ""),
+        (_policy(forbid_intersection=True), _spec(), ["income"], 1000, "reject", "forbids private set intersection"),
     ],
     ids=["allowed", "manual", "party", "kind", "column", "receiver", "rows", "empty policy", "shared only",
-         "own only", "own given", "shared given"],
+         "own only", "own given", "shared given", "no intersections"],
 )
 def test_policy_decisions(policy: dpb.Policy, spec: pb.JobSpec, columns: list[str], rows: int, decision: str, reason: str) -> None:
     verdict = review(policy, _dataset(rows), spec, columns, ME)

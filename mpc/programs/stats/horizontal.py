@@ -83,8 +83,7 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     first = np.exp2(exponents)
     z = x / first
     mean = secure.total(secure.share_each(ctx, z.sum(axis=0) / n))
-    lo = _tournament(ctx, z.min(axis=0), largest=False)
-    hi = _tournament(ctx, z.max(axis=0), largest=True)
+    lo, hi = _extremes(ctx, z.min(axis=0), z.max(axis=0))
     thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
     above = (hi - lo).unsqueeze(1).gt(thresholds.unsqueeze(0))  # d x steps, scale-1 bits
     steps = np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
@@ -104,13 +103,15 @@ def _exponent(peak: float) -> int:
     return int(math.ceil(math.log2(peak))) if peak > 0 else 0
 
 
-def _tournament(ctx: JobContext, local: np.ndarray, largest: bool) -> Any:
-    shared = secure.share_each(ctx, local)
+def _extremes(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
+    """The pooled minima and maxima of every column, shared: one comparison per
+    party for all of them (the maxima enter negated, so both are minima)."""
+    d = len(low)
+    shared = secure.share_each(ctx, np.concatenate([low, -high]))
     best = shared[0]
     for other in shared[1:]:
-        better = other.gt(best) if largest else other.lt(best)
-        best = best + better * (other - best)
-    return best
+        best = best + other.lt(best) * (other - best)
+    return best[:d], -best[d:]
 
 
 def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
