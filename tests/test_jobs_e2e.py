@@ -216,7 +216,7 @@ def test_a_crash_fails_the_running_job_and_a_restart_resumes_queued_ones(federat
         assert "restarted" in client.job(running.id).record.error.message
         resumed = client.job(queued.id)
         resumed.wait(timeout=120)
-        assert resumed.state == "SUCCEEDED"
+        assert resumed.state == "SUCCEEDED", resumed.record.error
 
 
 def test_a_job_past_its_deadline_fails_everywhere(federation: LocalFederation) -> None:

@@ -6,6 +6,7 @@ the state (store, registry, runner, audit)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 
 import numpy as np
@@ -18,6 +19,8 @@ from gateway.jobs import states
 from gateway.jobs.contracts import Review, error_info
 from gateway.jobs.store import now
 from mpc.worker import WorkerPlan
+
+log = logging.getLogger(__name__)
 
 
 class Participation:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +114,10 @@ class WorkerRunner:
             self._sessions.remove(plan.session_id)
             self._running.pop(plan.job_id, None)
             parent.close()
-            await loop.run_in_executor(None, _reap, process)
+            # the worker may take a moment to close its exchange and exit: reap it on a
+            # thread of its own (not the loop's executor, which reads the workers'
+            # pipes), so the job's outcome is reported as soon as it is known
+            threading.Thread(target=_reap, args=(process,), name=f"reap-{plan.job_id}", daemon=True).start()
 
     def cancel(self, job_id: str) -> bool:
         """Stops the job's worker, if it runs here; the pending `run` raises Cancelled."""
