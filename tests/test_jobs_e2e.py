@@ -246,3 +246,31 @@ def test_the_cli_submits_watches_and_prints_results(federation: LocalFederation)
     assert listed.exit_code == 0 and "stats.describe" in listed.output
     refused = CliRunner().invoke(main, ["jobs", "get", "no-such-job"], env=env)
     assert refused.exit_code != 0 and "NOT_FOUND" in refused.output
+
+
+def test_a_large_registration_does_not_hold_up_other_calls(federation: LocalFederation) -> None:
+    """Registration parses off the event loop: while a 400k-row file registers,
+    the same gateway keeps answering GetJob (many answers arrive before the
+    registration returns; on the loop, none could)."""
+    import threading
+
+    rows = 400_000
+    demo_data.write_csv(federation.data_dir("bank-a") / "large.csv", np.tile(demo_data.loans("bank-a", 1000), (rows // 1000, 1)))
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+        registered = threading.Event()
+
+        def register() -> None:
+            with federation.client("bank-a") as owner:
+                owner.register_dataset("large", "large.csv", dpb.Policy())
+            registered.set()
+
+        thread = threading.Thread(target=register)
+        thread.start()
+        answers = 0
+        while not registered.is_set():
+            client.job(job.id)
+            answers += 1
+        thread.join()
+        client.delete_dataset("large")
+    assert answers >= 10, answers
