@@ -82,14 +82,21 @@ def label_factor(ctx: JobContext, label: str, real: np.ndarray, n: int, square: 
 def holder_factor(ctx: JobContext, label: str, holder: int, n: int) -> Any:
     """F = mean(y^2) / var(y), computed exactly by the label holder (vertical) and
     shared at 16 bits, after one public bit that F <= MAX_LABEL_FACTOR."""
-    factor = 0.0
+    factor = None
     if ctx.rank == holder:
         y = ctx.table[:n, ctx.layout[holder].columns.index(label)]
         variance = float(np.var(y - y.mean()))
         factor = float(np.mean(y**2)) / variance if variance > 0 else np.inf
-    if not secure.public(ctx, factor)[holder] <= MAX_LABEL_FACTOR:
-        raise _offset_label(label)
-    return secure.share_from(ctx, holder, np.array([factor]), (1,), precision=secure.PRODUCT_BITS)
+    return _from_holder(ctx, holder, factor, MAX_LABEL_FACTOR, _offset_label(label))
+
+
+def _from_holder(ctx: JobContext, holder: int, value: float | None, bound: float, refusal: FailedPrecondition) -> Any:
+    """A scalar the label holder computed (None elsewhere), shared at 16 bits; every
+    party learns one bit of it, that it is at most `bound` (else `refusal`)."""
+    if not secure.public(ctx, value is not None and value <= bound)[holder]:
+        raise refusal
+    return secure.share_from(ctx, holder, None if value is None else np.array([value]), (1,),
+                             precision=secure.PRODUCT_BITS)
 
 
 def _offset_label(label: str) -> FailedPrecondition:
@@ -173,12 +180,11 @@ def _inverse_spread(ctx: JobContext, label: str, held: np.ndarray, mean: np.ndar
     rows), computed by the label holder and shared at 16 bits, after one public bit
     that it is at most MAX_INVERSE_SPREAD."""
     holder = next(e.rank for e in ctx.layout if label in e.columns)
-    value = 0.0
+    value = None
     if ctx.rank == holder:
         column = ctx.layout[holder].columns.index(label)
         variance = float(np.var((held[:, column] - mean[column]) / sigma[column]))
         value = 1 / variance if variance > 0 else np.inf
-    if not secure.public(ctx, value)[holder] <= MAX_INVERSE_SPREAD:
-        raise FailedPrecondition(f"the held-out rows' label {label!r} varies too little for their R^2 to be computed "
-                                 "to 1e-3: hold out more rows (holdout)")
-    return secure.share_from(ctx, holder, np.array([value]), (1,), precision=secure.PRODUCT_BITS)
+    return _from_holder(ctx, holder, value, MAX_INVERSE_SPREAD, FailedPrecondition(
+        f"the held-out rows' label {label!r} varies too little for their R^2 to be computed to 1e-3: hold out more "
+        "rows (holdout)"))
