@@ -10,6 +10,7 @@ import dataclasses
 
 from gateway.errors import FailedPrecondition, PolicyRefused
 from mpc.intersection.protocol import Alignment, intersect
+from mpc.programs import secure
 from mpc.programs.context import JobContext
 
 __all__ = ["Alignment", "align", "intersect"]
@@ -17,15 +18,13 @@ __all__ = ["Alignment", "align", "intersect"]
 
 def align(ctx: JobContext) -> JobContext:
     """`ctx` on the rows every party holds, in the common order (aligned=True)."""
-    import crypten.communicator as comm
-
     if ctx.keys is None or len(ctx.keys) != ctx.table.shape[0]:
         raise FailedPrecondition("a vertical job needs this party's key column, one key per row")
     salt = str(ctx.parameters.get("key_salt", "mpcgate")).encode()
     found = intersect(ctx.rank, ctx.world_size, ctx.keys, salt, ctx.progress,
                       where=f"party {ctx.layout[ctx.rank].party_id}'s keys", parties=[e.party_id for e in ctx.layout])
     minimum = ctx.rules.min_intersection
-    refusals = [comm.get().broadcast_obj(found.size < minimum if r == ctx.rank else None, r) for r in range(ctx.world_size)]
+    refusals = secure.public(ctx, found.size < minimum)
     if any(refusals):
         party = ctx.layout[refusals.index(True)].party_id
         raise PolicyRefused(f"party {party} refused: the parties have {found.size} entities in common, fewer than its "

@@ -38,6 +38,7 @@ import torch
 from gateway.errors import FailedPrecondition, InvalidArgument
 from mpc.intersection import keys as keyspace
 from mpc.intersection.blinding import POINT_BYTES, Blinder
+from mpc.programs import secure
 
 MATCH_BYTES = 16
 CHUNK_ROWS = 1 << 18  # 8 MiB of points per message
@@ -58,7 +59,7 @@ def intersect(rank: int, world: int, keys: Sequence[object], salt: bytes,
 
     communicator = comm.get()
     n = len(keys)
-    sizes = [int(s) for s in _public(communicator, rank, world, n)]
+    sizes = [int(s) for s in secure.public_among(rank, world, n)]
     permutation = np.random.default_rng(np.frombuffer(os.urandom(16), dtype=np.uint64)).permutation(n)
     hashed = np.empty((n, POINT_BYTES), dtype=np.uint8)
     problem = None
@@ -69,25 +70,21 @@ def intersect(rank: int, world: int, keys: Sequence[object], salt: bytes,
         keyspace.refuse_repeats(hashed, keys, where)
     except InvalidArgument as err:
         problem = err
-    flawed = _public(communicator, rank, world, problem is not None)  # every party stops alike
+    flawed = secure.public_among(rank, world, problem is not None)  # every party stops alike
     if problem is not None:
         raise problem  # (the details, which may quote a key, stay at this party)
     if any(flawed):
         name = parties[flawed.index(True)] if parties else f"rank {flawed.index(True)}"
         raise InvalidArgument(f"party {name}'s key column has an empty or repeated key: no intersection was computed")
     with Blinder(cores) as blinder:
-        current = np.empty_like(hashed)
-        for start in range(0, n, CHUNK_ROWS):
-            current[start : start + CHUNK_ROWS] = blinder.apply(hashed[start : start + CHUNK_ROWS])
-            progress(f"intersection: {min(start + CHUNK_ROWS, n)} of {n} keys blinded",
-                     10 * min(start + CHUNK_ROWS, n) / max(n, 1))
+        current = _blind(blinder, hashed, lambda done: progress(f"intersection: {done} of {n} keys blinded",
+                                                                10 * done / max(n, 1)))
         del hashed
         origin = rank
         for step in range(world - 1):
             origin = (origin - 1) % world
             received = _pass(communicator, current, (rank + 1) % world, (rank - 1) % world, sizes[origin], POINT_BYTES)
-            current = np.concatenate([blinder.apply(received[i : i + CHUNK_ROWS])
-                                      for i in range(0, len(received), CHUNK_ROWS)] or [received])
+            current = _blind(blinder, received)
             progress(f"intersection: {len(received)} keys of another party blinded (ring step {step + 1} of "
                      f"{world - 1})", 10 + 60 * (step + 1) / (world - 1))
     successor = current[:, :MATCH_BYTES]  # party (rank + 1)'s F-set, in its secret order
@@ -100,6 +97,15 @@ def intersect(rank: int, world: int, keys: Sequence[object], salt: bytes,
     inside = np.flatnonzero(np.isin(values, common, assume_unique=True))
     rows = inside[np.argsort(values[inside], kind="stable")]
     return Alignment(rows=rows, size=int(len(common)))
+
+
+def _blind(blinder: Blinder, points: np.ndarray, done: Callable[[int], None] = lambda rows: None) -> np.ndarray:
+    """Every row times this party's scalar, CHUNK_ROWS at a time (`done` after each)."""
+    out = np.empty_like(points)
+    for start in range(0, len(points), CHUNK_ROWS):
+        out[start : start + CHUNK_ROWS] = blinder.apply(points[start : start + CHUNK_ROWS])
+        done(min(start + CHUNK_ROWS, len(points)))
+    return out
 
 
 def _pass(communicator: object, outgoing: np.ndarray, to: int, source: int, incoming: int, width: int) -> np.ndarray:
@@ -159,6 +165,3 @@ def _recv_values(communicator: object, source: int) -> np.ndarray:
     data = communicator.recv(torch.empty(count * MATCH_BYTES, dtype=torch.uint8), source).numpy()  # type: ignore[attr-defined]
     return _as_values(data.reshape(count, MATCH_BYTES))
 
-
-def _public(communicator: object, rank: int, world: int, value: int) -> list[int]:
-    return [communicator.broadcast_obj(value if r == rank else None, r) for r in range(world)]  # type: ignore[attr-defined]

@@ -33,9 +33,14 @@ def configure() -> None:
 
 def public(ctx: Any, value: Any) -> list[Any]:
     """Every party's `value` (public metadata such as row counts), by rank."""
+    return public_among(ctx.rank, ctx.world_size, value)
+
+
+def public_among(rank: int, world_size: int, value: Any) -> list[Any]:
+    """`public` for code that has a rank and a world size but no job context."""
     import crypten.communicator as comm
 
-    return [comm.get().broadcast_obj(value if r == ctx.rank else None, r) for r in range(ctx.world_size)]
+    return [comm.get().broadcast_obj(value if r == rank else None, r) for r in range(world_size)]
 
 
 def share_from(ctx: Any, owner: int, local: np.ndarray | None, shape: tuple[int, ...], precision: int | None = None) -> Any:
@@ -114,16 +119,7 @@ def open_to_receivers(ctx: Any, values: list[Any]) -> list[np.ndarray] | None:
     """Asks this party's gateway whether it may still release, then opens each
     shared tensor to every result receiver (one opening per tensor and receiver).
     Returns the plain values at a receiver, None elsewhere."""
-    ctx.before_release()
-    plain: list[np.ndarray] = []
-    for value in values:
-        mine = None
-        for receiver in ctx.receivers:
-            opened = value.get_plain_text(dst=receiver)
-            if receiver == ctx.rank:
-                mine = opened
-        if mine is not None:
-            plain.append(_exact(value, mine))
+    plain = open_to_owners(ctx, [(receiver, value) for value in values for receiver in ctx.receivers])
     return plain if ctx.rank in ctx.receivers else None
 
 
@@ -228,6 +224,12 @@ def greater_than(value: Any, threshold: Any) -> Any:
     return at_configured(value).gt(threshold)
 
 
+def sign_and_magnitude(value: Any) -> tuple[Any, Any]:
+    """(value < 0 as shared 0/1 bits, |value| at value's precision)."""
+    negative = less_than(value, 0)
+    return negative, value - 2 * value * negative
+
+
 def normalized(value: Any, low: int = -16, high: int = 16) -> tuple[Any, Any]:
     """(mantissa, exponent), both shared, with value = mantissa * 2^exponent,
     |mantissa| in [0.5, 1) carrying value's sign, for 2^low <= |value| < 2^high
@@ -237,9 +239,7 @@ def normalized(value: Any, low: int = -16, high: int = 16) -> tuple[Any, Any]:
     power of two in the range, one-hot selected."""
     import crypten
 
-    v = at_configured(value)
-    negative = v.lt(0)
-    magnitude = v - 2 * v * negative
+    negative, magnitude = sign_and_magnitude(at_configured(value))
     count = high - low
     powers = torch.tensor([2.0 ** (high - 1 - k) for k in range(count)], dtype=torch.float64)
     above = magnitude.unsqueeze(-1).expand(*magnitude.size(), count).ge(powers)  # 1 from the first power below

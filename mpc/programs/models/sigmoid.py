@@ -32,8 +32,7 @@ def activations(eta: Any, softplus: bool = False) -> tuple[Any, Any]:
     tensor's)."""
     import crypten
 
-    negative = secure.less_than(eta, 0)
-    magnitude = eta - 2 * eta * negative
+    negative, magnitude = secure.sign_and_magnitude(eta)
     with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True, "functions.reciprocal_initial": 0.75,
                                     "functions.reciprocal_nr_iters": 5, "functions.exp_iterations": 9}):
         e = magnitude.neg().exp()
