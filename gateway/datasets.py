@@ -210,13 +210,16 @@ class Registry:
                                      f"({dataset.row_count} rows then); register it again to use it")
 
     def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
-        """Where the worker reads this input: the registered file's columnar cache
-        (rebuilt if missing), after checking the file is still the one registered."""
+        """Where the worker reads this input: the columnar copy of the registered
+        content, named by its digest, so a file changed since cannot reach the job
+        (the start checks' review refuses it anyway; hashing it again here would read
+        the file twice in a row). A missing copy is rebuilt, from the file only if it
+        is still the one registered."""
         path, dataset = self._row(job_input.dataset)
-        self._unchanged(path, dataset)
         cache = self._cache(dataset.content_sha256)
         numeric = [c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC]
         if not cache.is_file():
+            self._unchanged(path, dataset)
             ingest.write_cache(cache, ingest.parse(path, dataset.format == dpb.FILE_FORMAT_PARQUET), numeric,
                                dataset.key_column)
         vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL

@@ -36,11 +36,12 @@ class Datasets(Protocol):
     """This party's registry and policies, as the scheduler needs them."""
 
     def review(self, job: pb.Job, party_id: str) -> Review:
-        """Raises InvalidArgument for an unknown dataset or column."""
+        """Raises InvalidArgument for an unknown dataset or column, FailedPrecondition
+        for a file changed since registration."""
 
     def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
-        """Reads the input's columns (and key column for vertical jobs); refuses a
-        file that changed since registration."""
+        """Where the worker reads the input's columns (and key column for vertical
+        jobs): the registered content, never a file changed since registration."""
 
     def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
         """This party's release rules for the job (the strictest of its datasets')."""

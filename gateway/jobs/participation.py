@@ -58,7 +58,7 @@ class Participation:
     def _start_checks(self, job: pb.Job) -> None:
         """Right before this party reads data: its own config and its datasets'
         current policies must still allow the job (they may have changed since
-        review), and the files must be the ones registered (checked by load)."""
+        review), and the files must still be the ones registered (checked by the review)."""
         refusal = self._provider_refusal(job.spec.provider, job.dealer)
         review = self._datasets.review(job, self.me)
         reasons = ([refusal] if refusal else []) + review.reasons
