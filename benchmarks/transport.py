@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
 from mpc import parties, workloads
 from mpc.workloads import Params
@@ -34,6 +35,35 @@ QUICK = [
 ]
 RAW_BYTES = 256 * 1024 * 1024
 RAW_TENSOR = 8 * 1024 * 1024
+PING_BYTES, PINGS = 1024, 500
+BULK_BYTES, BULKS = 16 * 1024 * 1024, 16
+
+
+def _ping_and_bulk(rank: int, world_size: int, args: Any) -> dict[str, float]:
+    """Ranks 0 and 1 over CrypTen's communicator (gloo or the exchange): the median
+    1 KB round trip, and the throughput of 16 MB tensors sent one after another."""
+    import crypten.communicator as comm
+
+    c, peer = comm.get(), 1 - rank
+    small = torch.zeros(PING_BYTES // 8, dtype=torch.long)
+    trips = []
+    for _ in range(PINGS):
+        started = time.perf_counter()
+        if rank == 0:
+            c.send(small, peer)
+            c.recv(small, peer)
+        else:
+            c.recv(small, peer)
+            c.send(small, peer)
+        trips.append(time.perf_counter() - started)
+    big = torch.ones(BULK_BYTES // 8, dtype=torch.long)
+    c.barrier()
+    started = time.perf_counter()
+    for _ in range(BULKS):
+        c.send(big, peer) if rank == 0 else c.recv(big, peer)
+    c.send(small, peer) if rank == 1 else c.recv(small, peer)  # the last byte has arrived
+    elapsed = time.perf_counter() - started
+    return {"rtt_ms": float(np.median(trips)) * 1e3, "bulk_mbps": BULK_BYTES * BULKS / elapsed / 1e6}
 
 
 def _repeat(rank: int, world_size: int, args: tuple[list[tuple[str, Params]], int]) -> list[list[dict[str, Any]]]:
@@ -122,6 +152,14 @@ def main() -> None:
         mb = np.mean([r["stats"]["bytes"] for r in grpc_runs]) / 1e6
         rounds = int(np.mean([r["stats"]["rounds"] for r in grpc_runs]))
         print(f"{label:42s} {gloo_s:8.3f} {grpc_s:8.3f} {grpc_s / gloo_s:6.2f} {mb:9.2f} {rounds:7d}")
+
+    probes = {t: parties.run_parties(_ping_and_bulk, 2, transport=t, timeout=600)[0] for t in ("gloo", "grpc")}
+    print(f"\n{PING_BYTES} B round trip (median of {PINGS}) and {BULK_BYTES >> 20} MiB tensors back to back:")
+    print(f"  {'':8s} {'RTT ms':>8s} {'MB/s':>8s}")
+    for t, probe in probes.items():
+        print(f"  {t:8s} {probe['rtt_ms']:8.3f} {probe['bulk_mbps']:8.0f}")
+    print(f"  exchange/gloo: round trip {probes['grpc']['rtt_ms'] / probes['gloo']['rtt_ms']:.2f}x, "
+          f"throughput {probes['grpc']['bulk_mbps'] / probes['gloo']['bulk_mbps']:.2f}x")
 
     raw = parties.run_parties(_raw_exchange, 2, transport="grpc", timeout=600)[1]
     tcp = _raw_tcp()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import pickle
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -36,7 +37,9 @@ def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: "GrpcCommunicator", *args: Any, **kwargs: Any) -> Any:
         start, sent = time.perf_counter(), self.session.bytes_sent
         try:
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
+            self._settle_dealer()
+            return result
         finally:
             self.comm_rounds += 1
             self.comm_bytes += self.session.bytes_sent - sent
@@ -93,6 +96,7 @@ class GrpcCommunicator(Communicator):
         self.ttp_group = "ttp"
         self.ttp_comm_group = "ttp_comm"
         self.ttp_initialized = dealer is not None
+        self._dealer_answers: deque[torch.Tensor] = deque()
         self.reset_communication_stats()
 
     # -- CrypTen's class-level protocol --------------------------------------
@@ -238,6 +242,24 @@ class GrpcCommunicator(Communicator):
             self._send_to(r, empty)
         for r in self._others():
             self._recv_from(r, empty)
+
+    # -- the TTP dealer's answers, off the critical path -----------------------
+
+    def ask_dealer(self, request: Any, answer: torch.Tensor) -> None:
+        """Party 0 sends `request` to the TTP dealer; the dealer's answer is written
+        into `answer` at the end of this party's next operation with the parties.
+        CrypTen uses a correction term only after opening a value masked by its
+        triple, so the dealer's round trip overlaps that opening (see mpc.ttp)."""
+        sent = self.session.bytes_sent
+        self._send_object(request, self.get_ttp_rank())
+        self.comm_rounds += 1
+        self.comm_bytes += self.session.bytes_sent - sent
+        self._dealer_answers.append(answer)
+
+    def _settle_dealer(self) -> None:
+        while self._dealer_answers:
+            answer = self._dealer_answers.popleft()
+            answer.copy_(self._recv_from(self.get_ttp_rank(), answer))
 
     # -- objects: pickled out, CrypTen's restricted unpickler in --------------
 

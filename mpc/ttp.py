@@ -7,6 +7,14 @@ the communicator, so every byte, the dealer's included, moves over mutual TLS.
 The dealer sees only sizes and function names from party 0 (never an input or a
 share of one), answers with party 0's correction terms, and draws its seeds from
 the operating system. Objects from peers go through CrypTen's restricted unpickler.
+
+A request costs party 0 no waiting: `install` also rebinds the client's request,
+which sends it and returns a placeholder of the answer's shape (worked out on
+torch's meta device, without computing anything); the communicator fills it after
+party 0's next exchange with the other parties, the opening of the values the
+triple masks, before CrypTen reads it. The dealer answers with one tensor frame
+(CrypTen's own protocol takes a size object and a broadcast) and serves only
+CrypTen's dealer functions, whatever a request names.
 """
 
 from __future__ import annotations
@@ -44,11 +52,34 @@ def _server_setup_generators(self: Any) -> None:
     self.generators_cuda = [None] * parties
 
 
+def _answer_shape(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Size:
+    """The shape of the dealer's answer to a request, as CrypTen's TTP computes it."""
+    if function == "additive":
+        size0, size1, op, *rest = args
+        meta = [torch.empty(size, device="meta") for size in (size0, size1)]
+        return getattr(torch, op)(*meta, *rest, **kwargs).shape
+    if function == "binary":
+        return torch.broadcast_shapes(args[0], args[1])
+    return torch.Size(args[0])  # square, wraps, B2A: one size
+
+
+def _client_request(self: Any, func_name: str, device: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+    import crypten.communicator as comm
+
+    answer = torch.empty(_answer_shape(func_name, args, kwargs), dtype=torch.long)
+    request = {"function": func_name, "device": None if device is None else str(device), "args": args, "kwargs": kwargs}
+    comm.get().ask_dealer(request, answer)
+    return answer
+
+
 def install() -> None:
-    """Points CrypTen's TTP seed set-up at the communicator (idempotent)."""
+    """Points CrypTen's TTP seed set-up and party 0's requests at the communicator
+    (idempotent)."""
     from crypten.mpc.provider import ttp_provider
 
-    ttp_provider.TTPClient._TTPClient__TTPClient._setup_generators = _client_setup_generators  # type: ignore[attr-defined]
+    client = ttp_provider.TTPClient._TTPClient__TTPClient  # type: ignore[attr-defined]
+    client._setup_generators = _client_setup_generators
+    client.ttp_request = _client_request
     ttp_provider.TTPServer._setup_generators = _server_setup_generators
 
 
@@ -65,7 +96,20 @@ def use(provider: str) -> None:
 def serve() -> None:
     """The dealer's side of one session: answers party 0 until it says terminate.
     Call with the dealer's GrpcCommunicator installed (rank = world size)."""
-    from crypten.mpc.provider.ttp_provider import TTPServer
+    import crypten
+    import crypten.communicator as comm
+    from crypten.mpc.provider.ttp_provider import TTP_FUNCTIONS, TTPServer
+
+    from gateway.errors import InvalidArgument
 
     use("TTP")
-    TTPServer()  # runs crypten.init() and the request loop
+    crypten.init()
+    server = TTPServer.__new__(TTPServer)  # its __init__ runs CrypTen's own loop
+    server.device = "cpu"
+    server._setup_generators()
+    while (request := comm.get().recv_obj(0)) != "terminate":
+        if not isinstance(request, dict) or request.get("function") not in TTP_FUNCTIONS:
+            raise InvalidArgument("party 0 asked the dealer for something it does not serve")
+        server.device = request["device"]
+        answer = getattr(server, request["function"])(*request["args"], **request["kwargs"])
+        comm.get().send(answer, 0)

@@ -70,6 +70,42 @@ def test_the_dealer_receives_no_input_values() -> None:
         assert not leaked, f"party {rank} sent the dealer encodings of its input"
 
 
+def _convolve_and_square(rank: int, world_size: int, args: Any) -> dict[str, np.ndarray]:
+    import crypten
+
+    last = world_size - 1
+    images = crypten.cryptensor(workloads.owned_input(0, (2, 3, 9, 9), scale=1.0), src=0)
+    kernels = crypten.cryptensor(workloads.owned_input(last, (4, 3, 3, 3), scale=1.0), src=last)
+    return {"conv": images.conv2d(kernels, stride=2, padding=1).get_plain_text().numpy(),
+            "square": images.square().get_plain_text().numpy(), "relu": images.relu().get_plain_text().numpy()}
+
+
+def test_answers_of_every_shape_arrive_before_they_are_used() -> None:
+    """Party 0 gets its correction terms asynchronously, shaped on the meta device:
+    strided, padded convolutions, squares and comparisons come out right."""
+    images, kernels = workloads.owned_input(0, (2, 3, 9, 9), scale=1.0), workloads.owned_input(1, (4, 3, 3, 3), scale=1.0)
+    for result in parties.run_parties(_convolve_and_square, 2, transport="grpc", provider="TTP", timeout=120):
+        np.testing.assert_allclose(result["conv"], torch.nn.functional.conv2d(images, kernels, stride=2, padding=1),
+                                   atol=TOL)
+        np.testing.assert_allclose(result["square"], images.square(), atol=TOL)
+        np.testing.assert_allclose(result["relu"], images.relu(), atol=TOL)
+
+
+def _ask_the_dealer_for_something_else(rank: int, world_size: int, args: Any) -> None:
+    import crypten
+    import crypten.communicator as comm
+
+    if rank == 0:
+        comm.get().ask_dealer({"function": "_setup_generators", "device": None, "args": (), "kwargs": {}},
+                              torch.empty(1, dtype=torch.long))
+    (crypten.cryptensor(torch.ones(3)) * 2).get_plain_text()
+
+
+def test_the_dealer_serves_only_its_functions() -> None:
+    with pytest.raises(parties.PartyFailed, match="peer 'dealer' failed"):
+        parties.run_parties(_ask_the_dealer_for_something_else, 2, transport="grpc", provider="TTP", timeout=60)
+
+
 def _multiply_until_the_dealer_dies(rank: int, world_size: int, args: Any) -> dict[str, Any]:
     import crypten
 

@@ -17,6 +17,7 @@ from gateway.auth import pki
 from gateway.auth.tls import TlsIdentity
 from gateway.errors import DeadlineExceeded, PeerFailed
 from gateway.exchange import frames
+from gateway.exchange.inbox import Acknowledger
 from gateway.exchange.node import ExchangeConfig
 
 
@@ -150,3 +151,33 @@ def test_reassembler_refuses_inconsistent_frames() -> None:
     out_of_order = frames.encode(2, "t", frames.TENSOR, np.arange(3, dtype=np.int64))[0]
     with pytest.raises(Exception, match="arrived after frame 0"):
         r.header(out_of_order.header)
+
+
+def test_a_small_frame_is_one_message_and_must_carry_its_size() -> None:
+    small, large = np.arange(4, dtype=np.int64), np.zeros(frames.CHUNK_BYTES // 8 + 1, dtype=np.int64)
+    (message,) = frames.encode(1, "t", frames.TENSOR, small)
+    assert message.header.tensor.chunk_count == 0 and len(message.header.data) == 32
+    assert frames.Reassembler().header(message.header).array.tolist() == [0, 1, 2, 3]
+    assert len(frames.encode(1, "t", frames.TENSOR, large)) == 3  # header + 2 chunks
+    message.header.data = message.header.data[:-1]
+    with pytest.raises(Exception, match="carries 31 bytes of a 32-byte frame"):
+        frames.Reassembler().header(message.header)
+
+
+def test_taken_frames_are_acknowledged_in_batches_and_before_a_wait() -> None:
+    sent: list[int] = []
+    acknowledger = Acknowledger(window=64, send=sent.append)
+    for sequence in range(1, 16):
+        acknowledger.delivered(sequence)
+        acknowledger.taken(sequence)
+    assert sent == []  # a round trip's frame is not answered by an ack of its own
+    acknowledger.delivered(16)
+    acknowledger.taken(16)
+    assert sent == [16]  # a quarter window
+    for sequence in range(17, 49):
+        acknowledger.delivered(sequence)
+    acknowledger.taken(17)
+    acknowledger.before_wait()  # 32 unacknowledged: the sender may be near its window
+    assert sent == [16, 17]
+    acknowledger.before_wait()
+    assert sent == [16, 17]

@@ -1,6 +1,7 @@
 """A tensor as a stream of messages: a header (element type, shape, byte order,
 size, chunk count) and raw chunks of about 1 MiB, then reassembled with exactly
-one copy and checked against its header before anyone sees it."""
+one copy and checked against its header before anyone sees it. A tensor of at
+most one chunk travels inside its header: one message per frame."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def encode(sequence: int, tag: str, payload_type: int, array: np.ndarray) -> lis
         raise InvalidArgument(f"cannot send tensors of type {array.dtype}")
     data = memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B")
     size = data.nbytes
-    count = math.ceil(size / CHUNK_BYTES)
+    inline = size <= CHUNK_BYTES
+    count = 0 if inline else math.ceil(size / CHUNK_BYTES)
     header = exchange_pb2.FrameHeader(
         sequence=sequence,
         tag=tag,
@@ -62,12 +64,12 @@ def encode(sequence: int, tag: str, payload_type: int, array: np.ndarray) -> lis
             byte_size=size,
             chunk_count=count,
         ),
+        data=bytes(data) if inline else b"",
     )
-    messages = [exchange_pb2.ExchangeRequest(header=header)]
-    messages += [
-        exchange_pb2.ExchangeRequest(chunk=bytes(data[i : i + CHUNK_BYTES])) for i in range(0, size, CHUNK_BYTES)
+    chunks = () if inline else range(0, size, CHUNK_BYTES)
+    return [exchange_pb2.ExchangeRequest(header=header)] + [
+        exchange_pb2.ExchangeRequest(chunk=bytes(data[i : i + CHUNK_BYTES])) for i in chunks
     ]
-    return messages
 
 
 class Reassembler:
@@ -100,11 +102,14 @@ class Reassembler:
             raise InvalidArgument(f"shape {list(tensor.shape)} needs {size} bytes, header says {tensor.byte_size}")
         if size > self._max:
             raise InvalidArgument(f"frame of {size} bytes exceeds the limit of {self._max}")
-        if tensor.chunk_count != math.ceil(size / CHUNK_BYTES):
+        inline = tensor.chunk_count == 0
+        if inline and len(header.data) != size:
+            raise InvalidArgument(f"a header carries {len(header.data)} bytes of a {size}-byte frame")
+        if not inline and (tensor.chunk_count != math.ceil(size / CHUNK_BYTES) or size <= CHUNK_BYTES or header.data):
             raise InvalidArgument(f"{size} bytes cannot come in {tensor.chunk_count} chunks")
         self._last_sequence = header.sequence
         self._header = header
-        self._buffer = bytearray(size)
+        self._buffer = bytearray(header.data) if inline else bytearray(size)
         self._filled = 0
         self._chunks_left = tensor.chunk_count
         return self._finish() if not self._chunks_left else None

@@ -2,9 +2,11 @@
 arrival order until the MPC program takes them.
 
 The network side (the asyncio loop) delivers; the program's thread takes, and
-blocks until a frame arrives or its source is known to have failed. Taking a frame
-acknowledges it to the sender, which is what bounds the sender's window and so the
-memory a slow receiver can be made to hold.
+blocks until a frame arrives or its source is known to have failed. Taken frames
+are acknowledged to the sender, which is what bounds the sender's window and so
+the memory a slow receiver can be made to hold. Acknowledgements go out in
+batches (a quarter window), and before the program waits on a sender that may be
+near its window: a round trip then costs two messages, not four.
 """
 
 from __future__ import annotations
@@ -25,10 +27,46 @@ ROOT_CAUSE_GRACE_S = 1.0
 because something else failed; waiting this long lets that failure be named."""
 
 
+class Acknowledger:
+    """One incoming stream's acknowledgements (cumulative: "every frame up to this
+    sequence"). `send(sequence)` must not block; it is called on the program's
+    thread."""
+
+    def __init__(self, window: int, send: Callable[[int], None]) -> None:
+        self._every = max(1, window // 4)
+        self._near_full = max(1, window // 2)
+        self._send = send
+        self._lock = threading.Lock()
+        self._delivered = self._taken = self._acked = 0
+        self._pending = 0
+
+    def delivered(self, sequence: int) -> None:
+        with self._lock:
+            self._delivered = max(self._delivered, sequence)
+
+    def taken(self, sequence: int) -> None:
+        with self._lock:
+            self._taken = max(self._taken, sequence)
+            self._pending += 1
+            if self._pending >= self._every:
+                self._flush()
+
+    def before_wait(self) -> None:
+        """The program is about to wait for this sender: release it if it may be
+        blocked on its window."""
+        with self._lock:
+            if self._pending and self._delivered - self._acked >= self._near_full:
+                self._flush()
+
+    def _flush(self) -> None:
+        self._acked, self._pending = self._taken, 0
+        self._send(self._taken)
+
+
 @dataclass
 class _Entry:
     frame: Frame
-    on_taken: Callable[[], None]
+    acknowledger: Acknowledger
 
 
 class Inbox:
@@ -37,10 +75,13 @@ class Inbox:
         self._queues: dict[Key, deque[_Entry]] = defaultdict(deque)
         self._failed: dict[tuple[str, str], str] = {}  # (session, party) -> why: no more frames from it
         self._broken: dict[str, tuple[str, str]] = {}  # session -> (party, why): it crashed or vanished
+        self._acknowledgers: dict[tuple[str, str], Acknowledger] = {}
 
-    def deliver(self, session: str, source: str, frame: Frame, on_taken: Callable[[], None]) -> None:
+    def deliver(self, session: str, source: str, frame: Frame, acknowledger: Acknowledger) -> None:
+        acknowledger.delivered(frame.sequence)
         with self._cond:
-            self._queues[(session, source, frame.tag)].append(_Entry(frame, on_taken))
+            self._queues[(session, source, frame.tag)].append(_Entry(frame, acknowledger))
+            self._acknowledgers[(session, source)] = acknowledger
             self._cond.notify_all()
 
     def take(self, session: str, source: str, tag: str, timeout: float | None = None) -> Frame:
@@ -64,8 +105,11 @@ class Inbox:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise DeadlineExceeded(f"no frame from peer {source!r} within {timeout:.1f} s")
+                acknowledger = self._acknowledgers.get((session, source))
+                if acknowledger is not None:
+                    acknowledger.before_wait()
                 self._cond.wait(remaining)
-        entry.on_taken()
+        entry.acknowledger.taken(entry.frame.sequence)
         return entry.frame
 
     def close(self, session: str, source: str, reason: str) -> None:
@@ -90,5 +134,7 @@ class Inbox:
                 del self._queues[key]
             for key in [k for k in self._failed if k[0] == session]:
                 del self._failed[key]
+            for key in [k for k in self._acknowledgers if k[0] == session]:
+                del self._acknowledgers[key]
             self._broken.pop(session, None)
             self._cond.notify_all()

@@ -27,7 +27,7 @@ from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from gateway.auth.tls import TlsIdentity, authenticated_peer
 from gateway.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.exchange.frames import DEFAULT_MAX_FRAME_BYTES, Reassembler
-from gateway.exchange.inbox import Inbox
+from gateway.exchange.inbox import Acknowledger, Inbox
 from gateway.metrics import EXCHANGE_BYTES
 from gateway.rpc import map_errors
 
@@ -195,6 +195,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         acks: asyncio.Queue[int | None],
     ) -> None:
         frames = Reassembler(self._max_frame_bytes)
+        acknowledger = Acknowledger(self._window, lambda sequence: loop.call_soon_threadsafe(acks.put_nowait, sequence))
         try:
             async for message in requests:
                 kind = message.WhichOneof("payload")
@@ -205,11 +206,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 else:
                     raise InvalidArgument(f"unexpected {kind!r} message inside a stream")
                 if frame is not None:
-                    sequence = frame.sequence
-                    self._inbox.deliver(
-                        session, source, frame,
-                        on_taken=lambda s=sequence: loop.call_soon_threadsafe(acks.put_nowait, s),
-                    )
+                    self._inbox.deliver(session, source, frame, acknowledger)
             self._inbox.close(session, source, "it closed its stream")
         except MpcgateError as err:
             self._inbox.fail(session, source, f"it sent a malformed stream: {err.message}")

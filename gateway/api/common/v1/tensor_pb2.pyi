@@ -83,7 +83,9 @@ class TensorHeader(_message.Message):
     byte_size: _builtins.int
     """Total number of bytes: product(shape) * element size."""
     chunk_count: _builtins.int
-    """Number of chunks that follow the header (0 for an empty tensor)."""
+    """Number of chunks that follow the header (0 for an empty tensor, or when
+    the header's message carries the bytes itself).
+    """
     sha256: _builtins.bytes
     """SHA-256 of the concatenated chunks; empty when the sender skips it."""
     @_builtins.property

@@ -25,27 +25,27 @@ _sym_db = _symbol_database.Default()
 from gateway.api.common.v1 import tensor_pb2 as mpcgate_dot_common_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpcgate/exchange/v1/exchange.proto\x12\x13mpcgate.exchange.v1\x1a\x1empcgate/common/v1/tensor.proto\";\n\nOpenStream\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65stination_party\x18\x02 \x01(\t\"\x95\x01\n\x0b\x46rameHeader\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0b\n\x03tag\x18\x02 \x01(\t\x12\x36\n\x0cpayload_type\x18\x03 \x01(\x0e\x32 .mpcgate.exchange.v1.PayloadType\x12/\n\x06tensor\x18\x04 \x01(\x0b\x32\x1f.mpcgate.common.v1.TensorHeader\"\x92\x01\n\x0f\x45xchangeRequest\x12/\n\x04open\x18\x01 \x01(\x0b\x32\x1f.mpcgate.exchange.v1.OpenStreamH\x00\x12\x32\n\x06header\x18\x02 \x01(\x0b\x32 .mpcgate.exchange.v1.FrameHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\t\n\x07payload\"4\n\x0eStreamAccepted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\r\"\x1c\n\x08\x46rameAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"\x84\x01\n\x10\x45xchangeResponse\x12\x37\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32#.mpcgate.exchange.v1.StreamAcceptedH\x00\x12,\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x1d.mpcgate.exchange.v1.FrameAckH\x00\x42\t\n\x07payload*]\n\x0bPayloadType\x12\x1c\n\x18PAYLOAD_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13PAYLOAD_TYPE_TENSOR\x10\x01\x12\x17\n\x13PAYLOAD_TYPE_OBJECT\x10\x02\x32n\n\x0f\x45xchangeService\x12[\n\x08\x45xchange\x12$.mpcgate.exchange.v1.ExchangeRequest\x1a%.mpcgate.exchange.v1.ExchangeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"mpcgate/exchange/v1/exchange.proto\x12\x13mpcgate.exchange.v1\x1a\x1empcgate/common/v1/tensor.proto\";\n\nOpenStream\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65stination_party\x18\x02 \x01(\t\"\xa3\x01\n\x0b\x46rameHeader\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0b\n\x03tag\x18\x02 \x01(\t\x12\x36\n\x0cpayload_type\x18\x03 \x01(\x0e\x32 .mpcgate.exchange.v1.PayloadType\x12/\n\x06tensor\x18\x04 \x01(\x0b\x32\x1f.mpcgate.common.v1.TensorHeader\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"\x92\x01\n\x0f\x45xchangeRequest\x12/\n\x04open\x18\x01 \x01(\x0b\x32\x1f.mpcgate.exchange.v1.OpenStreamH\x00\x12\x32\n\x06header\x18\x02 \x01(\x0b\x32 .mpcgate.exchange.v1.FrameHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\t\n\x07payload\"4\n\x0eStreamAccepted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\r\"\x1c\n\x08\x46rameAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"\x84\x01\n\x10\x45xchangeResponse\x12\x37\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32#.mpcgate.exchange.v1.StreamAcceptedH\x00\x12,\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x1d.mpcgate.exchange.v1.FrameAckH\x00\x42\t\n\x07payload*]\n\x0bPayloadType\x12\x1c\n\x18PAYLOAD_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13PAYLOAD_TYPE_TENSOR\x10\x01\x12\x17\n\x13PAYLOAD_TYPE_OBJECT\x10\x02\x32n\n\x0f\x45xchangeService\x12[\n\x08\x45xchange\x12$.mpcgate.exchange.v1.ExchangeRequest\x1a%.mpcgate.exchange.v1.ExchangeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.api.exchange.v1.exchange_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYLOADTYPE']._serialized_start=672
-  _globals['_PAYLOADTYPE']._serialized_end=765
+  _globals['_PAYLOADTYPE']._serialized_start=686
+  _globals['_PAYLOADTYPE']._serialized_end=779
   _globals['_OPENSTREAM']._serialized_start=91
   _globals['_OPENSTREAM']._serialized_end=150
   _globals['_FRAMEHEADER']._serialized_start=153
-  _globals['_FRAMEHEADER']._serialized_end=302
-  _globals['_EXCHANGEREQUEST']._serialized_start=305
-  _globals['_EXCHANGEREQUEST']._serialized_end=451
-  _globals['_STREAMACCEPTED']._serialized_start=453
-  _globals['_STREAMACCEPTED']._serialized_end=505
-  _globals['_FRAMEACK']._serialized_start=507
-  _globals['_FRAMEACK']._serialized_end=535
-  _globals['_EXCHANGERESPONSE']._serialized_start=538
-  _globals['_EXCHANGERESPONSE']._serialized_end=670
-  _globals['_EXCHANGESERVICE']._serialized_start=767
-  _globals['_EXCHANGESERVICE']._serialized_end=877
+  _globals['_FRAMEHEADER']._serialized_end=316
+  _globals['_EXCHANGEREQUEST']._serialized_start=319
+  _globals['_EXCHANGEREQUEST']._serialized_end=465
+  _globals['_STREAMACCEPTED']._serialized_start=467
+  _globals['_STREAMACCEPTED']._serialized_end=519
+  _globals['_FRAMEACK']._serialized_start=521
+  _globals['_FRAMEACK']._serialized_end=549
+  _globals['_EXCHANGERESPONSE']._serialized_start=552
+  _globals['_EXCHANGERESPONSE']._serialized_end=684
+  _globals['_EXCHANGESERVICE']._serialized_start=781
+  _globals['_EXCHANGESERVICE']._serialized_end=891
 # @@protoc_insertion_point(module_scope)

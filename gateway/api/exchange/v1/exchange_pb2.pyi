@@ -72,11 +72,16 @@ class FrameHeader(_message.Message):
     TAG_FIELD_NUMBER: _builtins.int
     PAYLOAD_TYPE_FIELD_NUMBER: _builtins.int
     TENSOR_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position of the frame on this stream, from 1."""
     tag: _builtins.str
     """Logical channel inside the session; ordering holds per tag."""
     payload_type: Global___PayloadType.ValueType
+    data: _builtins.bytes
+    """The frame's bytes, when they fit in one chunk: the header message is then
+    the whole frame and tensor.chunk_count is 0.
+    """
     @_builtins.property
     def tensor(self) -> _tensor_pb2.TensorHeader: ...
     def __init__(
@@ -86,10 +91,11 @@ class FrameHeader(_message.Message):
         tag: _builtins.str = ...,
         payload_type: Global___PayloadType.ValueType = ...,
         tensor: _tensor_pb2.TensorHeader | None = ...,
+        data: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["tensor", b"tensor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload_type", b"payload_type", "sequence", b"sequence", "tag", b"tag", "tensor", b"tensor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "payload_type", b"payload_type", "sequence", b"sequence", "tag", b"tag", "tensor", b"tensor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -158,7 +164,7 @@ class FrameAck(_message.Message):
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
-    """Every frame up to and including this sequence has been delivered."""
+    """Every frame up to and including this sequence has been taken."""
     def __init__(
         self,
         *,

@@ -51,9 +51,10 @@ class ExchangeServiceServicer:
     def Exchange(self, request_iterator, context):
         """One stream per (session, source party, destination party): the first
         request opens it, then each message is a frame header followed by its
-        chunks. Frames arrive in the order sent. The server answers the open with
-        SessionAccepted and acknowledges delivered frames so the sender can bound
-        what it has in flight.
+        chunks (or a header carrying a small frame's bytes itself). Frames arrive
+        in the order sent. The server answers the open with SessionAccepted and
+        acknowledges taken frames, in batches, so the sender can bound what it has
+        in flight.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

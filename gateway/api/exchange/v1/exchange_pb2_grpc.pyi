@@ -38,9 +38,10 @@ class ExchangeServiceStub:
     Exchange: _grpc.StreamStreamMultiCallable[_exchange_pb2.ExchangeRequest, _exchange_pb2.ExchangeResponse]
     """One stream per (session, source party, destination party): the first
     request opens it, then each message is a frame header followed by its
-    chunks. Frames arrive in the order sent. The server answers the open with
-    SessionAccepted and acknowledges delivered frames so the sender can bound
-    what it has in flight.
+    chunks (or a header carrying a small frame's bytes itself). Frames arrive
+    in the order sent. The server answers the open with SessionAccepted and
+    acknowledges taken frames, in batches, so the sender can bound what it has
+    in flight.
     """
 
 @_typing.type_check_only
@@ -53,9 +54,10 @@ class ExchangeServiceAsyncStub(ExchangeServiceStub):
     Exchange: _aio.StreamStreamMultiCallable[_exchange_pb2.ExchangeRequest, _exchange_pb2.ExchangeResponse]  # type: ignore[assignment]
     """One stream per (session, source party, destination party): the first
     request opens it, then each message is a frame header followed by its
-    chunks. Frames arrive in the order sent. The server answers the open with
-    SessionAccepted and acknowledges delivered frames so the sender can bound
-    what it has in flight.
+    chunks (or a header carrying a small frame's bytes itself). Frames arrive
+    in the order sent. The server answers the open with SessionAccepted and
+    acknowledges taken frames, in batches, so the sender can bound what it has
+    in flight.
     """
 
 class ExchangeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,9 +73,10 @@ class ExchangeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_exchange_pb2.ExchangeResponse], _abc.AsyncIterator[_exchange_pb2.ExchangeResponse]]:
         """One stream per (session, source party, destination party): the first
         request opens it, then each message is a frame header followed by its
-        chunks. Frames arrive in the order sent. The server answers the open with
-        SessionAccepted and acknowledges delivered frames so the sender can bound
-        what it has in flight.
+        chunks (or a header carrying a small frame's bytes itself). Frames arrive
+        in the order sent. The server answers the open with SessionAccepted and
+        acknowledges taken frames, in batches, so the sender can bound what it has
+        in flight.
         """
 
 def add_ExchangeServiceServicer_to_server(servicer: ExchangeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
