@@ -9,8 +9,8 @@ share of one), answers with party 0's correction terms, and draws its seeds from
 the operating system. Objects from peers go through CrypTen's restricted unpickler.
 
 A request costs party 0 no waiting: `install` also rebinds the client's request,
-which sends it and returns a placeholder of the answer's shape (worked out on
-torch's meta device, without computing anything); the communicator fills it after
+which sends it and returns a placeholder of the answer's shape (worked out
+without computing the product); the communicator fills it after
 party 0's next exchange with the other parties, the opening of the values the
 triple masks, before CrypTen reads it. The dealer answers with one tensor frame
 (CrypTen's own protocol takes a size object and a broadcast) and serves only
@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import torch
 
 DEALER = "dealer"
@@ -54,13 +55,35 @@ def _server_setup_generators(self: Any) -> None:
 
 def _answer_shape(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Size:
     """The shape of the dealer's answer to a request, as CrypTen's TTP computes it."""
-    if function == "additive":
-        size0, size1, op, *rest = args
-        meta = [torch.empty(size, device="meta") for size in (size0, size1)]
-        return getattr(torch, op)(*meta, *rest, **kwargs).shape
     if function == "binary":
-        return torch.broadcast_shapes(args[0], args[1])
-    return torch.Size(args[0])  # square, wraps, B2A: one size
+        return _broadcast(args[0], args[1])
+    if function != "additive":
+        return torch.Size(args[0])  # square, wraps, B2A: one size
+    size0, size1, op, *rest = args
+    if op == "mul":
+        return _broadcast(size0, size1)
+    if op == "matmul":
+        return matmul_shape(size0, size1)
+    # convolutions: evaluated on zeros, as CrypTen's other parties do on their triples
+    return getattr(torch, op)(torch.zeros(size0), torch.zeros(size1), *rest, **kwargs).shape
+
+
+def _broadcast(*shapes: Any) -> torch.Size:
+    # (numpy's rule is torch's; torch's meta device and broadcast_shapes import
+    # sympy on first use: ~1-2 s inside a job)
+    return torch.Size(np.broadcast_shapes(*(tuple(s) for s in shapes)))
+
+
+def matmul_shape(left: torch.Size, right: torch.Size) -> torch.Size:
+    """torch.matmul's result shape, without multiplying."""
+    a = [1, *left] if len(left) == 1 else list(left)
+    b = [*right, 1] if len(right) == 1 else list(right)
+    shape = [*_broadcast(a[:-2], b[:-2]), a[-2], b[-1]]
+    if len(right) == 1:
+        shape.pop(-1)
+    if len(left) == 1:
+        shape.pop(-2 if len(right) > 1 else -1)
+    return torch.Size(shape)
 
 
 def _client_request(self: Any, func_name: str, device: Any, *args: Any, **kwargs: Any) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 from gateway.errors import FailedPrecondition
 from gateway.exchange.node import ExchangeConfig
 from mpc import parties, smoke, workloads
+from mpc.ttp import _answer_shape, matmul_shape
 from mpc.workloads import Params
 
 pytestmark = pytest.mark.multiprocess
@@ -89,6 +90,18 @@ def test_answers_of_every_shape_arrive_before_they_are_used() -> None:
                                    atol=TOL)
         np.testing.assert_allclose(result["square"], images.square(), atol=TOL)
         np.testing.assert_allclose(result["relu"], images.relu(), atol=TOL)
+
+
+@pytest.mark.parametrize("left", [(5,), (3, 5), (2, 3, 5), (1, 3, 5), (7, 1, 3, 5)])
+@pytest.mark.parametrize("right", [(5,), (5, 4), (2, 5, 4), (6, 1, 5, 2)])
+def test_the_answer_shape_of_a_product_is_torchs(left: tuple[int, ...], right: tuple[int, ...]) -> None:
+    try:
+        want = torch.matmul(torch.zeros(left), torch.zeros(right)).shape
+    except RuntimeError:
+        return  # shapes torch refuses: CrypTen's own product fails first
+    assert matmul_shape(torch.Size(left), torch.Size(right)) == want
+    mul = (left, (1,) * len(left))
+    assert _answer_shape("additive", (*mul, "mul"), {}) == torch.broadcast_shapes(*mul)
 
 
 def _ask_the_dealer_for_something_else(rank: int, world_size: int, args: Any) -> None:
