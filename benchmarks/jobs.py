@@ -41,6 +41,9 @@ def numpy_seconds(pooled: np.ndarray, repeats: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--gap", type=float, default=6.0,
+                        help="seconds before each job, so every gateway's warm worker is back in its pool (a refill "
+                             "imports torch and CrypTen: ~2 CPU-seconds per gateway, which back-to-back jobs share)")
     parser.add_argument("--probe-rows", type=int, default=1_000_000,
                         help="then time GetJob while the coordinator registers a file this long (0: skip)")
     args = parser.parse_args()
@@ -62,10 +65,12 @@ def main() -> None:
         print(f"\n3 parties x {args.rows:,} rows x {len(COLUMNS)} columns, horizontal; "
               f"plaintext numpy (describe + correlation) on the pooled rows: {plain * 1e3:.1f} ms; "
               f"registering one party's file: {registering:.2f} s\n")
-        print(f"{'job':22s} {'submit->result s':>17s} {'ratio vs numpy':>15s} {'KB sent/party':>14s} {'max rel err':>12s}")
+        print(f"{'job':22s} {'submit->result s':>17s} {'ratio vs numpy':>15s} {'KB sent/party':>14s} {'rounds':>7s} "
+              f"{'max rel err':>12s}")
         with federation.client("bank-a") as client:
             total = 0.0
             for kind in KINDS:
+                time.sleep(args.gap)
                 started = time.perf_counter()
                 job = client.submit(kind, [(p, "data", COLUMNS) for p in parties], receivers=["bank-a"])
                 job.wait(timeout=1800)
@@ -74,7 +79,9 @@ def main() -> None:
                 total += seconds
                 reference = demo_data.summary(pooled)
                 err = demo_data.max_relative_error(result.values, reference)
-                print(f"{kind:22s} {seconds:17.2f} {seconds / plain:15.0f} {job.record.progress.bytes_sent / 1e3:14.1f} {err:12.1e}")
+                progress = job.record.progress
+                print(f"{kind:22s} {seconds:17.2f} {seconds / plain:15.0f} {progress.bytes_sent / 1e3:14.1f} "
+                      f"{progress.rounds:7d} {err:12.1e}")
             print(f"{'both':22s} {total:17.2f} {total / plain:15.0f}")
             if args.probe_rows:
                 _probe(federation, client, job.id, args.probe_rows)

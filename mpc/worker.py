@@ -3,7 +3,7 @@
 It serves the exchange on a loopback port (its gateway relays peers' streams to
 it), dials the peers' gateways with the party's certificate, runs the job program
 under CrypTen with the gRPC communicator, and reports to its gateway over a pipe:
-("listening", port), ("progress", phase, percent, bytes_sent, bytes_received),
+("listening", port), ("progress", phase, percent, bytes_sent, bytes_received, rounds),
 ("release",) (answered ("release", refusal or "") by the gateway, which rechecks
 its policies right before anything is revealed), ("result", {name: (values,
 labels, column labels, suppressed)} or None, {name: (share, scale)} of values kept
@@ -116,7 +116,8 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
         crypten.init()
 
         def progress(phase: str, percent: float) -> None:
-            conn.send(("progress", phase, float(percent), session.bytes_sent, session.bytes_received))
+            rounds = crypten.communicator.get().get_communication_stats()["rounds"]
+            conn.send(("progress", phase, float(percent), session.bytes_sent, session.bytes_received, int(rounds)))
 
         def before_release() -> None:
             conn.send(("release",))

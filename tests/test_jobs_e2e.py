@@ -93,6 +93,7 @@ def test_horizontal_summary_matches_numpy(federation: LocalFederation) -> None:
         assert job.state == "SUCCEEDED", job.record
         assert events[-1].state == job.record.state
         assert max(e.progress.percent for e in events) == 100
+        assert job.record.progress.rounds > 10 and job.record.progress.bytes_sent > 1000  # the busiest party's
         result = job.result()
     reference = demo_data.summary(_pooled())
     assert result.labels["mean"] == COLUMNS

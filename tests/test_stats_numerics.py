@@ -155,6 +155,22 @@ def test_an_outlier_gives_exact_extremes(two: Session) -> None:
     np.testing.assert_allclose([answer["min"][0][0], answer["max"][0][0]], [pooled.min(), 1e9], rtol=2.0**-48)
 
 
+def test_tied_extremes_at_several_of_three_parties(three: Session) -> None:
+    """Every pair of parties is compared in one batch; a tie still selects exactly
+    one party's value (a double selection would double it)."""
+    rng = np.random.default_rng(3)
+    tables = [rng.uniform(0, 1, size=(60, 3)) for _ in range(3)]
+    tables[0][5, 0] = tables[2][9, 0] = -5.0  # a tied minimum
+    tables[1][2, 1] = tables[2][4, 1] = 9.0  # a tied maximum
+    tables[1][7, 2], tables[2][8, 2] = -0.25, 3.5
+    status, answer = three.run(Task("stats.describe", "horizontal", tables, [["a", "b", "c"]] * 3, {"extremes": True},
+                                    {"allow_extremes": True}))
+    assert status == "ok", answer
+    pooled = np.vstack(tables)
+    np.testing.assert_array_equal(answer["min"][0], pooled.min(axis=0))
+    np.testing.assert_array_equal(answer["max"][0], pooled.max(axis=0))
+
+
 def test_extremes_need_the_partys_own_permission(two: Session) -> None:
     table = np.arange(20.0).reshape(10, 2)
     status, answer = two.run(Task("stats.describe", "horizontal", [table, table], [["a", "b"]] * 2, {"extremes": True}))

@@ -114,6 +114,7 @@ def _print_job(job: Any) -> None:
     if record.error.message:
         table.add_row("error", f"{record.error.reason}: {record.error.message}")
     table.add_row("bytes sent (max per party)", f"{record.progress.bytes_sent:,}")
+    table.add_row("communication rounds (max per party)", f"{record.progress.rounds:,}")
     console.print(table)
 
 

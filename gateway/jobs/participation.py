@@ -119,8 +119,8 @@ class Participation:
                 log.warning("could not report job=%s to coordinator=%s: %s", job.job_id, job.coordinator, err.message)
 
 
-def _progress(phase: str, percent: float, sent: int, received: int) -> pb.Progress:
-    return pb.Progress(phase=phase, percent=percent, bytes_sent=sent, bytes_received=received)
+def _progress(phase: str, percent: float, sent: int, received: int, rounds: int) -> pb.Progress:
+    return pb.Progress(phase=phase, percent=percent, bytes_sent=sent, bytes_received=received, rounds=rounds)
 
 
 def _to_result(job: pb.Job, values: dict[str, tuple[np.ndarray, list[str]]]) -> pb.JobResult:

@@ -26,7 +26,7 @@ from mpc.worker import WorkerPlan, main, warm
 
 log = logging.getLogger(__name__)
 
-OnProgress = Callable[[str, float, int, int], Awaitable[None]]
+OnProgress = Callable[[str, float, int, int, int], Awaitable[None]]
 OnRelease = Callable[[], str]
 """Asked right before the worker reveals anything: '' allows, else the refusal."""
 

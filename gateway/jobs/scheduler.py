@@ -480,3 +480,4 @@ def _merge_progress(job: pb.Job, party: str, progress: pb.Progress) -> None:
         job.progress.percent = progress.percent
     job.progress.bytes_sent = max(job.progress.bytes_sent, progress.bytes_sent)
     job.progress.bytes_received = max(job.progress.bytes_received, progress.bytes_received)
+    job.progress.rounds = max(job.progress.rounds, progress.rounds)

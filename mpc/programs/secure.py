@@ -97,20 +97,38 @@ def from_keys(keys: np.ndarray) -> np.ndarray:
     return bits.view(np.float64)
 
 
-def extreme(ctx: Any, local: np.ndarray, largest: bool) -> Any:
-    """The elementwise min (or max) of every party's `local` float64 vector, exact
-    to 2^-49 relative, secret-shared as integer keys (precision 0: comparisons and
-    selections of keys are exact ring operations, no truncation)."""
+def extremes(ctx: Any, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
+    """The elementwise min of every party's `low` and max of its `high` (float64
+    vectors), exact to 2^-49 relative, secret-shared as integer keys (precision 0:
+    comparisons and selections of keys are exact ring operations, no truncation)."""
     import crypten
 
-    keys = torch.from_numpy(to_keys(local))
+    keys = torch.from_numpy(np.concatenate([to_keys(low), -to_keys(high)]))  # |key| < 2^(63 - KEY_DROP_BITS)
     shared = [crypten.cryptensor(keys if r == ctx.rank else torch.zeros_like(keys), src=r, precision=0)
-              for r in range(ctx.world_size)]
-    best = shared[0]
-    for other in shared[1:]:
-        better = other.gt(best) if largest else other.lt(best)  # bits with scale 1
-        best = best + better * (other - best)
-    return best
+              for r in range(ctx.world_size)]  # (int64 as it is: share_each goes through float64)
+    best = smallest(shared)
+    return best[: len(low)], -best[len(low):]
+
+
+def smallest(values: list[Any]) -> Any:
+    """The elementwise minimum of equally shaped shared vectors (one per party) in
+    one batched comparison of every pair, whatever their number (a chain of
+    comparisons costs one comparison's rounds per vector). Each element's winner,
+    the first of its smallest, is selected by products of the comparison bits."""
+    import crypten
+
+    n = len(values)
+    if n == 1:
+        return values[0]
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    # bit k: the later of pair k is strictly smaller (it beats the earlier); scale 1
+    later_wins = crypten.stack([values[j] for _, j in pairs]).lt(crypten.stack([values[i] for i, _ in pairs]))
+    beats = {pair: later_wins[k] for k, pair in enumerate(pairs)}
+    wins = [[(1 - beats[(i, j)]) if i < j else beats[(j, i)] for j in range(n) if j != i] for i in range(n)]
+    winner = crypten.stack([w[0] for w in wins])
+    for factor in range(1, n - 1):  # n - 2 rounds of products, all parties' at once
+        winner = winner * crypten.stack([w[factor] for w in wins])
+    return (winner * crypten.stack(values)).sum(dim=0)
 
 
 # -- opening ------------------------------------------------------------------------------

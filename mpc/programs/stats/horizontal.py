@@ -62,8 +62,8 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
         secrets += _moments(ctx, req, x, n, frame, columns)
     if req.wants({"min", "max"}):
         ctx.progress("exact extremes", 50)
-        secrets.append(("min", secure.extreme(ctx, x.min(axis=0), largest=False)))
-        secrets.append(("max", secure.extreme(ctx, x.max(axis=0), largest=True)))
+        lowest, highest = secure.extremes(ctx, x.min(axis=0), x.max(axis=0))
+        secrets += [("min", lowest), ("max", highest)]
     if req.edges is not None:
         counts, small = local_histogram(ctx, x, req.edges)
         pooled = secure.total(secure.share_each(ctx, np.stack([counts, small])))
@@ -104,13 +104,10 @@ def _exponent(peak: float) -> int:
 
 
 def _extremes(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
-    """The pooled minima and maxima of every column, shared: one comparison per
-    party for all of them (the maxima enter negated, so both are minima)."""
+    """The pooled minima and maxima of every column, shared, in one comparison for
+    all of them (the maxima enter negated, so both are minima)."""
     d = len(low)
-    shared = secure.share_each(ctx, np.concatenate([low, -high]))
-    best = shared[0]
-    for other in shared[1:]:
-        best = best + other.lt(best) * (other - best)
+    best = secure.smallest(secure.share_each(ctx, np.concatenate([low, -high])))
     return best[:d], -best[d:]
 
 

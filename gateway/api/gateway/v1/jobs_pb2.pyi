@@ -228,6 +228,7 @@ class Progress(_message.Message):
     bytes_sent: _builtins.int
     bytes_received: _builtins.int
     rounds: _builtins.int
+    """Communication rounds (CrypTen's count of exchanges) of the busiest party."""
     def __init__(
         self,
         *,
