@@ -1,8 +1,8 @@
-"""Job benchmark: three gateways (separate processes, mutual TLS), 100k rows x 8
-columns at each, `stats.describe` and `stats.correlation` jobs timed from submit to
+"""Job benchmark: three (or --parties) gateways (separate processes, mutual TLS) and
+the TTP dealer, 100k rows x 8 columns at each, `stats.describe` and `stats.correlation` jobs timed from submit to
 result, beside plaintext numpy on the pooled rows in the same run.
 
-Usage: .venv/bin/python benchmarks/jobs.py [--rows 100000] [--partitioning horizontal]
+Usage: .venv/bin/python benchmarks/jobs.py [--rows 100000] [--parties 3] [--probe-rows 1000000]
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ def numpy_seconds(pooled: np.ndarray, repeats: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--parties", type=int, default=3)
     parser.add_argument("--gap", type=float, default=6.0,
                         help="seconds before each job, so every gateway's warm worker is back in its pool (a refill "
                              "imports torch and CrypTen: ~2 CPU-seconds per gateway, which back-to-back jobs share)")
     parser.add_argument("--probe-rows", type=int, default=1_000_000,
                         help="then time GetJob while the coordinator registers a file this long (0: skip)")
     args = parser.parse_args()
-    parties = demo_data.INSTITUTIONS
+    parties = [f"bank-{chr(ord('a') + i)}" for i in range(args.parties)]
     with tempfile.TemporaryDirectory() as scratch, LocalFederation(Path(scratch), parties, dealer=True) as federation:
         tables = {p: table(i, args.rows) for i, p in enumerate(parties)}
         for p in parties:
@@ -62,7 +63,7 @@ def main() -> None:
         registering = (time.perf_counter() - started) / len(parties)
         pooled = np.vstack(list(tables.values()))
         plain = numpy_seconds(pooled)
-        print(f"\n3 parties x {args.rows:,} rows x {len(COLUMNS)} columns, horizontal; "
+        print(f"\n{len(parties)} parties x {args.rows:,} rows x {len(COLUMNS)} columns, horizontal; "
               f"plaintext numpy (describe + correlation) on the pooled rows: {plain * 1e3:.1f} ms; "
               f"registering one party's file: {registering:.2f} s\n")
         print(f"{'job':22s} {'submit->result s':>17s} {'ratio vs numpy':>15s} {'KB sent/party':>14s} {'rounds':>7s} "

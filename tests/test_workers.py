@@ -65,3 +65,24 @@ def test_a_worker_serves_one_job_and_exits(tmp_path: Path, warm: int) -> None:
     finally:
         runner.kill_all()
     assert all(_exits(pid) for pid in ready)
+
+
+def test_the_pool_refills_only_once_no_job_runs(tmp_path: Path) -> None:
+    """A refill imports torch and CrypTen (~1 CPU-second): never while a job runs."""
+    runner = WorkerRunner(Sessions(), warm=1)
+    running_at_refill: list[int] = []
+    refill = runner._refill
+
+    def spy() -> None:
+        running_at_refill.append(len(runner._running))
+        refill()
+
+    runner._refill = spy  # type: ignore[method-assign]
+    try:
+        for n in range(2):
+            with pytest.raises(MpcgateError):
+                asyncio.run(runner.run(_plan(tmp_path, f"job{n}"), _progress))
+            assert len(runner.idle) == 1
+        assert running_at_refill == [0, 0]  # one refill after each job, none during
+    finally:
+        runner.kill_all()

@@ -2,9 +2,12 @@
 
 A worker is a spawned process (never forked from the gateway: its gRPC and torch
 state must not be copied). With `warm` > 0 the runner keeps that many workers
-started ahead, torch and CrypTen imported (~2 s saved per job); a job takes one,
-sends it its plan (no table: the worker reads its input itself), and the pool
-refills. A worker serves one job and exits. The gateway learns the worker's loopback port, lets the
+started ahead, torch and CrypTen imported (~2 s saved per job); a job takes one and
+sends it its plan (no table: the worker reads its input itself). A worker serves one
+job and exits. The pool refills once no job runs here: the imports cost ~1 CPU-second
+per worker, which a running job would otherwise share (on 2 cores, a 3-party job's
+MPC took ~40% longer while four pools refilled). A job that finds a worker still
+importing sends it its plan all the same; it starts as soon as it is ready. The gateway learns the worker's loopback port, lets the
 exchange relay the job's session to it, and turns what the worker reports into
 progress, a result, or a failure; a worker that dies without a word is a failure
 too. Cancelling terminates the process, then kills it.
@@ -69,7 +72,6 @@ class WorkerRunner:
             try:
                 if process.is_alive():
                     parent.send(plan)
-                    self._refill()
                     return process, parent
             except OSError:
                 pass
@@ -79,16 +81,15 @@ class WorkerRunner:
         process = self._ctx.Process(target=main, args=(plan, child), name=f"mpcgate-worker-{plan.job_id}", daemon=True)
         process.start()
         child.close()  # so that a dead worker reads as EOF
-        self._refill()
         return process, parent
 
     async def run(self, plan: WorkerPlan, on_progress: OnProgress,
                   on_release: OnRelease = lambda: "") -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """Runs the worker to the end; returns its results (None for a non-receiver)
         and this party's shares of what the program kept secret-shared."""
+        running = self._running[plan.job_id] = _Running(None)  # running from the moment it takes a worker
         process, parent = self._start(plan)
-        running = _Running(process)
-        self._running[plan.job_id] = running
+        running.process = process
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -114,6 +115,8 @@ class WorkerRunner:
             self._sessions.remove(plan.session_id)
             self._running.pop(plan.job_id, None)
             parent.close()
+            if not self._running:
+                self._refill()
             # the worker may take a moment to close its exchange and exit: reap it on a
             # thread of its own (not the loop's executor, which reads the workers'
             # pipes), so the job's outcome is reported as soon as it is known
