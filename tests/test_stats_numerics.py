@@ -171,6 +171,19 @@ def test_tied_extremes_at_several_of_three_parties(three: Session) -> None:
     np.testing.assert_array_equal(answer["max"][0], pooled.max(axis=0))
 
 
+def test_a_range_only_across_parties_is_found_and_a_constant_column_refused(three: Session) -> None:
+    """The pooled range comes from every pair of parties: a column constant at each
+    party but not across them is answered; one constant everywhere is refused."""
+    rng = np.random.default_rng(4)
+    tables = [np.column_stack([np.full(50, 10.0 + rank), rng.normal(size=50)]) for rank in range(3)]
+    status, answer = three.run(Task("stats.summary", "horizontal", tables, [["step", "noise"]] * 3))
+    assert status == "ok", answer
+    assert_within_documented_accuracy(answer, np.vstack(tables))
+    flat = [np.column_stack([np.full(50, 7.0), t[:, 1]]) for t in tables]
+    status, answer = three.run(Task("stats.summary", "horizontal", flat, [["flat", "noise"]] * 3))
+    assert status == "refused" and "'flat'" in answer and "constant" in answer, answer
+
+
 def test_extremes_need_the_partys_own_permission(two: Session) -> None:
     table = np.arange(20.0).reshape(10, 2)
     status, answer = two.run(Task("stats.describe", "horizontal", [table, table], [["a", "b"]] * 2, {"extremes": True}))
