@@ -4,13 +4,15 @@ A worker is a spawned process (never forked from the gateway: its gRPC and torch
 state must not be copied). With `warm` > 0 the runner keeps that many workers
 started ahead, torch and CrypTen imported (~2 s saved per job); a job takes one and
 sends it its plan (no table: the worker reads its input itself). A worker serves one
-job and exits. The pool refills once no job runs here: the imports cost ~1 CPU-second
-per worker, which a running job would otherwise share (on 2 cores, a 3-party job's
-MPC took ~40% longer while four pools refilled). A job that finds a worker still
-importing sends it its plan all the same; it starts as soon as it is ready. The gateway learns the worker's loopback port, lets the
-exchange relay the job's session to it, and turns what the worker reports into
-progress, a result, or a failure; a worker that dies without a word is a failure
-too. Cancelling terminates the process, then kills it.
+job and exits. The pool refills once no job runs here: the imports cost ~1
+CPU-second per worker, which a running job would otherwise share (on 2 cores, a
+3-party job took twice as long while four pools refilled). A job that finds a worker
+still importing sends it its plan all the same; it starts as soon as it is ready.
+
+The gateway learns the worker's loopback port, lets the exchange relay the job's
+session to it, and turns what the worker reports into progress, a result, or a
+failure; a worker that dies without a word is a failure too. Cancelling terminates
+the process, then kills it.
 """
 
 from __future__ import annotations
