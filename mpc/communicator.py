@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import pickle
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -59,15 +59,21 @@ class _Completed:
 
 
 class _PendingRecv:
-    """What irecv returns: `wait` receives the frame into the caller's tensor."""
+    """What irecv returns. Like gloo's, it is matched when posted: the k-th receive
+    posted for a sender gets that sender's k-th frame, whatever order the waits
+    come in (a wait, or any later receive from that sender, first fills the
+    receives posted before it)."""
 
     def __init__(self, comm: "GrpcCommunicator", tensor: torch.Tensor, src: int) -> None:
-        self._comm, self._tensor, self._src, self._done = comm, tensor, src, False
+        self.tensor, self._comm, self._src, self._done = tensor, comm, src, False
 
     def wait(self) -> None:
-        if not self._done:
-            self._tensor.copy_(self._comm._recv_from(self._src, self._tensor))
-            self._done = True
+        while not self._done:
+            self._comm._fill_next_posted(self._src)
+
+    def fill(self, value: torch.Tensor) -> None:
+        self.tensor.copy_(value)
+        self._done = True
 
     def is_completed(self) -> bool:
         return self._done
@@ -97,6 +103,7 @@ class GrpcCommunicator(Communicator):
         self.ttp_comm_group = "ttp_comm"
         self.ttp_initialized = dealer is not None
         self._dealer_answers: deque[torch.Tensor] = deque()
+        self._posted: defaultdict[int, deque[_PendingRecv]] = defaultdict(deque)  # irecvs by sender, in post order
         self.reset_communication_stats()
 
     # -- CrypTen's class-level protocol --------------------------------------
@@ -128,10 +135,23 @@ class GrpcCommunicator(Communicator):
     def _send_to(self, dst: int, tensor: torch.Tensor, payload_type: int = frames.TENSOR) -> None:
         self.session.send(self._members[dst], TAG, tensor.detach().contiguous().numpy(), payload_type)
 
-    def _recv_from(self, src: int, like: torch.Tensor | None = None) -> torch.Tensor:
-        if src is None:
-            raise InvalidArgument("receiving from any source is not supported; name the source rank")
-        received = torch.from_numpy(self.session.recv(self._members[src], TAG).array)
+    def _recv_from(self, src: int | None, like: torch.Tensor | None = None) -> torch.Tensor:
+        """The next frame from rank `src` (None: from whichever party sends first),
+        after the receives posted earlier for it."""
+        senders = self._others() if src is None else [src]
+        for sender in senders:
+            while self._posted[sender]:
+                self._fill_next_posted(sender)
+        party, frame = self.session.recv_any([self._members[r] for r in senders], TAG)
+        return self._checked(torch.from_numpy(frame.array), like, self._members.index(party))
+
+    def _fill_next_posted(self, src: int) -> None:
+        posted = self._posted[src].popleft()
+        frame = self.session.recv(self._members[src], TAG)
+        posted.fill(self._checked(torch.from_numpy(frame.array), posted.tensor, src))
+
+    @staticmethod
+    def _checked(received: torch.Tensor, like: torch.Tensor | None, src: int) -> torch.Tensor:
         if like is None:
             return received
         # like gloo, only the element count and type must agree (CrypTen sends a
@@ -169,8 +189,10 @@ class GrpcCommunicator(Communicator):
     @_counted
     def irecv(self, tensor: torch.Tensor, src: int | None = None) -> _PendingRecv:
         if src is None:
-            raise InvalidArgument("receiving from any source is not supported; name the source rank")
-        return _PendingRecv(self, tensor, src)
+            raise InvalidArgument("a posted receive needs its source rank (recv takes any)")
+        posted = _PendingRecv(self, tensor, src)
+        self._posted[src].append(posted)
+        return posted
 
     # -- collectives ------------------------------------------------------------
 
@@ -213,13 +235,13 @@ class GrpcCommunicator(Communicator):
         if self.rank != dst:
             self._send_to(dst, tensor)
             return [None]
-        return [tensor if r == dst else self._recv_from(r, tensor) for r in range(self.world_size)]
+        return [tensor.clone() if r == dst else self._recv_from(r, tensor) for r in range(self.world_size)]
 
     @_counted
     def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         for r in self._others():
             self._send_to(r, tensor)
-        return [tensor if r == self.rank else self._recv_from(r, tensor) for r in range(self.world_size)]
+        return [tensor.clone() if r == self.rank else self._recv_from(r, tensor) for r in range(self.world_size)]
 
     @_counted
     def broadcast(self, input: Any, src: int, group: Any = None, batched: bool = False) -> Any:
@@ -307,6 +329,9 @@ class GrpcCommunicator(Communicator):
 
     def get_name(self) -> str:
         return self._name
+
+    def get_distributed_backend(self) -> str:
+        return "mpcgate"
 
     def get_communication_stats(self) -> dict[str, float]:
         stats = super().get_communication_stats()

@@ -87,30 +87,37 @@ class Inbox:
     def take(self, session: str, source: str, tag: str, timeout: float | None = None) -> Frame:
         """The next frame from `source`, waiting up to `timeout` seconds (None: until
         it arrives or the source fails)."""
+        return self.take_any(session, [source], tag, timeout)[1]
+
+    def take_any(self, session: str, sources: list[str], tag: str,
+                 timeout: float | None = None) -> tuple[str, Frame]:
+        """The next frame from whichever of `sources` has one (the first listed
+        first), with its source; waits like `take` until one arrives or every
+        source has failed."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        key = (session, source, tag)
         with self._cond:
             while True:
-                queue = self._queues.get(key)
-                if queue:
-                    entry = queue.popleft()
+                source = next((s for s in sources if self._queues.get((session, s, tag))), None)
+                if source is not None:
+                    entry = self._queues[(session, source, tag)].popleft()
                     break
                 broken = self._broken.get(session)
                 if broken is not None:  # an MPC session needs every member: one lost, all lost
                     raise PeerFailed(*broken)
-                reason = self._failed.get((session, source))
-                if reason is not None:
+                reasons = [self._failed.get((session, s)) for s in sources]
+                if all(reasons):
                     self._cond.wait_for(lambda: session in self._broken, ROOT_CAUSE_GRACE_S)
-                    raise PeerFailed(*self._broken.get(session, (source, reason)))
+                    raise PeerFailed(*self._broken.get(session, (sources[0], str(reasons[0]))))
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise DeadlineExceeded(f"no frame from peer {source!r} within {timeout:.1f} s")
-                acknowledger = self._acknowledgers.get((session, source))
-                if acknowledger is not None:
-                    acknowledger.before_wait()
+                    raise DeadlineExceeded(f"no frame from peer {' or '.join(map(repr, sources))} within {timeout:.1f} s")
+                for s in sources:
+                    acknowledger = self._acknowledgers.get((session, s))
+                    if acknowledger is not None:
+                        acknowledger.before_wait()
                 self._cond.wait(remaining)
         entry.acknowledger.taken(entry.frame.sequence)
-        return entry.frame
+        return source, entry.frame
 
     def close(self, session: str, source: str, reason: str) -> None:
         """Says no more frames will come from `source` in `session` (it finished):

@@ -188,12 +188,17 @@ class Session:
         self.frames_sent += 1
 
     def recv(self, party: str, tag: str) -> frames.Frame:
-        self._link(party)
-        frame = self._node.inbox.take(self.id, party, tag, self._node.config.recv_timeout)
+        return self.recv_any([party], tag)[1]
+
+    def recv_any(self, parties: list[str], tag: str) -> tuple[str, frames.Frame]:
+        """The next frame from whichever of `parties` sends one first, and who sent it."""
+        for party in parties:
+            self._link(party)
+        party, frame = self._node.inbox.take_any(self.id, parties, tag, self._node.config.recv_timeout)
         self.bytes_received += frame.array.nbytes
         self.received_from[party] += frame.array.nbytes
         self.frames_received += 1
-        return frame
+        return party, frame
 
     def _link(self, party: str) -> PeerLink:
         if self._closed:
