@@ -68,7 +68,7 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     result = PROGRAMS[kind](ctx)
     seconds = time.perf_counter() - started
     stats = communicator.get_communication_stats()
-    out = {"seconds": seconds, "bytes": stats["bytes"], "rounds": stats["rounds"]}
+    out = {"seconds": seconds, "bytes": stats["wire_bytes_sent"], "rounds": stats["exchanges"]}
     if result:
         out["result"] = {k: np.asarray(v.values) for k, v in result.items()}
     return out

@@ -37,7 +37,7 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     started = time.perf_counter()
     found = intersect(rank, world, keys, b"benchmark", cores=cores)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "bytes": communicator.get_communication_stats()["bytes"], "size": found.size}
+    return {"seconds": seconds, "bytes": communicator.get_communication_stats()["wire_bytes_sent"], "size": found.size}
 
 
 def main() -> None:

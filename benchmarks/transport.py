@@ -149,8 +149,8 @@ def main() -> None:
     for (name, _, label), gloo_runs, grpc_runs in zip(plan_described, measured["gloo"], measured["grpc"]):
         gloo_s = max(r["seconds"] for r in gloo_runs)
         grpc_s = max(r["seconds"] for r in grpc_runs)
-        mb = np.mean([r["stats"]["bytes"] for r in grpc_runs]) / 1e6
-        rounds = int(np.mean([r["stats"]["rounds"] for r in grpc_runs]))
+        mb = np.mean([r["stats"]["wire_bytes_sent"] for r in grpc_runs]) / 1e6
+        rounds = int(np.mean([r["stats"]["exchanges"] for r in grpc_runs]))
         print(f"{label:42s} {gloo_s:8.3f} {grpc_s:8.3f} {grpc_s / gloo_s:6.2f} {mb:9.2f} {rounds:7d}")
 
     probes = {t: parties.run_parties(_ping_and_bulk, 2, transport=t, timeout=600)[0] for t in ("gloo", "grpc")}

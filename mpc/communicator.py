@@ -6,13 +6,18 @@ CrypTen picks its communicator through module functions in `crypten.communicator
 `crypten.init()` uses this class, and `uninstall` restores gloo. Collectives are
 built from ordered point-to-point frames: every party issues them in the same order
 (MPI style), and sends never wait for the receiver.
+
+Statistics: CrypTen's keys (rounds, bytes, time) are CrypTen's own accounting, by
+its `_logging` decorator, counted only with `cfg.communicator.verbose`, as over gloo.
+What really crossed the wire is under keys of its own, always counted: exchanges
+(communicator calls), wire_bytes_sent (serialized frames), wire_bytes_received,
+frames_sent.
 """
 
 from __future__ import annotations
 
 import functools
 import pickle
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 from crypten.common import serial
 from crypten.communicator import Communicator
+from crypten.communicator.communicator import _logging
 from torch.distributed import ReduceOp
 
 from gateway.errors import FailedPrecondition, InvalidArgument
@@ -31,21 +37,19 @@ TAG = "crypten"
 
 
 def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
-    """CrypTen's statistics, from real serialized bytes: one round per call."""
+    """One exchange per call; CrypTen's own accounting wraps this (see the module
+    docstring). Party 0 takes the dealer's answers due after an exchange here."""
 
     @functools.wraps(method)
     def wrapper(self: "GrpcCommunicator", *args: Any, **kwargs: Any) -> Any:
-        start, sent = time.perf_counter(), self.session.bytes_sent
         try:
             result = method(self, *args, **kwargs)
             self._settle_dealer()
             return result
         finally:
-            self.comm_rounds += 1
-            self.comm_bytes += self.session.bytes_sent - sent
-            self.comm_time += time.perf_counter() - start
+            self.exchanges += 1
 
-    return wrapper
+    return _logging(wrapper)
 
 
 class _Completed:
@@ -272,10 +276,8 @@ class GrpcCommunicator(Communicator):
         into `answer` at the end of this party's next operation with the parties.
         CrypTen uses a correction term only after opening a value masked by its
         triple, so the dealer's round trip overlaps that opening (see mpc.ttp)."""
-        sent = self.session.bytes_sent
         self._send_object(request, self.get_ttp_rank())
-        self.comm_rounds += 1
-        self.comm_bytes += self.session.bytes_sent - sent
+        self.exchanges += 1
         self._dealer_answers.append(answer)
 
     def _settle_dealer(self) -> None:
@@ -333,10 +335,17 @@ class GrpcCommunicator(Communicator):
     def get_distributed_backend(self) -> str:
         return "mpcgate"
 
+    def reset_communication_stats(self) -> None:
+        super().reset_communication_stats()
+        self.exchanges = 0
+        self._wire_baseline = (self.session.bytes_sent, self.session.bytes_received, self.session.frames_sent)
+
     def get_communication_stats(self) -> dict[str, float]:
-        stats = super().get_communication_stats()
-        stats.update(bytes_received=self.session.bytes_received, frames_sent=self.session.frames_sent)
-        return stats
+        sent, received, frames_sent = self._wire_baseline
+        return {**super().get_communication_stats(), "exchanges": self.exchanges,
+                "wire_bytes_sent": self.session.bytes_sent - sent,
+                "wire_bytes_received": self.session.bytes_received - received,
+                "frames_sent": self.session.frames_sent - frames_sent}
 
 
 def _pack(input: Any, batched: bool) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:

@@ -116,7 +116,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
         crypten.init()
 
         def progress(phase: str, percent: float) -> None:
-            rounds = crypten.communicator.get().get_communication_stats()["rounds"]
+            rounds = crypten.communicator.get().get_communication_stats()["exchanges"]
             conn.send(("progress", phase, float(percent), session.bytes_sent, session.bytes_received, int(rounds)))
 
         def before_release() -> None:

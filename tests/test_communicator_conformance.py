@@ -80,3 +80,48 @@ def _backend(rank: int, world_size: int, args: Any) -> bool:
 
 def test_the_backend_is_named() -> None:
     assert on_both(_backend, 2) == [True, True]
+
+
+def _statistics(rank: int, world_size: int, args: Any) -> dict[str, list[float]]:
+    import crypten
+    import crypten.communicator as comm
+
+    c = comm.get()
+    keys = ("rounds", "bytes")
+    seen = {"after init": [c.get_communication_stats()[k] for k in keys]}
+    c.all_reduce(torch.ones(4, dtype=torch.long))  # verbose is off: CrypTen counts nothing
+    seen["quiet"] = [c.get_communication_stats()[k] for k in keys]
+    crypten.cfg.communicator.verbose = True
+    try:
+        c.all_reduce(torch.ones(4, dtype=torch.long))
+        c.broadcast(torch.ones(3, dtype=torch.long), 0)
+        c.gather(torch.ones(2, dtype=torch.long), 1)
+        c.all_gather(torch.ones(5, dtype=torch.long))
+        c.send(torch.ones(6, dtype=torch.long), 1) if rank == 0 else c.recv(torch.ones(6, dtype=torch.long), 0)
+        c.barrier()
+    finally:
+        crypten.cfg.communicator.verbose = False
+    seen["verbose"] = [c.get_communication_stats()[k] for k in keys]
+    c.reset_communication_stats()
+    seen["reset"] = [c.get_communication_stats()[k] for k in keys]
+    return seen
+
+
+def test_statistics_are_crypten_s_own_accounting() -> None:
+    outcomes = on_both(_statistics, 2)
+    assert outcomes[0]["after init"] == outcomes[0]["quiet"] == outcomes[0]["reset"] == [0, 0]
+    assert outcomes[0]["verbose"][0] == 6
+
+
+def _wire(rank: int, world_size: int, args: Any) -> dict[str, float]:
+    import crypten.communicator as comm
+
+    comm.get().reset_communication_stats()
+    comm.get().all_reduce(torch.ones(1000, dtype=torch.long))
+    return comm.get().get_communication_stats()
+
+
+def test_the_exchange_counts_its_wire_bytes_whatever_verbose_says() -> None:
+    for stats in parties.run_parties(_wire, 2, transport="grpc", timeout=60):
+        assert stats["rounds"] == 0 and stats["exchanges"] == 1
+        assert 8000 <= stats["wire_bytes_sent"] <= 8200 and 8000 <= stats["wire_bytes_received"] <= 8200

@@ -52,5 +52,5 @@ def test_statistics_count_real_bytes_and_rounds() -> None:
         # Beaver multiplication of n values: each party sends two masked n-vectors
         # of int64 (8 bytes each) in one round; revealing the product sends its
         # share (n more). Frame headers add a few dozen bytes.
-        assert 2 <= stats["rounds"] <= 4
-        assert 3 * 8 * params.size <= stats["bytes"] <= 3 * 8 * params.size + 500
+        assert 2 <= stats["exchanges"] <= 4
+        assert 3 * 8 * params.size <= stats["wire_bytes_sent"] <= 3 * 8 * params.size + 500
