@@ -44,7 +44,7 @@ def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: "GrpcCommunicator", *args: Any, **kwargs: Any) -> Any:
         try:
             result = method(self, *args, **kwargs)
-            self._settle_dealer()
+            self.settle_dealer()
             return result
         finally:
             self.exchanges += 1
@@ -280,7 +280,8 @@ class GrpcCommunicator(Communicator):
         self.exchanges += 1
         self._dealer_answers.append(answer)
 
-    def _settle_dealer(self) -> None:
+    def settle_dealer(self) -> None:
+        """Takes every answer the dealer still owes (into its placeholder)."""
         while self._dealer_answers:
             answer = self._dealer_answers.popleft()
             answer.copy_(self._recv_from(self.get_ttp_rank(), answer))

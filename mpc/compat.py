@@ -14,12 +14,18 @@ What torch changed and how each fix answers it:
 - The TorchScript exporter emits ONNX `Identity` nodes (e.g. for eval-mode
   dropout and batch norm) for which CrypTen has no module; one is registered.
 - `torch.load` defaults to `weights_only=True`, which refuses the CrypTen classes
-  `crypten.save` writes; CrypTen's own share, encoder and module classes are
-  allow-listed, so `crypten.load` works without falling back to unsafe pickle.
+  `crypten.save` writes; CrypTen's own share, encoder and module classes (and
+  frozenset, in its tuple cache's keys) are allow-listed, so `crypten.load` and
+  the providers' `load_cache` work without falling back to unsafe pickle.
+  `crypten.load_from_party(..., model_class=C)` declares the source party's own
+  file a module of class C: CrypTen allow-lists C for the other parties'
+  unpickler, and the source now reads its file whole (torch's weights-only
+  unpickler knows neither C nor the torch modules inside it).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import sys
@@ -92,6 +98,7 @@ def _crypten_classes() -> list[type]:
 
     modules = [obj for obj in vars(nn_module).values() if isinstance(obj, type) and issubclass(obj, nn_module.Module)]
     return [
+        frozenset,  # keys of CrypTen's tuple cache (provider.save_cache / load_cache)
         MPCTensor,
         ArithmeticSharedTensor,
         BinarySharedTensor,
@@ -101,6 +108,16 @@ def _crypten_classes() -> list[type]:
         *modules,
         Identity,
     ]
+
+
+def _load_from_party(f: Any = None, *args: Any, model_class: Any = None, load_closure: Any = torch.load,
+                     **kwargs: Any) -> Any:
+    if model_class is not None and load_closure is torch.load:
+        load_closure = functools.partial(torch.load, weights_only=False)  # the source's own file
+    return _crypten_load_from_party(f, *args, model_class=model_class, load_closure=load_closure, **kwargs)
+
+
+_crypten_load_from_party: Any = None
 
 
 def install() -> None:
@@ -117,6 +134,9 @@ def install() -> None:
     Identity = _identity_module()
     onnx_converter.ONNX_TO_CRYPTEN.setdefault("Identity", Identity)
     torch.serialization.add_safe_globals(_crypten_classes())
+    global _crypten_load_from_party
+    _crypten_load_from_party = crypten.load_from_party
+    crypten.load_from_party = _load_from_party
     _installed = True
 
 

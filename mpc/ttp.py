@@ -12,7 +12,10 @@ A request costs party 0 no waiting: `install` also rebinds the client's request,
 which sends it and returns a placeholder of the answer's shape (worked out
 without computing the product); the communicator fills it after
 party 0's next exchange with the other parties, the opening of the values the
-triple masks, before CrypTen reads it. The dealer answers with one tensor frame
+triple masks, before CrypTen reads it. The one place CrypTen reads a triple
+without exchanging first, filling its tuple cache (which may then be saved), takes
+every answer before it returns: the cache's requests go out back to back, one wait
+for all. The dealer answers with one tensor frame
 (CrypTen's own protocol takes a size object and a broadcast) and serves only
 CrypTen's dealer functions, whatever a request names.
 """
@@ -95,6 +98,14 @@ def _client_request(self: Any, func_name: str, device: Any, *args: Any, **kwargs
     return answer
 
 
+def _fill_cache(self: Any) -> None:
+    import crypten.communicator as comm
+    from crypten.mpc.provider.provider import TupleProvider
+
+    TupleProvider.fill_cache(self)
+    comm.get().settle_dealer()
+
+
 def install() -> None:
     """Points CrypTen's TTP seed set-up and party 0's requests at the communicator
     (idempotent)."""
@@ -104,6 +115,7 @@ def install() -> None:
     client._setup_generators = _client_setup_generators
     client.ttp_request = _client_request
     ttp_provider.TTPServer._setup_generators = _server_setup_generators
+    ttp_provider.TrustedThirdParty.fill_cache = _fill_cache
 
 
 def use(provider: str) -> None:

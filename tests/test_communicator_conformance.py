@@ -125,3 +125,41 @@ def test_the_exchange_counts_its_wire_bytes_whatever_verbose_says() -> None:
     for stats in parties.run_parties(_wire, 2, transport="grpc", timeout=60):
         assert stats["rounds"] == 0 and stats["exchanges"] == 1
         assert 8000 <= stats["wire_bytes_sent"] <= 8200 and 8000 <= stats["wire_bytes_received"] <= 8200
+
+
+class TinyNet(torch.nn.Module):
+    """A model class defined by the program, not by CrypTen or torch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(3, 2)
+
+
+def _tuple_cache_and_module(rank: int, world_size: int, folder: str) -> tuple[list[float], list[list[float]]]:
+    import crypten
+
+    provider = crypten.mpc.get_default_provider()
+    x, y = crypten.cryptensor(torch.ones(4)), crypten.cryptensor(torch.full((4,), 2.0))
+    provider.trace()
+    (x * y).get_plain_text()
+    provider.trace(False)
+    provider.fill_cache()
+    provider.save_cache(folder)  # one file per party, then read back
+    provider.load_cache(folder)
+    product = (x * y).get_plain_text().tolist()  # from the cache
+    torch.manual_seed(5)
+    crypten.save_from_party(TinyNet(), f"{folder}/tiny.pt", src=0)
+    loaded = crypten.load_from_party(f"{folder}/tiny.pt", model_class=TinyNet, src=0)
+    shape = [list(p.shape) for p in loaded.parameters()]
+    return product, shape
+
+
+def test_the_tuple_cache_and_a_party_s_module_load(tmp_path: Any) -> None:
+    runs = {"gloo": ("gloo", "TFP"), "grpc": ("grpc", "TFP"), "dealer": ("grpc", "TTP")}
+    outcomes = {}
+    for name, (transport, provider) in runs.items():
+        (tmp_path / name).mkdir()
+        outcomes[name] = parties.run_parties(_tuple_cache_and_module, 2, str(tmp_path / name), transport=transport,
+                                             provider=provider, timeout=60)
+    # (with the dealer, its answers are in the cache before the cache is saved)
+    assert outcomes["grpc"] == outcomes["gloo"] == outcomes["dealer"] == [([2.0] * 4, [[2, 3], [2]])] * 2
