@@ -363,12 +363,16 @@ def _pack(input: Any, batched: bool) -> tuple[torch.Tensor, Callable[[torch.Tens
     return flat, lambda t: [part.reshape(shape) for part, shape in zip(torch.split(t, sizes), shapes)]
 
 
+_COMBINERS = {ReduceOp.SUM: torch.add, ReduceOp.PRODUCT: torch.mul, ReduceOp.MIN: torch.minimum,
+              ReduceOp.MAX: torch.maximum, ReduceOp.BAND: torch.bitwise_and, ReduceOp.BOR: torch.bitwise_or,
+              ReduceOp.BXOR: torch.bitwise_xor}
+
+
 def _combiner(op: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if op == ReduceOp.SUM:
-        return torch.add
-    if op == ReduceOp.BXOR:
-        return torch.bitwise_xor
-    raise InvalidArgument(f"reduce op {op} is not supported (CrypTen uses SUM and BXOR)")
+    combine = _COMBINERS.get(op)
+    if combine is None:
+        raise InvalidArgument(f"reduce op {op} is not supported")
+    return combine
 
 
 # -- plugging into CrypTen -------------------------------------------------------

@@ -163,3 +163,48 @@ def test_the_tuple_cache_and_a_party_s_module_load(tmp_path: Any) -> None:
                                              provider=provider, timeout=60)
     # (with the dealer, its answers are in the cache before the cache is saved)
     assert outcomes["grpc"] == outcomes["gloo"] == outcomes["dealer"] == [([2.0] * 4, [[2, 3], [2]])] * 2
+
+
+def _every_method(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    """Each communicator method once, on several dtypes, returning what the caller
+    sees (values, and whether inputs were changed in place)."""
+    import crypten.communicator as comm
+    from torch.distributed import ReduceOp
+
+    c, out = comm.get(), {}
+    for dtype in (torch.long, torch.float32, torch.int32, torch.float64):
+        mine = (torch.arange(4) + 10 * rank).to(dtype)
+        before = mine.clone()
+        summed = c.all_reduce(mine)
+        out[f"all_reduce {dtype}"] = (summed.tolist(), summed.dtype == dtype, torch.equal(mine, before))
+        out[f"all_reduce max {dtype}"] = c.all_reduce(mine, op=ReduceOp.MAX).tolist()
+        reduced = c.reduce(mine, 1)
+        out[f"reduce {dtype}"] = (None if reduced is None else reduced.tolist(), torch.equal(mine, before))
+        target = mine.clone()
+        returned = c.broadcast(target, 0)
+        out[f"broadcast {dtype}"] = (target.tolist(), returned is target)
+    batch = [torch.full((2,), rank, dtype=torch.long), torch.full((3,), 2 * rank, dtype=torch.long)]
+    out["all_reduce batched"] = [t.tolist() for t in c.all_reduce(batch, batched=True)]
+    reduced_batch = c.reduce(batch, 0, batched=True)
+    out["reduce batched"] = None if reduced_batch is None else [t.tolist() for t in reduced_batch]
+    out["broadcast batched"] = [t.tolist() for t in c.broadcast([t.clone() for t in batch], 1, batched=True)]
+    pieces = [torch.full((2,), 100 + r, dtype=torch.long) for r in range(world_size)]
+    out["scatter"] = c.scatter(pieces, 0, size=(2,)).tolist()
+    out["objects"] = c.broadcast_obj({"from": 0, "values": (1, 2.5)} if rank == 0 else None, 0)
+    if rank == 0:
+        c.send_obj(["to", 1], 1)
+        for value in (7, 8):  # ordering of consecutive sends
+            c.send(torch.tensor([value]), 1)
+    elif rank == 1:
+        out["recv_obj"] = c.recv_obj(0)
+        out["ordered"] = [int(c.recv(torch.zeros(1, dtype=torch.long), 0).item()) for _ in range(2)]
+    c.barrier()
+    out["world"] = (c.get_world_size(), c.get_rank())
+    return out
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_every_method_behaves_as_over_gloo(world_size: int) -> None:
+    outcomes = on_both(_every_method, world_size)
+    assert outcomes[0]["all_reduce torch.int64"][0] == [sum(range(0, 10 * world_size, 10)) + world_size * i
+                                                        for i in range(4)]
