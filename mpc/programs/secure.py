@@ -131,19 +131,6 @@ def smallest(values: list[Any]) -> Any:
     return (winner * crypten.stack(values)).sum(dim=0)
 
 
-def any_of(bits: Any) -> Any:
-    """The OR over the first dimension of shared 0/1 bits (scale 1), by products of
-    their complements in a tree: ceil(log2(count)) rounds, no comparison."""
-    import crypten
-
-    keep = 1 - bits
-    while keep.size(0) > 1:
-        half = keep.size(0) // 2
-        paired = keep[:half] * keep[half: 2 * half]
-        keep = crypten.cat([paired, keep[2 * half:]]) if keep.size(0) % 2 else paired
-    return 1 - keep[0]
-
-
 # -- opening ------------------------------------------------------------------------------
 
 def open_to_receivers(ctx: Any, values: list[Any]) -> list[np.ndarray] | None:

@@ -7,9 +7,9 @@ public frame per column: a shift `a` near the pooled mean and a power-of-two sca
 `c` of the pooled range, and aggregate z = (x - a) / c, which lies within [-1, 1]
 whatever the column's offset (unix timestamps, values near 2^47) or outliers.
 To find it they compute, under encryption, the pooled range and mean of x / 2^e
-(2^e >= max |x|, public), and open only the range's power of two (by one batched
-comparison of every party's maximum less every party's minimum against 2^-k,
-k = 0..RANGE_STEPS) and the mean rounded to an eighth of that power of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused.
+(2^e >= max |x|, public), and open only the range's power of two (by comparisons
+against 2^-k, k = 0..RANGE_STEPS) and the mean rounded to an eighth of that power
+of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused.
 
 Precision. Aggregates (sums of z and of z z^T over rows, divided by the pooled row
 count) are shared at 32 fractional bits, error ~2^-33 per party; the square of
@@ -83,7 +83,10 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     first = np.exp2(exponents)
     z = x / first
     mean = secure.total(secure.share_each(ctx, z.sum(axis=0) / n))
-    steps = _range_steps(ctx, z.min(axis=0), z.max(axis=0))
+    lo, hi = _extremes(ctx, z.min(axis=0), z.max(axis=0))
+    thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
+    above = (hi - lo).unsqueeze(1).gt(thresholds.unsqueeze(0))  # d x steps, scale-1 bits
+    steps = np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
     flat = [c for c, s in zip(columns, steps) if s == 0]
     if flat:
         raise FailedPrecondition(f"column {flat[0]!r} is constant or nearly so (its range is below 2^-{RANGE_STEPS} "
@@ -100,20 +103,12 @@ def _exponent(peak: float) -> int:
     return int(math.ceil(math.log2(peak))) if peak > 0 else 0
 
 
-def _range_steps(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """For every column, how many of 2^0 .. 2^-RANGE_STEPS its pooled range exceeds,
-    opened to every party (nothing else is): the pooled range exceeds t when some
-    party's maximum exceeds some party's minimum by more than t, so every pair of
-    parties and every threshold is one batched comparison, and the pairs' bits are
-    OR-ed by products (no pooled minimum or maximum is formed)."""
-    import crypten
-
-    shared = secure.share_each(ctx, np.concatenate([low, high]))
+def _extremes(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
+    """The pooled minima and maxima of every column, shared, in one comparison for
+    all of them (the maxima enter negated, so both are minima)."""
     d = len(low)
-    spans = crypten.stack([top[d:] - bottom[:d] for top in shared for bottom in shared])  # pairs x d
-    thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
-    above = secure.any_of(spans.unsqueeze(2).gt(thresholds))  # d x steps, scale-1 bits
-    return np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
+    best = secure.smallest(secure.share_each(ctx, np.concatenate([low, -high])))
+    return best[:d], -best[d:]
 
 
 def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
