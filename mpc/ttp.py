@@ -9,15 +9,14 @@ share of one), answers with party 0's correction terms, and draws its seeds from
 the operating system. Objects from peers go through CrypTen's restricted unpickler.
 
 A request costs party 0 no waiting: `install` also rebinds the client's request,
-which sends it and returns a placeholder of the answer's shape (worked out
-without computing the product); the communicator fills it after
-party 0's next exchange with the other parties, the opening of the values the
-triple masks, before CrypTen reads it. The one place CrypTen reads a triple
-without exchanging first, filling its tuple cache (which may then be saved), takes
-every answer before it returns: the cache's requests go out back to back, one wait
-for all. The dealer answers with one tensor frame
-(CrypTen's own protocol takes a size object and a broadcast) and serves only
-CrypTen's dealer functions, whatever a request names.
+which sends it and returns a placeholder of the answer's shape (worked out without
+computing the product); the communicator fills it after party 0's next exchange
+with the other parties, the opening of the values the triple masks, before CrypTen
+reads it. The one place CrypTen reads a triple without exchanging first, filling
+its tuple cache (which may then be saved), takes every answer before it returns:
+the cache's requests go out back to back, one wait for all. The dealer answers with
+one tensor frame (CrypTen's own protocol takes a size object and a broadcast) and
+serves only CrypTen's dealer functions, whatever a request names.
 """
 
 from __future__ import annotations
