@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import admin, datasets, demo, jobs, models, pki, serve, smoke
+from gateway.cli import admin, datasets, demo, doctor, jobs, models, pki, serve, smoke
 
 
 @click.group()
@@ -22,5 +22,6 @@ main.add_command(datasets.datasets)
 main.add_command(models.models)
 main.add_command(serve.serve)
 main.add_command(serve.dealer)
+main.add_command(doctor.doctor)
 main.add_command(admin.token)
 main.add_command(admin.audit)

@@ -1,0 +1,149 @@
+"""`mpcgate doctor`: a gateway's config checked end to end before any job, one
+result per check, each naming what is broken (a file, a peer, an address).
+
+The checks a multi-host federation fails first: the config itself; the party's
+certificate (readable, this party's, signed by the federation CA, its key, its
+validity and days left); the data directory and the database's folder; and for
+every peer and the dealer: the name resolves, the address accepts TCP, and a
+mutual-TLS handshake there meets the expected party (not another one) and is
+accepted with this party's certificate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway import config as gateway_config
+from gateway.auth.pki import party_of_certificate
+from gateway.errors import MpcgateError
+
+EXPIRY_WARNING_DAYS = 30
+TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def run(path: Path) -> list[Check]:
+    """Every check of the gateway config at `path`; stops after the config itself
+    when it cannot be read."""
+    try:
+        cfg = gateway_config.load(path)
+    except MpcgateError as err:
+        return [Check("config", False, err.message)]
+    checks = [Check("config", True, f"{path} (party {cfg.party_id})")]
+    checks += list(_certificate(cfg))
+    checks += [_folder("data directory", cfg.data_dir, os.R_OK | os.X_OK),
+               _folder("database folder", cfg.database.parent, os.W_OK | os.X_OK)]
+    remotes = dict(cfg.peers)
+    if cfg.dealer is not None:
+        remotes[cfg.dealer[0]] = cfg.dealer[1]
+    checks += [_reach(cfg, party, address) for party, address in sorted(remotes.items())]
+    return checks
+
+
+def _certificate(cfg: gateway_config.GatewayConfig) -> Iterator[Check]:
+    files = cfg.tls
+    try:
+        ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
+        pem = files.cert.read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
+        key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    except (OSError, ValueError) as err:
+        yield Check("certificate", False, f"cannot read the TLS files ({files.ca}, {files.cert}, {files.key}): {err}")
+        return
+    name = party_of_certificate(pem)
+    if name != cfg.party_id:
+        yield Check("certificate", False, f"{files.cert} names party {name!r}, the config says {cfg.party_id!r}")
+        return
+    try:
+        ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes,  # type: ignore[union-attr, call-arg]
+                               ec.ECDSA(cert.signature_hash_algorithm))  # type: ignore[arg-type]
+    except (InvalidSignature, TypeError, AttributeError):
+        yield Check("certificate", False, f"{files.cert} is not signed by the federation CA in {files.ca}")
+        return
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        yield Check("certificate", False, f"{files.key} is not the key of {files.cert}")
+        return
+    for label, c, where in (("certificate", cert, files.cert), ("CA certificate", ca, files.ca)):
+        yield _validity(label, c, where)
+
+
+def _validity(label: str, cert: x509.Certificate, where: Path) -> Check:
+    now = dt.datetime.now(dt.timezone.utc)
+    if now < cert.not_valid_before_utc:
+        return Check(label, False, f"{where} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    left = cert.not_valid_after_utc - now
+    if left.total_seconds() <= 0:
+        return Check(label, False, f"{where} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    warning = " (renew soon)" if left.days < EXPIRY_WARNING_DAYS else ""
+    return Check(label, True, f"{where} valid until {cert.not_valid_after_utc:%Y-%m-%d}, {left.days} days{warning}")
+
+
+def _folder(label: str, folder: Path, access: int) -> Check:
+    if not folder.is_dir():
+        return Check(label, False, f"{folder} does not exist or is not a folder")
+    if not os.access(folder, access):
+        return Check(label, False, f"{folder} is not {'writable' if access & os.W_OK else 'readable'} by this user")
+    return Check(label, True, str(folder))
+
+
+def _reach(cfg: gateway_config.GatewayConfig, party: str, address: str) -> Check:
+    """Resolve, connect, and shake hands with `party` at `address` as this party."""
+    label = f"peer {party}"
+    host, _, port = address.rpartition(":")
+    try:
+        resolved = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0][4][0]
+    except (socket.gaierror, ValueError) as err:
+        return Check(label, False, f"cannot resolve {address}: {err}")
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cfg.tls.ca))
+        context.load_cert_chain(str(cfg.tls.cert), str(cfg.tls.key))
+    except (ssl.SSLError, OSError) as err:
+        return Check(label, False, f"not tried: this party's TLS files do not load ({err})")
+    context.check_hostname = False  # peers are named by their certificate's party, checked below
+    context.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((resolved, int(port)), timeout=TIMEOUT_S) as raw:
+            try:
+                with context.wrap_socket(raw, server_hostname=host) as tls:
+                    der = tls.getpeercert(binary_form=True)
+                    _refused_after_handshake(tls)
+            except (ssl.SSLError, OSError) as err:
+                return Check(label, False, f"TLS with {address} failed (not a federation gateway, or it refuses "
+                                           f"this party's certificate): {err}")
+    except OSError as err:
+        return Check(label, False, f"cannot connect to {address} ({resolved}): {err.strerror or err}")
+    met = party_of_certificate(x509.load_der_x509_certificate(der or b"").public_bytes(serialization.Encoding.PEM))
+    if met != party:
+        return Check(label, False, f"{address} is party {met!r}, not {party!r}")
+    return Check(label, True, f"{address} ({resolved}) is {party}, mutual TLS accepted")
+
+
+def _refused_after_handshake(tls: ssl.SSLSocket) -> None:
+    """A TLS 1.3 server that refuses the client's certificate says so only after
+    the handshake: a short read surfaces that alert (a live gateway just waits for
+    HTTP/2 and the read times out)."""
+    tls.settimeout(0.3)
+    try:
+        tls.recv(1)
+    except (TimeoutError, socket.timeout):
+        pass

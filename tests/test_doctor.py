@@ -1,0 +1,63 @@
+"""`mpcgate doctor`: a sound config passes every check; a deliberately broken one
+is reported piece by piece, each failure naming what is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.federation import LocalFederation
+
+pytestmark = pytest.mark.multiprocess
+
+BANKS = ["bank-a", "bank-b", "bank-c", "bank-d"]
+
+
+def doctor(config: Path) -> tuple[int, list[str]]:
+    run = subprocess.run([sys.executable, "-m", "gateway.cli", "doctor", "--config", str(config)],
+                         capture_output=True, text=True, timeout=120)
+    return run.returncode, run.stdout.splitlines()
+
+
+def test_a_sound_config_passes_and_each_broken_piece_is_named(tmp_path: Path) -> None:
+    with LocalFederation(tmp_path, BANKS, dealer=True) as fed:
+        fed.start()
+        fed.stop("bank-d")
+        sound = fed.config_path("bank-a").read_text().replace(f'bank-d = "{fed.addresses["bank-d"]}"\n', "")
+        here = fed.config_path("bank-a").parent  # (relative paths resolve against the config's folder)
+        (here / "sound.toml").write_text(sound)
+        code, lines = doctor(here / "sound.toml")
+        assert code == 0, lines
+        assert [line.split(":")[0] for line in lines] == [
+            "ok    config", "ok    certificate", "ok    CA certificate", "ok    data directory",
+            "ok    database folder", "ok    peer bank-b", "ok    peer bank-c", "ok    peer dealer"]
+
+        broken = (fed.config_path("bank-a").read_text()
+                  .replace(f'bank-b = "{fed.addresses["bank-b"]}"', f'bank-b = "{fed.addresses["bank-c"]}"')
+                  .replace(f'bank-c = "{fed.addresses["bank-c"]}"', 'bank-c = "no-such-host.invalid:7000"')
+                  .replace(f'bank-d = "{fed.addresses["bank-d"]}"', f'bank-d = "127.0.0.1:{fed.metrics_ports["bank-b"]}"')
+                  .replace(f'address = "{fed.dealer_address}"', f'address = "{fed.addresses["bank-d"]}"'))
+        (here / "broken.toml").write_text(broken)  # (bank-d's own gateway is stopped)
+        code, lines = doctor(here / "broken.toml")
+        assert code == 1
+        failed = {line.split(":")[0].removeprefix("FAIL  "): line for line in lines if line.startswith("FAIL")}
+        assert set(failed) == {"peer bank-b", "peer bank-c", "peer bank-d", "peer dealer"}, lines
+        assert "is party 'bank-c', not 'bank-b'" in failed["peer bank-b"]
+        assert "cannot resolve no-such-host.invalid:7000" in failed["peer bank-c"]
+        assert f"TLS with 127.0.0.1:{fed.metrics_ports['bank-b']} failed" in failed["peer bank-d"]
+        assert f"cannot connect to {fed.addresses['bank-d']}" in failed["peer dealer"]
+
+        wrong_cert = sound.replace("bank-a.crt", "bank-b.crt")
+        (here / "wrong-cert.toml").write_text(wrong_cert)
+        code, lines = doctor(here / "wrong-cert.toml")
+        assert code == 1 and "names party 'bank-b', the config says 'bank-a'" in lines[1], lines
+        assert all(line.startswith("FAIL  peer") for line in lines if "peer" in line), lines
+
+
+def test_an_unreadable_config_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("party_id = 'bank-a'\nlisten = 'nowhere'\n")
+    code, lines = doctor(tmp_path / "bad.toml")
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("FAIL  config:"), lines
