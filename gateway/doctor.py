@@ -6,7 +6,8 @@ certificate (readable, this party's, signed by the federation CA, its key, its
 validity and days left); the data directory and the database's folder; and for
 every peer and the dealer: the name resolves, the address accepts TCP, and a
 mutual-TLS handshake there meets the expected party (not another one) and is
-accepted with this party's certificate.
+accepted with this party's certificate; a peer gateway must also list this party
+as its peer and keep a clock within the JWT leeway of this one's (its Hello).
 """
 
 from __future__ import annotations
@@ -15,17 +16,24 @@ import datetime as dt
 import os
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import config as gateway_config
+from gateway import rpc
+from gateway.api.gateway.v1 import coordination_pb2 as cpb
+from gateway.api.gateway.v1 import coordination_pb2_grpc
+from gateway.auth.jwt import LEEWAY_S
 from gateway.auth.pki import party_of_certificate
+from gateway.auth.tls import TlsIdentity
 from gateway.errors import MpcgateError
 
 EXPIRY_WARNING_DAYS = 30
@@ -56,7 +64,7 @@ def run(path: Path) -> list[Check]:
     remotes = dict(cfg.peers)
     if cfg.dealer is not None:
         remotes[cfg.dealer[0]] = cfg.dealer[1]
-    checks += [_reach(cfg, party, address) for party, address in sorted(remotes.items())]
+    checks += [_reach(cfg, party, address, gateway=party in cfg.peers) for party, address in sorted(remotes.items())]
     return checks
 
 
@@ -106,8 +114,9 @@ def _folder(label: str, folder: Path, access: int) -> Check:
     return Check(label, True, str(folder))
 
 
-def _reach(cfg: gateway_config.GatewayConfig, party: str, address: str) -> Check:
-    """Resolve, connect, and shake hands with `party` at `address` as this party."""
+def _reach(cfg: gateway_config.GatewayConfig, party: str, address: str, gateway: bool) -> Check:
+    """Resolve, connect, and shake hands with `party` at `address` as this party;
+    then, for a gateway, its Hello."""
     label = f"peer {party}"
     host, _, port = address.rpartition(":")
     try:
@@ -135,7 +144,28 @@ def _reach(cfg: gateway_config.GatewayConfig, party: str, address: str) -> Check
     met = party_of_certificate(x509.load_der_x509_certificate(der or b"").public_bytes(serialization.Encoding.PEM))
     if met != party:
         return Check(label, False, f"{address} is party {met!r}, not {party!r}")
-    return Check(label, True, f"{address} ({resolved}) is {party}, mutual TLS accepted")
+    reached = f"{address} ({resolved}) is {party}, mutual TLS accepted"
+    if not gateway:
+        return Check(label, True, reached)
+    return _hello(cfg, party, address, label, reached)
+
+
+def _hello(cfg: gateway_config.GatewayConfig, party: str, address: str, label: str, reached: str) -> Check:
+    identity = TlsIdentity.load(cfg.tls)
+    with rpc.secure_channel(identity, address, party) as channel:
+        stub = coordination_pb2_grpc.CoordinationServiceStub(channel)
+        asked = time.time()
+        try:
+            answer = stub.Hello(cpb.HelloRequest(), timeout=TIMEOUT_S)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.PERMISSION_DENIED:
+                return Check(label, False, f"{reached}, but it does not list {cfg.party_id} as a peer")
+            return Check(label, False, f"{reached}, but its Hello failed: {err.code().name}: {err.details()}")
+    skew = answer.time.ToDatetime(dt.timezone.utc).timestamp() - (asked + time.time()) / 2
+    if abs(skew) > LEEWAY_S:
+        return Check(label, False, f"{reached}, but its clock is {skew:+.0f} s from this one's (tokens allow "
+                                   f"{LEEWAY_S} s)")
+    return Check(label, True, f"{reached}, lists {cfg.party_id}, clock {skew * 1e3:+.0f} ms")
 
 
 def _refused_after_handshake(tls: ssl.SSLSocket) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.auth import pki
 from gateway.federation import LocalFederation
 
 pytestmark = pytest.mark.multiprocess
@@ -34,6 +35,13 @@ def test_a_sound_config_passes_and_each_broken_piece_is_named(tmp_path: Path) ->
         assert [line.split(":")[0] for line in lines] == [
             "ok    config", "ok    certificate", "ok    CA certificate", "ok    data directory",
             "ok    database folder", "ok    peer bank-b", "ok    peer bank-c", "ok    peer dealer"]
+        assert "lists bank-a, clock" in lines[5], lines
+
+        pki.issue(fed.pki_dir, "mallory")  # the federation's CA, but no gateway lists it
+        stranger = sound.replace('party_id = "bank-a"', 'party_id = "mallory"').replace("bank-a.crt", "mallory.crt")
+        (here / "stranger.toml").write_text(stranger.replace("bank-a.key", "mallory.key"))
+        code, lines = doctor(here / "stranger.toml")
+        assert code == 1 and "does not list mallory as a peer" in lines[5], lines
 
         broken = (fed.config_path("bank-a").read_text()
                   .replace(f'bank-b = "{fed.addresses["bank-b"]}"', f'bank-b = "{fed.addresses["bank-c"]}"')

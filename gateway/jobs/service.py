@@ -16,7 +16,7 @@ from gateway.auth.tls import authenticated_peer
 from gateway.jobs import states
 from gateway.jobs.peers import head_of
 from gateway.jobs.scheduler import Scheduler
-from gateway.jobs.store import JobStore
+from gateway.jobs.store import JobStore, now
 from gateway.rpc import map_errors
 
 WATCH_POLL_S = 0.2
@@ -110,3 +110,8 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         caller = authenticated_peer(context, self._peers)
         state, error = await self._scheduler.on_sync(request.job_id, caller)
         return cpb.SyncJobResponse(state=state, error=error)
+
+    @map_errors
+    async def Hello(self, request: cpb.HelloRequest, context: Any) -> cpb.HelloResponse:
+        authenticated_peer(context, self._peers)
+        return cpb.HelloResponse(party_id=self._scheduler.me, time=now())

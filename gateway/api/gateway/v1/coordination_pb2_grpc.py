@@ -62,6 +62,11 @@ class CoordinationServiceStub:
                 request_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobRequest.SerializeToString,
                 response_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobResponse.FromString,
                 _registered_method=True)
+        self.Hello = channel.unary_unary(
+                '/mpcgate.gateway.v1.CoordinationService/Hello',
+                request_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.HelloRequest.SerializeToString,
+                response_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.HelloResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinationServiceServicer:
@@ -107,6 +112,14 @@ class CoordinationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Hello(self, request, context):
+        """Any peer -> a gateway: who answers, and its clock (`mpcgate doctor` checks
+        both, and that this gateway lists the caller as a peer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +147,11 @@ def add_CoordinationServiceServicer_to_server(servicer, server):
                     servicer.SyncJob,
                     request_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobRequest.FromString,
                     response_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobResponse.SerializeToString,
+            ),
+            'Hello': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hello,
+                    request_deserializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.HelloRequest.FromString,
+                    response_serializer=mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.HelloResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -274,6 +292,33 @@ class CoordinationService:
             '/mpcgate.gateway.v1.CoordinationService/SyncJob',
             mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobRequest.SerializeToString,
             mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.SyncJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hello(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpcgate.gateway.v1.CoordinationService/Hello',
+            mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.HelloRequest.SerializeToString,
+            mpcgate_dot_gateway_dot_v1_dot_coordination__pb2.HelloResponse.FromString,
             options,
             channel_credentials,
             insecure,

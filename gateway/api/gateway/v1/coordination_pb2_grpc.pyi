@@ -50,6 +50,10 @@ class CoordinationServiceStub:
     """Participant -> coordinator: the job's overall state, for a participant that
     restarted or missed a StopJob (reconciliation).
     """
+    Hello: _grpc.UnaryUnaryMultiCallable[_coordination_pb2.HelloRequest, _coordination_pb2.HelloResponse]
+    """Any peer -> a gateway: who answers, and its clock (`mpcgate doctor` checks
+    both, and that this gateway lists the caller as a peer).
+    """
 
 @_typing.type_check_only
 class CoordinationServiceAsyncStub(CoordinationServiceStub):
@@ -72,6 +76,10 @@ class CoordinationServiceAsyncStub(CoordinationServiceStub):
     SyncJob: _aio.UnaryUnaryMultiCallable[_coordination_pb2.SyncJobRequest, _coordination_pb2.SyncJobResponse]  # type: ignore[assignment]
     """Participant -> coordinator: the job's overall state, for a participant that
     restarted or missed a StopJob (reconciliation).
+    """
+    Hello: _aio.UnaryUnaryMultiCallable[_coordination_pb2.HelloRequest, _coordination_pb2.HelloResponse]  # type: ignore[assignment]
+    """Any peer -> a gateway: who answers, and its clock (`mpcgate doctor` checks
+    both, and that this gateway lists the caller as a peer).
     """
 
 class CoordinationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -122,6 +130,16 @@ class CoordinationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_coordination_pb2.SyncJobResponse, _abc.Awaitable[_coordination_pb2.SyncJobResponse]]:
         """Participant -> coordinator: the job's overall state, for a participant that
         restarted or missed a StopJob (reconciliation).
+        """
+
+    @_abc_1.abstractmethod
+    def Hello(
+        self,
+        request: _coordination_pb2.HelloRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordination_pb2.HelloResponse, _abc.Awaitable[_coordination_pb2.HelloResponse]]:
+        """Any peer -> a gateway: who answers, and its clock (`mpcgate doctor` checks
+        both, and that this gateway lists the caller as a peer).
         """
 
 def add_CoordinationServiceServicer_to_server(servicer: CoordinationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
