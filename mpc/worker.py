@@ -7,7 +7,7 @@ under CrypTen with the gRPC communicator, and reports to its gateway over a pipe
 ("release",) (answered ("release", refusal or "") by the gateway, which rechecks
 its policies right before anything is revealed), ("result", {name: (values,
 labels, column labels, suppressed)} or None, {name: (share, scale)} of values kept
-secret-shared), or ("error", reason, message).
+secret-shared), or ("error", reason, message, metadata) (a failed peer is metadata's party_id).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main(plan: WorkerPlan, conn: Connection) -> None:
         message = getattr(err, "message", None) or str(err) or type(err).__name__
         logging.getLogger(__name__).error("job %s failed: %s\n%s", plan.job_id, message, traceback.format_exc())
         try:
-            conn.send(("error", str(reason), message))
+            conn.send(("error", str(reason), message, dict(getattr(err, "metadata", {}))))
         except OSError:
             pass
         raise SystemExit(1) from None

@@ -89,3 +89,20 @@ def test_jobs_and_results_survive_reopening(tmp_path: Path) -> None:
     assert again.get("a").spec.kind == "stats.describe"
     assert again.result("a").provider == pb.PROVIDER_TFP
     assert [j.job_id for j in again.list([states.PENDING])] == ["a"]
+
+
+def test_the_nearest_cause_is_the_failed_peer_that_never_reported() -> None:
+    """bank-c was cut off: bank-b saw it go and cancelled its streams, so bank-a saw
+    bank-b go. The job names bank-c (from bank-b's report), not the symptom."""
+    from gateway.jobs.contracts import error_info
+    from gateway.jobs.scheduler import nearest_cause
+
+    def failed(party: str, blamed: str) -> pb.PartyStatus:
+        error = error_info("PEER_FAILED", f"peer {blamed!r} failed", party, {"party_id": blamed})
+        return pb.PartyStatus(party_id=party, state=states.FAILED, error=error)
+
+    running = pb.PartyStatus(party_id="bank-c", state=states.RUNNING)
+    cause = nearest_cause([failed("bank-a", "bank-b"), failed("bank-b", "bank-c"), running])
+    assert cause is not None and cause.party_id == "bank-b" and "bank-c" in cause.error.message
+    assert nearest_cause([failed("bank-a", "bank-b"), failed("bank-b", "bank-a")]).party_id == "bank-a"  # type: ignore[union-attr]
+    assert nearest_cause([running]) is None

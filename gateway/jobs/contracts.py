@@ -91,8 +91,8 @@ ROOT_CAUSE_WAIT_S = 2.0
 for the vanished party's own report of why (a refusal, a crash, a bad input)."""
 
 
-def error_info(reason: str, message: str, party: str = "") -> error_pb2.ErrorInfo:
-    return error_pb2.ErrorInfo(reason=reason, message=message, party_id=party)
+def error_info(reason: str, message: str, party: str = "", metadata: dict[str, str] | None = None) -> error_pb2.ErrorInfo:
+    return error_pb2.ErrorInfo(reason=reason, message=message, party_id=party, metadata=metadata or {})
 
 
 def participants(spec: pb.JobSpec) -> list[str]:

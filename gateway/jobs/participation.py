@@ -38,7 +38,8 @@ class Participation:
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
                 return
-            failed = pb.PartyStatus(party_id=self.me, state=states.FAILED, error=error_info(err.reason, err.message, self.me))
+            failed = pb.PartyStatus(party_id=self.me, state=states.FAILED,
+                                    error=error_info(err.reason, err.message, self.me, err.metadata))
             if job.coordinator != self.me:
                 self._store.transition(job_id, states.FAILED, err.message, failed.error)
             await self._report_own(job, failed, pb.Progress(), final=True)

@@ -39,8 +39,8 @@ OnRelease = Callable[[], str]
 class WorkerFailed(MpcgateError):
     reason = "WORKER_FAILED"
 
-    def __init__(self, message: str, reason: str = "WORKER_FAILED") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reason: str = "WORKER_FAILED", **metadata: str) -> None:
+        super().__init__(message, **metadata)
         self.reason = reason  # type: ignore[misc]
 
 
@@ -112,7 +112,7 @@ class WorkerRunner:
                 elif kind == "result":
                     return message[1], message[2]
                 elif kind == "error":
-                    raise WorkerFailed(message[2], reason=message[1])
+                    raise WorkerFailed(message[2], reason=message[1], **message[3])
         finally:
             self._sessions.remove(plan.session_id)
             self._running.pop(plan.job_id, None)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -297,8 +297,7 @@ class Scheduler(Participation):
 
     async def _end_with_symptom(self, job_id: str) -> None:
         """No party reported a cause in time: the job fails with what was seen."""
-        job = self._store.get(job_id)
-        failed = next((p for p in job.parties if p.state in (states.FAILED, states.CANCELLED)), None)
+        failed = nearest_cause(self._store.get(job_id).parties)
         if failed is not None:
             await self._end(job_id, states.FAILED, f"failed at {failed.party_id}", failed.error,
                             {"party": failed.party_id, "reason": failed.error.reason})
@@ -481,3 +480,14 @@ def _merge_progress(job: pb.Job, party: str, progress: pb.Progress) -> None:
     job.progress.bytes_sent = max(job.progress.bytes_sent, progress.bytes_sent)
     job.progress.bytes_received = max(job.progress.bytes_received, progress.bytes_received)
     job.progress.rounds = max(job.progress.rounds, progress.rounds)
+
+
+def nearest_cause(parties: Sequence[pb.PartyStatus]) -> pb.PartyStatus | None:
+    """Of the parties' failures (each naming the peer it saw fail), one naming a
+    peer that did not report a failure of its own (cut off, or dead): that peer is
+    the cause. A party that only saw another reporting party go (which cancelled
+    its streams on seeing the cause) names a symptom. Else the first failure."""
+    failures = [p for p in parties if p.state in (states.FAILED, states.CANCELLED)]
+    reporters = {p.party_id for p in failures}
+    silent = [p for p in failures if p.error.metadata.get("party_id", "") not in reporters | {""}]
+    return silent[0] if silent else next(iter(failures), None)
