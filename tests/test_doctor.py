@@ -69,3 +69,32 @@ def test_an_unreadable_config_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("party_id = 'bank-a'\nlisten = 'nowhere'\n")
     code, lines = doctor(tmp_path / "bad.toml")
     assert code == 1 and len(lines) == 1 and lines[0].startswith("FAIL  config:"), lines
+
+
+def test_an_unreachable_peer_is_named_with_its_address_at_start_up_and_at_submit(tmp_path: Path) -> None:
+    import time
+
+    from gateway import demo_data
+    from gateway.api.gateway.v1 import datasets_pb2 as dpb
+    from gateway.errors import MpcgateError
+
+    with LocalFederation(tmp_path, ["bank-a", "bank-b"]) as fed:
+        fed.start("bank-a")  # bank-b is not up
+        expected = f"peer bank-b is not reachable yet: party bank-b ({fed.addresses['bank-b']})"
+        deadline = time.monotonic() + 30
+        while expected not in fed.log_path("bank-a").read_text():
+            assert time.monotonic() < deadline, fed.log_path("bank-a").read_text()[-2000:]
+            time.sleep(0.2)
+        demo_data.write_csv(fed.data_dir("bank-a") / "loans.csv", demo_data.loans("bank-a", 50))
+        policy = dpb.Policy(allowed_parties=["bank-a", "bank-b"], allowed_job_kinds=["stats.summary"],
+                            allowed_columns=demo_data.COLUMNS, allowed_result_receivers=["bank-a"], min_rows=10,
+                            approval_mode=dpb.APPROVAL_MODE_AUTOMATIC)
+        with fed.client("bank-a") as client:
+            client.register_dataset("loans", "loans.csv", policy)
+            inputs = [("bank-a", "loans", demo_data.COLUMNS), ("bank-b", "loans", demo_data.COLUMNS)]
+            try:
+                job = client.submit("stats.summary", inputs, receivers=["bank-a"], provider="TFP")
+                message = job.wait(timeout=60).record.error.message
+            except MpcgateError as err:
+                message = err.message
+        assert f"party bank-b ({fed.addresses['bank-b']})" in message, message

@@ -3,6 +3,7 @@ failures come back as typed errors."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import grpc
@@ -15,7 +16,9 @@ from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import coordination_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.auth.tls import TlsIdentity
-from gateway.errors import InvalidArgument, from_rpc_error
+from gateway.errors import InvalidArgument, MpcgateError, from_rpc_error
+
+log = logging.getLogger(__name__)
 
 CALL_TIMEOUT = 15.0
 
@@ -49,13 +52,13 @@ class PeerGateways:
         try:
             await self._stubs[dealer].JoinSession(request, timeout=CALL_TIMEOUT)  # type: ignore[attr-defined]
         except grpc.aio.AioRpcError as err:
-            raise _named(f"dealer {dealer}", err) from None
+            raise _named(f"dealer {dealer} ({address})", err) from None
 
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
         try:
             response = await self._stub(party).ProposeJob(cpb.ProposeJobRequest(job=job), timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise _named(party, err) from None
+            raise _named(self._named_party(party), err) from None
         return response.status
 
     async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
@@ -63,7 +66,7 @@ class PeerGateways:
         try:
             await self._stub(party).StartJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise _named(party, err) from None
+            raise _named(self._named_party(party), err) from None
 
     async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
                    head: tuple[int, str] | None = None) -> None:
@@ -71,7 +74,7 @@ class PeerGateways:
         try:
             await self._stub(party).StopJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise _named(party, err) from None
+            raise _named(self._named_party(party), err) from None
 
     async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
                      head: tuple[int, str] | None = None) -> None:
@@ -79,14 +82,33 @@ class PeerGateways:
         try:
             await self._stub(party).ReportJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise _named(party, err) from None
+            raise _named(self._named_party(party), err) from None
 
     async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]:
         try:
             response = await self._stub(party).SyncJob(cpb.SyncJobRequest(job_id=job_id), timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise _named(party, err) from None
+            raise _named(self._named_party(party), err) from None
         return response.state, response.error
+
+    async def hello(self, party: str) -> cpb.HelloResponse:
+        try:
+            return await self._stub(party).Hello(cpb.HelloRequest(), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise _named(self._named_party(party), err) from None
+
+    async def greet(self) -> None:
+        """Says in the log, at start-up, which peers answer and which do not
+        (naming each peer and the address dialled): a deployment's first question."""
+        for party in sorted(self._addresses):
+            try:
+                answer = await self.hello(party)
+                log.info("peer %s at %s answers as %s", party, self._addresses[party], answer.party_id)
+            except MpcgateError as err:
+                log.warning("peer %s is not reachable yet: %s", party, err.message)
+
+    def _named_party(self, party: str) -> str:
+        return f"party {party} ({self._addresses.get(party, 'no address configured')})"
 
     async def close(self) -> None:
         for channel in self._channels:
@@ -101,8 +123,8 @@ def head_of(message: cpb.AuditHead) -> tuple[int, str] | None:
     return (message.sequence, message.hash) if message.hash else None
 
 
-def _named(party: str, err: grpc.aio.AioRpcError):  # type: ignore[no-untyped-def]
+def _named(who: str, err: grpc.aio.AioRpcError):  # type: ignore[no-untyped-def]
     typed = from_rpc_error(err)
-    typed.message = f"party {party}: {typed.message}"
+    typed.message = f"{who}: {typed.message}"
     typed.args = (typed.message,)
     return typed

@@ -5,6 +5,7 @@ once at start-up and `JobSystem.close` at shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,21 @@ class JobSystem:
     scheduler: Scheduler
     store: JobStore
     peers: PeerGateways
+    greeting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Reconciles what a previous run left (running jobs failed, queued resumed)."""
+        """Reconciles what a previous run left (running jobs failed, queued resumed),
+        and logs which peers answer."""
         await self.scheduler.recover()
+        self.greeting = asyncio.create_task(self.peers.greet())
 
     async def drain(self) -> None:
         """Lets running jobs finish (within the configured grace), refusing new ones."""
         await self.scheduler.drain()
 
     async def close(self) -> None:
+        if self.greeting is not None:
+            self.greeting.cancel()
         await self.scheduler.close()
         await self.peers.close()
         self.store.close()
