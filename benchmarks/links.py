@@ -57,23 +57,13 @@ def _register(root: Path, addresses: dict[str, str]) -> None:
     policy = dpb.Policy(allowed_parties=BANKS, allowed_job_kinds=[kind for kind, _ in JOBS], allowed_columns=COLUMNS,
                         allowed_result_receivers=["bank-a"], min_rows=10, approval_mode=dpb.APPROVAL_MODE_AUTOMATIC)
     for bank in BANKS:
-        with _client(root, bank, addresses[bank]) as owner:
+        with netnskit.client(root, bank, addresses[bank]) as owner:
             owner.register_dataset("data", "data.csv", policy)
-
-
-def _client(root: Path, bank: str, address: str) -> Any:
-    from gateway.auth.jwt import SCOPES, issue_token
-    from gateway.auth.tls import TlsIdentity
-    from gateway.federation import OPERATOR
-    from gateway.sdk import Client
-
-    token = issue_token(root / bank / "issuer" / "k1.key", "k1", f"{bank}-idp", "operator", bank, SCOPES, 3600)
-    return Client(address, token, TlsIdentity.from_dir(root / "pki", OPERATOR), server_party=bank)
 
 
 def _run_jobs(root: Path, addresses: dict[str, str], gap: float) -> list[tuple[str, float, int, int, str]]:
     out = []
-    with _client(root, "bank-a", addresses["bank-a"]) as client:
+    with netnskit.client(root, "bank-a", addresses["bank-a"]) as client:
         for kind, parameters in JOBS:
             time.sleep(gap)  # warm workers back in their pools
             started = time.perf_counter()

@@ -139,6 +139,18 @@ def _wait_serving(root: str, member: str, address: str, timeout: float = 60.0) -
     raise TimeoutError(f"{member} at {address} did not serve within {timeout:.0f} s")
 
 
+def client(root: Path, bank: str, address: str) -> Any:
+    """An operator's SDK client for `bank`'s gateway at `address` (from inside a
+    namespace), with a token from the bank's issuer under `root`."""
+    from gateway.auth.jwt import SCOPES, issue_token
+    from gateway.auth.tls import TlsIdentity
+    from gateway.federation import OPERATOR
+    from gateway.sdk import Client
+
+    token = issue_token(root / bank / "issuer" / "k1.key", "k1", f"{bank}-idp", "operator", bank, SCOPES, 3600)
+    return Client(address, token, TlsIdentity.from_dir(root / "pki", OPERATOR), server_party=bank)
+
+
 def _enter_and_run(ns: str, fn: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)

@@ -50,16 +50,6 @@ def across_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
         hosts.close()
 
 
-def _client(root: Path, bank: str, address: str) -> Any:
-    from gateway.auth.jwt import SCOPES, issue_token
-    from gateway.auth.tls import TlsIdentity
-    from gateway.federation import OPERATOR
-    from gateway.sdk import Client
-
-    token = issue_token(root / bank / "issuer" / "k1.key", "k1", f"{bank}-idp", "operator", bank, SCOPES, 3600)
-    return Client(address, token, TlsIdentity.from_dir(root / "pki", OPERATOR), server_party=bank)
-
-
 def _register(root: Path, addresses: dict[str, str]) -> None:
     from gateway.api.gateway.v1 import datasets_pb2 as dpb
 
@@ -68,7 +58,7 @@ def _register(root: Path, addresses: dict[str, str]) -> None:
     from gateway.errors import AlreadyExists
 
     for bank in BANKS:
-        with _client(root, bank, addresses[bank]) as owner:
+        with netnskit.client(root, bank, addresses[bank]) as owner:
             for name in ("loans", "big"):
                 try:
                     owner.register_dataset(name, f"{name}.csv", policy)
@@ -78,7 +68,7 @@ def _register(root: Path, addresses: dict[str, str]) -> None:
 
 def _summary_job(root: Path, addresses: dict[str, str], provider: str) -> tuple[str, dict[str, Any]]:
     _register(root, addresses)
-    with _client(root, "bank-a", addresses["bank-a"]) as client:
+    with netnskit.client(root, "bank-a", addresses["bank-a"]) as client:
         job = client.submit("stats.summary", [(b, "loans", demo_data.COLUMNS) for b in BANKS], receivers=["bank-a"],
                             provider=provider)
         job.wait(timeout=180)
@@ -96,7 +86,7 @@ def test_joint_statistics_across_hosts(across_hosts: tuple[Path, netnskit.Hosts]
 
 
 def _cut_mid_job(root: Path, addresses: dict[str, str], cut: list[str]) -> dict[str, Any]:
-    with _client(root, "bank-a", addresses["bank-a"]) as client:
+    with netnskit.client(root, "bank-a", addresses["bank-a"]) as client:
         job = client.submit("stats.summary", [(b, "big", demo_data.COLUMNS) for b in BANKS], receivers=["bank-a"],
                             provider="TTP")
         deadline = time.monotonic() + 120
@@ -108,7 +98,7 @@ def _cut_mid_job(root: Path, addresses: dict[str, str], cut: list[str]) -> dict[
         cut_at = time.monotonic()
         job.wait(timeout=120)
         seen = {"coordinator": (job.state, job.record.error.message), "after_s": time.monotonic() - cut_at}
-    with _client(root, "bank-b", addresses["bank-b"]) as other:
+    with netnskit.client(root, "bank-b", addresses["bank-b"]) as other:
         record = other.job(job.id).record
         seen["bank-b"] = (other.job(job.id).state, record.error.message)
     return seen
