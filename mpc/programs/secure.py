@@ -97,15 +97,20 @@ def from_keys(keys: np.ndarray) -> np.ndarray:
     return bits.view(np.float64)
 
 
-def extremes(ctx: Any, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
+def extremes(ctx: Any, low: np.ndarray, high: np.ndarray, exact: bool = True) -> tuple[Any, Any]:
     """The elementwise min of every party's `low` and max of its `high` (float64
-    vectors), exact to 2^-49 relative, secret-shared as integer keys (precision 0:
-    comparisons and selections of keys are exact ring operations, no truncation)."""
+    vectors), shared, in one comparison for all of them (the maxima enter negated,
+    so both are minima). `exact`: as integer keys, exact to 2^-49 relative
+    (precision 0: comparisons and selections of keys are exact ring operations, no
+    truncation); else at the configured fixed point."""
     import crypten
 
-    keys = torch.from_numpy(np.concatenate([to_keys(low), -to_keys(high)]))  # |key| < 2^(63 - KEY_DROP_BITS)
-    shared = [crypten.cryptensor(keys if r == ctx.rank else torch.zeros_like(keys), src=r, precision=0)
-              for r in range(ctx.world_size)]  # (int64 as it is: share_each goes through float64)
+    if exact:
+        keys = torch.from_numpy(np.concatenate([to_keys(low), -to_keys(high)]))  # |key| < 2^(63 - KEY_DROP_BITS)
+        shared = [crypten.cryptensor(keys if r == ctx.rank else torch.zeros_like(keys), src=r, precision=0)
+                  for r in range(ctx.world_size)]  # (int64 as it is: share_each goes through float64)
+    else:
+        shared = share_each(ctx, np.concatenate([low, -high]))
     best = smallest(shared)
     return best[: len(low)], -best[len(low):]
 

@@ -83,7 +83,7 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     first = np.exp2(exponents)
     z = x / first
     mean = secure.total(secure.share_each(ctx, z.sum(axis=0) / n))
-    lo, hi = _extremes(ctx, z.min(axis=0), z.max(axis=0))
+    lo, hi = secure.extremes(ctx, z.min(axis=0), z.max(axis=0), exact=False)
     thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
     above = (hi - lo).unsqueeze(1).gt(thresholds.unsqueeze(0))  # d x steps, scale-1 bits
     steps = np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
@@ -101,14 +101,6 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
 
 def _exponent(peak: float) -> int:
     return int(math.ceil(math.log2(peak))) if peak > 0 else 0
-
-
-def _extremes(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
-    """The pooled minima and maxima of every column, shared, in one comparison for
-    all of them (the maxima enter negated, so both are minima)."""
-    d = len(low)
-    best = secure.smallest(secure.share_each(ctx, np.concatenate([low, -high])))
-    return best[:d], -best[d:]
 
 
 def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
