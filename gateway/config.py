@@ -87,6 +87,13 @@ def refuse_unknown(raw: dict[str, Any], known: dict[str, set[str]]) -> None:
                 raise InvalidArgument(f"config field {name!r} is not known (known: {', '.join(sorted(keys))})")
 
 
+def whole_number(key: str, value: Any, minimum: int) -> int:
+    """A config field's integer value, at least `minimum`; else InvalidArgument naming it."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidArgument(f"config field {key!r} must be a whole number >= {minimum}")
+    return value
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """A config file's table; unreadable or invalid TOML is InvalidArgument."""
     try:
@@ -147,9 +154,7 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
                                              ("drain_grace_s", 60.0), ("max_columns", 200), ("max_bins", 1000),
                                              ("warm_workers", 1))}
     for key in ("max_concurrent_jobs", "max_columns", "max_bins", "warm_workers"):
-        minimum = 0 if key == "warm_workers" else 1
-        if not isinstance(limits[key], int) or isinstance(limits[key], bool) or limits[key] < minimum:
-            raise InvalidArgument(f"config field {key!r} must be a whole number >= {minimum}")
+        whole_number(key, limits[key], minimum=0 if key == "warm_workers" else 1)
     for key in ("failure_timeout", "default_deadline_s", "drain_grace_s"):
         if not isinstance(limits[key], (int, float)) or isinstance(limits[key], bool) or limits[key] < 0 \
                 or (limits[key] == 0 and key != "drain_grace_s"):

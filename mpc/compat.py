@@ -110,10 +110,14 @@ def _crypten_classes() -> list[type]:
     ]
 
 
+_load_whole = functools.partial(torch.load, weights_only=False)
+"""torch.load of any pickled object: only for files from a trusted source."""
+
+
 def _load_from_party(f: Any = None, *args: Any, model_class: Any = None, load_closure: Any = torch.load,
                      **kwargs: Any) -> Any:
     if model_class is not None and load_closure is torch.load:
-        load_closure = functools.partial(torch.load, weights_only=False)  # the source's own file
+        load_closure = _load_whole  # the source's own file
     return _crypten_load_from_party(f, *args, model_class=model_class, load_closure=load_closure, **kwargs)
 
 
@@ -147,7 +151,4 @@ def load_trusted(f: Any) -> Any:
     weights-only unpickler."""
     import crypten
 
-    def _unrestricted(source: Any) -> Any:
-        return torch.load(source, weights_only=False)
-
-    return crypten.load(f, load_closure=_unrestricted)
+    return crypten.load(f, load_closure=_load_whole)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.auth.pki import PartyFiles, validate_party_id
-from gateway.config import read_toml, refuse_unknown
+from gateway.config import read_toml, refuse_unknown, whole_number
 from gateway.errors import InvalidArgument, MpcgateError
 
 
@@ -57,7 +57,5 @@ def load(path: Path) -> DealerConfig:
     timeout = raw.get("failure_timeout", 20.0)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise InvalidArgument("config field 'failure_timeout' must be a positive number")
-    warm = raw.get("warm_workers", 1)
-    if not isinstance(warm, int) or isinstance(warm, bool) or warm < 0:
-        raise InvalidArgument("config field 'warm_workers' must be a whole number >= 0")
+    warm = whole_number("warm_workers", raw.get("warm_workers", 1), minimum=0)
     return DealerConfig(dealer_id, field("listen", str), files, dict(parties), float(timeout), warm)
