@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import netnskit  # noqa: E402  (the test suite's namespace kit)
 
 from gateway import demo_data  # noqa: E402
+from gateway.federation import HOST_PORT  # noqa: E402
 from mpc.ttp import DEALER  # noqa: E402
 
 BANKS = demo_data.INSTITUTIONS
@@ -94,7 +95,7 @@ def main() -> None:
             for i, bank in enumerate(BANKS):
                 demo_data.write_csv(fed.data_dir(bank) / "data.csv", table(i, args.rows), COLUMNS)
             processes = netnskit.start(fed, hosts)
-            addresses = {b: f"{hosts.addresses[b]}:{netnskit.PORT}" for b in BANKS}
+            addresses = {b: f"{hosts.addresses[b]}:{HOST_PORT}" for b in BANKS}
             netnskit.in_namespace(hosts.namespaces["bank-a"], _register, root, addresses)
             measured = {}
             for label, rate in RATES:

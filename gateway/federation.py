@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -28,6 +28,30 @@ from mpc.ttp import DEALER
 OPERATOR = "operator"
 
 
+HOST_PORT = 7000
+"""The gateway port of a member on a host of its own (its metrics: the next one)."""
+
+
+def wait_serving(pki_dir: Path, party: str, address: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
+    """Returns once the gateway (or dealer) of `party` at `address` reports SERVING
+    to an operator's mutual-TLS health check; Unavailable if it exits (`alive`
+    turns false) or stays silent for `timeout` seconds."""
+    identity = TlsIdentity.from_dir(pki_dir, OPERATOR)
+    deadline = time.monotonic() + timeout
+    with rpc.secure_channel(identity, address, party) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if not alive():
+                raise Unavailable(f"{party} exited")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise Unavailable(f"gateway {party} did not become healthy within {timeout:.0f} s")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,14 +61,21 @@ def _free_port() -> int:
 class LocalFederation:
     def __init__(self, root: Path, parties: Sequence[str], allow_insecure_providers: bool = True,
                  max_concurrent_jobs: int = 2, failure_timeout: float = 10.0, dealer: bool = False,
-                 party_config: dict[str, str] | None = None) -> None:
+                 party_config: dict[str, str] | None = None, hosts: Mapping[str, str] | None = None) -> None:
+        """`hosts`: each member's (and the dealer's) own host address, for members
+        started elsewhere than this loopback (each then serves on HOST_PORT); by
+        default every member is on 127.0.0.1 at a free port."""
         self.root = root
         self.parties = list(parties)
         self.pki_dir = root / "pki"
-        self.ports = {p: _free_port() for p in self.parties}
-        self.addresses = {p: f"127.0.0.1:{port}" for p, port in self.ports.items()}
-        self.metrics_ports = {p: _free_port() for p in self.parties}
-        self.dealer_address = f"127.0.0.1:{_free_port()}" if dealer else None
+        if hosts is None:
+            self.addresses = {p: f"127.0.0.1:{_free_port()}" for p in self.parties}
+            self.metrics_ports = {p: _free_port() for p in self.parties}
+            self.dealer_address = f"127.0.0.1:{_free_port()}" if dealer else None
+        else:
+            self.addresses = {p: f"{hosts[p]}:{HOST_PORT}" for p in self.parties}
+            self.metrics_ports = dict.fromkeys(self.parties, HOST_PORT + 1)
+            self.dealer_address = f"{hosts[DEALER]}:{HOST_PORT}" if dealer else None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._extra = party_config or {}  # extra top-level TOML lines per party
         self._options = dict(allow_insecure_providers=allow_insecure_providers,
@@ -148,22 +179,14 @@ key = "{self.pki_dir / f'{DEALER}.key'}"
             self._wait_serving(p, timeout)
 
     def _wait_serving(self, party: str, timeout: float) -> None:
-        identity = TlsIdentity.from_dir(self.pki_dir, OPERATOR)
-        deadline = time.monotonic() + timeout
         address = self.dealer_address if party == DEALER else self.addresses[party]
-        with rpc.secure_channel(identity, address, party) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self._processes[party].poll() is not None:
-                    raise Unavailable(f"{party} exited with code {self._processes[party].returncode}; "
-                                      f"see its log under {self.root / party}")
-                try:
-                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-        raise Unavailable(f"gateway {party} did not become healthy within {timeout:.0f} s")
+        process = self._processes[party]
+        try:
+            wait_serving(self.pki_dir, party, address, timeout, alive=lambda: process.poll() is None)
+        except Unavailable:
+            if process.poll() is None:
+                raise
+            raise Unavailable(f"{party} exited with code {process.returncode}; see its log under {self.root / party}") from None
 
     def client(self, party: str, token: str | None = None) -> Client:
         """An operator's SDK client for `party`'s gateway (by default with every scope)."""

@@ -16,17 +16,15 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.federation import LocalFederation
+from gateway.federation import LocalFederation, wait_serving
 from mpc.ttp import DEALER
 
 CLONE_NEWNET = 0x40000000
-PORT, METRICS_PORT = 7000, 7001
 
 
 def _ip(*args: str, ns: str | None = None) -> None:
@@ -89,16 +87,8 @@ class Hosts:
 
 
 def federation(root: Path, banks: list[str], hosts: Hosts) -> LocalFederation:
-    """LocalFederation's PKI, issuers and configs, with each member's address on
-    its own host."""
-    fed = LocalFederation(root, banks, dealer=True, failure_timeout=5.0)
-    fed.addresses = {b: f"{hosts.addresses[b]}:{PORT}" for b in banks}
-    fed.metrics_ports = dict.fromkeys(banks, METRICS_PORT)
-    fed.dealer_address = f"{hosts.addresses[DEALER]}:{PORT}"
-    for bank in banks:
-        fed.config_path(bank).write_text(fed._config(bank))
-    (root / DEALER / "dealer.toml").write_text(fed._dealer_config())
-    return fed
+    """LocalFederation's PKI, issuers and configs, with each member on its own host."""
+    return LocalFederation(root, banks, dealer=True, failure_timeout=5.0, hosts=hosts.addresses)
 
 
 def start(fed: LocalFederation, hosts: Hosts) -> dict[str, subprocess.Popen[bytes]]:
@@ -114,29 +104,8 @@ def start(fed: LocalFederation, hosts: Hosts) -> dict[str, subprocess.Popen[byte
             ["ip", "netns", "exec", ns, sys.executable, "-m", "gateway.cli", *command], stdout=log,
             stderr=subprocess.STDOUT, cwd=folder, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for member, ns in hosts.namespaces.items():
-        in_namespace(ns, _wait_serving, str(fed.root), member, fed.addresses.get(member, fed.dealer_address))
+        in_namespace(ns, wait_serving, fed.pki_dir, member, fed.addresses.get(member, fed.dealer_address), 60.0)
     return processes
-
-
-def _wait_serving(root: str, member: str, address: str, timeout: float = 60.0) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from gateway import rpc
-    from gateway.auth.tls import TlsIdentity
-    from gateway.federation import OPERATOR
-
-    identity = TlsIdentity.from_dir(Path(root) / "pki", OPERATOR)
-    deadline = time.monotonic() + timeout
-    with rpc.secure_channel(identity, address, member) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.2)
-    raise TimeoutError(f"{member} at {address} did not serve within {timeout:.0f} s")
 
 
 def client(root: Path, bank: str, address: str) -> Any:

@@ -19,6 +19,7 @@ import pytest
 
 import netnskit
 from gateway import demo_data
+from gateway.federation import HOST_PORT
 from mpc.ttp import DEALER
 
 WHY_NOT = netnskit.can_create_namespaces()
@@ -78,7 +79,7 @@ def _summary_job(root: Path, addresses: dict[str, str], provider: str) -> tuple[
 @pytest.mark.parametrize("provider", ["TFP", "TTP"])
 def test_joint_statistics_across_hosts(across_hosts: tuple[Path, netnskit.Hosts], provider: str) -> None:
     root, hosts = across_hosts
-    addresses = {b: f"{hosts.addresses[b]}:{netnskit.PORT}" for b in BANKS}
+    addresses = {b: f"{hosts.addresses[b]}:{HOST_PORT}" for b in BANKS}
     state, values = netnskit.in_namespace(hosts.namespaces["bank-a"], _summary_job, root, addresses, provider)
     assert state == "SUCCEEDED", values
     pooled = np.vstack([demo_data.loans(b, ROWS) for b in BANKS])
@@ -106,7 +107,7 @@ def _cut_mid_job(root: Path, addresses: dict[str, str], cut: list[str]) -> dict[
 
 def test_a_host_cut_off_mid_job_fails_it_everywhere_naming_it(across_hosts: tuple[Path, netnskit.Hosts]) -> None:
     root, hosts = across_hosts
-    addresses = {b: f"{hosts.addresses[b]}:{netnskit.PORT}" for b in BANKS}
+    addresses = {b: f"{hosts.addresses[b]}:{HOST_PORT}" for b in BANKS}
     port = list(hosts.namespaces).index("bank-c")
     cut = ["ip", "-n", hosts.switch, "link", "set", f"port{port}", "down"]
     seen = netnskit.in_namespace(hosts.namespaces["bank-a"], _cut_mid_job, root, addresses, cut)
