@@ -15,7 +15,6 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from gateway.errors import DeadlineExceeded, PeerFailed
 from gateway.exchange.frames import Frame
@@ -63,24 +62,18 @@ class Acknowledger:
         self._send(self._taken)
 
 
-@dataclass
-class _Entry:
-    frame: Frame
-    acknowledger: Acknowledger
-
-
 class Inbox:
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._queues: dict[Key, deque[_Entry]] = defaultdict(deque)
+        self._queues: dict[Key, deque[Frame]] = defaultdict(deque)
         self._failed: dict[tuple[str, str], str] = {}  # (session, party) -> why: no more frames from it
         self._broken: dict[str, tuple[str, str]] = {}  # session -> (party, why): it crashed or vanished
-        self._acknowledgers: dict[tuple[str, str], Acknowledger] = {}
+        self._acknowledgers: dict[tuple[str, str], Acknowledger] = {}  # one per incoming stream
 
     def deliver(self, session: str, source: str, frame: Frame, acknowledger: Acknowledger) -> None:
         acknowledger.delivered(frame.sequence)
         with self._cond:
-            self._queues[(session, source, frame.tag)].append(_Entry(frame, acknowledger))
+            self._queues[(session, source, frame.tag)].append(frame)
             self._acknowledgers[(session, source)] = acknowledger
             self._cond.notify_all()
 
@@ -99,7 +92,8 @@ class Inbox:
             while True:
                 source = next((s for s in sources if self._queues.get((session, s, tag))), None)
                 if source is not None:
-                    entry = self._queues[(session, source, tag)].popleft()
+                    frame = self._queues[(session, source, tag)].popleft()
+                    acknowledger = self._acknowledgers[(session, source)]
                     break
                 broken = self._broken.get(session)
                 if broken is not None:  # an MPC session needs every member: one lost, all lost
@@ -112,12 +106,12 @@ class Inbox:
                 if remaining is not None and remaining <= 0:
                     raise DeadlineExceeded(f"no frame from peer {' or '.join(map(repr, sources))} within {timeout:.1f} s")
                 for s in sources:
-                    acknowledger = self._acknowledgers.get((session, s))
-                    if acknowledger is not None:
-                        acknowledger.before_wait()
+                    waiting_on = self._acknowledgers.get((session, s))
+                    if waiting_on is not None:
+                        waiting_on.before_wait()
                 self._cond.wait(remaining)
-        entry.acknowledger.taken(entry.frame.sequence)
-        return source, entry.frame
+        acknowledger.taken(frame.sequence)
+        return source, frame
 
     def close(self, session: str, source: str, reason: str) -> None:
         """Says no more frames will come from `source` in `session` (it finished):
