@@ -22,8 +22,8 @@ from typing import Any
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.db import open_database
 from gateway import ingest
+from gateway.db import open_database
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.jobs.contracts import LoadedInput, Review, participants
 from gateway.jobs.store import now

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-
 import numpy as np
 from google.protobuf import json_format
 

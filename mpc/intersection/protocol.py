@@ -91,9 +91,9 @@ def intersect(rank: int, world: int, keys: Sequence[object], salt: bytes,
     mine = _pass(communicator, successor, (rank + 1) % world, (rank - 1) % world, sizes[rank], MATCH_BYTES)
     own = np.empty_like(mine)
     own[permutation] = mine  # F of each of this party's rows, in row order
-    common = _match(communicator, rank, world, _as_values(own), _as_values(successor))
-    progress(f"intersection: {len(common)} entities common to all parties", 90)
     values = _as_values(own)
+    common = _match(communicator, rank, world, values, _as_values(successor))
+    progress(f"intersection: {len(common)} entities common to all parties", 90)
     inside = np.flatnonzero(np.isin(values, common, assume_unique=True))
     rows = inside[np.argsort(values[inside], kind="stable")]
     return Alignment(rows=rows, size=int(len(common)))

@@ -10,9 +10,8 @@ held-out R^2 is in r2.py.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
+from typing import Any
 
 import numpy as np
 import torch
