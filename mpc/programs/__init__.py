@@ -62,6 +62,24 @@ def _fraction(name: str, value: Any, limits: Limits) -> None:
         raise InvalidArgument(f"parameter {name} must be a number from 0 to 0.5")
 
 
+def _hidden(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, list) or not 1 <= len(value) <= 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v == int(v) and 1 <= v <= 1024 for v in value):
+        raise InvalidArgument(f"parameter {name} must list 1 to 4 hidden layer widths, each a whole number from 1 to 1024")
+
+
+def _one_of(*choices: str) -> Callable[[str, Any, Limits], None]:
+    def check(name: str, value: Any, limits: Limits) -> None:
+        if value not in choices:
+            raise InvalidArgument(f"parameter {name} must be one of {', '.join(choices)}")
+    return check
+
+
+def _rate(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 10:
+        raise InvalidArgument(f"parameter {name} must be a number above 0 and at most 10")
+
+
 @dataclass(frozen=True)
 class Param:
     check: Callable[[str, Any, Limits], None]
@@ -95,6 +113,17 @@ def _labelled(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str
                                   "to the result receivers")
 
 
+def _network(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
+             receivers: list[str]) -> None:
+    """model.mlp: labelled like the linear models; softmax names its classes."""
+    _labelled(parameters, vertical, inputs, receivers)
+    softmax = parameters.get("output", "sigmoid") == "softmax"
+    if softmax and "classes" not in parameters:
+        raise InvalidArgument("a softmax output needs parameter 'classes' (the number of classes, labelled 0 to classes - 1)")
+    if not softmax and parameters.get("classes", 2) != 2:
+        raise InvalidArgument("a sigmoid output is binary: use output 'softmax' for more than two classes")
+
+
 def _vertical_only(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
                    receivers: list[str]) -> None:
     if not vertical:
@@ -125,6 +154,11 @@ KINDS: dict[str, JobKind] = {
         "epochs": Param(_count(1, 200)), "tolerance": Param(_non_negative), "holdout": Param(_fraction),
         "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool), "own_coefficients": Param(_bool),
         **VERTICAL}, _labelled),
+    "model.mlp": JobKind(models.mlp, {
+        "label": Param(_string, required=True), "hidden": Param(_hidden), "output": Param(_one_of("sigmoid", "softmax")),
+        "classes": Param(_count(2, 1000)), "epochs": Param(_count(1, 200)), "batch_size": Param(_count(1, 65536)),
+        "learning_rate": Param(_rate), "holdout": Param(_fraction), "seed": Param(_count(0, 2**31 - 1)),
+        "keep_shared": Param(_bool), **VERTICAL}, _network),
     "psi.intersect": JobKind(intersection.intersect, {"cardinality_only": Param(_bool), **VERTICAL}, _vertical_only),
 }
 PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items()}

@@ -64,6 +64,10 @@ class JobContext:
     """This party's shares of values kept secret-shared (keep_shared models):
     name -> (int64 share, encoder scale). They never leave this party's gateway."""
 
+    public: dict[str, np.ndarray] = field(default_factory=dict)
+    """Values every party of the job knows that belong with what it keeps (a
+    model's public input frame); stored with the model at every party."""
+
     def keep_shares(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
             self.kept[name] = (value._tensor.share.numpy().copy(), int(value.encoder.scale))

@@ -62,6 +62,27 @@ def share_each(ctx: Any, local: np.ndarray, precision: int | None = None) -> lis
     return [share_from(ctx, r, local, local.shape, precision) for r in range(ctx.world_size)]
 
 
+def stacked_rows(ctx: Any, local: np.ndarray, sizes: list[int], precision: int | None = None) -> Any:
+    """Each party's rows (`sizes[r]` of them at party r, same width), shared by its
+    owner and stacked in rank order (horizontal data)."""
+    import crypten
+
+    width = local.shape[1]
+    parts = [share_from(ctx, r, local if r == ctx.rank else None, (sizes[r], width), precision)
+             for r in range(ctx.world_size) if sizes[r]]
+    return crypten.cat(parts, dim=0)
+
+
+def stacked_columns(ctx: Any, local: np.ndarray, widths: list[int], precision: int | None = None) -> Any:
+    """Each party's columns (`widths[r]` of them at party r, same rows), shared by its
+    owner and joined in rank order (vertical data)."""
+    import crypten
+
+    rows = local.shape[0]
+    return crypten.cat([share_from(ctx, r, local if r == ctx.rank else None, (rows, w), precision)
+                        for r, w in enumerate(widths) if w], dim=1)
+
+
 def total(values: list[Any]) -> Any:
     out = values[0]
     for v in values[1:]:

@@ -2,5 +2,6 @@
 
 from mpc.programs.models.linear import linear_regression
 from mpc.programs.models.logistic import logistic_regression
+from mpc.programs.models.mlp import mlp
 
-__all__ = ["linear_regression", "logistic_regression"]
+__all__ = ["linear_regression", "logistic_regression", "mlp"]

@@ -134,22 +134,13 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
         square = secure.mul_mixed(secure.raised(inverse_std, secure.PRECISION_BITS), inverse_std)
         ridge = secure.raised(secure.lowered(square).mul(factor), secure.PRECISION_BITS)
     design = Design(
-        z=_rows(ctx, z_train, [a for a, _ in sizes]), y=_rows(ctx, train_y[:, None], [a for a, _ in sizes]).squeeze(1),
-        z_test=_rows(ctx, z[test], [b for _, b in sizes]) if n_test else None,
-        y_test=_rows(ctx, y[test, None], [b for _, b in sizes]).squeeze(1) if n_test else None,
+        z=secure.stacked_rows(ctx, z_train, [a for a, _ in sizes], DESIGN_BITS),
+        y=secure.stacked_rows(ctx, train_y[:, None], [a for a, _ in sizes], DESIGN_BITS).squeeze(1),
+        z_test=secure.stacked_rows(ctx, z[test], [b for _, b in sizes], DESIGN_BITS) if n_test else None,
+        y_test=secure.stacked_rows(ctx, y[test, None], [b for _, b in sizes], DESIGN_BITS).squeeze(1) if n_test else None,
         shift=secure.lowered(moments.mean), scale=scale, correlation=horizontal.correlation(moments),
         ridge=ridge, n=n, n_test=n_test)
     return design, features, {"mean_z": moments.mean, "var_z": moments.variance, "frame": frame}
-
-
-def _rows(ctx: JobContext, local: np.ndarray, sizes: list[int]) -> Any:
-    """Each party's rows, shared by it at 12 bits and stacked in rank order."""
-    import crypten
-
-    width = local.shape[1]
-    parts = [secure.share_from(ctx, r, local if r == ctx.rank else None, (sizes[r], width), precision=DESIGN_BITS)
-             for r in range(ctx.world_size) if sizes[r]]
-    return crypten.cat(parts, dim=0)
 
 
 def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str], dict[str, Any]]:
@@ -184,8 +175,8 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     alpha = _alpha(ctx)
     ridge = _by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None
     design = Design(
-        z=_columns(ctx, widths, u_train / bounds), y=_label(ctx, holder[0], train_y, n),
-        z_test=_columns(ctx, widths, u[test] / bounds) if n_test else None,
+        z=secure.stacked_columns(ctx, u_train / bounds, widths, DESIGN_BITS), y=_label(ctx, holder[0], train_y, n),
+        z_test=secure.stacked_columns(ctx, u[test] / bounds, widths, DESIGN_BITS) if n_test else None,
         y_test=_label(ctx, holder[0], y[test] if y is not None else None, n_test) if n_test else None,
         shift=torch.zeros(len(features), dtype=torch.float64), scale=torch.from_numpy(public_bounds),
         correlation=correlation, ridge=ridge, n=n, n_test=n_test)
@@ -216,14 +207,6 @@ def _enough_rows(ctx: JobContext, n: int, d: int) -> None:
     rows = n // 2 if _origin(ctx) else n
     if rows <= d + 1:
         raise InvalidArgument(f"{rows} training rows cannot fit {d} features: more features than rows")
-
-
-def _columns(ctx: JobContext, widths: list[int], local: np.ndarray) -> Any:
-    import crypten
-
-    rows = local.shape[0]
-    return crypten.cat([secure.share_from(ctx, r, local if r == ctx.rank else None, (rows, w), precision=DESIGN_BITS)
-                        for r, w in enumerate(widths)], dim=1)
 
 
 def _label(ctx: JobContext, holder: int, y: np.ndarray | None, rows: int) -> Any:
