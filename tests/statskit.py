@@ -25,6 +25,7 @@ class Task:
     rules: dict[str, Any] = field(default_factory=dict)
     keys: list[np.ndarray] | None = None
     receivers: list[int] = field(default_factory=lambda: [0])
+    models: list[dict[str, Any] | None] | None = None  # by rank: what a model's holder holds (model.predict)
 
 
 def _serve(rank: int, world_size: int, args: Any) -> None:
@@ -42,6 +43,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
             layout=[PartyLayout(r, f"party{r}", task.columns[r], -1) for r in range(world_size)],
             receivers=task.receivers, parameters=task.parameters, table=task.tables[rank],
             keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
+            model=task.models[rank] if task.models else None,
         )
         try:
             result = run(ctx)
@@ -51,7 +53,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
             outcome = ("refused", f"{err.reason}: {err.message}", {})
         if rank == 0:
             answers.put(outcome[:2])
-        kept.put((rank, outcome[2], outcome[1]))
+        kept.put((rank, outcome[2], outcome[1], ctx.public))
 
 
 class Session:
@@ -73,15 +75,16 @@ class Session:
 
     def run(self, task: Task, timeout: float = 120) -> tuple[str, Any]:
         """(status, results at rank 0); each rank's kept shares go to `self.shares`,
-        its results (or refusal) to `self.results`."""
+        its results (or refusal) to `self.results`, its public values to `self.public`."""
         for q in self._tasks:
             q.put(task)
         while True:
             try:
                 answer = self._answers.get(timeout=1)
                 kept = [self._kept.get(timeout=timeout) for _ in range(self.world_size)]
-                self.shares = {rank: shares for rank, shares, _ in kept}
-                self.results = {rank: results for rank, _, results in kept}
+                self.shares = {rank: shares for rank, shares, _, _ in kept}
+                self.results = {rank: results for rank, _, results, _ in kept}
+                self.public = {rank: public for rank, _, _, public in kept}
                 return answer
             except queue.Empty:
                 if self._error is not None or not self._thread.is_alive():

@@ -159,6 +159,8 @@ KINDS: dict[str, JobKind] = {
         "classes": Param(_count(2, 1000)), "epochs": Param(_count(1, 200)), "batch_size": Param(_count(1, 65536)),
         "learning_rate": Param(_rate), "holdout": Param(_fraction), "seed": Param(_count(0, 2**31 - 1)),
         "keep_shared": Param(_bool), **VERTICAL}, _network),
+    "model.predict": JobKind(models.predict, {"reveal": Param(_one_of("probabilities", "classes")), **VERTICAL}),
+    "model.evaluate": JobKind(models.evaluate, {"label": Param(_string, required=True), **VERTICAL}),
     "psi.intersect": JobKind(intersection.intersect, {"cardinality_only": Param(_bool), **VERTICAL}, _vertical_only),
 }
 PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items()}

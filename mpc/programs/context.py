@@ -64,6 +64,9 @@ class JobContext:
     """This party's shares of values kept secret-shared (keep_shared models):
     name -> (int64 share, encoder scale). They never leave this party's gateway."""
 
+    model: dict[str, Any] | None = None
+    """model.predict / model.evaluate at a party holding the model: its kind
+    ("asset" | "mlp"), architecture, and the ONNX file, revealed values or shares."""
     public: dict[str, np.ndarray] = field(default_factory=dict)
     """Values every party of the job knows that belong with what it keeps (a
     model's public input frame); stored with the model at every party."""

@@ -36,6 +36,13 @@ def public(ctx: Any, value: Any) -> list[Any]:
     return public_among(ctx.rank, ctx.world_size, value)
 
 
+def announced(ctx: Any, owner: int, value: Any) -> Any:
+    """`owner`'s value (public metadata; the other parties pass None), at every party."""
+    import crypten.communicator as comm
+
+    return comm.get().broadcast_obj(value if ctx.rank == owner else None, owner)
+
+
 def public_among(rank: int, world_size: int, value: Any) -> list[Any]:
     """`public` for code that has a rank and a world size but no job context."""
     import crypten.communicator as comm

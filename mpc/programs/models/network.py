@@ -78,16 +78,25 @@ def parameters(module: Any) -> dict[str, Any]:
 def load_shares(module: Any, shares: dict[str, tuple[np.ndarray, int]]) -> None:
     """Makes an encrypted module hold this party's stored shares of its parameters
     (a party that holds none contributes zeros, which leaves the sum unchanged)."""
+    for name, value in parameters(module).items():
+        _hold(value, shares.get(name))
+
+
+def from_shares(held: tuple[np.ndarray, int] | None, shape: tuple[int, ...]) -> Any:
+    """A shared value of `shape` made of this party's stored share (or zeros)."""
+    import crypten
+
+    value = crypten.cryptensor(torch.zeros(shape, dtype=torch.float64), precision=NETWORK_BITS)
+    _hold(value, held)
+    return value
+
+
+def _hold(value: Any, held: tuple[np.ndarray, int] | None) -> None:
     from crypten.encoder import FixedPointEncoder
 
-    for name, value in parameters(module).items():
-        if name in shares:
-            share, scale = shares[name]
-            value._tensor.share = torch.from_numpy(np.asarray(share, dtype=np.int64)).reshape(value.size())
-        else:
-            value._tensor.share = torch.zeros(value.size(), dtype=torch.long)
-            scale = 1 << NETWORK_BITS
-        value._tensor.encoder = FixedPointEncoder(precision_bits=int(math.log2(scale)))
+    share, scale = held if held is not None else (np.zeros(tuple(value.size()), dtype=np.int64), 1 << NETWORK_BITS)
+    value._tensor.share = torch.from_numpy(np.asarray(share, dtype=np.int64).copy()).reshape(value.size())
+    value._tensor.encoder = FixedPointEncoder(precision_bits=int(math.log2(scale)))
 
 
 def local_frame(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,63 +30,65 @@ from gateway.api.common.v1 import paging_pb2 as mpcgate_dot_common_dot_v1_dot_pa
 from gateway.api.common.v1 import tensor_pb2 as mpcgate_dot_common_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmpcgate/gateway/v1/jobs.proto\x12\x12mpcgate.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmpcgate/common/v1/error.proto\x1a\x1empcgate/common/v1/paging.proto\x1a\x1empcgate/common/v1/tensor.proto\">\n\x08JobInput\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\"\xb5\x02\n\x07JobSpec\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12,\n\x06inputs\x18\x02 \x03(\x0b\x32\x1c.mpcgate.gateway.v1.JobInput\x12\x36\n\x0cpartitioning\x18\x03 \x01(\x0e\x32 .mpcgate.gateway.v1.Partitioning\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10result_receivers\x18\x05 \x03(\t\x12.\n\x08provider\x18\x06 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12+\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"\x87\x01\n\x0bPartyStatus\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12+\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\"f\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\x01\x12\x12\n\nbytes_sent\x18\x03 \x01(\x03\x12\x16\n\x0e\x62ytes_received\x18\x04 \x01(\x03\x12\x0e\n\x06rounds\x18\x05 \x01(\x03\"\xdc\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12)\n\x04spec\x18\x02 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.JobSpec\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12\x13\n\x0b\x63oordinator\x18\x04 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x30\n\x07parties\x18\x07 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\x12.\n\x08progress\x18\x08 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.Progress\x12+\n\x05\x65rror\x18\t \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65\x61ler\x18\r \x01(\t\"\xf1\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12.\n\x08progress\x18\x05 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.Progress\x12\x0f\n\x07message\x18\x06 \x01(\t\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\"\x81\x01\n\x0bResultValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06tensor\x18\x02 \x01(\x0b\x32\x19.mpcgate.common.v1.Tensor\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x15\n\rcolumn_labels\x18\x04 \x03(\t\x12\x12\n\nsuppressed\x18\x05 \x03(\x03\"\xad\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x06values\x18\x02 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.ResultValue\x12.\n\x08provider\x18\x03 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12/\n\x0bproduced_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x10SubmitJobRequest\x12)\n\x04spec\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.JobSpec\"9\n\x11SubmitJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x0eGetJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"m\n\x0fListJobsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\x12,\n\x06states\x18\x02 \x03(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\"h\n\x10ListJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.mpcgate.gateway.v1.Job\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"?\n\x10WatchJobResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.JobEvent\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x11\x43\x61ncelJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"D\n\x11\x41pproveJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\":\n\x12\x41pproveJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"B\n\x11GetResultResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.mpcgate.gateway.v1.JobResult*\xea\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x1f\n\x1bJOB_STATE_AWAITING_APPROVAL\x10\x02\x12\x14\n\x10JOB_STATE_QUEUED\x10\x03\x12\x15\n\x11JOB_STATE_RUNNING\x10\x04\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x12\x16\n\x12JOB_STATE_REJECTED\x10\x08*d\n\x0cPartitioning\x12\x1c\n\x18PARTITIONING_UNSPECIFIED\x10\x00\x12\x1b\n\x17PARTITIONING_HORIZONTAL\x10\x01\x12\x19\n\x15PARTITIONING_VERTICAL\x10\x02*H\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x10\n\x0cPROVIDER_TTP\x10\x01\x12\x10\n\x0cPROVIDER_TFP\x10\x02\x32\xf8\x04\n\nJobService\x12X\n\tSubmitJob\x12$.mpcgate.gateway.v1.SubmitJobRequest\x1a%.mpcgate.gateway.v1.SubmitJobResponse\x12O\n\x06GetJob\x12!.mpcgate.gateway.v1.GetJobRequest\x1a\".mpcgate.gateway.v1.GetJobResponse\x12U\n\x08ListJobs\x12#.mpcgate.gateway.v1.ListJobsRequest\x1a$.mpcgate.gateway.v1.ListJobsResponse\x12W\n\x08WatchJob\x12#.mpcgate.gateway.v1.WatchJobRequest\x1a$.mpcgate.gateway.v1.WatchJobResponse0\x01\x12X\n\tCancelJob\x12$.mpcgate.gateway.v1.CancelJobRequest\x1a%.mpcgate.gateway.v1.CancelJobResponse\x12[\n\nApproveJob\x12%.mpcgate.gateway.v1.ApproveJobRequest\x1a&.mpcgate.gateway.v1.ApproveJobResponse\x12X\n\tGetResult\x12$.mpcgate.gateway.v1.GetResultRequest\x1a%.mpcgate.gateway.v1.GetResultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmpcgate/gateway/v1/jobs.proto\x12\x12mpcgate.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmpcgate/common/v1/error.proto\x1a\x1empcgate/common/v1/paging.proto\x1a\x1empcgate/common/v1/tensor.proto\">\n\x08JobInput\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\"\xe2\x02\n\x07JobSpec\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12,\n\x06inputs\x18\x02 \x03(\x0b\x32\x1c.mpcgate.gateway.v1.JobInput\x12\x36\n\x0cpartitioning\x18\x03 \x01(\x0e\x32 .mpcgate.gateway.v1.Partitioning\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10result_receivers\x18\x05 \x03(\t\x12.\n\x08provider\x18\x06 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12+\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12+\n\x05model\x18\t \x01(\x0b\x32\x1c.mpcgate.gateway.v1.ModelRef\"-\n\x08ModelRef\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07holders\x18\x02 \x03(\t\"\x87\x01\n\x0bPartyStatus\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12+\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\"f\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\x01\x12\x12\n\nbytes_sent\x18\x03 \x01(\x03\x12\x16\n\x0e\x62ytes_received\x18\x04 \x01(\x03\x12\x0e\n\x06rounds\x18\x05 \x01(\x03\"\xdc\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12)\n\x04spec\x18\x02 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.JobSpec\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12\x13\n\x0b\x63oordinator\x18\x04 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x30\n\x07parties\x18\x07 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\x12.\n\x08progress\x18\x08 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.Progress\x12+\n\x05\x65rror\x18\t \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65\x61ler\x18\r \x01(\t\"\xf1\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12.\n\x08progress\x18\x05 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.Progress\x12\x0f\n\x07message\x18\x06 \x01(\t\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\"\x81\x01\n\x0bResultValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06tensor\x18\x02 \x01(\x0b\x32\x19.mpcgate.common.v1.Tensor\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x15\n\rcolumn_labels\x18\x04 \x03(\t\x12\x12\n\nsuppressed\x18\x05 \x03(\x03\"\xad\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x06values\x18\x02 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.ResultValue\x12.\n\x08provider\x18\x03 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12/\n\x0bproduced_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x10SubmitJobRequest\x12)\n\x04spec\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.JobSpec\"9\n\x11SubmitJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"6\n\x0eGetJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"m\n\x0fListJobsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\x12,\n\x06states\x18\x02 \x03(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\"h\n\x10ListJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.mpcgate.gateway.v1.Job\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"?\n\x10WatchJobResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.JobEvent\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x11\x43\x61ncelJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"D\n\x11\x41pproveJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\":\n\x12\x41pproveJobResponse\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"B\n\x11GetResultResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.mpcgate.gateway.v1.JobResult*\xea\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x1f\n\x1bJOB_STATE_AWAITING_APPROVAL\x10\x02\x12\x14\n\x10JOB_STATE_QUEUED\x10\x03\x12\x15\n\x11JOB_STATE_RUNNING\x10\x04\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x12\x16\n\x12JOB_STATE_REJECTED\x10\x08*d\n\x0cPartitioning\x12\x1c\n\x18PARTITIONING_UNSPECIFIED\x10\x00\x12\x1b\n\x17PARTITIONING_HORIZONTAL\x10\x01\x12\x19\n\x15PARTITIONING_VERTICAL\x10\x02*H\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x10\n\x0cPROVIDER_TTP\x10\x01\x12\x10\n\x0cPROVIDER_TFP\x10\x02\x32\xf8\x04\n\nJobService\x12X\n\tSubmitJob\x12$.mpcgate.gateway.v1.SubmitJobRequest\x1a%.mpcgate.gateway.v1.SubmitJobResponse\x12O\n\x06GetJob\x12!.mpcgate.gateway.v1.GetJobRequest\x1a\".mpcgate.gateway.v1.GetJobResponse\x12U\n\x08ListJobs\x12#.mpcgate.gateway.v1.ListJobsRequest\x1a$.mpcgate.gateway.v1.ListJobsResponse\x12W\n\x08WatchJob\x12#.mpcgate.gateway.v1.WatchJobRequest\x1a$.mpcgate.gateway.v1.WatchJobResponse0\x01\x12X\n\tCancelJob\x12$.mpcgate.gateway.v1.CancelJobRequest\x1a%.mpcgate.gateway.v1.CancelJobResponse\x12[\n\nApproveJob\x12%.mpcgate.gateway.v1.ApproveJobRequest\x1a&.mpcgate.gateway.v1.ApproveJobResponse\x12X\n\tGetResult\x12$.mpcgate.gateway.v1.GetResultRequest\x1a%.mpcgate.gateway.v1.GetResultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.api.gateway.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=2790
-  _globals['_JOBSTATE']._serialized_end=3024
-  _globals['_PARTITIONING']._serialized_start=3026
-  _globals['_PARTITIONING']._serialized_end=3126
-  _globals['_PROVIDER']._serialized_start=3128
-  _globals['_PROVIDER']._serialized_end=3200
+  _globals['_JOBSTATE']._serialized_start=2882
+  _globals['_JOBSTATE']._serialized_end=3116
+  _globals['_PARTITIONING']._serialized_start=3118
+  _globals['_PARTITIONING']._serialized_end=3218
+  _globals['_PROVIDER']._serialized_start=3220
+  _globals['_PROVIDER']._serialized_end=3292
   _globals['_JOBINPUT']._serialized_start=243
   _globals['_JOBINPUT']._serialized_end=305
   _globals['_JOBSPEC']._serialized_start=308
-  _globals['_JOBSPEC']._serialized_end=617
-  _globals['_PARTYSTATUS']._serialized_start=620
-  _globals['_PARTYSTATUS']._serialized_end=755
-  _globals['_PROGRESS']._serialized_start=757
-  _globals['_PROGRESS']._serialized_end=859
-  _globals['_JOB']._serialized_start=862
-  _globals['_JOB']._serialized_end=1338
-  _globals['_JOBEVENT']._serialized_start=1341
-  _globals['_JOBEVENT']._serialized_end=1582
-  _globals['_RESULTVALUE']._serialized_start=1585
-  _globals['_RESULTVALUE']._serialized_end=1714
-  _globals['_JOBRESULT']._serialized_start=1717
-  _globals['_JOBRESULT']._serialized_end=1890
-  _globals['_SUBMITJOBREQUEST']._serialized_start=1892
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1953
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=1955
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=2012
-  _globals['_GETJOBREQUEST']._serialized_start=2014
-  _globals['_GETJOBREQUEST']._serialized_end=2045
-  _globals['_GETJOBRESPONSE']._serialized_start=2047
-  _globals['_GETJOBRESPONSE']._serialized_end=2101
-  _globals['_LISTJOBSREQUEST']._serialized_start=2103
-  _globals['_LISTJOBSREQUEST']._serialized_end=2212
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2214
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2318
-  _globals['_WATCHJOBREQUEST']._serialized_start=2320
-  _globals['_WATCHJOBREQUEST']._serialized_end=2377
-  _globals['_WATCHJOBRESPONSE']._serialized_start=2379
-  _globals['_WATCHJOBRESPONSE']._serialized_end=2442
-  _globals['_CANCELJOBREQUEST']._serialized_start=2444
-  _globals['_CANCELJOBREQUEST']._serialized_end=2494
-  _globals['_CANCELJOBRESPONSE']._serialized_start=2496
-  _globals['_CANCELJOBRESPONSE']._serialized_end=2553
-  _globals['_APPROVEJOBREQUEST']._serialized_start=2555
-  _globals['_APPROVEJOBREQUEST']._serialized_end=2623
-  _globals['_APPROVEJOBRESPONSE']._serialized_start=2625
-  _globals['_APPROVEJOBRESPONSE']._serialized_end=2683
-  _globals['_GETRESULTREQUEST']._serialized_start=2685
-  _globals['_GETRESULTREQUEST']._serialized_end=2719
-  _globals['_GETRESULTRESPONSE']._serialized_start=2721
-  _globals['_GETRESULTRESPONSE']._serialized_end=2787
-  _globals['_JOBSERVICE']._serialized_start=3203
-  _globals['_JOBSERVICE']._serialized_end=3835
+  _globals['_JOBSPEC']._serialized_end=662
+  _globals['_MODELREF']._serialized_start=664
+  _globals['_MODELREF']._serialized_end=709
+  _globals['_PARTYSTATUS']._serialized_start=712
+  _globals['_PARTYSTATUS']._serialized_end=847
+  _globals['_PROGRESS']._serialized_start=849
+  _globals['_PROGRESS']._serialized_end=951
+  _globals['_JOB']._serialized_start=954
+  _globals['_JOB']._serialized_end=1430
+  _globals['_JOBEVENT']._serialized_start=1433
+  _globals['_JOBEVENT']._serialized_end=1674
+  _globals['_RESULTVALUE']._serialized_start=1677
+  _globals['_RESULTVALUE']._serialized_end=1806
+  _globals['_JOBRESULT']._serialized_start=1809
+  _globals['_JOBRESULT']._serialized_end=1982
+  _globals['_SUBMITJOBREQUEST']._serialized_start=1984
+  _globals['_SUBMITJOBREQUEST']._serialized_end=2045
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=2047
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=2104
+  _globals['_GETJOBREQUEST']._serialized_start=2106
+  _globals['_GETJOBREQUEST']._serialized_end=2137
+  _globals['_GETJOBRESPONSE']._serialized_start=2139
+  _globals['_GETJOBRESPONSE']._serialized_end=2193
+  _globals['_LISTJOBSREQUEST']._serialized_start=2195
+  _globals['_LISTJOBSREQUEST']._serialized_end=2304
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2306
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2410
+  _globals['_WATCHJOBREQUEST']._serialized_start=2412
+  _globals['_WATCHJOBREQUEST']._serialized_end=2469
+  _globals['_WATCHJOBRESPONSE']._serialized_start=2471
+  _globals['_WATCHJOBRESPONSE']._serialized_end=2534
+  _globals['_CANCELJOBREQUEST']._serialized_start=2536
+  _globals['_CANCELJOBREQUEST']._serialized_end=2586
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2588
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2645
+  _globals['_APPROVEJOBREQUEST']._serialized_start=2647
+  _globals['_APPROVEJOBREQUEST']._serialized_end=2715
+  _globals['_APPROVEJOBRESPONSE']._serialized_start=2717
+  _globals['_APPROVEJOBRESPONSE']._serialized_end=2775
+  _globals['_GETRESULTREQUEST']._serialized_start=2777
+  _globals['_GETRESULTREQUEST']._serialized_end=2811
+  _globals['_GETRESULTRESPONSE']._serialized_start=2813
+  _globals['_GETRESULTRESPONSE']._serialized_end=2879
+  _globals['_JOBSERVICE']._serialized_start=3295
+  _globals['_JOBSERVICE']._serialized_end=3927
 # @@protoc_insertion_point(module_scope)

@@ -138,6 +138,7 @@ class JobSpec(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Job program, e.g. "stats.describe", "stats.correlation"."""
     partitioning: Global___Partitioning.ValueType
@@ -158,6 +159,10 @@ class JobSpec(_message.Message):
     def deadline(self) -> _duration_pb2.Duration:
         """Wall-time limit from start to finish; 0 means the server default."""
 
+    @_builtins.property
+    def model(self) -> Global___ModelRef:
+        """model.predict and model.evaluate: the model applied to the inputs' rows."""
+
     def __init__(
         self,
         *,
@@ -169,14 +174,47 @@ class JobSpec(_message.Message):
         provider: Global___Provider.ValueType = ...,
         deadline: _duration_pb2.Duration | None = ...,
         request_id: _builtins.str = ...,
+        model: Global___ModelRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "model", b"model", "parameters", b"parameters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "inputs", b"inputs", "kind", b"kind", "parameters", b"parameters", "partitioning", b"partitioning", "provider", b"provider", "request_id", b"request_id", "result_receivers", b"result_receivers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "inputs", b"inputs", "kind", b"kind", "model", b"model", "parameters", b"parameters", "partitioning", b"partitioning", "provider", b"provider", "request_id", b"request_id", "result_receivers", b"result_receivers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobSpec: _TypeAlias = JobSpec  # noqa: Y015
+
+@_typing.final
+class ModelRef(_message.Message):
+    """A model a job uses: an asset registered at one party, a model a job revealed to
+    one party, or a model a job kept secret-shared at each of its parties.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The asset's name, or the id of the job that trained the model."""
+    @_builtins.property
+    def holders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The parties that hold it: the one owner of an asset or a revealed model, or
+        every party that keeps a share of a shared model. They join the job.
+        """
+
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        holders: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["holders", b"holders", "model_id", b"model_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelRef: _TypeAlias = ModelRef  # noqa: Y015
 
 @_typing.final
 class PartyStatus(_message.Message):

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from gateway.api.common.v1 import paging_pb2 as _paging_pb2
+from gateway.api.gateway.v1 import datasets_pb2 as _datasets_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as _jobs_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,97 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class ModelPolicy(_message.Message):
+    """Who may use a model this party holds, on what, and who sees the outcome. Each
+    holder checks it at review, at start and before release, like a dataset's.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_PARTIES_FIELD_NUMBER: _builtins.int
+    ALLOWED_DATASETS_FIELD_NUMBER: _builtins.int
+    ALLOWED_RESULT_RECEIVERS_FIELD_NUMBER: _builtins.int
+    ALLOWED_JOB_KINDS_FIELD_NUMBER: _builtins.int
+    APPROVAL_MODE_FIELD_NUMBER: _builtins.int
+    approval_mode: _datasets_pb2.ApprovalMode.ValueType
+    @_builtins.property
+    def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Parties that may apply the model to their rows (data parties of the job)."""
+
+    @_builtins.property
+    def allowed_datasets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Their datasets it may be applied to, as "party/dataset"; "party/*" for any."""
+
+    @_builtins.property
+    def allowed_result_receivers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Parties that may receive predictions or metrics."""
+
+    @_builtins.property
+    def allowed_job_kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Job kinds, e.g. "model.predict", "model.evaluate"."""
+
+    def __init__(
+        self,
+        *,
+        allowed_parties: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_datasets: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_result_receivers: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_job_kinds: _abc.Iterable[_builtins.str] | None = ...,
+        approval_mode: _datasets_pb2.ApprovalMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_datasets", b"allowed_datasets", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelPolicy: _TypeAlias = ModelPolicy  # noqa: Y015
+
+@_typing.final
+class Architecture(_message.Message):
+    """What every party of a job using the model builds alike (public to them)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WIDTHS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    FRAME_SHIFT_FIELD_NUMBER: _builtins.int
+    FRAME_SCALE_FIELD_NUMBER: _builtins.int
+    INPUT_SHAPE_FIELD_NUMBER: _builtins.int
+    output: _builtins.str
+    """Applied to the network's output under MPC: "sigmoid", "softmax" or "identity"."""
+    @_builtins.property
+    def widths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Widths of a model.mlp's layers, input to output, e.g. [30, 64, 32, 1]."""
+
+    @_builtins.property
+    def frame_shift(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The inputs' public frame, z = (x - frame_shift) / frame_scale (model.mlp)."""
+
+    @_builtins.property
+    def frame_scale(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def input_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The network's input shape without the batch dimension, e.g. [1, 28, 28] (assets)."""
+
+    def __init__(
+        self,
+        *,
+        widths: _abc.Iterable[_builtins.int] | None = ...,
+        output: _builtins.str = ...,
+        frame_shift: _abc.Iterable[_builtins.float] | None = ...,
+        frame_scale: _abc.Iterable[_builtins.float] | None = ...,
+        input_shape: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_scale", b"frame_scale", "frame_shift", b"frame_shift", "input_shape", b"input_shape", "output", b"output", "widths", b"widths"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Architecture: _TypeAlias = Architecture  # noqa: Y015
 
 @_typing.final
 class Model(_message.Message):
@@ -56,6 +148,10 @@ class Model(_message.Message):
     PARTIES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     PARTIAL_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    ASSET_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The id of the job that trained it."""
     kind: _builtins.str
@@ -69,6 +165,10 @@ class Model(_message.Message):
     (own_coefficients): its features' coefficients and its part of the intercept.
     A prediction is the sum of every party's part.
     """
+    asset: _builtins.bool
+    """True for a model asset registered here (not trained by a job)."""
+    digest: _builtins.str
+    """SHA-256 of an asset's ONNX file, hex."""
     @_builtins.property
     def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Feature names, in the coefficients' order."""
@@ -89,6 +189,10 @@ class Model(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def architecture(self) -> Global___Architecture: ...
+    @_builtins.property
+    def policy(self) -> Global___ModelPolicy: ...
     def __init__(
         self,
         *,
@@ -103,10 +207,14 @@ class Model(_message.Message):
         parties: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         partial: _builtins.bool = ...,
+        architecture: Global___Architecture | None = ...,
+        policy: Global___ModelPolicy | None = ...,
+        asset: _builtins.bool = ...,
+        digest: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "created_at", b"created_at", "policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "features", b"features", "kind", b"kind", "label", b"label", "metrics", b"metrics", "model_id", b"model_id", "partial", b"partial", "parties", b"parties", "provider", b"provider", "shared", b"shared", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "asset", b"asset", "created_at", b"created_at", "digest", b"digest", "features", b"features", "kind", b"kind", "label", b"label", "metrics", b"metrics", "model_id", b"model_id", "partial", b"partial", "parties", b"parties", "policy", b"policy", "provider", b"provider", "shared", b"shared", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -228,3 +336,112 @@ class DeleteModelResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteModelResponse: _TypeAlias = DeleteModelResponse  # noqa: Y015
+
+@_typing.final
+class RegisterModelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    ONNX_FIELD_NUMBER: _builtins.int
+    INPUT_SHAPE_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The asset's name at this gateway: letters, digits, '-', '_' and '.'."""
+    onnx: _builtins.bytes
+    """The ONNX file (exported from PyTorch, e.g. torch.onnx.export)."""
+    output: _builtins.str
+    """"sigmoid", "softmax" or "identity" (the default): applied to the output under MPC."""
+    @_builtins.property
+    def input_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The network's input shape without the batch dimension, e.g. [30] or [1, 28, 28];
+        a job's columns fill it in row-major order.
+        """
+
+    @_builtins.property
+    def policy(self) -> Global___ModelPolicy: ...
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names of the input's features, for display (optional)."""
+
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        onnx: _builtins.bytes = ...,
+        input_shape: _abc.Iterable[_builtins.int] | None = ...,
+        output: _builtins.str = ...,
+        policy: Global___ModelPolicy | None = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "input_shape", b"input_shape", "model_id", b"model_id", "onnx", b"onnx", "output", b"output", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterModelRequest: _TypeAlias = RegisterModelRequest  # noqa: Y015
+
+@_typing.final
+class RegisterModelResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def model(self) -> Global___Model: ...
+    def __init__(
+        self,
+        *,
+        model: Global___Model | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterModelResponse: _TypeAlias = RegisterModelResponse  # noqa: Y015
+
+@_typing.final
+class SetModelPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    @_builtins.property
+    def policy(self) -> Global___ModelPolicy: ...
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        policy: Global___ModelPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetModelPolicyRequest: _TypeAlias = SetModelPolicyRequest  # noqa: Y015
+
+@_typing.final
+class SetModelPolicyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def model(self) -> Global___Model: ...
+    def __init__(
+        self,
+        *,
+        model: Global___Model | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetModelPolicyResponse: _TypeAlias = SetModelPolicyResponse  # noqa: Y015

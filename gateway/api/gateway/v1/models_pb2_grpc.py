@@ -28,8 +28,10 @@ if _version_not_supported:
 class ModelServiceStub:
     """Models trained by joint jobs, as this gateway holds them: revealed models at
     the result receivers' gateways, and this party's share of models kept
-    secret-shared (keep_shared) at every participant. A share never leaves the
-    gateway through this service: only the model's metadata and metrics do.
+    secret-shared (keep_shared) at every participant; and model assets, networks a
+    party owns and registers here (ONNX) for private inference (model.predict,
+    model.evaluate) on other parties' rows. A share or an asset's weights never
+    leave the gateway through this service: only metadata and metrics do.
     """
 
     def __init__(self, channel):
@@ -53,13 +55,25 @@ class ModelServiceStub:
                 request_serializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.DeleteModelRequest.SerializeToString,
                 response_deserializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.DeleteModelResponse.FromString,
                 _registered_method=True)
+        self.RegisterModel = channel.unary_unary(
+                '/mpcgate.gateway.v1.ModelService/RegisterModel',
+                request_serializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.RegisterModelRequest.SerializeToString,
+                response_deserializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.RegisterModelResponse.FromString,
+                _registered_method=True)
+        self.SetModelPolicy = channel.unary_unary(
+                '/mpcgate.gateway.v1.ModelService/SetModelPolicy',
+                request_serializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.SetModelPolicyRequest.SerializeToString,
+                response_deserializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.SetModelPolicyResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
     """Models trained by joint jobs, as this gateway holds them: revealed models at
     the result receivers' gateways, and this party's share of models kept
-    secret-shared (keep_shared) at every participant. A share never leaves the
-    gateway through this service: only the model's metadata and metrics do.
+    secret-shared (keep_shared) at every participant; and model assets, networks a
+    party owns and registers here (ONNX) for private inference (model.predict,
+    model.evaluate) on other parties' rows. A share or an asset's weights never
+    leave the gateway through this service: only metadata and metrics do.
     """
 
     def ListModels(self, request, context):
@@ -83,6 +97,21 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterModel(self, request, context):
+        """Registers a model asset: an ONNX network this party owns, checked here (only
+        operators CrypTen supports; the declared input shape). Requires models:write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetModelPolicy(self, request, context):
+        """Replaces the policy on the use of a model this gateway holds. Requires models:write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -101,6 +130,16 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     request_deserializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.DeleteModelRequest.FromString,
                     response_serializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.DeleteModelResponse.SerializeToString,
             ),
+            'RegisterModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterModel,
+                    request_deserializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.RegisterModelRequest.FromString,
+                    response_serializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.RegisterModelResponse.SerializeToString,
+            ),
+            'SetModelPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelPolicy,
+                    request_deserializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.SetModelPolicyRequest.FromString,
+                    response_serializer=mpcgate_dot_gateway_dot_v1_dot_models__pb2.SetModelPolicyResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mpcgate.gateway.v1.ModelService', rpc_method_handlers)
@@ -112,8 +151,10 @@ def add_ModelServiceServicer_to_server(servicer, server):
 class ModelService:
     """Models trained by joint jobs, as this gateway holds them: revealed models at
     the result receivers' gateways, and this party's share of models kept
-    secret-shared (keep_shared) at every participant. A share never leaves the
-    gateway through this service: only the model's metadata and metrics do.
+    secret-shared (keep_shared) at every participant; and model assets, networks a
+    party owns and registers here (ONNX) for private inference (model.predict,
+    model.evaluate) on other parties' rows. A share or an asset's weights never
+    leave the gateway through this service: only metadata and metrics do.
     """
 
     @staticmethod
@@ -187,6 +228,60 @@ class ModelService:
             '/mpcgate.gateway.v1.ModelService/DeleteModel',
             mpcgate_dot_gateway_dot_v1_dot_models__pb2.DeleteModelRequest.SerializeToString,
             mpcgate_dot_gateway_dot_v1_dot_models__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpcgate.gateway.v1.ModelService/RegisterModel',
+            mpcgate_dot_gateway_dot_v1_dot_models__pb2.RegisterModelRequest.SerializeToString,
+            mpcgate_dot_gateway_dot_v1_dot_models__pb2.RegisterModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpcgate.gateway.v1.ModelService/SetModelPolicy',
+            mpcgate_dot_gateway_dot_v1_dot_models__pb2.SetModelPolicyRequest.SerializeToString,
+            mpcgate_dot_gateway_dot_v1_dot_models__pb2.SetModelPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,8 +29,10 @@ GRPC_VERSION: str
 class ModelServiceStub:
     """Models trained by joint jobs, as this gateway holds them: revealed models at
     the result receivers' gateways, and this party's share of models kept
-    secret-shared (keep_shared) at every participant. A share never leaves the
-    gateway through this service: only the model's metadata and metrics do.
+    secret-shared (keep_shared) at every participant; and model assets, networks a
+    party owns and registers here (ONNX) for private inference (model.predict,
+    model.evaluate) on other parties' rows. A share or an asset's weights never
+    leave the gateway through this service: only metadata and metrics do.
     """
 
     @_typing.overload
@@ -43,13 +45,21 @@ class ModelServiceStub:
     """One model: revealed weights where this gateway received them. Requires models:read."""
     DeleteModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.DeleteModelRequest, _models_pb2.DeleteModelResponse]
     """Forgets a model (and this party's share of it). Requires scope models:write."""
+    RegisterModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.RegisterModelRequest, _models_pb2.RegisterModelResponse]
+    """Registers a model asset: an ONNX network this party owns, checked here (only
+    operators CrypTen supports; the declared input shape). Requires models:write.
+    """
+    SetModelPolicy: _grpc.UnaryUnaryMultiCallable[_models_pb2.SetModelPolicyRequest, _models_pb2.SetModelPolicyResponse]
+    """Replaces the policy on the use of a model this gateway holds. Requires models:write."""
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
     """Models trained by joint jobs, as this gateway holds them: revealed models at
     the result receivers' gateways, and this party's share of models kept
-    secret-shared (keep_shared) at every participant. A share never leaves the
-    gateway through this service: only the model's metadata and metrics do.
+    secret-shared (keep_shared) at every participant; and model assets, networks a
+    party owns and registers here (ONNX) for private inference (model.predict,
+    model.evaluate) on other parties' rows. A share or an asset's weights never
+    leave the gateway through this service: only metadata and metrics do.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -59,12 +69,20 @@ class ModelServiceAsyncStub(ModelServiceStub):
     """One model: revealed weights where this gateway received them. Requires models:read."""
     DeleteModel: _aio.UnaryUnaryMultiCallable[_models_pb2.DeleteModelRequest, _models_pb2.DeleteModelResponse]  # type: ignore[assignment]
     """Forgets a model (and this party's share of it). Requires scope models:write."""
+    RegisterModel: _aio.UnaryUnaryMultiCallable[_models_pb2.RegisterModelRequest, _models_pb2.RegisterModelResponse]  # type: ignore[assignment]
+    """Registers a model asset: an ONNX network this party owns, checked here (only
+    operators CrypTen supports; the declared input shape). Requires models:write.
+    """
+    SetModelPolicy: _aio.UnaryUnaryMultiCallable[_models_pb2.SetModelPolicyRequest, _models_pb2.SetModelPolicyResponse]  # type: ignore[assignment]
+    """Replaces the policy on the use of a model this gateway holds. Requires models:write."""
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     """Models trained by joint jobs, as this gateway holds them: revealed models at
     the result receivers' gateways, and this party's share of models kept
-    secret-shared (keep_shared) at every participant. A share never leaves the
-    gateway through this service: only the model's metadata and metrics do.
+    secret-shared (keep_shared) at every participant; and model assets, networks a
+    party owns and registers here (ONNX) for private inference (model.predict,
+    model.evaluate) on other parties' rows. A share or an asset's weights never
+    leave the gateway through this service: only metadata and metrics do.
     """
 
     @_abc_1.abstractmethod
@@ -90,5 +108,23 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.DeleteModelResponse, _abc.Awaitable[_models_pb2.DeleteModelResponse]]:
         """Forgets a model (and this party's share of it). Requires scope models:write."""
+
+    @_abc_1.abstractmethod
+    def RegisterModel(
+        self,
+        request: _models_pb2.RegisterModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.RegisterModelResponse, _abc.Awaitable[_models_pb2.RegisterModelResponse]]:
+        """Registers a model asset: an ONNX network this party owns, checked here (only
+        operators CrypTen supports; the declared input shape). Requires models:write.
+        """
+
+    @_abc_1.abstractmethod
+    def SetModelPolicy(
+        self,
+        request: _models_pb2.SetModelPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_models_pb2.SetModelPolicyResponse, _abc.Awaitable[_models_pb2.SetModelPolicyResponse]]:
+        """Replaces the policy on the use of a model this gateway holds. Requires models:write."""
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,251 @@
+"""model.predict and model.evaluate: private inference. A model (an ONNX asset of
+one party, a model.mlp a job revealed to one party, or one kept secret-shared by
+the parties that trained it) is applied to rows another party holds (or to
+vertically split rows, aligned by the private set intersection). The model's
+weights and the rows stay secret-shared throughout.
+
+Public to every party of the job: the network's architecture (an asset's graph
+without its weights, a model.mlp's widths and input frame), which parties hold
+the model and the rows, the number of rows. Revealed to the receivers only:
+predict, each row's probabilities (or the network's output, or with `reveal:
+classes` only the predicted class); evaluate, only metrics against a label
+column some party holds (accuracy, AUC for binary models, log-loss, confusion
+counts, a count below a data party's min_group_size suppressed), never a
+prediction. Inputs enter the network at 16 fractional bits (network.py): a
+model.mlp's rows must lie within `FRAME_BOUND` times its training frame and an
+asset's inputs within +-`ASSET_BOUND` (scale them before export), or the job is
+refused: beyond that, CrypTen's truncation fails often enough to corrupt rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from gateway.errors import FailedPrecondition, InvalidArgument
+from mpc.programs import secure
+from mpc.programs.context import JobContext, Result
+from mpc.programs.models import assets, holdout, network, sigmoid
+from mpc.programs.stats.request import validate_local
+
+ASSET_BOUND = 64.0
+FRAME_BOUND = 64.0
+CHUNK_ROWS = 2048
+
+
+@dataclasses.dataclass
+class Applied:
+    """A network's output on the job's rows, shared."""
+
+    logits: Any  # rows x outputs
+    output: str  # "sigmoid" | "softmax" | "identity"
+    n: int
+    labels: Any | None  # evaluate: the label column as targets (rows x 1, or one-hot rows x classes)
+    row_names: list[str]
+
+
+def predict(ctx: JobContext) -> dict[str, Result] | None:
+    applied = _apply(ctx, label=None)
+    p = network.activate(applied.output, applied.logits)
+    width = int(p.size(1))
+    names = [f"class {k}" for k in range(width)] if applied.output == "softmax" else (
+        ["probability"] if applied.output == "sigmoid" else [f"output {k}" for k in range(width)])
+    if ctx.parameters.get("reveal", "probabilities") == "classes":
+        if applied.output == "identity":
+            raise InvalidArgument("reveal: classes needs a model with a sigmoid or softmax output")
+        guess = _classes(applied.output, p)
+        opened = secure.open_to_receivers(ctx, [guess])
+        return None if opened is None else {"class": Result(np.round(opened[0]), applied.row_names)}
+    opened = secure.open_to_receivers(ctx, [p])
+    return None if opened is None else {"predictions": Result(opened[0], applied.row_names, names)}
+
+
+def evaluate(ctx: JobContext) -> dict[str, Result] | None:
+    import crypten
+
+    label = str(ctx.parameters["label"])
+    applied = _apply(ctx, label=label)
+    if applied.output == "identity":
+        raise InvalidArgument("model.evaluate needs a model whose output is sigmoid or softmax (probabilities)")
+    y, n = applied.labels, applied.n
+    p = network.activate(applied.output, applied.logits)
+    if applied.output == "sigmoid":
+        eta = applied.logits.squeeze(1)
+        _, softplus = sigmoid.activations(eta, softplus=True)
+        target = y.squeeze(1)
+        loss = (softplus - eta * target).sum().div(n)
+        accuracy, auc = holdout.classification(p.squeeze(1), target, n)
+        guess = secure.greater_than(p.squeeze(1), 0.5)
+        counts = crypten.stack([((1 - guess) * (1 - target)).sum(), (guess * (1 - target)).sum(),
+                                ((1 - guess) * target).sum(), (guess * target).sum()]).reshape(2, 2)
+        metrics = [accuracy, auc, loss]
+        names = ["accuracy", "auc", "log_loss"]
+    else:
+        with network.at_network_precision():
+            loss = -(applied.logits.log_softmax(1) * y).sum().div(n)
+            guess = applied.logits.argmax(dim=1, one_hot=True)
+            counts = y.t().matmul(guess)  # true class x predicted class
+        accuracy = (guess * y).sum().div(n)
+        metrics, names = [accuracy, loss], ["accuracy", "log_loss"]
+    shown, suppressed = _suppressed(ctx, counts)
+    opened = secure.open_to_receivers(ctx, [*metrics, shown])
+    if opened is None:
+        return None
+    out = {name: Result(np.atleast_1d(value).astype(np.float64), ["all rows"]) for name, value in zip(names, opened)}
+    confusion = np.round(opened[-1]).astype(np.float64)
+    confusion.ravel()[suppressed] = np.nan
+    classes = [str(k) for k in range(confusion.shape[0])]
+    out["confusion"] = Result(confusion, [f"true {c}" for c in classes], [f"predicted {c}" for c in classes],
+                              suppressed)
+    return out
+
+
+def _classes(output: str, p: Any) -> Any:
+    if output == "sigmoid":
+        return secure.greater_than(p.squeeze(1), 0.5)
+    with network.at_network_precision():
+        onehot = p.argmax(dim=1, one_hot=True)
+    return onehot.matmul(torch.arange(int(p.size(1)), dtype=torch.float64))
+
+
+def _suppressed(ctx: JobContext, counts: Any) -> tuple[Any, list[int]]:
+    """Confusion counts with every cell holding at least one but fewer than the
+    strictest data party's min_group_size rows zeroed (every party learns which)."""
+    data = [e.rank for e in ctx.layout if e.columns]
+    floors = [f for r, f in enumerate(secure.public(ctx, (ctx.rules.min_group_size, ctx.rules.small_groups)))
+              if r in data]
+    floor = max(f[0] for f in floors)
+    flat = counts.reshape(-1)
+    small = secure.open_bits_to_all(ctx, secure.greater_than(flat, 0.5) * secure.less_than(flat, floor - 0.5))
+    if small.any() and any(f[1] == "refuse" for f in floors):
+        raise FailedPrecondition(f"a confusion count holds fewer than {floor} rows: a data party's policy refuses it")
+    keep = torch.from_numpy((~small).astype(np.float64)).reshape(tuple(counts.size()))
+    return counts * keep, [int(i) for i in np.flatnonzero(small)]
+
+
+# -- the model and the rows, secret-shared ------------------------------------------------
+
+def _apply(ctx: JobContext, label: str | None) -> Applied:
+    import crypten
+
+    secure.configure()
+    holders = [r for r, held in enumerate(secure.public(ctx, ctx.model is not None)) if held]
+    if not holders:
+        raise FailedPrecondition("no party of the job holds the model")
+    described = secure.announced(ctx, holders[0], _description(ctx.model) if ctx.rank == holders[0] else None)
+    shared = bool(described["shared"])
+    if shared and not all(secure.public(ctx, ctx.model is None or "shares" in ctx.model)):
+        raise FailedPrecondition("a shared model is used by the parties holding its shares only")
+    module = _module(ctx, described, holders)
+    data = [e.rank for e in ctx.layout if e.columns]
+    if ctx.rank in data:
+        validate_local(ctx)
+    features = [c for e in ctx.layout for c in e.columns if c != label]
+    width = int(np.prod(described["input_shape"]))
+    if len(features) != width:
+        raise InvalidArgument(f"the model takes {width} input values per row; the job's inputs give {len(features)}")
+    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0] if ctx.rank in data else -1)]
+    counts = {rows[r] for r in data}
+    if ctx.partitioning == "horizontal" and len(data) != 1:
+        raise InvalidArgument("model.predict and model.evaluate on horizontal data take one party's rows")
+    if len(counts) != 1:
+        raise FailedPrecondition(f"the parties' aligned rows differ in number: {sorted(counts)}")
+    n = counts.pop()
+    if n < 1:
+        raise InvalidArgument("the job's inputs hold no rows")
+    x, y = _rows(ctx, described, data, label, n, holders)
+    with network.at_network_precision():
+        logits = crypten.cat([module(x[start : start + CHUNK_ROWS]) for start in range(0, n, CHUNK_ROWS)])
+    names = [str(k) for k in ctx.keys] if ctx.partitioning == "vertical" and ctx.keys is not None \
+        and ctx.rank in data else [f"row {i}" for i in range(n)]
+    return Applied(logits, described["output"], n, y, names)
+
+
+def _description(model: dict[str, Any]) -> dict[str, Any]:
+    """What the holder tells every party: the architecture, an asset's skeleton."""
+    out = {"kind": model["kind"], "shared": "shares" in model, **model["architecture"]}
+    if model["kind"] == "asset":
+        out["skeleton"] = assets.skeleton(model["onnx"])
+    return out
+
+
+def _module(ctx: JobContext, described: dict[str, Any], holders: list[int]) -> Any:
+    """The network, encrypted: from its one owner, or from every holder's shares."""
+    mine = ctx.model
+    if described["kind"] == "asset":
+        module = assets.crypten_module(mine["onnx"] if mine is not None else described["skeleton"])
+    else:
+        module = network.crypten_network(list(described["widths"]), 0)
+        if mine is not None and "values" in mine:
+            with torch.no_grad():
+                for name, value in network.parameters(module).items():
+                    value.copy_(torch.from_numpy(np.asarray(mine["values"][f"layer.{name}"])).to(value.dtype))
+    with network.at_network_precision():
+        module.encrypt(src=holders[0])
+        module.eval()
+    if described["shared"]:
+        network.load_shares(module, {k.removeprefix("layer."): v for k, v in (mine or {}).get("shares", {}).items()
+                                     if k.startswith("layer.")})
+    return module
+
+
+def _rows(ctx: JobContext, described: dict[str, Any], data: list[int], label: str | None, n: int,
+          holders: list[int]) -> tuple[Any, Any]:
+    """The network's input (rows x input shape) and, for evaluate, the targets."""
+    columns = ctx.layout[ctx.rank].columns
+    mine = [c for c in columns if c != label]
+    x = ctx.table[:, [columns.index(c) for c in mine]] if ctx.rank in data else np.zeros((n, 0))
+    widths = [len([c for c in ctx.layout[r].columns if c != label]) for r in range(ctx.world_size)]
+    offset = sum(widths[: ctx.rank])
+    mlp = described["kind"] == "mlp"
+    if mlp:
+        shift = np.asarray(described["frame_shift"])[offset : offset + x.shape[1]]
+        scale = np.asarray(described["frame_scale"])[offset : offset + x.shape[1]]
+        x = (x - shift) / scale
+    bound = FRAME_BOUND if mlp else ASSET_BOUND
+    within = bool(np.all(np.abs(x) <= bound))
+    if not all(secure.public(ctx, within)):
+        raise FailedPrecondition(
+            f"a row lies more than {bound:g} times outside the model's training frame" if mlp else
+            f"an input value lies outside +-{bound:g}: scale the inputs (and the network) before registering it")
+    u = secure.stacked_columns(ctx, x, widths, network.NETWORK_BITS)
+    if mlp:
+        u = network.standardize(u, *_standardization(ctx, described, holders))
+    u = u.reshape(n, *[int(d) for d in described["input_shape"]])
+    targets = None
+    if label is not None:
+        targets = _targets(ctx, label, int(described["outputs"]), n)
+    return u, targets
+
+
+def _standardization(ctx: JobContext, described: dict[str, Any], holders: list[int]) -> tuple[Any, Any]:
+    """A model.mlp's input shift and scale: shared, or from its owner."""
+    width = int(described["widths"][0])
+    mine = ctx.model or {}
+    if described["shared"]:
+        shares = mine.get("shares", {})
+        return tuple(network.from_shares(shares.get(name), (width,)) for name in ("input_shift", "input_scale"))
+    values = mine.get("values", {})
+    return tuple(secure.share_from(ctx, holders[0], values.get(name), (width,), network.NETWORK_BITS)
+                 for name in ("input_shift", "input_scale"))
+
+
+def _targets(ctx: JobContext, label: str, outputs: int, n: int) -> Any:
+    holder = [e.rank for e in ctx.layout if label in e.columns]
+    if len(holder) != 1:
+        raise InvalidArgument(f"the label column {label!r} must be an input of exactly one party")
+    y = None
+    if ctx.rank == holder[0]:
+        values = ctx.table[:, ctx.layout[ctx.rank].columns.index(label)]
+        classes = max(outputs, 2)
+        ok = bool(np.all((values == np.round(values)) & (values >= 0) & (values < classes)))
+    else:
+        ok = True
+    if not all(secure.public(ctx, ok)):
+        raise InvalidArgument(f"the label column {label!r} must hold the model's classes 0 to {max(outputs, 2) - 1}")
+    if ctx.rank == holder[0]:
+        y = values[:, None] if outputs == 1 else np.eye(outputs)[values.astype(int)]
+    return secure.share_from(ctx, holder[0], y, (n, outputs), network.NETWORK_BITS)

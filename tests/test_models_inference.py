@@ -1,0 +1,222 @@
+"""Private inference (model.predict, model.evaluate) against plaintext PyTorch: an
+ONNX asset of one party (an MLP and a LeNet-style convolutional network) applied
+to another party's rows, a model.mlp kept secret-shared applied by the parties
+that hold its shares, metrics against scikit-learn's; nothing of the model's
+weights or the rows on the wire; assets refused at registration with a clear
+error. Real CrypTen, one process per party (the gateways' checks:
+tests/test_models_e2e.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+import mpc
+from gateway.errors import InvalidArgument
+from mpc.programs.models import assets, network
+from mpc.programs.models.holdout import AUC_BINS
+from statskit import Session, Task, capture_sends
+
+pytestmark = pytest.mark.multiprocess
+
+
+def exported(module: torch.nn.Module, shape: list[int]) -> bytes:
+    f = io.BytesIO()
+    mpc.compat._export_with_torchscript(f, module.eval(), torch.zeros(1, *shape))
+    return f.getvalue()
+
+
+class LeNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(1, 4, 5), torch.nn.Conv2d(4, 8, 5)
+        self.fc1, self.fc2 = torch.nn.Linear(8 * 4 * 4, 32), torch.nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+def asset(module: torch.nn.Module, shape: list[int], output: str) -> dict:
+    data = exported(module, shape)
+    outputs = assets.inspect(data, shape, output)
+    return {"kind": "asset", "onnx": data, "architecture": {"input_shape": shape, "output": output, "outputs": outputs}}
+
+
+def data_then_owner(x: np.ndarray, names: list[str], model: dict) -> dict:
+    """Rank 0 holds the rows and receives; rank 1 holds the model and no rows."""
+    return {"tables": [x, np.zeros((0, 0))], "columns": [names, []], "models": [None, model]}
+
+
+def test_an_asset_predicts_like_plaintext_pytorch(session: Session) -> None:
+    if session.world_size != 2:
+        pytest.skip("two parties: the data owner and the model owner")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    x = np.random.default_rng(0).normal(size=(50, 5)) * 3
+    status, result = session.run(Task("model.predict", "horizontal", **data_then_owner(
+        x, list("abcde"), asset(net, [5], "sigmoid"))))
+    assert status == "ok", result
+    with torch.no_grad():
+        expected = torch.sigmoid(net(torch.from_numpy(x).float())).numpy()
+    assert result["predictions"][0].shape == (50, 1)
+    assert np.abs(result["predictions"][0] - expected).max() < 1e-2
+
+
+def test_a_convolutional_asset_predicts_like_plaintext_pytorch(session: Session) -> None:
+    if session.world_size != 2:
+        pytest.skip("two parties: the data owner and the model owner")
+    torch.manual_seed(1)
+    net = LeNet()
+    images = np.random.default_rng(1).random((6, 28 * 28))
+    status, result = session.run(Task("model.predict", "horizontal", **data_then_owner(
+        images, [f"p{i}" for i in range(784)], asset(net, [1, 28, 28], "softmax"))), timeout=300)
+    assert status == "ok", result
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(images).float().reshape(6, 1, 28, 28)), 1).numpy()
+    assert np.abs(result["predictions"][0] - expected).max() < 1e-2
+    assert result["predictions"][2] == [f"class {k}" for k in range(10)]
+
+
+def test_a_shared_model_predicts_and_evaluates_at_the_parties_holding_its_shares(session: Session) -> None:
+    """model.mlp kept shared, then applied by the same parties to a vertical split
+    of new rows: the predictions match the revealed twin of the model (same job,
+    revealed), and the metrics match scikit-learn's on those predictions."""
+    rng = np.random.default_rng(2)
+    d = session.world_size
+    x = rng.normal(size=(300, d)) * [1, 10, 100][:d] + 5
+    y = ((x[:, 0] - 5) * (x[:, 1] - 5) > 0).astype(np.float64)
+    tables = [np.column_stack([x, y])[p] for p in np.array_split(np.arange(300), d)]
+    names = [f"x{j}" for j in range(d)] + ["y"]
+    parameters = {"label": "y", "hidden": [6], "epochs": 1, "batch_size": 30, "learning_rate": 0.5, "seed": 1}
+    status, revealed = session.run(Task("model.mlp", "horizontal", tables, [names] * d, parameters), timeout=300)
+    assert status == "ok", revealed
+    status, _ = session.run(Task("model.mlp", "horizontal", tables, [names] * d, {**parameters, "keep_shared": True}),
+                            timeout=300)
+    assert status == "ok"
+    architecture = {"input_shape": [d], "output": "sigmoid", "outputs": 1, "widths": [d, 6, 1],
+                    "frame_shift": session.public[0]["frame_shift"].tolist(),
+                    "frame_scale": session.public[0]["frame_scale"].tolist()}
+    held = [{"kind": "mlp", "architecture": architecture, "shares": session.shares[r]} for r in range(d)]
+    fresh = rng.normal(size=(40, d)) * [1, 10, 100][:d] + 5
+    fresh_y = ((fresh[:, 0] - 5) * (fresh[:, 1] - 5) > 0).astype(np.float64)
+    keys = [np.array([f"k{i}" for i in range(40)])] * d
+    columns = [[f"x{j}"] for j in range(d)]
+    split = [fresh[:, [j]] for j in range(d)]
+    status, result = session.run(Task("model.predict", "vertical", split, columns, {}, {}, keys, models=held),
+                                 timeout=300)
+    assert status == "ok", result
+    order = [int(k[1:]) for k in result["predictions"][1]]  # rows in the intersection's order, named by key
+    expected = twin_probabilities(revealed, fresh[order])
+    assert np.abs(result["predictions"][0][:, 0] - expected).max() < 2e-2
+    split[-1], columns[-1] = np.column_stack([split[-1], fresh_y]), [*columns[-1], "y"]
+    status, metrics = session.run(Task("model.evaluate", "vertical", split, columns, {"label": "y"}, {"min_group_size": 1},
+                                       keys, models=held), timeout=300)
+    assert status == "ok", metrics
+    assert "predictions" not in metrics
+    expected = twin_probabilities(revealed, fresh)
+    assert abs(metrics["accuracy"][0][0] - accuracy_score(fresh_y, expected > 0.5)) <= 0.03
+    assert abs(metrics["log_loss"][0][0] - log_loss(fresh_y, expected)) <= 0.02
+    binned = np.ceil(expected * AUC_BINS)  # the AUC of scores in 32 bins (holdout.classification)
+    assert abs(metrics["auc"][0][0] - roc_auc_score(fresh_y, binned)) <= 0.05
+    assert np.nansum(metrics["confusion"][0]) == 40
+
+
+def twin_probabilities(revealed: dict, x: np.ndarray) -> np.ndarray:
+    """The revealed model.mlp applied in plaintext, with its own standardization."""
+    u = (x - revealed["feature_means"][0]) / revealed["feature_stds"][0]
+    hidden = np.maximum(u @ revealed["layer.0.weight"][0].T + revealed["layer.0.bias"][0], 0)
+    logits = hidden @ revealed["layer.2.weight"][0].T + revealed["layer.2.bias"][0]
+    return 1 / (1 + np.exp(-logits[:, 0]))
+
+
+def test_evaluate_suppresses_small_confusion_counts(session: Session) -> None:
+    if session.world_size != 2:
+        pytest.skip("two parties: the data owner and the model owner")
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        net[0].bias.zero_()
+    x = np.column_stack([np.r_[np.full(20, 2.0), np.full(3, -2.0)], np.zeros(23)])
+    y = np.r_[np.ones(20), np.zeros(3)]  # 20 true positives, 3 true negatives, no errors
+    task = data_then_owner(np.column_stack([x, y]), ["a", "b", "y"], asset(net, [2], "sigmoid"))
+    status, metrics = session.run(Task("model.evaluate", "horizontal", parameters={"label": "y"},
+                                       rules={"min_group_size": 5}, **task))
+    assert status == "ok", metrics
+    confusion, suppressed = metrics["confusion"][0], metrics["confusion"][3]
+    assert confusion[1, 1] == 20 and confusion[0, 1] == 0 and confusion[1, 0] == 0
+    assert np.isnan(confusion[0, 0]) and suppressed == [0]
+    assert metrics["accuracy"][0][0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_inputs_beyond_the_fixed_point_range_are_refused(session: Session) -> None:
+    if session.world_size != 2:
+        pytest.skip("two parties")
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    x = np.array([[1.0, 2.0], [1e6, 0.0]])
+    status, answer = session.run(Task("model.predict", "horizontal", **data_then_owner(x, ["a", "b"], asset(net, [2], "sigmoid"))))
+    assert status == "refused" and "outside +-64" in answer
+    status, answer = session.run(Task("model.predict", "horizontal", **data_then_owner(
+        np.ones((3, 3)), ["a", "b", "c"], asset(net, [2], "sigmoid"))))
+    assert status == "refused" and "takes 2 input values per row; the job's inputs give 3" in answer
+
+
+def _predict_capturing(rank: int, world_size: int, args: tuple) -> bytes:
+    from mpc.programs import PROGRAMS
+    from mpc.programs.context import JobContext, PartyLayout
+
+    x, model = args
+    captured = capture_sends()
+    ctx = JobContext("model.predict", "horizontal", rank, world_size,
+                     [PartyLayout(0, "party0", ["a", "b", "c", "d"], -1), PartyLayout(1, "party1", [], -1)], [0], {},
+                     x if rank == 0 else np.zeros((0, 0)), model=None if rank == 0 else model)
+    PROGRAMS["model.predict"](ctx)
+    return b"".join(captured)
+
+
+def test_neither_the_weights_nor_the_rows_cross_the_wire() -> None:
+    from mpc import parties
+
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    x = np.random.default_rng(3).normal(size=(16, 4))
+    sent = parties.run_parties(_predict_capturing, 2, (x, asset(net, [4], "sigmoid")), transport="grpc", timeout=180)
+    weights = np.concatenate([p.detach().numpy().ravel() for p in net.parameters()])
+    for values, who in ((weights, 1), (x.ravel(), 0)):
+        assert len(sent[who]) > values.size * 8, "the capture must hold the party's real traffic"
+        patterns = [p for v in values if abs(v) > 1e-4 for p in (
+            np.float64(v).tobytes(), np.float32(v).tobytes(),
+            *(np.int64(np.round(np.float64(np.float32(v)) * 2.0**bits)).tobytes() for bits in (16, 24)))]
+        leaked = [p for p in patterns if p in sent[who]]
+        assert not leaked, f"party {who} sent {len(leaked)} encodings of its secret"
+
+
+class Sine(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x).sum(1, keepdim=True)
+
+
+@pytest.mark.parametrize("make, shape, output, message", [
+    (lambda: b"not an onnx file", [4], "identity", "not an ONNX model"),
+    (lambda: exported(Sine(), [4]), [4], "identity", "does not support the ONNX operator(s) Sin"),
+    (lambda: exported(torch.nn.Linear(4, 2), [4]), [5], "identity", "not a batch of [5]"),
+    (lambda: exported(torch.nn.Linear(4, 2), [4]), [4], "sigmoid", "needs one output per row"),
+])
+def test_an_asset_is_refused_at_registration_with_a_clear_error(make, shape, output, message) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        assets.inspect(make(), shape, output)
+    assert message in refused.value.message
+
+
+def test_the_skeleton_keeps_the_graph_and_drops_the_weights() -> None:
+    net = torch.nn.Linear(3, 2)
+    data = exported(net, [3])
+    bare = assets.skeleton(data)
+    assert assets.inspect(bare, [3], "identity") == 2
+    weight = np.float32(net.weight.detach().numpy().ravel()[0]).tobytes()
+    assert weight in data and weight not in bare
