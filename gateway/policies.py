@@ -16,6 +16,14 @@
 
 Every key is optional except that an empty list allows nothing (default deny);
 an unknown key is refused, naming it.
+
+A model's policy (`parse_model`: model assets, trained models) has its own keys:
+
+    allowed_parties = ["bank-b"]                   # who may apply it to their rows
+    allowed_datasets = ["bank-b/customers"]        # to which datasets ("bank-b/*": any of theirs)
+    allowed_result_receivers = ["bank-b"]          # who may receive predictions or metrics
+    allowed_job_kinds = ["model.predict", "model.evaluate"]
+    approval = "automatic"                         # or "manual"
 """
 
 from __future__ import annotations
@@ -64,6 +72,29 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{where}: policy field {key!r} must be true or false")
         setattr(policy, key, flag)
+    return policy
+
+
+MODEL_LISTS = ("allowed_parties", "allowed_datasets", "allowed_result_receivers", "allowed_job_kinds")
+
+
+def parse_model(raw: dict[str, Any], where: str = "model policy") -> Any:
+    from gateway.api.gateway.v1 import models_pb2 as mpb
+
+    try:
+        refuse_unknown(raw, {"": {*MODEL_LISTS, "approval"}})
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{where}: {err.message.replace('config field', 'policy field')}") from None
+    policy = mpb.ModelPolicy()
+    for key in MODEL_LISTS:
+        values = raw.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InvalidArgument(f"{where}: policy field {key!r} must be a list of strings")
+        getattr(policy, key).extend(values)
+    approval = raw.get("approval", "automatic")
+    if approval not in APPROVAL:
+        raise InvalidArgument(f"{where}: policy field 'approval' must be one of {', '.join(APPROVAL)}")
+    policy.approval_mode = APPROVAL[approval]
     return policy
 
 

@@ -92,6 +92,7 @@ class Model:
     provider: str
     parties: list[str]
     partial: bool = False
+    asset: bool = False  # an ONNX network registered at this gateway (its weights never leave it)
 
     @property
     def coefficients(self) -> np.ndarray:
@@ -168,7 +169,9 @@ class Client:
         provider: str = "TTP",
         deadline_s: float | None = None,
         request_id: str = "",
+        model: tuple[str, Sequence[str]] | None = None,
     ) -> "Job":
+        """Submits a job; `model` = (model id, holders) for model.predict and model.evaluate."""
         if partitioning not in _PARTITIONING:
             raise InvalidArgument(f"partitioning must be one of {sorted(_PARTITIONING)}")
         if provider not in _PROVIDERS:
@@ -182,6 +185,8 @@ class Client:
             provider=_PROVIDERS[provider],
             request_id=request_id,
         )
+        if model is not None:
+            spec.model.CopyFrom(pb.ModelRef(model_id=model[0], holders=list(model[1])))
         if parameters:
             spec.parameters.CopyFrom(_struct(parameters))
         if deadline_s:
@@ -255,6 +260,22 @@ class Client:
     def model(self, model_id: str) -> Model:
         return _model(self._call(self.models_stub.GetModel, models_pb2.GetModelRequest(model_id=model_id)).model)
 
+    def register_model(self, model_id: str, onnx: bytes, input_shape: Sequence[int], policy: Mapping[str, Any],
+                       output: str = "identity", features: Sequence[str] = ()) -> Model:
+        """Registers an ONNX network this party owns as a model asset; `policy` in
+        the policy file's keys (gateway.policies.parse_model)."""
+        from gateway.policies import parse_model
+
+        request = models_pb2.RegisterModelRequest(model_id=model_id, onnx=onnx, input_shape=list(input_shape),
+                                                  output=output, policy=parse_model(dict(policy)), features=list(features))
+        return _model(self._call(self.models_stub.RegisterModel, request).model)
+
+    def set_model_policy(self, model_id: str, policy: Mapping[str, Any]) -> Model:
+        from gateway.policies import parse_model
+
+        request = models_pb2.SetModelPolicyRequest(model_id=model_id, policy=parse_model(dict(policy)))
+        return _model(self._call(self.models_stub.SetModelPolicy, request).model)
+
     def delete_model(self, model_id: str) -> None:
         self._call(self.models_stub.DeleteModel, models_pb2.DeleteModelRequest(model_id=model_id))
 
@@ -323,7 +344,8 @@ def _array(value: pb.ResultValue) -> np.ndarray:
 def _model(record: models_pb2.Model) -> Model:
     return Model(record.model_id, record.kind, list(record.features), record.label, record.shared,
                  {v.name: _array(v) for v in record.values}, dict(record.metrics),
-                 pb.Provider.Name(record.provider).removeprefix("PROVIDER_"), list(record.parties), record.partial)
+                 pb.Provider.Name(record.provider).removeprefix("PROVIDER_"), list(record.parties), record.partial,
+                 record.asset)
 
 
 def _finite(name: str, value: Any) -> None:

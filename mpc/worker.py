@@ -7,7 +7,7 @@ under CrypTen with the gRPC communicator, and reports to its gateway over a pipe
 ("release",) (answered ("release", refusal or "") by the gateway, which rechecks
 its policies right before anything is revealed), ("result", {name: (values,
 labels, column labels, suppressed)} or None, {name: (share, scale)} of values kept
-secret-shared), or ("error", reason, message, metadata) (a failed peer is metadata's party_id).
+secret-shared, {name: array} of public values kept with them), or ("error", reason, message, metadata) (a failed peer is metadata's party_id).
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ class WorkerPlan:
     receivers: list[int]  # ranks
     layout: list[dict[str, Any]]  # by rank: party_id, columns, rows
     parameters: dict[str, Any]
-    source: Any  # gateway.ingest.Source: the input's columnar cache (read here, not sent through the pipe)
+    source: Any  # gateway.ingest.Source: the input's columnar cache (read here, not sent through the pipe); None without input
     failure_timeout: float = 20.0
     provider: str = "TFP"
     dealer: str | None = None  # the session's dealer (TTP), if any; may be this process's party
     rules: Any = None  # this party's ReleaseRules (mpc.programs.context)
+    model: dict[str, Any] | None = None  # what this party holds of the job's model (JobContext.model)
 
     @property
     def members(self) -> list[str]:
@@ -111,7 +112,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
                 ttp.serve()
             finally:
                 crypten.uninit()
-            conn.send(("result", None, {}))
+            conn.send(("result", None, {}, {}))
             return
         crypten.init()
 
@@ -126,7 +127,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
                 raise PolicyRefused(refusal)
 
         rank = plan.parties.index(plan.party_id)
-        table, keys = plan.source.read()
+        table, keys = plan.source.read() if plan.source is not None else (np.zeros((0, 0)), None)
         context = JobContext(
             kind=plan.kind,
             partitioning=plan.partitioning,
@@ -140,6 +141,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
             rules=plan.rules or ReleaseRules(),
             progress=progress,
             before_release=before_release,
+            model=plan.model,
         )
         progress("computing", 5.0)
         results = run(context)
@@ -147,7 +149,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
         payload = None if not results else {
             k: (np.asarray(r.values, dtype=np.float64), list(r.labels), list(r.column_labels), list(r.suppressed))
             for k, r in results.items()}
-        conn.send(("result", payload, context.kept))
+        conn.send(("result", payload, context.kept, context.public))
         crypten.uninit()
     finally:
         node.stop()

@@ -41,6 +41,8 @@ SCOPES: dict[str, str | None] = {
     _MODELS + "ListModels": "models:read",
     _MODELS + "GetModel": "models:read",
     _MODELS + "DeleteModel": "models:write",
+    _MODELS + "RegisterModel": "models:write",
+    _MODELS + "SetModelPolicy": "models:write",
 }
 """method -> required scope."""
 

@@ -35,9 +35,11 @@ def jobs() -> None:
 @click.option("--provider", type=click.Choice(["TTP", "TFP"]), default="TTP", show_default=True,
               help="Beaver triples from the federation's dealer (TTP) or from party 0 (TFP: tests only)")
 @click.option("--deadline", type=click.FloatRange(min=0, min_open=True), help="seconds from start to finish (fractions allowed)")
+@click.option("--model", "model_ref", metavar="MODEL_ID@HOLDER1,HOLDER2",
+              help="model.predict / model.evaluate: the model and the parties holding it")
 @click.option("--watch/--no-watch", default=True, show_default=True, help="follow progress until the job ends")
 def submit(inputs: tuple[str, ...], receivers: tuple[str, ...], params: tuple[str, ...], kind: str, partitioning: str,
-           provider: str, deadline: float | None, watch: bool, **conn: Any) -> None:
+           provider: str, deadline: float | None, model_ref: str | None, watch: bool, **conn: Any) -> None:
     """Submits a joint job to your gateway (its coordinator)."""
     parsed = []
     for text in inputs:
@@ -54,7 +56,14 @@ def submit(inputs: tuple[str, ...], receivers: tuple[str, ...], params: tuple[st
         except json.JSONDecodeError:
             parameters[key] = value
     with _client(**conn) as client:
-        job = _run(lambda: client.submit(kind, parsed, receivers, partitioning, parameters, provider, deadline))
+        model = None
+        if model_ref:
+            model_id, _, holders = model_ref.partition("@")
+            if not model_id or not holders:
+                raise click.BadParameter(f"{model_ref!r} is not MODEL_ID@HOLDER1,HOLDER2", param_hint="--model")
+            model = (model_id, holders.split(","))
+        job = _run(lambda: client.submit(kind, parsed, receivers, partitioning, parameters, provider, deadline,
+                                         model=model))
         console.print(f"job [bold]{job.id}[/bold]: {job.state}")
         if watch and not job.done:
             _follow(job)

@@ -16,7 +16,40 @@ console = Console()
 
 @click.group()
 def models() -> None:
-    """List, show, export and delete trained models."""
+    """List, show, export and delete trained models; register model assets and set
+    the policies on their use."""
+
+
+@models.command()
+@connection
+@click.argument("model_id")
+@click.argument("onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input-shape", required=True, metavar="D1,D2,...", help="input shape without the batch, e.g. 30 or 1,28,28")
+@click.option("--output", type=click.Choice(["identity", "sigmoid", "softmax"]), default="identity", show_default=True,
+              help="applied to the network's output under MPC")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="TOML: allowed_parties, allowed_datasets, allowed_result_receivers, allowed_job_kinds, approval")
+def register(model_id: str, onnx_file: Path, input_shape: str, output: str, policy_file: Path, **conn: Any) -> None:
+    """Registers an ONNX network your party owns as a model asset for private inference."""
+    from gateway.config import read_toml
+
+    shape = [int(d) for d in input_shape.split(",") if d]
+    with make_client(**conn) as client:
+        model = run(lambda: client.register_model(model_id, onnx_file.read_bytes(), shape, read_toml(policy_file), output))
+    console.print(f"registered model asset {model.model_id}")
+
+
+@models.command()
+@connection
+@click.argument("model_id")
+@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def policy(model_id: str, policy_file: Path, **conn: Any) -> None:
+    """Replaces the policy on the use of a model your gateway holds."""
+    from gateway.config import read_toml
+
+    with make_client(**conn) as client:
+        run(lambda: client.set_model_policy(model_id, read_toml(policy_file)))
+    console.print(f"policy of model {model_id} replaced")
 
 
 @models.command("list")
@@ -28,7 +61,7 @@ def list_models(**conn: Any) -> None:
     click.echo(f"{'model':32}  {'kind':26}  {'held as':8}  {'label':12}  metrics")
     for m in found:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(m.metrics.items()))
-        held = "shares" if m.shared else "own part" if m.partial else "weights"
+        held = "shares" if m.shared else "own part" if m.partial else "asset" if m.asset else "weights"
         click.echo(f"{m.model_id:32}  {m.kind:26}  {held:8}  {m.label:12}  {metrics}")
 
 
@@ -50,7 +83,7 @@ def show(model_id: str, **conn: Any) -> None:
     if model.partial:
         table.add_row("weights", "this party's features and its part of the intercept; the parts sum to the model")
     console.print(table)
-    if not model.shared:
+    if not model.shared and "coefficients" in model.values:
         weights = Table("feature", "coefficient", "mean", "std")
         means, stds = model.values.get("feature_means"), model.values.get("feature_stds")  # (none through the origin)
         for i, feature in enumerate(model.features):

@@ -62,9 +62,17 @@ Audit = Callable[[str, str, str, dict[str, str]], None]
 """audit(action, job_id, outcome, details)."""
 
 class Models(Protocol):
-    """Where this party keeps the models its jobs train (gateway.models.ModelStore)."""
+    """Where this party keeps the models its jobs train and the assets it registered
+    (gateway.models.ModelStore)."""
 
-    def save(self, job: pb.Job, result: pb.JobResult | None, shares: dict[str, Any] | None) -> Any: ...
+    def save(self, job: pb.Job, result: pb.JobResult | None, shares: dict[str, Any] | None,
+             public: dict[str, Any] | None = None) -> Any: ...
+
+    def review(self, job: pb.Job, party_id: str) -> Review:
+        """This holder's decision on a job using its model (NotFound if it holds none)."""
+
+    def holding(self, job: pb.Job) -> dict[str, Any]:
+        """What this party's worker needs of the job's model (mpc.programs.context.JobContext.model)."""
 
 
 AuditHead = Callable[[], tuple[int, str]]
@@ -96,5 +104,10 @@ def error_info(reason: str, message: str, party: str = "", metadata: dict[str, s
 
 
 def participants(spec: pb.JobSpec) -> list[str]:
-    """The job's parties in rank order: the order they first appear in the inputs."""
-    return list(dict.fromkeys(i.party_id for i in spec.inputs))
+    """The job's parties in rank order: the order they first appear in the inputs,
+    then the holders of the job's model (model.predict, model.evaluate)."""
+    return list(dict.fromkeys([*(i.party_id for i in spec.inputs), *spec.model.holders]))
+
+
+def has_input(spec: pb.JobSpec, party_id: str) -> bool:
+    return any(i.party_id == party_id for i in spec.inputs)

@@ -17,6 +17,7 @@ from gateway.errors import MpcgateError, PolicyRefused
 from gateway.jobs import states
 from gateway.jobs.contracts import Review, error_info
 from gateway.jobs.store import now
+from gateway.models import trains_model
 from mpc.worker import WorkerPlan
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class Participation:
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:
             plan = await asyncio.to_thread(self._plan, job, session_id, ranks)  # file checks: off the event loop
-            result, kept = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
+            result, kept, public = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
                                                   lambda: self._release_refusal(job_id))
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
@@ -47,8 +48,8 @@ class Participation:
         if released is not None:
             self._store.save_result(released)
             self._audit("result.release", job_id, "ok", {"receiver": self.me})
-        if self._models is not None and job.spec.kind.startswith("model.") and (released is not None or kept):
-            self._models.save(job, released, kept)
+        if self._models is not None and trains_model(job.spec.kind) and (released is not None or kept):
+            self._models.save(job, released, kept, public)
             self._audit("model.store", job_id, "ok", {"shared": str(bool(kept)).lower(), "revealed": str(released is not None).lower()})
         done = pb.PartyStatus(party_id=self.me, state=states.SUCCEEDED)
         if job.coordinator != self.me:
@@ -59,12 +60,10 @@ class Participation:
         """Right before this party reads data: its own config and its datasets'
         current policies must still allow the job (they may have changed since
         review), and the files must still be the ones registered (checked by the review)."""
-        refusal = self._provider_refusal(job.spec.provider, job.dealer)
-        review = self._datasets.review(job, self.me)
-        reasons = ([refusal] if refusal else []) + review.reasons
-        if refusal or review.decision == "reject":
-            self._audit("job.recheck", job.job_id, "refused", {"reasons": "; ".join(reasons)})
-            raise PolicyRefused(f"party {self.me} refused at start: {'; '.join(reasons)}")
+        review = self._review(job)
+        if review.decision == "reject":
+            self._audit("job.recheck", job.job_id, "refused", {"reasons": "; ".join(review.reasons)})
+            raise PolicyRefused(f"party {self.me} refused at start: {'; '.join(review.reasons)}")
 
     def _release_refusal(self, job_id: str) -> str:
         """Right before a result leaves this party: '' if its policies still allow
@@ -84,11 +83,17 @@ class Participation:
         spec = job.spec
         inputs = {i.party_id: i for i in spec.inputs}
         self._start_checks(job)
-        loaded = self._datasets.load(job, inputs[self.me])
-        self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
-                                                   "columns": ",".join(inputs[self.me].columns)})
-        layout = [{"rank": r, "party_id": p, "columns": list(inputs[p].columns),
-                   "rows": loaded.rows if p == self.me else -1} for r, p in enumerate(order)]
+        loaded = None
+        if self.me in inputs:
+            loaded = self._datasets.load(job, inputs[self.me])
+            self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
+                                                       "columns": ",".join(inputs[self.me].columns)})
+        model = None
+        if self.me in spec.model.holders:
+            model = self._models.holding(job)
+            self._audit("model.use", job.job_id, "ok", {"model": spec.model.model_id, "kind": spec.kind})
+        layout = [{"rank": r, "party_id": p, "columns": list(inputs[p].columns) if p in inputs else [],
+                   "rows": (loaded.rows if loaded else 0) if p == self.me else -1} for r, p in enumerate(order)]
         addresses = {p: self.config.peer_addresses[p] for p in order if p != self.me}
         dealer = None
         if spec.provider == pb.PROVIDER_TTP:
@@ -101,9 +106,9 @@ class Participation:
             partitioning="vertical" if spec.partitioning == pb.PARTITIONING_VERTICAL else "horizontal",
             receivers=[order.index(r) for r in spec.result_receivers],
             layout=layout, parameters=json_format.MessageToDict(spec.parameters),
-            source=loaded.source, failure_timeout=self.config.failure_timeout,
+            source=loaded.source if loaded else None, failure_timeout=self.config.failure_timeout,
             provider=pb.Provider.Name(spec.provider).removeprefix("PROVIDER_"),
-            rules=self._datasets.rules(job, self.me),
+            rules=self._datasets.rules(job, self.me) if loaded else None, model=model,
         )
 
     async def _report_own(self, job: pb.Job, status: pb.PartyStatus, progress: pb.Progress, final: bool = False) -> None:

@@ -86,9 +86,10 @@ class WorkerRunner:
         return process, parent
 
     async def run(self, plan: WorkerPlan, on_progress: OnProgress,
-                  on_release: OnRelease = lambda: "") -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """Runs the worker to the end; returns its results (None for a non-receiver)
-        and this party's shares of what the program kept secret-shared."""
+                  on_release: OnRelease = lambda: "") -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any]]:
+        """Runs the worker to the end; returns its results (None for a non-receiver),
+        this party's shares of what the program kept secret-shared, and the public
+        values that go with them."""
         running = self._running[plan.job_id] = _Running(None)  # running from the moment it takes a worker
         process, parent = self._start(plan)
         running.process = process
@@ -110,7 +111,7 @@ class WorkerRunner:
                 elif kind == "release":
                     parent.send(("release", on_release()))
                 elif kind == "result":
-                    return message[1], message[2]
+                    return message[1], message[2], message[3]
                 elif kind == "error":
                     raise WorkerFailed(message[2], reason=message[1], **message[3])
         finally:

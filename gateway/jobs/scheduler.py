@@ -30,7 +30,7 @@ from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.jobs import states
 from gateway.jobs.contracts import (ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
-                                    SchedulerConfig, error_info, participants)
+                                    SchedulerConfig, error_info, has_input, participants)
 from gateway.jobs.participation import Participation
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.store import JobStore, now
@@ -108,6 +108,7 @@ class Scheduler(Participation):
         if spec.partitioning == pb.PARTITIONING_UNSPECIFIED:
             raise InvalidArgument("partitioning must be HORIZONTAL or VERTICAL")
         known = {self.me, *self.config.peer_addresses}
+        _validate_model(spec, known)
         for job_input in spec.inputs:
             if job_input.party_id not in known:
                 raise InvalidArgument(f"unknown party {job_input.party_id!r}")
@@ -204,13 +205,22 @@ class Scheduler(Participation):
         return pb.PartyStatus(party_id=self.me, rank=-1, state=state, error=error)
 
     def _review(self, job: pb.Job) -> Review:
-        """This party's own decision: its config's provider rules, then its datasets'
-        policies (InvalidArgument for unknown datasets or columns)."""
+        """This party's own decision: its config's provider rules, its datasets'
+        policies (InvalidArgument for unknown datasets or columns) and, where it
+        holds the job's model, the model's policy."""
         refusal = self._provider_refusal(job.spec.provider, job.dealer)
-        review = self._datasets.review(job, self.me)
-        if refusal:
-            return Review("reject", [refusal, *review.reasons])
-        return review
+        reviews = [self._datasets.review(job, self.me)] if has_input(job.spec, self.me) else []
+        if self.me in job.spec.model.holders:
+            if self._models is None:
+                raise FailedPrecondition(f"party {self.me} keeps no models")
+            try:
+                reviews.append(self._models.review(job, self.me))
+            except NotFound as err:
+                raise InvalidArgument(err.message) from None
+        reasons = ([refusal] if refusal else []) + [r for review in reviews for r in review.reasons]
+        if refusal or any(r.decision == "reject" for r in reviews):
+            return Review("reject", reasons)
+        return Review("manual" if any(r.decision == "manual" for r in reviews) else "approve")
 
     async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str,
                         head: tuple[int, str] | None = None) -> None:
@@ -445,6 +455,22 @@ class Scheduler(Participation):
 def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("scheduler task failed: %r", task.exception())
+
+
+def _validate_model(spec: pb.JobSpec, known: set[str]) -> None:
+    """model.predict and model.evaluate name the model and its holders; no other kind does."""
+    uses_model = spec.kind in ("model.predict", "model.evaluate")
+    if not uses_model:
+        if spec.HasField("model"):
+            raise InvalidArgument(f"{spec.kind} takes no model (only model.predict and model.evaluate do)")
+        return
+    if not spec.model.model_id or not spec.model.holders:
+        raise InvalidArgument(f"{spec.kind} needs a model: its id and the parties that hold it")
+    for holder in spec.model.holders:
+        if holder not in known:
+            raise InvalidArgument(f"unknown party {holder!r} holding the model")
+    if len(set(spec.model.holders)) != len(spec.model.holders):
+        raise InvalidArgument("a model's holders are listed once each")
 
 
 def _copy(spec: pb.JobSpec) -> pb.JobSpec:

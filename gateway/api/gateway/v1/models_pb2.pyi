@@ -80,8 +80,11 @@ class Architecture(_message.Message):
     FRAME_SHIFT_FIELD_NUMBER: _builtins.int
     FRAME_SCALE_FIELD_NUMBER: _builtins.int
     INPUT_SHAPE_FIELD_NUMBER: _builtins.int
+    OUTPUTS_FIELD_NUMBER: _builtins.int
     output: _builtins.str
     """Applied to the network's output under MPC: "sigmoid", "softmax" or "identity"."""
+    outputs: _builtins.int
+    """Outputs per row (1 for a sigmoid output, the classes for softmax)."""
     @_builtins.property
     def widths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Widths of a model.mlp's layers, input to output, e.g. [30, 64, 32, 1]."""
@@ -94,7 +97,7 @@ class Architecture(_message.Message):
     def frame_scale(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
     @_builtins.property
     def input_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """The network's input shape without the batch dimension, e.g. [1, 28, 28] (assets)."""
+        """The network's input shape without the batch dimension, e.g. [30] or [1, 28, 28]."""
 
     def __init__(
         self,
@@ -104,10 +107,11 @@ class Architecture(_message.Message):
         frame_shift: _abc.Iterable[_builtins.float] | None = ...,
         frame_scale: _abc.Iterable[_builtins.float] | None = ...,
         input_shape: _abc.Iterable[_builtins.int] | None = ...,
+        outputs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_scale", b"frame_scale", "frame_shift", b"frame_shift", "input_shape", b"input_shape", "output", b"output", "widths", b"widths"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_scale", b"frame_scale", "frame_shift", b"frame_shift", "input_shape", b"input_shape", "output", b"output", "outputs", b"outputs", "widths", b"widths"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
