@@ -32,6 +32,7 @@ from torch.distributed import ReduceOp
 from gateway.errors import FailedPrecondition, InvalidArgument
 from gateway.exchange import frames
 from gateway.exchange.node import Session
+from mpc import compat
 
 TAG = "crypten"
 
@@ -54,23 +55,11 @@ def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def wrapper(self: "GrpcCommunicator", *args: Any, **kwargs: Any) -> Any:
-        if self.world_size < 2 or _verbose():
+        if self.world_size < 2 or compat.flag("communicator", "verbose"):
             return logged(self, *args, **kwargs)
         return exchange(self, *args, **kwargs)
 
     return wrapper
-
-
-def _verbose() -> bool:
-    """cfg.communicator.verbose, read from its OmegaConf node: CrypTen's own lookup
-    takes ~18 us, which on the exchange's threads added ~0.27 ms to a 1 KB round
-    trip (CrypTen's _logging does it on every call)."""
-    from crypten.config import cfg
-
-    try:
-        return bool(object.__getattribute__(cfg, "config")._get_node("communicator")._get_node("verbose")._value())
-    except AttributeError:  # another OmegaConf: the documented way
-        return bool(cfg.communicator.verbose)
 
 
 class _Completed:

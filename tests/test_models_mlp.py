@@ -16,17 +16,21 @@ from mpc.programs.models.holdout import entity_draws
 from statskit import Session, Task
 
 pytestmark = pytest.mark.multiprocess
-PARAMETERS = {"label": "y", "hidden": [8], "epochs": 2, "batch_size": 40, "learning_rate": 0.5, "seed": 3}
+PARAMETERS = {"label": "y", "hidden": [8], "epochs": 3, "batch_size": 100, "learning_rate": 2.0, "seed": 3}
 
 
-def rings(rng: np.random.Generator, rows: int, d: int, offset: float = 0.0, classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Labels a linear model cannot separate well (distance from a center), on
-    columns of mixed scales and offsets."""
+def rings(rng: np.random.Generator, rows: int, d: int, offset: float = 0.0, classes: int = 2,
+          gap: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """Labels a linear model cannot separate (the distance from a center, cut at
+    quantiles), on columns of mixed scales and offsets, with a margin of `gap`
+    around each cut: a held-out accuracy then measures the network, not which way
+    rows on a knife's edge happen to fall."""
     scales = rng.uniform(0.5, 50, d)
-    x = rng.normal(size=(rows, d)) * scales + offset
+    x = rng.normal(size=(3 * rows, d)) * scales + offset
     radius = np.sqrt((((x - offset) / scales)[:, :2] ** 2).sum(axis=1))
     cut = np.quantile(radius, np.linspace(0, 1, classes + 1)[1:-1])
-    return x, np.searchsorted(cut, radius).astype(np.float64)
+    clear = np.abs(radius[:, None] - cut[None, :]).min(axis=1) > gap
+    return x[clear][:rows], np.searchsorted(cut, radius[clear][:rows]).astype(np.float64)
 
 
 def twin(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, parameters: dict) -> dict:
@@ -60,7 +64,8 @@ def twin(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, p
 
 def assert_like_twin(result: dict, reference: dict) -> None:
     assert abs(result["accuracy"][0][0] - reference["accuracy"]) <= 0.02, (result["accuracy"][0], reference)
-    assert np.allclose(result["loss"][0], reference["loss"], atol=0.02), (result["loss"][0], reference["loss"])
+    # the trajectory follows the twin's (fixed-point steps drift a little from float64's while the loss falls fast)
+    assert np.allclose(result["loss"][0], reference["loss"], rtol=0.15, atol=0.02), (result["loss"][0], reference["loss"])
     assert reference["loss"][-1] < reference["loss"][0]  # it learned something to compare
 
 
@@ -72,7 +77,7 @@ def horizontal_split(session: Session, x: np.ndarray, y: np.ndarray, seed: int) 
 
 
 def test_horizontal_matches_plaintext_pytorch(session: Session) -> None:
-    x, y = rings(np.random.default_rng(1), 600, 4, offset=1e3)
+    x, y = rings(np.random.default_rng(1), 2000, 4, offset=1e3)
     tables, mask = horizontal_split(session, x, y, PARAMETERS["seed"])
     names = [f"x{j}" for j in range(4)] + ["y"]
     status, result = session.run(Task("model.mlp", "horizontal", tables, [names] * session.world_size, PARAMETERS),
@@ -85,7 +90,7 @@ def test_horizontal_matches_plaintext_pytorch(session: Session) -> None:
 
 
 def test_vertical_matches_plaintext_pytorch_with_labels_at_one_party(session: Session) -> None:
-    rows, d = 600, 2 * session.world_size
+    rows, d = 2000, 2 * session.world_size
     x, y = rings(np.random.default_rng(2), rows, d, offset=-40.0)
     split = np.array_split(np.arange(d), session.world_size)
     tables, names = [x[:, c] for c in split], [[f"x{j}" for j in c] for c in split]
@@ -93,7 +98,9 @@ def test_vertical_matches_plaintext_pytorch_with_labels_at_one_party(session: Se
     keys = [np.array([f"k{i}" for i in range(rows)])] * session.world_size
     status, result = session.run(Task("model.mlp", "vertical", tables, names, PARAMETERS, {}, keys), timeout=600)
     assert status == "ok", result
-    mask = entity_draws(keys[0], PARAMETERS["seed"], "mpcgate") < 0.2
+    draws = entity_draws(keys[0], PARAMETERS["seed"], "mpcgate")
+    order = np.argsort(draws, kind="stable")  # the program's row order, whatever the intersection's
+    x, y, mask = x[order], y[order], draws[order] < 0.2
     assert_like_twin(result, twin(x[~mask], y[~mask], x[mask], y[mask], PARAMETERS))
 
 
@@ -101,7 +108,7 @@ def test_softmax_over_three_classes_matches_plaintext_pytorch(session: Session) 
     if session.world_size != 2:
         pytest.skip("one party count is enough for the output layer")
     parameters = {**PARAMETERS, "output": "softmax", "classes": 3, "hidden": [12]}
-    x, y = rings(np.random.default_rng(3), 500, 3, classes=3)
+    x, y = rings(np.random.default_rng(3), 1500, 3, classes=3)
     tables, mask = horizontal_split(session, x, y, parameters["seed"])
     names = ["a", "b", "c", "y"]
     status, result = session.run(Task("model.mlp", "horizontal", tables, [names] * 2, parameters), timeout=600)
@@ -123,11 +130,17 @@ def test_keep_shared_reveals_metrics_only_and_the_shares_add_up_to_the_model(ses
                                  timeout=600)
     assert status == "ok", shared
     assert sorted(shared) == ["accuracy", "auc", "loss", "train_accuracy"]
-    for name in ("layer.0.weight", "layer.2.bias", "input_shift", "input_scale"):
+    def rebuilt(name: str) -> np.ndarray:
         parts = [session.shares[r][name] for r in range(2)]
-        total = (parts[0][0] + parts[1][0]) / parts[0][1]  # the ring's sum of the shares, decoded
-        assert np.allclose(total, revealed[name][0], atol=2e-3), name
         assert not np.allclose(parts[0][0] / parts[0][1], revealed[name][0], atol=1.0)  # a share alone is noise
+        return (parts[0][0] + parts[1][0]) / parts[0][1]  # the ring's sum of the shares, decoded
+
+    for name in ("layer.0.weight", "layer.0.bias", "layer.2.weight", "layer.2.bias"):
+        assert np.allclose(rebuilt(name), revealed[name][0], atol=2e-3), name
+    shift, scale = session.public[0]["frame_shift"], session.public[0]["frame_scale"]  # public to every party
+    stds = revealed["feature_stds"][0]  # the means to 1e-3 of a deviation (16 bits of the frame)
+    assert np.all(np.abs(shift + scale * rebuilt("input_shift") - revealed["feature_means"][0]) <= 1e-3 * stds)
+    assert np.allclose(scale / rebuilt("input_scale"), revealed["feature_stds"][0], rtol=1e-2)
 
 
 def test_labels_outside_the_classes_are_refused(session: Session) -> None:

@@ -34,7 +34,8 @@ class Participation:
         try:
             plan = await asyncio.to_thread(self._plan, job, session_id, ranks)  # file checks: off the event loop
             result, kept, public = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
-                                                  lambda: self._release_refusal(job_id))
+                                                          lambda: self._release_refusal(job_id))
+            self._keep(job, result, kept, public)
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
                 return
@@ -44,17 +45,29 @@ class Participation:
                 self._store.transition(job_id, states.FAILED, err.message, failed.error)
             await self._report_own(job, failed, pb.Progress(), final=True)
             return
-        released = _to_result(job, result) if result is not None else None
-        if released is not None:
-            self._store.save_result(released)
-            self._audit("result.release", job_id, "ok", {"receiver": self.me})
-        if self._models is not None and trains_model(job.spec.kind) and (released is not None or kept):
-            self._models.save(job, released, kept, public)
-            self._audit("model.store", job_id, "ok", {"shared": str(bool(kept)).lower(), "revealed": str(released is not None).lower()})
         done = pb.PartyStatus(party_id=self.me, state=states.SUCCEEDED)
         if job.coordinator != self.me:
             self._store.transition(job_id, states.SUCCEEDED, "finished")
         await self._report_own(job, done, pb.Progress(phase="done", percent=100), final=True)
+
+    def _keep(self, job: pb.Job, result: dict | None, kept: dict, public: dict) -> None:
+        """Stores what the job left at this party: its revealed result, the model it
+        trained. A failure here fails the job at this party (Internal), never leaves
+        it running."""
+        try:
+            released = _to_result(job, result) if result is not None else None
+            if released is not None:
+                self._store.save_result(released)
+                self._audit("result.release", job.job_id, "ok", {"receiver": self.me})
+            if self._models is not None and trains_model(job.spec.kind) and (released is not None or kept):
+                self._models.save(job, released, kept, public)
+                self._audit("model.store", job.job_id, "ok", {"shared": str(bool(kept)).lower(),
+                                                              "revealed": str(released is not None).lower()})
+        except MpcgateError:
+            raise
+        except Exception as err:  # noqa: BLE001  (a bug or a full disk here must end the job, reported)
+            log.exception("job=%s: storing its outcome failed", job.job_id)
+            raise MpcgateError(f"party {self.me} could not store the job's outcome: {type(err).__name__}") from err
 
     def _start_checks(self, job: pb.Job) -> None:
         """Right before this party reads data: its own config and its datasets'

@@ -136,6 +136,13 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> Inputs:
     features = [c for e in ctx.layout for c in e.columns if c != label]
     outputs = widths(ctx, len(features))[-1]
     test = holdout.mask(ctx, n_all, HOLDOUT)  # the same entities at every party
+    # rows in an order of their keys' own (the intersection's order is drawn afresh
+    # per job), so the same seed trains the same model
+    assert ctx.keys is not None
+    order = np.argsort(holdout.entity_draws(ctx.keys, int(setting(ctx, "seed")), str(ctx.parameters.get("key_salt", "mpcgate"))),
+                       kind="stable")
+    x, test = x[order], test[order]
+    y = y[order] if y is not None else None
     n, n_test = int((~test).sum()), int(test.sum())
     holdout.check(ctx, n_test, HOLDOUT)
     ctx.progress("standardizing", 5)
@@ -182,7 +189,7 @@ def _train(ctx: JobContext, net: Any, data: Inputs) -> tuple[list[float], list[f
             with network.at_network_precision():
                 net.zero_grad()
                 logits.backward((p - yb).div(len(rows)))
-                net.update_parameters(rate)
+                network.sgd_step(net, rate)
             loss_sum = loss if loss_sum is None else loss_sum + loss
             right_sum = right if right_sum is None else right_sum + right
         assert loss_sum is not None and right_sum is not None
@@ -200,12 +207,10 @@ def scored(output: str, logits: Any, y: Any) -> tuple[Any, Any, Any]:
 
     if output == "sigmoid":
         eta = logits.squeeze(1)
-        probability, softplus = sigmoid.activations(eta, softplus=True)
-        p = sigmoid.clamp01(probability).unsqueeze(1)
+        probability, softplus, negative = sigmoid.parts(eta, softplus=True)
         target = y.squeeze(1)
-        guess = secure.greater_than(p.squeeze(1), 0.5)
-        right = guess * target + (1 - guess) * (1 - target)
-        return p, (softplus - eta * target).sum(), right.sum()
+        right = negative + target - 2 * negative * target  # the guess, eta >= 0, matches the label
+        return probability.unsqueeze(1), (softplus - eta * target).sum(), right.sum()
     with network.at_network_precision():
         p = logits.softmax(1)
         loss = -(logits.log_softmax(1) * y).sum()

@@ -75,6 +75,29 @@ def parameters(module: Any) -> dict[str, Any]:
     return dict(module.named_parameters())
 
 
+GRADIENT_BOUND = 100.0
+"""A gradient entry beyond this is a failed truncation's wrap, not a gradient: it is dropped (as CrypTen does)."""
+
+
+def sgd_step(module: Any, rate: float) -> None:
+    """param -= rate * grad for every parameter with a gradient, dropping entries
+    beyond GRADIENT_BOUND: CrypTen's update_parameters, with one comparison for
+    all parameters instead of one per parameter tensor."""
+    import crypten
+
+    held = [p for p in module.parameters() if p.grad is not None]
+    if not held:
+        return
+    with crypten.no_grad(), torch.no_grad():
+        flat = crypten.cat([p.grad.flatten() for p in held])
+        step = flat.mul(flat.square().lt(GRADIENT_BOUND**2)).mul(rate)
+        start = 0
+        for param in held:
+            size = param.numel()
+            param.sub_(step[start : start + size].reshape(param.size()))
+            start += size
+
+
 def load_shares(module: Any, shares: dict[str, tuple[np.ndarray, int]]) -> None:
     """Makes an encrypted module hold this party's stored shares of its parameters
     (a party that holds none contributes zeros, which leaves the sum unchanged)."""

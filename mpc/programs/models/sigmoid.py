@@ -22,6 +22,12 @@ LOG1P = _log1p_coefficients()
 
 
 def activations(eta: Any, softplus: bool = False) -> tuple[Any, Any]:
+    """(sigmoid, softplus or None): see `parts`."""
+    sigmoid, soft, _ = parts(eta, softplus)
+    return sigmoid, soft
+
+
+def parts(eta: Any, softplus: bool = False) -> tuple[Any, Any, Any]:
     """sigmoid(eta) = 1 / (1 + exp(-eta)) at 16 bits, and with `softplus`
     log(1 + exp(eta)) for the loss, from one comparison and one exponential: with
     e = exp(-|eta|) in (0, 1], sigmoid(|eta|) = 1 / (1 + e) (Newton's reciprocal
@@ -29,7 +35,7 @@ def activations(eta: Any, softplus: bool = False) -> tuple[Any, Any]:
     log1p(e), log1p by a degree-7 polynomial on [0, 1] (error < 1e-6), not
     CrypTen's log (two Householder steps, each an exponential). The sign is
     compared at the configured precision (CrypTen's own sigmoid compares at the
-    tensor's)."""
+    tensor's), and returned too: (sigmoid, softplus or None, eta < 0 as bits)."""
     import crypten
 
     negative, magnitude = secure.sign_and_magnitude(eta)
@@ -39,8 +45,8 @@ def activations(eta: Any, softplus: bool = False) -> tuple[Any, Any]:
         positive = e.add(1).reciprocal()
     sigmoid = positive + negative * (1 - 2 * positive)
     if not softplus:
-        return sigmoid, None
-    return sigmoid, eta * (1 - negative) + e.polynomial(LOG1P)
+        return sigmoid, None, negative
+    return sigmoid, eta * (1 - negative) + e.polynomial(LOG1P), negative
 
 
 def clamp01(p: Any) -> Any:
