@@ -20,6 +20,7 @@ from gateway.errors import InvalidArgument
 from mpc.programs.models import assets, network
 from mpc.programs.models.holdout import AUC_BINS
 from statskit import Session, Task, capture_sends
+from test_models_mlp import rings
 
 pytestmark = pytest.mark.multiprocess
 
@@ -87,13 +88,12 @@ def test_a_shared_model_predicts_and_evaluates_at_the_parties_holding_its_shares
     """model.mlp kept shared, then applied by the same parties to a vertical split
     of new rows: the predictions match the revealed twin of the model (same job,
     revealed), and the metrics match scikit-learn's on those predictions."""
-    rng = np.random.default_rng(2)
     d = session.world_size
-    x = rng.normal(size=(300, d)) * [1, 10, 100][:d] + 5
-    y = ((x[:, 0] - 5) * (x[:, 1] - 5) > 0).astype(np.float64)
-    tables = [np.column_stack([x, y])[p] for p in np.array_split(np.arange(300), d)]
+    x_all, y_all = rings(np.random.default_rng(2), 1040, d)
+    x, y, fresh, fresh_y = x_all[:1000], y_all[:1000], x_all[1000:], y_all[1000:]
+    tables = [np.column_stack([x, y])[p] for p in np.array_split(np.arange(1000), d)]
     names = [f"x{j}" for j in range(d)] + ["y"]
-    parameters = {"label": "y", "hidden": [6], "epochs": 1, "batch_size": 30, "learning_rate": 0.5, "seed": 1}
+    parameters = {"label": "y", "hidden": [6], "epochs": 3, "batch_size": 100, "learning_rate": 2.0, "seed": 1}
     status, revealed = session.run(Task("model.mlp", "horizontal", tables, [names] * d, parameters), timeout=300)
     assert status == "ok", revealed
     status, _ = session.run(Task("model.mlp", "horizontal", tables, [names] * d, {**parameters, "keep_shared": True}),
@@ -103,8 +103,6 @@ def test_a_shared_model_predicts_and_evaluates_at_the_parties_holding_its_shares
                     "frame_shift": session.public[0]["frame_shift"].tolist(),
                     "frame_scale": session.public[0]["frame_scale"].tolist()}
     held = [{"kind": "mlp", "architecture": architecture, "shares": session.shares[r]} for r in range(d)]
-    fresh = rng.normal(size=(40, d)) * [1, 10, 100][:d] + 5
-    fresh_y = ((fresh[:, 0] - 5) * (fresh[:, 1] - 5) > 0).astype(np.float64)
     keys = [np.array([f"k{i}" for i in range(40)])] * d
     columns = [[f"x{j}"] for j in range(d)]
     split = [fresh[:, [j]] for j in range(d)]
