@@ -14,6 +14,7 @@ and the server's message.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -260,11 +261,21 @@ class Client:
     def model(self, model_id: str) -> Model:
         return _model(self._call(self.models_stub.GetModel, models_pb2.GetModelRequest(model_id=model_id)).model)
 
-    def register_model(self, model_id: str, onnx: bytes, input_shape: Sequence[int], policy: Mapping[str, Any],
+    def register_model(self, model_id: str, onnx: Any, input_shape: Sequence[int], policy: Mapping[str, Any],
                        output: str = "identity", features: Sequence[str] = ()) -> Model:
-        """Registers an ONNX network this party owns as a model asset; `policy` in
-        the policy file's keys (gateway.policies.parse_model)."""
+        """Registers a network this party owns as a model asset: ONNX bytes, or a
+        torch.nn.Module (exported as crypten.nn.from_pytorch exports it); `policy`
+        in the policy file's keys (gateway.policies.parse_model)."""
         from gateway.policies import parse_model
+
+        if not isinstance(onnx, bytes):
+            import torch
+
+            from mpc import compat
+
+            buffer = io.BytesIO()
+            compat.export_onnx(buffer, onnx.eval(), torch.zeros(1, *input_shape))
+            onnx = buffer.getvalue()
 
         request = models_pb2.RegisterModelRequest(model_id=model_id, onnx=onnx, input_shape=list(input_shape),
                                                   output=output, policy=parse_model(dict(policy)), features=list(features))

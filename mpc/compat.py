@@ -54,8 +54,10 @@ def _alias_onnx_registration() -> None:
         sys.modules[_OLD_REGISTRATION] = importlib.import_module(_NEW_REGISTRATION)
 
 
-def _export_with_torchscript(f: io.BytesIO, pytorch_model: torch.nn.Module, dummy_input: Any) -> io.BytesIO:
-    """CrypTen's export arguments, with the TorchScript exporter CrypTen was written for."""
+def export_onnx(f: io.BytesIO, pytorch_model: torch.nn.Module, dummy_input: Any) -> io.BytesIO:
+    """A PyTorch module as ONNX, as `crypten.nn.from_pytorch` exports it: CrypTen's
+    export arguments, with the TorchScript exporter CrypTen was written for (also
+    how a party exports a network to register as a model asset)."""
     from crypten.nn import onnx_converter
 
     torch.onnx.export(
@@ -169,7 +171,7 @@ def install() -> None:
     import crypten  # noqa: F401  (must come after the alias)
     from crypten.nn import onnx_converter
 
-    onnx_converter._export_pytorch_model = _export_with_torchscript
+    onnx_converter._export_pytorch_model = export_onnx
     global Identity
     Identity = _identity_module()
     onnx_converter.ONNX_TO_CRYPTEN.setdefault("Identity", Identity)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.multiprocess
 
 def exported(module: torch.nn.Module, shape: list[int]) -> bytes:
     f = io.BytesIO()
-    mpc.compat._export_with_torchscript(f, module.eval(), torch.zeros(1, *shape))
+    mpc.compat.export_onnx(f, module.eval(), torch.zeros(1, *shape))
     return f.getvalue()
 
 
