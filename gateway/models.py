@@ -111,10 +111,17 @@ class ModelStore:
         width = math.prod(request.input_shape)
         if request.features and len(request.features) != width:
             raise InvalidArgument(f"{len(request.features)} feature names for an input of {width} values")
+        shift, scale = list(request.input_shift), list(request.input_scale)
+        if shift or scale:
+            if len(shift) != width or len(scale) != width:
+                raise InvalidArgument(f"input_shift and input_scale need one value per input value ({width})")
+            if not all(math.isfinite(v) for v in shift) or not all(math.isfinite(v) and v > 0 for v in scale):
+                raise InvalidArgument("input_shift must be finite numbers and input_scale finite numbers above 0")
         model = mpb.Model(model_id=request.model_id, kind="asset.onnx", asset=True, created_at=now(),
                           features=list(request.features), policy=request.policy,
                           digest=hashlib.sha256(request.onnx).hexdigest(),
-                          architecture=mpb.Architecture(input_shape=request.input_shape, output=output, outputs=outputs))
+                          architecture=mpb.Architecture(input_shape=request.input_shape, output=output, outputs=outputs,
+                                                        frame_shift=shift, frame_scale=scale))
         with self._lock:
             if self._db.execute("SELECT 1 FROM models WHERE model_id = ?", (model.model_id,)).fetchone():
                 raise InvalidArgument(f"a model {model.model_id!r} already exists at this gateway")

@@ -262,10 +262,12 @@ class Client:
         return _model(self._call(self.models_stub.GetModel, models_pb2.GetModelRequest(model_id=model_id)).model)
 
     def register_model(self, model_id: str, onnx: Any, input_shape: Sequence[int], policy: Mapping[str, Any],
-                       output: str = "identity", features: Sequence[str] = ()) -> Model:
+                       output: str = "identity", features: Sequence[str] = (), input_shift: Sequence[float] = (),
+                       input_scale: Sequence[float] = ()) -> Model:
         """Registers a network this party owns as a model asset: ONNX bytes, or a
         torch.nn.Module (exported as crypten.nn.from_pytorch exports it); `policy`
-        in the policy file's keys (gateway.policies.parse_model)."""
+        in the policy file's keys (gateway.policies.parse_model). The network sees
+        (x - input_shift) / input_scale where those are given (public to its users)."""
         from gateway.policies import parse_model
 
         if not isinstance(onnx, bytes):
@@ -278,7 +280,8 @@ class Client:
             onnx = buffer.getvalue()
 
         request = models_pb2.RegisterModelRequest(model_id=model_id, onnx=onnx, input_shape=list(input_shape),
-                                                  output=output, policy=parse_model(dict(policy)), features=list(features))
+                                                  output=output, policy=parse_model(dict(policy)), features=list(features),
+                                                  input_shift=list(input_shift), input_scale=list(input_scale))
         return _model(self._call(self.models_stub.RegisterModel, request).model)
 
     def set_model_policy(self, model_id: str, policy: Mapping[str, Any]) -> Model:

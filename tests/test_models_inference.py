@@ -69,6 +69,48 @@ def test_an_asset_predicts_like_plaintext_pytorch(session: Session) -> None:
     assert np.abs(result["predictions"][0] - expected).max() < 1e-2
 
 
+def test_an_asset_with_a_declared_standardization_takes_rows_in_raw_units(session: Session) -> None:
+    """Incomes of 1e5 and ages of 40 would overflow the fixed-point range: the
+    asset declares its input standardization, which the rows' owner applies first."""
+    if session.world_size != 2:
+        pytest.skip("two parties: the data owner and the model owner")
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    x = np.column_stack([np.random.default_rng(4).normal(60_000, 20_000, 40), np.random.default_rng(5).uniform(18, 90, 40)])
+    shift, scale = [60_000.0, 50.0], [20_000.0, 20.0]
+    model = asset(net, [2], "sigmoid")
+    model["architecture"].update(frame_shift=shift, frame_scale=scale)
+    status, result = session.run(Task("model.predict", "horizontal", **data_then_owner(x, ["income", "age"], model)))
+    assert status == "ok", result
+    with torch.no_grad():
+        expected = torch.sigmoid(net(torch.from_numpy((x - shift) / scale).float())).numpy()
+    assert np.abs(result["predictions"][0] - expected).max() < 1e-2
+    status, answer = session.run(Task("model.predict", "horizontal", **data_then_owner(x, ["income", "age"],
+                                                                                        asset(net, [2], "sigmoid"))))
+    assert status == "refused" and "input_shift and input_scale" in answer
+
+
+def test_an_asset_is_applied_to_vertically_split_rows_its_owner_does_not_hold(session: Session) -> None:
+    """Two banks hold different columns of partly the same customers; a third
+    party owns the network and holds no rows: the intersection is the banks'."""
+    if session.world_size != 3:
+        pytest.skip("three parties: two data owners and the model owner")
+    torch.manual_seed(6)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=60), rng.normal(size=60)
+    keys = [np.array([f"c{i}" for i in range(0, 50)]), np.array([f"c{i}" for i in range(10, 60)]), None]
+    tables = [a[:50, None], b[10:60, None], np.zeros((0, 0))]
+    status, result = session.run(Task("model.predict", "vertical", tables, [["a"], ["b"], []], {}, {}, keys,
+                                      models=[None, None, asset(net, [2], "sigmoid")]))
+    assert status == "ok", result
+    rows = [int(k[1:]) for k in result["predictions"][1]]
+    assert sorted(rows) == list(range(10, 50))  # the banks' common customers, named by bank 0's keys
+    with torch.no_grad():
+        expected = torch.sigmoid(net(torch.from_numpy(np.column_stack([a[rows], b[rows]])).float())).numpy()
+    assert np.abs(result["predictions"][0] - expected).max() < 1e-2
+
+
 def test_a_convolutional_asset_predicts_like_plaintext_pytorch(session: Session) -> None:
     if session.world_size != 2:
         pytest.skip("two parties: the data owner and the model owner")

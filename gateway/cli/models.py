@@ -29,13 +29,18 @@ def models() -> None:
               help="applied to the network's output under MPC")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="TOML: allowed_parties, allowed_datasets, allowed_result_receivers, allowed_job_kinds, approval")
-def register(model_id: str, onnx_file: Path, input_shape: str, output: str, policy_file: Path, **conn: Any) -> None:
+@click.option("--input-shift", default="", metavar="S1,S2,...", help="the network sees (x - shift) / scale (public)")
+@click.option("--input-scale", default="", metavar="C1,C2,...")
+def register(model_id: str, onnx_file: Path, input_shape: str, output: str, policy_file: Path, input_shift: str,
+             input_scale: str, **conn: Any) -> None:
     """Registers an ONNX network your party owns as a model asset for private inference."""
     from gateway.config import read_toml
 
     shape = [int(d) for d in input_shape.split(",") if d]
+    shift, scale = ([float(v) for v in text.split(",") if v] for text in (input_shift, input_scale))
     with make_client(**conn) as client:
-        model = run(lambda: client.register_model(model_id, onnx_file.read_bytes(), shape, read_toml(policy_file), output))
+        model = run(lambda: client.register_model(model_id, onnx_file.read_bytes(), shape, read_toml(policy_file), output,
+                                                  input_shift=shift, input_scale=scale))
     console.print(f"registered model asset {model.model_id}")
 
 

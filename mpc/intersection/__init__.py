@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from gateway.errors import FailedPrecondition, PolicyRefused
 from mpc.intersection.protocol import Alignment, intersect
 from mpc.programs import secure
@@ -17,12 +19,19 @@ __all__ = ["Alignment", "align", "intersect"]
 
 
 def align(ctx: JobContext) -> JobContext:
-    """`ctx` on the rows every party holds, in the common order (aligned=True)."""
+    """`ctx` on the rows every party holds, in the common order (aligned=True). A
+    party with no input (a model's holder in model.predict) holds no rows: it
+    takes part in the protocol without keys, and the intersection is the others'."""
+    holds_rows = ctx.keys is not None or bool(ctx.layout[ctx.rank].columns)
+    counted = [bool(c) for c in secure.public(ctx, holds_rows)]
+    if not holds_rows:
+        ctx = dataclasses.replace(ctx, keys=np.array([], dtype=object), table=np.zeros((0, 0)))
     if ctx.keys is None or len(ctx.keys) != ctx.table.shape[0]:
         raise FailedPrecondition("a vertical job needs this party's key column, one key per row")
     salt = str(ctx.parameters.get("key_salt", "mpcgate")).encode()
     found = intersect(ctx.rank, ctx.world_size, ctx.keys, salt, ctx.progress,
-                      where=f"party {ctx.layout[ctx.rank].party_id}'s keys", parties=[e.party_id for e in ctx.layout])
+                      where=f"party {ctx.layout[ctx.rank].party_id}'s keys", parties=[e.party_id for e in ctx.layout],
+                      counted=counted)
     minimum = ctx.rules.min_intersection
     refusals = secure.public(ctx, found.size < minimum)
     if any(refusals):

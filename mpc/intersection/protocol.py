@@ -22,6 +22,11 @@ of its rows its successor (rank + 1) holds, and party k (k < n - 1) which of its
 rows are in the intersection of parties 0 .. k + 1; nothing about keys that are
 not its own. Raw keys and unblinded hashes never leave the party.
 
+A party that holds no rows of the job (a model's holder in model.predict) is not
+counted: it blinds and relays the others' lists like every party, brings no keys,
+and its (empty) set is left out of the matching; it learns the intersection's
+size, as every party does.
+
 Common order: the intersection's F-values, sorted; row i is the same entity at
 every party.
 """
@@ -52,9 +57,13 @@ class Alignment:
 
 def intersect(rank: int, world: int, keys: Sequence[object], salt: bytes,
               progress: Callable[[str, float], None] = lambda phase, percent: None,
-              cores: int | None = None, where: str = "keys", parties: list[str] | None = None) -> Alignment:
+              cores: int | None = None, where: str = "keys", parties: list[str] | None = None,
+              counted: list[bool] | None = None) -> Alignment:
     """This party's rows common to every party, in the common order. `keys`: one
-    per row (any sequence: only CHUNK_ROWS of them are encoded at a time)."""
+    per row (any sequence: only CHUNK_ROWS of them are encoded at a time).
+    `counted` (public, by rank): whose keys the intersection is over; a party not
+    counted (one holding no rows of the job, such as a model's holder) still blinds
+    and relays, with no keys of its own."""
     import crypten.communicator as comm
 
     communicator = comm.get()
@@ -92,7 +101,7 @@ def intersect(rank: int, world: int, keys: Sequence[object], salt: bytes,
     own = np.empty_like(mine)
     own[permutation] = mine  # F of each of this party's rows, in row order
     values = _as_values(own)
-    common = _match(communicator, rank, world, values, _as_values(successor))
+    common = _match(communicator, rank, world, values, _as_values(successor), counted or [True] * world)
     progress(f"intersection: {len(common)} entities common to all parties", 90)
     inside = np.flatnonzero(np.isin(values, common, assume_unique=True))
     rows = inside[np.argsort(values[inside], kind="stable")]
@@ -130,36 +139,53 @@ def _as_values(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows).view(f"S{MATCH_BYTES}").reshape(-1)
 
 
-def _match(communicator: object, rank: int, world: int, own: np.ndarray, successor: np.ndarray) -> np.ndarray:
-    """The sorted F-values every party holds (see the module docstring)."""
+def _match(communicator: object, rank: int, world: int, own: np.ndarray, successor: np.ndarray,
+           counted: list[bool]) -> np.ndarray:
+    """The sorted F-values every counted party holds (see the module docstring):
+    party 0 brings its own set and its successor's, party k its successor's; an
+    uncounted party's set is left out (None stands for "no set yet")."""
     if len(np.unique(own)) != len(own):
         raise FailedPrecondition("two of this party's keys collided after blinding; please resubmit")
-    if world == 2:
-        return np.sort(np.intersect1d(own, successor, assume_unique=True))
-    running = np.intersect1d(own, successor, assume_unique=True) if rank == 0 else None
+
+    def meet(running: np.ndarray | None, values: np.ndarray, party: int) -> np.ndarray | None:
+        if not counted[party]:
+            return running
+        return values if running is None else np.intersect1d(running, values, assume_unique=True)
+
+    if world == 2:  # each party holds both sets
+        common = meet(meet(None, own, rank), successor, 1 - rank)
+        return np.sort(common if common is not None else own)
+    running = meet(meet(None, own, 0), successor, 1) if rank == 0 else None
     for k in range(1, world - 1):
         if rank == k - 1:
             _send_values(communicator, running, k)
         if rank == k:
-            running = np.intersect1d(_recv_values(communicator, k - 1), successor, assume_unique=True)
+            running = meet(_recv_values(communicator, k - 1), successor, k + 1)
     last = world - 2
     if rank == last:
         for r in range(world):
             if r != rank:
                 _send_values(communicator, running, r)
-        return np.sort(running)
-    return np.sort(_recv_values(communicator, last))
+        return np.sort(running if running is not None else np.zeros(0, dtype=f"S{MATCH_BYTES}"))
+    found = _recv_values(communicator, last)
+    return np.sort(found if found is not None else np.zeros(0, dtype=f"S{MATCH_BYTES}"))
 
 
 def _send_values(communicator: object, values: np.ndarray | None, to: int) -> None:
-    data = np.frombuffer(np.sort(values).tobytes(), dtype=np.uint8) if values is not None else np.zeros(0, np.uint8)
+    """A sorted set of F-values; None ("no set yet") travels as the count -1."""
+    if values is None:
+        communicator.send_obj(-1, to)  # type: ignore[attr-defined]
+        return
+    data = np.frombuffer(np.sort(values).tobytes(), dtype=np.uint8)
     communicator.send_obj(len(data) // MATCH_BYTES, to)  # type: ignore[attr-defined]
     if len(data):
         communicator.send(torch.from_numpy(data.copy()), to)  # type: ignore[attr-defined]
 
 
-def _recv_values(communicator: object, source: int) -> np.ndarray:
+def _recv_values(communicator: object, source: int) -> np.ndarray | None:
     count = int(communicator.recv_obj(source))  # type: ignore[attr-defined]
+    if count < 0:
+        return None
     if not count:
         return np.zeros(0, dtype=f"S{MATCH_BYTES}")
     data = communicator.recv(torch.empty(count * MATCH_BYTES, dtype=torch.uint8), source).numpy()  # type: ignore[attr-defined]

@@ -11,10 +11,11 @@ predict, each row's probabilities (or the network's output, or with `reveal:
 classes` only the predicted class); evaluate, only metrics against a label
 column some party holds (accuracy, AUC for binary models, log-loss, confusion
 counts, a count below a data party's min_group_size suppressed), never a
-prediction. Inputs enter the network at 16 fractional bits (network.py): a
-model.mlp's rows must lie within `FRAME_BOUND` times its training frame and an
-asset's inputs within +-`ASSET_BOUND` (scale them before export), or the job is
-refused: beyond that, CrypTen's truncation fails often enough to corrupt rows.
+prediction. Inputs enter the network at 16 fractional bits (network.py), after
+the rows' owner applied the model's public frame (a model.mlp's training frame,
+an asset's declared input standardization): they must then lie within
+`FRAME_BOUND` (model.mlp) or +-`ASSET_BOUND` (assets), or the job is refused:
+beyond that, CrypTen's truncation fails often enough to corrupt rows.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def _rows(ctx: JobContext, described: dict[str, Any], data: list[int], label: st
     widths = [len([c for c in ctx.layout[r].columns if c != label]) for r in range(ctx.world_size)]
     offset = sum(widths[: ctx.rank])
     mlp = described["kind"] == "mlp"
-    if mlp:
+    if described.get("frame_shift"):  # a model.mlp's training frame, or an asset's declared standardization
         shift = np.asarray(described["frame_shift"])[offset : offset + x.shape[1]]
         scale = np.asarray(described["frame_scale"])[offset : offset + x.shape[1]]
         x = (x - shift) / scale
@@ -210,7 +211,8 @@ def _rows(ctx: JobContext, described: dict[str, Any], data: list[int], label: st
     if not all(secure.public(ctx, within)):
         raise FailedPrecondition(
             f"a row lies more than {bound:g} times outside the model's training frame" if mlp else
-            f"an input value lies outside +-{bound:g}: scale the inputs (and the network) before registering it")
+            f"an input value lies outside +-{bound:g} (after the asset's input standardization, if it declares one): "
+            "register the asset with input_shift and input_scale that bring its inputs near [-1, 1]")
     u = secure.stacked_columns(ctx, x, widths, network.NETWORK_BITS)
     if mlp:
         u = network.standardize(u, *_standardization(ctx, described, holders))

@@ -91,7 +91,9 @@ class Architecture(_message.Message):
 
     @_builtins.property
     def frame_shift(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
-        """The inputs' public frame, z = (x - frame_shift) / frame_scale (model.mlp)."""
+        """The inputs' public frame, z = (x - frame_shift) / frame_scale, computed by the
+        rows' owner (model.mlp: its training frame; assets: the declared standardization).
+        """
 
     @_builtins.property
     def frame_scale(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
@@ -351,6 +353,8 @@ class RegisterModelRequest(_message.Message):
     OUTPUT_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
     FEATURES_FIELD_NUMBER: _builtins.int
+    INPUT_SHIFT_FIELD_NUMBER: _builtins.int
+    INPUT_SCALE_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The asset's name at this gateway: letters, digits, '-', '_' and '.'."""
     onnx: _builtins.bytes
@@ -369,6 +373,16 @@ class RegisterModelRequest(_message.Message):
     def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Names of the input's features, for display (optional)."""
 
+    @_builtins.property
+    def input_shift(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The network's input standardization (optional, one value per input value):
+        the rows' owner feeds it (x - input_shift) / input_scale, computed before
+        anything is shared, so raw units of any size stay within the fixed-point
+        range. Public to the parties of a job using the model.
+        """
+
+    @_builtins.property
+    def input_scale(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
     def __init__(
         self,
         *,
@@ -378,10 +392,12 @@ class RegisterModelRequest(_message.Message):
         output: _builtins.str = ...,
         policy: Global___ModelPolicy | None = ...,
         features: _abc.Iterable[_builtins.str] | None = ...,
+        input_shift: _abc.Iterable[_builtins.float] | None = ...,
+        input_scale: _abc.Iterable[_builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "input_shape", b"input_shape", "model_id", b"model_id", "onnx", b"onnx", "output", b"output", "policy", b"policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "input_scale", b"input_scale", "input_shape", b"input_shape", "input_shift", b"input_shift", "model_id", b"model_id", "onnx", b"onnx", "output", b"output", "policy", b"policy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
