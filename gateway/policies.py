@@ -44,19 +44,24 @@ def load(path: Path) -> dpb.Policy:
     return parse(read_toml(path), str(path))
 
 
-def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
+def _lists(raw: dict[str, Any], where: str, policy: Any, lists: tuple[str, ...], others: set[str]) -> None:
+    """Refuses unknown keys (naming them), then fills the policy's string lists."""
     try:
-        refuse_unknown(raw, {"": {*LISTS, "min_rows", "min_group_size", "small_groups", "allow_extremes",
-                                  "shared_models_only", "own_coefficients_only", "min_intersection_size", "forbid_intersection",
-                                  "approval"}})
+        refuse_unknown(raw, {"": {*lists, *others}})
     except InvalidArgument as err:
         raise InvalidArgument(f"{where}: {err.message.replace('config field', 'policy field')}") from None
-    policy = dpb.Policy()
-    for key in LISTS:
+    for key in lists:
         values = raw.get(key, [])
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise InvalidArgument(f"{where}: policy field {key!r} must be a list of strings")
         getattr(policy, key).extend(values)
+
+
+def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
+    policy = dpb.Policy()
+    _lists(raw, where, policy, LISTS, {"min_rows", "min_group_size", "small_groups", "allow_extremes",
+                                       "shared_models_only", "own_coefficients_only", "min_intersection_size",
+                                       "forbid_intersection", "approval"})
     for key in ("min_rows", "min_group_size", "min_intersection_size"):
         value = raw.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -81,16 +86,8 @@ MODEL_LISTS = ("allowed_parties", "allowed_datasets", "allowed_result_receivers"
 def parse_model(raw: dict[str, Any], where: str = "model policy") -> Any:
     from gateway.api.gateway.v1 import models_pb2 as mpb
 
-    try:
-        refuse_unknown(raw, {"": {*MODEL_LISTS, "approval"}})
-    except InvalidArgument as err:
-        raise InvalidArgument(f"{where}: {err.message.replace('config field', 'policy field')}") from None
     policy = mpb.ModelPolicy()
-    for key in MODEL_LISTS:
-        values = raw.get(key, [])
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise InvalidArgument(f"{where}: policy field {key!r} must be a list of strings")
-        getattr(policy, key).extend(values)
+    _lists(raw, where, policy, MODEL_LISTS, {"approval"})
     approval = raw.get("approval", "automatic")
     if approval not in APPROVAL:
         raise InvalidArgument(f"{where}: policy field 'approval' must be one of {', '.join(APPROVAL)}")

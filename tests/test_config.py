@@ -85,3 +85,17 @@ def test_policy_files_parse_and_refuse_unknown_keys(tmp_path: Path) -> None:
         policies.parse({"allowed_partys": ["bank-b"]})
     with pytest.raises(InvalidArgument, match="small_groups"):
         policies.parse({"small_groups": "merge"})
+
+
+def test_model_policy_files_parse_and_refuse_unknown_keys() -> None:
+    from gateway import policies
+    from gateway.api.gateway.v1 import datasets_pb2 as dpb
+
+    policy = policies.parse_model({"allowed_parties": ["bank-b"], "allowed_datasets": ["bank-b/*"],
+                                   "allowed_job_kinds": ["model.predict"], "approval": "manual"})
+    assert list(policy.allowed_datasets) == ["bank-b/*"] and policy.approval_mode == dpb.APPROVAL_MODE_MANUAL
+    assert not policy.allowed_result_receivers  # default deny
+    with pytest.raises(InvalidArgument, match="min_rows"):
+        policies.parse_model({"min_rows": 5})  # a dataset's key, not a model's
+    with pytest.raises(InvalidArgument, match="allowed_parties.*list of strings"):
+        policies.parse_model({"allowed_parties": "bank-b"})

@@ -16,7 +16,7 @@ from gateway.api.gateway.v1 import datasets_pb2, jobs_pb2, models_pb2
         (datasets_pb2, "DatasetService", {"RegisterDataset", "GetDataset", "ListDatasets", "UpdatePolicy", "DeleteDataset"}),
         (jobs_pb2, "JobService", {"SubmitJob", "GetJob", "ListJobs", "WatchJob", "CancelJob", "ApproveJob", "GetResult"}),
         (exchange_pb2, "ExchangeService", {"Exchange"}),
-        (models_pb2, "ModelService", {"ListModels", "GetModel", "DeleteModel"}),
+        (models_pb2, "ModelService", {"ListModels", "GetModel", "DeleteModel", "RegisterModel", "SetModelPolicy"}),
     ],
 )
 def test_services_have_their_rpcs(module, service: str, methods: set[str]) -> None:  # type: ignore[no-untyped-def]
