@@ -16,7 +16,7 @@ import torch
 import mpc
 from gateway import demo_data
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
-from gateway.errors import InvalidArgument
+from gateway.errors import FailedPrecondition, InvalidArgument
 from gateway.federation import LocalFederation
 
 pytestmark = pytest.mark.multiprocess
@@ -113,3 +113,18 @@ def test_an_asset_is_checked_at_registration_and_its_owner_enforces_its_policy(f
     expected = np.array([[(~guess & ~good).sum(), (guess & ~good).sum()], [(~guess & good).sum(), (guess & good).sum()]])
     for cell, count in zip(metrics["confusion"].ravel(), expected.ravel()):
         assert np.isnan(cell) if 0 < count < 5 else abs(cell - count) <= 3, (metrics["confusion"], expected)
+
+
+def test_a_model_owner_can_require_approving_each_use(fed: LocalFederation) -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(1, 1))
+    with fed.client("bank-a") as owner:
+        owner.register_model("approved-score", net, [1], {**ASSET_POLICY, "allowed_parties": ["bank-b"],
+                                                          "approval": "manual"}, output="sigmoid")
+        job = owner.submit("model.predict", [("bank-b", "loans", ["decades"])], receivers=["bank-b"],
+                           model=("approved-score", ["bank-a"]))
+        assert job.state == "AWAITING_APPROVAL"
+        with fed.client("bank-b") as data_owner:
+            with pytest.raises(FailedPrecondition):
+                data_owner.approve(job.id)  # bank-b's dataset policy approves automatically: nothing to approve
+        assert owner.approve(job.id).state != "AWAITING_APPROVAL"
+        assert job.wait(timeout=300).state == "SUCCEEDED", job.record.error
