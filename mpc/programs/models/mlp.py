@@ -6,11 +6,13 @@ vertical (labels at one party), by mini-batch SGD.
 Every party builds the same network from the job's public seed (torch's default
 initialization, so the plaintext twin `network.torch_network` starts from the
 same weights), visits the rows in the same public order per epoch (a permutation
-drawn from the seed and the epoch; the order reveals nothing about the values)
-and takes one step per batch: logits by crypten.nn, the output gradient
-(probabilities - labels) / batch, backward, `update_parameters(learning_rate)`.
+drawn from the seed and the epoch over the rows in rank order, or for vertical
+jobs in an order of their keys' hashes; the order reveals nothing about the
+values) and takes one step per batch: logits by crypten.nn, the output gradient
+(probabilities - labels) / batch, backward, `network.sgd_step(learning_rate)`.
 The inputs are standardized as network.py describes (horizontal: the pooled
-frame and moments of the statistics programs; vertical: each owner's own, exact).
+frame and moments of the statistics programs; vertical: each owner's own frame,
+public, and its own exact moments, shared).
 
 Revealed to every party, each epoch: the mean training loss and accuracy over the
 epoch's batches (streamed as progress). To the receivers: the network's
