@@ -94,6 +94,7 @@ class Model:
     parties: list[str]
     partial: bool = False
     asset: bool = False  # an ONNX network registered at this gateway (its weights never leave it)
+    architecture: dict[str, Any] = field(default_factory=dict)  # model.mlp and assets: widths, output, input shape
 
     @property
     def coefficients(self) -> np.ndarray:
@@ -109,13 +110,24 @@ class Model:
         return self.values[name]
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """The model applied in plaintext to rows of the features, in their order."""
+        """The model applied in plaintext to rows of the features, in their order:
+        a linear model's prediction or score, a model.mlp's logits."""
+        if self.kind == "model.mlp":
+            import torch
+
+            with torch.no_grad():
+                return self.to_torch()(torch.from_numpy(np.asarray(features, dtype=np.float64))).numpy()
         return np.asarray(features, dtype=np.float64) @ self.coefficients + self.intercept
 
     def to_torch(self) -> Any:
-        """A torch.nn.Module computing the same predictions (float64)."""
+        """A torch.nn.Module computing the same predictions (float64); for a
+        model.mlp, its standardization and layers, giving logits."""
         import torch
 
+        if self.kind == "model.mlp":
+            return _mlp_module(self._weights("feature_means"), self._weights("feature_stds"),
+                               [self.values[f"layer.{2 * i}.{part}"] for i in range(len(self.architecture["widths"]) - 1)
+                                for part in ("weight", "bias")])
         layer = torch.nn.Linear(len(self.features), 1, dtype=torch.float64)
         with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(self.coefficients.reshape(1, -1)))
@@ -132,6 +144,30 @@ class Model:
         torch.onnx.export(module, (example,), path, dynamo=False, input_names=["features"], output_names=["prediction"],
                           dynamic_axes={"features": {0: "rows"}, "prediction": {0: "rows"}})
         return path
+
+
+def _mlp_module(means: np.ndarray, stds: np.ndarray, parameters: list[np.ndarray]) -> Any:
+    """(x - means) / stds, then Linear layers (weight, bias pairs) with ReLUs between them."""
+    import torch
+
+    class Standardize(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.from_numpy(np.asarray(means, dtype=np.float64)))
+            self.register_buffer("std", torch.from_numpy(np.asarray(stds, dtype=np.float64)))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x - self.mean) / self.std
+
+    layers: list[torch.nn.Module] = [Standardize()]
+    for i in range(0, len(parameters), 2):
+        weight, bias = parameters[i], parameters[i + 1]
+        linear = torch.nn.Linear(weight.shape[1], weight.shape[0], dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(weight))
+            linear.bias.copy_(torch.from_numpy(bias))
+        layers += [linear, torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
 
 
 class Client:
@@ -359,7 +395,8 @@ def _model(record: models_pb2.Model) -> Model:
     return Model(record.model_id, record.kind, list(record.features), record.label, record.shared,
                  {v.name: _array(v) for v in record.values}, dict(record.metrics),
                  pb.Provider.Name(record.provider).removeprefix("PROVIDER_"), list(record.parties), record.partial,
-                 record.asset)
+                 record.asset, {"widths": list(record.architecture.widths), "output": record.architecture.output,
+                                "input_shape": list(record.architecture.input_shape)})
 
 
 def _finite(name: str, value: Any) -> None:

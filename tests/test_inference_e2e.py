@@ -73,6 +73,8 @@ def test_an_mlp_trained_with_the_dealer_is_applied_privately_to_the_other_banks_
     u = (loans("bank-b") - v["feature_means"]) / v["feature_stds"]
     logits = np.maximum(u @ v["layer.0.weight"].T + v["layer.0.bias"], 0) @ v["layer.2.weight"].T + v["layer.2.bias"]
     assert np.abs(predictions - 1 / (1 + np.exp(-logits[:, 0]))).max() < 1e-2
+    assert np.allclose(model.predict(loans("bank-b")), logits)  # the SDK's plaintext twin of the revealed network
+    assert model.architecture["widths"] == [3, 8, 1] and model.architecture["output"] == "sigmoid"
 
 
 def onnx_of(module: torch.nn.Module, width: int) -> bytes:

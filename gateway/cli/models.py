@@ -87,6 +87,12 @@ def show(model_id: str, **conn: Any) -> None:
         table.add_row("weights", "kept secret-shared: each party's gateway holds a share; nobody holds them")
     if model.partial:
         table.add_row("weights", "this party's features and its part of the intercept; the parts sum to the model")
+    if model.asset:
+        table.add_row("weights", "an asset registered here: its weights never leave this gateway")
+    if model.architecture.get("widths") or model.asset:
+        arch = model.architecture
+        shape = "-".join(map(str, arch["widths"])) if arch.get("widths") else "input " + "x".join(map(str, arch["input_shape"]))
+        table.add_row("network", f"{shape}, {arch.get('output') or 'identity'} output")
     console.print(table)
     if not model.shared and "coefficients" in model.values:
         weights = Table("feature", "coefficient", "mean", "std")
@@ -104,18 +110,25 @@ def show(model_id: str, **conn: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torch", "json"]), default="onnx", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def export(model_id: str, fmt: str, out: Path, **conn: Any) -> None:
-    """Writes a revealed model as ONNX, a PyTorch module (torch.save) or JSON."""
+    """Writes a revealed model as ONNX, a PyTorch module (torch.save) or JSON
+    (a model.mlp with its standardization: rows in, logits out)."""
     import json
 
     with make_client(**conn) as client:
         model = run(lambda: client.model(model_id))
-    run(lambda: model.coefficients)  # a shared model has no weights to export
+    if model.shared or model.asset:
+        raise click.ClickException(f"model {model_id} has no weights here to export "
+                                   f"({'kept secret-shared' if model.shared else 'an asset: export it where it was made'})")
     if fmt == "onnx":
         model.to_onnx(str(out))
     elif fmt == "torch":
         import torch
 
         torch.save(model.to_torch(), out)
+    elif model.kind == "model.mlp":
+        out.write_text(json.dumps({"model_id": model.model_id, "kind": model.kind, "features": model.features,
+                                   "label": model.label, "architecture": model.architecture, "metrics": model.metrics,
+                                   "values": {k: v.tolist() for k, v in model.values.items()}}, indent=2))
     else:
         out.write_text(json.dumps({"model_id": model.model_id, "kind": model.kind, "features": model.features,
                                    "label": model.label, "coefficients": model.coefficients.tolist(),
