@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from gateway.errors import InvalidArgument
+from mpc.programs.models import network
 
 MAX_CONSTANT_VALUES = 16
 MAX_BYTES = 64 << 20
-OUTPUTS = ("sigmoid", "softmax", "identity")
 _FLOAT_TYPES = {1, 10, 11, 16}  # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
 
@@ -37,8 +37,8 @@ def inspect(data: bytes, input_shape: list[int], output: str) -> int:
         raise InvalidArgument(f"a model asset is an ONNX file of 1 byte to {MAX_BYTES >> 20} MiB")
     if not input_shape or any(d < 1 for d in input_shape) or math.prod(input_shape) > 1 << 20:
         raise InvalidArgument("input_shape must list the input's dimensions without the batch, each at least 1")
-    if output not in OUTPUTS:
-        raise InvalidArgument(f"output must be one of {', '.join(OUTPUTS)}")
+    if output not in network.OUTPUTS:
+        raise InvalidArgument(f"output must be one of {', '.join(network.OUTPUTS)}")
     try:
         graph = onnx.load_model_from_string(data).graph
     except Exception as err:  # noqa: BLE001  (any parse failure means: not an ONNX model)

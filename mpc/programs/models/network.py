@@ -31,6 +31,7 @@ from mpc.programs.models import sigmoid
 
 NETWORK_BITS = 16
 OUTPUTS = ("sigmoid", "softmax", "identity")
+"""What is applied to a network's output under MPC (model.mlp: the first two; assets: any)."""
 FRAME_GRID = 3
 """The frame's shift is a multiple of 2^(E - FRAME_GRID), E the power of two of the column's spread."""
 
@@ -136,7 +137,7 @@ def local_frame(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def standardize(z: Any, shift: Any, scale: Any) -> Any:
     """u = (z - shift) * scale under encryption, at the network's precision (z, shift
-    and scale shared or public, each at 16 bits)."""
+    and scale shared, each taken at 16 bits)."""
     return (secure.lowered(z) - secure.lowered(shift)) * secure.lowered(scale)
 
 
