@@ -53,6 +53,12 @@ def channel_options(peer_party: str, failure_timeout: float = DEFAULT_FAILURE_TI
         # verify the server's certificate names the party we mean to reach,
         # whatever address it listens on
         ("grpc.ssl_target_name_override", peer_party),
+        # a call on a channel waiting to reconnect fails at once: keep that wait short,
+        # so a peer that is back (or came up just after this gateway first dialled it)
+        # is reachable within a second, not after gRPC's default backoff (1 s, growing to 120 s)
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
         *_keepalive(failure_timeout),
     ]
 

@@ -275,3 +275,24 @@ def test_a_large_registration_does_not_hold_up_other_calls(federation: LocalFede
         thread.join()
         client.delete_dataset("large")
     assert answers >= 10, answers
+
+
+def test_a_peer_that_comes_back_is_proposed_to_at_once(federation: LocalFederation) -> None:
+    """A proposal to a peer that is down is refused, naming it. Once the peer is
+    back, the next job reaches it at once: gRPC fails every call on a channel
+    between reconnection attempts, and by default those grow 1.6x from 1 s while a
+    peer stays down (after 10 s down, a 6.5 s gap), so the job submitted right
+    after the restart was refused as unreachable (as at start-up, when a gateway
+    greeted its peers before they listened)."""
+    federation.stop("bank-c")
+    try:
+        with federation.client("bank-a") as client:
+            down = client.submit("stats.describe", _inputs(), receivers=["bank-a"])
+            assert down.state == "REJECTED" and "bank-c" in down.record.error.message
+            time.sleep(10)  # the peer stays down while bank-a keeps trying it
+            federation.start("bank-c")
+            job = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+            assert job.state == "SUCCEEDED", job.record.error
+    finally:
+        federation.stop("bank-c")
+        federation.start("bank-c")

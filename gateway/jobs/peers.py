@@ -3,6 +3,7 @@ failures come back as typed errors."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -21,6 +22,10 @@ from gateway.errors import InvalidArgument, MpcgateError, from_rpc_error
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT = 15.0
+RECONNECT_WAIT = 2.0
+"""How long a proposal waits for a channel that is between reconnection attempts
+(gRPC fails a call there at once; rpc.channel_options bounds the gap to 1 s), so a
+peer that is back is not refused as unreachable."""
 
 
 class PeerGateways:
@@ -29,7 +34,7 @@ class PeerGateways:
         self._addresses = addresses
         self._failure_timeout = failure_timeout
         self._stubs: dict[str, Any] = {}
-        self._channels: list[grpc.aio.Channel] = []
+        self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _stub(self, party: str) -> coordination_pb2_grpc.CoordinationServiceStub:
         if party not in self._stubs:
@@ -37,15 +42,24 @@ class PeerGateways:
             if address is None:
                 raise InvalidArgument(f"unknown party {party!r}")
             channel = rpc.aio_channel(self._identity, address, party, self._failure_timeout)
-            self._channels.append(channel)
+            self._channels[party] = channel
             self._stubs[party] = coordination_pb2_grpc.CoordinationServiceStub(channel)
         return self._stubs[party]
+
+    async def _reconnected(self, party: str) -> None:
+        """Gives a channel waiting to reconnect up to RECONNECT_WAIT to do so."""
+        channel = self._channels[party]
+        if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), RECONNECT_WAIT)
+            except asyncio.TimeoutError:
+                pass  # the call that follows reports the peer unreachable
 
     async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
         """Asks the federation's dealer to serve the session's Beaver triples."""
         if dealer not in self._stubs:
             channel = rpc.aio_channel(self._identity, address, dealer, self._failure_timeout)
-            self._channels.append(channel)
+            self._channels[dealer] = channel
             self._stubs[dealer] = dealer_pb2_grpc.DealerServiceStub(channel)  # type: ignore[assignment]
         request = dealer_pb2.JoinSessionRequest(
             session_id=session_id, parties=[dealer_pb2.SessionMember(party_id=p.party_id, rank=p.rank) for p in ranks])
@@ -55,8 +69,10 @@ class PeerGateways:
             raise _named(f"dealer {dealer} ({address})", err) from None
 
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
+        stub = self._stub(party)
+        await self._reconnected(party)
         try:
-            response = await self._stub(party).ProposeJob(cpb.ProposeJobRequest(job=job), timeout=CALL_TIMEOUT)
+            response = await stub.ProposeJob(cpb.ProposeJobRequest(job=job), timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
             raise _named(self._named_party(party), err) from None
         return response.status
@@ -111,7 +127,7 @@ class PeerGateways:
         return f"party {party} ({self._addresses.get(party, 'no address configured')})"
 
     async def close(self) -> None:
-        for channel in self._channels:
+        for channel in self._channels.values():
             await channel.close()
 
 
