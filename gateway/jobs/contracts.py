@@ -94,6 +94,10 @@ class SchedulerConfig:
     warm_workers: int = 0  # workers started ahead of jobs (gateway.jobs.runner)
 
 
+DRAIN_FLUSH_S = 15.0
+"""How long a draining gateway waits, once its jobs have ended, for its last reports
+and stops to reach the other parties (one peer call's deadline)."""
+
 ROOT_CAUSE_WAIT_S = 2.0
 """How long the coordinator waits, when parties only report that a peer vanished,
 for the vanished party's own report of why (a refusal, a crash, a bad input)."""

@@ -29,7 +29,7 @@ from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.jobs import states
-from gateway.jobs.contracts import (ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
+from gateway.jobs.contracts import (DRAIN_FLUSH_S, ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
                                     SchedulerConfig, error_info, has_input, participants)
 from gateway.jobs.participation import Participation
 from gateway.jobs.runner import WorkerRunner
@@ -435,6 +435,9 @@ class Scheduler(Participation):
                 self._store.transition(job.job_id, states.FAILED, error.message, error)
                 await self._report_own(job, pb.PartyStatus(party_id=self.me, state=states.FAILED, error=error),
                                        pb.Progress(), final=True)
+        in_flight = [task for task in self._tasks if not task.done()]
+        if in_flight:  # a job that just ended here may still be reporting it (close() would cut that short)
+            await asyncio.wait(in_flight, timeout=DRAIN_FLUSH_S)
 
     def _running_here(self) -> list[pb.Job]:
         """Jobs running with this gateway: its worker's, or (as coordinator) anyone's."""
