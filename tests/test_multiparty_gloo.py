@@ -63,3 +63,25 @@ def test_a_failing_party_fails_the_run_and_names_it() -> None:
         parties.run_parties(_fails_on_rank_one, 2, timeout=60)
     assert err.value.rank == 1
     assert "deliberate failure" in err.value.detail
+
+
+def _opened_both_ways(rank: int, world_size: int, args: object) -> tuple[list[float], list[float]]:
+    import crypten
+
+    from mpc.programs import secure
+
+    x = crypten.cryptensor(torch.tensor(VALUES, dtype=torch.float64), src=0, precision=24)
+    return secure.opened(x).tolist(), x.get_plain_text().double().tolist()
+
+
+VALUES = [-4 + 2.0**-24, -1000 + 500 * 2.0**-24, -3.99999, 1234567.891234, -98765.4321, 0.0, 1e-7]
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_values_are_opened_exactly_where_crypten_s_decoder_is_off_by_one(world_size: int) -> None:
+    """Every released result is opened by secure.opened: CrypTen's decoder turned
+    -4 + 2^-24 into -5 + 2^-24 and rounds through float32."""
+    ours, crypten_s = parties.run_parties(_opened_both_ways, world_size, timeout=120)[0]
+    assert np.all(np.abs(np.array(ours) - VALUES) <= 2.0**-24)  # the encoding truncates to 24 bits, no more
+    assert crypten_s[0] == pytest.approx(-5 + 2.0**-24) and crypten_s[1] == pytest.approx(-1001 + 500 * 2.0**-24)
+    assert abs(crypten_s[3] - VALUES[3]) > 1e-3  # float32

@@ -174,11 +174,18 @@ def open_to_receivers(ctx: Any, values: list[Any]) -> list[np.ndarray] | None:
     return plain if ctx.rank in ctx.receivers else None
 
 
-def _exact(value: Any, opened: Any) -> np.ndarray:
-    """Integer keys (precision 0) come back as exact int64; the rest as float64."""
-    if value.encoder.scale == 1:
-        return opened.long().numpy() if opened.dtype != torch.int64 else opened.numpy()
-    return opened.double().numpy()
+def opened(value: Any, dst: int | None = None) -> np.ndarray | None:
+    """A shared value opened (to `dst`, or to every party) and decoded exactly:
+    integer keys (precision 0) as int64, the rest as float64 (None at a party that
+    is not `dst`). CrypTen's own decoder (get_plain_text) is wrong twice: it floors
+    a negative value by scale - 1, so x just above a negative integer n (within |n|
+    units of the last place) comes back as x - 1, and it returns float32, 24 bits
+    of mantissa for every value."""
+    ring = value._tensor.reveal(dst=dst)
+    if ring is None or (dst is not None and dst != value._tensor.rank):
+        return None
+    scale = value.encoder.scale
+    return ring.numpy() if scale == 1 else ring.double().numpy() / scale
 
 
 def open_integers_to_all(ctx: Any, value: Any) -> np.ndarray:
@@ -308,7 +315,7 @@ def open_to_owners(ctx: Any, parts: list[tuple[int, Any]]) -> list[np.ndarray]:
     ctx.before_release()
     mine = []
     for owner, value in parts:
-        opened = value.get_plain_text(dst=owner)
+        plain = opened(value, dst=owner)
         if owner == ctx.rank:
-            mine.append(_exact(value, opened))
+            mine.append(plain)
     return mine
