@@ -1,7 +1,9 @@
 """Transport benchmark: the same CrypTen workloads over CrypTen's gloo transport and
-over mpcgate's gRPC exchange with mutual TLS, in one run, one OS process per party.
+over mpcgate's gRPC exchange with mutual TLS, in one run, one OS process per party:
+with mpcgate's communicator ("gRPC"), and with CrypTen's own DistributedCommunicator
+on the exchange's torch.distributed backend ("dist").
 
-Prints each workload's wall-time ratio gRPC/gloo, the bytes and rounds per party,
+Prints each workload's wall-time ratios to gloo, the bytes and rounds per party,
 and the exchange's raw throughput beside a plain TCP socket on loopback.
 
 Usage: .venv/bin/python benchmarks/transport.py [--parties 2] [--quick]
@@ -137,29 +139,31 @@ def main() -> None:
     plan = [(name, p) for name, p, _ in plan_described]
 
     measured = {}
-    for transport in ("gloo", "grpc"):
+    for transport in ("gloo", "grpc", "torch"):
         results = parties.run_parties(_repeat, args.parties, (plan, args.repeats), transport=transport, timeout=1800)
         measured[transport] = [[_best(runs) for runs in by_rank] for by_rank in zip(*results)]  # [workload][rank]
 
     print(f"\nCrypTen over gloo vs over mpcgate's gRPC exchange (mTLS), {args.parties} parties, "
           f"best of {max(1, args.repeats - 1)} after a warm-up\n")
-    header = f"{'workload':42s} {'gloo s':>8s} {'gRPC s':>8s} {'ratio':>6s} {'MB/party':>9s} {'rounds':>7s}"
+    header = (f"{'workload':42s} {'gloo s':>8s} {'gRPC s':>8s} {'ratio':>6s} {'dist s':>8s} {'ratio':>6s} "
+              f"{'MB/party':>9s} {'rounds':>7s}")
     print(header)
     print("-" * len(header))
-    for (name, _, label), gloo_runs, grpc_runs in zip(plan_described, measured["gloo"], measured["grpc"]):
-        gloo_s = max(r["seconds"] for r in gloo_runs)
-        grpc_s = max(r["seconds"] for r in grpc_runs)
-        mb = np.mean([r["stats"]["wire_bytes_sent"] for r in grpc_runs]) / 1e6
-        rounds = int(np.mean([r["stats"]["exchanges"] for r in grpc_runs]))
-        print(f"{label:42s} {gloo_s:8.3f} {grpc_s:8.3f} {grpc_s / gloo_s:6.2f} {mb:9.2f} {rounds:7d}")
+    for (name, _, label), *runs in zip(plan_described, measured["gloo"], measured["grpc"], measured["torch"]):
+        gloo_s, grpc_s, dist_s = (max(r["seconds"] for r in by_rank) for by_rank in runs)
+        mb = np.mean([r["stats"]["wire_bytes_sent"] for r in runs[1]]) / 1e6
+        rounds = int(np.mean([r["stats"]["exchanges"] for r in runs[1]]))
+        print(f"{label:42s} {gloo_s:8.3f} {grpc_s:8.3f} {grpc_s / gloo_s:6.2f} {dist_s:8.3f} {dist_s / gloo_s:6.2f} "
+              f"{mb:9.2f} {rounds:7d}")
 
-    probes = {t: parties.run_parties(_ping_and_bulk, 2, transport=t, timeout=600)[0] for t in ("gloo", "grpc")}
+    probes = {t: parties.run_parties(_ping_and_bulk, 2, transport=t, timeout=600)[0] for t in ("gloo", "grpc", "torch")}
     print(f"\n{PING_BYTES} B round trip (median of {PINGS}) and {BULK_BYTES >> 20} MiB tensors back to back:")
     print(f"  {'':8s} {'RTT ms':>8s} {'MB/s':>8s}")
     for t, probe in probes.items():
         print(f"  {t:8s} {probe['rtt_ms']:8.3f} {probe['bulk_mbps']:8.0f}")
-    print(f"  exchange/gloo: round trip {probes['grpc']['rtt_ms'] / probes['gloo']['rtt_ms']:.2f}x, "
-          f"throughput {probes['grpc']['bulk_mbps'] / probes['gloo']['bulk_mbps']:.2f}x")
+    for t, name in (("grpc", "exchange"), ("torch", "dist over the exchange")):
+        print(f"  {name}/gloo: round trip {probes[t]['rtt_ms'] / probes['gloo']['rtt_ms']:.2f}x, "
+              f"throughput {probes[t]['bulk_mbps'] / probes['gloo']['bulk_mbps']:.2f}x")
 
     raw = parties.run_parties(_raw_exchange, 2, transport="grpc", timeout=600)[1]
     tcp = _raw_tcp()

@@ -17,24 +17,19 @@ frames_sent.
 from __future__ import annotations
 
 import functools
-import pickle
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
-from crypten.common import serial
 from crypten.communicator import Communicator
 from crypten.communicator.communicator import _logging
 from torch.distributed import ReduceOp
 
 from gateway.errors import FailedPrecondition, InvalidArgument
-from gateway.exchange import frames
 from gateway.exchange.node import Session
-from mpc import compat
-
-TAG = "crypten"
+from mpc import compat, distributed
+from mpc.wire import PostedRecv, Wire, combiner
 
 
 def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,27 +67,6 @@ class _Completed:
         return True
 
 
-class _PendingRecv:
-    """What irecv returns. Like gloo's, it is matched when posted: the k-th receive
-    posted for a sender gets that sender's k-th frame, whatever order the waits
-    come in (a wait, or any later receive from that sender, first fills the
-    receives posted before it)."""
-
-    def __init__(self, comm: "GrpcCommunicator", tensor: torch.Tensor, src: int) -> None:
-        self.tensor, self._comm, self._src, self._done = tensor, comm, src, False
-
-    def wait(self) -> None:
-        while not self._done:
-            self._comm._fill_next_posted(self._src)
-
-    def fill(self, value: torch.Tensor) -> None:
-        self.tensor.copy_(value)
-        self._done = True
-
-    def is_completed(self) -> bool:
-        return self._done
-
-
 class GrpcCommunicator(Communicator):
     BYTES_PER_ELEMENT = 8
     instance: ClassVar["GrpcCommunicator | None"] = None
@@ -100,24 +74,18 @@ class GrpcCommunicator(Communicator):
     def __init__(self, session: Session, parties: Sequence[str], party_id: str, dealer: str | None = None) -> None:
         """`parties` lists the session's parties by rank. With `dealer`, the session
         also has CrypTen's trusted third party (TTP provider) at rank world_size;
-        `party_id` may then be the dealer itself."""
-        members = [*parties, *([dealer] if dealer else [])]
-        if party_id not in members:
-            raise InvalidArgument(f"party {party_id!r} is not among the session's parties")
+        `party_id` may then be the dealer itself. Joins torch.distributed over the
+        same wire (mpc.distributed), with CrypTen's process groups."""
+        self.wire = Wire(session, [*parties, *([dealer] if dealer else [])], party_id)
         self.session = session
         self.parties = list(parties)
         self.dealer = dealer
-        self._members = members
-        self.rank = members.index(party_id)
+        self.rank = self.wire.rank
         self.world_size = len(self.parties)
         self._name = f"rank{self.rank}"
-        # CrypTen's process groups, by the ranks they hold
-        self.main_group = None
-        self.ttp_group = "ttp"
-        self.ttp_comm_group = "ttp_comm"
+        self.ttp_group, self.ttp_comm_group, self.main_group = distributed.join(self.wire, self.world_size)
         self.ttp_initialized = dealer is not None
         self._dealer_answers: deque[torch.Tensor] = deque()
-        self._posted: defaultdict[int, deque[_PendingRecv]] = defaultdict(deque)  # irecvs by sender, in post order
         self.reset_communication_stats()
 
     # -- CrypTen's class-level protocol --------------------------------------
@@ -137,147 +105,80 @@ class GrpcCommunicator(Communicator):
             return
         try:
             if instance.ttp_initialized and instance.rank == 0 and instance.dealer not in instance.session.failed_peers():
-                instance._send_object("terminate", instance.get_ttp_rank())  # ends the dealer's loop
+                instance.wire.send_object("terminate", instance.get_ttp_rank())  # ends the dealer's loop
         finally:
             try:
+                distributed.leave()
                 instance.session.close()  # a clean close, so peers blame the real failure, not us
             finally:
                 cls.instance = None
 
-    # -- point to point -------------------------------------------------------
-
-    def _send_to(self, dst: int, tensor: torch.Tensor, payload_type: int = frames.TENSOR) -> None:
-        self.session.send(self._members[dst], TAG, tensor.detach().contiguous().numpy(), payload_type)
-
-    def _recv_from(self, src: int | None, like: torch.Tensor | None = None) -> torch.Tensor:
-        """The next frame from rank `src` (None: from whichever party sends first),
-        after the receives posted earlier for it."""
-        senders = self._others() if src is None else [src]
-        for sender in senders:
-            while self._posted[sender]:
-                self._fill_next_posted(sender)
-        party, frame = self.session.recv_any([self._members[r] for r in senders], TAG)
-        return self._checked(torch.from_numpy(frame.array), like, self._members.index(party))
-
-    def _fill_next_posted(self, src: int) -> None:
-        posted = self._posted[src].popleft()
-        frame = self.session.recv(self._members[src], TAG)
-        posted.fill(self._checked(torch.from_numpy(frame.array), posted.tensor, src))
-
-    @staticmethod
-    def _checked(received: torch.Tensor, like: torch.Tensor | None, src: int) -> torch.Tensor:
-        if like is None:
-            return received
-        # like gloo, only the element count and type must agree (CrypTen sends a
-        # 0-d seed into a 1-element buffer)
-        if received.numel() != like.numel() or received.dtype != like.dtype:
-            raise InvalidArgument(
-                f"expected {like.dtype} {tuple(like.shape)} from rank {src}, got {received.dtype} {tuple(received.shape)}"
-            )
-        return received.reshape(like.shape)
+    def _ranks(self, group: Any = None) -> list[int]:
+        """The ranks of one of CrypTen's process groups (None: the parties)."""
+        return list(range(self.world_size)) if group is None else distributed.ranks(group)
 
     def _others(self) -> list[int]:
         return [r for r in range(self.world_size) if r != self.rank]
 
-    def _group(self, group: Any) -> list[int]:
-        """The ranks of one of CrypTen's groups (None: the parties)."""
-        if group == self.ttp_group:
-            return list(range(self.world_size + 1))
-        if group == self.ttp_comm_group:
-            return [0, self.world_size]
-        return list(range(self.world_size))
+    # -- point to point -------------------------------------------------------
 
     @_counted
     def send(self, tensor: torch.Tensor, dst: int) -> None:
-        self._send_to(dst, tensor)
+        self.wire.send(dst, tensor)
 
     @_counted
     def recv(self, tensor: torch.Tensor, src: int | None = None) -> torch.Tensor:
-        return self._recv_from(src, tensor).clone()  # type: ignore[arg-type]
+        return self.wire.receive(self._others() if src is None else [src], tensor)[1].clone()
 
     @_counted
     def isend(self, tensor: torch.Tensor, dst: int) -> _Completed:
-        self._send_to(dst, tensor)
+        self.wire.send(dst, tensor)
         return _Completed()
 
     @_counted
-    def irecv(self, tensor: torch.Tensor, src: int | None = None) -> _PendingRecv:
+    def irecv(self, tensor: torch.Tensor, src: int | None = None) -> PostedRecv:
         if src is None:
             raise InvalidArgument("a posted receive needs its source rank (recv takes any)")
-        posted = _PendingRecv(self, tensor, src)
-        self._posted[src].append(posted)
-        return posted
+        return self.wire.post(tensor, src)
 
     # -- collectives ------------------------------------------------------------
 
     @_counted
     def scatter(self, scatter_list: list[torch.Tensor], src: int, size: Any = None, device: Any = None) -> torch.Tensor:
-        if self.rank == src:
-            for r in self._others():
-                self._send_to(r, scatter_list[r])
-            return scatter_list[src]
-        return self._recv_from(src)
+        return self.wire.scatter(scatter_list, src, self._ranks())
 
     @_counted
     def reduce(self, input: Any, dst: int, op: Any = ReduceOp.SUM, batched: bool = False) -> Any:
         tensor, split = _pack(input, batched)
-        if self.rank != dst:
-            self._send_to(dst, tensor)
-            return None
-        combine = _combiner(op)
-        result = tensor.clone()
-        for r in self._others():
-            result = combine(result, self._recv_from(r, tensor))
-        return split(result)
+        result = self.wire.reduce(tensor, dst, combiner(op), self._ranks())
+        return None if result is None else split(result)
 
     @_counted
     def all_reduce(self, input: Any, op: Any = ReduceOp.SUM, batched: bool = False) -> Any:
         tensor, split = _pack(input, batched)
-        for r in self._others():
-            self._send_to(r, tensor)
-        combine = _combiner(op)
-        parts = {self.rank: tensor}
-        for r in self._others():
-            parts[r] = self._recv_from(r, tensor)
-        result = parts[0].clone()
-        for r in range(1, self.world_size):  # the same order on every party
-            result = combine(result, parts[r])
-        return split(result)
+        return split(self.wire.all_reduce(tensor, combiner(op), self._ranks()))
 
     @_counted
     def gather(self, tensor: torch.Tensor, dst: int) -> list[torch.Tensor | None]:
-        if self.rank != dst:
-            self._send_to(dst, tensor)
-            return [None]
-        return [tensor.clone() if r == dst else self._recv_from(r, tensor) for r in range(self.world_size)]
+        return self.wire.gather(tensor, dst, self._ranks()) or [None]
 
     @_counted
     def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
-        for r in self._others():
-            self._send_to(r, tensor)
-        return [tensor.clone() if r == self.rank else self._recv_from(r, tensor) for r in range(self.world_size)]
+        return self.wire.all_gather(tensor, self._ranks())
 
     @_counted
     def broadcast(self, input: Any, src: int, group: Any = None, batched: bool = False) -> Any:
         tensor, split = _pack(input, batched)
-        if self.rank == src:
-            for r in self._group(group):
-                if r != src:
-                    self._send_to(r, tensor)
-            return input
-        received = self._recv_from(src, tensor)
-        targets = input if batched else [input]
-        for target, value in zip(targets, split(received) if batched else [received]):
-            target.data.copy_(value)
+        received = self.wire.broadcast(tensor, src, self._ranks(group))
+        if received is not None:
+            targets = input if batched else [input]
+            for target, value in zip(targets, split(received) if batched else [received]):
+                target.data.copy_(value)
         return input
 
     @_counted
     def barrier(self) -> None:
-        empty = torch.empty(0, dtype=torch.int64)
-        for r in self._others():
-            self._send_to(r, empty)
-        for r in self._others():
-            self._recv_from(r, empty)
+        self.wire.barrier(self._ranks())
 
     # -- the TTP dealer's answers, off the critical path -----------------------
 
@@ -286,7 +187,7 @@ class GrpcCommunicator(Communicator):
         into `answer` at the end of this party's next operation with the parties.
         CrypTen uses a correction term only after opening a value masked by its
         triple, so the dealer's round trip overlaps that opening (see mpc.ttp)."""
-        self._send_object(request, self.get_ttp_rank())
+        self.wire.send_object(request, self.get_ttp_rank())
         self.exchanges += 1
         self._dealer_answers.append(answer)
 
@@ -294,35 +195,26 @@ class GrpcCommunicator(Communicator):
         """Takes every answer the dealer still owes (into its placeholder)."""
         while self._dealer_answers:
             answer = self._dealer_answers.popleft()
-            answer.copy_(self._recv_from(self.get_ttp_rank(), answer))
+            answer.copy_(self.wire.recv(self.get_ttp_rank(), answer))
 
-    # -- objects: pickled out, CrypTen's restricted unpickler in --------------
-
-    def _send_object(self, obj: Any, dst: int) -> None:
-        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
-        self.session.send(self._members[dst], TAG, data, frames.OBJECT)
-
-    def _recv_object(self, src: int) -> Any:
-        frame = self.session.recv(self._members[src], TAG)
-        if frame.payload_type != frames.OBJECT:
-            raise InvalidArgument(f"expected an object from rank {src}, got a tensor")
-        return serial.restricted_loads(frame.array.tobytes())
+    # -- objects --------------------------------------------------------------------
 
     @_counted
     def send_obj(self, obj: Any, dst: int, group: Any = None) -> None:
-        self._send_object(obj, dst)
+        self.wire.send_object(obj, dst)
 
     @_counted
     def recv_obj(self, src: int, group: Any = None) -> Any:
-        return self._recv_object(src)
+        return self.wire.recv_object(src)
 
     @_counted
     def broadcast_obj(self, obj: Any, src: int, group: Any = None) -> Any:
         if self.rank == src:
-            for r in self._others():
-                self._send_object(obj, r)
+            for r in self._ranks(group):
+                if r != src:
+                    self.wire.send_object(obj, r)
             return obj
-        return self._recv_object(src)
+        return self.wire.recv_object(src)
 
     # -- identity -----------------------------------------------------------------
 
@@ -344,7 +236,7 @@ class GrpcCommunicator(Communicator):
         return self._name
 
     def get_distributed_backend(self) -> str:
-        return "mpcgate"
+        return distributed.BACKEND
 
     def reset_communication_stats(self) -> None:
         super().reset_communication_stats()
@@ -371,18 +263,6 @@ def _pack(input: Any, batched: bool) -> tuple[torch.Tensor, Callable[[torch.Tens
     sizes = [t.numel() for t in input]
     flat = torch.cat([t.reshape(-1) for t in input])
     return flat, lambda t: [part.reshape(shape) for part, shape in zip(torch.split(t, sizes), shapes)]
-
-
-_COMBINERS = {ReduceOp.SUM: torch.add, ReduceOp.PRODUCT: torch.mul, ReduceOp.MIN: torch.minimum,
-              ReduceOp.MAX: torch.maximum, ReduceOp.BAND: torch.bitwise_and, ReduceOp.BOR: torch.bitwise_or,
-              ReduceOp.BXOR: torch.bitwise_xor}
-
-
-def _combiner(op: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    combine = _COMBINERS.get(op)
-    if combine is None:
-        raise InvalidArgument(f"reduce op {op} is not supported")
-    return combine
 
 
 # -- plugging into CrypTen -------------------------------------------------------

@@ -1,5 +1,7 @@
 """Runs one CrypTen program in one OS process per party on this machine, over
-CrypTen's gloo transport or over mpcgate's gRPC exchange with mutual TLS.
+CrypTen's gloo transport or over mpcgate's gRPC exchange with mutual TLS ("grpc":
+mpcgate's communicator; "torch": CrypTen's own DistributedCommunicator on the
+exchange's torch.distributed backend).
 
 This is how tests, benchmarks and the smoke check run real multi-party CrypTen
 locally. Processes are started with `spawn` (never fork: torch and gRPC state must
@@ -27,7 +29,7 @@ from typing import Any, Literal
 Program = Callable[[int, int, Any], Any]
 """program(rank, world_size, args) -> a picklable result; runs after crypten.init()."""
 
-Transport = Literal["gloo", "grpc"]
+Transport = Literal["gloo", "grpc", "torch"]
 Provider = Literal["TFP", "TTP"]
 RUN_DIR_ENV = "MPCGATE_LOCAL_RUN_DIR"
 """Set in every party process: the run's scratch folder (the dealer's pid is in `dealer.pid`)."""
@@ -88,9 +90,8 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
 
     from gateway.auth.tls import TlsIdentity
     from gateway.exchange.node import ExchangeConfig, ExchangeNode
-    from mpc import communicator
-
-    from mpc import ttp
+    from mpc import communicator, distributed, ttp
+    from mpc.wire import Wire
 
     names = [party_name(r) for r in range(world_size)]
     dealer = ttp.DEALER if rdv.provider == "TTP" else None
@@ -103,6 +104,20 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
     rdv.ports.put((rank, node.port))
     session_id, addresses = rdv.books[rank].get(timeout=120)
     session = node.open_session(session_id, addresses)
+    if rdv.transport == "torch":  # CrypTen's own communicator, on torch.distributed over the exchange
+        distributed.bind(Wire(session, names, me))
+        os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), DISTRIBUTED_BACKEND=distributed.BACKEND,
+                          RENDEZVOUS=f"file://{Path(rdv.directory, 'rendezvous')}")
+        crypten.init()
+
+        def leave_torch() -> None:
+            try:
+                crypten.uninit()
+                session.close()
+            finally:
+                node.stop()
+
+        return leave_torch
     communicator.install(lambda: communicator.GrpcCommunicator(session, names, me, dealer=dealer))
     ttp.use(rdv.provider)
     if rank == world_size:  # the dealer: serve party 0 until it says terminate
@@ -128,7 +143,7 @@ def _run_party(rank: int, world_size: int, program: Program, args: Any, rdv: _Re
     try:
         import mpc  # noqa: F401  (makes crypten importable)
 
-        join = _join_grpc if rdv.transport == "grpc" else _join_gloo
+        join = _join_gloo if rdv.transport == "gloo" else _join_grpc
         leave = join(rank, world_size, rdv)
         value = program(rank, world_size, args)
     except BaseException:  # noqa: BLE001  (report every failure to the parent, then exit non-zero)
@@ -157,13 +172,13 @@ def run_parties(
     failed party's entry is its `PartyFailed` instead of the whole run raising
     (tests of failure handling use this)."""
     if provider == "TTP" and transport != "grpc":
-        raise ValueError("the TTP dealer runs over the gRPC exchange only")
+        raise ValueError("the TTP dealer runs over mpcgate's gRPC communicator only")
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="mpcgate-parties-") as scratch:
         rdv = _Rendezvous(transport, scratch, exchange_config, provider)
         members = world_size + (1 if provider == "TTP" else 0)
-        if transport == "grpc":
+        if transport != "gloo":
             _mint_certificates(Path(scratch), world_size, provider == "TTP")
             rdv.ports = ctx.Queue()
             rdv.books = [ctx.Queue() for _ in range(members)]
@@ -179,7 +194,7 @@ def run_parties(
         for p in procs:
             p.start()
         try:
-            if transport == "grpc":
+            if transport != "gloo":
                 _exchange_addresses(rdv, procs + ([dealer] if dealer else []), timeout)
             return _collect(procs, results, timeout, allow_failures)
         finally:

@@ -38,6 +38,8 @@ def program(rank: int, world_size: int, size: int | None = None) -> dict[str, np
     """Runs on every party after crypten.init(); every party gets the revealed results."""
     import crypten
 
+    from mpc.programs.secure import opened
+
     size = size or SIZE
     mine = private_input(rank, size)
     shared = [crypten.cryptensor(mine if r == rank else torch.zeros(size), src=r) for r in range(world_size)]
@@ -53,7 +55,7 @@ def program(rank: int, world_size: int, size: int | None = None) -> dict[str, np
         "ratio": first / (last.abs() + 1.0),
         "outer_trace": outer.trace(),
     }
-    return {name: value.get_plain_text().double().numpy() for name, value in revealed.items()}
+    return {name: opened(value) for name, value in revealed.items()}
 
 
 def max_error(world_size: int, results: dict[str, np.ndarray], size: int = SIZE) -> float:

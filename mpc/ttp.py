@@ -1,12 +1,13 @@
 """CrypTen's TTP provider (a dealer that colludes with no party hands out Beaver
-triples) over mpcgate's exchange instead of torch.distributed.
+triples) over mpcgate's exchange.
 
 CrypTen's TTPClient and TTPServer set up their shared seeds with raw
-`dist.isend`/`dist.irecv`/`dist.barrier`; `install` rebinds those two methods to
-the communicator, so every byte, the dealer's included, moves over mutual TLS.
-The dealer sees only sizes and function names from party 0 (never an input or a
-share of one), answers with party 0's correction terms, and draws its seeds from
-the operating system. Objects from peers go through CrypTen's restricted unpickler.
+`dist.isend`/`dist.irecv`/`dist.barrier` on its process groups; those run over the
+exchange's torch.distributed backend (mpc.distributed), so every byte, the
+dealer's included, moves over mutual TLS. `install` makes the dealer draw the seeds
+from the operating system. The dealer sees only sizes and function names from
+party 0 (never an input or a share of one) and answers with party 0's correction
+terms. Objects from peers go through CrypTen's restricted unpickler.
 
 A request costs party 0 no waiting: `install` also rebinds the client's request,
 which sends it and returns a placeholder of the answer's shape (worked out without
@@ -31,28 +32,21 @@ DEALER = "dealer"
 """The dealer's default party id in the federation's PKI."""
 
 
+_CRYPTEN: dict[str, Any] = {}
+
+
 def _seed() -> int:
     return int.from_bytes(os.urandom(8), "little", signed=True)
 
 
-def _client_setup_generators(self: Any) -> None:
-    import crypten.communicator as comm
-
-    seed = comm.get().recv(torch.empty((), dtype=torch.long), comm.get().get_ttp_rank())
-    self.generator = torch.Generator(device="cpu")
-    self.generator.manual_seed(int(seed.item()))
-    self.generator_cuda = None
-
-
 def _server_setup_generators(self: Any) -> None:
-    import crypten.communicator as comm
-
-    parties = comm.get().get_world_size()
-    seeds = [_seed() for _ in range(parties)]
-    for rank, seed in enumerate(seeds):
-        comm.get().send(torch.tensor(seed, dtype=torch.long), rank)
-    self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-    self.generators_cuda = [None] * parties
+    """CrypTen's own set-up (seeds to each party over torch.distributed, which
+    mpc.distributed provides), with seeds drawn from the operating system: CrypTen
+    draws them from torch's default generator, which starts from the same fixed
+    seed in every process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed())
+        _CRYPTEN["server_setup"](self)
 
 
 def _answer_shape(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Size:
@@ -106,13 +100,12 @@ def _fill_cache(self: Any) -> None:
 
 
 def install() -> None:
-    """Points CrypTen's TTP seed set-up and party 0's requests at the communicator
+    """Points party 0's requests and the dealer's seeds as described above
     (idempotent)."""
     from crypten.mpc.provider import ttp_provider
 
-    client = ttp_provider.TTPClient._TTPClient__TTPClient  # type: ignore[attr-defined]
-    client._setup_generators = _client_setup_generators
-    client.ttp_request = _client_request
+    _CRYPTEN.setdefault("server_setup", ttp_provider.TTPServer._setup_generators)
+    ttp_provider.TTPClient._TTPClient__TTPClient.ttp_request = _client_request  # type: ignore[attr-defined]
     ttp_provider.TTPServer._setup_generators = _server_setup_generators
     ttp_provider.TrustedThirdParty.fill_cache = _fill_cache
 
@@ -140,6 +133,7 @@ def serve() -> None:
     crypten.init()
     server = TTPServer.__new__(TTPServer)  # its __init__ runs CrypTen's own loop
     server.device = "cpu"
+    server.ttp_group, server.comm_group = comm.get().ttp_group, comm.get().ttp_comm_group
     server._setup_generators()
     while (request := comm.get().recv_obj(0)) != "terminate":
         if not isinstance(request, dict) or request.get("function") not in TTP_FUNCTIONS:

@@ -208,3 +208,105 @@ def test_every_method_behaves_as_over_gloo(world_size: int) -> None:
     outcomes = on_both(_every_method, world_size)
     assert outcomes[0]["all_reduce torch.int64"][0] == [sum(range(0, 10 * world_size, 10)) + world_size * i
                                                         for i in range(4)]
+
+
+def _asks_torch_distributed(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    """What CrypTen's tests and programs do with torch.distributed itself (item 3)."""
+    import crypten.communicator as comm
+    import torch.distributed as dist
+
+    c = comm.get()
+    last = world_size - 1
+    out: dict[str, Any] = {"initialized": dist.is_initialized(), "world": (dist.get_world_size(), dist.get_rank())}
+    torch.manual_seed(rank)  # test_nn's helper: random weights, made common only if torch.distributed is up
+    weights = torch.randn(4)
+    if dist.is_initialized():
+        dist.broadcast(weights, 0)
+    out["weights"] = weights.tolist()
+    if rank == 0:  # raw point to point on the communicator's groups, waited in reverse post order
+        dist.isend(torch.tensor([7, 8]), 1, group=c.main_group).wait()
+        dist.send(torch.tensor([9]), 1)
+    elif rank == 1:
+        first, second = torch.zeros(2, dtype=torch.long), torch.zeros(1, dtype=torch.long)
+        posted = [dist.irecv(first, 0, group=c.main_group), dist.irecv(second, 0)]
+        for work in reversed(posted):
+            work.wait()
+        out["p2p"] = [first.tolist(), second.tolist()]
+    total = torch.tensor([rank + 1])
+    dist.all_reduce(total, group=c.main_group)
+    largest = torch.tensor([rank * 3])
+    dist.reduce(largest, 0, op=dist.ReduceOp.MAX)
+    rooted = torch.tensor([rank * 10])
+    dist.broadcast(rooted, last, group=c.main_group)
+    parts = [torch.zeros(1, dtype=torch.long) for _ in range(world_size)]
+    dist.all_gather(parts, torch.tensor([rank]))
+    at_root = [torch.zeros(1, dtype=torch.long) for _ in range(world_size)] if rank == 0 else None
+    dist.gather(torch.tensor([rank * 2]), at_root, dst=0)
+    mine = torch.zeros(1, dtype=torch.long)
+    dist.scatter(mine, [torch.tensor([r * 5]) for r in range(world_size)] if rank == 0 else None, src=0)
+    out.update(sum=total.item(), max=largest.item() if rank == 0 else None, broadcast=rooted.item(),
+               all_gather=[p.item() for p in parts], gather=[p.item() for p in at_root] if at_root else None,
+               scatter=mine.item())
+    if rank in (0, last):  # party 0 and the last member: CrypTen's TTP link group
+        pair = torch.tensor([rank])
+        dist.broadcast(pair, last, group=c.ttp_comm_group)
+        out["pair"] = pair.item()
+    if rank == 0:  # a receive from any source names its sender
+        senders = {}
+        for _ in range(world_size - 1):
+            value = torch.zeros(1, dtype=torch.long)
+            sender = dist.recv(value)
+            senders[sender] = value.item()
+        out["any"] = sorted(senders.items())
+    else:
+        dist.send(torch.tensor([rank * 100]), 0)
+    dist.barrier()
+    return out
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_code_that_asks_torch_distributed_works_over_the_exchange(world_size: int) -> None:
+    """Item 3: torch.distributed was not initialized under the exchange, so a helper
+    that broadcasts weights only if it is left the parties with different weights,
+    and raw dist calls on the communicator's groups failed."""
+    outcomes = on_both(_asks_torch_distributed, world_size)
+    assert all(o["initialized"] and o["weights"] == outcomes[0]["weights"] for o in outcomes)
+    assert outcomes[1]["p2p"] == [[7, 8], [9]]
+    assert outcomes[0]["any"] == [(r, 100 * r) for r in range(1, world_size)]
+    assert [o["scatter"] for o in outcomes] == [5 * r for r in range(world_size)]
+
+
+def _backend_name(rank: int, world_size: int, args: Any) -> str:
+    import torch.distributed as dist
+
+    return dist.get_backend()
+
+
+def test_torch_distributed_runs_on_the_exchange_s_backend() -> None:
+    assert parties.run_parties(_backend_name, 2, transport="grpc", timeout=60) == ["mpcgate"] * 2
+
+
+def _crypten_program(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    import crypten
+    import crypten.communicator as comm
+
+    from mpc.programs.secure import opened  # exact decoding (CrypTen's is off by one below negative integers)
+
+    x = crypten.cryptensor(torch.tensor([1.5, -2.0, 3.25, 0.5]), src=0)
+    y = crypten.cryptensor(torch.tensor([2.0, 4.0, -1.0, 0.5]), src=world_size - 1)
+    matrix = crypten.cryptensor(torch.arange(6.0).reshape(2, 3), src=0).matmul(crypten.cryptensor(torch.ones(3, 2)))
+    return {"communicator": type(comm.get()).__name__, "product": opened(x * y).tolist(),
+            "larger": opened(x > y).tolist(), "matmul": opened(matrix).tolist()}
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_crypten_s_own_communicator_runs_unchanged_on_the_exchange(world_size: int) -> None:
+    """CrypTen's DistributedCommunicator, not mpcgate's, over init_process_group
+    with the "mpcgate" backend: the same answers as over gloo."""
+    outcomes = {t: parties.run_parties(_crypten_program, world_size, transport=t, timeout=120) for t in ("gloo", "torch")}
+    assert outcomes["torch"][0]["communicator"] == "DistributedCommunicator"
+    for over_gloo, over_exchange in zip(outcomes["gloo"], outcomes["torch"]):
+        assert over_exchange["larger"] == over_gloo["larger"] == [0.0, 0.0, 1.0, 0.0]
+        for name, plain in (("product", [3.0, -8.0, -3.25, 0.25]), ("matmul", [[3.0, 3.0], [12.0, 12.0]])):
+            for outcome in (over_gloo, over_exchange):  # fixed point, truncated with random shares
+                assert torch.allclose(torch.tensor(outcome[name]), torch.tensor(plain), atol=1e-3), name

@@ -147,6 +147,22 @@ def test_a_dead_dealer_fails_every_party_naming_it() -> None:
         assert result["detected_after"] < bound
 
 
+def _dealer_seed(rank: int, world_size: int, args: Any) -> int:
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    return TTPClient.get().generator.initial_seed()  # what the dealer sent over torch.distributed
+
+
+def test_the_dealer_draws_its_seeds_from_the_operating_system() -> None:
+    """CrypTen's dealer draws the parties' seeds from torch's default generator,
+    which starts from one fixed seed in every process: every session's triples
+    would be the same, and known."""
+    first, second = (parties.run_parties(_dealer_seed, 2, transport="grpc", provider="TTP", timeout=60) for _ in range(2))
+    fixed = torch.Generator().manual_seed(torch.Generator().initial_seed())  # a fresh process's default generator
+    known = [torch.randint(-(2**63), 2**63 - 1, size=(), generator=fixed).item() % 2**64 for _ in range(2)]
+    assert len({*first, *second}) == 4 and not {s % 2**64 for s in first} & set(known)
+
+
 def test_ttp_needs_the_grpc_exchange() -> None:
     with pytest.raises(ValueError):
         parties.run_parties(smoke.program, 2, transport="gloo", provider="TTP")
