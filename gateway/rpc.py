@@ -55,9 +55,10 @@ def channel_options(peer_party: str, failure_timeout: float = DEFAULT_FAILURE_TI
         ("grpc.ssl_target_name_override", peer_party),
         # a call on a channel waiting to reconnect fails at once: keep that wait short,
         # so a peer that is back (or came up just after this gateway first dialled it)
-        # is reachable within a second, not after gRPC's default backoff (1 s, growing to 120 s)
+        # is reachable within a second, not after gRPC's default backoff (1 s, growing to
+        # 120 s). (Not grpc.min_reconnect_backoff_ms: gRPC also takes it as each connection
+        # attempt's time limit, and a TLS handshake on a busy host took longer than 100 ms.)
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
         *_keepalive(failure_timeout),
     ]
