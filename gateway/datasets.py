@@ -65,6 +65,14 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
         reasons.append(f"dataset {dataset.name!r}'s policy does not allow releasing extremes (min, max)")
     if spec.kind.startswith("model.") and policy.shared_models_only and not _flag(spec, "keep_shared"):
         reasons.append(f"dataset {dataset.name!r}'s policy allows only models kept secret-shared (keep_shared)")
+    private = spec.parameters.fields.get("dp") is not None
+    if policy.require_dp and not private:
+        reasons.append(f"dataset {dataset.name!r}'s policy requires differential privacy for every release "
+                       "(parameter dp)")
+    unbounded = [c for c in columns if c not in policy.dp_bounds]
+    if private and unbounded:
+        reasons.append(f"dataset {dataset.name!r}'s policy declares no dp_bounds for columns {', '.join(unbounded)}: "
+                       "a differentially private job may read only columns with declared clipping bounds")
     if spec.partitioning == pb.PARTITIONING_VERTICAL and policy.forbid_intersection:
         reasons.append(f"dataset {dataset.name!r}'s policy forbids private set intersection (vertical jobs)")
     vertical_model = spec.kind.startswith("model.") and spec.partitioning == pb.PARTITIONING_VERTICAL
@@ -199,6 +207,8 @@ class Registry:
             small_groups="refuse" if any(p.small_groups == dpb.SMALL_GROUP_ACTION_REFUSE for p in policies) else "suppress",
             allow_extremes=all(p.allow_extremes for p in policies),
             min_intersection=max(p.min_intersection_size for p in policies),
+            require_dp=any(p.require_dp for p in policies),
+            dp_bounds={c: (b.lower, b.upper) for p in policies for c, b in p.dp_bounds.items()},
         )
 
     def _unchanged(self, path: Path, dataset: dpb.Dataset) -> None:

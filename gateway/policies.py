@@ -12,7 +12,11 @@
     own_coefficients_only = false                  # vertical models: only own coefficients to each party
     min_intersection_size = 0                      # vertical jobs: fewest entities common to all parties
     forbid_intersection = false                    # no vertical jobs (no private set intersection) on it
+    require_dp = false                             # every release must be differentially private
     approval = "automatic"                         # or "manual": the data owner approves each job
+
+    [dp_bounds]                                    # clipping ranges for differentially private jobs
+    income = [0, 500000]                           # (a dp job may read only columns listed here)
 
 Every key is optional except that an empty list allows nothing (default deny);
 an unknown key is refused, naming it.
@@ -28,6 +32,7 @@ A model's policy (`parse_model`: model assets, trained models) has its own keys:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +66,7 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     policy = dpb.Policy()
     _lists(raw, where, policy, LISTS, {"min_rows", "min_group_size", "small_groups", "allow_extremes",
                                        "shared_models_only", "own_coefficients_only", "min_intersection_size",
-                                       "forbid_intersection", "approval"})
+                                       "forbid_intersection", "require_dp", "dp_bounds", "approval"})
     for key in ("min_rows", "min_group_size", "min_intersection_size"):
         value = raw.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -72,12 +77,25 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
         if value not in table:
             raise InvalidArgument(f"{where}: policy field {key!r} must be one of {', '.join(table)}")
         setattr(policy, target, table[value])
-    for key in ("allow_extremes", "shared_models_only", "own_coefficients_only", "forbid_intersection"):
+    for key in ("allow_extremes", "shared_models_only", "own_coefficients_only", "forbid_intersection", "require_dp"):
         flag = raw.get(key, False)
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{where}: policy field {key!r} must be true or false")
         setattr(policy, key, flag)
+    _dp_bounds(raw.get("dp_bounds", {}), where, policy)
     return policy
+
+
+def _dp_bounds(raw: Any, where: str, policy: dpb.Policy) -> None:
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{where}: policy field 'dp_bounds' must be a table of column = [lower, upper]")
+    for column, pair in raw.items():
+        numbers = isinstance(pair, list) and len(pair) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+        if not numbers or not pair[0] < pair[1]:
+            raise InvalidArgument(f"{where}: dp_bounds for column {column!r} must be [lower, upper], "
+                                  "two finite numbers with lower < upper")
+        policy.dp_bounds[column].lower, policy.dp_bounds[column].upper = float(pair[0]), float(pair[1])
 
 
 MODEL_LISTS = ("allowed_parties", "allowed_datasets", "allowed_result_receivers", "allowed_job_kinds")
@@ -103,5 +121,7 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
                allow_extremes=policy.allow_extremes, shared_models_only=policy.shared_models_only,
                own_coefficients_only=policy.own_coefficients_only,
                min_intersection_size=policy.min_intersection_size, forbid_intersection=policy.forbid_intersection,
+               require_dp=policy.require_dp,
+               dp_bounds={c: [b.lower, b.upper] for c, b in sorted(policy.dp_bounds.items())},
                approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
     return out

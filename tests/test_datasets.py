@@ -115,9 +115,15 @@ MODELS = dict(allowed_job_kinds=["model.linear_regression"])
         (_policy(own_coefficients_only=True, **MODELS), _spec(kind="model.linear_regression", keep_shared=True),
          ["income"], 1000, "approve", ""),
         (_policy(forbid_intersection=True), _spec(), ["income"], 1000, "reject", "forbids private set intersection"),
+        (_policy(require_dp=True), _spec(), ["income"], 1000, "reject", "requires differential privacy"),
+        (_policy(require_dp=True, dp_bounds={"income": dpb.ClipBounds(lower=0, upper=1e6)}),
+         _spec(dp={"epsilon": 1.0}), ["income"], 1000, "approve", ""),
+        (_policy(dp_bounds={"income": dpb.ClipBounds(lower=0, upper=1e6)}), _spec(dp={"epsilon": 1.0}),
+         ["income", "debt"], 1000, "reject", "no dp_bounds for columns debt"),
     ],
     ids=["allowed", "manual", "party", "kind", "column", "receiver", "rows", "empty policy", "shared only",
-         "own only", "own given", "shared given", "no intersections"],
+         "own only", "own given", "shared given", "no intersections", "exact under require_dp", "private",
+         "unbounded column"],
 )
 def test_policy_decisions(policy: dpb.Policy, spec: pb.JobSpec, columns: list[str], rows: int, decision: str, reason: str) -> None:
     verdict = review(policy, _dataset(rows), spec, columns, ME)

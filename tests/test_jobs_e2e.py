@@ -296,3 +296,31 @@ def test_a_peer_that_comes_back_is_proposed_to_at_once(federation: LocalFederati
     finally:
         federation.stop("bank-c")
         federation.start("bank-c")
+
+
+def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(federation: LocalFederation) -> None:
+    """Each party's own policy: require_dp and its clipping bounds (issue 15)."""
+    bounds = {"income": dpb.ClipBounds(lower=0, upper=300_000), "age": dpb.ClipBounds(lower=18, upper=100)}
+    for party in PARTIES:
+        with federation.client(party) as client:
+            private = policy(kinds=("stats.describe",))
+            private.require_dp = party == "bank-b"
+            for column, pair in bounds.items():
+                private.dp_bounds[column].CopyFrom(pair)
+            client.register_dataset("private", "loans.csv", private, replace=True)
+    inputs = _inputs("private", ["income", "age"])
+    with federation.client("bank-a") as client:
+        exact = client.submit("stats.describe", inputs, receivers=["bank-a"])
+        assert exact.state == "REJECTED" and "requires differential privacy" in exact.record.error.message
+        unbounded = client.submit("stats.describe", _inputs("private", ["income", "debt"]), receivers=["bank-a"],
+                                  parameters={"dp": {"epsilon": 1.0}})
+        assert unbounded.state == "REJECTED" and "no dp_bounds for columns debt" in unbounded.record.error.message
+        job = client.submit("stats.describe", inputs, receivers=["bank-a"], parameters={"dp": {"epsilon": 8.0}})
+        assert job.wait(timeout=120).state == "SUCCEEDED", job.record.error
+        result = job.result()
+    pooled = _pooled()[:, [COLUMNS.index("income"), COLUMNS.index("age")]]
+    clipped = np.clip(pooled, [0, 18], [300_000, 100])
+    noise = result.values["sum_noise_std"]
+    assert np.allclose(noise, np.sqrt(2) * 2 / (8.0 / 4) * np.array([150_000, 41]))
+    assert np.all(np.abs(result.values["sum"] - clipped.sum(axis=0)) < 8 * noise)
+    assert list(result.values["count"]) == [len(pooled)] * 2

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidArgument
-from mpc.programs import intersection, models, stats
+from mpc.programs import intersection, models, privacy, stats
 from mpc.programs.context import JobContext, Result
 
 Program = Callable[[JobContext], "dict[str, Result] | None"]
@@ -80,6 +80,16 @@ def _rate(name: str, value: Any, limits: Limits) -> None:
         raise InvalidArgument(f"parameter {name} must be a number above 0 and at most 10")
 
 
+def _dp(name: str, value: Any, limits: Limits) -> None:
+    privacy.check_parameter(name, value)
+
+
+def _private(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
+             receivers: list[str]) -> None:
+    if "dp" in parameters and parameters.get("extremes"):
+        raise InvalidArgument("extremes (one row's exact value) cannot be released with parameter dp")
+
+
 @dataclass(frozen=True)
 class Param:
     check: Callable[[str, Any, Limits], None]
@@ -140,7 +150,7 @@ class JobKind:
 
 VERTICAL = {"key_salt": Param(_string)}
 KINDS: dict[str, JobKind] = {
-    "stats.describe": JobKind(stats.describe, {"extremes": Param(_bool), **VERTICAL}),
+    "stats.describe": JobKind(stats.describe, {"extremes": Param(_bool), "dp": Param(_dp), **VERTICAL}, _private),
     "stats.covariance": JobKind(stats.covariance, dict(VERTICAL)),
     "stats.correlation": JobKind(stats.correlation, dict(VERTICAL)),
     "stats.summary": JobKind(stats.summary, {"extremes": Param(_bool), **VERTICAL}),

@@ -30,6 +30,8 @@ class ReleaseRules:
     small_groups: str = "suppress"  # "suppress" | "refuse"
     allow_extremes: bool = False  # may min/max (one row's exact value) be released?
     min_intersection: int = 0  # fewest common entities a vertical job may run on
+    require_dp: bool = False  # every release must be differentially private
+    dp_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> clipping range
 
 
 @dataclass(frozen=True)

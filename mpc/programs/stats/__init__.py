@@ -22,13 +22,19 @@ leaves a party unencrypted.
   any party's dataset is withheld (released as suppressed) or the job is refused,
   as that party's own policy says.
 Sample statistics (ddof = 1). Accuracy: see request.py.
+
+With parameter `dp: {epsilon, mechanism}` (stats.describe; count, sum, mean,
+variance, std), the values are clipped to the bounds each party's policy declares
+and released with noise no party knows, under epsilon-differential privacy: see
+private.py. A dataset whose policy sets require_dp takes part in no other job.
 """
 
 from __future__ import annotations
 
-from mpc.programs import secure
+from gateway.errors import FailedPrecondition
+from mpc.programs import privacy, secure
 from mpc.programs.context import JobContext, Result
-from mpc.programs.stats import horizontal, vertical
+from mpc.programs.stats import horizontal, private, vertical
 from mpc.programs.stats.request import ordered, request, validate_local, validate_shape
 
 DESCRIBE = ["count", "sum", "mean", "variance", "std"]
@@ -56,10 +62,18 @@ def histogram(ctx: JobContext) -> dict[str, Result] | None:
 
 def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
     secure.configure()
+    budget = privacy.requested(ctx.parameters)
+    if budget is None and ctx.rules.require_dp:
+        raise FailedPrecondition("this party's policy requires differential privacy for every release (parameter dp)")
     req = request(ctx, base)  # every party checks its own rules before anything is shared
     validate_local(ctx)
     rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
     validate_shape(ctx, rows)
+    if budget is not None:
+        results = private.describe(ctx, req.wanted, rows, budget)
+        n = sum(rows) if ctx.partitioning == "horizontal" else rows[0]
+        return None if results is None else {**ordered(results, req.wanted, n, list(results["sum_noise_std"].labels)),
+                                             "sum_noise_std": results["sum_noise_std"]}
     if ctx.partitioning == "horizontal":
         results = horizontal.compute(ctx, req, rows)
         n, columns = sum(rows), ctx.layout[0].columns

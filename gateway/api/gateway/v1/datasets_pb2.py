@@ -26,47 +26,53 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from gateway.api.common.v1 import paging_pb2 as mpcgate_dot_common_dot_v1_dot_paging__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mpcgate/gateway/v1/datasets.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\"D\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04type\x18\x02 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.ColumnType\"\xa5\x03\n\x06Policy\x12\x17\n\x0f\x61llowed_parties\x18\x01 \x03(\t\x12\x19\n\x11\x61llowed_job_kinds\x18\x02 \x03(\t\x12\x17\n\x0f\x61llowed_columns\x18\x03 \x03(\t\x12 \n\x18\x61llowed_result_receivers\x18\x04 \x03(\t\x12\x10\n\x08min_rows\x18\x05 \x01(\x03\x12\x37\n\rapproval_mode\x18\x06 \x01(\x0e\x32 .mpcgate.gateway.v1.ApprovalMode\x12\x16\n\x0emin_group_size\x18\x07 \x01(\x03\x12:\n\x0csmall_groups\x18\x08 \x01(\x0e\x32$.mpcgate.gateway.v1.SmallGroupAction\x12\x16\n\x0e\x61llow_extremes\x18\t \x01(\x08\x12\x1a\n\x12shared_models_only\x18\n \x01(\x08\x12\x1d\n\x15own_coefficients_only\x18\x0b \x01(\x08\x12\x1d\n\x15min_intersection_size\x18\x0c \x01(\x03\x12\x1b\n\x13\x66orbid_intersection\x18\r \x01(\x08\"\xfa\x02\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08party_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12+\n\x07\x63olumns\x18\x05 \x03(\x0b\x32\x1a.mpcgate.gateway.v1.Column\x12\x11\n\trow_count\x18\x06 \x01(\x03\x12\x12\n\nkey_column\x18\x07 \x01(\t\x12*\n\x06policy\x18\x08 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63ontent_sha256\x18\x0b \x01(\t\x12\x12\n\nsize_bytes\x18\x0c \x01(\x03\"\xe3\x01\n\x16RegisterDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12\x17\n\x0fnumeric_columns\x18\x05 \x03(\t\x12\x12\n\nkey_column\x18\x06 \x01(\t\x12*\n\x06policy\x18\x07 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12\x0f\n\x07replace\x18\x08 \x01(\x08\"G\n\x17RegisterDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"C\n\x13ListDatasetsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"t\n\x14ListDatasetsResponse\x12-\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"O\n\x13UpdatePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06policy\x18\x02 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\"D\n\x14UpdatePolicyResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse*W\n\nFileFormat\x12\x1b\n\x17\x46ILE_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ILE_FORMAT_CSV\x10\x01\x12\x17\n\x13\x46ILE_FORMAT_PARQUET\x10\x02*W\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OLUMN_TYPE_NUMERIC\x10\x01\x12\x13\n\x0f\x43OLUMN_TYPE_KEY\x10\x02*d\n\x0c\x41pprovalMode\x12\x1d\n\x19\x41PPROVAL_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_MODE_AUTOMATIC\x10\x01\x12\x18\n\x14\x41PPROVAL_MODE_MANUAL\x10\x02*v\n\x10SmallGroupAction\x12\"\n\x1eSMALL_GROUP_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSMALL_GROUP_ACTION_SUPPRESS\x10\x01\x12\x1d\n\x19SMALL_GROUP_ACTION_REFUSE\x10\x02\x32\x85\x04\n\x0e\x44\x61tasetService\x12j\n\x0fRegisterDataset\x12*.mpcgate.gateway.v1.RegisterDatasetRequest\x1a+.mpcgate.gateway.v1.RegisterDatasetResponse\x12[\n\nGetDataset\x12%.mpcgate.gateway.v1.GetDatasetRequest\x1a&.mpcgate.gateway.v1.GetDatasetResponse\x12\x61\n\x0cListDatasets\x12\'.mpcgate.gateway.v1.ListDatasetsRequest\x1a(.mpcgate.gateway.v1.ListDatasetsResponse\x12\x61\n\x0cUpdatePolicy\x12\'.mpcgate.gateway.v1.UpdatePolicyRequest\x1a(.mpcgate.gateway.v1.UpdatePolicyResponse\x12\x64\n\rDeleteDataset\x12(.mpcgate.gateway.v1.DeleteDatasetRequest\x1a).mpcgate.gateway.v1.DeleteDatasetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mpcgate/gateway/v1/datasets.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\"D\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04type\x18\x02 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.ColumnType\"\xc7\x04\n\x06Policy\x12\x17\n\x0f\x61llowed_parties\x18\x01 \x03(\t\x12\x19\n\x11\x61llowed_job_kinds\x18\x02 \x03(\t\x12\x17\n\x0f\x61llowed_columns\x18\x03 \x03(\t\x12 \n\x18\x61llowed_result_receivers\x18\x04 \x03(\t\x12\x10\n\x08min_rows\x18\x05 \x01(\x03\x12\x37\n\rapproval_mode\x18\x06 \x01(\x0e\x32 .mpcgate.gateway.v1.ApprovalMode\x12\x16\n\x0emin_group_size\x18\x07 \x01(\x03\x12:\n\x0csmall_groups\x18\x08 \x01(\x0e\x32$.mpcgate.gateway.v1.SmallGroupAction\x12\x16\n\x0e\x61llow_extremes\x18\t \x01(\x08\x12\x1a\n\x12shared_models_only\x18\n \x01(\x08\x12\x1d\n\x15own_coefficients_only\x18\x0b \x01(\x08\x12\x1d\n\x15min_intersection_size\x18\x0c \x01(\x03\x12\x1b\n\x13\x66orbid_intersection\x18\r \x01(\x08\x12;\n\tdp_bounds\x18\x0e \x03(\x0b\x32(.mpcgate.gateway.v1.Policy.DpBoundsEntry\x12\x12\n\nrequire_dp\x18\x0f \x01(\x08\x1aO\n\rDpBoundsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.mpcgate.gateway.v1.ClipBounds:\x02\x38\x01\"*\n\nClipBounds\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\"\xfa\x02\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08party_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12+\n\x07\x63olumns\x18\x05 \x03(\x0b\x32\x1a.mpcgate.gateway.v1.Column\x12\x11\n\trow_count\x18\x06 \x01(\x03\x12\x12\n\nkey_column\x18\x07 \x01(\t\x12*\n\x06policy\x18\x08 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63ontent_sha256\x18\x0b \x01(\t\x12\x12\n\nsize_bytes\x18\x0c \x01(\x03\"\xe3\x01\n\x16RegisterDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12\x17\n\x0fnumeric_columns\x18\x05 \x03(\t\x12\x12\n\nkey_column\x18\x06 \x01(\t\x12*\n\x06policy\x18\x07 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12\x0f\n\x07replace\x18\x08 \x01(\x08\"G\n\x17RegisterDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"C\n\x13ListDatasetsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"t\n\x14ListDatasetsResponse\x12-\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"O\n\x13UpdatePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06policy\x18\x02 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\"D\n\x14UpdatePolicyResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse*W\n\nFileFormat\x12\x1b\n\x17\x46ILE_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ILE_FORMAT_CSV\x10\x01\x12\x17\n\x13\x46ILE_FORMAT_PARQUET\x10\x02*W\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OLUMN_TYPE_NUMERIC\x10\x01\x12\x13\n\x0f\x43OLUMN_TYPE_KEY\x10\x02*d\n\x0c\x41pprovalMode\x12\x1d\n\x19\x41PPROVAL_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_MODE_AUTOMATIC\x10\x01\x12\x18\n\x14\x41PPROVAL_MODE_MANUAL\x10\x02*v\n\x10SmallGroupAction\x12\"\n\x1eSMALL_GROUP_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSMALL_GROUP_ACTION_SUPPRESS\x10\x01\x12\x1d\n\x19SMALL_GROUP_ACTION_REFUSE\x10\x02\x32\x85\x04\n\x0e\x44\x61tasetService\x12j\n\x0fRegisterDataset\x12*.mpcgate.gateway.v1.RegisterDatasetRequest\x1a+.mpcgate.gateway.v1.RegisterDatasetResponse\x12[\n\nGetDataset\x12%.mpcgate.gateway.v1.GetDatasetRequest\x1a&.mpcgate.gateway.v1.GetDatasetResponse\x12\x61\n\x0cListDatasets\x12\'.mpcgate.gateway.v1.ListDatasetsRequest\x1a(.mpcgate.gateway.v1.ListDatasetsResponse\x12\x61\n\x0cUpdatePolicy\x12\'.mpcgate.gateway.v1.UpdatePolicyRequest\x1a(.mpcgate.gateway.v1.UpdatePolicyResponse\x12\x64\n\rDeleteDataset\x12(.mpcgate.gateway.v1.DeleteDatasetRequest\x1a).mpcgate.gateway.v1.DeleteDatasetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.api.gateway.v1.datasets_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FILEFORMAT']._serialized_start=1804
-  _globals['_FILEFORMAT']._serialized_end=1891
-  _globals['_COLUMNTYPE']._serialized_start=1893
-  _globals['_COLUMNTYPE']._serialized_end=1980
-  _globals['_APPROVALMODE']._serialized_start=1982
-  _globals['_APPROVALMODE']._serialized_end=2082
-  _globals['_SMALLGROUPACTION']._serialized_start=2084
-  _globals['_SMALLGROUPACTION']._serialized_end=2202
+  _globals['_POLICY_DPBOUNDSENTRY']._loaded_options = None
+  _globals['_POLICY_DPBOUNDSENTRY']._serialized_options = b'8\001'
+  _globals['_FILEFORMAT']._serialized_start=2010
+  _globals['_FILEFORMAT']._serialized_end=2097
+  _globals['_COLUMNTYPE']._serialized_start=2099
+  _globals['_COLUMNTYPE']._serialized_end=2186
+  _globals['_APPROVALMODE']._serialized_start=2188
+  _globals['_APPROVALMODE']._serialized_end=2288
+  _globals['_SMALLGROUPACTION']._serialized_start=2290
+  _globals['_SMALLGROUPACTION']._serialized_end=2408
   _globals['_COLUMN']._serialized_start=122
   _globals['_COLUMN']._serialized_end=190
   _globals['_POLICY']._serialized_start=193
-  _globals['_POLICY']._serialized_end=614
-  _globals['_DATASET']._serialized_start=617
-  _globals['_DATASET']._serialized_end=995
-  _globals['_REGISTERDATASETREQUEST']._serialized_start=998
-  _globals['_REGISTERDATASETREQUEST']._serialized_end=1225
-  _globals['_REGISTERDATASETRESPONSE']._serialized_start=1227
-  _globals['_REGISTERDATASETRESPONSE']._serialized_end=1298
-  _globals['_GETDATASETREQUEST']._serialized_start=1300
-  _globals['_GETDATASETREQUEST']._serialized_end=1333
-  _globals['_GETDATASETRESPONSE']._serialized_start=1335
-  _globals['_GETDATASETRESPONSE']._serialized_end=1401
-  _globals['_LISTDATASETSREQUEST']._serialized_start=1403
-  _globals['_LISTDATASETSREQUEST']._serialized_end=1470
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=1472
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=1588
-  _globals['_UPDATEPOLICYREQUEST']._serialized_start=1590
-  _globals['_UPDATEPOLICYREQUEST']._serialized_end=1669
-  _globals['_UPDATEPOLICYRESPONSE']._serialized_start=1671
-  _globals['_UPDATEPOLICYRESPONSE']._serialized_end=1739
-  _globals['_DELETEDATASETREQUEST']._serialized_start=1741
-  _globals['_DELETEDATASETREQUEST']._serialized_end=1777
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=1779
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=1802
-  _globals['_DATASETSERVICE']._serialized_start=2205
-  _globals['_DATASETSERVICE']._serialized_end=2722
+  _globals['_POLICY']._serialized_end=776
+  _globals['_POLICY_DPBOUNDSENTRY']._serialized_start=697
+  _globals['_POLICY_DPBOUNDSENTRY']._serialized_end=776
+  _globals['_CLIPBOUNDS']._serialized_start=778
+  _globals['_CLIPBOUNDS']._serialized_end=820
+  _globals['_DATASET']._serialized_start=823
+  _globals['_DATASET']._serialized_end=1201
+  _globals['_REGISTERDATASETREQUEST']._serialized_start=1204
+  _globals['_REGISTERDATASETREQUEST']._serialized_end=1431
+  _globals['_REGISTERDATASETRESPONSE']._serialized_start=1433
+  _globals['_REGISTERDATASETRESPONSE']._serialized_end=1504
+  _globals['_GETDATASETREQUEST']._serialized_start=1506
+  _globals['_GETDATASETREQUEST']._serialized_end=1539
+  _globals['_GETDATASETRESPONSE']._serialized_start=1541
+  _globals['_GETDATASETRESPONSE']._serialized_end=1607
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1609
+  _globals['_LISTDATASETSREQUEST']._serialized_end=1676
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=1678
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1794
+  _globals['_UPDATEPOLICYREQUEST']._serialized_start=1796
+  _globals['_UPDATEPOLICYREQUEST']._serialized_end=1875
+  _globals['_UPDATEPOLICYRESPONSE']._serialized_start=1877
+  _globals['_UPDATEPOLICYRESPONSE']._serialized_end=1945
+  _globals['_DELETEDATASETREQUEST']._serialized_start=1947
+  _globals['_DELETEDATASETREQUEST']._serialized_end=1983
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=1985
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=2008
+  _globals['_DATASETSERVICE']._serialized_start=2411
+  _globals['_DATASETSERVICE']._serialized_end=2928
 # @@protoc_insertion_point(module_scope)

@@ -131,6 +131,27 @@ class Policy(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class DpBoundsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___ClipBounds: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___ClipBounds | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ALLOWED_PARTIES_FIELD_NUMBER: _builtins.int
     ALLOWED_JOB_KINDS_FIELD_NUMBER: _builtins.int
     ALLOWED_COLUMNS_FIELD_NUMBER: _builtins.int
@@ -144,6 +165,8 @@ class Policy(_message.Message):
     OWN_COEFFICIENTS_ONLY_FIELD_NUMBER: _builtins.int
     MIN_INTERSECTION_SIZE_FIELD_NUMBER: _builtins.int
     FORBID_INTERSECTION_FIELD_NUMBER: _builtins.int
+    DP_BOUNDS_FIELD_NUMBER: _builtins.int
+    REQUIRE_DP_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
@@ -171,6 +194,10 @@ class Policy(_message.Message):
     """
     forbid_intersection: _builtins.bool
     """This dataset may not take part in intersections (no vertical jobs on it)."""
+    require_dp: _builtins.bool
+    """Every release from this dataset must be differentially private (no exact
+    results): jobs without parameter dp are refused.
+    """
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parties that may take part in jobs using this dataset."""
@@ -186,6 +213,13 @@ class Policy(_message.Message):
     @_builtins.property
     def allowed_result_receivers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parties that may receive results."""
+
+    @_builtins.property
+    def dp_bounds(self) -> _containers.MessageMap[_builtins.str, Global___ClipBounds]:
+        """Differential privacy: the range each column's values are clipped to in
+        differentially private jobs (it sets their sensitivity), by column name. A
+        job with parameter dp may read only columns listed here.
+        """
 
     def __init__(
         self,
@@ -203,14 +237,40 @@ class Policy(_message.Message):
         own_coefficients_only: _builtins.bool = ...,
         min_intersection_size: _builtins.int = ...,
         forbid_intersection: _builtins.bool = ...,
+        dp_bounds: _abc.Mapping[_builtins.str, Global___ClipBounds] | None = ...,
+        require_dp: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "forbid_intersection", b"forbid_intersection", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "forbid_intersection", b"forbid_intersection", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Policy: _TypeAlias = Policy  # noqa: Y015
+
+@_typing.final
+class ClipBounds(_message.Message):
+    """A column's clipping range for differentially private jobs: lower < upper, finite."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOWER_FIELD_NUMBER: _builtins.int
+    UPPER_FIELD_NUMBER: _builtins.int
+    lower: _builtins.float
+    upper: _builtins.float
+    def __init__(
+        self,
+        *,
+        lower: _builtins.float = ...,
+        upper: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lower", b"lower", "upper", b"upper"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClipBounds: _TypeAlias = ClipBounds  # noqa: Y015
 
 @_typing.final
 class Dataset(_message.Message):

@@ -1,0 +1,152 @@
+"""Differential privacy inside MPC: noise that no party knows, added to shared
+aggregates before anything is opened.
+
+The mechanism is the geometric (discrete Laplace) mechanism of Ghosh, Roughgarden
+and Sundararajan (2009) on a fixed grid: every party rounds its clipped values to
+the grid `GRID` (2^-16 of a column's clipping half-range) before it aggregates,
+so each pooled sum is an exact multiple of the grid, and the noise is a whole
+number k of grid steps with P(k) proportional to exp(-|k| / t), t = b / GRID,
+b = sensitivity / epsilon. Noise on the same grid as the sum is what makes the
+guarantee exact: continuous noise added to fixed-point values can leak through
+the low bits (Mironov 2012).
+
+Randomness no party knows. For every uniform draw each party takes 64 bits from
+its operating system and holds them as its XOR share of a binary secret (nothing
+is sent): the secret is the XOR of every party's bits, uniform to each party and
+to any coalition short of all of them. CrypTen's bit conversion turns
+`UNIFORM_BITS` of it into an arithmetic share of an integer u in [0, 2^40).
+
+Geometric noise from independent digits. The integer part G of an exponential
+variable with mean t is geometric (P(G = g) proportional to exp(-g / t)), and its
+binary digits are independent (Marsaglia 1971): digit j is 1 with probability
+p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^40
+(integers, exact); G = sum 2^j digit_j over the digits whose p_j is at least
+2^-41 (the rest: P(G >= 2^J) = exp(-2^J / t) < exp(-27)... see `digits`). The
+noise is G1 - G2 (two-sided geometric). What differs from the exact mechanism:
+each p_j is rounded to 2^-40, and digits past the last are dropped; both together
+move the noise's distribution by less than `TOTAL_VARIATION` in total variation
+per value, which adds at most (1 + e^epsilon) times that to delta.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from gateway.errors import FailedPrecondition, InvalidArgument
+
+GRID_BITS = 16
+GRID = 2.0**-GRID_BITS
+"""Values are clipped to [-1, 1] (in units of the column's clipping half-range,
+about its midpoint) and rounded to multiples of GRID before they are aggregated."""
+UNIFORM_BITS = 40
+TAIL = 2.0**-41  # digits less likely than this are dropped
+TOTAL_VARIATION = 1e-10
+"""Bound on the total variation distance between one value's noise and the exact
+two-sided geometric distribution (p_j rounding and dropped digits)."""
+MECHANISMS = ("laplace",)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A job's differential-privacy request: epsilon per job, split evenly over its
+    noisy releases (basic composition)."""
+
+    epsilon: float
+    mechanism: str = "laplace"
+
+    def per_release(self, releases: int) -> float:
+        return self.epsilon / releases
+
+
+def requested(parameters: dict[str, Any]) -> Budget | None:
+    raw = parameters.get("dp")
+    return None if raw is None else Budget(float(raw["epsilon"]), raw.get("mechanism", "laplace"))
+
+
+def check_parameter(name: str, value: Any) -> None:
+    """The job parameter `dp`: {"epsilon": > 0 and <= 10, "mechanism": "laplace"}."""
+    if not isinstance(value, dict) or set(value) - {"epsilon", "mechanism"}:
+        raise InvalidArgument(f"parameter {name} must be an object with epsilon and, optionally, mechanism")
+    epsilon = value.get("epsilon")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 2.0**-10 <= epsilon <= 10:
+        raise InvalidArgument(f"parameter {name}.epsilon must be a number from 2^-10 to 10")
+    if value.get("mechanism", "laplace") not in MECHANISMS:
+        raise InvalidArgument(f"parameter {name}.mechanism must be one of {', '.join(MECHANISMS)} "
+                              "(the Gaussian mechanism is not available yet)")
+
+
+def on_grid(z: np.ndarray) -> np.ndarray:
+    """Clipped values in [-1, 1] rounded to the grid (each party, on its own rows)."""
+    return np.round(np.clip(z, -1.0, 1.0) / GRID) * GRID
+
+
+def digits(scale: float) -> list[float]:
+    """p_j = P(digit j of a geometric variable with mean ~`scale` grid steps is 1),
+    for j = 0, 1, ... while p_j >= TAIL."""
+    out, j = [], 0
+    while (p := 1.0 / (1.0 + math.exp(min(2.0**j / scale, 700.0)))) >= TAIL:
+        out.append(p)
+        j += 1
+    return out
+
+
+def joint_uniform_integers(count: int) -> Any:
+    """`count` integers uniform in [0, 2^UNIFORM_BITS), secret-shared (precision 0),
+    from every party's operating-system randomness: none of them knows any."""
+    from crypten.mpc import MPCTensor
+    from crypten.mpc.primitives.binary import BinarySharedTensor
+    from crypten.mpc.primitives.converters import _B2A
+
+    mine = torch.from_numpy(np.frombuffer(os.urandom(8 * count), dtype=np.int64).copy())
+    integers = _B2A(BinarySharedTensor.from_shares(mine, precision=0), precision=0, bits=UNIFORM_BITS)
+    return MPCTensor.from_shares(integers.share, precision=0)
+
+
+def geometric(count: int, scale: float) -> Any:
+    """`count` geometric variables, P(G = g) proportional to exp(-g / scale),
+    secret-shared as integers (precision 0)."""
+    probabilities = digits(scale)
+    thresholds = torch.tensor([round(p * 2**UNIFORM_BITS) for p in probabilities], dtype=torch.long)
+    u = joint_uniform_integers(len(probabilities) * count).reshape(len(probabilities), count)
+    bits = (u - thresholds.unsqueeze(1))._ltz()  # digit j is 1 where u_j < p_j 2^40 (integers: exact)
+    weights = torch.tensor([1 << j for j in range(len(probabilities))], dtype=torch.long).unsqueeze(1)
+    return (bits * weights).sum(0)
+
+
+def discrete_laplace(count: int, scale: float, precision: int) -> Any:
+    """`count` noise values k * GRID, P(k) proportional to exp(-|k| / scale),
+    secret-shared at `precision` fractional bits (exact: GRID is a power of two)."""
+    from crypten.mpc import MPCTensor
+
+    if precision < GRID_BITS:
+        raise FailedPrecondition(f"noise on a 2^-{GRID_BITS} grid needs at least {GRID_BITS} fractional bits")
+    both = geometric(2 * count, scale)
+    steps = both[:count] - both[count:]
+    return MPCTensor.from_shares(steps._tensor.share * (1 << (precision - GRID_BITS)), precision=precision)
+
+
+def noise_scale(sensitivity: float, epsilon: float) -> float:
+    """t, in grid steps, for `sensitivity` (in the values' units) and epsilon."""
+    return sensitivity / GRID / epsilon
+
+
+def clipped(x: np.ndarray, bounds: list[tuple[float, float]]) -> np.ndarray:
+    """Each column of x, clipped to its bounds and mapped to [-1, 1] on the grid."""
+    lower = np.array([b[0] for b in bounds])
+    upper = np.array([b[1] for b in bounds])
+    return on_grid((np.clip(x, lower, upper) - (lower + upper) / 2) / ((upper - lower) / 2))
+
+
+def bounds_for(rules: Any, columns: list[str]) -> list[tuple[float, float]]:
+    """This party's clipping bounds for its columns, from its own policy."""
+    missing = [c for c in columns if c not in rules.dp_bounds]
+    if missing:
+        raise FailedPrecondition(f"this party's policy declares no dp_bounds for column {missing[0]!r}: "
+                                 "a differentially private job may read only columns with declared bounds")
+    return [rules.dp_bounds[c] for c in columns]

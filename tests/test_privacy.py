@@ -1,0 +1,147 @@
+"""Differential privacy inside MPC (mpc.programs.privacy, stats.describe with dp):
+the noise follows the two-sided geometric distribution it is calibrated to, no
+single party's randomness fixes it, the difference attack that recovered a row no
+longer does, and each party's own policy decides the clipping and whether exact
+results may leave it. Real CrypTen, one process per party."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mpc import parties
+from statskit import Session, Task
+
+pytestmark = pytest.mark.multiprocess
+
+ALPHA = 1e-3
+"""Each statistical test below fails a correct implementation with probability at
+most ALPHA (or the smaller figure its comment gives)."""
+
+
+def _noise(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    """Noise draws in grid steps, opened for the test only (jobs never open noise)."""
+    import os
+
+    from mpc.programs import privacy, secure
+
+    scales, fixed = args
+    if rank in fixed:  # this party's randomness is all zeros
+        privacy.os = type("FixedRandomness", (), {"urandom": staticmethod(lambda n: bytes(n))})
+    else:
+        privacy.os = os
+    secure.configure()
+    return {t: (secure.opened(privacy.discrete_laplace(count, t, secure.PRECISION_BITS)) / privacy.GRID).tolist()
+            for t, count in scales}
+
+
+def geometric_pmf(k: np.ndarray, t: float) -> np.ndarray:
+    r = np.exp(-1 / t)
+    return (1 - r) / (1 + r) * r ** np.abs(k)
+
+
+def test_the_noise_follows_the_two_sided_geometric_distribution() -> None:
+    draws = parties.run_parties(_noise, 3, ([(2.0, 4000), (4096.0, 3000)], set()), transport="grpc", timeout=300)[0]
+    small = np.array(draws[2.0])
+    assert np.all(small == np.round(small))  # whole grid steps: the sums' grid
+    edges = np.arange(-8, 10) - 0.5  # k = -8..8, the tails folded into the end bins
+    observed = np.histogram(np.clip(small, -8, 8), edges)[0]
+    expected = geometric_pmf(np.arange(-8, 9), 2.0)
+    expected[0] += geometric_pmf(np.arange(-200, -8), 2.0).sum()
+    expected[-1] += geometric_pmf(np.arange(9, 200), 2.0).sum()
+    assert stats.chisquare(observed, expected * len(small)).pvalue > ALPHA
+    large = np.array(draws[4096.0]) / 4096.0  # a lattice finer than 1/4096 of the scale: Laplace(1)
+    assert stats.kstest(large, stats.laplace.cdf).pvalue > ALPHA
+
+
+def test_no_single_party_s_randomness_fixes_the_noise() -> None:
+    """The noise is a function of every party's bits: fixing one party's leaves it
+    distributed as before; fixing every party's makes it the same each time."""
+    for fixed in ({0}, {1}, {2}):
+        draws = np.array(parties.run_parties(_noise, 3, ([(4096.0, 1000)], fixed), transport="grpc", timeout=300)[0][4096.0])
+        assert stats.kstest(draws / 4096.0, stats.laplace.cdf).pvalue > ALPHA / 3, fixed
+    everyone = [parties.run_parties(_noise, 3, ([(4096.0, 50)], {0, 1, 2}), transport="grpc", timeout=300)[0][4096.0]
+                for _ in range(2)]
+    assert everyone[0] == everyone[1]  # (so the party fixed above really was fixed)
+
+
+@pytest.fixture(scope="module")
+def two() -> Iterator[Session]:
+    session = Session(2)
+    yield session
+    session.close()
+
+
+BOUNDS = {"balance": (0.0, 100.0), "age": (18.0, 98.0)}
+RULES = {"dp_bounds": BOUNDS}
+
+
+def describe(session: Session, tables: list[np.ndarray], epsilon: float, wanted: str = "describe") -> dict[str, Any]:
+    status, result = session.run(Task("stats.describe", "horizontal", tables, [["balance", "age"]] * 2,
+                                      {"dp": {"epsilon": epsilon}}, RULES))
+    assert status == "ok", result
+    return result
+
+
+def test_private_statistics_are_the_clipped_truth_plus_calibrated_noise(two: Session) -> None:
+    rng = np.random.default_rng(3)
+    tables = [np.column_stack([rng.uniform(0, 120, 400), rng.uniform(18, 98, 400)]) for _ in range(2)]
+    result = describe(two, tables, epsilon=4.0)
+    pooled = np.vstack(tables)
+    clipped = np.clip(pooled, [0, 18], [100, 98])  # the policy's bounds: balances above 100 count as 100
+    assert list(result["count"][0]) == [800, 800]
+    half = np.array([50.0, 40.0])
+    noise_std = np.sqrt(2) * 2 / (4.0 / 4) * half  # 4 releases (sums, sums of squares), each epsilon / 4
+    assert np.allclose(result["sum_noise_std"][0], noise_std)
+    assert np.all(np.abs(result["sum"][0] - clipped.sum(axis=0)) < 8 * noise_std)  # 8 sigma: ~1e-5 false failures
+    assert np.all(np.abs(result["mean"][0] - clipped.mean(axis=0)) < 8 * noise_std / 800)
+    assert np.all(result["variance"][0] >= 0)
+    assert np.allclose(result["std"][0], np.sqrt(result["variance"][0]))
+    assert np.all(np.abs(result["std"][0] - clipped.std(axis=0, ddof=1)) < 0.2 * clipped.std(axis=0, ddof=1))
+
+
+def test_the_difference_attack_no_longer_recovers_a_row(two: Session) -> None:
+    """The trial: one row appended, the same sum run twice, the difference was the
+    row's value to 1e-3. With dp, the difference is the value plus noise of the
+    calibrated scale: each sum's noise has std sqrt(2) b * 50 (bounds [0, 100]),
+    b = 2 / (epsilon / 4) over describe's four releases."""
+    rng = np.random.default_rng(5)
+    base = [np.column_stack([rng.uniform(0, 100, 300), rng.uniform(18, 98, 300)]) for _ in range(2)]
+    row = np.array([[17.777, 40.0]])
+    errors = []
+    for _ in range(8):
+        before = describe(two, base, epsilon=2.0)["sum"][0][0]
+        after = describe(two, [np.vstack([base[0], row]), base[1]], epsilon=2.0)["sum"][0][0]
+        errors.append(after - before - row[0, 0])
+    expected = np.sqrt(2) * np.sqrt(2) * 2 / (2.0 / 4) * 50  # the difference of two noisy sums
+    assert not np.all(np.abs(errors) < 1.0)
+    spread = np.std(errors, ddof=1) / expected  # 7 degrees of freedom: below 0.3 with probability 6e-4
+    assert 0.3 < spread < 2.5, (spread, errors)
+
+
+def test_a_column_without_bounds_and_exact_jobs_under_require_dp_are_refused(two: Session) -> None:
+    table = np.column_stack([np.arange(100.0), np.arange(100.0)])
+    status, message = two.run(Task("stats.describe", "horizontal", [table, table], [["balance", "age"]] * 2,
+                                   {"dp": {"epsilon": 1.0}}, {"dp_bounds": {"balance": (0.0, 100.0)}}))
+    assert status == "refused" and "no dp_bounds for column 'age'" in message
+    status, message = two.run(Task("stats.describe", "horizontal", [table, table], [["balance", "age"]] * 2,
+                                   {}, {"require_dp": True, **RULES}))
+    assert status == "refused" and "requires differential privacy" in message
+
+
+def test_vertical_private_statistics(two: Session) -> None:
+    """Each party's own column, clipped to its own bounds, noise added jointly."""
+    rng = np.random.default_rng(9)
+    keys = np.array([f"c{i}" for i in range(500)])
+    balance, age = rng.uniform(0, 100, 500), rng.uniform(18, 98, 500)
+    status, result = two.run(Task("stats.describe", "vertical", [balance[:, None], age[:, None]], [["balance"], ["age"]],
+                                  {"dp": {"epsilon": 4.0}}, RULES, [keys, keys[::-1]]))
+    assert status == "ok", result
+    noise_std = np.sqrt(2) * 2 / (4.0 / 4) * np.array([50.0, 40.0])
+    assert np.allclose(result["sum_noise_std"][0], noise_std)
+    assert np.all(np.abs(result["sum"][0] - [balance.sum(), age.sum()]) < 8 * noise_std)
+    assert np.all(np.abs(result["std"][0] - [balance.std(ddof=1), age.std(ddof=1)]) < 0.1 * np.array([29.0, 23.0]))
