@@ -145,3 +145,12 @@ def test_vertical_private_statistics(two: Session) -> None:
     assert np.allclose(result["sum_noise_std"][0], noise_std)
     assert np.all(np.abs(result["sum"][0] - [balance.sum(), age.sum()]) < 8 * noise_std)
     assert np.all(np.abs(result["std"][0] - [balance.std(ddof=1), age.std(ddof=1)]) < 0.1 * np.array([29.0, 23.0]))
+
+
+def test_a_party_clips_to_its_own_bounds_inside_the_union_frame() -> None:
+    from mpc.programs import privacy
+
+    x = np.array([[-5.0], [20.0], [70.0], [100.0]])
+    z = privacy.clipped(x, [(0.0, 50.0)], [(0.0, 100.0)])  # its own bounds [0, 50]; the union [0, 100]
+    assert np.allclose(z[:, 0], [-1.0, -0.6, 0.0, 0.0], atol=2.0**-17)  # -0.6 on the 2^-16 grid
+    assert np.all(privacy.on_grid(np.array([0.1234567])) * 2**16 % 1 == 0)

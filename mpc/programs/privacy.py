@@ -20,12 +20,12 @@ Geometric noise from independent digits. The integer part G of an exponential
 variable with mean t is geometric (P(G = g) proportional to exp(-g / t)), and its
 binary digits are independent (Marsaglia 1971): digit j is 1 with probability
 p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^40
-(integers, exact); G = sum 2^j digit_j over the digits whose p_j is at least
-2^-41 (the rest: P(G >= 2^J) = exp(-2^J / t) < exp(-27)... see `digits`). The
-noise is G1 - G2 (two-sided geometric). What differs from the exact mechanism:
-each p_j is rounded to 2^-40, and digits past the last are dropped; both together
-move the noise's distribution by less than `TOTAL_VARIATION` in total variation
-per value, which adds at most (1 + e^epsilon) times that to delta.
+(integers, exact); G = sum 2^j digit_j over the digits j < J whose p_j is at
+least 2^-41 (G >= 2^J has probability exp(-2^J / t) < 2^-41). The noise is
+G1 - G2 (two-sided geometric). What differs from the exact mechanism: each p_j
+is rounded to 2^-40, and digits from J on are dropped; both together move the
+noise's distribution by less than `TOTAL_VARIATION` in total variation per value,
+which adds at most (1 + e^epsilon) times that to delta.
 """
 
 from __future__ import annotations
@@ -136,11 +136,12 @@ def noise_scale(sensitivity: float, epsilon: float) -> float:
     return sensitivity / GRID / epsilon
 
 
-def clipped(x: np.ndarray, bounds: list[tuple[float, float]]) -> np.ndarray:
-    """Each column of x, clipped to its bounds and mapped to [-1, 1] on the grid."""
-    lower = np.array([b[0] for b in bounds])
-    upper = np.array([b[1] for b in bounds])
-    return on_grid((np.clip(x, lower, upper) - (lower + upper) / 2) / ((upper - lower) / 2))
+def clipped(x: np.ndarray, own: list[tuple[float, float]], frame: list[tuple[float, float]] | None = None) -> np.ndarray:
+    """Each column of x clipped to this party's own bounds, then mapped to [-1, 1]
+    of `frame` (bounds that contain its own; by default its own) on the grid."""
+    lower, upper = np.array(own).T
+    low, high = np.array(frame if frame is not None else own).T
+    return on_grid((np.clip(x, lower, upper) - (low + high) / 2) / ((high - low) / 2))
 
 
 def bounds_for(rules: Any, columns: list[str]) -> list[tuple[float, float]]:

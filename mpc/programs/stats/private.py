@@ -41,7 +41,7 @@ def describe(ctx: JobContext, wanted: list[str], rows: list[int], budget: privac
         n = sum(rows)
         columns = mine
         frame = [(min(b[j][0] for b in bounds), max(b[j][1] for b in bounds)) for j in range(len(columns))]
-        z = privacy.clipped(ctx.table, frame)
+        z = privacy.clipped(ctx.table, bounds[ctx.rank], frame)
         local = np.concatenate([z.sum(axis=0), privacy.on_grid(z * z).sum(axis=0)])
         pooled = secure.total(secure.share_each(ctx, local))
     else:
