@@ -23,6 +23,7 @@ from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway import ingest
+from gateway.budgets import Budgets
 from gateway.db import open_database
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.jobs.contracts import LoadedInput, Review, participants
@@ -30,6 +31,7 @@ from gateway.jobs.store import now
 from gateway.rpc import map_errors
 from mpc.intersection import keys as keyspace
 from mpc.programs.context import ReleaseRules
+from mpc.programs.stats import private
 
 NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
 SCHEMA = """
@@ -95,6 +97,7 @@ class Registry:
         self._lock = threading.Lock()
         self._db = open_database(database, SCHEMA)
         self._cache_dir = Path(database).parent / "columnar"
+        self.budgets = Budgets(database)
 
     # -- registry -------------------------------------------------------------------
 
@@ -130,12 +133,17 @@ class Registry:
         return dataset
 
     def get(self, name: str) -> dpb.Dataset:
-        return self._row(name)[1]
+        return self._spent(self._row(name)[1])
 
     def list(self) -> list[dpb.Dataset]:
         with self._lock:
             rows = self._db.execute("SELECT record FROM datasets ORDER BY name").fetchall()
-        return [dpb.Dataset.FromString(r[0]) for r in rows]
+        return [self._spent(dpb.Dataset.FromString(r[0])) for r in rows]
+
+    def _spent(self, dataset: dpb.Dataset) -> dpb.Dataset:
+        if dataset.policy.HasField("dp_budget"):
+            dataset.dp_spent.CopyFrom(self.budgets.spent(dataset))
+        return dataset
 
     def update_policy(self, name: str, policy: dpb.Policy) -> dpb.Dataset:
         _, dataset = self._row(name)
@@ -196,9 +204,26 @@ class Registry:
             decision = review(dataset.policy, dataset, job.spec, job_input.columns, party_id)
             reasons += decision.reasons
             manual |= decision.decision == "manual"
+        if not reasons and job.spec.parameters.fields.get("dp") is not None:
+            reasons += [r for job_input in mine if (r := self._charge(job, job_input))]
         if reasons:
             return Review("reject", reasons)
         return Review("manual" if manual else "approve")
+
+    def _charge(self, job: pb.Job, job_input: pb.JobInput) -> str:
+        """Charges a differentially private job to the input's dataset's budget
+        (once; review, start and release all ask); why not, if it would exceed it."""
+        dataset = self._row(job_input.dataset)[1]
+        epsilon = float(job.spec.parameters["dp"]["epsilon"])
+        columns = sum(len(i.columns) for i in job.spec.inputs)
+        if job.spec.partitioning == pb.PARTITIONING_HORIZONTAL:
+            columns = len(job_input.columns)
+        vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL
+        events = private.releases(epsilon, columns, len(job_input.columns) if vertical else columns)
+        return self.budgets.charge(dataset, job.job_id, epsilon, events)
+
+    def released(self, job_id: str) -> None:
+        self.budgets.released(job_id)
 
     def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
         policies = [self._row(i.dataset)[1].policy for i in job.spec.inputs if i.party_id == party_id]

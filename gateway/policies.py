@@ -13,6 +13,7 @@
     min_intersection_size = 0                      # vertical jobs: fewest entities common to all parties
     forbid_intersection = false                    # no vertical jobs (no private set intersection) on it
     require_dp = false                             # every release must be differentially private
+    dp_budget = { epsilon = 10.0, delta = 1e-6 }   # total privacy loss dp jobs may cause it (composed)
     approval = "automatic"                         # or "manual": the data owner approves each job
 
     [dp_bounds]                                    # clipping ranges for differentially private jobs
@@ -36,6 +37,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gateway import budgets
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.config import read_toml, refuse_unknown
 from gateway.errors import InvalidArgument
@@ -66,7 +68,8 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     policy = dpb.Policy()
     _lists(raw, where, policy, LISTS, {"min_rows", "min_group_size", "small_groups", "allow_extremes",
                                        "shared_models_only", "own_coefficients_only", "min_intersection_size",
-                                       "forbid_intersection", "require_dp", "dp_bounds", "approval"})
+                                       "forbid_intersection", "require_dp", "dp_bounds", "dp_budget",
+                                       "approval"})
     for key in ("min_rows", "min_group_size", "min_intersection_size"):
         value = raw.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -83,7 +86,19 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
             raise InvalidArgument(f"{where}: policy field {key!r} must be true or false")
         setattr(policy, key, flag)
     _dp_bounds(raw.get("dp_bounds", {}), where, policy)
+    if "dp_budget" in raw:
+        _dp_budget(raw["dp_budget"], where, policy)
     return policy
+
+
+def _dp_budget(raw: Any, where: str, policy: dpb.Policy) -> None:
+    numbers = isinstance(raw, dict) and set(raw) <= {"epsilon", "delta"} and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw.values())
+    if numbers:
+        policy.dp_budget.epsilon, policy.dp_budget.delta = float(raw.get("epsilon", 0)), float(raw.get("delta", 0))
+    if not numbers or not budgets.valid(policy.dp_budget):
+        raise InvalidArgument(f"{where}: policy field 'dp_budget' must be {{epsilon = e, delta = d}} "
+                              "with e > 0 and 0 <= d < 1")
 
 
 def _dp_bounds(raw: Any, where: str, policy: dpb.Policy) -> None:
@@ -123,5 +138,7 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
                min_intersection_size=policy.min_intersection_size, forbid_intersection=policy.forbid_intersection,
                require_dp=policy.require_dp,
                dp_bounds={c: [b.lower, b.upper] for c, b in sorted(policy.dp_bounds.items())},
+               **({"dp_budget": {"epsilon": policy.dp_budget.epsilon, "delta": policy.dp_budget.delta}}
+                  if policy.HasField("dp_budget") else {}),
                approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
     return out

@@ -30,6 +30,7 @@ from gateway.datasets import DatasetServicer, Registry
 from gateway.errors import Unauthenticated
 from gateway.jobs import wiring
 from gateway.jobs.contracts import SchedulerConfig
+from gateway.jobs.states import TERMINAL
 from gateway.metrics import MetricsInterceptor
 from gateway.models import ModelServicer, ModelStore
 from mpc.programs import Limits
@@ -85,6 +86,9 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         ),
         identity, config.database, registry, record, caller_of, audit_log.head, model_store,
     )
+    registry.budgets.ended = lambda job_id: (job := jobs.store.find(job_id)) is not None and job.state in TERMINAL
+    registry.budgets.on_charge = lambda dataset, job_id, epsilon: record(
+        "dp.charge", job_id, "charged", {"dataset": dataset, "epsilon": f"{epsilon:g}"})
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = [

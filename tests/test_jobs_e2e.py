@@ -305,6 +305,8 @@ def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(
         with federation.client(party) as client:
             private = policy(kinds=("stats.describe",))
             private.require_dp = party == "bank-b"
+            if party == "bank-c":  # pure epsilon: charges add up
+                private.dp_budget.CopyFrom(dpb.PrivacyBudget(epsilon=10.0, delta=0.0))
             for column, pair in bounds.items():
                 private.dp_bounds[column].CopyFrom(pair)
             client.register_dataset("private", "loans.csv", private, replace=True)
@@ -324,3 +326,11 @@ def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(
     assert np.allclose(noise, np.sqrt(2) * 2 / (8.0 / 4) * np.array([150_000, 41]))
     assert np.all(np.abs(result.values["sum"] - clipped.sum(axis=0)) < 8 * noise)
     assert list(result.values["count"]) == [len(pooled)] * 2
+    with federation.client("bank-a") as client:  # bank-c's budget: 8 of 10 spent
+        over = client.submit("stats.describe", inputs, receivers=["bank-a"], parameters={"dp": {"epsilon": 4.0}})
+        assert over.state == "REJECTED" and "has 2 left" in over.record.error.message, over.record.error
+    federation.stop("bank-c")
+    federation.start("bank-c")  # the charges are in its database
+    with federation.client("bank-c") as client:
+        spent = client.get_dataset("private").dp_spent
+    assert spent.epsilon == 8.0 and spent.jobs == 1

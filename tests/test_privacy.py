@@ -152,5 +152,5 @@ def test_a_party_clips_to_its_own_bounds_inside_the_union_frame() -> None:
 
     x = np.array([[-5.0], [20.0], [70.0], [100.0]])
     z = privacy.clipped(x, [(0.0, 50.0)], [(0.0, 100.0)])  # its own bounds [0, 50]; the union [0, 100]
-    assert np.allclose(z[:, 0], [-1.0, -0.6, 0.0, 0.0], atol=2.0**-17)  # -0.6 on the 2^-16 grid
-    assert np.all(privacy.on_grid(np.array([0.1234567])) * 2**16 % 1 == 0)
+    assert np.allclose(z[:, 0], [-1.0, -0.6, 0.0, 0.0], atol=privacy.GRID / 2)  # -0.6 on the grid
+    assert np.all(privacy.on_grid(np.array([0.1234567])) / privacy.GRID % 1 == 0)

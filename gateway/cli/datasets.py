@@ -102,4 +102,8 @@ def _print(dataset: Any) -> None:
     table.add_row("sha256", dataset.content_sha256)
     for key, value in policies.describe(dataset.policy).items():
         table.add_row(f"policy {key}", ", ".join(value) if isinstance(value, list) else str(value).lower())
+    if dataset.policy.HasField("dp_budget"):
+        budget = dataset.policy.dp_budget
+        table.add_row("privacy spent", f"epsilon {dataset.dp_spent.epsilon:.4g} of {budget.epsilon:g} "
+                      f"(delta {budget.delta:g}) by {dataset.dp_spent.jobs} job(s)")
     console.print(table)

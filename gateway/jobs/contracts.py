@@ -46,6 +46,9 @@ class Datasets(Protocol):
     def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
         """This party's release rules for the job (the strictest of its datasets')."""
 
+    def released(self, job_id: str) -> None:
+        """The job's results are leaving this party (its privacy charges are spent)."""
+
 
 class Peers(Protocol):
     async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...

@@ -15,7 +15,7 @@ from gateway.api.common.v1 import tensor_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.errors import MpcgateError, PolicyRefused
 from gateway.jobs import states
-from gateway.jobs.contracts import Review, error_info
+from gateway.jobs.contracts import Review, error_info, has_input
 from gateway.jobs.store import now
 from gateway.models import trains_model
 from mpc.worker import WorkerPlan
@@ -89,6 +89,8 @@ class Participation:
         ok = review.decision != "reject"
         self._audit("result.release_check", job_id, "ok" if ok else "refused",
                     {"receivers": ",".join(job.spec.result_receivers), "reasons": "; ".join(review.reasons)})
+        if ok and has_input(job.spec, self.me):
+            self._datasets.released(job_id)
         return "" if ok else f"party {self.me} refused to release: {'; '.join(review.reasons)}"
 
     def _plan(self, job: pb.Job, session_id: str, ranks: list[pb.PartyStatus]) -> WorkerPlan:

@@ -56,8 +56,7 @@ def describe(ctx: JobContext, wanted: list[str], rows: list[int], budget: privac
         pooled = _sums_then_squares(shared, d)
     d = len(columns)
     dispersion = bool({"variance", "std"} & set(wanted))
-    releases = d * (2 if dispersion else 1)
-    epsilon = budget.per_release(releases)
+    epsilon = budget.per_release(d * (2 if dispersion else 1))
     ctx.progress("adding noise no party knows", 60)
     noise = privacy.discrete_laplace(d, privacy.noise_scale(SENSITIVITY_SUM, epsilon), secure.PRECISION_BITS)
     secrets = [pooled[:d] + noise]
@@ -69,6 +68,16 @@ def describe(ctx: JobContext, wanted: list[str], rows: list[int], budget: privac
     if opened is None:
         return None
     return _derive(opened, wanted, n, frame, columns, epsilon)
+
+
+def releases(epsilon: float, columns: int, touched: int) -> list[tuple[float, int, int]]:
+    """The noisy releases of a dp stats.describe over `columns` columns that touch
+    one dataset (`touched` of the columns are its own, or all for horizontal
+    data), as the privacy accountant's discrete Laplace events: (noise parameter
+    1 / t, sensitivity in grid steps, how many)."""
+    per = epsilon / (2 * columns)
+    return [(1 / privacy.noise_scale(sensitivity, per), round(sensitivity / privacy.GRID), touched)
+            for sensitivity in (SENSITIVITY_SUM, SENSITIVITY_SQUARES)]
 
 
 def _sums_then_squares(shared: list, widths: list[int]):  # type: ignore[no-untyped-def]

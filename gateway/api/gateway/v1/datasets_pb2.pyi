@@ -167,6 +167,7 @@ class Policy(_message.Message):
     FORBID_INTERSECTION_FIELD_NUMBER: _builtins.int
     DP_BOUNDS_FIELD_NUMBER: _builtins.int
     REQUIRE_DP_FIELD_NUMBER: _builtins.int
+    DP_BUDGET_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
@@ -221,6 +222,12 @@ class Policy(_message.Message):
         job with parameter dp may read only columns listed here.
         """
 
+    @_builtins.property
+    def dp_budget(self) -> Global___PrivacyBudget:
+        """The total privacy loss differentially private jobs may cause this dataset
+        (composed over every job charged to it); unset: no limit.
+        """
+
     def __init__(
         self,
         *,
@@ -239,14 +246,65 @@ class Policy(_message.Message):
         forbid_intersection: _builtins.bool = ...,
         dp_bounds: _abc.Mapping[_builtins.str, Global___ClipBounds] | None = ...,
         require_dp: _builtins.bool = ...,
+        dp_budget: Global___PrivacyBudget | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dp_budget", b"dp_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "forbid_intersection", b"forbid_intersection", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "dp_budget", b"dp_budget", "forbid_intersection", b"forbid_intersection", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Policy: _TypeAlias = Policy  # noqa: Y015
+
+@_typing.final
+class PrivacyBudget(_message.Message):
+    """A dataset's total differential-privacy budget: epsilon > 0, 0 <= delta < 1."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPSILON_FIELD_NUMBER: _builtins.int
+    DELTA_FIELD_NUMBER: _builtins.int
+    epsilon: _builtins.float
+    delta: _builtins.float
+    def __init__(
+        self,
+        *,
+        epsilon: _builtins.float = ...,
+        delta: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "epsilon", b"epsilon"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrivacyBudget: _TypeAlias = PrivacyBudget  # noqa: Y015
+
+@_typing.final
+class PrivacySpent(_message.Message):
+    """What differentially private jobs have spent of a dataset's budget: the
+    composed epsilon (at the budget's delta) of the jobs charged and not refunded.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPSILON_FIELD_NUMBER: _builtins.int
+    JOBS_FIELD_NUMBER: _builtins.int
+    epsilon: _builtins.float
+    jobs: _builtins.int
+    def __init__(
+        self,
+        *,
+        epsilon: _builtins.float = ...,
+        jobs: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epsilon", b"epsilon", "jobs", b"jobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrivacySpent: _TypeAlias = PrivacySpent  # noqa: Y015
 
 @_typing.final
 class ClipBounds(_message.Message):
@@ -288,6 +346,7 @@ class Dataset(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     CONTENT_SHA256_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    DP_SPENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique within the owning party; [a-z0-9_.-]{1,64}."""
     party_id: _builtins.str
@@ -310,6 +369,12 @@ class Dataset(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def dp_spent(self) -> Global___PrivacySpent:
+        """What differentially private jobs have spent of the policy's dp_budget (filled
+        when the dataset is read; this party's own accounting).
+        """
+
     def __init__(
         self,
         *,
@@ -325,10 +390,11 @@ class Dataset(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         content_sha256: _builtins.str = ...,
         size_bytes: _builtins.int = ...,
+        dp_spent: Global___PrivacySpent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "policy", b"policy", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dp_spent", b"dp_spent", "policy", b"policy", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "content_sha256", b"content_sha256", "created_at", b"created_at", "description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "party_id", b"party_id", "policy", b"policy", "row_count", b"row_count", "size_bytes", b"size_bytes", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "content_sha256", b"content_sha256", "created_at", b"created_at", "description", b"description", "dp_spent", b"dp_spent", "format", b"format", "key_column", b"key_column", "name", b"name", "party_id", b"party_id", "policy", b"policy", "row_count", b"row_count", "size_bytes", b"size_bytes", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

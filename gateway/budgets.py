@@ -1,0 +1,109 @@
+"""Each dataset's differential-privacy budget at its own party: every
+differentially private job that reads the dataset is charged at review (before
+anything runs), a job that would exceed the budget is refused saying what is
+left, and the charges persist in the gateway's database.
+
+A charge holds the job's noisy releases that touch the dataset, as the
+accountant's events (discrete Laplace: noise parameter and integer sensitivity,
+mpc.programs.stats.private.releases). What a dataset has spent is the composition
+of the charges of jobs still under way here or whose results were released;
+a job that ended here before anything was released (refused elsewhere, failed,
+cancelled) costs nothing. Composition is Google's dp-accounting PLD accountant at
+the budget's delta (tighter than adding epsilons), or the sum of epsilons when
+the budget's delta is 0 (pure differential privacy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.db import open_database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dp_charges (
+    dataset  TEXT NOT NULL,
+    job_id   TEXT NOT NULL,
+    epsilon  REAL NOT NULL,
+    events   TEXT NOT NULL,   -- JSON [[noise_parameter, sensitivity, count], ...]
+    released INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dataset, job_id)
+);
+"""
+
+Events = list[tuple[float, int, int]]
+
+
+def composed(charges: list[tuple[float, Events]], delta: float) -> float:
+    """The epsilon that `charges` (each: the job's epsilon, its events) spend together at `delta`."""
+    if not charges:
+        return 0.0
+    if delta <= 0:
+        return sum(epsilon for epsilon, _ in charges)
+    from dp_accounting import dp_event
+    from dp_accounting.pld import pld_privacy_accountant
+
+    alike: Counter[tuple[float, int]] = Counter()  # the same event in many jobs: one self-composition
+    for _, events in charges:
+        for noise_parameter, sensitivity, count in events:
+            alike[(noise_parameter, int(sensitivity))] += count
+    accountant = pld_privacy_accountant.PLDAccountant()
+    for (noise_parameter, sensitivity), count in alike.items():
+        accountant.compose(dp_event.DiscreteLaplaceDpEvent(noise_parameter, sensitivity), count)
+    return min(accountant.get_epsilon(delta), sum(epsilon for epsilon, _ in charges))
+
+
+class Budgets:
+    def __init__(self, database: Path) -> None:
+        self._db = open_database(database, SCHEMA)
+        self._lock = threading.Lock()
+        self.ended: Callable[[str], bool] = lambda job_id: False
+        """Whether a job has ended at this party (set by the gateway's wiring)."""
+        self.on_charge: Callable[[str, str, float], None] = lambda dataset, job_id, epsilon: None
+        """Audits a charge (dataset, job, epsilon; set by the gateway's wiring)."""
+
+    def _counted(self, dataset: str, but: str = "") -> list[tuple[float, Events]]:
+        with self._lock:
+            rows = self._db.execute("SELECT job_id, epsilon, events, released FROM dp_charges WHERE dataset = ?",
+                                    (dataset,)).fetchall()
+        return [(epsilon, [tuple(e) for e in json.loads(events)]) for job_id, epsilon, events, released in rows
+                if job_id != but and (released or not self.ended(job_id))]
+
+    def spent(self, dataset: dpb.Dataset) -> dpb.PrivacySpent:
+        charges = self._counted(dataset.name)
+        return dpb.PrivacySpent(epsilon=composed(charges, dataset.policy.dp_budget.delta), jobs=len(charges))
+
+    def charge(self, dataset: dpb.Dataset, job_id: str, epsilon: float, events: Events) -> str:
+        """Records the job's charge (once) unless it would exceed the dataset's
+        budget; returns why not ('' when charged or when there is no budget)."""
+        budget = dataset.policy.dp_budget
+        if budget.epsilon <= 0:
+            return ""
+        others = self._counted(dataset.name, but=job_id)
+        before = composed(others, budget.delta)
+        after = composed([*others, (epsilon, events)], budget.delta)
+        if after > budget.epsilon * (1 + 1e-9):
+            left = max(budget.epsilon - before, 0.0)
+            return (f"dataset {dataset.name!r}'s privacy budget (epsilon {budget.epsilon:g}, delta {budget.delta:g}) "
+                    f"has {left:.4g} left; this job would bring the spent epsilon from {before:.4g} to {after:.4g}")
+        with self._lock:
+            added = self._db.execute(
+                "INSERT OR IGNORE INTO dp_charges (dataset, job_id, epsilon, events) VALUES (?, ?, ?, ?)",
+                (dataset.name, job_id, epsilon, json.dumps(events))).rowcount
+        if added:
+            self.on_charge(dataset.name, job_id, epsilon)
+        return ""
+
+    def released(self, job_id: str) -> None:
+        """The job's results are leaving this party: its charges are spent for good."""
+        with self._lock:
+            self._db.execute("UPDATE dp_charges SET released = 1 WHERE job_id = ?", (job_id,))
+
+
+def valid(budget: dpb.PrivacyBudget) -> bool:
+    return math.isfinite(budget.epsilon) and budget.epsilon > 0 and 0 <= budget.delta < 1

@@ -1,0 +1,49 @@
+"""Privacy budgets (gateway.budgets): charges composed by dp-accounting, refusal
+with what is left, persistence across a restart (the database file reopened),
+and no cost for a job that ended before anything was released."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.budgets import Budgets, composed
+from mpc.programs.stats.private import releases
+
+
+def dataset(epsilon: float, delta: float = 0.0) -> dpb.Dataset:
+    return dpb.Dataset(name="loans", policy=dpb.Policy(dp_budget=dpb.PrivacyBudget(epsilon=epsilon, delta=delta)))
+
+
+def test_a_budget_is_spent_refused_with_what_is_left_and_survives_a_restart(tmp_path: Path) -> None:
+    budgets, charged = Budgets(tmp_path / "gateway.db"), []
+    budgets.on_charge = lambda name, job, epsilon: charged.append(job)
+    events = releases(4.0, 3, 3)
+    assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""
+    assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""  # asked again at start and release: once
+    assert budgets.charge(dataset(10), "job-2", 4.0, events) == ""
+    refusal = budgets.charge(dataset(10), "job-3", 4.0, events)
+    assert "has 2 left" in refusal and "from 8 to 12" in refusal
+    assert charged == ["job-1", "job-2"]
+    reopened = Budgets(tmp_path / "gateway.db")  # a restarted gateway
+    assert reopened.spent(dataset(10)) == dpb.PrivacySpent(epsilon=8.0, jobs=2)
+
+
+def test_a_job_that_ended_before_release_costs_nothing(tmp_path: Path) -> None:
+    budgets = Budgets(tmp_path / "gateway.db")
+    ended = {"failed"}
+    budgets.ended = lambda job: job in ended
+    for job in ("released", "failed", "running"):
+        assert budgets.charge(dataset(10), job, 3.0, releases(3.0, 2, 2)) == ""
+    budgets.released("released")
+    ended.add("released")  # released, then ended: spent for good
+    assert budgets.spent(dataset(10)) == dpb.PrivacySpent(epsilon=6.0, jobs=2)
+
+
+def test_the_accountant_composes_tighter_than_the_sum_at_a_positive_delta() -> None:
+    charges = [(0.5, releases(0.5, 4, 4)) for _ in range(40)]
+    tight = composed(charges, 1e-6)
+    assert tight < 20.0 and tight == pytest.approx(composed(charges, 1e-6))
+    assert composed(charges, 0.0) == pytest.approx(20.0)  # pure epsilon: the sum
