@@ -219,7 +219,7 @@ class Registry:
         if job.spec.partitioning == pb.PARTITIONING_HORIZONTAL:
             columns = len(job_input.columns)
         vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL
-        events = private.releases(epsilon, columns, len(job_input.columns) if vertical else columns)
+        events = private.releases(job.spec.kind, epsilon, columns, len(job_input.columns) if vertical else columns)
         return self.budgets.charge(dataset, job.job_id, epsilon, events)
 
     def released(self, job_id: str) -> None:

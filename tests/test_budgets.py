@@ -20,7 +20,7 @@ def dataset(epsilon: float, delta: float = 0.0) -> dpb.Dataset:
 def test_a_budget_is_spent_refused_with_what_is_left_and_survives_a_restart(tmp_path: Path) -> None:
     budgets, charged = Budgets(tmp_path / "gateway.db"), []
     budgets.on_charge = lambda name, job, epsilon: charged.append(job)
-    events = releases(4.0, 3, 3)
+    events = releases("stats.describe", 4.0, 3, 3)
     assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""
     assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""  # asked again at start and release: once
     assert budgets.charge(dataset(10), "job-2", 4.0, events) == ""
@@ -36,14 +36,21 @@ def test_a_job_that_ended_before_release_costs_nothing(tmp_path: Path) -> None:
     ended = {"failed"}
     budgets.ended = lambda job: job in ended
     for job in ("released", "failed", "running"):
-        assert budgets.charge(dataset(10), job, 3.0, releases(3.0, 2, 2)) == ""
+        assert budgets.charge(dataset(10), job, 3.0, releases("stats.describe", 3.0, 2, 2)) == ""
     budgets.released("released")
     ended.add("released")  # released, then ended: spent for good
     assert budgets.spent(dataset(10)) == dpb.PrivacySpent(epsilon=6.0, jobs=2)
 
 
 def test_the_accountant_composes_tighter_than_the_sum_at_a_positive_delta() -> None:
-    charges = [(0.5, releases(0.5, 4, 4)) for _ in range(40)]
+    charges = [(0.5, releases("stats.describe", 0.5, 4, 4)) for _ in range(40)]
     tight = composed(charges, 1e-6)
     assert tight < 20.0 and tight == pytest.approx(composed(charges, 1e-6))
     assert composed(charges, 0.0) == pytest.approx(20.0)  # pure epsilon: the sum
+
+
+def test_a_histogram_is_charged_as_one_discrete_laplace_release_per_column() -> None:
+    (noise_parameter, sensitivity, count), = releases("stats.histogram", 2.0, 4, 4)
+    assert (noise_parameter, sensitivity, count) == (pytest.approx(0.25), 2, 4)  # epsilon 2 / 4 columns, over 2
+    assert composed([(2.0, releases("stats.histogram", 2.0, 4, 4))], 0.0) == 2.0
+    assert composed([(2.0, releases("stats.histogram", 2.0, 4, 4))], 1e-6) <= 2.0

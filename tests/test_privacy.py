@@ -154,3 +154,32 @@ def test_a_party_clips_to_its_own_bounds_inside_the_union_frame() -> None:
     z = privacy.clipped(x, [(0.0, 50.0)], [(0.0, 100.0)])  # its own bounds [0, 50]; the union [0, 100]
     assert np.allclose(z[:, 0], [-1.0, -0.6, 0.0, 0.0], atol=privacy.GRID / 2)  # -0.6 on the grid
     assert np.all(privacy.on_grid(np.array([0.1234567])) / privacy.GRID % 1 == 0)
+
+
+def test_private_histograms_are_noisy_counts_withheld_below_the_group_size(two: Session) -> None:
+    rng = np.random.default_rng(13)
+    tables = [np.column_stack([rng.uniform(0, 100, 600), rng.uniform(18, 98, 600)]) for _ in range(2)]
+    edges = [0, 20, 40, 60, 80, 100, 1000]  # nobody in the last bin
+    status, result = two.run(Task("stats.histogram", "horizontal", tables, [["balance", "age"]] * 2,
+                                  {"bin_edges": edges, "dp": {"epsilon": 2.0}}, {**RULES, "min_group_size": 15}))
+    assert status == "ok", result
+    truth = np.stack([np.histogram(np.vstack(tables)[:, j], bins=edges)[0] for j in range(2)])
+    counts, _, _, suppressed = result["histogram"]
+    noise_std = np.sqrt(2) * 2 / (2.0 / 2)  # epsilon split over the two columns
+    assert np.allclose(result["count_noise_std"][0], noise_std)
+    shown = ~np.isnan(counts)
+    assert np.all(np.abs(counts[shown] - truth[shown]) < 8 * noise_std)
+    assert np.all(counts[shown] == np.round(counts[shown])) and np.all(counts[shown] >= 15)
+    assert not shown[0, -1] and 5 in suppressed  # the empty bin, noise alone: below 15 but with probability 3e-4
+
+
+def test_vertical_private_histograms(two: Session) -> None:
+    rng = np.random.default_rng(17)
+    keys = np.array([f"c{i}" for i in range(400)])
+    balance, age = rng.uniform(0, 100, 400), rng.uniform(18, 98, 400)
+    edges = [0, 25, 50, 75, 100]
+    status, result = two.run(Task("stats.histogram", "vertical", [balance[:, None], age[:, None]], [["balance"], ["age"]],
+                                  {"bin_edges": edges, "dp": {"epsilon": 4.0}}, RULES, [keys, keys[::-1]]))
+    assert status == "ok", result
+    truth = np.stack([np.histogram(balance, edges)[0], np.histogram(age, edges)[0]])
+    assert np.all(np.abs(result["histogram"][0] - truth) < 8 * np.sqrt(2) * 2 / 2.0)

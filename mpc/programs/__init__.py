@@ -154,7 +154,8 @@ KINDS: dict[str, JobKind] = {
     "stats.covariance": JobKind(stats.covariance, dict(VERTICAL)),
     "stats.correlation": JobKind(stats.correlation, dict(VERTICAL)),
     "stats.summary": JobKind(stats.summary, {"extremes": Param(_bool), **VERTICAL}),
-    "stats.histogram": JobKind(stats.histogram, {"bin_edges": Param(_bin_edges, required=True), **VERTICAL}),
+    "stats.histogram": JobKind(stats.histogram, {"bin_edges": Param(_bin_edges, required=True), "dp": Param(_dp),
+                                                 **VERTICAL}),
     "model.linear_regression": JobKind(models.linear_regression, {
         "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_bool),
         "holdout": Param(_fraction), "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool),

@@ -122,16 +122,17 @@ def geometric(count: int, scale: float) -> Any:
     return (bits * weights).sum(0)
 
 
-def discrete_laplace(count: int, scale: float, precision: int) -> Any:
-    """`count` noise values k * GRID, P(k) proportional to exp(-|k| / scale),
-    secret-shared at `precision` fractional bits (exact: GRID is a power of two)."""
+def discrete_laplace(count: int, scale: float, precision: int, step_bits: int = GRID_BITS) -> Any:
+    """`count` noise values k * 2^-step_bits (GRID by default; 0: whole counts),
+    P(k) proportional to exp(-|k| / scale), secret-shared at `precision`
+    fractional bits (exact: the step is a power of two)."""
     from crypten.mpc import MPCTensor
 
-    if precision < GRID_BITS:
-        raise FailedPrecondition(f"noise on a 2^-{GRID_BITS} grid needs at least {GRID_BITS} fractional bits")
+    if precision < step_bits:
+        raise FailedPrecondition(f"noise on a 2^-{step_bits} grid needs at least {step_bits} fractional bits")
     both = geometric(2 * count, scale)
     steps = both[:count] - both[count:]
-    return MPCTensor.from_shares(steps._tensor.share * (1 << (precision - GRID_BITS)), precision=precision)
+    return MPCTensor.from_shares(steps._tensor.share * (1 << (precision - step_bits)), precision=precision)
 
 
 def noise_scale(sensitivity: float, epsilon: float) -> float:

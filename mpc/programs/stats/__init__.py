@@ -23,8 +23,8 @@ leaves a party unencrypted.
   as that party's own policy says.
 Sample statistics (ddof = 1). Accuracy: see request.py.
 
-With parameter `dp: {epsilon, mechanism}` (stats.describe; count, sum, mean,
-variance, std), the values are clipped to the bounds each party's policy declares
+With parameter `dp: {epsilon, mechanism}` (stats.describe: count, sum, mean,
+variance, std; stats.histogram), the values are clipped to the bounds each party's policy declares
 and released with noise no party knows, under epsilon-differential privacy: see
 private.py. A dataset whose policy sets require_dp takes part in no other job.
 """
@@ -70,10 +70,15 @@ def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
     rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
     validate_shape(ctx, rows)
     if budget is not None:
-        results = private.describe(ctx, req.wanted, rows, budget)
         n = sum(rows) if ctx.partitioning == "horizontal" else rows[0]
-        return None if results is None else {**ordered(results, req.wanted, n, list(results["sum_noise_std"].labels)),
-                                             "sum_noise_std": results["sum_noise_std"]}
+        if req.edges is not None:
+            results = private.histogram(ctx, req.edges, rows, budget)
+        else:
+            results = private.describe(ctx, req.wanted, rows, budget)
+        if results is None:
+            return None
+        noise = {k: v for k, v in results.items() if k.endswith("_noise_std")}
+        return {**ordered(results, req.wanted, n, list(next(iter(noise.values())).labels)), **noise}
     if ctx.partitioning == "horizontal":
         results = horizontal.compute(ctx, req, rows)
         n, columns = sum(rows), ctx.layout[0].columns

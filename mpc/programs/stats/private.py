@@ -1,5 +1,6 @@
-"""stats.describe with parameter dp: sums, means, variances and deviations under
-epsilon-differential privacy (mpc.programs.privacy), horizontal or vertical.
+"""stats.describe and stats.histogram with parameter dp: sums, means, variances,
+deviations and rows per bin under epsilon-differential privacy
+(mpc.programs.privacy), horizontal or vertical.
 
 The guarantee. Unit of privacy: one row of one dataset, its values replaced by
 any others (the parties' row counts are public metadata, so count is exact and
@@ -25,10 +26,12 @@ import numpy as np
 from gateway.errors import InvalidArgument
 from mpc.programs import privacy, secure
 from mpc.programs.context import JobContext, Result
+from mpc.programs.stats.request import histogram_result
 
 SUPPORTED = {"count", "sum", "mean", "variance", "std"}
 SENSITIVITY_SUM = 2.0  # one value in [-1, 1] replaced by another
 SENSITIVITY_SQUARES = 1.0  # one square in [0, 1] replaced by another
+SENSITIVITY_HISTOGRAM = 2  # one row replaced: one bin loses it, another gains it
 
 
 def describe(ctx: JobContext, wanted: list[str], rows: list[int], budget: privacy.Budget) -> dict[str, Result] | None:
@@ -70,14 +73,47 @@ def describe(ctx: JobContext, wanted: list[str], rows: list[int], budget: privac
     return _derive(opened, wanted, n, frame, columns, epsilon)
 
 
-def releases(epsilon: float, columns: int, touched: int) -> list[tuple[float, int, int]]:
-    """The noisy releases of a dp stats.describe over `columns` columns that touch
+def releases(kind: str, epsilon: float, columns: int, touched: int) -> list[tuple[float, int, int]]:
+    """The noisy releases of a dp job of `kind` over `columns` columns that touch
     one dataset (`touched` of the columns are its own, or all for horizontal
     data), as the privacy accountant's discrete Laplace events: (noise parameter
-    1 / t, sensitivity in grid steps, how many)."""
+    1 / t, sensitivity in noise steps, how many)."""
+    if kind == "stats.histogram":  # one vector of counts per column, L1 sensitivity 2
+        return [(1 / (SENSITIVITY_HISTOGRAM / (epsilon / columns)), SENSITIVITY_HISTOGRAM, touched)]
     per = epsilon / (2 * columns)
     return [(1 / privacy.noise_scale(sensitivity, per), round(sensitivity / privacy.GRID), touched)
             for sensitivity in (SENSITIVITY_SUM, SENSITIVITY_SQUARES)]
+
+
+def histogram(ctx: JobContext, edges: np.ndarray, rows: list[int], budget: privacy.Budget) -> dict[str, Result] | None:
+    """Rows per bin and column plus whole-count noise (one row replaced moves one
+    count from a bin to another: L1 sensitivity 2 per column; epsilon split over
+    the columns). A bin whose noisy count is below the largest min_group_size of
+    the parties is withheld: each party's rule, applied to what is released."""
+    import crypten
+
+    mine = ctx.layout[ctx.rank].columns
+    privacy.bounds_for(ctx.rules, mine)  # a dp job reads only columns its owner declared for it
+    bins = len(edges) - 1
+    counts = np.stack([np.histogram(ctx.table[:, j], bins=edges)[0] for j in range(len(mine))]).astype(np.float64)
+    if ctx.partitioning == "horizontal":
+        columns = mine
+        pooled = secure.total(secure.share_each(ctx, counts))
+    else:
+        columns = [c for entry in ctx.layout for c in entry.columns]
+        pooled = crypten.cat([secure.share_from(ctx, r, counts if r == ctx.rank else None, (len(entry.columns), bins))
+                              for r, entry in enumerate(ctx.layout) if entry.columns])
+    smallest = max(int(k) for k in secure.public(ctx, ctx.rules.min_group_size))
+    epsilon = budget.epsilon / len(columns)
+    ctx.progress("adding noise no party knows", 60)
+    noise = privacy.discrete_laplace(len(columns) * bins, SENSITIVITY_HISTOGRAM / epsilon, secure.PRECISION_BITS,
+                                     step_bits=0)
+    opened = secure.open_to_receivers(ctx, [pooled + noise.reshape(len(columns), bins)])
+    if opened is None:
+        return None
+    noisy = np.maximum(np.round(opened[0]), 0.0)
+    return {"histogram": histogram_result(columns, noisy, noisy < smallest, edges),
+            "count_noise_std": Result(np.full(len(columns), np.sqrt(2) * SENSITIVITY_HISTOGRAM / epsilon), columns)}
 
 
 def _sums_then_squares(shared: list, widths: list[int]):  # type: ignore[no-untyped-def]
