@@ -99,6 +99,12 @@ class Budgets:
             self.on_charge(dataset.name, job_id, epsilon)
         return ""
 
+    def charges(self, job_id: str) -> dict[str, float]:
+        """The job's charges, by dataset."""
+        with self._lock:
+            rows = self._db.execute("SELECT dataset, epsilon FROM dp_charges WHERE job_id = ?", (job_id,)).fetchall()
+        return dict(rows)
+
     def released(self, job_id: str) -> None:
         """The job's results are leaving this party: its charges are spent for good."""
         with self._lock:

@@ -225,6 +225,16 @@ class Registry:
     def released(self, job_id: str) -> None:
         self.budgets.released(job_id)
 
+    def ledger(self, job: pb.Job, party_id: str) -> dict[str, Any]:
+        names = [i.dataset for i in job.spec.inputs if i.party_id == party_id]
+        inputs = {}
+        for name in names:
+            try:
+                inputs[name] = self._row(name)[1].content_sha256
+            except NotFound:
+                inputs[name] = ""  # deleted since: its digest is gone too
+        return {"inputs": inputs, "dp_charges": self.budgets.charges(job.job_id)}
+
     def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
         policies = [self._row(i.dataset)[1].policy for i in job.spec.inputs if i.party_id == party_id]
         return ReleaseRules(

@@ -288,6 +288,63 @@ def test_a_truncated_audit_log_is_detected_from_a_peers_anchors(fed: LocalFedera
     assert refused.exit_code != 0 and "NOT intact" in refused.output
 
 
+def test_every_party_holds_every_party_s_signed_record_and_tampering_is_caught(fed: LocalFederation) -> None:
+    """Issue 15 item 3: co-signed job records; a tampered record or signature, and a
+    log cut back past the head a party signed, fail `mpcgate audit verify`."""
+    import json
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    from gateway.records import spec_digest
+
+    with fed.client("bank-a") as client:
+        job = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+        assert job.state == "SUCCEEDED"
+    dbs = {bank: fed.root / bank / "gateway.db" for bank in BANKS}
+    for bank, db in dbs.items():
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT party, record FROM job_records WHERE job_id = ?", (job.id,)).fetchall()
+        assert sorted(p for p, _ in rows) == sorted(BANKS), bank
+        for party, data in rows:
+            record = json.loads(data)
+            assert record["spec_sha256"] == spec_digest(job.record.spec) and record["state"] == "SUCCEEDED"
+            assert bool(record["result_sha256"]) == (party == "bank-a")  # the receiver signs what it received
+            assert len(record["inputs"]["loans"]) == 64
+    ca = str(fed.pki_dir / "ca.crt")
+    verify = ["audit", "verify", "--ca", ca, "--party", "bank-b", "--peer-db", str(dbs["bank-a"]), "--db"]
+    passed = CliRunner().invoke(main, [*verify, str(dbs["bank-b"])])
+    assert passed.exit_code == 0 and "signed job records verify" in passed.output, passed.output
+
+    def tampered(change: str) -> str:
+        copy = fed.root / f"b-{change}.db"
+        copy.unlink(missing_ok=True)
+        with sqlite3.connect(dbs["bank-b"]) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        with sqlite3.connect(copy) as conn:
+            if change == "record":
+                data = conn.execute("SELECT record FROM job_records WHERE job_id = ? AND party = 'bank-c'",
+                                    (job.id,)).fetchone()[0]
+                conn.execute("UPDATE job_records SET record = ? WHERE job_id = ? AND party = 'bank-c'",
+                             (data.replace(b"SUCCEEDED", b"FAILED"), job.id))
+            elif change == "signature":
+                signature = bytearray(conn.execute("SELECT signature FROM job_records WHERE job_id = ? AND "
+                                                   "party = 'bank-a'", (job.id,)).fetchone()[0])
+                signature[-1] ^= 1
+                conn.execute("UPDATE job_records SET signature = ? WHERE job_id = ? AND party = 'bank-a'",
+                             (bytes(signature), job.id))
+            else:  # cut back the log and its own records; bank-a's copy of bank-b's record remains
+                head = max(s for s, _ in anchors_in(dbs["bank-a"], "bank-b"))
+                conn.execute("DELETE FROM audit_log WHERE seq > ?", (head - 3,))
+                conn.execute("DELETE FROM job_records")
+        return CliRunner().invoke(main, [*verify, str(copy)]).output
+
+    assert "tampered" in tampered("record")
+    assert "do NOT verify" in tampered("signature")
+    assert "NOT intact" in tampered("truncate")
+
+
 def test_the_datasets_cli_registers_shows_repolices_and_deletes(fed: LocalFederation, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Item 16: there was no command to register a dataset or set its policy."""
     from click.testing import CliRunner

@@ -54,9 +54,14 @@ def audit() -> None:
               help="another party's database: the heads of this log it recorded are checked too")
 @click.option("--party", default="", help="this log's party id (with --peer-db)")
 @click.option("--anchor", "anchors", multiple=True, metavar="SEQ:HASH", help="a head recorded elsewhere (repeatable)")
-def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str, ...]) -> None:
+@click.option("--ca", "ca_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the federation CA certificate: also check every co-signed job record (signatures, certificates), "
+                   "and with --party, that the heads this party signed are still in its log")
+def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str, ...], ca_file: Path | None) -> None:
     """Checks the hash chain (no entry edited, deleted or reordered) and, given
-    anchors from a peer's log or by hand, that no anchored entry was cut off."""
+    anchors from a peer's log, its signed job records or by hand, that no anchored
+    entry was cut off."""
+    from gateway import records
     from gateway.audit import anchors_in, verify_file
 
     known: list[tuple[int, str]] = []
@@ -69,8 +74,17 @@ def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str,
         if not party:
             raise click.BadParameter("name this log's party", param_hint="--party")
         known += anchors_in(peer_db, party)
+    signed = 0
+    if ca_file is not None:
+        for source in [database, *([peer_db] if peer_db is not None else [])]:
+            checked = records.verify(source, ca_file)
+            if checked.problems:
+                raise click.ClickException(f"job records in {source} do NOT verify: {'; '.join(checked.problems)}")
+            signed += checked.records
+            known += checked.heads.get(party, []) if party else []
     verdict = verify_file(database, known)
     if not verdict.ok:
         raise click.ClickException(f"audit log is NOT intact: {verdict.problem} (verified {verdict.entries} entries)")
     click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}"
-               + (f"; {len(known)} anchors hold" if known else ""))
+               + (f"; {len(known)} anchors hold" if known else "")
+               + (f"; {signed} signed job records verify" if ca_file is not None else ""))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.api.common.v1 import error_pb2
+from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.ingest import Source
 from mpc.programs import Limits
@@ -49,15 +50,19 @@ class Datasets(Protocol):
     def released(self, job_id: str) -> None:
         """The job's results are leaving this party (its privacy charges are spent)."""
 
+    def ledger(self, job: pb.Job, party_id: str) -> dict[str, Any]:
+        """For the party's signed job record: its inputs' content digests and the
+        job's privacy charges, by dataset."""
+
 
 class Peers(Protocol):
     async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
     async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
     async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
-                   head: tuple[int, str] | None = None) -> None: ...
+                   head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = ...) -> None: ...
     async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
-                     head: tuple[int, str] | None = None) -> None: ...
+                     head: tuple[int, str] | None = None, record: cpb.SignedRecord | None = None) -> None: ...
     async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]: ...
 
 

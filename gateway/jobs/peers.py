@@ -85,16 +85,17 @@ class PeerGateways:
             raise _named(self._named_party(party), err) from None
 
     async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
-                   head: tuple[int, str] | None = None) -> None:
-        request = cpb.StopJobRequest(job_id=job_id, state=state, error=error, audit_head=_head(head))
+                   head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = ()) -> None:  # type: ignore[assignment]
+        request = cpb.StopJobRequest(job_id=job_id, state=state, error=error, audit_head=_head(head), records=records)
         try:
             await self._stub(party).StopJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
             raise _named(self._named_party(party), err) from None
 
     async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
-                     head: tuple[int, str] | None = None) -> None:
-        request = cpb.ReportJobRequest(job_id=job_id, status=status, progress=progress, audit_head=_head(head))
+                     head: tuple[int, str] | None = None, record: cpb.SignedRecord | None = None) -> None:
+        request = cpb.ReportJobRequest(job_id=job_id, status=status, progress=progress, audit_head=_head(head),
+                                       record=record)
         try:
             await self._stub(party).ReportJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:

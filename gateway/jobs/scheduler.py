@@ -26,12 +26,14 @@ from typing import Any
 from google.protobuf import json_format
 
 from gateway.api.common.v1 import error_pb2
+from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.jobs import states
 from gateway.jobs.contracts import (DRAIN_FLUSH_S, ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
                                     SchedulerConfig, error_info, has_input, participants)
 from gateway.jobs.participation import Participation
+from gateway.records import JobRecords
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.store import JobStore, now
 from mpc.programs import validate_inputs, validate_parameters
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 class Scheduler(Participation):
     def __init__(self, config: SchedulerConfig, store: JobStore, datasets: Datasets, peers: Peers,
                  runner: WorkerRunner, audit: Audit, audit_head: AuditHead = lambda: (0, ""),
-                 models: Models | None = None) -> None:
+                 models: Models | None = None, records: JobRecords | None = None) -> None:
         self.config = config
         self.me = config.party_id
         self._store = store
@@ -52,6 +54,7 @@ class Scheduler(Participation):
         self._audit = audit
         self._audit_head = audit_head
         self._models = models
+        self._records = records
         self._draining = False
         self._awaiting_cause: set[str] = set()
         self._lock = asyncio.Lock()
@@ -223,10 +226,12 @@ class Scheduler(Participation):
         return Review("manual" if any(r.decision == "manual" for r in reviews) else "approve")
 
     async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str,
-                        head: tuple[int, str] | None = None) -> None:
+                        head: tuple[int, str] | None = None, record: cpb.SignedRecord | None = None) -> None:
         job = self._store.get(job_id)
         if job.coordinator != self.me or _party(job, caller) is None or status.party_id != caller:
             raise PermissionDenied(f"party {caller!r} cannot report on job {job_id}")
+        if record is not None and record.party_id == caller and self._records is not None:
+            self._records.keep(job_id, [record])
         if head is not None and caller != self.me:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
         def change(j: pb.Job) -> None:
@@ -247,12 +252,14 @@ class Scheduler(Participation):
         self._spawn(self._run_worker(job_id, session_id, list(ranks)))
 
     async def on_stop(self, job_id: str, state: int, error: error_pb2.ErrorInfo, caller: str,
-                      head: tuple[int, str] | None = None) -> None:
+                      head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = ()) -> None:  # type: ignore[assignment]
         job = self._store.find(job_id)
         if job is None:
             return
         if caller != job.coordinator:
             raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
+        if self._records is not None:  # every party's signed record, checked by `mpcgate audit verify`
+            self._records.keep(job_id, [r for r in records if _party(job, r.party_id) is not None])
         if head is not None:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
         if state == states.SUCCEEDED:  # the end of a job this party finished itself: nothing to stop
@@ -378,8 +385,12 @@ class Scheduler(Participation):
             timer.cancel()
         self._runner.cancel(job.job_id)
         others = [p.party_id for p in job.parties if p.party_id != self.me]
+        records = []
+        if self._records is not None:
+            self._sign(job, state, error.reason)
+            records = self._records.of(job.job_id)
         head = self._audit_head()
-        results = await asyncio.gather(*(self._peers.stop(p, job.job_id, state, error, head) for p in others),
+        results = await asyncio.gather(*(self._peers.stop(p, job.job_id, state, error, head, records) for p in others),
                                        return_exceptions=True)
         for party, outcome in zip(others, results):
             if isinstance(outcome, BaseException):

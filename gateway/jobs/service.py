@@ -95,14 +95,15 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     @map_errors
     async def StopJob(self, request: cpb.StopJobRequest, context: Any) -> cpb.StopJobResponse:
         caller = authenticated_peer(context, self._peers)
-        await self._scheduler.on_stop(request.job_id, request.state, request.error, caller, head_of(request.audit_head))
+        await self._scheduler.on_stop(request.job_id, request.state, request.error, caller, head_of(request.audit_head),
+                                      list(request.records))
         return cpb.StopJobResponse()
 
     @map_errors
     async def ReportJob(self, request: cpb.ReportJobRequest, context: Any) -> cpb.ReportJobResponse:
         caller = authenticated_peer(context, self._peers)
         await self._scheduler.on_report(request.job_id, request.status, request.progress, caller,
-                                        head_of(request.audit_head))
+                                        head_of(request.audit_head), request.record if request.HasField("record") else None)
         return cpb.ReportJobResponse()
 
     @map_errors

@@ -142,6 +142,7 @@ class StopJobRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     AUDIT_HEAD_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: _jobs_pb2.JobState.ValueType
     """JOB_STATE_CANCELLED, JOB_STATE_FAILED, JOB_STATE_REJECTED or JOB_STATE_SUCCEEDED."""
@@ -151,6 +152,12 @@ class StopJobRequest(_message.Message):
     def audit_head(self) -> Global___AuditHead:
         """The coordinator's audit head when it ended the job."""
 
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedRecord]:
+        """Every party's signed record of the job the coordinator holds (its own
+        included), for every party to keep.
+        """
+
     def __init__(
         self,
         *,
@@ -158,14 +165,52 @@ class StopJobRequest(_message.Message):
         state: _jobs_pb2.JobState.ValueType = ...,
         error: _error_pb2.ErrorInfo | None = ...,
         audit_head: Global___AuditHead | None = ...,
+        records: _abc.Iterable[Global___SignedRecord] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error", "job_id", b"job_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error", "job_id", b"job_id", "records", b"records", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StopJobRequest: _TypeAlias = StopJobRequest  # noqa: Y015
+
+@_typing.final
+class SignedRecord(_message.Message):
+    """One party's signed statement of a job it took part in (gateway/records.py):
+    the spec's digest, its inputs' content digests, the provider and dealer, the
+    outcome, the result's digest if it received one, its privacy charges and its
+    audit log's head.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    party_id: _builtins.str
+    record: _builtins.bytes
+    """Canonical JSON (sorted keys, no spaces)."""
+    signature: _builtins.bytes
+    """ECDSA P-256 with SHA-256 over `record`, by the party's federation key."""
+    certificate: _builtins.bytes
+    """The party's certificate (PEM), issued by the federation CA."""
+    def __init__(
+        self,
+        *,
+        party_id: _builtins.str = ...,
+        record: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        certificate: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "party_id", b"party_id", "record", b"record", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedRecord: _TypeAlias = SignedRecord  # noqa: Y015
 
 @_typing.final
 class StopJobResponse(_message.Message):
@@ -190,6 +235,7 @@ class ReportJobRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     AUDIT_HEAD_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     @_builtins.property
     def status(self) -> _jobs_pb2.PartyStatus: ...
@@ -199,6 +245,10 @@ class ReportJobRequest(_message.Message):
     def audit_head(self) -> Global___AuditHead:
         """The participant's audit head, sent with its final report."""
 
+    @_builtins.property
+    def record(self) -> Global___SignedRecord:
+        """The participant's signed record of the job, sent with its final report."""
+
     def __init__(
         self,
         *,
@@ -206,10 +256,11 @@ class ReportJobRequest(_message.Message):
         status: _jobs_pb2.PartyStatus | None = ...,
         progress: _jobs_pb2.Progress | None = ...,
         audit_head: Global___AuditHead | None = ...,
+        record: Global___SignedRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "progress", b"progress", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "progress", b"progress", "record", b"record", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "job_id", b"job_id", "progress", b"progress", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "job_id", b"job_id", "progress", b"progress", "record", b"record", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
