@@ -303,10 +303,14 @@ def test_every_party_holds_every_party_s_signed_record_and_tampering_is_caught(f
         job = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
         assert job.state == "SUCCEEDED"
     dbs = {bank: fed.root / bank / "gateway.db" for bank in BANKS}
-    for bank, db in dbs.items():
-        with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT party, record FROM job_records WHERE job_id = ?", (job.id,)).fetchall()
-        assert sorted(p for p, _ in rows) == sorted(BANKS), bank
+
+    def records_at(bank: str) -> list[tuple[str, bytes]]:
+        with sqlite3.connect(dbs[bank]) as conn:
+            return conn.execute("SELECT party, record FROM job_records WHERE job_id = ?", (job.id,)).fetchall()
+
+    for bank in BANKS:  # the coordinator's stop carries them, just after the job ends there
+        _until(lambda bank=bank: sorted(p for p, _ in records_at(bank)) == sorted(BANKS))
+        rows = records_at(bank)
         for party, data in rows:
             record = json.loads(data)
             assert record["spec_sha256"] == spec_digest(job.record.spec) and record["state"] == "SUCCEEDED"
