@@ -62,6 +62,7 @@ class Budgets:
     def __init__(self, database: Path) -> None:
         self._db = open_database(database, SCHEMA)
         self._lock = threading.Lock()
+        self._charging = threading.Lock()
         self.ended: Callable[[str], bool] = lambda job_id: False
         """Whether a job has ended at this party (set by the gateway's wiring)."""
         self.on_charge: Callable[[str, str, float], None] = lambda dataset, job_id, epsilon: None
@@ -84,6 +85,11 @@ class Budgets:
         budget = dataset.policy.dp_budget
         if budget.epsilon <= 0:
             return ""
+        with self._charging:  # reviews run on the event loop and in start and release threads: check and charge at once
+            return self._charge(dataset, budget, job_id, epsilon, events)
+
+    def _charge(self, dataset: dpb.Dataset, budget: dpb.PrivacyBudget, job_id: str, epsilon: float,
+                events: Events) -> str:
         others = self._counted(dataset.name, but=job_id)
         before = composed(others, budget.delta)
         after = composed([*others, (epsilon, events)], budget.delta)

@@ -54,3 +54,14 @@ def test_a_histogram_is_charged_as_one_discrete_laplace_release_per_column() -> 
     assert (noise_parameter, sensitivity, count) == (pytest.approx(0.25), 2, 4)  # epsilon 2 / 4 columns, over 2
     assert composed([(2.0, releases("stats.histogram", 2.0, 4, 4))], 0.0) == 2.0
     assert composed([(2.0, releases("stats.histogram", 2.0, 4, 4))], 1e-6) <= 2.0
+
+
+def test_concurrent_reviews_never_overspend(tmp_path: Path) -> None:
+    """Reviews run on the event loop and in the start and release threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    budgets = Budgets(tmp_path / "gateway.db")
+    with ThreadPoolExecutor(8) as pool:
+        refusals = list(pool.map(lambda i: budgets.charge(dataset(10), f"job-{i}", 1.0, releases("stats.describe", 1.0, 2, 2)),
+                                 range(24)))
+    assert sum(not r for r in refusals) == 10 and budgets.spent(dataset(10)).epsilon == 10.0
