@@ -91,9 +91,9 @@ class Budgets:
     def _charge(self, dataset: dpb.Dataset, budget: dpb.PrivacyBudget, job_id: str, epsilon: float,
                 events: Events) -> str:
         others = self._counted(dataset.name, but=job_id)
-        before = composed(others, budget.delta)
         after = composed([*others, (epsilon, events)], budget.delta)
         if after > budget.epsilon * (1 + 1e-9):
+            before = composed(others, budget.delta)  # (for the refusal only)
             left = max(budget.epsilon - before, 0.0)
             return (f"dataset {dataset.name!r}'s privacy budget (epsilon {budget.epsilon:g}, delta {budget.delta:g}) "
                     f"has {left:.4g} left; this job would bring the spent epsilon from {before:.4g} to {after:.4g}")

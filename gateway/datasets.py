@@ -67,12 +67,12 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
         reasons.append(f"dataset {dataset.name!r}'s policy does not allow releasing extremes (min, max)")
     if spec.kind.startswith("model.") and policy.shared_models_only and not _flag(spec, "keep_shared"):
         reasons.append(f"dataset {dataset.name!r}'s policy allows only models kept secret-shared (keep_shared)")
-    private = spec.parameters.fields.get("dp") is not None
-    if policy.require_dp and not private:
+    dp_job = asks_dp(spec)
+    if policy.require_dp and not dp_job:
         reasons.append(f"dataset {dataset.name!r}'s policy requires differential privacy for every release "
                        "(parameter dp)")
     unbounded = [c for c in columns if c not in policy.dp_bounds]
-    if private and unbounded:
+    if dp_job and unbounded:
         reasons.append(f"dataset {dataset.name!r}'s policy declares no dp_bounds for columns {', '.join(unbounded)}: "
                        "a differentially private job may read only columns with declared clipping bounds")
     if spec.partitioning == pb.PARTITIONING_VERTICAL and policy.forbid_intersection:
@@ -84,6 +84,10 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
     if reasons:
         return Review("reject", reasons)
     return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")
+
+
+def asks_dp(spec: pb.JobSpec) -> bool:
+    return spec.parameters.fields.get("dp") is not None
 
 
 def _flag(spec: pb.JobSpec, name: str) -> bool:
@@ -204,7 +208,7 @@ class Registry:
             decision = review(dataset.policy, dataset, job.spec, job_input.columns, party_id)
             reasons += decision.reasons
             manual |= decision.decision == "manual"
-        if not reasons and job.spec.parameters.fields.get("dp") is not None:
+        if not reasons and asks_dp(job.spec):
             reasons += [r for job_input in mine if (r := self._charge(job, job_input))]
         if reasons:
             return Review("reject", reasons)
@@ -215,11 +219,9 @@ class Registry:
         (once; review, start and release all ask); why not, if it would exceed it."""
         dataset = self._row(job_input.dataset)[1]
         epsilon = float(job.spec.parameters["dp"]["epsilon"])
-        columns = sum(len(i.columns) for i in job.spec.inputs)
-        if job.spec.partitioning == pb.PARTITIONING_HORIZONTAL:
-            columns = len(job_input.columns)
-        vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL
-        events = private.releases(job.spec.kind, epsilon, columns, len(job_input.columns) if vertical else columns)
+        vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL  # the job's columns: all inputs', or each party's
+        columns = sum(len(i.columns) for i in job.spec.inputs) if vertical else len(job_input.columns)
+        events = private.releases(job.spec.kind, epsilon, columns, len(job_input.columns))
         return self.budgets.charge(dataset, job.job_id, epsilon, events)
 
     def released(self, job_id: str) -> None:
