@@ -63,9 +63,6 @@ class Budget:
     epsilon: float
     mechanism: str = "laplace"
 
-    def per_release(self, releases: int) -> float:
-        return self.epsilon / releases
-
 
 def requested(parameters: dict[str, Any]) -> Budget | None:
     raw = parameters.get("dp")

@@ -69,20 +69,15 @@ def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
     validate_local(ctx)
     rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
     validate_shape(ctx, rows)
+    horizontal_data = ctx.partitioning == "horizontal"
+    n = sum(rows) if horizontal_data else rows[0]
+    columns = ctx.layout[0].columns if horizontal_data else [c for entry in ctx.layout for c in entry.columns]
     if budget is not None:
-        n = sum(rows) if ctx.partitioning == "horizontal" else rows[0]
         if req.edges is not None:
-            results = private.histogram(ctx, req.edges, rows, budget)
+            results = private.histogram(ctx, req.edges, columns, budget)
         else:
-            results = private.describe(ctx, req.wanted, rows, budget)
-        if results is None:
-            return None
-        noise = {k: v for k, v in results.items() if k.endswith("_noise_std")}
-        return {**ordered(results, req.wanted, n, list(next(iter(noise.values())).labels)), **noise}
-    if ctx.partitioning == "horizontal":
-        results = horizontal.compute(ctx, req, rows)
-        n, columns = sum(rows), ctx.layout[0].columns
-    else:
-        results = vertical.compute(ctx, req, rows[0])
-        n, columns = rows[0], [c for entry in ctx.layout for c in entry.columns]
+            results = private.describe(ctx, req.wanted, n, columns, budget)
+        noise = {k: v for k, v in (results or {}).items() if k.endswith("_noise_std")}
+        return None if results is None else {**ordered(results, req.wanted, n, columns), **noise}
+    results = horizontal.compute(ctx, req, rows) if horizontal_data else vertical.compute(ctx, req, n)
     return None if results is None else ordered(results, req.wanted, n, columns)

@@ -34,43 +34,40 @@ SENSITIVITY_SQUARES = 1.0  # one square in [0, 1] replaced by another
 SENSITIVITY_HISTOGRAM = 2  # one row replaced: one bin loses it, another gains it
 
 
-def describe(ctx: JobContext, wanted: list[str], rows: list[int], budget: privacy.Budget) -> dict[str, Result] | None:
+def describe(ctx: JobContext, wanted: list[str], n: int, columns: list[str],
+             budget: privacy.Budget) -> dict[str, Result] | None:
     unsupported = [s for s in wanted if s not in SUPPORTED]
     if unsupported:
         raise InvalidArgument(f"{', '.join(unsupported)} cannot be released with parameter dp yet")
     mine = ctx.layout[ctx.rank].columns
     bounds = secure.public(ctx, privacy.bounds_for(ctx.rules, mine))
     if ctx.partitioning == "horizontal":
-        n = sum(rows)
-        columns = mine
-        frame = [(min(b[j][0] for b in bounds), max(b[j][1] for b in bounds)) for j in range(len(columns))]
-        z = privacy.clipped(ctx.table, bounds[ctx.rank], frame)
-        local = np.concatenate([z.sum(axis=0), privacy.on_grid(z * z).sum(axis=0)])
-        pooled = secure.total(secure.share_each(ctx, local))
+        frame = [(min(b[j][0] for b in bounds), max(b[j][1] for b in bounds)) for j in range(len(mine))]
     else:
-        n = rows[0]
-        columns = [c for entry in ctx.layout for c in entry.columns]
         frame = [pair for by_party in bounds for pair in by_party]
-        own = privacy.clipped(ctx.table, bounds[ctx.rank])
-        local = np.concatenate([own.sum(axis=0), privacy.on_grid(own * own).sum(axis=0)])
-        shared = [secure.share_from(ctx, r, local if r == ctx.rank else None, (2 * len(entry.columns),))
-                  for r, entry in enumerate(ctx.layout)]
-        d = [len(entry.columns) for entry in ctx.layout]
-        pooled = _sums_then_squares(shared, d)
-    d = len(columns)
-    dispersion = bool({"variance", "std"} & set(wanted))
-    epsilon = budget.per_release(d * (2 if dispersion else 1))
+    z = privacy.clipped(ctx.table, bounds[ctx.rank], frame if ctx.partitioning == "horizontal" else None)
+    pooled = _pooled(ctx, np.stack([z.sum(axis=0), privacy.on_grid(z * z).sum(axis=0)]))  # sums, sums of squares
+    d = len(frame)
+    (t_sum, _), (t_squares, _) = noise_scales("stats.describe", budget.epsilon, d)
     ctx.progress("adding noise no party knows", 60)
-    noise = privacy.discrete_laplace(d, privacy.noise_scale(SENSITIVITY_SUM, epsilon), secure.PRECISION_BITS)
-    secrets = [pooled[:d] + noise]
-    if dispersion:
-        squares = privacy.discrete_laplace(d, privacy.noise_scale(SENSITIVITY_SQUARES, epsilon), secure.PRECISION_BITS)
-        secrets.append(pooled[d:] + squares)
+    noisy = [pooled[0] + privacy.discrete_laplace(d, t_sum, secure.PRECISION_BITS),
+             pooled[1] + privacy.discrete_laplace(d, t_squares, secure.PRECISION_BITS)]
     ctx.progress("revealing to receivers", 90)
-    opened = secure.open_to_receivers(ctx, secrets)
+    opened = secure.open_to_receivers(ctx, noisy)
     if opened is None:
         return None
-    return _derive(opened, wanted, n, frame, columns, epsilon)
+    return _derive(opened, wanted, n, frame, columns, t_sum)
+
+
+def noise_scales(kind: str, epsilon: float, columns: int) -> list[tuple[float, int]]:
+    """Each release of a dp job of `kind` over `columns` columns: the noise's scale
+    t and the sensitivity, both in noise steps (GRID, or whole counts). The
+    program samples with them and the budgets charge them."""
+    if kind == "stats.histogram":  # one vector of counts per column, L1 sensitivity 2
+        return [(SENSITIVITY_HISTOGRAM / (epsilon / columns), SENSITIVITY_HISTOGRAM)]
+    per = epsilon / (2 * columns)  # per column, the sum and the sum of squares
+    return [(privacy.noise_scale(sensitivity, per), round(sensitivity / privacy.GRID))
+            for sensitivity in (SENSITIVITY_SUM, SENSITIVITY_SQUARES)]
 
 
 def releases(kind: str, epsilon: float, columns: int, touched: int) -> list[tuple[float, int, int]]:
@@ -78,64 +75,47 @@ def releases(kind: str, epsilon: float, columns: int, touched: int) -> list[tupl
     one dataset (`touched` of the columns are its own, or all for horizontal
     data), as the privacy accountant's discrete Laplace events: (noise parameter
     1 / t, sensitivity in noise steps, how many)."""
-    if kind == "stats.histogram":  # one vector of counts per column, L1 sensitivity 2
-        return [(1 / (SENSITIVITY_HISTOGRAM / (epsilon / columns)), SENSITIVITY_HISTOGRAM, touched)]
-    per = epsilon / (2 * columns)
-    return [(1 / privacy.noise_scale(sensitivity, per), round(sensitivity / privacy.GRID), touched)
-            for sensitivity in (SENSITIVITY_SUM, SENSITIVITY_SQUARES)]
+    return [(1 / t, sensitivity, touched) for t, sensitivity in noise_scales(kind, epsilon, columns)]
 
 
-def histogram(ctx: JobContext, edges: np.ndarray, rows: list[int], budget: privacy.Budget) -> dict[str, Result] | None:
+def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str], budget: privacy.Budget) -> dict[str, Result] | None:
     """Rows per bin and column plus whole-count noise (one row replaced moves one
     count from a bin to another: L1 sensitivity 2 per column; epsilon split over
     the columns). A bin whose noisy count is below the largest min_group_size of
     the parties is withheld: each party's rule, applied to what is released."""
-    import crypten
-
     mine = ctx.layout[ctx.rank].columns
     privacy.bounds_for(ctx.rules, mine)  # a dp job reads only columns its owner declared for it
-    bins = len(edges) - 1
     counts = np.stack([np.histogram(ctx.table[:, j], bins=edges)[0] for j in range(len(mine))]).astype(np.float64)
-    if ctx.partitioning == "horizontal":
-        columns = mine
-        pooled = secure.total(secure.share_each(ctx, counts))
-    else:
-        columns = [c for entry in ctx.layout for c in entry.columns]
-        pooled = crypten.cat([secure.share_from(ctx, r, counts if r == ctx.rank else None, (len(entry.columns), bins))
-                              for r, entry in enumerate(ctx.layout) if entry.columns])
+    pooled = _pooled(ctx, counts.T).t()  # columns x bins
     smallest = max(int(k) for k in secure.public(ctx, ctx.rules.min_group_size))
-    epsilon = budget.epsilon / len(columns)
+    ((t, _),) = noise_scales("stats.histogram", budget.epsilon, len(columns))
     ctx.progress("adding noise no party knows", 60)
-    noise = privacy.discrete_laplace(len(columns) * bins, SENSITIVITY_HISTOGRAM / epsilon, secure.PRECISION_BITS,
-                                     step_bits=0)
-    opened = secure.open_to_receivers(ctx, [pooled + noise.reshape(len(columns), bins)])
+    noise = privacy.discrete_laplace(len(columns) * (len(edges) - 1), t, secure.PRECISION_BITS, step_bits=0)
+    opened = secure.open_to_receivers(ctx, [pooled + noise.reshape(len(columns), len(edges) - 1)])
     if opened is None:
         return None
     noisy = np.maximum(np.round(opened[0]), 0.0)
     return {"histogram": histogram_result(columns, noisy, noisy < smallest, edges),
-            "count_noise_std": Result(np.full(len(columns), np.sqrt(2) * SENSITIVITY_HISTOGRAM / epsilon), columns)}
+            "count_noise_std": Result(np.full(len(columns), np.sqrt(2) * t), columns)}
 
 
-def _sums_then_squares(shared: list, widths: list[int]):  # type: ignore[no-untyped-def]
-    """Vertical: each party shared its columns' sums then sums of squares; reorder
-    into all sums (in column order), then all sums of squares."""
-    import crypten
-
-    sums = [part[:w] for part, w in zip(shared, widths) if w]
-    squares = [part[w:] for part, w in zip(shared, widths) if w]
-    return crypten.cat([*sums, *squares])
+def _pooled(ctx: JobContext, local: np.ndarray):  # type: ignore[no-untyped-def]
+    """Per-column aggregates (a row each, this party's columns across): added over
+    the parties (horizontal), or each party's own columns joined (vertical)."""
+    if ctx.partitioning == "horizontal":
+        return secure.total(secure.share_each(ctx, local))
+    return secure.stacked_columns(ctx, local, [len(entry.columns) for entry in ctx.layout])
 
 
 def _derive(opened: list[np.ndarray], wanted: list[str], n: int, frame: list[tuple[float, float]],
-            columns: list[str], epsilon: float) -> dict[str, Result]:
+            columns: list[str], t_sum: float) -> dict[str, Result]:
     lower, upper = np.array(frame).T
     mid, half = (lower + upper) / 2, (upper - lower) / 2
     sum_z = opened[0]
     out = {"sum": Result(n * mid + half * sum_z, columns), "mean": Result(mid + half * sum_z / n, columns)}
-    # the noise's standard deviation on each released sum: sqrt(2) * b, b = sensitivity / epsilon
-    out["sum_noise_std"] = Result(np.sqrt(2) * SENSITIVITY_SUM / epsilon * half, columns)
-    if len(opened) > 1:
-        var_z = np.maximum((opened[1] - sum_z**2 / n) / (n - 1), 0.0)
-        out["variance"] = Result(var_z * half**2, columns)
-        out["std"] = Result(np.sqrt(var_z) * half, columns)
+    # the noise's standard deviation on each released sum: sqrt(2) t steps of the grid, in the column's units
+    out["sum_noise_std"] = Result(np.sqrt(2) * t_sum * privacy.GRID * half, columns)
+    var_z = np.maximum((opened[1] - sum_z**2 / n) / (n - 1), 0.0)
+    out["variance"] = Result(var_z * half**2, columns)
+    out["std"] = Result(np.sqrt(var_z) * half, columns)
     return {name: result for name, result in out.items() if name in wanted or name == "sum_noise_std"}
