@@ -228,7 +228,7 @@ class Registry:
         self.budgets.released(job_id)
 
     def ledger(self, job: pb.Job, party_id: str) -> dict[str, Any]:
-        names = [i.dataset for i in job.spec.inputs if i.party_id == party_id]
+        names = [i.dataset for i in job.spec.inputs if i.party_id == party_id]  # none where the party has no input
         inputs = {}
         for name in names:
             try:

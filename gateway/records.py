@@ -58,11 +58,14 @@ def canonical(record: dict[str, Any]) -> bytes:
 
 
 class JobRecords:
-    def __init__(self, database: Path, party_id: str, key_file: str, cert_file: str) -> None:
+    def __init__(self, database: Path, party_id: str, key_pem: bytes, cert_pem: bytes) -> None:
         self._db = open_database(database, SCHEMA)
         self._lock = threading.Lock()
         self._party = party_id
-        self._key_file, self._cert_file = key_file, cert_file
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError("a party's federation key is an EC key (gateway.auth.pki)")
+        self._key, self._cert_pem = key, cert_pem
 
     def sign(self, job: pb.Job, state: int, reason: str, head: tuple[int, str], ledger: dict[str, Any],
              result: pb.JobResult | None) -> cpb.SignedRecord:
@@ -75,10 +78,8 @@ class JobRecords:
             "audit_head": {"sequence": head[0], "hash": head[1]},
         }
         data = canonical(record)
-        key = serialization.load_pem_private_key(Path(self._key_file).read_bytes(), password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        signed = cpb.SignedRecord(party_id=self._party, record=data, signature=key.sign(data, ec.ECDSA(hashes.SHA256())),
-                                  certificate=Path(self._cert_file).read_bytes())
+        signed = cpb.SignedRecord(party_id=self._party, record=data, signature=self._key.sign(data, ec.ECDSA(hashes.SHA256())),
+                                  certificate=self._cert_pem)
         self.keep(job.job_id, [signed])
         return signed
 

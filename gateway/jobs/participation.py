@@ -133,20 +133,19 @@ class Participation:
         else:
             if progress.ByteSize():
                 self._store.update(job.job_id, lambda j: j.progress.CopyFrom(progress))
-            record = self._sign(job, status.state, status.error.reason) if final else None
+            head = self._audit_head() if final else None
+            record = self._sign(job, status.state, status.error.reason, head) if head is not None else None
             try:
-                await self._peers.report(job.coordinator, job.job_id, status, progress,
-                                         self._audit_head() if final else None, record)
+                await self._peers.report(job.coordinator, job.job_id, status, progress, head, record)
             except MpcgateError as err:
                 log.warning("could not report job=%s to coordinator=%s: %s", job.job_id, job.coordinator, err.message)
 
 
-    def _sign(self, job: pb.Job, state: int, reason: str) -> Any:
-        """This party's signed record of the job (gateway.records), kept here too."""
-        if self._records is None:
-            return None
-        ledger = self._datasets.ledger(job, self.me) if has_input(job.spec, self.me) else {"inputs": {}, "dp_charges": {}}
-        return self._records.sign(job, state, reason, self._audit_head(), ledger, self._store.result(job.job_id))
+    def _sign(self, job: pb.Job, state: int, reason: str, head: tuple[int, str]) -> Any:
+        """This party's signed record of the job (gateway.records), kept here too;
+        `head` is the audit head it also sends beside it."""
+        return self._records.sign(job, state, reason, head, self._datasets.ledger(job, self.me),
+                                  self._store.result(job.job_id))
 
 
 def _progress(phase: str, percent: float, sent: int, received: int, rounds: int) -> pb.Progress:

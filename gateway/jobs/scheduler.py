@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 
 class Scheduler(Participation):
     def __init__(self, config: SchedulerConfig, store: JobStore, datasets: Datasets, peers: Peers,
-                 runner: WorkerRunner, audit: Audit, audit_head: AuditHead = lambda: (0, ""),
-                 models: Models | None = None, records: JobRecords | None = None) -> None:
+                 runner: WorkerRunner, records: JobRecords, audit: Audit, audit_head: AuditHead = lambda: (0, ""),
+                 models: Models | None = None) -> None:
         self.config = config
         self.me = config.party_id
         self._store = store
@@ -230,7 +230,7 @@ class Scheduler(Participation):
         job = self._store.get(job_id)
         if job.coordinator != self.me or _party(job, caller) is None or status.party_id != caller:
             raise PermissionDenied(f"party {caller!r} cannot report on job {job_id}")
-        if record is not None and record.party_id == caller and self._records is not None:
+        if record is not None and record.party_id == caller:
             self._records.keep(job_id, [record])
         if head is not None and caller != self.me:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
@@ -258,8 +258,8 @@ class Scheduler(Participation):
             return
         if caller != job.coordinator:
             raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
-        if self._records is not None:  # every party's signed record, checked by `mpcgate audit verify`
-            self._records.keep(job_id, [r for r in records if _party(job, r.party_id) is not None])
+        # every party's signed record, checked by `mpcgate audit verify`
+        self._records.keep(job_id, [r for r in records if _party(job, r.party_id) is not None])
         if head is not None:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
         if state == states.SUCCEEDED:  # the end of a job this party finished itself: nothing to stop
@@ -385,11 +385,9 @@ class Scheduler(Participation):
             timer.cancel()
         self._runner.cancel(job.job_id)
         others = [p.party_id for p in job.parties if p.party_id != self.me]
-        records = []
-        if self._records is not None:
-            self._sign(job, state, error.reason)
-            records = self._records.of(job.job_id)
         head = self._audit_head()
+        self._sign(job, state, error.reason, head)
+        records = self._records.of(job.job_id)
         results = await asyncio.gather(*(self._peers.stop(p, job.job_id, state, error, head, records) for p in others),
                                        return_exceptions=True)
         for party, outcome in zip(others, results):

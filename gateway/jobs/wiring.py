@@ -67,9 +67,9 @@ def install(
     exchange_members = peers_allowed | ({config.dealer[0]} if config.dealer else set())
     store = JobStore(database)
     peers = PeerGateways(identity, config.peer_addresses, config.failure_timeout)
-    records = JobRecords(database, config.party_id, key_file=config.tls_files[2], cert_file=config.tls_files[1])
-    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions, config.warm_workers), audit, audit_head,
-                          models, records)
+    records = JobRecords(database, config.party_id, identity.key_pem, identity.cert_pem)
+    scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions, config.warm_workers), records, audit,
+                          audit_head, models)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
