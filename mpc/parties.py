@@ -104,20 +104,20 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
     rdv.ports.put((rank, node.port))
     session_id, addresses = rdv.books[rank].get(timeout=120)
     session = node.open_session(session_id, addresses)
+
+    def leave() -> None:
+        try:
+            crypten.uninit()
+            session.close()  # (mpcgate's communicator closes it on uninit; CrypTen's does not)
+        finally:
+            node.stop()
+
     if rdv.transport == "torch":  # CrypTen's own communicator, on torch.distributed over the exchange
         distributed.bind(Wire(session, names, me))
         os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), DISTRIBUTED_BACKEND=distributed.BACKEND,
                           RENDEZVOUS=f"file://{Path(rdv.directory, 'rendezvous')}")
         crypten.init()
-
-        def leave_torch() -> None:
-            try:
-                crypten.uninit()
-                session.close()
-            finally:
-                node.stop()
-
-        return leave_torch
+        return leave
     communicator.install(lambda: communicator.GrpcCommunicator(session, names, me, dealer=dealer))
     ttp.use(rdv.provider)
     if rank == world_size:  # the dealer: serve party 0 until it says terminate
@@ -128,13 +128,6 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
             node.stop()
         return lambda: None
     crypten.init()
-
-    def leave() -> None:
-        try:
-            crypten.uninit()
-        finally:
-            node.stop()
-
     return leave
 
 
