@@ -166,9 +166,9 @@ def _match(communicator: object, rank: int, world: int, own: np.ndarray, success
         for r in range(world):
             if r != rank:
                 _send_values(communicator, running, r)
-        return np.sort(running if running is not None else np.zeros(0, dtype=f"S{MATCH_BYTES}"))
-    found = _recv_values(communicator, last)
-    return np.sort(found if found is not None else np.zeros(0, dtype=f"S{MATCH_BYTES}"))
+    else:
+        running = _recv_values(communicator, last)
+    return np.sort(running if running is not None else np.zeros(0, dtype=f"S{MATCH_BYTES}"))
 
 
 def _send_values(communicator: object, values: np.ndarray | None, to: int) -> None:
