@@ -46,11 +46,15 @@ def _describe(rank: int, world: int, args: tuple[int, int, int]) -> list[dict[st
 
 def _accountant(jobs: int) -> float:
     from gateway.budgets import composed
-    from mpc.programs.stats.private import releases
+    from mpc.programs.noise_plan import releases
 
-    composed([(1.0, releases("stats.describe", 1.0, 8, 8))], 1e-6)  # imports
+    def events(epsilon: float, d: int) -> list[tuple[float, int, int]]:
+        names = [f"x{j}" for j in range(d)]
+        return releases("stats.describe", {"dp": {"epsilon": epsilon}}, names, names)
+
+    composed([(1.0, events(1.0, 8))], 1e-6)  # imports
     started = time.perf_counter()
-    composed([(1.0, releases("stats.describe", 1.0, 8, 8)) for _ in range(jobs)] + [(0.5, releases("stats.describe", 0.5, 4, 4))], 1e-6)
+    composed([(1.0, events(1.0, 8)) for _ in range(jobs)] + [(0.5, events(0.5, 4))], 1e-6)
     return time.perf_counter() - started
 
 

@@ -4,13 +4,13 @@ anything runs), a job that would exceed the budget is refused saying what is
 left, and the charges persist in the gateway's database.
 
 A charge holds the job's noisy releases that touch the dataset, as the
-accountant's events (discrete Laplace: noise parameter and integer sensitivity,
-mpc.programs.stats.private.releases). What a dataset has spent is the composition
+accountant's events (noise parameter and integer sensitivity of each release,
+mpc.programs.noise_plan.releases). What a dataset has spent is the composition
 of the charges of jobs still under way here or whose results were released;
 a job that ended here before anything was released (refused elsewhere, failed,
-cancelled) costs nothing. Composition is Google's dp-accounting PLD accountant at
-the budget's delta (tighter than adding epsilons), or the sum of epsilons when
-the budget's delta is 0 (pure differential privacy).
+cancelled) costs nothing. Composition is by Google's dp-accounting privacy loss
+distributions at the budget's delta (tighter than adding epsilons), or the sum of
+epsilons when the budget's delta is 0 (pure differential privacy).
 """
 
 from __future__ import annotations
@@ -40,22 +40,31 @@ Events = list[tuple[float, int, int]]
 
 
 def composed(charges: list[tuple[float, Events]], delta: float) -> float:
-    """The epsilon that `charges` (each: the job's epsilon, its events) spend together at `delta`."""
+    """The epsilon that `charges` (each: the job's epsilon, its events) spend together at `delta`.
+
+    Each event is an epsilon_i-DP release (epsilon_i = noise parameter x sensitivity),
+    composed through dp-accounting's privacy loss distribution of the pair that
+    dominates every epsilon_i-DP mechanism: rigorous whatever the sensitivity (the
+    discrete Laplace's own distribution costs time linear in it, minutes at 2^27)
+    and within 0.3% of it at the sizes measured."""
     if not charges:
         return 0.0
+    total = sum(epsilon for epsilon, _ in charges)
     if delta <= 0:
-        return sum(epsilon for epsilon, _ in charges)
-    from dp_accounting import dp_event
-    from dp_accounting.pld import pld_privacy_accountant
+        return total
+    from dp_accounting.pld import common, privacy_loss_distribution
 
-    alike: Counter[tuple[float, int]] = Counter()  # the same event in many jobs: one self-composition
+    alike: Counter[float] = Counter()  # the same release in many jobs: one self-composition
     for _, events in charges:
         for noise_parameter, sensitivity, count in events:
-            alike[(noise_parameter, int(sensitivity))] += count
-    accountant = pld_privacy_accountant.PLDAccountant()
-    for (noise_parameter, sensitivity), count in alike.items():
-        accountant.compose(dp_event.DiscreteLaplaceDpEvent(noise_parameter, sensitivity), count)
-    return min(accountant.get_epsilon(delta), sum(epsilon for epsilon, _ in charges))
+            alike[noise_parameter * sensitivity] += count
+    distribution = None
+    for epsilon, count in alike.items():
+        one = privacy_loss_distribution.from_privacy_parameters(common.DifferentialPrivacyParameters(epsilon, 0.0))
+        part = one.self_compose(count)
+        distribution = part if distribution is None else distribution.compose(part)
+    assert distribution is not None
+    return min(distribution.get_epsilon_for_delta(delta), total)
 
 
 class Budgets:

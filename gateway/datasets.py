@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
@@ -31,7 +33,7 @@ from gateway.jobs.store import now
 from gateway.rpc import map_errors
 from mpc.intersection import keys as keyspace
 from mpc.programs.context import ReleaseRules
-from mpc.programs.stats import private
+from mpc.programs import noise_plan
 
 NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
 SCHEMA = """
@@ -218,10 +220,11 @@ class Registry:
         """Charges a differentially private job to the input's dataset's budget
         (once; review, start and release all ask); why not, if it would exceed it."""
         dataset = self._row(job_input.dataset)[1]
-        epsilon = float(job.spec.parameters["dp"]["epsilon"])
+        parameters = json_format.MessageToDict(job.spec.parameters)
         vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL  # the job's columns: all inputs', or each party's
-        columns = sum(len(i.columns) for i in job.spec.inputs) if vertical else len(job_input.columns)
-        events = private.releases(job.spec.kind, epsilon, columns, len(job_input.columns))
+        columns = [c for i in job.spec.inputs for c in i.columns] if vertical else list(job_input.columns)
+        events = noise_plan.releases(job.spec.kind, parameters, columns, list(job_input.columns))
+        epsilon = float(parameters["dp"]["epsilon"])
         return self.budgets.charge(dataset, job.job_id, epsilon, events)
 
     def released(self, job_id: str) -> None:

@@ -10,7 +10,12 @@ import pytest
 
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.budgets import Budgets, composed
-from mpc.programs.stats.private import releases
+from mpc.programs.noise_plan import releases as planned
+
+
+def releases(kind: str, epsilon: float, columns: int) -> list[tuple[float, int, int]]:
+    names = [f"c{i}" for i in range(columns)]
+    return planned(kind, {"dp": {"epsilon": epsilon}}, names, names)
 
 
 def dataset(epsilon: float, delta: float = 0.0) -> dpb.Dataset:
@@ -20,7 +25,7 @@ def dataset(epsilon: float, delta: float = 0.0) -> dpb.Dataset:
 def test_a_budget_is_spent_refused_with_what_is_left_and_survives_a_restart(tmp_path: Path) -> None:
     budgets, charged = Budgets(tmp_path / "gateway.db"), []
     budgets.on_charge = lambda name, job, epsilon: charged.append(job)
-    events = releases("stats.describe", 4.0, 3, 3)
+    events = releases("stats.describe", 4.0, 3)
     assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""
     assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""  # asked again at start and release: once
     assert budgets.charge(dataset(10), "job-2", 4.0, events) == ""
@@ -36,24 +41,24 @@ def test_a_job_that_ended_before_release_costs_nothing(tmp_path: Path) -> None:
     ended = {"failed"}
     budgets.ended = lambda job: job in ended
     for job in ("released", "failed", "running"):
-        assert budgets.charge(dataset(10), job, 3.0, releases("stats.describe", 3.0, 2, 2)) == ""
+        assert budgets.charge(dataset(10), job, 3.0, releases("stats.describe", 3.0, 2)) == ""
     budgets.released("released")
     ended.add("released")  # released, then ended: spent for good
     assert budgets.spent(dataset(10)) == dpb.PrivacySpent(epsilon=6.0, jobs=2)
 
 
 def test_the_accountant_composes_tighter_than_the_sum_at_a_positive_delta() -> None:
-    charges = [(0.5, releases("stats.describe", 0.5, 4, 4)) for _ in range(40)]
+    charges = [(0.5, releases("stats.describe", 0.5, 4)) for _ in range(40)]
     tight = composed(charges, 1e-6)
     assert tight < 20.0 and tight == pytest.approx(composed(charges, 1e-6))
     assert composed(charges, 0.0) == pytest.approx(20.0)  # pure epsilon: the sum
 
 
-def test_a_histogram_is_charged_as_one_discrete_laplace_release_per_column() -> None:
-    (noise_parameter, sensitivity, count), = releases("stats.histogram", 2.0, 4, 4)
+def test_a_histogram_is_charged_as_one_release_per_column() -> None:
+    (noise_parameter, sensitivity, count), = releases("stats.histogram", 2.0, 4)
     assert (noise_parameter, sensitivity, count) == (pytest.approx(0.25), 2, 4)  # epsilon 2 / 4 columns, over 2
-    assert composed([(2.0, releases("stats.histogram", 2.0, 4, 4))], 0.0) == 2.0
-    assert composed([(2.0, releases("stats.histogram", 2.0, 4, 4))], 1e-6) <= 2.0
+    assert composed([(2.0, releases("stats.histogram", 2.0, 4))], 0.0) == 2.0
+    assert composed([(2.0, releases("stats.histogram", 2.0, 4))], 1e-6) <= 2.0
 
 
 def test_concurrent_reviews_never_overspend(tmp_path: Path) -> None:
@@ -62,6 +67,28 @@ def test_concurrent_reviews_never_overspend(tmp_path: Path) -> None:
 
     budgets = Budgets(tmp_path / "gateway.db")
     with ThreadPoolExecutor(8) as pool:
-        refusals = list(pool.map(lambda i: budgets.charge(dataset(10), f"job-{i}", 1.0, releases("stats.describe", 1.0, 2, 2)),
+        refusals = list(pool.map(lambda i: budgets.charge(dataset(10), f"job-{i}", 1.0, releases("stats.describe", 1.0, 2)),
                                  range(24)))
     assert sum(not r for r in refusals) == 10 and budgets.spent(dataset(10)).epsilon == 10.0
+
+
+def test_a_dataset_is_charged_for_the_releases_its_rows_move() -> None:
+    """Vertical covariance over 3 + 2 columns: the 2-column dataset moves its own
+    sums and squares and every product that involves one of its columns; a
+    logistic regression's gradients move with every column of a row."""
+    columns, mine = ["a", "b", "c", "d", "e"], ["d", "e"]
+    events = planned("stats.covariance", {"dp": {"epsilon": 1.0}}, columns, mine)
+    assert [count for _, _, count in events] == [2, 2, 10 - 3]
+    total = 5 + 5 + 10
+    assert all(noise_parameter * sensitivity == pytest.approx(1.0 / total) for noise_parameter, sensitivity, _ in events)
+    logistic = planned("model.logistic_regression", {"dp": {"epsilon": 1.0}, "label": "e", "epochs": 3}, columns, mine)
+    assert [count for _, _, count in logistic] == [1, 1, 6 - 3, 3 * 4, 3]  # d's moments; every epoch's gradient
+
+
+def test_releases_at_large_sensitivities_compose() -> None:
+    """Gradient releases move by 2^27 noise steps (the discrete Laplace's own
+    privacy loss distribution would take minutes to build); ten jobs of epsilon 1
+    compose to less than their sum at delta 1e-6."""
+    events = planned("model.logistic_regression", {"dp": {"epsilon": 1.0}, "label": "y"}, ["a", "b", "y"], ["a", "b", "y"])
+    assert max(sensitivity for _, sensitivity, _ in events) == 2**27
+    assert composed([(1.0, events)] * 10, 1e-6) < 10.0

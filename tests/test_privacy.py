@@ -183,3 +183,42 @@ def test_vertical_private_histograms(two: Session) -> None:
     assert status == "ok", result
     truth = np.stack([np.histogram(balance, edges)[0], np.histogram(age, edges)[0]])
     assert np.all(np.abs(result["histogram"][0] - truth) < 8 * np.sqrt(2) * 2 / 2.0)
+
+
+def _moment_noise(epsilon: float, d: int, n: int) -> float:
+    """A bound on the std of the noise on one covariance entry in z units (values
+    mapped to [-1, 1]): the noisy sum of products, and twice the noisy sums
+    (|mean z| <= 1), over n - 1; d + d (d + 1) / 2 releases share epsilon."""
+    releases = d + d * (d + 1) / 2
+    return (np.sqrt(2) * 2 * releases / epsilon + 2 * np.sqrt(2) * 2 * releases / epsilon) / (n - 1)
+
+
+@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
+def test_private_covariance_and_correlation(two: Session, partitioning: str) -> None:
+    """stats.summary with dp: the clipped data's covariance and correlation within
+    8 noise deviations (covariance entries; both parties' rows pooled or aligned)."""
+    rng = np.random.default_rng(21)
+    n = 1500
+    balance = rng.uniform(-10, 110, n)  # some beyond the bounds: clipped to [0, 100]
+    age = np.clip(18 + 0.6 * balance + rng.normal(0, 12, n), 0, 120)
+    truth = np.column_stack([np.clip(balance, 0, 100), np.clip(age, 18, 98)])
+    if partitioning == "horizontal":
+        task = Task("stats.summary", "horizontal", [np.column_stack([balance, age])[: n // 2],
+                                                     np.column_stack([balance, age])[n // 2:]],
+                    [["balance", "age"]] * 2, {"dp": {"epsilon": 8.0}}, RULES)
+    else:
+        keys = np.array([f"c{i}" for i in range(n)])
+        order = rng.permutation(n)
+        task = Task("stats.summary", "vertical", [balance[:, None], age[order][:, None]], [["balance"], ["age"]],
+                    {"dp": {"epsilon": 8.0}}, RULES, [keys, keys[order]])
+    status, result = two.run(task)
+    assert status == "ok", result
+    half = np.array([50.0, 40.0])
+    bound = 8 * _moment_noise(8.0, 2, n) * np.outer(half, half)
+    covariance = np.cov(truth, rowvar=False)
+    assert np.all(np.abs(result["covariance"][0] - covariance) < bound), (result["covariance"][0], covariance)
+    correlation = np.corrcoef(truth, rowvar=False)
+    assert abs(result["correlation"][0][0, 1] - correlation[0, 1]) < 0.05
+    assert np.allclose(np.diag(result["correlation"][0]), 1.0)
+    assert np.allclose(result["variance"][0], np.diag(result["covariance"][0]))
+    assert abs(result["correlation"][0][0, 1] - correlation[0, 1]) > 0  # noisy, not exact

@@ -151,9 +151,9 @@ class JobKind:
 VERTICAL = {"key_salt": Param(_string)}
 KINDS: dict[str, JobKind] = {
     "stats.describe": JobKind(stats.describe, {"extremes": Param(_bool), "dp": Param(_dp), **VERTICAL}, _private),
-    "stats.covariance": JobKind(stats.covariance, dict(VERTICAL)),
-    "stats.correlation": JobKind(stats.correlation, dict(VERTICAL)),
-    "stats.summary": JobKind(stats.summary, {"extremes": Param(_bool), **VERTICAL}),
+    "stats.covariance": JobKind(stats.covariance, {"dp": Param(_dp), **VERTICAL}),
+    "stats.correlation": JobKind(stats.correlation, {"dp": Param(_dp), **VERTICAL}),
+    "stats.summary": JobKind(stats.summary, {"extremes": Param(_bool), "dp": Param(_dp), **VERTICAL}, _private),
     "stats.histogram": JobKind(stats.histogram, {"bin_edges": Param(_bin_edges, required=True), "dp": Param(_dp),
                                                  **VERTICAL}),
     "model.linear_regression": JobKind(models.linear_regression, {

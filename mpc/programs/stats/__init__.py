@@ -23,10 +23,9 @@ leaves a party unencrypted.
   as that party's own policy says.
 Sample statistics (ddof = 1). Accuracy: see request.py.
 
-With parameter `dp: {epsilon, mechanism}` (stats.describe: count, sum, mean,
-variance, std; stats.histogram), the values are clipped to the bounds each party's policy declares
-and released with noise no party knows, under epsilon-differential privacy: see
-private.py. A dataset whose policy sets require_dp takes part in no other job.
+With parameter `dp: {epsilon, mechanism}` (every kind; min and max excluded),
+the values are clipped to the bounds each party's policy declares and released
+with noise no party knows, under epsilon-differential privacy: see private.py. A dataset whose policy sets require_dp takes part in no other job.
 """
 
 from __future__ import annotations

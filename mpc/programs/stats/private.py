@@ -1,81 +1,142 @@
-"""stats.describe and stats.histogram with parameter dp: sums, means, variances,
-deviations and rows per bin under epsilon-differential privacy
+"""Statistics with parameter dp: sums, means, variances, deviations, covariances,
+correlations and rows per bin under epsilon-differential privacy
 (mpc.programs.privacy), horizontal or vertical.
 
 The guarantee. Unit of privacy: one row of one dataset, its values replaced by
 any others (the parties' row counts are public metadata, so count is exact and
-not protected; the values behind every other statistic are). Each released
-noisy aggregate, per column the sum of clipped values and (for variance and
-std) the sum of their squares, is epsilon / releases-differentially private, and
-the job as a whole is epsilon-differentially private by basic composition
-(delta at most releases * (1 + e^epsilon) * privacy.TOTAL_VARIATION, about
-1e-9). Mean, variance and std are computed from the noisy sums after opening
-(post-processing costs no privacy).
+not protected; the values behind every other statistic are). Each noisy release
+(mpc.programs.noise_plan: per column the sum of its clipped values and of their
+squares, per pair of columns the sum of their products) is epsilon /
+releases-differentially private, and the job as a whole is
+epsilon-differentially private by basic composition (delta at most releases *
+(1 + e^epsilon) * privacy.TOTAL_VARIATION, about 1e-9). Means, variances,
+deviations, covariances and correlations are computed from the noisy sums after
+opening (post-processing costs no privacy).
 
-Clipping. Each party clips its own rows to the bounds its own policy declares
+Exactness. Each party clips its own rows to the bounds its own policy declares
 (`dp_bounds`), so no other party can loosen them; horizontal jobs aggregate in the
 union of the parties' bounds per column (public: every party announces its own).
 A value outside its bounds counts as the nearest bound: a statistic is then
-biased, and the bounds are the data owner's to choose.
+biased, and the bounds are the data owner's to choose. A clipped value z in
+[-1, 1] is held as the integer Z = round(STEP z), and every sum (of Z, Z^2, Z_i
+Z_j; across parties a secure product of integer shares, which needs no
+truncation) is an exact integer, to which whole-number noise is added: the
+guarantee holds exactly in the ring, with nothing left in low bits.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from gateway.errors import InvalidArgument
-from mpc.programs import privacy, secure
+from mpc.programs import noise_plan, privacy, secure
 from mpc.programs.context import JobContext, Result
+from mpc.programs.noise_plan import STEP
 from mpc.programs.stats.request import histogram_result
 
-SUPPORTED = {"count", "sum", "mean", "variance", "std"}
-SENSITIVITY_SUM = 2.0  # one value in [-1, 1] replaced by another
-SENSITIVITY_SQUARES = 1.0  # one square in [0, 1] replaced by another
-SENSITIVITY_HISTOGRAM = 2  # one row replaced: one bin loses it, another gains it
+SUPPORTED = {"count", "sum", "mean", "variance", "std", "covariance", "correlation"}
+PARTS = ("sums", "squares", "cross")
 
 
 def describe(ctx: JobContext, wanted: list[str], n: int, columns: list[str],
              budget: privacy.Budget) -> dict[str, Result] | None:
+    """stats.describe, covariance, correlation and summary."""
     unsupported = [s for s in wanted if s not in SUPPORTED]
     if unsupported:
-        raise InvalidArgument(f"{', '.join(unsupported)} cannot be released with parameter dp yet")
-    mine = ctx.layout[ctx.rank].columns
-    bounds = secure.public(ctx, privacy.bounds_for(ctx.rules, mine))
-    if ctx.partitioning == "horizontal":
-        frame = [(min(b[j][0] for b in bounds), max(b[j][1] for b in bounds)) for j in range(len(mine))]
-    else:
-        frame = [pair for by_party in bounds for pair in by_party]
-    z = privacy.clipped(ctx.table, bounds[ctx.rank], frame if ctx.partitioning == "horizontal" else None)
-    pooled = _pooled(ctx, np.stack([z.sum(axis=0), privacy.on_grid(z * z).sum(axis=0)]))  # sums, sums of squares
-    d = len(frame)
-    (t_sum, _), (t_squares, _) = noise_scales("stats.describe", budget.epsilon, d)
-    ctx.progress("adding noise no party knows", 60)
-    noisy = [pooled[0] + privacy.discrete_laplace(d, t_sum, secure.PRECISION_BITS),
-             pooled[1] + privacy.discrete_laplace(d, t_squares, secure.PRECISION_BITS)]
-    ctx.progress("revealing to receivers", 90)
-    opened = secure.open_to_receivers(ctx, noisy)
+        raise InvalidArgument(f"{', '.join(unsupported)} cannot be released with parameter dp")
+    z, frame = on_grid(ctx, ctx.layout[ctx.rank].columns)
+    parts = noise_plan.plan(ctx.kind, ctx.parameters, columns)
+    opened = moments(ctx, z, parts, ctx.receivers)
     if opened is None:
         return None
-    return _derive(opened, wanted, n, frame, columns, t_sum)
+    sums, products = opened
+    return _derive(sums, products, wanted, n, frame, columns, parts)
 
 
-def noise_scales(kind: str, epsilon: float, columns: int) -> list[tuple[float, int]]:
-    """Each release of a dp job of `kind` over `columns` columns: the noise's scale
-    t and the sensitivity, both in noise steps (GRID, or whole counts). The
-    program samples with them and the budgets charge them."""
-    if kind == "stats.histogram":  # one vector of counts per column, L1 sensitivity 2
-        return [(SENSITIVITY_HISTOGRAM / (epsilon / columns), SENSITIVITY_HISTOGRAM)]
-    per = epsilon / (2 * columns)  # per column, the sum and the sum of squares
-    return [(privacy.noise_scale(sensitivity, per), round(sensitivity / privacy.GRID))
-            for sensitivity in (SENSITIVITY_SUM, SENSITIVITY_SQUARES)]
+def on_grid(ctx: JobContext, names: list[str]) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """This party's columns `names` clipped to its own bounds and mapped to [-1, 1]
+    as integers Z = round(STEP z), and the job's frame (the bounds z is relative
+    to, every party's columns in job order: horizontal, the union per column)."""
+    mine = [ctx.layout[ctx.rank].columns.index(c) for c in names]
+    own = privacy.bounds_for(ctx.rules, names)
+    bounds = secure.public(ctx, own)
+    if ctx.partitioning == "horizontal":
+        frame = [(min(b[j][0] for b in bounds), max(b[j][1] for b in bounds)) for j in range(len(names))]
+        z = privacy.clipped(ctx.table[:, mine], own, frame)
+    else:
+        frame = [pair for by_party in bounds for pair in by_party]
+        z = privacy.clipped(ctx.table[:, mine], own)
+    return np.rint(z * STEP).astype(np.int64), frame
 
 
-def releases(kind: str, epsilon: float, columns: int, touched: int) -> list[tuple[float, int, int]]:
-    """The noisy releases of a dp job of `kind` over `columns` columns that touch
-    one dataset (`touched` of the columns are its own, or all for horizontal
-    data), as the privacy accountant's discrete Laplace events: (noise parameter
-    1 / t, sensitivity in noise steps, how many)."""
-    return [(1 / t, sensitivity, touched) for t, sensitivity in noise_scales(kind, epsilon, columns)]
+def moments(ctx: JobContext, z: np.ndarray, parts: dict[str, noise_plan.Part],
+            to: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The noisy sums of Z (d) and of Z Z^T (d x d; only the diagonal unless
+    `parts` has cross products) over every party's rows (horizontal) or columns
+    (vertical), opened to the ranks `to`; None at other ranks."""
+    import crypten
+
+    cross = "cross" in parts
+    if ctx.partitioning == "horizontal":
+        d = z.shape[1]
+        local = z.T @ z
+        vector = np.concatenate([z.sum(axis=0), np.diag(local), local[np.triu_indices(d, 1)] if cross else []])
+        exact = secure.total(secure.share_each(ctx, vector.astype(np.float64), precision=0))
+    else:
+        widths = secure.public(ctx, z.shape[1])
+        own = np.stack([z.sum(axis=0), (z * z).sum(axis=0)]).astype(np.float64)
+        stacked = secure.stacked_columns(ctx, own, widths, precision=0)  # 2 x d: sums, squares
+        d = int(sum(widths))
+        pieces = [stacked[0], stacked[1]]
+        if cross:
+            shared = secure.stacked_columns(ctx, z.astype(np.float64), widths, precision=0)
+            upper = np.triu_indices(d, 1)
+            flat = torch.from_numpy((upper[0] * d + upper[1]).astype(np.int64))
+            pieces.append(shared.t().matmul(shared).flatten()[flat])  # integers: exact, no truncation
+        exact = crypten.cat(pieces)
+    ctx.progress("adding noise no party knows", 60)
+    noise = crypten.cat([privacy.discrete_laplace(parts[name].count, parts[name].scale, 0, step_bits=0)
+                         for name in PARTS if name in parts and parts[name].count])
+    ctx.progress("revealing", 90)
+    values = secure.open_to_owners(ctx, [(rank, exact + noise) for rank in to])
+    if ctx.rank not in to:
+        return None
+    flat = values[0].astype(np.float64)
+    products = np.diag(flat[d : 2 * d])
+    if cross:
+        upper = np.triu_indices(d, 1)
+        products[upper] = flat[2 * d :]
+        products[(upper[1], upper[0])] = flat[2 * d :]
+    return flat[:d], products
+
+
+def noise_std(part: noise_plan.Part) -> float:
+    """The standard deviation of a release's noise, in its steps (two-sided geometric)."""
+    return float(np.sqrt(2) * part.scale)
+
+
+def _derive(sums: np.ndarray, products: np.ndarray, wanted: list[str], n: int, frame: list[tuple[float, float]],
+            columns: list[str], parts: dict[str, noise_plan.Part]) -> dict[str, Result]:
+    lower, upper = np.array(frame).T
+    mid, half = (lower + upper) / 2, (upper - lower) / 2
+    s1, s2 = sums / STEP, products / STEP**2
+    cov_z = (s2 - np.outer(s1, s1) / n) / (n - 1)
+    var_z = np.maximum(np.diag(cov_z), 0.0)
+    out = {"sum": Result(n * mid + half * s1, columns), "mean": Result(mid + half * s1 / n, columns),
+           "variance": Result(var_z * half**2, columns), "std": Result(np.sqrt(var_z) * half, columns),
+           # the noise's standard deviation on each released sum, in the column's units
+           "sum_noise_std": Result(noise_std(parts["sums"]) / STEP * half, columns)}
+    if "cross" in parts:
+        np.fill_diagonal(cov_z, var_z)
+        out["covariance"] = Result(cov_z * np.outer(half, half), columns, list(columns))
+        deviations = np.sqrt(var_z)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correlation = np.clip(cov_z / np.outer(deviations, deviations), -1.0, 1.0)
+        correlation[~np.isfinite(correlation)] = 0.0
+        np.fill_diagonal(correlation, 1.0)
+        out["correlation"] = Result(correlation, columns, list(columns))
+    return {name: result for name, result in out.items() if name in wanted or name == "sum_noise_std"}
 
 
 def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str], budget: privacy.Budget) -> dict[str, Result] | None:
@@ -86,36 +147,17 @@ def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str], budget: pr
     mine = ctx.layout[ctx.rank].columns
     privacy.bounds_for(ctx.rules, mine)  # a dp job reads only columns its owner declared for it
     counts = np.stack([np.histogram(ctx.table[:, j], bins=edges)[0] for j in range(len(mine))]).astype(np.float64)
-    pooled = _pooled(ctx, counts.T).t()  # columns x bins
+    if ctx.partitioning == "horizontal":
+        pooled = secure.total(secure.share_each(ctx, counts.T)).t()
+    else:
+        pooled = secure.stacked_columns(ctx, counts.T, [len(entry.columns) for entry in ctx.layout]).t()
     smallest = max(int(k) for k in secure.public(ctx, ctx.rules.min_group_size))
-    ((t, _),) = noise_scales("stats.histogram", budget.epsilon, len(columns))
+    part = noise_plan.plan(ctx.kind, ctx.parameters, columns)["bins"]
     ctx.progress("adding noise no party knows", 60)
-    noise = privacy.discrete_laplace(len(columns) * (len(edges) - 1), t, secure.PRECISION_BITS, step_bits=0)
+    noise = privacy.discrete_laplace(len(columns) * (len(edges) - 1), part.scale, secure.PRECISION_BITS, step_bits=0)
     opened = secure.open_to_receivers(ctx, [pooled + noise.reshape(len(columns), len(edges) - 1)])
     if opened is None:
         return None
     noisy = np.maximum(np.round(opened[0]), 0.0)
     return {"histogram": histogram_result(columns, noisy, noisy < smallest, edges),
-            "count_noise_std": Result(np.full(len(columns), np.sqrt(2) * t), columns)}
-
-
-def _pooled(ctx: JobContext, local: np.ndarray):  # type: ignore[no-untyped-def]
-    """Per-column aggregates (a row each, this party's columns across): added over
-    the parties (horizontal), or each party's own columns joined (vertical)."""
-    if ctx.partitioning == "horizontal":
-        return secure.total(secure.share_each(ctx, local))
-    return secure.stacked_columns(ctx, local, [len(entry.columns) for entry in ctx.layout])
-
-
-def _derive(opened: list[np.ndarray], wanted: list[str], n: int, frame: list[tuple[float, float]],
-            columns: list[str], t_sum: float) -> dict[str, Result]:
-    lower, upper = np.array(frame).T
-    mid, half = (lower + upper) / 2, (upper - lower) / 2
-    sum_z = opened[0]
-    out = {"sum": Result(n * mid + half * sum_z, columns), "mean": Result(mid + half * sum_z / n, columns)}
-    # the noise's standard deviation on each released sum: sqrt(2) t steps of the grid, in the column's units
-    out["sum_noise_std"] = Result(np.sqrt(2) * t_sum * privacy.GRID * half, columns)
-    var_z = np.maximum((opened[1] - sum_z**2 / n) / (n - 1), 0.0)
-    out["variance"] = Result(var_z * half**2, columns)
-    out["std"] = Result(np.sqrt(var_z) * half, columns)
-    return {name: result for name, result in out.items() if name in wanted or name == "sum_noise_std"}
+            "count_noise_std": Result(np.full(len(columns), noise_std(part)), columns)}
