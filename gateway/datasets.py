@@ -73,7 +73,9 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
     if policy.require_dp and not dp_job:
         reasons.append(f"dataset {dataset.name!r}'s policy requires differential privacy for every release "
                        "(parameter dp)")
-    unbounded = [c for c in columns if c not in policy.dp_bounds]
+    label = spec.parameters.fields.get("label")  # a logistic model's 0/1 label needs no clipping
+    unclipped = label.string_value if label is not None and spec.kind == "model.logistic_regression" else None
+    unbounded = [c for c in columns if c not in policy.dp_bounds and c != unclipped]
     if dp_job and unbounded:
         reasons.append(f"dataset {dataset.name!r}'s policy declares no dp_bounds for columns {', '.join(unbounded)}: "
                        "a differentially private job may read only columns with declared clipping bounds")

@@ -303,7 +303,7 @@ def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(
     bounds = {"income": dpb.ClipBounds(lower=0, upper=300_000), "age": dpb.ClipBounds(lower=18, upper=100)}
     for party in PARTIES:
         with federation.client(party) as client:
-            private = policy(kinds=("stats.describe",))
+            private = policy(kinds=("stats.describe", "model.linear_regression"))
             private.require_dp = party == "bank-b"
             if party == "bank-c":  # pure epsilon: charges add up
                 private.dp_budget.CopyFrom(dpb.PrivacyBudget(epsilon=10.0, delta=0.0))
@@ -334,3 +334,10 @@ def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(
     with federation.client("bank-c") as client:
         spent = client.get_dataset("private").dp_spent
     assert spent.epsilon == 8.0 and spent.jobs == 1
+    with federation.client("bank-a") as client:  # a model under dp: charged by the same plan
+        model = client.submit("model.linear_regression", inputs, receivers=["bank-a"],
+                              parameters={"label": "income", "dp": {"epsilon": 1.5}})
+        assert model.wait(timeout=120).state == "SUCCEEDED", model.record.error
+        assert set(model.result().values) >= {"coefficients", "intercept", "r2"}
+    with federation.client("bank-c") as client:
+        assert client.get_dataset("private").dp_spent.epsilon == 9.5

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import InvalidArgument
+from gateway.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import intersection, models, privacy, stats
 from mpc.programs.context import JobContext, Result
 
@@ -123,6 +123,16 @@ def _labelled(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str
                                   "to the result receivers")
 
 
+def _private_model(kind: str) -> Callable[[dict[str, Any], bool, list[tuple[str, list[str]]], list[str]], None]:
+    """Linear models: labelled; with dp, only what models/private.py can release."""
+    def check(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
+              receivers: list[str]) -> None:
+        _labelled(parameters, vertical, inputs, receivers)
+        if "dp" in parameters:
+            models.private.check_parameters(kind, parameters)
+    return check
+
+
 def _network(parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
              receivers: list[str]) -> None:
     """model.mlp: labelled like the linear models; softmax names its classes."""
@@ -159,12 +169,12 @@ KINDS: dict[str, JobKind] = {
     "model.linear_regression": JobKind(models.linear_regression, {
         "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_bool),
         "holdout": Param(_fraction), "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool),
-        "own_coefficients": Param(_bool), **VERTICAL}, _labelled),
+        "own_coefficients": Param(_bool), "dp": Param(_dp), **VERTICAL}, _private_model("model.linear_regression")),
     "model.logistic_regression": JobKind(models.logistic_regression, {
         "label": Param(_string, required=True), "alpha": Param(_non_negative), "fit_intercept": Param(_bool),
         "epochs": Param(_count(1, 200)), "tolerance": Param(_non_negative), "holdout": Param(_fraction),
         "seed": Param(_count(0, 2**31 - 1)), "keep_shared": Param(_bool), "own_coefficients": Param(_bool),
-        **VERTICAL}, _labelled),
+        "dp": Param(_dp), **VERTICAL}, _private_model("model.logistic_regression")),
     "model.mlp": JobKind(models.mlp, {
         "label": Param(_string, required=True), "hidden": Param(_hidden), "output": Param(_one_of("sigmoid", "softmax")),
         "classes": Param(_count(2, 1000)), "epochs": Param(_count(1, 200)), "batch_size": Param(_count(1, 65536)),
@@ -180,6 +190,8 @@ PROGRAMS: dict[str, Program] = {name: kind.program for name, kind in KINDS.items
 def run(ctx: JobContext) -> dict[str, Result] | None:
     """A job's program at this party: vertical jobs first intersect and align the
     parties' rows (mpc.intersection), then the kind's program runs."""
+    if ctx.rules.require_dp and "dp" not in ctx.parameters:  # this party's own rule, again where its data is used
+        raise FailedPrecondition("this party's policy requires differential privacy for every release (parameter dp)")
     if ctx.partitioning == "vertical" and not ctx.aligned:
         from mpc.intersection import align  # (imports this package's context module)
 

@@ -140,6 +140,8 @@ def noise_scale(sensitivity: float, epsilon: float) -> float:
 def clipped(x: np.ndarray, own: list[tuple[float, float]], frame: list[tuple[float, float]] | None = None) -> np.ndarray:
     """Each column of x clipped to this party's own bounds, then mapped to [-1, 1]
     of `frame` (bounds that contain its own; by default its own) on the grid."""
+    if not own:
+        return np.zeros((x.shape[0], 0))
     lower, upper = np.array(own).T
     low, high = np.array(frame if frame is not None else own).T
     return on_grid((np.clip(x, lower, upper) - (low + high) / 2) / ((high - low) / 2))

@@ -1,8 +1,17 @@
-"""Joint models trained under MPC. Each program's docstring says what it reveals."""
+"""Joint models trained under MPC. Each program's docstring says what it reveals;
+with parameter dp, models/private.py."""
 
+from mpc.programs.context import JobContext, Result
+from mpc.programs.models import linear, logistic, private
 from mpc.programs.models.inference import evaluate, predict
-from mpc.programs.models.linear import linear_regression
-from mpc.programs.models.logistic import logistic_regression
 from mpc.programs.models.mlp import mlp
 
 __all__ = ["evaluate", "linear_regression", "logistic_regression", "mlp", "predict"]
+
+
+def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
+    return (private.linear_regression if "dp" in ctx.parameters else linear.linear_regression)(ctx)
+
+
+def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
+    return (private.logistic_regression if "dp" in ctx.parameters else logistic.logistic_regression)(ctx)
