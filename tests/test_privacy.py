@@ -69,6 +69,69 @@ def test_no_single_party_s_randomness_fixes_the_noise() -> None:
     assert everyone[0] == everyone[1]  # (so the party fixed above really was fixed)
 
 
+def _transcript(rank: int, world_size: int, args: Any) -> list[tuple[np.ndarray, int, int]]:
+    """Per repetition: every byte party 0 received while the parties sampled one
+    noise value (as 64-bit words), party 0's share of it, and the value (opened
+    for the test only, after the recorded transcript)."""
+    import crypten.communicator as comm
+
+    from mpc.programs import privacy, secure
+
+    scale, repeats = args
+    secure.configure()
+    session, received = comm.get().wire.session, []
+    if rank == 0:  # a tap on party 0's exchange: each frame that reaches it
+        recv_any = session.recv_any
+
+        def tapped(parties: list[str], tag: str) -> Any:
+            party, frame = recv_any(parties, tag)
+            received.append(np.ascontiguousarray(frame.array).reshape(-1).view(np.uint8).copy())
+            return party, frame
+
+        session.recv_any = tapped
+    out = []
+    for _ in range(repeats):
+        received.clear()
+        noise = privacy.discrete_laplace(1, scale, 0, step_bits=0)
+        heard = np.concatenate(received) if received else np.zeros(0, np.uint8)
+        share = int(noise._tensor.share.item())
+        out.append((heard[: len(heard) // 8 * 8].view(np.int64), share, int(secure.opened(noise)[0])))
+    return out
+
+
+def test_one_party_s_transcript_and_share_say_nothing_about_the_noise() -> None:
+    """Two parties and the dealer sample noise 300 times. Everything party 0
+    received (the dealer's and the other party's frames) and its own share of the
+    noise are independent of the noise: no 64-bit word of its transcript, nor its
+    share, nor any word plus its share (an opening of the noise would be one),
+    correlates with the noise (value or sign) beyond what chance gives among that
+    many (Bonferroni at ALPHA), while both parties' shares together are the noise
+    exactly."""
+    repeats, scale = 300, 64.0
+    runs = parties.run_parties(_transcript, 2, (scale, repeats), transport="grpc", provider="TTP", timeout=600)
+    (party0, party1) = runs
+    noise = np.array([value for _, _, value in party0], dtype=np.float64)
+    assert [value for _, _, value in party1] == list(noise.astype(int))
+    assert np.std(noise) > scale  # (two-sided geometric: std sqrt(2) t)
+    shares = np.array([[s0, s1] for (_, s0, _), (_, s1, _) in zip(party0, party1)], dtype=np.int64)
+    assert np.array_equal(shares.sum(axis=1), noise.astype(np.int64))  # together: the noise (mod 2^64)
+    words = np.stack([heard for heard, _, _ in party0])  # repetitions x word positions: the same protocol each time
+    assert words.shape[1] > 1000
+    with np.errstate(over="ignore"):
+        combined = words + shares[:, :1]  # each word with party 0's share (mod 2^64): what an opening would give
+    features = np.column_stack([words / 2.0**63, words < 0, combined / 2.0**63, combined < 0,
+                                shares[:, 0] / 2.0**63, shares[:, 0] < 0]).astype(np.float64)
+    varying = features.std(axis=0) > 0
+    assert varying.sum() > 1000
+    centered = features[:, varying] - features[:, varying].mean(axis=0)
+    z = centered / centered.std(axis=0)
+    limit = stats.norm.ppf(1 - ALPHA / (4 * varying.sum())) / np.sqrt(repeats)  # |corr| of independent columns
+    for target in (noise, np.sign(noise)):
+        t = (target - target.mean()) / target.std()
+        correlation = np.abs(z.T @ t) / repeats
+        assert correlation.max() < limit, (correlation.max(), limit)
+
+
 @pytest.fixture(scope="module")
 def two() -> Iterator[Session]:
     session = Session(2)
