@@ -10,18 +10,18 @@ b = sensitivity / epsilon. Noise on the same grid as the sum is what makes the
 guarantee exact: continuous noise added to fixed-point values can leak through
 the low bits (Mironov 2012).
 
-Randomness no party knows. For every uniform draw each party takes 64 bits from
+Randomness no party knows. For every uniform draw each party takes 40 bits from
 its operating system and holds them as its XOR share of a binary secret (nothing
-is sent): the secret is the XOR of every party's bits, uniform to each party and
-to any coalition short of all of them. CrypTen's bit conversion turns
-`UNIFORM_BITS` of it into an arithmetic share of an integer u in [0, 2^40).
+is sent): the secret u in [0, 2^40) is the XOR of every party's bits, uniform to
+each party and to any coalition short of all of them.
 
 Geometric noise from independent digits. The integer part G of an exponential
 variable with mean t is geometric (P(G = g) proportional to exp(-g / t)), and its
 binary digits are independent (Marsaglia 1971): digit j is 1 with probability
-p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^40
-(integers, exact); G = sum 2^j digit_j over the digits j < J whose p_j is at
-least 2^-41 (G >= 2^J has probability exp(-2^J / t) < 2^-41). The noise is
+p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^40,
+a carry circuit on u_j's binary shares (exact), whose one-bit result alone is
+converted to an arithmetic share; G = sum 2^j digit_j over the digits j < J whose
+p_j is at least 2^-41 (G >= 2^J has probability exp(-2^J / t) < 2^-41). The noise is
 G1 - G2 (two-sided geometric). What differs from the exact mechanism: each p_j
 is rounded to 2^-40, and digits from J on are dropped; both together move the
 noise's distribution by less than `TOTAL_VARIATION` in total variation per value,
@@ -96,27 +96,31 @@ def digits(scale: float) -> list[float]:
     return out
 
 
-def joint_uniform_integers(count: int) -> Any:
-    """`count` integers uniform in [0, 2^UNIFORM_BITS), secret-shared (precision 0),
-    from every party's operating-system randomness: none of them knows any."""
-    from crypten.mpc import MPCTensor
+def joint_uniform_bits(shape: tuple[int, ...]) -> Any:
+    """Integers uniform in [0, 2^UNIFORM_BITS), XOR-shared (a binary secret) from
+    every party's operating-system randomness: none of them knows any, and nothing
+    is sent (the XOR of the parties' masked bits is the masked XOR)."""
     from crypten.mpc.primitives.binary import BinarySharedTensor
-    from crypten.mpc.primitives.converters import _B2A
 
-    mine = torch.from_numpy(np.frombuffer(os.urandom(8 * count), dtype=np.int64).copy())
-    integers = _B2A(BinarySharedTensor.from_shares(mine, precision=0), precision=0, bits=UNIFORM_BITS)
-    return MPCTensor.from_shares(integers.share, precision=0)
+    count = int(np.prod(shape))
+    mine = np.frombuffer(os.urandom(8 * count), dtype=np.int64) & np.int64((1 << UNIFORM_BITS) - 1)
+    return BinarySharedTensor.from_shares(torch.from_numpy(mine.reshape(shape).copy()), precision=0)
 
 
 def geometric(count: int, scale: float) -> Any:
     """`count` geometric variables, P(G = g) proportional to exp(-g / scale),
-    secret-shared as integers (precision 0)."""
+    secret-shared as integers (precision 0). Each digit is one comparison of a
+    binary-shared uniform with a public threshold (a carry circuit on the bits),
+    and only the resulting bit is converted to an arithmetic share."""
+    from crypten.mpc import MPCTensor
+    from crypten.mpc.primitives.converters import _B2A
+
     probabilities = digits(scale)
     thresholds = torch.tensor([round(p * 2**UNIFORM_BITS) for p in probabilities], dtype=torch.long)
-    u = joint_uniform_integers(len(probabilities) * count).reshape(len(probabilities), count)
-    bits = (u - thresholds.unsqueeze(1))._ltz()  # digit j is 1 where u_j < p_j 2^40 (integers: exact)
+    u = joint_uniform_bits((len(probabilities), count))
+    bits = _B2A(u.lt(thresholds.unsqueeze(1)), precision=0, bits=1)  # digit j is 1 where u_j < p_j 2^40 (exact)
     weights = torch.tensor([1 << j for j in range(len(probabilities))], dtype=torch.long).unsqueeze(1)
-    return (bits * weights).sum(0)
+    return MPCTensor.from_shares((bits.share * weights).sum(0), precision=0)
 
 
 def discrete_laplace(count: int, scale: float, precision: int, step_bits: int = GRID_BITS) -> Any:
