@@ -25,7 +25,8 @@ Sample statistics (ddof = 1). Accuracy: see request.py.
 
 With parameter `dp: {epsilon, mechanism}` (every kind; min and max excluded),
 the values are clipped to the bounds each party's policy declares and released
-with noise no party knows, under epsilon-differential privacy: see private.py. A dataset whose policy sets require_dp takes part in no other job.
+with noise no party knows, under epsilon-differential privacy: see private.py.
+A dataset whose policy sets require_dp takes part in no other job.
 """
 
 from __future__ import annotations
