@@ -36,35 +36,44 @@ CREATE TABLE IF NOT EXISTS dp_charges (
 );
 """
 
-Events = list[tuple[float, int, int]]
+Events = list[tuple[float, int, int]]  # or [("gaussian", rho, delta)]
 
 
 def composed(charges: list[tuple[float, Events]], delta: float) -> float:
     """The epsilon that `charges` (each: the job's epsilon, its events) spend together at `delta`.
 
-    Each event is an epsilon_i-DP release (epsilon_i = noise parameter x sensitivity),
-    composed through dp-accounting's privacy loss distribution of the pair that
-    dominates every epsilon_i-DP mechanism: rigorous whatever the sensitivity (the
-    discrete Laplace's own distribution costs time linear in it, minutes at 2^27)
-    and within 0.3% of it at the sizes measured."""
+    A Laplace release is an epsilon_i-DP event (epsilon_i = noise parameter x
+    sensitivity), a Gaussian job's a rho-zCDP one, (epsilon_i, delta_i) at the job's
+    delta (mpc.programs.gaussian.epsilon_of). They compose through dp-accounting's
+    privacy loss distribution of the pair that dominates every (epsilon_i,
+    delta_i)-DP mechanism: rigorous whatever the sensitivity (the discrete
+    Laplace's own distribution costs time linear in it, minutes at 2^27) and within
+    0.3% of it at the sizes measured. A Gaussian charge cannot fit a budget of delta 0."""
     if not charges:
         return 0.0
+    pure = all(not isinstance(event[0], str) for _, events in charges for event in events)
     total = sum(epsilon for epsilon, _ in charges)
     if delta <= 0:
-        return total
+        return total if pure else math.inf
     from dp_accounting.pld import common, privacy_loss_distribution
 
-    alike: Counter[float] = Counter()  # the same release in many jobs: one self-composition
+    from mpc.programs.gaussian import epsilon_of
+
+    alike: Counter[tuple[float, float]] = Counter()  # the same release in many jobs: one self-composition
     for _, events in charges:
-        for noise_parameter, sensitivity, count in events:
-            alike[noise_parameter * sensitivity] += count
+        for first, second, third in events:
+            if isinstance(first, str):  # ("gaussian", rho, the job's delta)
+                alike[(epsilon_of(float(second), float(third)), float(third))] += 1
+            else:
+                alike[(first * second, 0.0)] += int(third)
     distribution = None
-    for epsilon, count in alike.items():
-        one = privacy_loss_distribution.from_privacy_parameters(common.DifferentialPrivacyParameters(epsilon, 0.0))
+    for (epsilon, its_delta), count in alike.items():
+        one = privacy_loss_distribution.from_privacy_parameters(common.DifferentialPrivacyParameters(epsilon, its_delta))
         part = one.self_compose(count)
         distribution = part if distribution is None else distribution.compose(part)
     assert distribution is not None
-    return min(distribution.get_epsilon_for_delta(delta), total)
+    spent = distribution.get_epsilon_for_delta(delta)
+    return min(spent, total) if pure else spent
 
 
 class Budgets:

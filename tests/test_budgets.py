@@ -92,3 +92,16 @@ def test_releases_at_large_sensitivities_compose() -> None:
     events = planned("model.logistic_regression", {"dp": {"epsilon": 1.0}, "label": "y"}, ["a", "b", "y"], ["a", "b", "y"])
     assert max(sensitivity for _, sensitivity, _ in events) == 2**27
     assert composed([(1.0, events)] * 10, 1e-6) < 10.0
+
+
+def test_a_gaussian_job_is_charged_its_delta() -> None:
+    """A Gaussian charge cannot fit a pure budget (delta 0); at a positive delta it
+    composes with Laplace charges, and its delta alone exhausts a smaller budget."""
+    gaussian = planned("stats.describe", {"dp": {"epsilon": 1.0, "delta": 1e-6, "mechanism": "gaussian"}},
+                       ["a", "b"], ["a", "b"])
+    assert composed([(1.0, gaussian)], 0.0) == float("inf")
+    alone = composed([(1.0, gaussian)], 1e-5)
+    assert alone < 1.0  # more delta to spend than the job's: less epsilon
+    both = composed([(1.0, gaussian), (1.0, releases("stats.describe", 1.0, 2))], 1e-5)
+    assert alone < both < 2.0
+    assert composed([(1.0, gaussian)], 1e-7) == float("inf")  # the job's own delta exceeds the budget's

@@ -285,3 +285,78 @@ def test_private_covariance_and_correlation(two: Session, partitioning: str) -> 
     assert np.allclose(np.diag(result["correlation"][0]), 1.0)
     assert np.allclose(result["variance"][0], np.diag(result["covariance"][0]))
     assert abs(result["correlation"][0][0, 1] - correlation[0, 1]) > 0  # noisy, not exact
+
+
+def _gaussian_draws(rank: int, world_size: int, args: Any) -> list[int]:
+    from mpc.programs import gaussian, secure
+
+    sigma2, count = args
+    secure.configure()
+    return secure.opened(gaussian.discrete_gaussian(count, gaussian.Gaussian(sigma2, 1))).tolist()
+
+
+def test_the_gaussian_noise_follows_the_discrete_gaussian_distribution() -> None:
+    """600 draws of variance 9 under MPC (2 parties): a chi-square fit to
+    P(k) ~ exp(-k^2 / 18) over the integers (bins with at least 5 expected, the
+    rest pooled), failing a correct sampler with probability ALPHA."""
+    draws = np.array(parties.run_parties(_gaussian_draws, 2, (9, 600), transport="grpc", timeout=600)[0])
+    support = np.arange(-40, 41)
+    pmf = np.exp(-support**2 / 18.0)
+    pmf /= pmf.sum()
+    expected = pmf * len(draws)
+    kept = expected >= 5
+    observed = np.array([(draws == k).sum() for k in support[kept]])
+    observed = np.append(observed, len(draws) - observed.sum())
+    expected = np.append(expected[kept], len(draws) - expected[kept].sum())
+    assert stats.chisquare(observed, expected).pvalue > ALPHA
+    assert np.all(draws == np.round(draws))
+
+
+def test_the_gaussian_calibration_matches_the_accountant_s_conversion() -> None:
+    """rho-zCDP to (epsilon, delta) as dp-accounting's RDP accountant converts a
+    Gaussian's (its orders are coarser: ours is as tight or tighter); and the plan
+    spends the job's epsilon at its delta, over every release."""
+    from dp_accounting import dp_event
+    from dp_accounting.rdp import rdp_privacy_accountant
+
+    from mpc.programs import gaussian, noise_plan
+
+    for z in (1.0, 5.0, 20.0):
+        accountant = rdp_privacy_accountant.RdpAccountant()
+        accountant.compose(dp_event.GaussianDpEvent(z))
+        theirs, ours = accountant.get_epsilon(1e-6), gaussian.epsilon_of(1 / (2 * z * z), 1e-6)
+        assert 0.9 * theirs < ours <= theirs * (1 + 1e-6), (z, ours, theirs)
+    parts = noise_plan.plan("stats.summary", {"dp": {"epsilon": 1.0, "delta": 1e-6, "mechanism": "gaussian"}},
+                           ["a", "b", "c"])
+    rho = sum(part.count * part.sensitivity**2 / (2 * part.gaussian.sigma2 * part.gaussian.divisor**2)
+              for part in parts.values() if part.gaussian.divisor == 1)
+    spent = sum(part.count * part.rho for part in parts.values())
+    assert rho <= spent * (1 + 1e-9) and gaussian.epsilon_of(spent, 1e-6) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_gaussian_private_statistics(two: Session) -> None:
+    """stats.describe with the gaussian mechanism: the clipped sums within 8 noise
+    deviations, the deviation the calibrated one."""
+    from mpc.programs import noise_plan
+
+    rng = np.random.default_rng(4)
+    tables = [np.column_stack([rng.uniform(0, 120, 400), rng.uniform(18, 98, 400)]) for _ in range(2)]
+    dp = {"epsilon": 4.0, "delta": 1e-6, "mechanism": "gaussian"}
+    status, result = two.run(Task("stats.describe", "horizontal", tables, [["balance", "age"]] * 2, {"dp": dp}, RULES))
+    assert status == "ok", result
+    clipped = np.clip(np.vstack(tables), [0, 18], [100, 98])
+    part = noise_plan.plan("stats.describe", {"dp": dp}, ["balance", "age"])["sums"]
+    noise_std = part.std / noise_plan.STEP * np.array([50.0, 40.0])
+    assert np.allclose(result["sum_noise_std"][0], noise_std)
+    assert np.all(np.abs(result["sum"][0] - clipped.sum(axis=0)) < 8 * noise_std)
+
+
+def test_the_dp_parameter_names_its_mechanism_s_delta() -> None:
+    from gateway.errors import InvalidArgument
+    from mpc.programs import privacy
+
+    privacy.check_parameter("dp", {"epsilon": 1.0, "delta": 1e-6, "mechanism": "gaussian"})
+    with pytest.raises(InvalidArgument, match="delta must be a number from 1e-12 to 1e-3"):
+        privacy.check_parameter("dp", {"epsilon": 1.0, "mechanism": "gaussian"})
+    with pytest.raises(InvalidArgument, match="delta applies to the gaussian mechanism"):
+        privacy.check_parameter("dp", {"epsilon": 1.0, "delta": 1e-6})

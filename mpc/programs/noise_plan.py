@@ -2,10 +2,14 @@
 one source for the programs, which sample the noise, and for the gateway's
 privacy budgets, which charge it (gateway.budgets).
 
-A job's epsilon is split evenly over its noisy releases (basic composition): a
-release whose value one row can move by at most s noise steps gets discrete
-Laplace noise of scale t = s * releases / epsilon (mpc.programs.privacy). The
-releases of a job over d columns, each value clipped into [-1, 1] of its column's
+Mechanism laplace (epsilon-DP): a job's epsilon is split evenly over its noisy
+releases (basic composition); a release whose value one row can move by at most
+s noise steps gets discrete Laplace noise of scale t = s * releases / epsilon
+(mpc.programs.privacy). Mechanism gaussian ((epsilon, delta)-DP): the job's
+zero-concentrated budget rho (the largest that meets epsilon at delta, less what
+the sampler's deviation costs) is split evenly over the releases, each getting
+discrete Gaussian noise of variance s^2 / (2 rho / releases) (mpc.programs.gaussian).
+The releases of a job over d columns, each value clipped into [-1, 1] of its column's
 bounds and held as the integer Z = STEP z:
 - stats.describe: per column the sum of Z (s = 2 STEP) and the sum of Z^2
   (s = STEP^2): 2d releases;
@@ -21,10 +25,12 @@ bounds and held as the integer Z = STEP z:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from mpc.programs import privacy
+from gateway.errors import FailedPrecondition
+from mpc.programs import gaussian, privacy
 
 STEP = 1 << privacy.GRID_BITS
 RESIDUAL_BITS = 16
@@ -36,20 +42,60 @@ since stopping on the loss would make the number of releases data-dependent."""
 @dataclass(frozen=True)
 class Part:
     """`count` releases of one kind, each moved by at most `sensitivity` noise
-    steps by one row, each with noise of scale `scale` (steps)."""
+    steps by one row, each with discrete Laplace noise of scale `scale` (steps)
+    or, for the gaussian mechanism, the discrete Gaussian `gaussian`."""
 
     name: str
     count: int
     sensitivity: int
-    scale: float
+    scale: float = 0.0
+    gaussian: gaussian.Gaussian | None = None
+    rho: float = 0.0  # each release's zCDP (gaussian)
+    delta: float = 0.0  # the job's delta (gaussian)
+
+    @property
+    def std(self) -> float:
+        """The noise's standard deviation, in steps."""
+        if self.gaussian is not None:
+            return math.sqrt(self.gaussian.sigma2) * self.gaussian.divisor
+        return math.sqrt(2) * self.scale
 
 
 def plan(kind: str, parameters: dict[str, Any], columns: list[str]) -> dict[str, Part]:
     """The job's releases, by part, with the noise each gets."""
-    epsilon = float(parameters["dp"]["epsilon"])
+    dp = parameters["dp"]
+    epsilon = float(dp["epsilon"])
     raw = _parts(kind, parameters, len(columns))
     total = sum(count for _, count, _ in raw)
-    return {name: Part(name, count, sensitivity, sensitivity * total / epsilon) for name, count, sensitivity in raw}
+    if dp.get("mechanism", "laplace") == "laplace":
+        return {name: Part(name, count, sensitivity, sensitivity * total / epsilon) for name, count, sensitivity in raw}
+    delta = float(dp["delta"])
+    values = total * (len(parameters["bin_edges"]) - 1 if kind == "stats.histogram" else 1)
+    # the sampler's deviation from the exact distribution, per value, costs (1 + e^epsilon) times it in delta
+    rho = gaussian.rho_for(epsilon, delta - values * (1 + math.exp(epsilon)) * gaussian.TOTAL_VARIATION) / total
+    parts = {}
+    for name, count, sensitivity in raw:
+        # a histogram's column moves by one count in two bins: its zCDP is that of sensitivity sqrt(2)
+        noise = gaussian.calibrated(math.sqrt(2) if name == "bins" else sensitivity, rho)
+        if name == "bins" and noise.divisor > 1:
+            raise FailedPrecondition("epsilon and delta are too small for a Gaussian histogram of these columns")
+        parts[name] = Part(name, count, sensitivity, gaussian=noise, rho=rho, delta=delta)
+    return parts
+
+
+def noised(value: Any, part: Part, precision: int = 0, step_bits: int = 0) -> Any:
+    """A shared sum plus its part's noise, one draw per element: noise steps of
+    2^-step_bits of the value (an exact multiple of them), held at `precision`."""
+    divisor = part.gaussian.divisor if part.gaussian is not None else 1
+    if divisor > 1:  # the sampler's range: the sum divided first (the plan counted the truncation's error)
+        value = value.div(divisor)
+    count = int(value.numel())
+    if part.gaussian is not None:
+        steps = gaussian.discrete_gaussian(count, part.gaussian)
+    else:
+        steps = privacy.discrete_laplace(count, part.scale, 0, step_bits=0)
+    noise = privacy.at_precision(steps, precision, step_bits).reshape(value.size())
+    return value + noise if divisor == 1 else (value + noise).mul(divisor)
 
 
 def epochs(parameters: dict[str, Any]) -> int:
@@ -79,8 +125,12 @@ def releases(kind: str, parameters: dict[str, Any], columns: list[str], mine: li
     features = [c for c in columns if not (kind == "model.logistic_regression" and c == parameters.get("label"))]
     k, d = sum(c in own for c in features), len(features)
     touched = {"bins": k, "sums": k, "squares": k, "cross": d * (d - 1) // 2 - (d - k) * (d - k - 1) // 2}
+    parts = plan(kind, parameters, columns)
+    if any(part.gaussian is not None for part in parts.values()):  # one zCDP charge: each touched release's rho
+        rho = sum(part.rho * touched.get(name, part.count) for name, part in parts.items())
+        return [("gaussian", rho, next(iter(parts.values())).delta)]  # type: ignore[list-item]
     return [(1 / part.scale, part.sensitivity, touched.get(name, part.count))
-            for name, part in plan(kind, parameters, columns).items() if touched.get(name, part.count)]
+            for name, part in parts.items() if touched.get(name, part.count)]
 
 
 def supported(kind: str) -> bool:

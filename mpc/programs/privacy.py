@@ -10,29 +10,29 @@ b = sensitivity / epsilon. Noise on the same grid as the sum is what makes the
 guarantee exact: continuous noise added to fixed-point values can leak through
 the low bits (Mironov 2012).
 
-Randomness no party knows. For every uniform draw each party takes 40 bits from
+Randomness no party knows. For every uniform draw each party takes 62 bits from
 its operating system and holds them as its XOR share of a binary secret (nothing
-is sent): the secret u in [0, 2^40) is the XOR of every party's bits, uniform to
+is sent): the secret u in [0, 2^62) is the XOR of every party's bits, uniform to
 each party and to any coalition short of all of them.
 
 Geometric noise from independent digits. The integer part G of an exponential
 variable with mean t is geometric (P(G = g) proportional to exp(-g / t)), and its
 binary digits are independent (Marsaglia 1971): digit j is 1 with probability
-p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^40,
+p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^62,
 a carry circuit on u_j's binary shares (exact), whose one-bit result alone is
 converted to an arithmetic share; G = sum 2^j digit_j over the digits j < J whose
-p_j is at least 2^-41 (G >= 2^J has probability exp(-2^J / t) < 2^-41). The noise is
+p_j is at least 2^-63 (G >= 2^J has probability exp(-2^J / t) < 2^-63). The noise is
 G1 - G2 (two-sided geometric). What differs from the exact mechanism: each p_j
-is rounded to 2^-40, and digits from J on are dropped; both together move the
+is rounded to 2^-63, and digits from J on are dropped; both together move the
 noise's distribution by less than `TOTAL_VARIATION` in total variation per value,
 which adds at most (1 + e^epsilon) times that to delta.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -47,38 +47,32 @@ about its midpoint) and rounded to multiples of GRID before they are aggregated.
 Rounding is unbiased and far below the noise (a sum of n rows moves by about
 sqrt(n / 12) GRID; the noise's deviation is sqrt(2) 2 / epsilon), and a coarser
 grid keeps the accountant's work small (sensitivities of 2^11 grid steps)."""
-UNIFORM_BITS = 40
-TAIL = 2.0**-41  # digits less likely than this are dropped
-TOTAL_VARIATION = 1e-10
+UNIFORM_BITS = 62
+TAIL = Decimal(2) ** -63  # digits less likely than this are dropped
+TOTAL_VARIATION = 1e-16
 """Bound on the total variation distance between one value's noise and the exact
-two-sided geometric distribution (p_j rounding and dropped digits)."""
-MECHANISMS = ("laplace",)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A job's differential-privacy request: epsilon per job, split evenly over its
-    noisy releases (basic composition)."""
-
-    epsilon: float
-    mechanism: str = "laplace"
-
-
-def requested(parameters: dict[str, Any]) -> Budget | None:
-    raw = parameters.get("dp")
-    return None if raw is None else Budget(float(raw["epsilon"]), raw.get("mechanism", "laplace"))
+two-sided geometric distribution (two variables of at most 64 digits, each p_j
+rounded to 2^-63 or dropped below it)."""
+MECHANISMS = ("laplace", "gaussian")
 
 
 def check_parameter(name: str, value: Any) -> None:
-    """The job parameter `dp`: {"epsilon": > 0 and <= 10, "mechanism": "laplace"}."""
-    if not isinstance(value, dict) or set(value) - {"epsilon", "mechanism"}:
-        raise InvalidArgument(f"parameter {name} must be an object with epsilon and, optionally, mechanism")
+    """The job parameter `dp`: {"epsilon": 2^-10 to 10, "mechanism": "laplace"} or
+    {"epsilon": ..., "delta": above 0 and at most 1e-3, "mechanism": "gaussian"}."""
+    if not isinstance(value, dict) or set(value) - {"epsilon", "delta", "mechanism"}:
+        raise InvalidArgument(f"parameter {name} must be an object with epsilon and, optionally, delta and mechanism")
     epsilon = value.get("epsilon")
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 2.0**-10 <= epsilon <= 10:
         raise InvalidArgument(f"parameter {name}.epsilon must be a number from 2^-10 to 10")
-    if value.get("mechanism", "laplace") not in MECHANISMS:
-        raise InvalidArgument(f"parameter {name}.mechanism must be one of {', '.join(MECHANISMS)} "
-                              "(the Gaussian mechanism is not available yet)")
+    mechanism = value.get("mechanism", "laplace")
+    if mechanism not in MECHANISMS:
+        raise InvalidArgument(f"parameter {name}.mechanism must be one of {', '.join(MECHANISMS)}")
+    delta = value.get("delta")
+    if mechanism == "laplace" and delta is not None:
+        raise InvalidArgument(f"parameter {name}.delta applies to the gaussian mechanism (laplace is pure epsilon)")
+    if mechanism == "gaussian" and (isinstance(delta, bool) or not isinstance(delta, (int, float))
+                                    or not 1e-12 <= delta <= 1e-3):
+        raise InvalidArgument(f"parameter {name}.delta must be a number from 1e-12 to 1e-3 for the gaussian mechanism")
 
 
 def on_grid(z: np.ndarray) -> np.ndarray:
@@ -86,13 +80,16 @@ def on_grid(z: np.ndarray) -> np.ndarray:
     return np.round(np.clip(z, -1.0, 1.0) / GRID) * GRID
 
 
-def digits(scale: float) -> list[float]:
-    """p_j = P(digit j of a geometric variable with mean ~`scale` grid steps is 1),
-    for j = 0, 1, ... while p_j >= TAIL."""
+def digits(scale: float) -> list[int]:
+    """round(p_j 2^UNIFORM_BITS), p_j = P(digit j of a geometric variable with mean
+    ~`scale` steps is 1) = 1 / (1 + exp(2^j / scale)), for j = 0, 1, ... while
+    p_j >= TAIL (computed to 50 digits: float64 would err by ~1e-16)."""
     out, j = [], 0
-    while (p := 1.0 / (1.0 + math.exp(min(2.0**j / scale, 700.0)))) >= TAIL:
-        out.append(p)
-        j += 1
+    with localcontext() as context:
+        context.prec = 50
+        while (p := 1 / (1 + (Decimal(2**j) / Decimal(scale)).exp())) >= TAIL:
+            out.append(int((p * 2**UNIFORM_BITS).to_integral_value()))
+            j += 1
     return out
 
 
@@ -115,11 +112,10 @@ def geometric(count: int, scale: float) -> Any:
     from crypten.mpc import MPCTensor
     from crypten.mpc.primitives.converters import _B2A
 
-    probabilities = digits(scale)
-    thresholds = torch.tensor([round(p * 2**UNIFORM_BITS) for p in probabilities], dtype=torch.long)
-    u = joint_uniform_bits((len(probabilities), count))
-    bits = _B2A(u.lt(thresholds.unsqueeze(1)), precision=0, bits=1)  # digit j is 1 where u_j < p_j 2^40 (exact)
-    weights = torch.tensor([1 << j for j in range(len(probabilities))], dtype=torch.long).unsqueeze(1)
+    thresholds = torch.tensor(digits(scale), dtype=torch.long)
+    u = joint_uniform_bits((len(thresholds), count))
+    bits = _B2A(u.lt(thresholds.unsqueeze(1)), precision=0, bits=1)  # digit j is 1 where u_j < p_j 2^62 (exact)
+    weights = torch.tensor([1 << j for j in range(len(thresholds))], dtype=torch.long).unsqueeze(1)
     return MPCTensor.from_shares((bits.share * weights).sum(0), precision=0)
 
 
@@ -127,18 +123,18 @@ def discrete_laplace(count: int, scale: float, precision: int, step_bits: int = 
     """`count` noise values k * 2^-step_bits (GRID by default; 0: whole counts),
     P(k) proportional to exp(-|k| / scale), secret-shared at `precision`
     fractional bits (exact: the step is a power of two)."""
+    both = geometric(2 * count, scale)
+    return at_precision(both[:count] - both[count:], precision, step_bits)
+
+
+def at_precision(steps: Any, precision: int, step_bits: int) -> Any:
+    """Shared integers k (precision 0) as the values k * 2^-step_bits at `precision`
+    fractional bits (exact: a shift of the shares)."""
     from crypten.mpc import MPCTensor
 
     if precision < step_bits:
         raise FailedPrecondition(f"noise on a 2^-{step_bits} grid needs at least {step_bits} fractional bits")
-    both = geometric(2 * count, scale)
-    steps = both[:count] - both[count:]
     return MPCTensor.from_shares(steps._tensor.share * (1 << (precision - step_bits)), precision=precision)
-
-
-def noise_scale(sensitivity: float, epsilon: float) -> float:
-    """t, in grid steps, for `sensitivity` (in the values' units) and epsilon."""
-    return sensitivity / GRID / epsilon
 
 
 def clipped(x: np.ndarray, own: list[tuple[float, float]], frame: list[tuple[float, float]] | None = None) -> np.ndarray:

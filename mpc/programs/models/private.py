@@ -1,5 +1,5 @@
 """model.linear_regression and model.logistic_regression with parameter dp:
-models trained under epsilon-differential privacy (mpc.programs.privacy), from
+models trained under differential privacy (mpc.programs.noise_plan), from
 values clipped to the bounds each party's policy declares (stats/private.py),
 horizontal or vertical. The releases and their noise: mpc.programs.noise_plan.
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from gateway.errors import InvalidArgument
-from mpc.programs import noise_plan, privacy, secure
+from mpc.programs import noise_plan, secure
 from mpc.programs.context import JobContext, Result
 from mpc.programs.models.linear import _model
 from mpc.programs.models.logistic import _fitted, _labels
@@ -110,10 +110,9 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     for epoch in range(1, epochs + 1):
         eta = design.matmul(w[:d]).div(STEP) + w[d:]  # Z w is exact at 16 bits in units of STEP
         residual = clamp01(activations(eta)[0]) - labels  # exactly in [-1, 1] (the clamp's bits are scale 1)
-        gradient = crypten.cat([design.t().matmul(residual), residual.sum().unsqueeze(0)])  # exact integers
-        noise = crypten.cat([privacy.discrete_laplace(d, parts["gradient"].scale, RESIDUAL_BITS, RESIDUAL_BITS),
-                             privacy.discrete_laplace(1, parts["intercept"].scale, RESIDUAL_BITS, RESIDUAL_BITS)])
-        noisy = (gradient + noise).div(n)
+        gradient = noise_plan.noised(design.t().matmul(residual), parts["gradient"], RESIDUAL_BITS, RESIDUAL_BITS)
+        intercept = noise_plan.noised(residual.sum().unsqueeze(0), parts["intercept"], RESIDUAL_BITS, RESIDUAL_BITS)
+        noisy = crypten.cat([gradient, intercept]).div(n)  # the sums are exact integers before the noise
         # w -= H^-1 (gradient + penalty w), as (gradient / n)(n H^-1) (both of order one) and w (H^-1 penalty)
         w = w - crypten.cat([noisy[:d].div(STEP), noisy[d:]]).matmul(step.T) - w.matmul(shrink)
         ctx.progress(f"epoch {epoch}/{epochs}", 60 + 30 * epoch / epochs)

@@ -31,7 +31,7 @@ A dataset whose policy sets require_dp takes part in no other job.
 
 from __future__ import annotations
 
-from mpc.programs import privacy, secure
+from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
 from mpc.programs.stats import horizontal, private, vertical
 from mpc.programs.stats.request import ordered, request, validate_local, validate_shape
@@ -61,7 +61,7 @@ def histogram(ctx: JobContext) -> dict[str, Result] | None:
 
 def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
     secure.configure()
-    budget = privacy.requested(ctx.parameters)
+    private_job = "dp" in ctx.parameters
     req = request(ctx, base)  # every party checks its own rules before anything is shared
     validate_local(ctx)
     rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
@@ -69,11 +69,11 @@ def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
     horizontal_data = ctx.partitioning == "horizontal"
     n = sum(rows) if horizontal_data else rows[0]
     columns = ctx.layout[0].columns if horizontal_data else [c for entry in ctx.layout for c in entry.columns]
-    if budget is not None:
+    if private_job:
         if req.edges is not None:
-            results = private.histogram(ctx, req.edges, columns, budget)
+            results = private.histogram(ctx, req.edges, columns)
         else:
-            results = private.describe(ctx, req.wanted, n, columns, budget)
+            results = private.describe(ctx, req.wanted, n, columns)
         noise = {k: v for k, v in (results or {}).items() if k.endswith("_noise_std")}
         return None if results is None else {**ordered(results, req.wanted, n, columns), **noise}
     results = horizontal.compute(ctx, req, rows) if horizontal_data else vertical.compute(ctx, req, n)

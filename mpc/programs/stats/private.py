@@ -1,17 +1,18 @@
 """Statistics with parameter dp: sums, means, variances, deviations, covariances,
-correlations and rows per bin under epsilon-differential privacy
-(mpc.programs.privacy), horizontal or vertical.
+correlations and rows per bin under differential privacy, horizontal or vertical.
 
 The guarantee. Unit of privacy: one row of one dataset, its values replaced by
 any others (the parties' row counts are public metadata, so count is exact and
-not protected; the values behind every other statistic are). Each noisy release
+not protected; the values behind every other statistic are). The noisy releases
 (mpc.programs.noise_plan: per column the sum of its clipped values and of their
-squares, per pair of columns the sum of their products) is epsilon /
-releases-differentially private, and the job as a whole is
-epsilon-differentially private by basic composition (delta at most releases *
-(1 + e^epsilon) * privacy.TOTAL_VARIATION, about 1e-9). Means, variances,
-deviations, covariances and correlations are computed from the noisy sums after
-opening (post-processing costs no privacy).
+squares, per pair of columns the sum of their products) share the job's budget:
+with the laplace mechanism each is epsilon / releases-differentially private and
+the job epsilon-differentially private by basic composition; with the gaussian
+mechanism the job is (epsilon, delta)-differentially private through
+zero-concentrated DP. What the samplers deviate from the exact distributions
+adds to delta (privacy.TOTAL_VARIATION, gaussian.TOTAL_VARIATION per value).
+Means, variances, deviations, covariances and correlations are computed from the
+noisy sums after opening (post-processing costs no privacy).
 
 Exactness. Each party clips its own rows to the bounds its own policy declares
 (`dp_bounds`), so no other party can loosen them; horizontal jobs aggregate in the
@@ -39,8 +40,7 @@ SUPPORTED = {"count", "sum", "mean", "variance", "std", "covariance", "correlati
 PARTS = ("sums", "squares", "cross")
 
 
-def describe(ctx: JobContext, wanted: list[str], n: int, columns: list[str],
-             budget: privacy.Budget) -> dict[str, Result] | None:
+def describe(ctx: JobContext, wanted: list[str], n: int, columns: list[str]) -> dict[str, Result] | None:
     """stats.describe, covariance, correlation and summary."""
     unsupported = [s for s in wanted if s not in SUPPORTED]
     if unsupported:
@@ -96,10 +96,11 @@ def moments(ctx: JobContext, z: np.ndarray, parts: dict[str, noise_plan.Part],
             pieces.append(shared.t().matmul(shared).flatten()[flat])  # integers: exact, no truncation
         exact = crypten.cat(pieces)
     ctx.progress("adding noise no party knows", 60)
-    noise = crypten.cat([privacy.discrete_laplace(parts[name].count, parts[name].scale, 0, step_bits=0)
-                         for name in PARTS if name in parts and parts[name].count])
+    bounds = np.cumsum([0] + [parts[name].count for name in PARTS if name in parts])
+    noisy = crypten.cat([noise_plan.noised(exact[int(start):int(end)], parts[name])
+                         for name, start, end in zip([n for n in PARTS if n in parts], bounds, bounds[1:]) if end > start])
     ctx.progress("revealing", 90)
-    values = secure.open_to_owners(ctx, [(rank, exact + noise) for rank in to])
+    values = secure.open_to_owners(ctx, [(rank, noisy) for rank in to])
     if ctx.rank not in to:
         return None
     flat = values[0].astype(np.float64)
@@ -109,11 +110,6 @@ def moments(ctx: JobContext, z: np.ndarray, parts: dict[str, noise_plan.Part],
         products[upper] = flat[2 * d :]
         products[(upper[1], upper[0])] = flat[2 * d :]
     return flat[:d], products
-
-
-def noise_std(part: noise_plan.Part) -> float:
-    """The standard deviation of a release's noise, in its steps (two-sided geometric)."""
-    return float(np.sqrt(2) * part.scale)
 
 
 def _derive(sums: np.ndarray, products: np.ndarray, wanted: list[str], n: int, frame: list[tuple[float, float]],
@@ -126,7 +122,7 @@ def _derive(sums: np.ndarray, products: np.ndarray, wanted: list[str], n: int, f
     out = {"sum": Result(n * mid + half * s1, columns), "mean": Result(mid + half * s1 / n, columns),
            "variance": Result(var_z * half**2, columns), "std": Result(np.sqrt(var_z) * half, columns),
            # the noise's standard deviation on each released sum, in the column's units
-           "sum_noise_std": Result(noise_std(parts["sums"]) / STEP * half, columns)}
+           "sum_noise_std": Result(parts["sums"].std / STEP * half, columns)}
     if "cross" in parts:
         np.fill_diagonal(cov_z, var_z)
         out["covariance"] = Result(cov_z * np.outer(half, half), columns, list(columns))
@@ -139,7 +135,7 @@ def _derive(sums: np.ndarray, products: np.ndarray, wanted: list[str], n: int, f
     return {name: result for name, result in out.items() if name in wanted or name == "sum_noise_std"}
 
 
-def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str], budget: privacy.Budget) -> dict[str, Result] | None:
+def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str]) -> dict[str, Result] | None:
     """Rows per bin and column plus whole-count noise (one row replaced moves one
     count from a bin to another: L1 sensitivity 2 per column; epsilon split over
     the columns). A bin whose noisy count is below the largest min_group_size of
@@ -154,10 +150,9 @@ def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str], budget: pr
     smallest = max(int(k) for k in secure.public(ctx, ctx.rules.min_group_size))
     part = noise_plan.plan(ctx.kind, ctx.parameters, columns)["bins"]
     ctx.progress("adding noise no party knows", 60)
-    noise = privacy.discrete_laplace(len(columns) * (len(edges) - 1), part.scale, secure.PRECISION_BITS, step_bits=0)
-    opened = secure.open_to_receivers(ctx, [pooled + noise.reshape(len(columns), len(edges) - 1)])
+    opened = secure.open_to_receivers(ctx, [noise_plan.noised(pooled, part, secure.PRECISION_BITS)])
     if opened is None:
         return None
     noisy = np.maximum(np.round(opened[0]), 0.0)
     return {"histogram": histogram_result(columns, noisy, noisy < smallest, edges),
-            "count_noise_std": Result(np.full(len(columns), noise_std(part)), columns)}
+            "count_noise_std": Result(np.full(len(columns), part.std), columns)}

@@ -1,0 +1,161 @@
+"""The Gaussian mechanism inside MPC, for (epsilon, delta)-differential privacy:
+discrete Gaussian noise, P(k) proportional to exp(-k^2 / (2 sigma^2)) on the
+integers, that no party knows.
+
+Calibration (Canonne, Kamath and Steinke 2020, "The discrete Gaussian for
+differential privacy"). A value with integer sensitivity s plus discrete Gaussian
+noise of scale sigma is (s^2 / (2 sigma^2))-zero-concentrated DP (their Theorem
+4, as for the continuous Gaussian), zCDP adds up over releases, and rho-zCDP
+implies (epsilon, delta)-DP at the epsilon of `epsilon_of` (their Corollary 13).
+A job asking (epsilon, delta) gets the largest rho that meets it, split evenly
+over its releases. A sum with sensitivity s above what the sampler handles
+(scale `SIGMA_MAX`) is divided by a public integer g under MPC first (a
+truncation, off by at most 1 whatever the inputs, so the sensitivity becomes s /
+g + 2) and the noisy value multiplied back.
+
+Sampling (their Algorithm 3, under MPC). Candidates Y = (1 - 2 b) M, M geometric
+of mean ~t = floor(sigma) + 1 (mpc.programs.privacy.geometric) and b a joint
+random bit, are accepted with probability exp(-(M - sigma^2 / t)^2 / (2 sigma^2))
+(and not when b = 1 and M = 0); the first accepted of `candidates` is the
+sample. With sigma^2 an integer, the exponent is N / D for the integer N = (t M
+- sigma^2)^2 and D = 2 sigma^2 t^2, so the acceptance coin is exact: it is the
+AND over N's binary digits n_i of (not n_i or c_i), c_i a coin of probability
+exp(-2^i / D) (a joint uniform compared with a public threshold). What differs
+from the exact distribution: thresholds rounded to 2^-63, coins below 2^-63 (or
+above 1 - 2^-63) taken as 0 (1), the geometric proposal's own deviation, and no
+candidate accepted (probability below 2^-48): less than `TOTAL_VARIATION` per
+sample, added to delta.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from typing import Any
+
+import numpy as np
+import torch
+
+SIGMA_MAX = 4096.0
+"""Above it, (t M - sigma^2)^2 could near 2^63 (M < 64 t): sums are divided first."""
+FAILURE_BITS = 48
+TOTAL_VARIATION = 1e-14
+DIVISION_SLACK = 2
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """One release's noise: the discrete Gaussian of variance `sigma2` (an integer)
+    in units of the sum divided by `divisor`."""
+
+    sigma2: int
+    divisor: int
+
+    @property
+    def t(self) -> int:
+        return math.isqrt(self.sigma2) + 1
+
+    @property
+    def candidates(self) -> int:
+        return max(1, math.ceil(FAILURE_BITS * math.log(2) / -math.log1p(-acceptance(self.sigma2, self.t))))
+
+
+@functools.lru_cache(maxsize=256)
+def epsilon_of(rho: float, delta: float) -> float:
+    """The epsilon of rho-zCDP at delta (Canonne, Kamath, Steinke 2020, Corollary 13):
+    the infimum over alpha > 1 of alpha rho + (log(1/delta) + (alpha - 1) log(1 - 1/alpha)
+    - log(alpha)) / (alpha - 1)."""
+    if rho <= 0:
+        return 0.0
+    alpha = np.geomspace(1 + 1e-6, 1e6, 20_000)
+    bound = alpha * rho + (math.log(1 / delta) + (alpha - 1) * np.log1p(-1 / alpha) - np.log(alpha)) / (alpha - 1)
+    return float(max(bound.min(), 0.0))
+
+
+@functools.lru_cache(maxsize=256)
+def rho_for(epsilon: float, delta: float) -> float:
+    """The largest rho (to 2^-60 of epsilon) whose epsilon at delta is at most `epsilon`."""
+    low, high = 0.0, epsilon
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if epsilon_of(middle, delta) <= epsilon else (low, middle)
+    return low
+
+
+def calibrated(sensitivity: float, rho: float) -> Gaussian:
+    """The noise that makes a release whose (L2) sensitivity is `sensitivity` rho-zCDP."""
+    sigma = sensitivity / math.sqrt(2 * rho)
+    if sigma <= SIGMA_MAX:
+        return Gaussian(math.ceil(sigma**2), 1)
+    divisor = math.ceil(sensitivity / (SIGMA_MAX * math.sqrt(2 * rho) - DIVISION_SLACK))
+    sigma = (sensitivity / divisor + DIVISION_SLACK) / math.sqrt(2 * rho)
+    return Gaussian(math.ceil(sigma**2), divisor)
+
+
+def acceptance(sigma2: int, t: int) -> float:
+    """The probability that one candidate is accepted."""
+    m = np.arange(0, 64 * t)
+    proposal = (1 - math.exp(-1 / t)) * np.exp(-m / t)
+    keep = np.exp(-((t * m - sigma2) ** 2) / (2.0 * sigma2 * t * t))
+    return float((proposal * keep).sum() - 0.5 * proposal[0] * keep[0])
+
+
+def coins(sigma2: int, t: int) -> tuple[list[int], list[int], int]:
+    """For N's binary digits i (N < 2^63): the digits that need a coin and each
+    coin's threshold (P(c_i = 1) = exp(-2^i / D), on 62-bit uniforms), and the
+    mask of digits whose coin is always 1."""
+    from mpc.programs.privacy import UNIFORM_BITS
+
+    d = 2 * sigma2 * t * t
+    digits, thresholds, ones = [], [], 0
+    with localcontext() as context:
+        context.prec = 50
+        for i in range(63):
+            p = (-(Decimal(2**i) / Decimal(d))).exp()
+            if p < Decimal(2) ** -63:
+                continue  # coin 0: N must not have this digit
+            if 1 - p < Decimal(2) ** -63:
+                ones |= 1 << i
+                continue
+            digits.append(i)
+            thresholds.append(int((p * 2**UNIFORM_BITS).to_integral_value()))
+    return digits, thresholds, ones
+
+
+def discrete_gaussian(count: int, noise: Gaussian) -> Any:
+    """`count` samples of the discrete Gaussian of variance noise.sigma2,
+    secret-shared as integers (precision 0)."""
+    import crypten
+    from crypten.mpc import MPCTensor
+    from crypten.mpc.primitives.binary import BinarySharedTensor
+    from crypten.mpc.primitives.converters import _A2B, _B2A
+
+    from mpc.programs.privacy import geometric, joint_uniform_bits
+
+    t, k = noise.t, noise.candidates
+    n = count * k
+    magnitude = geometric(n, float(t))
+    bit = joint_uniform_bits((n,)) & torch.ones(n, dtype=torch.long)
+    sign = MPCTensor.from_shares(_B2A(bit, precision=0, bits=1).share, precision=0)
+    excess = magnitude.mul(t) - noise.sigma2
+    squared = _A2B((excess * excess)._tensor)  # N = (t M - sigma^2)^2 < 2^63, as binary shares
+    digits, thresholds, ones = coins(noise.sigma2, t)
+    packed = torch.zeros(n, dtype=torch.long)
+    if digits:
+        flips = joint_uniform_bits((len(digits), n)).lt(torch.tensor(thresholds, dtype=torch.long).unsqueeze(1))
+        for row, i in enumerate(digits):
+            packed ^= (flips.share[row] & 1) << i
+    heads = BinarySharedTensor.from_shares(packed, precision=0) ^ torch.full((n,), ones, dtype=torch.long)
+    rejected = squared & ~heads  # a digit of N whose coin came up 0
+    accepted = MPCTensor.from_shares(_B2A(rejected.eq(torch.zeros(n, dtype=torch.long)), precision=0, bits=1).share, precision=0)
+    zero = (magnitude - 1)._ltz()  # M < 1 (CrypTen's eq is off by the encoder's scale for two parties at precision 0)
+    accepted = accepted - accepted * sign * zero  # -0 is not a second zero
+    signed = (magnitude - 2 * sign * magnitude).reshape(k, count)
+    accepted = accepted.reshape(k, count)
+    takes, none_yet = [accepted[0]], 1 - accepted[0]
+    for j in range(1, k):  # the first accepted candidate
+        takes.append(accepted[j] * none_yet)
+        none_yet = none_yet - takes[-1]
+    return (signed * crypten.stack(takes)).sum(0)
