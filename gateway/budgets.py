@@ -110,6 +110,9 @@ class Budgets:
                 events: Events) -> str:
         others = self._counted(dataset.name, but=job_id)
         after = composed([*others, (epsilon, events)], budget.delta)
+        if math.isinf(after):
+            return (f"dataset {dataset.name!r}'s privacy budget (epsilon {budget.epsilon:g}, delta {budget.delta:g}) "
+                    "cannot hold this job's delta: the gaussian mechanism needs a budget with a larger delta")
         if after > budget.epsilon * (1 + 1e-9):
             before = composed(others, budget.delta)  # (for the refusal only)
             left = max(budget.epsilon - before, 0.0)

@@ -341,3 +341,7 @@ def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(
         assert set(model.result().values) >= {"coefficients", "intercept", "r2"}
     with federation.client("bank-c") as client:
         assert client.get_dataset("private").dp_spent.epsilon == 9.5
+    with federation.client("bank-a") as client:  # bank-c's budget is pure epsilon: no delta to charge
+        gaussian = client.submit("stats.describe", inputs, receivers=["bank-a"],
+                                 parameters={"dp": {"epsilon": 0.1, "delta": 1e-6, "mechanism": "gaussian"}})
+        assert gaussian.state == "REJECTED" and "cannot hold this job's delta" in gaussian.record.error.message
