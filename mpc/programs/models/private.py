@@ -158,7 +158,7 @@ def _newton_inverse(s1: np.ndarray, s2: np.ndarray, n: int, ridge: np.ndarray, c
     h = np.zeros((d + 1, d + 1))
     h[:d, :d], h[:d, d], h[d, :d], h[d, d] = s2, s1, s1, n
     h = h / 4 + np.diag(np.append(ridge, 0.0))
-    reach = 3 * np.sqrt(2) * cross.scale / STEP**2 * np.sqrt(d + 1) / 4 + 1e-9 * n
+    reach = 3 * cross.std / STEP**2 * np.sqrt(d + 1) / 4 + 1e-9 * n  # ~3 x the noise matrix's spectral norm
     return torch.from_numpy(n * np.linalg.inv(_psd(h, floor=reach)))
 
 
