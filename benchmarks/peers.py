@@ -71,6 +71,8 @@ def _mpcgate_party(rank: int, world_size: int, args: tuple[str, dict[str, int], 
     import crypten.communicator as comm
     import torch
 
+    from mpc.programs import compare
+
     name, p, repeats = args
     session = comm.get().session
     values = inputs(name, p, world_size)
@@ -90,7 +92,8 @@ def _mpcgate_party(rank: int, world_size: int, args: tuple[str, dict[str, int], 
                 w = w - xb.t().matmul(xb.matmul(w).sigmoid() - yb) * (LEARNING_RATE / p["batch"])
             out = w
         else:
-            out = {"multiply": lambda: a * b, "compare": lambda: a < b, "matmul": lambda: a.matmul(b)}[name]()
+            out = {"multiply": lambda: a * b, "compare": lambda: compare.less_than(a, b),
+                   "matmul": lambda: a.matmul(b)}[name]()
         out.get_plain_text()
         runs.append({"seconds": time.perf_counter() - started, "bytes": session.bytes_sent - sent})
     return runs[1:]

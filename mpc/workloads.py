@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mpc.programs import compare as comparison
+
 
 @dataclass(frozen=True)
 class Params:
@@ -78,7 +80,7 @@ def compare(rank: int, world_size: int, p: Params) -> dict[str, Any]:
     a = _share(rank, 0, owned_input(0, (p.size,), p.seed))
     b = _share(rank, world_size - 1, owned_input(world_size - 1, (p.size,), p.seed))
     started = _start()
-    return _finish(started, less=a < b)
+    return _finish(started, less=comparison.less_than(a, b))  # mpcgate's comparison
 
 
 def matmul(rank: int, world_size: int, p: Params) -> dict[str, Any]:

@@ -132,6 +132,7 @@ def discrete_gaussian(count: int, noise: Gaussian) -> Any:
     from crypten.mpc.primitives.binary import BinarySharedTensor
     from crypten.mpc.primitives.converters import _A2B, _B2A
 
+    from mpc.programs import compare
     from mpc.programs.privacy import geometric, joint_uniform_bits
 
     t, k = noise.t, noise.candidates
@@ -144,13 +145,14 @@ def discrete_gaussian(count: int, noise: Gaussian) -> Any:
     digits, thresholds, ones = coins(noise.sigma2, t)
     packed = torch.zeros(n, dtype=torch.long)
     if digits:
-        flips = joint_uniform_bits((len(digits), n)).lt(torch.tensor(thresholds, dtype=torch.long).unsqueeze(1))
+        flips = compare.below(joint_uniform_bits((len(digits), n)), torch.tensor(thresholds, dtype=torch.long).unsqueeze(1),
+                              binary=True)
         for row, i in enumerate(digits):
             packed ^= (flips.share[row] & 1) << i
     heads = BinarySharedTensor.from_shares(packed, precision=0) ^ torch.full((n,), ones, dtype=torch.long)
     rejected = squared & ~heads  # a digit of N whose coin came up 0
     accepted = MPCTensor.from_shares(_B2A(rejected.eq(torch.zeros(n, dtype=torch.long)), precision=0, bits=1).share, precision=0)
-    zero = (magnitude - 1)._ltz()  # M < 1 (CrypTen's eq is off by the encoder's scale for two parties at precision 0)
+    zero = compare.sign_bits(magnitude - 1)  # M < 1 (CrypTen's eq is off by its encoder's scale for two parties)
     accepted = accepted - accepted * sign * zero  # -0 is not a second zero
     signed = (magnitude - 2 * sign * magnitude).reshape(k, count)
     accepted = accepted.reshape(k, count)

@@ -19,8 +19,8 @@ Geometric noise from independent digits. The integer part G of an exponential
 variable with mean t is geometric (P(G = g) proportional to exp(-g / t)), and its
 binary digits are independent (Marsaglia 1971): digit j is 1 with probability
 p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^62,
-a carry circuit on u_j's binary shares (exact), whose one-bit result alone is
-converted to an arithmetic share; G = sum 2^j digit_j over the digits j < J whose
+a carry tree on u_j's binary shares (exact; mpc.programs.compare), whose one-bit
+result alone is converted to an arithmetic share; G = sum 2^j digit_j over the digits j < J whose
 p_j is at least 2^-63 (G >= 2^J has probability exp(-2^J / t) < 2^-63). The noise is
 G1 - G2 (two-sided geometric). What differs from the exact mechanism: each p_j
 is rounded to 2^-63, and digits from J on are dropped; both together move the
@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from gateway.errors import FailedPrecondition, InvalidArgument
+from mpc.programs import compare
 
 GRID_BITS = 10
 GRID = 2.0**-GRID_BITS
@@ -110,13 +111,11 @@ def geometric(count: int, scale: float) -> Any:
     binary-shared uniform with a public threshold (a carry circuit on the bits),
     and only the resulting bit is converted to an arithmetic share."""
     from crypten.mpc import MPCTensor
-    from crypten.mpc.primitives.converters import _B2A
 
     thresholds = torch.tensor(digits(scale), dtype=torch.long)
-    u = joint_uniform_bits((len(thresholds), count))
-    bits = _B2A(u.lt(thresholds.unsqueeze(1)), precision=0, bits=1)  # digit j is 1 where u_j < p_j 2^62 (exact)
+    bits = compare.below(joint_uniform_bits((len(thresholds), count)), thresholds.unsqueeze(1))  # u_j < p_j 2^62
     weights = torch.tensor([1 << j for j in range(len(thresholds))], dtype=torch.long).unsqueeze(1)
-    return MPCTensor.from_shares((bits.share * weights).sum(0), precision=0)
+    return MPCTensor.from_shares((bits._tensor.share * weights).sum(0), precision=0)
 
 
 def discrete_laplace(count: int, scale: float, precision: int, step_bits: int = GRID_BITS) -> Any:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mpc.programs import compare
+
 PRECISION_BITS = 24
 KEY_DROP_BITS = 3
 """Extremes travel as order-preserving integer keys of their float64 bits, less
@@ -155,7 +157,7 @@ def smallest(values: list[Any]) -> Any:
         return values[0]
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     # bit k: the later of pair k is strictly smaller (it beats the earlier); scale 1
-    later_wins = crypten.stack([values[j] for _, j in pairs]).lt(crypten.stack([values[i] for i, _ in pairs]))
+    later_wins = compare.less_than(crypten.stack([values[j] for _, j in pairs]), crypten.stack([values[i] for i, _ in pairs]))
     beats = {pair: later_wins[k] for k, pair in enumerate(pairs)}
     wins = [[(1 - beats[(i, j)]) if i < j else beats[(j, i)] for j in range(n) if j != i] for i in range(n)]
     winner = crypten.stack([w[0] for w in wins])
@@ -274,12 +276,14 @@ def at_configured(value: Any) -> Any:
 
 
 def less_than(value: Any, threshold: Any) -> Any:
-    """value < threshold as shared 0/1 bits (scale 1), at any precision of `value`."""
-    return at_configured(value).lt(threshold)
+    """value < threshold as shared 0/1 bits (scale 1): the sign of the difference
+    (mpc.programs.compare, exact at any precision; a public threshold is resolved
+    at least at the configured precision)."""
+    return compare.sign_bits(raised(value) - threshold)
 
 
 def greater_than(value: Any, threshold: Any) -> Any:
-    return at_configured(value).gt(threshold)
+    return compare.sign_bits((raised(value) - threshold).neg())
 
 
 def sign_and_magnitude(value: Any) -> tuple[Any, Any]:
