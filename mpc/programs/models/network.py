@@ -91,7 +91,7 @@ def sgd_step(module: Any, rate: float) -> None:
         return
     with crypten.no_grad(), torch.no_grad():
         flat = crypten.cat([p.grad.flatten() for p in held])
-        step = flat.mul(flat.square().lt(GRADIENT_BOUND**2)).mul(rate)
+        step = flat.mul(secure.less_than(flat.square(), GRADIENT_BOUND**2)).mul(rate)
         start = 0
         for param in held:
             size = param.numel()

@@ -67,7 +67,7 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
     if req.edges is not None:
         counts, small = local_histogram(ctx, x, req.edges)
         pooled = secure.total(secure.share_each(ctx, np.stack([counts, small])))
-        withheld = pooled[1].gt(0.5)  # some party's own rule withholds the bin
+        withheld = secure.greater_than(pooled[1], 0.5)  # some party's own rule withholds the bin
         secrets += [("histogram", pooled[0] * (1 - withheld)), ("withheld", withheld)]
     ctx.progress("revealing to receivers", 90)
     opened = secure.open_to_receivers(ctx, [s for _, s in secrets])
@@ -85,7 +85,7 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     mean = secure.total(secure.share_each(ctx, z.sum(axis=0) / n))
     lo, hi = secure.extremes(ctx, z.min(axis=0), z.max(axis=0), exact=False)
     thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
-    above = (hi - lo).unsqueeze(1).gt(thresholds.unsqueeze(0))  # d x steps, scale-1 bits
+    above = secure.greater_than((hi - lo).unsqueeze(1), thresholds.unsqueeze(0))  # d x steps, scale-1 bits
     steps = np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
     flat = [c for c, s in zip(columns, steps) if s == 0]
     if flat:
@@ -149,8 +149,7 @@ def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarr
     biased = pooled[d:].reshape(d, d) - _outer(mean, d)  # cov(z) * (n-1)/n
     variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
     floor = max(var_floor(ctx.world_size), floor)
-    # (CrypTen's comparisons are right only at the configured precision)
-    ok = secure.open_bits_to_all(ctx, secure.lowered(variance, secure.PRECISION_BITS).gt(floor * (n - 1) / n))
+    ok = secure.open_bits_to_all(ctx, secure.greater_than(variance, floor * (n - 1) / n))
     if not ok.all():
         column = columns[int(np.argmin(ok))]
         raise FailedPrecondition(

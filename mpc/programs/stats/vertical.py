@@ -222,5 +222,5 @@ def check_keys(ctx: JobContext) -> None:
     ], dtype=np.float64)
     shared = secure.share_each(ctx, hashed)
     mismatches = secure.total([(other - shared[0]).ne(0).sum() for other in shared[1:]])
-    if bool(secure.open_bits_to_all(ctx, mismatches.gt(0.5))):
+    if bool(secure.open_bits_to_all(ctx, secure.greater_than(mismatches, 0.5))):
         raise FailedPrecondition("key columns do not line up: the parties' rows are not the same entities in the same order")
