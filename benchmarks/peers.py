@@ -72,6 +72,7 @@ def _mpcgate_party(rank: int, world_size: int, args: tuple[str, dict[str, int], 
     import torch
 
     from mpc.programs import compare
+    from mpc.programs.models.sigmoid import activations
 
     name, p, repeats = args
     session = comm.get().session
@@ -89,7 +90,7 @@ def _mpcgate_party(rank: int, world_size: int, args: tuple[str, dict[str, int], 
             w = crypten.cryptensor(torch.zeros(p["features"], 1))
             for begin in range(0, p["rows"], p["batch"]):
                 xb, yb = a[begin:begin + p["batch"]], b[begin:begin + p["batch"]]
-                w = w - xb.t().matmul(xb.matmul(w).sigmoid() - yb) * (LEARNING_RATE / p["batch"])
+                w = w - xb.t().matmul(activations(xb.matmul(w))[0] - yb) * (LEARNING_RATE / p["batch"])
             out = w
         else:
             out = {"multiply": lambda: a * b, "compare": lambda: compare.less_than(a, b),

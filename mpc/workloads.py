@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mpc.programs import compare as comparison
+from mpc.programs.models.sigmoid import activations
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def logistic_epoch(rank: int, world_size: int, p: Params) -> dict[str, Any]:
     started = _start()
     for begin in range(0, p.rows, p.batch):
         xb, yb = x[begin : begin + p.batch], y[begin : begin + p.batch]
-        error = xb.matmul(w).sigmoid() - yb
+        error = activations(xb.matmul(w))[0] - yb  # mpcgate's sigmoid (its models'), not CrypTen's
         w = w - xb.t().matmul(error) * (LEARNING_RATE / xb.size(0))
     return _finish(started, weights=w)
 
