@@ -66,8 +66,8 @@ def noise_reach(data: np.ndarray, frame: list[tuple[float, float]], epsilon: flo
                 trials: int = 1000) -> tuple[np.ndarray, float]:
     """The fit from the exact sums of the clipped rows, and the largest distance of
     `trials` fits from it whose sums got the calibrated noise (simulated here:
-    the MPC fit exceeds it with probability about 1 / trials, if its noise is as
-    calibrated)."""
+    the MPC fit exceeds it with probability about 1 / trials if its noise is as
+    calibrated, and 1.25 times it far more rarely)."""
     lower, upper = np.array(frame).T
     z = np.rint((data - (lower + upper) / 2) / ((upper - lower) / 2) * STEP)
     sums, products = z.sum(axis=0), z.T @ z
@@ -104,7 +104,7 @@ def test_private_linear_regression_fits_the_clipped_rows(two: Session, partition
     exact, reach = noise_reach(data, [*BOUNDS.values(), (0.0, 100.0)], 4.0, alpha, origin)
     assert np.allclose(exact, reference.coef_, rtol=1e-3)
     coefficients = result["coefficients"][0]
-    assert 0 < np.linalg.norm(coefficients - exact) < reach, (coefficients, exact, reach)
+    assert 0 < np.linalg.norm(coefficients - exact) < 1.25 * reach, (coefficients, exact, reach)
     assert reach < (0.5 if origin else 0.3) * np.linalg.norm(exact)  # (a useful model at this size and epsilon)
     # R^2 compares the residuals' sum of squares with the label's, both noisy: here (label bounds 0 to 100, std
     # ~9) the noise on each is ~8% of the label's; it is released at most 1

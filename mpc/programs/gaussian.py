@@ -9,9 +9,10 @@ noise of scale sigma is (s^2 / (2 sigma^2))-zero-concentrated DP (their Theorem
 implies (epsilon, delta)-DP at the epsilon of `epsilon_of` (their Corollary 13).
 A job asking (epsilon, delta) gets the largest rho that meets it, split evenly
 over its releases. A sum with sensitivity s above what the sampler handles
-(scale `SIGMA_MAX`) is divided by a public integer g under MPC first (a
-truncation, off by at most 1 whatever the inputs, so the sensitivity becomes s /
-g + 2) and the noisy value multiplied back.
+(scale `SIGMA_MAX`) is floor-divided by a public power of two g under MPC first,
+exactly (`floor_divided`: binary shares, a shift, and back; CrypTen's truncation
+could fail for two parties), so its sensitivity becomes s / g + 1, and the noisy
+value is multiplied back.
 
 Sampling (their Algorithm 3, under MPC). Candidates Y = (1 - 2 b) M, M geometric
 of mean ~t = floor(sigma) + 1 (mpc.programs.privacy.geometric) and b a joint
@@ -42,7 +43,7 @@ SIGMA_MAX = 4096.0
 """Above it, (t M - sigma^2)^2 could near 2^63 (M < 64 t): sums are divided first."""
 FAILURE_BITS = 48
 TOTAL_VARIATION = 1e-14
-DIVISION_SLACK = 2
+DIVISION_SLACK = 1  # |floor(a / g) - floor(b / g)| <= |a - b| / g + 1
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,26 @@ def calibrated(sensitivity: float, rho: float) -> Gaussian:
     sigma = sensitivity / math.sqrt(2 * rho)
     if sigma <= SIGMA_MAX:
         return Gaussian(math.ceil(sigma**2), 1)
-    divisor = math.ceil(sensitivity / (SIGMA_MAX * math.sqrt(2 * rho) - DIVISION_SLACK))
+    divisor = 1 << math.ceil(math.log2(sensitivity / (SIGMA_MAX * math.sqrt(2 * rho) - DIVISION_SLACK)))
     sigma = (sensitivity / divisor + DIVISION_SLACK) / math.sqrt(2 * rho)
     return Gaussian(math.ceil(sigma**2), divisor)
+
+
+def floor_divided(value: Any, divisor: int) -> Any:
+    """floor(encoding / divisor) of a shared value, for a power of two divisor,
+    exactly: the encoding's binary shares shifted (a shift of XOR shares is the
+    shift of the secret) and converted back bit by bit (each bit's arithmetic
+    share weighted by its place: the sum is the two's complement value mod 2^64)."""
+    from crypten.mpc import MPCTensor
+    from crypten.mpc.primitives import beaver
+    from crypten.mpc.primitives.binary import BinarySharedTensor
+    from crypten.mpc.primitives.converters import _A2B
+
+    shifted = _A2B(value._tensor).share >> (divisor.bit_length() - 1)
+    places = torch.arange(64, dtype=torch.long).reshape(-1, *([1] * shifted.dim()))
+    bits = beaver.B2A_single_bit(BinarySharedTensor.from_shares((shifted.unsqueeze(0) >> places) & 1, precision=0))
+    weighted = (bits.share * (torch.ones_like(places) << places)).sum(0)
+    return MPCTensor.from_shares(weighted, precision=int(round(math.log2(value.encoder.scale))))
 
 
 def acceptance(sigma2: int, t: int) -> float:

@@ -87,8 +87,8 @@ def noised(value: Any, part: Part, precision: int = 0, step_bits: int = 0) -> An
     """A shared sum plus its part's noise, one draw per element: noise steps of
     2^-step_bits of the value (an exact multiple of them), held at `precision`."""
     divisor = part.gaussian.divisor if part.gaussian is not None else 1
-    if divisor > 1:  # the sampler's range: the sum divided first (the plan counted the truncation's error)
-        value = value.div(divisor)
+    if divisor > 1:  # the sampler's range: the sum floor-divided first, exactly (the plan counted the rounding)
+        value = gaussian.floor_divided(value, divisor)
     count = int(value.numel())
     if part.gaussian is not None:
         steps = gaussian.discrete_gaussian(count, part.gaussian)
@@ -132,7 +132,3 @@ def releases(kind: str, parameters: dict[str, Any], columns: list[str], mine: li
     return [(1 / part.scale, part.sensitivity, touched.get(name, part.count))
             for name, part in parts.items() if touched.get(name, part.count)]
 
-
-def supported(kind: str) -> bool:
-    return kind in ("stats.histogram", "stats.describe", "stats.covariance", "stats.correlation", "stats.summary",
-                    "model.linear_regression", "model.logistic_regression")
