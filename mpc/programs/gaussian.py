@@ -163,13 +163,14 @@ def discrete_gaussian(count: int, noise: Gaussian) -> Any:
     digits, thresholds, ones = coins(noise.sigma2, t)
     packed = torch.zeros(n, dtype=torch.long)
     if digits:
-        flips = compare.below(joint_uniform_bits((len(digits), n)), torch.tensor(thresholds, dtype=torch.long).unsqueeze(1),
-                              binary=True)
+        limits = torch.tensor(thresholds, dtype=torch.long).unsqueeze(1)
+        flips = compare.below(joint_uniform_bits((len(digits), n)), limits, binary=True)
         for row, i in enumerate(digits):
             packed ^= (flips.share[row] & 1) << i
     heads = BinarySharedTensor.from_shares(packed, precision=0) ^ torch.full((n,), ones, dtype=torch.long)
     rejected = squared & ~heads  # a digit of N whose coin came up 0
-    accepted = MPCTensor.from_shares(_B2A(rejected.eq(torch.zeros(n, dtype=torch.long)), precision=0, bits=1).share, precision=0)
+    kept = _B2A(rejected.eq(torch.zeros(n, dtype=torch.long)), precision=0, bits=1)  # no such digit: accepted
+    accepted = MPCTensor.from_shares(kept.share, precision=0)
     zero = compare.sign_bits(magnitude - 1)  # M < 1 (CrypTen's eq is off by its encoder's scale for two parties)
     accepted = accepted - accepted * sign * zero  # -0 is not a second zero
     signed = (magnitude - 2 * sign * magnitude).reshape(k, count)

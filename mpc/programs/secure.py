@@ -157,7 +157,8 @@ def smallest(values: list[Any]) -> Any:
         return values[0]
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     # bit k: the later of pair k is strictly smaller (it beats the earlier); scale 1
-    later_wins = compare.less_than(crypten.stack([values[j] for _, j in pairs]), crypten.stack([values[i] for i, _ in pairs]))
+    later, earlier = crypten.stack([values[j] for _, j in pairs]), crypten.stack([values[i] for i, _ in pairs])
+    later_wins = compare.less_than(later, earlier)
     beats = {pair: later_wins[k] for k, pair in enumerate(pairs)}
     wins = [[(1 - beats[(i, j)]) if i < j else beats[(j, i)] for j in range(n) if j != i] for i in range(n)]
     winner = crypten.stack([w[0] for w in wins])

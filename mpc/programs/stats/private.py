@@ -96,9 +96,10 @@ def moments(ctx: JobContext, z: np.ndarray, parts: dict[str, noise_plan.Part],
             pieces.append(shared.t().matmul(shared).flatten()[flat])  # integers: exact, no truncation
         exact = crypten.cat(pieces)
     ctx.progress("adding noise no party knows", 60)
-    bounds = np.cumsum([0] + [parts[name].count for name in PARTS if name in parts])
-    noisy = crypten.cat([noise_plan.noised(exact[int(start):int(end)], parts[name])
-                         for name, start, end in zip([n for n in PARTS if n in parts], bounds, bounds[1:]) if end > start])
+    names = [name for name in PARTS if name in parts and parts[name].count]  # the vector's parts, in order
+    ends = np.cumsum([parts[name].count for name in names])
+    noisy = crypten.cat([noise_plan.noised(exact[int(end - parts[name].count):int(end)], parts[name])
+                         for name, end in zip(names, ends)])
     ctx.progress("revealing", 90)
     values = secure.open_to_owners(ctx, [(rank, noisy) for rank in to])
     if ctx.rank not in to:
