@@ -12,7 +12,9 @@ mechanism the job is (epsilon, delta)-differentially private through
 zero-concentrated DP. What the samplers deviate from the exact distributions
 adds to delta (privacy.TOTAL_VARIATION, gaussian.TOTAL_VARIATION per value).
 Means, variances, deviations, covariances and correlations are computed from the
-noisy sums after opening (post-processing costs no privacy).
+noisy sums after opening (post-processing costs no privacy). A noisy covariance is
+symmetric but, with few rows or a small epsilon, not always positive semidefinite:
+it is released as computed (the linear models project it).
 
 Exactness. Each party clips its own rows to the bounds its own policy declares
 (`dp_bounds`), so no other party can loosen them; horizontal jobs aggregate in the
