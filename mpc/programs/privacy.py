@@ -20,18 +20,17 @@ variable with mean t is geometric (P(G = g) proportional to exp(-g / t)), and it
 binary digits are independent (Marsaglia 1971): digit j is 1 with probability
 p_j = 1 / (1 + exp(2^j / t)). Each digit is one secure comparison u_j < p_j 2^62,
 a carry tree on u_j's binary shares (exact; mpc.programs.compare), whose one-bit
-result alone is converted to an arithmetic share; G = sum 2^j digit_j over the digits j < J whose
-p_j is at least 2^-63 (G >= 2^J has probability exp(-2^J / t) < 2^-63). The noise is
-G1 - G2 (two-sided geometric). What differs from the exact mechanism: each p_j
-is rounded to 2^-63, and digits from J on are dropped; both together move the
-noise's distribution by less than `TOTAL_VARIATION` in total variation per value,
-which adds at most (1 + e^epsilon) times that to delta.
+result alone is converted to an arithmetic share; G = sum 2^j digit_j over the
+digits j < J whose p_j is at least 2^-63 (G >= 2^J has probability exp(-2^J / t)
+< 2^-63). The noise is G1 - G2 (two-sided geometric). What differs from the exact
+mechanism: each p_j is rounded to 2^-63, and digits from J on are dropped; both
+together move the noise's distribution by less than `TOTAL_VARIATION` in total
+variation per value, which adds at most (1 + e^epsilon) times that to delta.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -44,10 +43,9 @@ from mpc.programs import compare
 GRID_BITS = 10
 GRID = 2.0**-GRID_BITS
 """Values are clipped to [-1, 1] (in units of the column's clipping half-range,
-about its midpoint) and rounded to multiples of GRID before they are aggregated.
-Rounding is unbiased and far below the noise (a sum of n rows moves by about
-sqrt(n / 12) GRID; the noise's deviation is sqrt(2) 2 / epsilon), and a coarser
-grid keeps the accountant's work small (sensitivities of 2^11 grid steps)."""
+about its midpoint) and rounded to multiples of GRID before they are aggregated:
+a sum of n rows moves by about sqrt(n / 12) GRID, far below the noise (at least
+sqrt(2) 2 / epsilon per release)."""
 UNIFORM_BITS = 62
 TAIL = Decimal(2) ** -63  # digits less likely than this are dropped
 TOTAL_VARIATION = 1e-16

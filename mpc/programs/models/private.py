@@ -37,7 +37,7 @@ from mpc.programs.models.logistic import _fitted, _labels
 from mpc.programs.models.sigmoid import activations, clamp01
 from mpc.programs.noise_plan import RESIDUAL_BITS, STEP
 from mpc.programs.stats.private import moments, on_grid
-from mpc.programs.stats.request import validate_local, validate_shape
+from mpc.programs.stats.request import job_shape
 
 UNAVAILABLE = ("holdout", "keep_shared", "own_coefficients")
 
@@ -130,12 +130,8 @@ def _shape(ctx: JobContext) -> tuple[int, list[str], list[int]]:
     every party's row count."""
     secure.configure()
     check_parameters(ctx.kind, ctx.parameters)
-    validate_local(ctx)
-    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
-    validate_shape(ctx, rows)
-    if ctx.partitioning == "horizontal":
-        return sum(rows), list(ctx.layout[0].columns), rows
-    return rows[0], [c for entry in ctx.layout for c in entry.columns], rows
+    rows, n, columns = job_shape(ctx)
+    return n, columns, rows
 
 
 def _shared_rows(ctx: JobContext, z: np.ndarray, y: np.ndarray | None, sizes: list[int]):  # type: ignore[no-untyped-def]

@@ -34,7 +34,7 @@ from __future__ import annotations
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
 from mpc.programs.stats import horizontal, private, vertical
-from mpc.programs.stats.request import ordered, request, validate_local, validate_shape
+from mpc.programs.stats.request import job_shape, ordered, request
 
 DESCRIBE = ["count", "sum", "mean", "variance", "std"]
 
@@ -61,20 +61,14 @@ def histogram(ctx: JobContext) -> dict[str, Result] | None:
 
 def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
     secure.configure()
-    private_job = "dp" in ctx.parameters
     req = request(ctx, base)  # every party checks its own rules before anything is shared
-    validate_local(ctx)
-    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
-    validate_shape(ctx, rows)
-    horizontal_data = ctx.partitioning == "horizontal"
-    n = sum(rows) if horizontal_data else rows[0]
-    columns = ctx.layout[0].columns if horizontal_data else [c for entry in ctx.layout for c in entry.columns]
-    if private_job:
+    rows, n, columns = job_shape(ctx)
+    if "dp" in ctx.parameters:
         if req.edges is not None:
             results = private.histogram(ctx, req.edges, columns)
         else:
             results = private.describe(ctx, req.wanted, n, columns)
         noise = {k: v for k, v in (results or {}).items() if k.endswith("_noise_std")}
         return None if results is None else {**ordered(results, req.wanted, n, columns), **noise}
-    results = horizontal.compute(ctx, req, rows) if horizontal_data else vertical.compute(ctx, req, n)
+    results = horizontal.compute(ctx, req, rows) if ctx.partitioning == "horizontal" else vertical.compute(ctx, req, n)
     return None if results is None else ordered(results, req.wanted, n, columns)

@@ -83,6 +83,21 @@ def validate_shape(ctx: JobContext, rows: list[int]) -> None:
         raise InvalidArgument(f"{pooled} rows exceed the {MAX_ROWS} a fixed-point sum can hold")
 
 
+def job_shape(ctx: JobContext) -> tuple[list[int], int, list[str]]:
+    """Every party's row count (public), after each checks its own table and all
+    check the shapes alike; the rows the job runs on (pooled, or the aligned
+    rows); and the job's columns in order (horizontal: every party's; vertical:
+    each party's own, in rank order)."""
+    from mpc.programs import secure
+
+    validate_local(ctx)
+    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
+    validate_shape(ctx, rows)
+    if ctx.partitioning == "horizontal":
+        return rows, sum(rows), list(ctx.layout[0].columns)
+    return rows, rows[0], [c for entry in ctx.layout for c in entry.columns]
+
+
 def local_histogram(ctx: JobContext, table: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """This party's counts per column and bin, and the bins its own rule withholds:
     those holding at least one but fewer than `min_group_size` of its rows."""
