@@ -128,7 +128,7 @@ class GrpcCommunicator(Communicator):
 
     @_counted
     def recv(self, tensor: torch.Tensor, src: int | None = None) -> torch.Tensor:
-        return self.wire.receive(self._others() if src is None else [src], tensor)[1].clone()
+        return self.wire.receive(self._others() if src is None else [src], tensor)[1]
 
     @_counted
     def isend(self, tensor: torch.Tensor, dst: int) -> _Completed:

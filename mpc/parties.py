@@ -100,6 +100,7 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
         TlsIdentity.from_dir(Path(rdv.directory), me),
         allowed_peers={*names, *([dealer] if dealer else [])} - {me},
         config=rdv.exchange_config or ExchangeConfig(),
+        driven=True,  # this process's one program thread runs the exchange
     ).start()
     rdv.ports.put((rank, node.port))
     session_id, addresses = rdv.books[rank].get(timeout=120)

@@ -65,7 +65,7 @@ class Wire:
     # -- point to point -------------------------------------------------------
 
     def send(self, dst: int, tensor: torch.Tensor, tag: str = P2P) -> None:
-        self.session.send(self.members[dst], tag, tensor.detach().contiguous().numpy(), frames.TENSOR)
+        self.session.send(self.members[dst], tag, _array(tensor), frames.TENSOR)
 
     def receive(self, senders: Sequence[int], like: torch.Tensor | None = None) -> tuple[int, torch.Tensor]:
         """The next frame from whichever of `senders` sends first (after the receives
@@ -75,7 +75,7 @@ class Wire:
                 self._fill_next_posted(sender)
         party, frame = self.session.recv_any([self.members[r] for r in senders], P2P)
         src = self.members.index(party)
-        return src, _checked(torch.from_numpy(frame.array), like, src)
+        return src, _checked(frame.array, like, src)
 
     def recv(self, src: int, like: torch.Tensor | None = None) -> torch.Tensor:
         return self.receive([src], like)[1]
@@ -83,7 +83,7 @@ class Wire:
     def _collect(self, src: int, like: torch.Tensor | None = None) -> torch.Tensor:
         """The next frame of a collective from rank `src`."""
         frame = self.session.recv(self.members[src], COLLECTIVE)
-        return _checked(torch.from_numpy(frame.array), like, src)
+        return _checked(frame.array, like, src)
 
     def post(self, tensor: torch.Tensor, src: int) -> PostedRecv:
         posted = PostedRecv(self, tensor, src)
@@ -93,7 +93,7 @@ class Wire:
     def _fill_next_posted(self, src: int) -> None:
         posted = self._posted[src].popleft()
         frame = self.session.recv(self.members[src], P2P)
-        posted.fill(_checked(torch.from_numpy(frame.array), posted.tensor, src))
+        posted.fill(_checked(frame.array, posted.tensor, src))
 
     # -- objects: pickled out, CrypTen's restricted unpickler in --------------
 
@@ -165,15 +165,27 @@ class Wire:
             self._collect(r, empty)
 
 
-def _checked(received: torch.Tensor, like: torch.Tensor | None, src: int) -> torch.Tensor:
-    if like is None:
-        return received
-    # like gloo, only the element count and type must agree (CrypTen sends a 0-d
-    # seed into a 1-element buffer)
-    if received.numel() != like.numel() or received.dtype != like.dtype:
-        raise InvalidArgument(
-            f"expected {like.dtype} {tuple(like.shape)} from rank {src}, got {received.dtype} {tuple(received.shape)}")
-    return received.reshape(like.shape)
+_NUMPY_TYPES = {torch.int64: np.dtype("int64"), torch.int32: np.dtype("int32"), torch.float64: np.dtype("float64"),
+                torch.float32: np.dtype("float32"), torch.uint8: np.dtype("uint8"), torch.bool: np.dtype("bool")}
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    """The tensor's data as numpy sees it, without a copy (frames.encode makes it
+    contiguous): one torch call per frame, not three."""
+    return (tensor.detach() if tensor.requires_grad else tensor).numpy()
+
+
+def _checked(received: np.ndarray, like: torch.Tensor | None, src: int) -> torch.Tensor:
+    """A received frame as a tensor shaped like `like`, checked in numpy first and
+    wrapped without a copy (the frame's buffer is the receiver's own)."""
+    if like is not None:
+        # like gloo, only the element count and type must agree (CrypTen sends a 0-d
+        # seed into a 1-element buffer)
+        if received.size != like.numel() or received.dtype != _NUMPY_TYPES.get(like.dtype):
+            raise InvalidArgument(
+                f"expected {like.dtype} {tuple(like.shape)} from rank {src}, got {received.dtype} {received.shape}")
+        received = received.reshape(tuple(like.shape))
+    return torch.from_numpy(received)
 
 
 _COMBINERS = {ReduceOp.SUM: torch.add, ReduceOp.PRODUCT: torch.mul, ReduceOp.MIN: torch.minimum,

@@ -100,6 +100,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
         listen="127.0.0.1:0",
         config=ExchangeConfig(failure_timeout=plan.failure_timeout),
         accept_relayed=True,
+        driven=True,  # this process's one program thread runs the exchange
     ).start()
     try:
         conn.send(("listening", node.port))

@@ -4,6 +4,9 @@ tensors travel (chunked, ordered, isolated per session), and bounded buffering."
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -18,7 +21,7 @@ from gateway.auth.tls import TlsIdentity
 from gateway.errors import DeadlineExceeded, PeerFailed
 from gateway.exchange import frames
 from gateway.exchange.inbox import Acknowledger
-from gateway.exchange.node import ExchangeConfig
+from gateway.exchange.node import ExchangeConfig, ExchangeNode, Session
 
 
 @pytest.fixture()
@@ -181,3 +184,66 @@ def test_taken_frames_are_acknowledged_in_batches_and_before_a_wait() -> None:
     assert sent == [16, 17]
     acknowledger.before_wait()
     assert sent == [16, 17]
+
+
+def _driven_party(pki_dir: Path, me: str, parties: list[str], book: dict[str, str], ready: threading.Barrier,
+                  program: Callable[[Session], object], config: ExchangeConfig) -> object:
+    """One party on a driven node: this thread makes every call and runs its loop."""
+    node = ExchangeNode(TlsIdentity.from_dir(pki_dir, me), set(parties) - {me}, config=config, driven=True).start()
+    try:
+        book[me] = f"127.0.0.1:{node.port}"
+        ready.wait(30)
+        session = node.open_session("s", dict(book))
+        result = program(session)
+        session.close()
+        return result
+    finally:
+        node.stop(0)
+
+
+def _run_driven(pki_dir: Path, programs: dict[str, Callable[[Session], object]],
+                config: ExchangeConfig = ExchangeConfig()) -> dict[str, object]:
+    book: dict[str, str] = {}
+    ready = threading.Barrier(len(programs))
+    with ThreadPoolExecutor(len(programs)) as pool:
+        futures = {p: pool.submit(_driven_party, pki_dir, p, list(programs), book, ready, f, config)
+                   for p, f in programs.items()}
+        return {p: f.result(60) for p, f in futures.items()}
+
+
+def test_driven_nodes_keep_order_and_window_with_no_loop_thread(pki_dir: Path) -> None:
+    """alice -> bob -> carol -> alice, 10 windows' worth: a sender waits for acks,
+    which only its own loop reads, while it waits."""
+
+    def alice(session: Session) -> object:
+        for i in range(40):
+            session.send("bob", "t", np.full(3, i, dtype=np.int64))
+        session.send("bob", "big", np.arange(300_000, dtype=np.int64))  # chunked
+        return session.recv("carol", "done").array.tolist()
+
+    def bob(session: Session) -> object:
+        for _ in range(40):
+            session.send("carol", "t", session.recv("alice", "t").array)
+        return int(session.recv("alice", "big").array.sum())
+
+    def carol(session: Session) -> object:
+        got = [int(session.recv("bob", "t").array[0]) for _ in range(40)]
+        session.send("alice", "done", np.array(got, dtype=np.int64))
+        return got
+
+    config = ExchangeConfig(window_frames=4, recv_timeout=20)  # a wait that never reads acks fails, not hangs
+    results = _run_driven(pki_dir, {"alice": alice, "bob": bob, "carol": carol}, config)
+    assert results == {"alice": list(range(40)), "bob": sum(range(300_000)), "carol": list(range(40))}
+
+
+def test_a_driven_node_names_a_peer_that_left_while_it_waits(pki_dir: Path) -> None:
+    def waits(session: Session) -> object:
+        with pytest.raises(PeerFailed, match="bob"):
+            session.recv("bob", "t")
+        return "raised"
+
+    def leaves(session: Session) -> object:
+        session.send("alice", "other", np.zeros(1, dtype=np.int64))
+        return "left"
+
+    assert _run_driven(pki_dir, {"alice": waits, "bob": leaves}) == {"alice": "raised", "bob": "left"}

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from gateway.errors import DeadlineExceeded, PeerFailed
 from gateway.exchange.frames import Frame
+from gateway.exchange.waiting import Waiting
 
 Key = tuple[str, str, str]  # session id, source party, tag
 
@@ -63,7 +64,8 @@ class Acknowledger:
 
 
 class Inbox:
-    def __init__(self) -> None:
+    def __init__(self, waiting: Waiting | None = None) -> None:
+        self._waiting = waiting or Waiting(None)
         self._cond = threading.Condition()
         self._queues: dict[Key, deque[Frame]] = defaultdict(deque)
         self._failed: dict[tuple[str, str], str] = {}  # (session, party) -> why: no more frames from it
@@ -75,7 +77,7 @@ class Inbox:
         with self._cond:
             self._queues[(session, source, frame.tag)].append(frame)
             self._acknowledgers[(session, source)] = acknowledger
-            self._cond.notify_all()
+            self._notify()
 
     def take(self, session: str, source: str, tag: str, timeout: float | None = None) -> Frame:
         """The next frame from `source`, waiting up to `timeout` seconds (None: until
@@ -100,7 +102,9 @@ class Inbox:
                     raise PeerFailed(*broken)
                 reasons = [self._failed.get((session, s)) for s in sources]
                 if all(reasons):
-                    self._cond.wait_for(lambda: session in self._broken, ROOT_CAUSE_GRACE_S)
+                    grace = time.monotonic() + ROOT_CAUSE_GRACE_S
+                    while session not in self._broken and (left := grace - time.monotonic()) > 0:
+                        self._waiting.wait(self._cond, left)
                     raise PeerFailed(*self._broken.get(session, (sources[0], str(reasons[0]))))
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -109,7 +113,7 @@ class Inbox:
                     waiting_on = self._acknowledgers.get((session, s))
                     if waiting_on is not None:
                         waiting_on.before_wait()
-                self._cond.wait(remaining)
+                self._waiting.wait(self._cond, remaining)
         acknowledger.taken(frame.sequence)
         return source, frame
 
@@ -118,7 +122,7 @@ class Inbox:
         takes from it raise PeerFailed once the frames it did deliver are used up."""
         with self._cond:
             self._failed.setdefault((session, source), reason)
-            self._cond.notify_all()
+            self._notify()
 
     def fail(self, session: str, source: str, reason: str) -> None:
         """`source` crashed or vanished: besides closing it, every take in the
@@ -126,7 +130,11 @@ class Inbox:
         with self._cond:
             self._failed.setdefault((session, source), reason)
             self._broken.setdefault(session, (source, reason))
-            self._cond.notify_all()
+            self._notify()
+
+    def _notify(self) -> None:
+        self._cond.notify_all()
+        self._waiting.notify()
 
     def drop_session(self, session: str) -> None:
         """Forgets everything about a finished session."""
@@ -138,4 +146,4 @@ class Inbox:
             for key in [k for k in self._acknowledgers if k[0] == session]:
                 del self._acknowledgers[key]
             self._broken.pop(session, None)
-            self._cond.notify_all()
+            self._notify()

@@ -20,6 +20,7 @@ import grpc.aio
 from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from gateway.errors import PeerFailed
 from gateway.exchange.inbox import Inbox
+from gateway.exchange.waiting import Waiting
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,10 @@ class PeerLink:
         session: str,
         peer: str,
         inbox: Inbox,
+        waiting: Waiting,
     ) -> None:
         self._loop = loop
+        self._waiting = waiting
         self._channel = channel
         self._session = session
         self.peer = peer
@@ -114,13 +117,16 @@ class PeerLink:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise PeerFailed(self.peer, f"took no frame for {stall_timeout:.0f} s (window full)")
-                self._cond.wait(remaining)
+                self._waiting.wait(self._cond, remaining)
             if self._failure is not None:
                 raise PeerFailed(self.peer, self._failure)
             self._sequence += 1
             messages[0].header.sequence = self._sequence
             self._unacked.append(self._sequence)
-        self._loop.call_soon_threadsafe(self._outbox.put_nowait, messages)
+        if self._waiting.driven:  # out when the program next waits
+            self._outbox.put_nowait(messages)
+        else:
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, messages)
 
     # -- either side ----------------------------------------------------------
 
@@ -129,12 +135,14 @@ class PeerLink:
             while self._unacked and self._unacked[0] <= sequence:
                 self._unacked.popleft()
             self._cond.notify_all()
+        self._waiting.notify()
 
     def _failed(self, reason: str) -> None:
         with self._cond:
             if self._failure is None:
                 self._failure = reason
             self._cond.notify_all()
+        self._waiting.notify()
         # what we cannot send to, we will not hear from either
         if self._closing:
             self._inbox.close(self._session, self.peer, reason)

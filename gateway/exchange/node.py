@@ -1,10 +1,16 @@
 """A party's endpoint on the exchange, with a blocking API for MPC programs.
 
-The node runs an asyncio loop on its own thread: the ExchangeService server on the
-party's one public port (mutual TLS), and one outbound stream per peer and session.
-The program's thread calls `Session.send` and `Session.recv`; sends return as soon
-as the frame is queued (window permitting) and receives block until the frame
-arrives or its sender is known to have failed.
+The node's asyncio loop serves the ExchangeService on the party's one public port
+(mutual TLS) and runs one outbound stream per peer and session. The program's
+thread calls `Session.send` and `Session.recv`; sends return as soon as the frame is
+queued (window permitting) and receives block until the frame arrives or its sender
+is known to have failed.
+
+The loop runs on a thread of its own, or, for a node `driven` by its process's one
+program thread (a job's worker, a benchmark's party), on that thread while it waits
+(see gateway.exchange.waiting). A driven node's queued frames leave at the
+program's next wait, and peers' streams are accepted then too: every MPC program
+waits on its peers soon after it opens a session.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from gateway.exchange import frames
 from gateway.exchange.inbox import Inbox
 from gateway.exchange.links import PeerLink
 from gateway.exchange.service import ExchangeServicer, Sessions
+from gateway.exchange.waiting import Waiting
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,9 +60,11 @@ class ExchangeNode:
         listen: str | None = "127.0.0.1:0",
         config: ExchangeConfig = ExchangeConfig(),
         accept_relayed: bool = False,
+        driven: bool = False,
     ) -> None:
         """`accept_relayed`: this node runs in a job worker behind its own gateway,
-        which relays peers' streams to it (see gateway.exchange.service)."""
+        which relays peers' streams to it (see gateway.exchange.service). `driven`:
+        one thread makes every call on this node and runs its loop (see above)."""
         self.identity = identity
         self.party_id = identity.name
         self.config = config
@@ -63,15 +72,17 @@ class ExchangeNode:
         self._listen = listen
         self._allowed = frozenset(allowed_peers)
         self._accept_relayed = accept_relayed
-        self._inbox = Inbox()
+        self._loop = asyncio.new_event_loop()
+        self._waiting = Waiting(self._loop if driven else None)
+        self._inbox = Inbox(self._waiting)
         self._sessions = Sessions()
         self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
-        self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"exchange-{self.party_id}", daemon=True)
         self._server: grpc.aio.Server | None = None
 
     def start(self) -> "ExchangeNode":
-        self._thread.start()
+        if not self._waiting.driven:
+            self._thread.start()
         if self._listen is not None:
             self.port = self._run(self._serve(self._listen), timeout=30)
         return self
@@ -107,7 +118,7 @@ class ExchangeNode:
 
     async def _open_links(self, session_id: str, peers: Mapping[str, str]) -> dict[str, PeerLink]:
         links = {
-            party: PeerLink(self._loop, self._channel(party, address), session_id, party, self._inbox)
+            party: PeerLink(self._loop, self._channel(party, address), session_id, party, self._inbox, self._waiting)
             for party, address in peers.items()
         }
         results = await asyncio.gather(
@@ -136,6 +147,14 @@ class ExchangeNode:
             self._inbox.drop_session(session.id)
 
     def stop(self, grace: float = 1.0) -> None:
+        if self._waiting.driven:
+            if not self._loop.is_closed():
+                try:
+                    self._run(self._shutdown(grace), timeout=grace + 10)
+                finally:
+                    self._loop.run_until_complete(_cancel_all())
+                    self._loop.close()
+            return
         if not self._thread.is_alive():
             return
         try:
@@ -152,11 +171,21 @@ class ExchangeNode:
         self._channels.clear()
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        if self._waiting.driven:
+            return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     @property
     def inbox(self) -> Inbox:
         return self._inbox
+
+
+async def _cancel_all() -> None:
+    """Cancels the loop's other tasks and waits for them, as asyncio.run ends."""
+    left = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
 
 
 class Session:
