@@ -11,12 +11,13 @@ Statistics: CrypTen's keys (rounds, bytes, time) are CrypTen's own accounting, b
 its `_logging` decorator, counted only with `cfg.communicator.verbose`, as over gloo.
 What really crossed the wire is under keys of its own, always counted: exchanges
 (communicator calls), wire_bytes_sent (serialized frames), wire_bytes_received,
-frames_sent.
+frames_sent; and dealer_misses, the TTP dealer's wrong guesses that party 0 dropped.
 """
 
 from __future__ import annotations
 
 import functools
+import pickle
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -28,7 +29,7 @@ from torch.distributed import ReduceOp
 
 from gateway.errors import FailedPrecondition, InvalidArgument
 from gateway.exchange.node import Session
-from mpc import compat, distributed
+from mpc import compat, distributed, ttp
 from mpc.wire import PostedRecv, Wire, combiner
 
 
@@ -85,7 +86,7 @@ class GrpcCommunicator(Communicator):
         self._name = f"rank{self.rank}"
         self.ttp_group, self.ttp_comm_group, self.main_group = distributed.join(self.wire, self.world_size)
         self.ttp_initialized = dealer is not None
-        self._dealer_answers: deque[torch.Tensor] = deque()
+        self._dealer_answers: deque[tuple[torch.Tensor, torch.Tensor]] = deque()  # (request's digest, placeholder)
         self.reset_communication_stats()
 
     # -- CrypTen's class-level protocol --------------------------------------
@@ -187,15 +188,28 @@ class GrpcCommunicator(Communicator):
         into `answer` at the end of this party's next operation with the parties.
         CrypTen uses a correction term only after opening a value masked by its
         triple, so the dealer's round trip overlaps that opening (see mpc.ttp)."""
-        self.wire.send_object(request, self.get_ttp_rank())
+        payload = pickle.dumps(request)
+        self.wire.send_pickled(payload, self.get_ttp_rank())
         self.exchanges += 1
-        self._dealer_answers.append(answer)
+        self._dealer_answers.append((ttp.digest(payload), answer))
 
     def settle_dealer(self) -> None:
-        """Takes every answer the dealer still owes (into its placeholder)."""
+        """Takes every answer the dealer still owes (into its placeholder). An
+        answer to another request is the dealer's wrong guess (mpc.ttp): dropped,
+        and the next answer is the real one."""
         while self._dealer_answers:
-            answer = self._dealer_answers.popleft()
-            answer.copy_(self.wire.recv(self.get_ttp_rank(), answer))
+            digest, answer = self._dealer_answers.popleft()
+            for _ in range(2):
+                received = self.wire.recv(self.get_ttp_rank())
+                if torch.equal(received[: ttp.DIGEST_WORDS], digest):
+                    break
+                self.dealer_misses += 1
+            else:
+                raise InvalidArgument("the dealer answered other requests than party 0's, twice in a row")
+            if received.numel() != ttp.DIGEST_WORDS + answer.numel():
+                raise InvalidArgument(f"the dealer's answer has {received.numel() - ttp.DIGEST_WORDS} elements, "
+                                      f"not {answer.numel()}")
+            answer.copy_(received[ttp.DIGEST_WORDS :].view(answer.shape))
 
     # -- objects --------------------------------------------------------------------
 
@@ -241,11 +255,12 @@ class GrpcCommunicator(Communicator):
     def reset_communication_stats(self) -> None:
         super().reset_communication_stats()
         self.exchanges = 0
+        self.dealer_misses = 0
         self._wire_baseline = (self.session.bytes_sent, self.session.bytes_received, self.session.frames_sent)
 
     def get_communication_stats(self) -> dict[str, float]:
         sent, received, frames_sent = self._wire_baseline
-        return {**super().get_communication_stats(), "exchanges": self.exchanges,
+        return {**super().get_communication_stats(), "exchanges": self.exchanges, "dealer_misses": self.dealer_misses,
                 "wire_bytes_sent": self.session.bytes_sent - sent,
                 "wire_bytes_received": self.session.bytes_received - received,
                 "frames_sent": self.session.frames_sent - frames_sent}

@@ -98,14 +98,20 @@ class Wire:
     # -- objects: pickled out, CrypTen's restricted unpickler in --------------
 
     def send_object(self, obj: Any, dst: int) -> None:
-        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
-        self.session.send(self.members[dst], P2P, data, frames.OBJECT)
+        self.send_pickled(pickle.dumps(obj), dst)
 
     def recv_object(self, src: int) -> Any:
+        return serial.restricted_loads(self.recv_pickled(src))
+
+    def send_pickled(self, data: bytes, dst: int) -> None:
+        self.session.send(self.members[dst], P2P, np.frombuffer(data, dtype=np.uint8), frames.OBJECT)
+
+    def recv_pickled(self, src: int) -> bytes:
+        """An object's bytes as sent, not yet unpickled."""
         frame = self.session.recv(self.members[src], P2P)
         if frame.payload_type != frames.OBJECT:
             raise InvalidArgument(f"expected an object from rank {src}, got a tensor")
-        return serial.restricted_loads(frame.array.tobytes())
+        return frame.array.tobytes()
 
     # -- collectives over a group's ranks (results are fresh tensors) ----------
 

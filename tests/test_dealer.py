@@ -5,6 +5,7 @@ its death fails every party naming it."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from gateway.errors import FailedPrecondition
 from gateway.exchange.node import ExchangeConfig
 from mpc import parties, smoke, workloads
-from mpc.ttp import _answer_shape, matmul_shape
+from mpc.ttp import Successors, _answer_shape, matmul_shape
 from mpc.workloads import Params
 
 pytestmark = pytest.mark.multiprocess
@@ -102,6 +103,57 @@ def test_the_answer_shape_of_a_product_is_torchs(left: tuple[int, ...], right: t
     assert matmul_shape(torch.Size(left), torch.Size(right)) == want
     mul = (left, (1,) * len(left))
     assert _answer_shape("additive", (*mul, "mul"), {}) == torch.broadcast_shapes(*mul)
+
+
+def test_the_dealer_guesses_a_repeating_request_stream_and_recovers_from_a_change() -> None:
+    period = [pickle.dumps(("additive", shape)) for shape in [(5,), (3,), (3,), (4,), (3,), (6,), (7,)]]
+    requests = period * 10 + [pickle.dumps("a new step")] + period * 3  # (3,) follows three different requests
+    successors, wrong, unguessed = Successors(), [], []
+    for i, payload in enumerate(requests):
+        guess = successors.guess()
+        if guess is None:
+            unguessed.append(i)
+        elif guess != payload:
+            wrong.append(i)
+        successors.observe(payload)
+    settled = 2 * len(period)  # contexts longer than the period are unique
+    after_change = [i for i in wrong if i >= settled]
+    assert after_change[0] == 70  # the new step
+    # the contexts it followed last are wrong once more each time they recur, then right again
+    assert len(after_change) <= 1 + Successors.CONTEXT // len(period)
+    assert after_change[-1] < 70 + Successors.CONTEXT + len(period)
+    assert [i for i in unguessed if i >= settled] == [71]  # what follows a request never seen
+    assert len(wrong) + len(unguessed) <= settled
+
+
+def _irregular_then_regular(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    import crypten
+    import crypten.communicator as comm
+
+    x = crypten.cryptensor(workloads.owned_input(0, (50,), scale=1.0), src=0)
+    y = crypten.cryptensor(workloads.owned_input(world_size - 1, (50,), scale=1.0), src=world_size - 1)
+    comm.get().reset_communication_stats()
+    out = []
+    for step in [0, 1, 0, 0, 2, 1, 1, 0, 2, 2, 0, 1]:  # the dealer's guesses go wrong often
+        out.append((x * y if step == 0 else x.square() if step == 1 else x > y).get_plain_text())
+    irregular = comm.get().get_communication_stats()["dealer_misses"]
+    for i in range(20):  # one pattern, again and again: learnt, then guessed right
+        if i == 10:
+            learnt = comm.get().get_communication_stats()["dealer_misses"]
+        out.append((x * y + (x > y) * x.square()).get_plain_text())
+    return {"values": torch.stack(out).numpy(), "irregular": irregular,
+            "after_learning": comm.get().get_communication_stats()["dealer_misses"] - learnt}
+
+
+def test_wrong_guesses_are_dropped_and_right_ones_used() -> None:
+    x, y = workloads.owned_input(0, (50,), scale=1.0), workloads.owned_input(1, (50,), scale=1.0)
+    steps = [0, 1, 0, 0, 2, 1, 1, 0, 2, 2, 0, 1]
+    want = [x * y if s == 0 else x.square() if s == 1 else (x > y).float() for s in steps]
+    want = torch.stack(want + [x * y + (x > y).float() * x.square()] * 20).numpy()
+    party0, *_ = parties.run_parties(_irregular_then_regular, 2, transport="grpc", provider="TTP", timeout=120)
+    np.testing.assert_allclose(party0["values"], want, atol=TOL)
+    assert party0["irregular"] >= 3, "the irregular steps make the dealer guess wrong"
+    assert party0["after_learning"] == 0, "a repeating pattern, once learnt, is guessed right"
 
 
 def _ask_the_dealer_for_something_else(rank: int, world_size: int, args: Any) -> None:
