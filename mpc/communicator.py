@@ -222,6 +222,11 @@ class GrpcCommunicator(Communicator):
         return self.wire.recv_object(src)
 
     @_counted
+    def all_gather_obj(self, obj: Any) -> list[Any]:
+        """Every party's object by rank, in one round (not one of CrypTen's calls)."""
+        return self.wire.all_gather_objects(obj, self._ranks())
+
+    @_counted
     def broadcast_obj(self, obj: Any, src: int, group: Any = None) -> Any:
         if self.rank == src:
             for r in self._ranks(group):

@@ -103,6 +103,20 @@ class Wire:
     def recv_object(self, src: int) -> Any:
         return serial.restricted_loads(self.recv_pickled(src))
 
+    def all_gather_objects(self, obj: Any, ranks: Sequence[int]) -> list[Any]:
+        """Every rank's object, in one round (a broadcast per rank takes one each)."""
+        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
+        for r in ranks:
+            if r != self.rank:
+                self.session.send(self.members[r], COLLECTIVE, data, frames.OBJECT)
+        return [obj if r == self.rank else self._collect_object(r) for r in ranks]
+
+    def _collect_object(self, src: int) -> Any:
+        frame = self.session.recv(self.members[src], COLLECTIVE)
+        if frame.payload_type != frames.OBJECT:
+            raise InvalidArgument(f"expected an object from rank {src}, got a tensor")
+        return serial.restricted_loads(frame.array.tobytes())
+
     def send_pickled(self, data: bytes, dst: int) -> None:
         self.session.send(self.members[dst], P2P, np.frombuffer(data, dtype=np.uint8), frames.OBJECT)
 

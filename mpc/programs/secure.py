@@ -46,10 +46,14 @@ def announced(ctx: Any, owner: int, value: Any) -> Any:
 
 
 def public_among(rank: int, world_size: int, value: Any) -> list[Any]:
-    """`public` for code that has a rank and a world size but no job context."""
+    """`public` for code that has a rank and a world size but no job context: one
+    round on mpcgate's communicator, a broadcast per party on CrypTen's own."""
     import crypten.communicator as comm
 
-    return [comm.get().broadcast_obj(value if r == rank else None, r) for r in range(world_size)]
+    communicator = comm.get()
+    if hasattr(communicator, "all_gather_obj"):
+        return communicator.all_gather_obj(value)
+    return [communicator.broadcast_obj(value if r == rank else None, r) for r in range(world_size)]
 
 
 def share_from(ctx: Any, owner: int, local: np.ndarray | None, shape: tuple[int, ...], precision: int | None = None) -> Any:

@@ -78,12 +78,12 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
 
 def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The public shift and scale of every column (see the module docstring)."""
-    peak = np.abs(x).max(axis=0)
+    low, high = x.min(axis=0), x.max(axis=0)  # (z = x / first, a power of two: z's sum and extremes are these scaled)
+    peak = np.maximum(np.abs(low), np.abs(high))
     exponents = np.max(np.array(secure.public(ctx, [_exponent(p) for p in peak])), axis=0)
     first = np.exp2(exponents)
-    z = x / first
-    mean = secure.total(secure.share_each(ctx, z.sum(axis=0) / n))
-    lo, hi = secure.extremes(ctx, z.min(axis=0), z.max(axis=0), exact=False)
+    mean = secure.total(secure.share_each(ctx, x.sum(axis=0) / first / n))
+    lo, hi = secure.extremes(ctx, low / first, high / first, exact=False)
     thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
     above = secure.greater_than((hi - lo).unsqueeze(1), thresholds.unsqueeze(0))  # d x steps, scale-1 bits
     steps = np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
@@ -164,14 +164,17 @@ def _mpc_correlation(req: Request) -> bool:
 
 def _outer(mean: Any, d: int) -> Any:
     """mean mean^T at 32 bits: mean = hi + lo with hi at 16 bits, |lo| < 2^-16;
-    hi hi^T + hi lo^T + lo hi^T (lo lo^T < 2^-32 is dropped). |mean| <= 1/8, so
-    every product's encoding stays below 2^42."""
+    hi hi^T + hi lo^T + lo hi^T (lo lo^T < 2^-32 is dropped), as one batched
+    product and truncation. |mean| <= 1/8, so every product's encoding stays below
+    2^42."""
+    import crypten
+
     hi = secure.lowered(mean)
     hi_wide = secure.raised(hi, secure.AGGREGATE_BITS)
     lo = mean - hi_wide  # (mean - hi would re-encode hi in place)
     rows, cols = (lambda v: v.unsqueeze(1).expand(d, d)), (lambda v: v.unsqueeze(0).expand(d, d))
-    return (secure.mul_mixed(rows(hi_wide), cols(hi)) + secure.mul_mixed(rows(lo), cols(hi))
-            + secure.mul_mixed(cols(lo), rows(hi)))
+    high, low = crypten.stack([rows(hi_wide), rows(lo), cols(lo)]), crypten.stack([cols(hi), cols(hi), rows(hi)])
+    return secure.mul_mixed(high, low).sum(dim=0)
 
 
 def inverse_std(moments: Moments) -> Any:
