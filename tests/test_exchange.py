@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from google.protobuf.message import DecodeError
 
 from exchangekit import addresses, federation, nodes, open_sessions
 from gateway import rpc
@@ -247,3 +248,21 @@ def test_a_driven_node_names_a_peer_that_left_while_it_waits(pki_dir: Path) -> N
         return "left"
 
     assert _run_driven(pki_dir, {"alice": waits, "bob": leaves}) == {"alice": "raised", "bob": "left"}
+
+
+def test_chunks_take_a_fast_path_on_the_same_wire_format() -> None:
+    """Chunk messages are written and read without the generated class, in its
+    format: each side parses the other's bytes; anything else is the class's."""
+    data = np.arange(200_000, dtype=np.int64)
+    *_, last = frames.encode(1, "t", frames.TENSOR, data)
+    chunk = exchange_pb2.ExchangeRequest.FromString(frames.serialize(last)).chunk
+    assert chunk == data.tobytes()[-len(chunk):]
+    wire = exchange_pb2.ExchangeRequest(chunk=chunk).SerializeToString()
+    view = frames.parse(wire)
+    assert isinstance(view, memoryview) and bytes(view) == chunk and frames.wire_size(view) == len(wire)
+    assert frames.outgoing(view) == wire  # a relay forwards a chunk as it came
+    header = exchange_pb2.ExchangeRequest(header=exchange_pb2.FrameHeader(sequence=7)).SerializeToString()
+    assert frames.parse(header).header.sequence == 7
+    assert frames.parse(wire + header).WhichOneof("payload") == "header"  # the last of a oneof wins, as in protobuf
+    with pytest.raises(DecodeError):
+        frames.parse(wire[:-1])

@@ -5,4 +5,5 @@
 - `service`: the ExchangeService servicer that accepts peers' streams.
 - `links`: this party's outbound stream to each peer, with a bounded window.
 - `node`: a party's endpoint tying these together behind a blocking API.
+- `waiting`: how the program's thread waits: on a loop thread, or driving the loop.
 """

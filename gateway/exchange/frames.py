@@ -1,7 +1,13 @@
 """A tensor as a stream of messages: a header (element type, shape, byte order,
 size, chunk count) and raw chunks of about 1 MiB, then reassembled with exactly
 one copy and checked against its header before anyone sees it. A tensor of at
-most one chunk travels inside its header: one message per frame."""
+most one chunk travels inside its header: one message per frame.
+
+Chunks bypass the generated message class, on the same wire format: a chunk
+message is serialized in one copy (the class takes three: slice, field,
+serialization) and a received one is read as a view of its bytes (the class takes
+two). Every other message, and any chunk message that is not exactly one chunk
+field, goes through the class (`serialize`, `parse`)."""
 
 from __future__ import annotations
 
@@ -19,6 +25,12 @@ CHUNK_BYTES = 1 << 20
 
 DEFAULT_MAX_FRAME_BYTES = 1 << 30
 """A frame larger than this is refused before any memory is set aside for it."""
+
+CHUNK_KEY = bytes([(exchange_pb2.ExchangeRequest.CHUNK_FIELD_NUMBER << 3) | 2])
+"""The wire key of ExchangeRequest.chunk (its field number, length-delimited)."""
+
+Outgoing = exchange_pb2.ExchangeRequest | bytes
+"""A message to send: a message object, or a chunk message already serialized."""
 
 TENSOR = exchange_pb2.PAYLOAD_TYPE_TENSOR
 OBJECT = exchange_pb2.PAYLOAD_TYPE_OBJECT
@@ -44,8 +56,9 @@ class Frame:
     array: np.ndarray
 
 
-def encode(sequence: int, tag: str, payload_type: int, array: np.ndarray) -> list[exchange_pb2.ExchangeRequest]:
-    """The messages that carry `array`: its header, then its bytes in chunks."""
+def encode(sequence: int, tag: str, payload_type: int, array: np.ndarray) -> list[Outgoing]:
+    """The messages that carry `array`: its header, then its bytes in chunks (copied
+    here: the sender may change `array` once this returns)."""
     wire_type = _TO_WIRE.get(array.dtype.newbyteorder("="))
     if wire_type is None:
         raise InvalidArgument(f"cannot send tensors of type {array.dtype}")
@@ -67,9 +80,58 @@ def encode(sequence: int, tag: str, payload_type: int, array: np.ndarray) -> lis
         data=bytes(data) if inline else b"",
     )
     chunks = () if inline else range(0, size, CHUNK_BYTES)
-    return [exchange_pb2.ExchangeRequest(header=header)] + [
-        exchange_pb2.ExchangeRequest(chunk=bytes(data[i : i + CHUNK_BYTES])) for i in chunks
-    ]
+    return [exchange_pb2.ExchangeRequest(header=header), *(chunk_message(data[i : i + CHUNK_BYTES]) for i in chunks)]
+
+
+def chunk_message(data: memoryview) -> bytes:
+    """ExchangeRequest(chunk=data), serialized."""
+    return b"".join((CHUNK_KEY, _varint(data.nbytes), data))
+
+
+def serialize(message: Outgoing) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def parse(data: bytes) -> exchange_pb2.ExchangeRequest | memoryview:
+    """A received message: a chunk's bytes as a view, else the message object."""
+    if data[:1] == CHUNK_KEY:
+        length, start = _read_varint(data, 1)
+        if start + length == len(data):
+            return memoryview(data)[start:]
+    return exchange_pb2.ExchangeRequest.FromString(data)
+
+
+def outgoing(message: exchange_pb2.ExchangeRequest | memoryview) -> Outgoing:
+    """A received message (see `parse`) to send on: a relay forwards chunks as they came."""
+    return chunk_message(message) if isinstance(message, memoryview) else message
+
+
+def wire_size(message: Outgoing | memoryview) -> int:
+    if isinstance(message, bytes):
+        return len(message)
+    if isinstance(message, memoryview):
+        return len(CHUNK_KEY) + len(_varint(message.nbytes)) + message.nbytes
+    return message.ByteSize()
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(data: bytes, start: int) -> tuple[int, int]:
+    """The varint at `start` and where it ends (-1, 0 if it is malformed: the
+    caller then leaves the message to the generated class)."""
+    value = 0
+    for i in range(start, min(start + 10, len(data))):
+        value |= (data[i] & 0x7F) << (7 * (i - start))
+        if data[i] < 0x80:
+            return value, i + 1
+    return -1, 0
 
 
 class Reassembler:

@@ -17,9 +17,11 @@ from collections import deque
 import grpc
 import grpc.aio
 
-from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from gateway.api.exchange.v1 import exchange_pb2
 from gateway.errors import PeerFailed
+from gateway.exchange.frames import Outgoing
 from gateway.exchange.inbox import Inbox
+from gateway.exchange.service import exchange_call
 from gateway.exchange.waiting import Waiting
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class PeerLink:
         self._session = session
         self.peer = peer
         self._inbox = inbox
-        self._outbox: asyncio.Queue[list[exchange_pb2.ExchangeRequest] | None] = asyncio.Queue()
+        self._outbox: asyncio.Queue[list[Outgoing] | None] = asyncio.Queue()
         self._cond = threading.Condition()
         self._unacked: deque[int] = deque()
         self._window = 1
@@ -57,8 +59,7 @@ class PeerLink:
 
     async def open(self, timeout: float) -> None:
         """Opens the stream and waits until the peer accepted the session."""
-        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channel)
-        self._call = stub.Exchange(self._requests(), wait_for_ready=True)
+        self._call = exchange_call(self._channel)(self._requests(), wait_for_ready=True)
         try:
             first = await asyncio.wait_for(self._call.read(), timeout)
         except asyncio.TimeoutError:
@@ -109,7 +110,7 @@ class PeerLink:
 
     # -- on the program's thread --------------------------------------------
 
-    def send(self, messages: list[exchange_pb2.ExchangeRequest], stall_timeout: float | None) -> None:
+    def send(self, messages: list[Outgoing], stall_timeout: float | None) -> None:
         """Queues one frame's messages (the first is its header) once the window allows."""
         deadline = None if stall_timeout is None else time.monotonic() + stall_timeout
         with self._cond:

@@ -26,13 +26,12 @@ import grpc.aio
 import numpy as np
 
 from gateway import rpc
-from gateway.api.exchange.v1 import exchange_pb2_grpc
 from gateway.auth.tls import TlsIdentity
 from gateway.errors import FailedPrecondition, InvalidArgument, PeerFailed
 from gateway.exchange import frames
 from gateway.exchange.inbox import Inbox
 from gateway.exchange.links import PeerLink
-from gateway.exchange.service import ExchangeServicer, Sessions
+from gateway.exchange.service import ExchangeServicer, Sessions, register
 from gateway.exchange.waiting import Waiting
 
 log = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class ExchangeNode:
 
     async def _serve(self, listen: str) -> int:
         server, port = rpc.aio_server(self.identity, listen, self.config.failure_timeout)
-        exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
+        register(
             ExchangeServicer(
                 self.party_id, self._allowed, self._sessions, self._inbox,
                 open_timeout=self.config.open_timeout,
@@ -211,7 +210,7 @@ class Session:
         link = self._link(party)
         messages = frames.encode(0, tag, payload_type, array)  # the link numbers the frame
         link.send(messages, stall_timeout=self._node.config.recv_timeout)
-        size = sum(m.ByteSize() for m in messages)
+        size = sum(frames.wire_size(m) for m in messages)
         self.bytes_sent += size
         self.sent_to[party] += size
         self.frames_sent += 1

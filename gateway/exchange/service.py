@@ -26,6 +26,7 @@ from gateway import rpc
 from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from gateway.auth.tls import TlsIdentity, authenticated_peer
 from gateway.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
+from gateway.exchange import frames as messages
 from gateway.exchange.frames import DEFAULT_MAX_FRAME_BYTES, Reassembler
 from gateway.exchange.inbox import Acknowledger, Inbox
 from gateway.metrics import EXCHANGE_BYTES
@@ -38,6 +39,26 @@ DEFAULT_WINDOW_FRAMES = 64
 
 SOURCE_METADATA = "mpcgate-source-party"
 """Call metadata naming the original sender of a stream relayed by a gateway."""
+
+
+EXCHANGE_METHOD = "/mpcgate.exchange.v1.ExchangeService/Exchange"
+
+
+def register(servicer: "ExchangeServicer", server: grpc.aio.Server) -> None:
+    """Adds the ExchangeService to `server`, its requests read by
+    gateway.exchange.frames (chunks as views of their bytes)."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.Exchange, request_deserializer=messages.parse,
+        response_serializer=exchange_pb2.ExchangeResponse.SerializeToString)
+    service, method = EXCHANGE_METHOD.strip("/").split("/")
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {method: handler}),))
+
+
+def exchange_call(channel: grpc.aio.Channel) -> grpc.aio.StreamStreamMultiCallable:
+    """The client side of the ExchangeService, its requests written by
+    gateway.exchange.frames (chunk messages already serialized)."""
+    return channel.stream_stream(EXCHANGE_METHOD, request_serializer=messages.serialize,
+                                 response_deserializer=exchange_pb2.ExchangeResponse.FromString)
 
 
 class Sessions:
@@ -97,7 +118,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
 
     @map_errors
     async def Exchange(
-        self, request_iterator: AsyncIterator[exchange_pb2.ExchangeRequest], context: object
+        self, request_iterator: AsyncIterator[exchange_pb2.ExchangeRequest | memoryview], context: object
     ) -> AsyncIterator[exchange_pb2.ExchangeResponse]:
         source = self._source(context)
         opening, session = await self._open(source, request_iterator)
@@ -140,24 +161,22 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         worker: str,
         source: str,
         opening: exchange_pb2.ExchangeRequest,
-        requests: AsyncIterator[exchange_pb2.ExchangeRequest],
+        requests: AsyncIterator[exchange_pb2.ExchangeRequest | memoryview],
     ) -> AsyncIterator[exchange_pb2.ExchangeResponse]:
         """Pipes a peer's stream to the local worker hosting its session, and back."""
         if self._relay_identity is None:
             raise Unavailable("this gateway does not relay to workers")
         relayed = EXCHANGE_BYTES.labels("in", source)
 
-        async def forward() -> AsyncIterator[exchange_pb2.ExchangeRequest]:
+        async def forward() -> AsyncIterator[messages.Outgoing]:
             yield opening
             async for message in requests:
-                relayed.inc(message.ByteSize())
-                yield message
+                relayed.inc(messages.wire_size(message))
+                yield messages.outgoing(message)
 
         # one channel per relayed stream: workers (and their ports) come and go with jobs
         async with rpc.aio_channel(self._relay_identity, worker, self._party) as channel:
-            call = exchange_pb2_grpc.ExchangeServiceStub(channel).Exchange(
-                forward(), metadata=((SOURCE_METADATA, source),), wait_for_ready=True
-            )
+            call = exchange_call(channel)(forward(), metadata=((SOURCE_METADATA, source),), wait_for_ready=True)
             try:
                 async for response in call:
                     yield response
@@ -165,7 +184,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 raise Unavailable(f"the worker for this session failed: {err.details()}") from None
 
     async def _open(
-        self, source: str, requests: AsyncIterator[exchange_pb2.ExchangeRequest]
+        self, source: str, requests: AsyncIterator[exchange_pb2.ExchangeRequest | memoryview]
     ) -> tuple[exchange_pb2.ExchangeRequest, str]:
         try:
             first = await asyncio.wait_for(anext(requests), self._open_timeout)
@@ -190,7 +209,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self,
         session: str,
         source: str,
-        requests: AsyncIterator[exchange_pb2.ExchangeRequest],
+        requests: AsyncIterator[exchange_pb2.ExchangeRequest | memoryview],
         loop: asyncio.AbstractEventLoop,
         acks: asyncio.Queue[int | None],
     ) -> None:
@@ -198,9 +217,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         acknowledger = Acknowledger(self._window, lambda sequence: loop.call_soon_threadsafe(acks.put_nowait, sequence))
         try:
             async for message in requests:
-                kind = message.WhichOneof("payload")
+                kind = "chunk" if isinstance(message, memoryview) else message.WhichOneof("payload")
                 if kind == "chunk":
-                    frame = frames.chunk(message.chunk)
+                    frame = frames.chunk(message if isinstance(message, memoryview) else message.chunk)
                 elif kind == "header":
                     frame = frames.header(message.header)
                 else:

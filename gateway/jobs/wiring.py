@@ -12,11 +12,10 @@ from typing import Any
 
 import grpc.aio
 
-from gateway.api.exchange.v1 import exchange_pb2_grpc
 from gateway.api.gateway.v1 import coordination_pb2_grpc, jobs_pb2_grpc
 from gateway.auth.tls import TlsIdentity
 from gateway.exchange.inbox import Inbox
-from gateway.exchange.service import ExchangeServicer, Sessions
+from gateway.exchange.service import ExchangeServicer, Sessions, register
 from gateway.jobs.peers import PeerGateways
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.contracts import Audit, AuditHead, Datasets, SchedulerConfig
@@ -72,8 +71,7 @@ def install(
                           audit_head, models)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
-    exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
-        ExchangeServicer(config.party_id, exchange_members, sessions, Inbox(), relay_identity=identity), server)
+    register(ExchangeServicer(config.party_id, exchange_members, sessions, Inbox(), relay_identity=identity), server)
     return JobSystem(scheduler, store, peers)
 
 
