@@ -6,6 +6,7 @@ results may leave it. Real CrypTen, one process per party."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,20 +116,25 @@ def test_one_party_s_transcript_and_share_say_nothing_about_the_noise() -> None:
     assert np.std(noise) > scale  # (two-sided geometric: std sqrt(2) t)
     shares = np.array([[s0, s1] for (_, s0, _), (_, s1, _) in zip(party0, party1)], dtype=np.int64)
     assert np.array_equal(shares.sum(axis=1), noise.astype(np.int64))  # together: the noise (mod 2^64)
-    words = np.stack([heard for heard, _, _ in party0])  # repetitions x word positions: the same protocol each time
+    # the same protocol each time, but for the dealer's wrong guesses (an extra answer) while it learns the pattern
+    common = Counter(len(heard) for heard, _, _ in party0).most_common(1)[0][0]
+    kept = [i for i, (heard, _, _) in enumerate(party0) if len(heard) == common]
+    assert len(kept) >= repeats - 10
+    noise, shares = noise[kept], shares[kept]
+    words = np.stack([party0[i][0] for i in kept])  # repetitions x word positions
     assert words.shape[1] > 200
     with np.errstate(over="ignore"):
         combined = words + shares[:, :1]  # each word with party 0's share (mod 2^64): what an opening would give
     features = np.column_stack([words / 2.0**63, words < 0, combined / 2.0**63, combined < 0,
                                 shares[:, 0] / 2.0**63, shares[:, 0] < 0]).astype(np.float64)
-    varying = features.std(axis=0) > 0
+    varying = np.ptp(features, axis=0) > 0  # (an answer's request digest is the same every time)
     assert varying.sum() > 200
     centered = features[:, varying] - features[:, varying].mean(axis=0)
     z = centered / centered.std(axis=0)
-    limit = stats.norm.ppf(1 - ALPHA / (4 * varying.sum())) / np.sqrt(repeats)  # |corr| of independent columns
+    limit = stats.norm.ppf(1 - ALPHA / (4 * varying.sum())) / np.sqrt(len(kept))  # |corr| of independent columns
     for target in (noise, np.sign(noise)):
         t = (target - target.mean()) / target.std()
-        correlation = np.abs(z.T @ t) / repeats
+        correlation = np.abs(z.T @ t) / len(kept)
         assert correlation.max() < limit, (correlation.max(), limit)
 
 
