@@ -149,33 +149,30 @@ class Successors:
     """Contexts remembered before starting afresh (a job's requests repeat long before)."""
 
     def __init__(self) -> None:
-        self._after: dict[tuple[bytes, ...], bytes] = {}
-        self._payloads: dict[bytes, bytes] = {}
+        self._after: dict[tuple[bytes, ...], bytes] = {}  # requests seen in a row -> the one that came next
         self._recent: deque[bytes] = deque(maxlen=self.CONTEXT)
 
     def observe(self, payload: bytes) -> None:
-        recent, key = tuple(self._recent), hashlib.blake2b(payload, digest_size=16).digest()
+        recent = tuple(self._recent)
         if len(self._after) + len(recent) > self.LIMIT:
             self._after.clear()
-            self._payloads.clear()
         for k in range(1, len(recent) + 1):
-            self._after[recent[-k:]] = key
-        self._payloads[key] = payload
-        self._recent.append(key)
+            self._after[recent[-k:]] = payload
+        self._recent.append(payload)
 
     def guess(self) -> bytes | None:
         """The pickled request most likely next, or None."""
         recent = tuple(self._recent)
         for k in range(len(recent), 0, -1):
-            key = self._after.get(recent[-k:])
-            if key is not None:
-                return self._payloads[key]
+            guess = self._after.get(recent[-k:])
+            if guess is not None:
+                return guess
         return None
 
 
 def serve() -> None:
     """The dealer's side of one session: answers party 0 until it says terminate,
-    each answer preceded by a guess at the next request (see above). Call with the
+    each request followed by an answer to its guess at the next (see above). Call with the
     dealer's GrpcCommunicator installed (rank = world size)."""
     import crypten
     import crypten.communicator as comm

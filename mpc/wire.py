@@ -105,24 +105,18 @@ class Wire:
 
     def all_gather_objects(self, obj: Any, ranks: Sequence[int]) -> list[Any]:
         """Every rank's object, in one round (a broadcast per rank takes one each)."""
-        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
+        data = pickle.dumps(obj)
         for r in ranks:
             if r != self.rank:
-                self.session.send(self.members[r], COLLECTIVE, data, frames.OBJECT)
-        return [obj if r == self.rank else self._collect_object(r) for r in ranks]
+                self.send_pickled(data, r, COLLECTIVE)
+        return [obj if r == self.rank else serial.restricted_loads(self.recv_pickled(r, COLLECTIVE)) for r in ranks]
 
-    def _collect_object(self, src: int) -> Any:
-        frame = self.session.recv(self.members[src], COLLECTIVE)
-        if frame.payload_type != frames.OBJECT:
-            raise InvalidArgument(f"expected an object from rank {src}, got a tensor")
-        return serial.restricted_loads(frame.array.tobytes())
+    def send_pickled(self, data: bytes, dst: int, tag: str = P2P) -> None:
+        self.session.send(self.members[dst], tag, np.frombuffer(data, dtype=np.uint8), frames.OBJECT)
 
-    def send_pickled(self, data: bytes, dst: int) -> None:
-        self.session.send(self.members[dst], P2P, np.frombuffer(data, dtype=np.uint8), frames.OBJECT)
-
-    def recv_pickled(self, src: int) -> bytes:
+    def recv_pickled(self, src: int, tag: str = P2P) -> bytes:
         """An object's bytes as sent, not yet unpickled."""
-        frame = self.session.recv(self.members[src], P2P)
+        frame = self.session.recv(self.members[src], tag)
         if frame.payload_type != frames.OBJECT:
             raise InvalidArgument(f"expected an object from rank {src}, got a tensor")
         return frame.array.tobytes()

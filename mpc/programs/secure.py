@@ -192,6 +192,11 @@ def opened(value: Any, dst: int | None = None) -> np.ndarray | None:
     ring = value._tensor.reveal(dst=dst)
     if ring is None or (dst is not None and dst != value._tensor.rank):
         return None
+    return _decoded(ring, value)
+
+
+def _decoded(ring: torch.Tensor, value: Any) -> np.ndarray:
+    """An opened ring tensor as `value`'s plain values (see `opened`)."""
     scale = value.encoder.scale
     return ring.numpy() if scale == 1 else ring.double().numpy() / scale
 
@@ -341,11 +346,8 @@ def open_to_owners(ctx: Any, parts: list[tuple[int, Any]]) -> list[np.ndarray]:
                 ring += comm.get().recv(torch.empty_like(ring), r)
         sizes = [v._tensor.share.numel() for o, v in parts if o == ctx.rank]
         values = [v for o, v in parts if o == ctx.rank]
-        for value, part in zip(values, torch.split(ring, sizes)):
-            part = part.reshape(value._tensor.share.shape)
-            scale = value.encoder.scale
-            mine.append(part.numpy() if scale == 1 else part.double().numpy() / scale)
+        mine = [_decoded(part.reshape(value._tensor.share.shape), value)
+                for value, part in zip(values, torch.split(ring, sizes))]
     for sent in sends:
         sent.wait()
     return mine
-
