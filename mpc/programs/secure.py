@@ -344,8 +344,8 @@ def open_to_owners(ctx: Any, parts: list[tuple[int, Any]]) -> list[np.ndarray]:
         for r in range(ctx.world_size):
             if r != ctx.rank:
                 ring += comm.get().recv(torch.empty_like(ring), r)
-        sizes = [v._tensor.share.numel() for o, v in parts if o == ctx.rank]
         values = [v for o, v in parts if o == ctx.rank]
+        sizes = [v._tensor.share.numel() for v in values]
         mine = [_decoded(part.reshape(value._tensor.share.shape), value)
                 for value, part in zip(values, torch.split(ring, sizes))]
     for sent in sends:

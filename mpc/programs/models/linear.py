@@ -48,7 +48,7 @@ from mpc.programs.context import JobContext, Result
 from mpc.programs.models import holdout, r2
 from mpc.programs.models.solve import solve
 from mpc.programs.stats import horizontal, vertical
-from mpc.programs.stats.request import validate_local, validate_shape
+from mpc.programs.stats.request import party_rows
 
 HORIZONTAL_ENTRY_ERROR = 2.0**-22
 """Typical error of the scaled normal equations' entries from 32-bit aggregates, a
@@ -64,9 +64,7 @@ def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
     secure.configure()
     label = str(ctx.parameters["label"])
     alpha = float(ctx.parameters.get("alpha", 0.0))
-    validate_local(ctx)
-    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
-    validate_shape(ctx, rows)
+    party_rows(ctx)
     test = holdout.mask(ctx, ctx.table.shape[0], HOLDOUT)
     counts = [(int(a), int(b)) for a, b in secure.public(ctx, (int((~test).sum()), int(test.sum())))]
     n, n_test = (sum(a for a, _ in counts), sum(b for _, b in counts)) if ctx.partitioning == "horizontal" else counts[0]

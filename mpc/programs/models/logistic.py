@@ -53,7 +53,7 @@ from mpc.programs.models import holdout, sigmoid
 from mpc.programs.models.linear import _assemble, _by_column
 from mpc.programs.models.solve import inverse
 from mpc.programs.stats import horizontal, vertical
-from mpc.programs.stats.request import validate_local, validate_shape
+from mpc.programs.stats.request import party_rows
 
 DESIGN_BITS = 12
 CHUNK_ROWS = 4096
@@ -83,9 +83,7 @@ class Design:
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     secure.configure()
     label = str(ctx.parameters["label"])
-    validate_local(ctx)
-    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
-    validate_shape(ctx, rows)
+    rows = party_rows(ctx)
     if ctx.partitioning == "horizontal":
         design, features, stats = _horizontal(ctx, label)
     else:

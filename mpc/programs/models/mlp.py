@@ -36,7 +36,7 @@ from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
 from mpc.programs.models import holdout, network
 from mpc.programs.stats import horizontal
-from mpc.programs.stats.request import validate_local, validate_shape
+from mpc.programs.stats.request import party_rows
 
 HOLDOUT = 0.2
 DEFAULTS = {"hidden": [32], "output": "sigmoid", "epochs": 5, "batch_size": 64, "learning_rate": 0.1, "seed": 0}
@@ -71,9 +71,7 @@ def widths(ctx: JobContext, features: int) -> list[int]:
 def mlp(ctx: JobContext) -> dict[str, Result] | None:
     secure.configure()
     label = str(ctx.parameters["label"])
-    validate_local(ctx)
-    rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
-    validate_shape(ctx, rows)
+    rows = party_rows(ctx)
     data = _horizontal(ctx, label) if ctx.partitioning == "horizontal" else _vertical(ctx, label, rows[0])
     net = network.crypten_network(widths(ctx, len(data.features)), int(setting(ctx, "seed")))
     with network.at_network_precision():

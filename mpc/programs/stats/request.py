@@ -83,16 +83,22 @@ def validate_shape(ctx: JobContext, rows: list[int]) -> None:
         raise InvalidArgument(f"{pooled} rows exceed the {MAX_ROWS} a fixed-point sum can hold")
 
 
-def job_shape(ctx: JobContext) -> tuple[list[int], int, list[str]]:
+def party_rows(ctx: JobContext) -> list[int]:
     """Every party's row count (public), after each checks its own table and all
-    check the shapes alike; the rows the job runs on (pooled, or the aligned
-    rows); and the job's columns in order (horizontal: every party's; vertical:
-    each party's own, in rank order)."""
+    check the shapes alike."""
     from mpc.programs import secure
 
     validate_local(ctx)
     rows = [int(r) for r in secure.public(ctx, ctx.table.shape[0])]
     validate_shape(ctx, rows)
+    return rows
+
+
+def job_shape(ctx: JobContext) -> tuple[list[int], int, list[str]]:
+    """`party_rows`; the rows the job runs on (pooled, or the aligned rows); and
+    the job's columns in order (horizontal: every party's; vertical: each party's
+    own, in rank order)."""
+    rows = party_rows(ctx)
     if ctx.partitioning == "horizontal":
         return rows, sum(rows), list(ctx.layout[0].columns)
     return rows, rows[0], [c for entry in ctx.layout for c in entry.columns]
