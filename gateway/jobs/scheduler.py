@@ -161,10 +161,12 @@ class Scheduler(Participation):
         if job.coordinator == self.me:
             self._store.update(job_id, lambda j: _set_party(j, status), "approved" if approve else "rejected by data owner")
             await self._reevaluate(job_id)
-        else:
-            self._store.transition(job_id, target, f"{'approved' if approve else 'rejected'} by {caller}", error)
-            await self._peers.report(job.coordinator, job_id, status, pb.Progress())
-        return self._store.get(job_id)
+            return self._store.get(job_id)
+        self._store.transition(job_id, target, f"{'approved' if approve else 'rejected'} by {caller}", error)
+        # the answer is the job as this approval left it: once told, the coordinator may start it at once
+        approved = self._store.get(job_id)
+        await self._peers.report(job.coordinator, job_id, status, pb.Progress())
+        return approved
 
     async def cancel(self, job_id: str, reason: str, caller: str) -> pb.Job:
         job = self._store.get(job_id)
