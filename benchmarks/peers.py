@@ -15,7 +15,7 @@ SPU pins its own jax and protobuf, so it lives in a separate virtual environment
 Without it the benchmark says so and stops. SPU's bytes are what its process wrote to
 sockets (/proc/self/io); mpcgate's are the exchange's own count.
 
-Usage: .venv/bin/python benchmarks/peers.py [--quick] [--repeats 3] [--spu-python .venv-spu/bin/python]
+Usage: .venv/bin/python benchmarks/peers.py [--quick] [--repeats 3] [--only statistics] [--spu-python .venv-spu/bin/python]
 """
 
 from __future__ import annotations
@@ -245,6 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", action="append", choices=sorted(FULL), help="run just this workload (repeatable)")
     parser.add_argument("--spu-python", type=Path, default=ROOT / ".venv-spu" / "bin" / "python")
     parser.add_argument("--spu-party", type=int)
     parser.add_argument("--ports")
@@ -267,6 +268,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name, p in plan.items():
+        if args.only and name not in args.only:
+            continue
         spu_run = run_spu(args.spu_python, name, p, args.repeats)
         ttp, tfp = (run_mpcgate(name, p, args.repeats, provider) for provider in ("TTP", "TFP"))
         label = f"{name} {' x '.join(str(v) for v in p.values())}"
