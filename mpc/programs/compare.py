@@ -84,8 +84,9 @@ def _flat(share: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat, torch.zeros(pad, dtype=torch.long)]) if pad else flat
 
 
-def sign_bits(x: Any) -> Any:
-    """x < 0 for an MPCTensor x (any precision), as an MPCTensor of 0/1 (scale 1)."""
+def sign_bits(x: Any, binary: bool = False) -> Any:
+    """x < 0 for an MPCTensor x (any precision), as an MPCTensor of 0/1 (scale 1),
+    or (`binary`) a BinarySharedTensor of 0/1 (no conversion round)."""
     import crypten.communicator as comm
     from crypten.mpc.primitives.binary import BinarySharedTensor
 
@@ -96,7 +97,7 @@ def sign_bits(x: Any) -> Any:
         carry = ((a ^ c) & (b ^ c)) ^ c
         addends += [a ^ b ^ c, carry << 1]
     s, c = addends
-    return _top_bit(s & c, s ^ c, x._tensor.share.shape)
+    return _top_bit(s & c, s ^ c, x._tensor.share.shape, binary)
 
 
 def below(u: Any, thresholds: torch.Tensor, binary: bool = False) -> Any:

@@ -132,20 +132,16 @@ def from_keys(keys: np.ndarray) -> np.ndarray:
     return bits.view(np.float64)
 
 
-def extremes(ctx: Any, low: np.ndarray, high: np.ndarray, exact: bool = True) -> tuple[Any, Any]:
+def extremes(ctx: Any, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
     """The elementwise min of every party's `low` and max of its `high` (float64
     vectors), shared, in one comparison for all of them (the maxima enter negated,
-    so both are minima). `exact`: as integer keys, exact to 2^-49 relative
-    (precision 0: comparisons and selections of keys are exact ring operations, no
-    truncation); else at the configured fixed point."""
+    so both are minima), as integer keys exact to 2^-49 relative (precision 0:
+    comparisons and selections of keys are exact ring operations, no truncation)."""
     import crypten
 
-    if exact:
-        keys = torch.from_numpy(np.concatenate([to_keys(low), -to_keys(high)]))  # |key| < 2^(63 - KEY_DROP_BITS)
-        shared = [crypten.cryptensor(keys if r == ctx.rank else torch.zeros_like(keys), src=r, precision=0)
-                  for r in range(ctx.world_size)]  # (int64 as it is: share_each goes through float64)
-    else:
-        shared = share_each(ctx, np.concatenate([low, -high]))
+    keys = torch.from_numpy(np.concatenate([to_keys(low), -to_keys(high)]))  # |key| < 2^(63 - KEY_DROP_BITS)
+    shared = [crypten.cryptensor(keys if r == ctx.rank else torch.zeros_like(keys), src=r, precision=0)
+              for r in range(ctx.world_size)]  # (int64 as it is: share_each goes through float64)
     best = smallest(shared)
     return best[: len(low)], -best[len(low):]
 
@@ -170,6 +166,20 @@ def smallest(values: list[Any]) -> Any:
     for factor in range(1, n - 1):  # n - 2 rounds of products, all parties' at once
         winner = winner * crypten.stack([w[factor] for w in wins])
     return (winner * crypten.stack(values)).sum(dim=0)
+
+
+def all_of(bits: Any) -> Any:
+    """The AND over the first dimension of binary-shared 0/1 bits: halves ANDed,
+    ceil(log2 n) rounds."""
+    from crypten.mpc.primitives.binary import BinarySharedTensor
+
+    while bits.size(0) > 1:
+        half = bits.size(0) // 2
+        paired = bits[:half] & bits[half : 2 * half]
+        if bits.size(0) % 2:
+            paired = BinarySharedTensor.from_shares(torch.cat([paired.share, bits.share[2 * half :]]), precision=0)
+        bits = paired
+    return bits[0]
 
 
 # -- opening ------------------------------------------------------------------------------
@@ -286,15 +296,31 @@ def at_configured(value: Any) -> Any:
     return raised(lowered(value, PRECISION_BITS), PRECISION_BITS)
 
 
-def less_than(value: Any, threshold: Any) -> Any:
-    """value < threshold as shared 0/1 bits (scale 1): the sign of the difference
-    (mpc.programs.compare, exact at any precision; a public threshold is resolved
-    at least at the configured precision)."""
-    return compare.sign_bits(raised(value) - threshold)
+def less_than(value: Any, threshold: Any, binary: bool = False) -> Any:
+    """value < threshold as shared 0/1 bits (scale 1; `binary`: binary shares): the
+    sign of the difference (mpc.programs.compare, exact at any precision; a public
+    threshold is resolved at least at the configured precision)."""
+    return compare.sign_bits(raised(value) - threshold, binary)
 
 
-def greater_than(value: Any, threshold: Any) -> Any:
-    return compare.sign_bits((raised(value) - threshold).neg())
+def greater_than(value: Any, threshold: Any, binary: bool = False) -> Any:
+    return compare.sign_bits((raised(value) - threshold).neg(), binary)
+
+
+def less_than_to_all(ctx: Any, value: Any, threshold: Any) -> np.ndarray:
+    """value < threshold, opened to every party (a decision all must share): the
+    comparison's bits are revealed as they come, binary (no conversion round)."""
+    return revealed_bits(less_than(value, threshold, binary=True))
+
+
+def greater_than_to_all(ctx: Any, value: Any, threshold: Any) -> np.ndarray:
+    """value > threshold, opened to every party (see less_than_to_all)."""
+    return revealed_bits(greater_than(value, threshold, binary=True))
+
+
+def revealed_bits(bits: Any) -> np.ndarray:
+    """Binary-shared 0/1 bits opened to every party, as booleans."""
+    return ((bits.reveal() & 1) == 1).numpy()
 
 
 def sign_and_magnitude(value: Any) -> tuple[Any, Any]:

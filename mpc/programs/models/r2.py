@@ -140,8 +140,7 @@ def horizontal_holdout(ctx: JobContext, label: str, x_test: np.ndarray, n_test: 
     training rows' public frame; `train_mean` the training means of z (32 bits)."""
     d = len(order) - 1
     moments = horizontal.pooled_moments(ctx, x_test, n_test, frame, order, True)
-    spread = secure.greater_than(moments.variance[d : d + 1], horizontal.CORRELATION_FLOOR)
-    if not secure.open_bits_to_all(ctx, spread).all():
+    if not secure.greater_than_to_all(ctx, moments.variance[d : d + 1], horizontal.CORRELATION_FLOOR).all():
         raise FailedPrecondition(f"the held-out rows' label {label!r} varies too little relative to its range for "
                                  "their R^2 to be computed to 1e-3: hold out more rows (holdout)")
     w = _weights(gamma)

@@ -99,7 +99,7 @@ def _all_within(ctx: Any, values: Any, tolerance: float) -> bool:
     """One bit, opened to every party: is every |value| below `tolerance`?"""
     flat = values.reshape(-1)
     inside = secure.less_than(flat, tolerance) * secure.greater_than(flat, -tolerance)  # 0/1 at scale 1
-    return bool(secure.open_bits_to_all(ctx, secure.greater_than(inside.sum() - (int(flat.size(0)) - 1), 0)).all())
+    return bool(secure.greater_than_to_all(ctx, inside.sum() - (int(flat.size(0)) - 1), 0).all())
 
 
 def _product(matrix: Any, vector: Any) -> Any:

@@ -83,10 +83,7 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     exponents = np.max(np.array(secure.public(ctx, [_exponent(p) for p in peak])), axis=0)
     first = np.exp2(exponents)
     mean = secure.total(secure.share_each(ctx, x.sum(axis=0) / first / n))
-    lo, hi = secure.extremes(ctx, low / first, high / first, exact=False)
-    thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
-    above = secure.greater_than((hi - lo).unsqueeze(1), thresholds.unsqueeze(0))  # d x steps, scale-1 bits
-    steps = np.round(above.sum(dim=1).get_plain_text().double().numpy()).astype(np.int64)
+    steps = _range_steps(ctx, low / first, high / first)
     flat = [c for c, s in zip(columns, steps) if s == 0]
     if flat:
         raise FailedPrecondition(f"column {flat[0]!r} is constant or nearly so (its range is below 2^-{RANGE_STEPS} "
@@ -97,6 +94,26 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     grid = secure.open_integers_to_all(ctx, secure.times_integers(mean, multiplier))
     shift = grid * np.exp2(range_exp - SHIFT_GRID)
     return shift, np.exp2(range_exp + 1)
+
+
+def _range_steps(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """For each column, how many of the thresholds 2^-k (k = 0..RANGE_STEPS) its
+    pooled range max_i high_i - min_j low_j exceeds: all that is opened. The range
+    exceeds t iff some pair of parties (i, j) has high_i - low_j > t, so all pairs'
+    comparisons go in one batch and their bits are combined in the binary domain
+    (log2(pairs) rounds of ANDs); selecting the pooled extremes first took two
+    rounds of products and a second comparison. The opened bits "the range is at
+    most 2^-k" are 1 up to some k and 0 after it (exact comparisons against
+    decreasing thresholds), so they tell exactly the count."""
+    import crypten
+
+    lows = secure.share_each(ctx, low, precision=secure.PRECISION_BITS)
+    highs = secure.share_each(ctx, high, precision=secure.PRECISION_BITS)
+    spans = crypten.stack([h - lo for h in highs for lo in lows])  # pairs x d
+    thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
+    exceeds = secure.greater_than(spans.unsqueeze(2), thresholds, binary=True)  # pairs x d x steps
+    within = secure.revealed_bits(secure.all_of(exceeds ^ 1))  # d x steps: no pair exceeds 2^-k
+    return RANGE_STEPS + 1 - within.sum(axis=1).astype(np.int64)
 
 
 def _exponent(peak: float) -> int:
@@ -149,7 +166,7 @@ def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarr
     biased = pooled[d:].reshape(d, d) - _outer(mean, d)  # cov(z) * (n-1)/n
     variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
     floor = max(var_floor(ctx.world_size), floor)
-    ok = secure.open_bits_to_all(ctx, secure.greater_than(variance, floor * (n - 1) / n))
+    ok = secure.greater_than_to_all(ctx, variance, floor * (n - 1) / n)
     if not ok.all():
         column = columns[int(np.argmin(ok))]
         raise FailedPrecondition(
