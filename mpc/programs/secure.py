@@ -106,15 +106,26 @@ def total(values: list[Any]) -> Any:
 
 # -- values one party knows exactly ------------------------------------------------
 
+SPLIT_ROWS = 3
+LOW_LIMB_BITS = PRECISION_BITS + 1
+
+
 def split(values: np.ndarray) -> np.ndarray:
-    """float64 values -> [mantissas in [0.5, 1) (or 0), exponents], stacked."""
+    """float64 values -> rows [high, low, exponent] that share at PRECISION_BITS
+    and join back to 2^-49 relative (a value a party releases, such as a vertical
+    column's minimum, keeps float64's precision to that). The mantissa m in
+    [0.5, 1) (or 0) is high + low * 2^-25: high on the 24-bit grid, |low| <= 1.
+    Arithmetic under encryption takes high (m to 2^-25) and the exponent."""
     mantissa, exponent = np.frexp(np.asarray(values, dtype=np.float64))
-    return np.stack([mantissa, exponent.astype(np.float64)])
+    high = np.round(np.ldexp(mantissa, PRECISION_BITS)) / 2.0**PRECISION_BITS
+    return np.stack([high, np.ldexp(mantissa - high, LOW_LIMB_BITS), exponent.astype(np.float64)])
 
 
 def join(opened: np.ndarray) -> np.ndarray:
-    """The inverse of `split` on revealed values (exponents are exact integers)."""
-    return np.ldexp(opened[0], np.round(opened[1]).astype(np.int64))
+    """The inverse of `split` on revealed values, or of a [mantissa, exponent]
+    pair normalized under encryption (`normalized`). Exponents are exact integers."""
+    mantissa = opened[0] + (np.ldexp(opened[1], -LOW_LIMB_BITS) if len(opened) == SPLIT_ROWS else 0.0)
+    return np.ldexp(mantissa, np.round(opened[-1]).astype(np.int64))
 
 
 # -- exact extremes across parties ------------------------------------------------------

@@ -70,8 +70,6 @@ def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
     n, n_test = (sum(a for a, _ in counts), sum(b for _, b in counts)) if ctx.partitioning == "horizontal" else counts[0]
     holdout.check(ctx, n_test, HOLDOUT)
     held = ctx.table[test] if n_test else None
-    if ctx.partitioning == "vertical":
-        vertical.check_keys(ctx)  # all rows, before any is set aside
     train = ctx.table[~test]
     origin = not ctx.parameters.get("fit_intercept", True)
     if origin:  # see the module docstring: the fit with an intercept on the data and its mirror image
@@ -196,7 +194,7 @@ def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], 
     d = len(keep)
     scaled = secure.mul_mixed(gamma, secure.lowered(label_std[0][[0] * d]))  # g_j * mantissa(s_y)
     mantissa, exponent = secure.normalized(scaled)
-    exponent = secure.raised(exponent) + label_std[1][[0] * d]
+    exponent = secure.raised(exponent) + label_std[-1][[0] * d]
     indices = {r: [i for i in range(d) if owners[i] == r] for r in range(ctx.world_size)}
     opened = secure.open_to_owners(ctx, [(r, crypten.stack([mantissa[idx], exponent[idx]])) for r, idx in indices.items()
                                          if idx])

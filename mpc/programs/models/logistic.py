@@ -142,7 +142,6 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
 
 
 def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str], dict[str, Any]]:
-    vertical.check_keys(ctx)
     holder = [e.rank for e in ctx.layout if label in e.columns]
     if len(holder) != 1:
         raise InvalidArgument(f"the label column {label!r} must be held by exactly one party (held by {len(holder)})")

@@ -1,5 +1,5 @@
 """Statistics of vertically partitioned data: the parties hold different columns of
-the same rows (aligned by a key column, checked without revealing it).
+the same rows (aligned by the private set intersection, mpc.intersection).
 
 A party's own columns need no cryptography to be computed: it knows them whole.
 So each party computes its own columns' statistics exactly in float64 (sum, mean,
@@ -20,7 +20,6 @@ would miss 1e-3, the job is refused naming the columns, before anything is share
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
@@ -32,19 +31,17 @@ from mpc.programs.context import JobContext, Result
 from mpc.programs.stats.request import Request, histogram_result, local_histogram
 
 CHUNK_ROWS = 4096
-KEY_HASH_BITS = 30
 TOLERANCE = 1e-3
 
 
 def compute(ctx: JobContext, req: Request, n: int) -> dict[str, Result] | None:
-    check_keys(ctx)
     widths = [len(entry.columns) for entry in ctx.layout]
     columns = [c for entry in ctx.layout for c in entry.columns]
     bins = len(req.edges) - 1 if req.edges is not None else 0
     ctx.progress("own columns' statistics", 15)
     own_names, own = _own_statistics(ctx, req)
     sizes = [_own_size(w, bins, req) for w in widths]
-    delivered = [secure.share_from(ctx, r, secure.split(own) if r == ctx.rank else None, (2, sizes[r]))
+    delivered = [secure.share_from(ctx, r, secure.split(own) if r == ctx.rank else None, (secure.SPLIT_ROWS, sizes[r]))
                  for r in range(ctx.world_size)]
     cross: list[tuple[str, Any]] = []
     if req.wants({"covariance", "correlation"}) and ctx.world_size > 1:
@@ -101,7 +98,7 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
     """Correlations (and covariances) between every pair of parties' columns."""
     sigma = _centered(ctx.table).std(axis=0, ddof=1)
     correlations, _ = cross_correlations(ctx, n, widths, columns)
-    sigmas = [secure.share_from(ctx, r, secure.split(sigma) if r == ctx.rank else None, (2, widths[r]),
+    sigmas = [secure.share_from(ctx, r, secure.split(sigma) if r == ctx.rank else None, (secure.SPLIT_ROWS, widths[r]),
                                 precision=secure.PRODUCT_BITS) for r in range(ctx.world_size)]
     out: list[tuple[str, Any]] = []
     for (a, b), corr in correlations.items():
@@ -111,7 +108,7 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
             shape = (widths[a], widths[b])
             mantissa = secure.mul_mixed(corr, sigmas[a][0].unsqueeze(1).expand(*shape))
             mantissa = secure.mul_mixed(mantissa, sigmas[b][0].unsqueeze(0).expand(*shape))
-            exponent = sigmas[a][1].unsqueeze(1) + sigmas[b][1].unsqueeze(0)
+            exponent = sigmas[a][-1].unsqueeze(1) + sigmas[b][-1].unsqueeze(0)
             out += [(f"covm:{a}:{b}", mantissa), (f"cove:{a}:{b}", exponent)]
     return out
 
@@ -207,20 +204,3 @@ def _assemble(req: Request, n: int, widths: list[int], columns: list[str], names
     if req.edges is not None:
         out["histogram"] = histogram_result(columns, counts, withheld > 0.5, req.edges)
     return out
-
-
-def check_keys(ctx: JobContext) -> None:
-    """Every party's keys must match party 0's, row by row; only that one bit is revealed.
-    (Rows aligned by the private set intersection match by construction.)"""
-    if ctx.aligned:
-        return
-    salt = str(ctx.parameters.get("key_salt", "mpcgate")).encode()
-    assert ctx.keys is not None
-    hashed = np.array([
-        int.from_bytes(hashlib.blake2b(salt + str(k).encode(), digest_size=8).digest(), "little") % (1 << KEY_HASH_BITS)
-        for k in ctx.keys
-    ], dtype=np.float64)
-    shared = secure.share_each(ctx, hashed)
-    mismatches = secure.total([(other - shared[0]).ne(0).sum() for other in shared[1:]])
-    if bool(secure.open_bits_to_all(ctx, secure.greater_than(mismatches, 0.5))):
-        raise FailedPrecondition("key columns do not line up: the parties' rows are not the same entities in the same order")
