@@ -162,6 +162,22 @@ def test_held_out_r2_matches_scikit_learn(session: Session, partitioning: str, i
         (result["r2_holdout"][0][0], reference.score(x[test], y[test]))
 
 
+@pytest.mark.parametrize("partitioning, factor", [("horizontal", 30.0), ("horizontal", 60.0), ("vertical", 60.0)])
+def test_without_an_intercept_r2_holds_for_a_label_far_from_zero(session: Session, partitioning: str,
+                                                                 factor: float) -> None:
+    """R^2's error grows with F = mean(y^2) / var(y) (r2.MAX_LABEL_FACTOR is 64): a
+    good fit through the origin whose label's mean is 5-8 standard deviations."""
+    rng = np.random.default_rng(int(factor))
+    x = rng.normal(size=(600, 3)) * [1, 3, 0.5] + np.sqrt((factor - 1) * 5.25) / 2.5
+    y = x @ [1.0, -0.5, 2.0] + rng.normal(0, 1.0, 600)
+    assert 0.9 * factor < np.mean(y**2) / np.var(y) < min(factor * 1.1, 64)
+    tables, names, keys = _split(session, partitioning, x, y)
+    status, result = session.run(Task("model.linear_regression", partitioning, tables, names,
+                                      {"label": "y", "fit_intercept": False}, {}, keys))
+    assert status == "ok", result
+    assert_matches(result, LinearRegression(fit_intercept=False).fit(x, y), x, y)
+
+
 @pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
 def test_without_an_intercept_a_label_far_from_zero_is_refused(session: Session, partitioning: str) -> None:
     rng = np.random.default_rng(32)

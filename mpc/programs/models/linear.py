@@ -110,8 +110,9 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     precondition = _preconditioner(inverse[:d].mul(16), ridge)
     gamma = solve(ctx, a, b, precondition, HORIZONTAL_ENTRY_ERROR)
     # R^2 = explained / var(y)
-    explained = r2.explained(a, b, gamma, ridge_public=ridge)
-    fit = secure.mul_mixed(explained, r2.inverse_variance(moments.variance[d : d + 1], inverse[d : d + 1])).sum()
+    explained = r2.explained(cov[:d, :d], b, gamma, r2.FORM_BITS)
+    inverse_y = secure.lowered(r2.inverse_variance(moments.variance[d : d + 1], inverse[d : d + 1]))
+    fit = secure.mul_mixed(explained, inverse_y).sum()
     if origin:
         real = x[: len(x) // 2, d] / scale[d]
         fit = r2.centered(fit, r2.label_factor(ctx, label, real, n // 2, moments.variance[d], inverse[d].mul(16)))
@@ -158,7 +159,7 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     b = correlation[keep][:, position]
     precondition = secure.lowered(_by_column(ctx, widths, 1 / np.sqrt(1 + local["ridge"]))[keep])
     gamma = solve(ctx, a, b, precondition, max(error / 4, MIN_ENTRY_ERROR))
-    metrics = {"r2": r2.explained(a, b, gamma, ridge_shared=ridge[keep])}  # var(y) = 1: standardized
+    metrics = {"r2": r2.explained(correlation[keep][:, keep], b, gamma)}  # var(y) = 1: standardized
     if origin:
         metrics["r2"] = r2.centered(metrics["r2"], r2.holder_factor(ctx, label, holders[0], n // 2))
     if held is not None:
