@@ -99,18 +99,57 @@ class Session:
         self._thread.join(30)
 
 
-def capture_sends() -> list[bytes]:
+def capture_sends(to: str | None = None) -> list[np.ndarray]:
     """From now on, every array this party sends over the gRPC exchange (before
-    TLS) is also appended, as bytes, to the returned list."""
+    TLS), or only those it sends to the party named `to`, is also appended to the
+    returned list."""
     import crypten.communicator as comm
 
     session = comm.get().session
-    captured: list[bytes] = []
+    captured: list[np.ndarray] = []
     send = session.send
 
     def tap(party: str, tag: str, array: np.ndarray, payload_type: int = 1) -> None:
-        captured.append(np.ascontiguousarray(array).tobytes())
+        if to is None or party == to:
+            captured.append(np.array(array, copy=True))
         send(party, tag, array, payload_type)
 
     session.send = tap
     return captured
+
+
+SMALL_ELEMENT = 2**12  # zeros, counts and lengths the protocol sends in the clear stay below this
+SMALL_IN_BYTES = 2**24  # a pickled message's frame lengths stay below this
+
+
+def encodings_sent(sent: list[np.ndarray], values: np.ndarray, bits: tuple[int, ...] = (16,)) -> int:
+    """How many of the patterns that would betray `values` appear in what a party
+    sent: float64, float32, or fixed point round(v * 2^b) as int64 for b in `bits`.
+
+    A pattern counts only as a whole element of a sent array of its width, or
+    inside a message of bytes (a pickled object) in either byte order. Matching
+    byte strings across element or array boundaries would find chance matches; a
+    share is uniform over 2^64, so an element equal to an encoding is a real leak.
+    Fixed-point encodings smaller than the public integers the protocol sends are
+    not searched: nothing could tell them apart, nor zero from the zeros every
+    message holds."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[values != 0]
+    floats64 = set(values.view(np.int64).tolist())
+    floats32 = set(values.astype(np.float32).view(np.int32).tolist())
+    as_float32 = values.astype(np.float32).astype(np.float64)  # what a party holding float32 would encode
+    fixed = {int(e) for b in bits for v in (values, as_float32) for e in np.round(v * 2.0**b).astype(np.int64)}
+    wide = floats64 | {e for e in fixed if abs(e) >= SMALL_ELEMENT}
+    little = ([np.int64(p).tobytes() for p in floats64 | {e for e in fixed if abs(e) >= SMALL_IN_BYTES}]
+              + [np.int32(p).tobytes() for p in floats32])
+    in_bytes = little + [p[::-1] for p in little]  # pickle writes floats big-endian
+    found: set[bytes] = set()
+    for array in sent:
+        if array.dtype.itemsize == 8:
+            found |= {np.int64(p).tobytes() for p in wide.intersection(array.view(np.int64).ravel().tolist())}
+        elif array.dtype.itemsize == 4:
+            found |= {np.int32(p).tobytes() for p in floats32.intersection(array.view(np.int32).ravel().tolist())}
+        else:
+            data = array.tobytes()
+            found |= {p for p in in_bytes if p in data}
+    return len(found)

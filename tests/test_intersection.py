@@ -100,7 +100,7 @@ def _intersect_capturing(rank: int, world_size: int, args: tuple) -> tuple[bytes
     keys = args[rank]
     captured = capture_sends()
     found = intersect(rank, world_size, keys, b"salt")
-    return b"".join(captured), [int(r) for r in found.rows]
+    return b"".join(array.tobytes() for array in captured), [int(r) for r in found.rows]
 
 
 def test_a_party_sends_neither_its_keys_nor_their_unsalted_hashes() -> None:

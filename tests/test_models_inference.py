@@ -19,7 +19,7 @@ import mpc
 from gateway.errors import InvalidArgument
 from mpc.programs.models import assets, network
 from mpc.programs.models.holdout import AUC_BINS
-from statskit import Session, Task, capture_sends
+from statskit import Session, Task, capture_sends, encodings_sent
 from test_models_mlp import rings
 
 pytestmark = pytest.mark.multiprocess
@@ -218,7 +218,7 @@ def test_inputs_beyond_the_fixed_point_range_are_refused(session: Session) -> No
     assert status == "refused" and "takes 2 input values per row; the job's inputs give 3" in answer
 
 
-def _predict_capturing(rank: int, world_size: int, args: tuple) -> bytes:
+def _predict_capturing(rank: int, world_size: int, args: tuple) -> list[np.ndarray]:
     from mpc.programs import PROGRAMS
     from mpc.programs.context import JobContext, PartyLayout
 
@@ -228,7 +228,7 @@ def _predict_capturing(rank: int, world_size: int, args: tuple) -> bytes:
                      [PartyLayout(0, "party0", ["a", "b", "c", "d"], -1), PartyLayout(1, "party1", [], -1)], [0], {},
                      x if rank == 0 else np.zeros((0, 0)), model=None if rank == 0 else model)
     PROGRAMS["model.predict"](ctx)
-    return b"".join(captured)
+    return captured
 
 
 def test_neither_the_weights_nor_the_rows_cross_the_wire() -> None:
@@ -240,12 +240,9 @@ def test_neither_the_weights_nor_the_rows_cross_the_wire() -> None:
     sent = parties.run_parties(_predict_capturing, 2, (x, asset(net, [4], "sigmoid")), transport="grpc", timeout=180)
     weights = np.concatenate([p.detach().numpy().ravel() for p in net.parameters()])
     for values, who in ((weights, 1), (x.ravel(), 0)):
-        assert len(sent[who]) > values.size * 8, "the capture must hold the party's real traffic"
-        patterns = [p for v in values if abs(v) > 1e-4 for p in (
-            np.float64(v).tobytes(), np.float32(v).tobytes(),
-            *(np.int64(np.round(np.float64(np.float32(v)) * 2.0**bits)).tobytes() for bits in (16, 24)))]
-        leaked = [p for p in patterns if p in sent[who]]
-        assert not leaked, f"party {who} sent {len(leaked)} encodings of its secret"
+        assert sum(array.nbytes for array in sent[who]) > values.size * 8, "the capture must hold the party's real traffic"
+        leaked = encodings_sent(sent[who], values, bits=(16, 24))
+        assert not leaked, f"party {who} sent {leaked} encodings of its secret"
 
 
 class Sine(torch.nn.Module):
