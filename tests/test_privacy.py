@@ -19,9 +19,10 @@ from statskit import Session, Task
 
 pytestmark = pytest.mark.multiprocess
 
-ALPHA = 1e-3
+ALPHA = 1e-4
 """Each statistical test below fails a correct implementation with probability at
-most ALPHA (or the smaller figure its comment gives)."""
+most ALPHA (or the smaller figure its comment gives): about ten such assertions run
+in every CI, so a chance failure stays near one run in a thousand."""
 
 
 def _noise(rank: int, world_size: int, args: Any) -> dict[str, Any]:
@@ -177,19 +178,21 @@ def test_the_difference_attack_no_longer_recovers_a_row(two: Session) -> None:
     """The trial: one row appended, the same sum run twice, the difference was the
     row's value to 1e-3. With dp, the difference is the value plus noise of the
     calibrated scale: each sum's noise has std sqrt(2) b * 50 (bounds [0, 100]),
-    b = 2 / (epsilon / 4) over describe's four releases."""
+    b = 2 / (epsilon / 4) over describe's four releases. The noise is Laplace, whose
+    sample spread varies more than a normal's: 48 differences keep the bounds below
+    tight and a chance failure rarer than 1 in 30,000 (simulated)."""
     rng = np.random.default_rng(5)
     base = [np.column_stack([rng.uniform(0, 100, 300), rng.uniform(18, 98, 300)]) for _ in range(2)]
     row = np.array([[17.777, 40.0]])
     errors = []
-    for _ in range(8):
+    for _ in range(48):
         before = describe(two, base, epsilon=2.0)["sum"][0][0]
         after = describe(two, [np.vstack([base[0], row]), base[1]], epsilon=2.0)["sum"][0][0]
         errors.append(after - before - row[0, 0])
     expected = np.sqrt(2) * np.sqrt(2) * 2 / (2.0 / 4) * 50  # the difference of two noisy sums
     assert not np.all(np.abs(errors) < 1.0)
-    spread = np.std(errors, ddof=1) / expected  # 7 degrees of freedom: below 0.3 with probability 6e-4
-    assert 0.3 < spread < 2.5, (spread, errors)
+    spread = np.std(errors, ddof=1) / expected
+    assert 0.55 < spread < 1.8, (spread, errors)
 
 
 def test_a_column_without_bounds_and_exact_jobs_under_require_dp_are_refused(two: Session) -> None:
@@ -230,7 +233,7 @@ def test_private_histograms_are_noisy_counts_withheld_below_the_group_size(two: 
     tables = [np.column_stack([rng.uniform(0, 100, 600), rng.uniform(18, 98, 600)]) for _ in range(2)]
     edges = [0, 20, 40, 60, 80, 100, 1000]  # nobody in the last bin
     status, result = two.run(Task("stats.histogram", "horizontal", tables, [["balance", "age"]] * 2,
-                                  {"bin_edges": edges, "dp": {"epsilon": 2.0}}, {**RULES, "min_group_size": 15}))
+                                  {"bin_edges": edges, "dp": {"epsilon": 2.0}}, {**RULES, "min_group_size": 20}))
     assert status == "ok", result
     truth = np.stack([np.histogram(np.vstack(tables)[:, j], bins=edges)[0] for j in range(2)])
     counts, _, _, suppressed = result["histogram"]
@@ -238,8 +241,8 @@ def test_private_histograms_are_noisy_counts_withheld_below_the_group_size(two: 
     assert np.allclose(result["count_noise_std"][0], noise_std)
     shown = ~np.isnan(counts)
     assert np.all(np.abs(counts[shown] - truth[shown]) < 8 * noise_std)
-    assert np.all(counts[shown] == np.round(counts[shown])) and np.all(counts[shown] >= 15)
-    assert not shown[0, -1] and 5 in suppressed  # the empty bin, noise alone: below 15 but with probability 3e-4
+    assert np.all(counts[shown] == np.round(counts[shown])) and np.all(counts[shown] >= 20)
+    assert not shown[0, -1] and 5 in suppressed  # the empty bin, noise alone: below 20 but with probability 2e-5
 
 
 def test_vertical_private_histograms(two: Session) -> None:
