@@ -188,8 +188,11 @@ def test_taken_frames_are_acknowledged_in_batches_and_before_a_wait() -> None:
 
 
 def _driven_party(pki_dir: Path, me: str, parties: list[str], book: dict[str, str], ready: threading.Barrier,
-                  program: Callable[[Session], object], config: ExchangeConfig) -> object:
-    """One party on a driven node: this thread makes every call and runs its loop."""
+                  program: Callable[[Session], object], config: ExchangeConfig,
+                  finished: threading.Barrier | None) -> object:
+    """One party on a driven node: this thread makes every call and runs its loop.
+    With `finished`, it stops its node only once every party has closed its session
+    (a party that leaves fails the session of those still receiving)."""
     node = ExchangeNode(TlsIdentity.from_dir(pki_dir, me), set(parties) - {me}, config=config, driven=True).start()
     try:
         book[me] = f"127.0.0.1:{node.port}"
@@ -197,17 +200,20 @@ def _driven_party(pki_dir: Path, me: str, parties: list[str], book: dict[str, st
         session = node.open_session("s", dict(book))
         result = program(session)
         session.close()
+        if finished is not None:
+            finished.wait(60)
         return result
     finally:
         node.stop(0)
 
 
 def _run_driven(pki_dir: Path, programs: dict[str, Callable[[Session], object]],
-                config: ExchangeConfig = ExchangeConfig()) -> dict[str, object]:
+                config: ExchangeConfig = ExchangeConfig(), together: bool = True) -> dict[str, object]:
     book: dict[str, str] = {}
     ready = threading.Barrier(len(programs))
+    finished = threading.Barrier(len(programs)) if together else None
     with ThreadPoolExecutor(len(programs)) as pool:
-        futures = {p: pool.submit(_driven_party, pki_dir, p, list(programs), book, ready, f, config)
+        futures = {p: pool.submit(_driven_party, pki_dir, p, list(programs), book, ready, f, config, finished)
                    for p, f in programs.items()}
         return {p: f.result(60) for p, f in futures.items()}
 
@@ -239,15 +245,17 @@ def test_driven_nodes_keep_order_and_window_with_no_loop_thread(pki_dir: Path) -
 
 def test_a_driven_node_names_a_peer_that_left_while_it_waits(pki_dir: Path) -> None:
     def waits(session: Session) -> object:
+        session.send("bob", "hello", np.zeros(1, dtype=np.int64))  # bob leaves once alice's session is open
         with pytest.raises(PeerFailed, match="bob"):
             session.recv("bob", "t")
         return "raised"
 
     def leaves(session: Session) -> object:
+        session.recv("alice", "hello")
         session.send("alice", "other", np.zeros(1, dtype=np.int64))
         return "left"
 
-    assert _run_driven(pki_dir, {"alice": waits, "bob": leaves}) == {"alice": "raised", "bob": "left"}
+    assert _run_driven(pki_dir, {"alice": waits, "bob": leaves}, together=False) == {"alice": "raised", "bob": "left"}
 
 
 def test_chunks_take_a_fast_path_on_the_same_wire_format() -> None:
