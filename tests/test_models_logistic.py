@@ -81,6 +81,23 @@ def test_vertical_matches_scikit_learn_with_labels_at_one_party(session: Session
     assert_close_to_scikit_learn(result, x[~mask], y[~mask], x[mask], y[mask], 1.0)
 
 
+def test_the_label_holder_may_hold_the_label_alone(session: Session) -> None:
+    """A bank with the outcome and nothing else, the features at its partners: the
+    cross-party products skip the party with no columns (it was refused)."""
+    rng = np.random.default_rng(17)
+    rows, d = 1500, 3
+    x, y = credit(rng, rows, d)
+    split = np.array_split(np.arange(d), session.world_size - 1)
+    tables, names = [y.reshape(-1, 1), *(x[:, c] for c in split)], [["y"], *([f"x{j}" for j in c] for c in split)]
+    keys = [np.array([f"k{i}" for i in range(rows)])] * session.world_size
+    status, result = session.run(Task("model.logistic_regression", "vertical", tables, names, {"label": "y", "seed": 5},
+                                      {}, keys), timeout=600)
+    assert status == "ok", result
+    assert result["coefficients"][1] == [f"x{j}" for j in range(d)]
+    mask = entity_draws(keys[0], 5, "mpcgate") < 0.2
+    assert_close_to_scikit_learn(result, x[~mask], y[~mask], x[mask], y[mask], 1.0)
+
+
 @pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
 def test_without_an_intercept_matches_scikit_learn(session: Session, partitioning: str) -> None:
     rng = np.random.default_rng(12)

@@ -270,20 +270,23 @@ def _by_column(ctx: JobContext, widths: list[int], local: np.ndarray, axis: int 
     for r, width in enumerate(widths):
         shape = list(local.shape)
         shape[axis] = width
-        parts.append(secure.share_from(ctx, r, local if r == ctx.rank else None, tuple(shape)))
+        if width:
+            parts.append(secure.share_from(ctx, r, local if r == ctx.rank else None, tuple(shape)))
     return crypten.cat(parts, dim=axis)
 
 
 def _assemble(ctx: JobContext, widths: list[int], own: np.ndarray, cross: dict[tuple[int, int], Any]) -> Any:
-    """The full correlation matrix, shared: own blocks from their owners, cross blocks from MPC."""
+    """The full correlation matrix, shared: own blocks from their owners, cross blocks
+    from MPC (a party with no columns, a model's label holder, adds none)."""
     import crypten
 
     blocks: list[list[Any]] = [[None] * len(widths) for _ in widths]
     for r, width in enumerate(widths):
-        blocks[r][r] = secure.share_from(ctx, r, own if r == ctx.rank else None, (width, width))
+        blocks[r][r] = secure.share_from(ctx, r, own if r == ctx.rank else None, (width, width)) if width else None
     for (a, b), block in cross.items():
         blocks[a][b], blocks[b][a] = block, block.t()
-    return crypten.cat([crypten.cat(row, dim=1) for row in blocks], dim=0)
+    holding = [r for r, width in enumerate(widths) if width]
+    return crypten.cat([crypten.cat([blocks[a][b] for b in holding], dim=1) for a in holding], dim=0)
 
 
 def _diag(vector: Any) -> Any:

@@ -152,8 +152,6 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     layout = [dataclasses.replace(e, columns=[c for c in e.columns if c != label]) for e in ctx.layout]
     widths = [len(e.columns) for e in layout]
     features = [c for e in layout for c in e.columns]
-    if any(w == 0 for w in widths):
-        raise InvalidArgument("every party of a vertical model must contribute at least one feature")
     test = holdout.mask(ctx, n_all, HOLDOUT)  # the same rows at every party
     train_x, train_y = _mirrored(ctx, x[~test], y[~test] if y is not None else None)
     n, n_test = len(train_x), int(test.sum())

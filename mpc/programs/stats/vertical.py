@@ -134,22 +134,21 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int],
     # sums, over n - 1; then the 24-bit division
     error = (chunks * 2.0**-16 + math.sqrt(n) * 2.0**-16) / (n - 1) + 2.0**-24
     offsets = np.cumsum([0, *widths])
+    pairs = [(a, b) for a in range(len(widths)) for b in range(a + 1, len(widths)) if widths[a] and widths[b]]
     bound = 0.0
-    for a in range(len(widths)):
-        for b in range(a + 1, len(widths)):
-            worst = error * 2.0 ** (exps[offsets[a] : offsets[a + 1]].max() + exps[offsets[b] : offsets[b + 1]].max())
-            bound = max(bound, worst)
-            if worst > TOLERANCE / 4:
-                i = offsets[a] + int(np.argmax(exps[offsets[a] : offsets[a + 1]]))
-                j = offsets[b] + int(np.argmax(exps[offsets[b] : offsets[b + 1]]))
-                raise FailedPrecondition(
-                    f"columns {columns[i]!r} and {columns[j]!r} have values up to 2^{exps[i]} and 2^{exps[j]} standard "
-                    "deviations from their means: their correlation cannot be computed to 1e-3 at 16 fractional bits")
+    for a, b in pairs:  # (a party may hold no columns here: a model's label holder)
+        worst = error * 2.0 ** (exps[offsets[a] : offsets[a + 1]].max() + exps[offsets[b] : offsets[b + 1]].max())
+        bound = max(bound, worst)
+        if worst > TOLERANCE / 4:
+            i = offsets[a] + int(np.argmax(exps[offsets[a] : offsets[a + 1]]))
+            j = offsets[b] + int(np.argmax(exps[offsets[b] : offsets[b + 1]]))
+            raise FailedPrecondition(
+                f"columns {columns[i]!r} and {columns[j]!r} have values up to 2^{exps[i]} and 2^{exps[j]} standard "
+                "deviations from their means: their correlation cannot be computed to 1e-3 at 16 fractional bits")
     scaled = u / np.exp2(bounds)
     shared = [secure.share_from(ctx, r, scaled if r == ctx.rank else None, (n, widths[r]), precision=secure.PRODUCT_BITS)
-              for r in range(ctx.world_size)]
+              if widths[r] else None for r in range(ctx.world_size)]
     out: dict[tuple[int, int], Any] = {}
-    pairs = [(a, b) for a in range(len(widths)) for b in range(a + 1, len(widths))]
     for done, (a, b) in enumerate(pairs):
         block = None
         for start in range(0, n, CHUNK_ROWS):
