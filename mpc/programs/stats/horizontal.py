@@ -18,7 +18,8 @@ encoding nears the ring. Variances of z below `var_floor` (about 1e-6: the range
 is ~500 standard deviations) cannot be given to 1e-3: such a column is refused,
 every party learning the same one bit per column. stats.correlation computes
 1/sqrt under encryption at 16 bits and needs var(z) >= `CORRELATION_FLOOR`
-(range within ~15 standard deviations); stats.summary derives correlations from
+(measured: ranges up to ~20 standard deviations pass; the horizontal models
+share this limit); stats.summary derives correlations from
 the revealed covariance and has no such limit.
 """
 
