@@ -6,14 +6,16 @@ Optimizer: Newton's method with Böhning's fixed Hessian bound, H <= X^T X / 4 +
 penalty. In standardized features X^T X / 4 is (n - 1) R / 4 with R the features'
 correlation matrix, which the statistics machinery already computes under
 encryption; its inverse is taken once (models/solve.py), and every epoch is one
-full pass: eta = X w + b, p = sigmoid(eta), gradient X^T (p - y) + penalty, and
-w -= H^-1 gradient. The loss decreases monotonically with no learning rate to
-tune, which matters under fixed point, where SGD needs tuning and CrypTen users
-report losses that explode. Measured (benchmarks/optimizers.py, 20k x 30, under
-MPC): these steps reach scikit-learn's held-out AUC (0.8594) after one epoch;
-mini-batch SGD needs five at its best learning rate of three (0.03), plateaus
-below it at 0.3 and is stuck at 0.78 at 3.0, and each SGD epoch (78 batches,
-a sigmoid each) costs ~3.7x a full Newton epoch.
+full pass: eta = X w + b, p = sigmoid(eta), gradient X^T (p - y) + penalty, and w -=
+t H^-1 gradient. The step length t is a public power of two from the exact curvature
+along that direction (`_step_length`), and a step that does not lower the penalized
+loss is taken back (`_train`): the objective decreases monotonically with no
+learning rate to tune, which matters under fixed point, where SGD needs tuning and
+CrypTen users report losses that explode. Measured (benchmarks/optimizers.py, 20k x
+30, under MPC): these steps reach scikit-learn's held-out AUC (0.8594) after one
+epoch; mini-batch SGD needs five at its best learning rate of three (0.03), plateaus
+below it at 0.3 and is stuck at 0.78 at 3.0, and each SGD epoch (78 batches, a
+sigmoid each) costs ~3.7x a full Newton epoch.
 
 Fixed point: the design matrix and residuals enter the per-epoch products at 12
 fractional bits, so a product's encoding stays far from the ring (CrypTen's
@@ -24,12 +26,13 @@ securely computed means and deviations (horizontal: the pooled moments of the
 public column frame; vertical: each owner's own, exactly) and scaled into
 [-1, 1], so the sigmoid sees standardized log-odds.
 
-Revealed to every party, each epoch: the training loss (mean log-loss), for
-progress and early stopping. To the receivers: the coefficients in the data's
-units, the intercept, the standardization (means and population deviations),
-the loss per epoch, and accuracy and AUC on a held-out fraction of the rows
-(computed under encryption; the AUC from 32 score bins). keep_shared: the same
-metrics, and each party keeps its share of the model.
+Revealed to every party, each epoch: the training loss (mean log-loss), for progress
+and early stopping; the step length (a power of two up to STEP_MAX, one comparison
+bit per power) and whether the step lowered the objective (a bit). To the receivers:
+the coefficients in the data's units, the intercept, the standardization (means and
+population deviations), the loss per epoch, and accuracy and AUC on a held-out
+fraction of the rows (computed under encryption; the AUC from 32 score bins).
+keep_shared: the same metrics, and each party keeps its share of the model.
 
 Without an intercept (fit_intercept = false) each party appends the mirror image
 (-x, 1 - y) of its training rows (see `_mirrored`): twice the rows per epoch, the
@@ -61,6 +64,7 @@ ENTRY_ERROR = 2.0**-22
 """The Hessian bound only steers the steps (the optimum is where the gradient
 vanishes), so its inverse is refused only when severely ill-conditioned."""
 RIDGE_MAX = 100.0
+STEP_MAX = 64.0
 HOLDOUT = 0.2
 
 
@@ -210,14 +214,24 @@ def _label(ctx: JobContext, holder: int, y: np.ndarray | None, rows: int) -> Any
 
 def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
     """Böhning–Newton epochs until the loss stops improving (every party decides
-    alike: the loss is public)."""
+    alike: the loss is public), with a public step length on the Böhning direction.
+
+    The bound X^T X / 4 is loose where the probabilities are far from 1/2 (rare
+    classes, strong features): there, unit steps crawl (measured: 20 epochs left
+    2,000-row fits with 98% positives 4-8% above the optimal penalized loss, a
+    nearly separable one at twice it; with these lengths, 3e-4 to 9e-3 and 1.1x).
+    Each step's length comes from the curvature along it (`_step_length`); a step
+    that does not lower the objective (log-loss plus penalty, compared under
+    encryption: one public bit) is taken back and retried at half the length. Unit
+    steps never raise it (Böhning's bound), so the model returned is the best one
+    evaluated plus one unit step from it."""
     import crypten
 
     d = int(design.correlation.size(0))
     a = design.correlation
     precondition = torch.ones(d, dtype=torch.float64)
     if design.ridge is not None:
-        if not secure.open_bits_to_all(ctx, secure.less_than(design.ridge, RIDGE_MAX)).all():
+        if not secure.less_than_to_all(ctx, design.ridge, RIDGE_MAX).all():
             raise InvalidArgument(f"alpha is too large for these rows (penalty above {RIDGE_MAX} x the data's curvature)")
         a = a + design.ridge.unsqueeze(1).expand(d, d) * torch.eye(d, dtype=torch.float64)
         precondition = secure.lowered(design.ridge.add(1)).inv_sqrt()
@@ -228,23 +242,53 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
     tolerance = float(ctx.parameters.get("tolerance", 1e-4))
     w = crypten.cryptensor(torch.zeros(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
     b = crypten.cryptensor(torch.zeros(1, dtype=torch.float64), precision=secure.PRODUCT_BITS)
-    losses: list[float] = []
+    losses: list[float] = []  # the kept model's, each epoch
+    kept: tuple[Any, Any, Any, Any, Any] | None = None  # the best model evaluated, its unit step, its objective
+    length = 1.0
     for epoch in range(1, epochs + 1):
         eta = _logits(design, design.z, w, b)
         probability, softplus = sigmoid.activations(eta, softplus=True)
+        mean_loss = _loss(eta, softplus, design.y, design.n)
+        objective = mean_loss + _penalty(design, w)
+        if kept is not None and not secure.less_than_to_all(ctx, objective - kept[4], 0.0).all():
+            length /= 2  # overshot: back to the kept model, half the length
+            ctx.progress(f"epoch {epoch}/{epochs} loss {losses[-1]:.5f} (the step overshot: retrying at length {length:g})",
+                         70 + 25 * epoch / epochs)
+            w, b = kept[0] - kept[2].mul(length), kept[1] - kept[3].mul(length)
+            losses.append(losses[-1])
+            continue
+        loss = float(mean_loss.get_plain_text().item())
+        ctx.progress(f"epoch {epoch}/{epochs} loss {loss:.5f}", 70 + 25 * epoch / epochs)
         p = sigmoid.clamp01(probability)
         residual = p - secure.raised(design.y, secure.PRODUCT_BITS)
         gradient, total = _gradient(design, residual)
         if design.ridge is not None:  # + (n-1)/4 * ridge * w, the penalty's gradient
             gradient = gradient + secure.mul_mixed(secure.lowered(design.ridge, secure.PRECISION_BITS), w).mul((design.n - 1) / 4)
-        step = inv.apply(secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1)))
-        w = w - secure.lowered(step)
-        b = b - total.mul(4 / design.n)
-        losses.append(_loss(eta, softplus, design.y, design.n))
-        ctx.progress(f"epoch {epoch}/{epochs} loss {losses[-1]:.5f}", 70 + 25 * epoch / epochs)
-        if len(losses) > 1 and losses[-2] - losses[-1] < tolerance * max(1.0, losses[-1]):
+        step = secure.lowered(inv.apply(secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1))))
+        kept = (w, b, step, total.mul(4 / design.n), objective)
+        moved = not losses or abs(losses[-1] - loss) >= tolerance * max(1.0, loss)
+        losses.append(loss)
+        if not moved:
             break
-    return w, b, losses
+        length = _step_length(ctx, design, p, (gradient, total), (step, kept[3]))
+        w, b = w - step.mul(length), b - kept[3].mul(length)
+    assert kept is not None
+    return kept[0] - kept[2], kept[1] - kept[3], losses
+
+
+def _step_length(ctx: JobContext, design: Design, p: Any, gradient: tuple[Any, Any], step: tuple[Any, Any]) -> float:
+    """The largest power of two in [1, STEP_MAX] at or below t* = g.s / s^T H s,
+    where the loss's quadratic model along the unit step s is lowest (H the exact
+    Hessian, sum p(1 - p) (u s)^2 plus the penalty's): H <= the Böhning bound makes
+    t* >= 1. One batch of comparisons; its bits, the length, are public."""
+    n = design.n
+    along = _logits(design, design.z, *step)  # u_i . s + s_b, each row
+    curvature = (p - p.square()).mul(along.square()).sum().div(n)
+    slope = (secure.lowered(gradient[0]).div(n) * step[0]).sum() + gradient[1].div(n) * step[1]
+    curvature = curvature + 2 * _penalty(design, step[0])  # the penalty is quadratic: s^T H_pen s = 2 pen(s)
+    powers = torch.exp2(torch.arange(1, int(math.log2(STEP_MAX)) + 1, dtype=torch.float64))
+    beyond = secure.less_than_to_all(ctx, curvature.mul(powers) - slope, 0.0)  # 2^k s^T H s < g.s
+    return float(2.0 ** int(beyond.sum()))
 
 
 def _logits(design: Design, z: Any, w: Any, b: Any) -> Any:
@@ -275,10 +319,20 @@ def _gradient(design: Design, residual: Any) -> tuple[Any, Any]:
     return secure.raised(gradient, secure.PRECISION_BITS), total
 
 
-def _loss(eta: Any, softplus: Any, y: Any, n: int) -> float:
-    """Mean log-loss, softplus(eta) - y eta, opened to every party."""
+def _loss(eta: Any, softplus: Any, y: Any, n: int) -> Any:
+    """Mean log-loss, softplus(eta) - y eta (shared; every party opens it)."""
     per_row = softplus - eta * secure.raised(y, secure.PRODUCT_BITS)
-    return float(per_row.sum().div(n).get_plain_text().item())
+    return per_row.sum().div(n)
+
+
+def _penalty(design: Design, w: Any) -> Any:
+    """The L2 penalty over the rows, alpha |b|^2 / 2n = (n - 1) / 8n sum ridge_j w_j^2
+    in standardized units (shared, at the loss's precision)."""
+    if design.ridge is None:
+        return 0.0
+    ridge = secure.lowered(design.ridge, secure.PRECISION_BITS)
+    total = secure.mul_mixed(secure.mul_mixed(ridge, w), w).sum().mul((design.n - 1) / (8 * design.n))
+    return secure.lowered(total)
 
 
 def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, stats: dict[str, Any],
