@@ -148,6 +148,31 @@ def test_offsets_and_magnitudes_the_trial_broke_are_answered_on_three_parties(th
     assert_within_documented_accuracy(answer, np.vstack(tables))
 
 
+HEAVY_TAILS = {
+    # lognormal (sigma = 2.5) amounts: ~110 standard deviations of range
+    "lognormal": lambda rng: rng.lognormal(3, 2.5, size=(10_000, 2)) * [1.0, 1e4],
+    # one value 3,000 out among 150,000 rows a party: ~540 standard deviations, beyond the range frame's var_floor
+    "one far outlier": lambda rng: np.column_stack([np.r_[rng.normal(size=149_999), 3e3] + 5e4,
+                                                    rng.normal(size=150_000)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HEAVY_TAILS))
+def test_heavy_tails_are_answered(two: Session, case: str) -> None:
+    """A heavy-tailed column's variance is tiny in its range's frame: correlation
+    was refused beyond ~20 standard deviations of range and every dispersion
+    statistic beyond ~500. The tightened frame answers them within the documented
+    accuracy."""
+    rng = np.random.default_rng(4)
+    tables = [HEAVY_TAILS[case](rng) for _ in range(2)]
+    pooled = np.vstack(tables)
+    assert (np.ptp(pooled, axis=0) / pooled.std(axis=0)).max() > 50
+    for kind in ("stats.correlation", "stats.summary", "stats.describe"):
+        status, answer = two.run(Task(kind, "horizontal", tables, [["a", "b"]] * 2))
+        assert status == "ok", (kind, answer)
+        assert_within_documented_accuracy(answer, pooled)
+
+
 def test_an_outlier_gives_exact_extremes(two: Session) -> None:
     rng = np.random.default_rng(2)
     a, b = rng.normal(0, 1, size=(199, 1)), rng.normal(0, 1, size=(150, 1))

@@ -277,12 +277,29 @@ def mul_mixed(high: Any, low: Any, op: str = "mul") -> Any:
     Beaver product is truncated by `low`'s scale, so the result keeps `high`'s
     precision while the product's encoding stays at 2^(f_high + f_low).
     (CrypTen itself would truncate by the larger scale.)"""
-    import crypten
     from crypten.mpc.primitives import beaver
 
     raw = getattr(beaver, op)(high._tensor, low._tensor)
     raw.encoder = high._tensor.encoder
     raw.div_(int(low.encoder.scale))
+    return _wrapped(raw)
+
+
+def exact_product(a: Any, b: Any) -> Any:
+    """a * b elementwise with no truncation: the product's encoding at the sum of
+    both precisions (for low-precision factors whose product needs every bit)."""
+    from crypten.encoder import FixedPointEncoder
+    from crypten.mpc.primitives import beaver
+
+    raw = beaver.mul(a._tensor, b._tensor)
+    raw.encoder = FixedPointEncoder(precision_bits=int(a.encoder.scale * b.encoder.scale).bit_length() - 1)
+    return _wrapped(raw)
+
+
+def _wrapped(raw: Any) -> Any:
+    """An arithmetic shared tensor as a CrypTen MPCTensor."""
+    import crypten
+
     out = crypten.cryptensor(torch.zeros(raw.share.shape, dtype=torch.float64))
     out._tensor = raw
     return out

@@ -20,7 +20,8 @@ aside, default none), R^2 on the held-out rows (models/r2.py). With keep_shared,
 only the R^2s are revealed; each party keeps its share of the model. Vertical
 with own_coefficients: each party receives its own features' coefficients and
 its part of the intercept (`_own_part`). Public to every party, beyond the
-statistics programs' frames: the held-out row counts, and one bit that the system
+statistics programs' frames (horizontal: tightened for heavy tails, as theirs
+are where dispersion is computed): the held-out row counts, and one bit that the system
 was well-conditioned enough to solve.
 
 Without an intercept (fit_intercept = false): each party appends the mirror image
@@ -103,9 +104,9 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     d = len(features)
     _enough_rows(n, d, origin)
     ctx.progress("fixing each column's frame", 5)
-    shift, scale = horizontal.column_frame(ctx, np.vstack([x, x_test]), n + n_test, order)  # held-out rows inside it
+    frame = horizontal.column_frame(ctx, np.vstack([x, x_test]), n + n_test, order)  # held-out rows inside it
     ctx.progress("pooled covariance", 20)
-    moments = horizontal.pooled_moments(ctx, x, n, (shift, scale), order, True, horizontal.CORRELATION_FLOOR)
+    (shift, scale), moments = horizontal.tightened_moments(ctx, x, n, frame, order, horizontal.CORRELATION_FLOOR)
     inverse = horizontal.inverse_std(moments)  # 1 / (16 std(z)), 16 bits
     ridge = alpha / (n * scale[:d] ** 2)  # public: alpha in the data's units, over n, in z units
     cov = moments.biased

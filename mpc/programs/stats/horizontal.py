@@ -14,13 +14,17 @@ of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused
 Precision. Aggregates (sums of z and of z z^T over rows, divided by the pooled row
 count) are shared at 32 fractional bits, error ~2^-33 per party; the square of
 the mean is taken in two limbs (16-bit high part, 32-bit rest) so no product's
-encoding nears the ring. Variances of z below `var_floor` (about 1e-6: the range
-is ~500 standard deviations) cannot be given to 1e-3: such a column is refused,
-every party learning the same one bit per column. stats.correlation computes
-1/sqrt under encryption at 16 bits and needs var(z) >= `CORRELATION_FLOOR`
-(measured: ranges up to ~20 standard deviations pass; the horizontal models
-share this limit); stats.summary derives correlations from
-the revealed covariance and has no such limit.
+encoding nears the ring. A heavy-tailed column's range is many standard
+deviations, so in the range's frame its variance is tiny and those errors large
+beside it: programs that need dispersion first tighten the frame (`tightened_moments`:
+the scale divided by a public 2^j that brings var(z) to at least TIGHT_VARIANCE)
+and aggregate again. A column is refused, every party learning the same one bit
+per column, only where even that cannot work: a range beyond ~7,000 standard
+deviations (var(z) below 4.6e-9 in the range's frame), or, after tightening,
+var(z) below `var_floor` (the 1e-3 bound; a failed truncation) or, where 1/sqrt is
+taken under encryption (stats.correlation at 16 bits, linear regression),
+`CORRELATION_FLOOR`. Logistic regression and the MLP share each row's z at 12 bits
+in the range's frame and keep a ~20-deviation limit on the range.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ VAR_SCALE = 256  # inv_sqrt works on VAR_SCALE * var(z), inside its accurate ran
 ERROR_PER_PARTY = 2.0**-33  # encoding error of one party's shared aggregate
 TOLERANCE = 1e-3
 CORRELATION_FLOOR = 3e-4  # 1/sqrt at 16 bits of VAR_SCALE * var(z) >= 0.077
+TIGHT_VARIANCE = CORRELATION_FLOOR  # a tightened frame's var(z) is at least this: every column answered before stays j = 0
+TIGHTEN_STEPS = 8  # var(z) from 4.6e-9 (a range up to ~7,000 standard deviations) to >= TIGHT_VARIANCE
+MEAN_LIMIT = 2.0 ** (TIGHTEN_STEPS + 1)  # |mean(z)| <= 2^j / 32 in a tightened frame: beyond, a truncation failed
 
 
 def var_floor(parties: int) -> float:
@@ -59,8 +66,8 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
     frame = None
     if req.wants(MOMENTS):
         ctx.progress("fixing each column's frame", 10)
-        frame = column_frame(ctx, x, n, columns)
-        secrets += _moments(ctx, req, x, n, frame, columns)
+        frame, shared = _moments(ctx, req, x, n, column_frame(ctx, x, n, columns), columns)
+        secrets += shared
     if req.wants({"min", "max"}):
         ctx.progress("exact extremes", 50)
         lowest, highest = secure.extremes(ctx, x.min(axis=0), x.max(axis=0))
@@ -93,8 +100,45 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     range_exp = exponents - below
     multiplier = [int(2 ** (b + SHIFT_GRID)) for b in below]
     grid = secure.open_integers_to_all(ctx, secure.times_integers(mean, multiplier))
-    shift = grid * np.exp2(range_exp - SHIFT_GRID)
-    return shift, np.exp2(range_exp + 1)
+    shift, scale = grid * np.exp2(range_exp - SHIFT_GRID), np.exp2(range_exp + 1)
+    if np.abs((x - shift) / scale).max(initial=0) > 4:  # |z| <= 1/2 + 1/32 by construction
+        raise FailedPrecondition("the columns' public frame is inconsistent (a fixed-point failure); please resubmit")
+    return shift, scale
+
+
+def tightened_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
+                      columns: list[str], floor: float | None = None) -> tuple[tuple[np.ndarray, np.ndarray], Moments]:
+    """The pooled moments with dispersion in a frame whose scale is divided, per
+    column, by a public 2^j (j <= TIGHTEN_STEPS) so that var(z) >= TIGHT_VARIANCE;
+    refused (as pooled_moments, at `floor`) where that cannot be done.
+
+    A heavy-tailed column's range is many standard deviations (lognormal amounts:
+    15-110; California housing's occupancy: ~120), so in the range's frame its
+    variance is tiny: 1/sqrt of it under encryption was refused beyond ~20, and the
+    32-bit aggregates' error beside it grew as 1/var(z) (refused beyond ~500). j is
+    how many of the thresholds TIGHT_VARIANCE / 4^k (k = 0..TIGHTEN_STEPS - 1) the
+    pooled var(z) lies below, opened to every party with one more bit, "below
+    the quarter of the last" (refused), in one comparison: the bits are monotone,
+    so they tell j and no more. Only that binade is needed of these first
+    moments. Where some j > 0, each party aggregates z 2^j again, locally in
+    float64 (no precision lost; |z 2^j| <= 2^j, a party's mean square at most
+    4^TIGHTEN_STEPS: encodings below 2^51), where the aggregates' absolute error is
+    at most ~2^-22 of var(z); where every j is 0 (a range within ~15 to 30 standard
+    deviations: most data), the first moments are kept: var(z) >= TIGHT_VARIANCE
+    meets any floor."""
+    assert floor is None or floor <= TIGHT_VARIANCE
+    moments = pooled_moments(ctx, x, n, frame, columns, floor=0.0)
+    levels = TIGHT_VARIANCE * 4.0 ** -np.arange(TIGHTEN_STEPS + 1)  # the last: the coarsest binade's floor
+    thresholds = torch.from_numpy(levels * (n - 1) / n)
+    below = secure.less_than_to_all(ctx, moments.variance.unsqueeze(1).expand(len(columns), len(levels)), thresholds)
+    if below[:, -1].any():
+        _refuse_spread(columns[int(np.argmax(below[:, -1]))])
+    steps = below[:, :-1].sum(axis=1)
+    if not steps.any():
+        return frame, moments
+    shift, scale = frame
+    tight = (shift, scale / np.exp2(steps))
+    return tight, pooled_moments(ctx, x, n, tight, columns, floor=floor)
 
 
 def _range_steps(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -122,22 +166,21 @@ def _exponent(peak: float) -> int:
 
 
 def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
-             columns: list[str]) -> list[tuple[str, Any]]:
-    moments = pooled_moments(ctx, x, n, frame, columns, req.wants(DISPERSION),
-                             CORRELATION_FLOOR if _mpc_correlation(req) else 0.0)
+             columns: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], list[tuple[str, Any]]]:
+    """The shared moments the request needs, and the frame they are in."""
+    if not req.wants(DISPERSION):
+        return frame, [("mean_z", pooled_moments(ctx, x, n, frame, columns, dispersion=False).mean)]
+    frame, moments = tightened_moments(ctx, x, n, frame, columns, CORRELATION_FLOOR if _mpc_correlation(req) else None)
     out: list[tuple[str, Any]] = []
     if req.wants({"sum", "mean"}):
         out.append(("mean_z", moments.mean))
-    if not req.wants(DISPERSION):
-        return out
     if req.wants({"covariance"}):  # variance, std and correlation follow from it
-        out.append(("biased_cov_z", moments.biased))
-        return out
+        return frame, [*out, ("biased_cov_z", moments.biased)]
     if req.wants({"variance", "std"}):
         out.append(("biased_var_z", moments.variance))
     if _mpc_correlation(req):
         out.append(("correlation", correlation(moments)))
-    return out
+    return frame, out
 
 
 @dataclass
@@ -150,15 +193,13 @@ class Moments:
 
 
 def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray], columns: list[str],
-                   dispersion: bool = True, floor: float = 0.0) -> Moments:
+                   dispersion: bool = True, floor: float | None = None) -> Moments:
     """The parties' local aggregates of z, added under encryption; with `dispersion`,
     the covariance too, refusing (every party alike) a column whose variance is
-    below what 1e-3 needs (or below `floor`)."""
+    below `floor` (by default var_floor, what 1e-3 needs; 0: no check)."""
     shift, scale = frame
     z = (x - shift) / scale
     d = len(columns)
-    if np.abs(z).max(initial=0) > 4:  # the frame came out of a failed truncation
-        raise FailedPrecondition("the columns' public frame is inconsistent (a fixed-point failure); please resubmit")
     local = np.concatenate([z.sum(axis=0) / n, (z.T @ z).ravel() / n])
     pooled = secure.total(secure.share_each(ctx, local, precision=secure.AGGREGATE_BITS))
     mean = pooled[:d]
@@ -166,14 +207,18 @@ def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarr
         return Moments(mean, None, None)
     biased = pooled[d:].reshape(d, d) - _outer(mean, d)  # cov(z) * (n-1)/n
     variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
-    floor = max(var_floor(ctx.world_size), floor)
-    ok = secure.greater_than_to_all(ctx, variance, floor * (n - 1) / n)
-    if not ok.all():
-        column = columns[int(np.argmin(ok))]
-        raise FailedPrecondition(
-            f"column {column!r}: its spread is too small relative to its range (an outlier?) for its variance, "
-            "std, covariance or correlation to be computed to 1e-3 at 24 fractional bits; it was not released")
+    floor = var_floor(ctx.world_size) if floor is None else floor
+    if floor:
+        ok = secure.greater_than_to_all(ctx, variance, floor * (n - 1) / n)
+        if not ok.all():
+            _refuse_spread(columns[int(np.argmin(ok))])
     return Moments(mean, biased, variance)
+
+
+def _refuse_spread(column: str) -> None:
+    raise FailedPrecondition(
+        f"column {column!r}: its spread is too small relative to its range (an outlier?) for its variance, "
+        "std, covariance or correlation to be computed to 1e-3 at 24 fractional bits; it was not released")
 
 
 def _mpc_correlation(req: Request) -> bool:
@@ -182,17 +227,16 @@ def _mpc_correlation(req: Request) -> bool:
 
 def _outer(mean: Any, d: int) -> Any:
     """mean mean^T at 32 bits: mean = hi + lo with hi at 16 bits, |lo| < 2^-16;
-    hi hi^T + hi lo^T + lo hi^T (lo lo^T < 2^-32 is dropped), as one batched
-    product and truncation. |mean| <= 1/8, so every product's encoding stays below
-    2^42."""
+    hi hi^T exactly (16 x 16 bits, no truncation), hi lo^T + lo hi^T as one batched
+    product and truncation (lo lo^T < 2^-32 is dropped). |mean| <= 2^j / 32 <= 16 in
+    a tightened frame, so no product's encoding passes 2^40."""
     import crypten
 
     hi = secure.lowered(mean)
-    hi_wide = secure.raised(hi, secure.AGGREGATE_BITS)
-    lo = mean - hi_wide  # (mean - hi would re-encode hi in place)
+    lo = mean - secure.raised(hi, secure.AGGREGATE_BITS)  # (mean - hi would re-encode hi in place)
     rows, cols = (lambda v: v.unsqueeze(1).expand(d, d)), (lambda v: v.unsqueeze(0).expand(d, d))
-    high, low = crypten.stack([rows(hi_wide), rows(lo), cols(lo)]), crypten.stack([cols(hi), cols(hi), rows(hi)])
-    return secure.mul_mixed(high, low).sum(dim=0)
+    cross = secure.mul_mixed(crypten.stack([rows(lo), cols(lo)]), crypten.stack([cols(hi), rows(hi)])).sum(dim=0)
+    return secure.exact_product(rows(hi), cols(hi)) + cross
 
 
 def inverse_std(moments: Moments) -> Any:
@@ -218,7 +262,7 @@ def _derive(opened: dict[str, np.ndarray], req: Request, n: int, frame: tuple[np
     out: dict[str, Result] = {}
     unbias = n / (n - 1)
     for name in ("mean_z", "biased_cov_z", "biased_var_z"):
-        if name in opened and not np.all(np.abs(opened[name]) <= 2):  # |z| <= 1 by construction
+        if name in opened and not np.all(np.abs(opened[name]) <= MEAN_LIMIT):  # |z| <= 2^j by construction
             raise FailedPrecondition(f"a fixed-point truncation failed in {name.split('_')[0]}; nothing was released, "
                                      "please resubmit the job")
     if frame is not None:
