@@ -173,6 +173,20 @@ def test_heavy_tails_are_answered(two: Session, case: str) -> None:
         assert_within_documented_accuracy(answer, pooled)
 
 
+def test_heavy_tails_at_both_parties_are_answered_vertically(two: Session) -> None:
+    """Values ~100 standard deviations out at both parties (2^7 each) made 16-bit
+    cross-party products miss 1e-3, and the job was refused: they now go in two
+    limbs."""
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(8000, 2)), rng.normal(size=8000)
+    a[3, 0], b[5] = 80.0, -85.0
+    b += 0.3 * a[:, 0]
+    keys = [np.array([f"k{i}" for i in range(8000)])] * 2
+    status, answer = two.run(Task("stats.summary", "vertical", [a, b[:, None]], [["a0", "a1"], ["b"]], {}, {}, keys))
+    assert status == "ok", answer
+    assert_within_documented_accuracy(answer, np.column_stack([a, b]))
+
+
 def test_an_outlier_gives_exact_extremes(two: Session) -> None:
     rng = np.random.default_rng(2)
     a, b = rng.normal(0, 1, size=(199, 1)), rng.normal(0, 1, size=(150, 1))

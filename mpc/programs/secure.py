@@ -285,13 +285,13 @@ def mul_mixed(high: Any, low: Any, op: str = "mul") -> Any:
     return _wrapped(raw)
 
 
-def exact_product(a: Any, b: Any) -> Any:
-    """a * b elementwise with no truncation: the product's encoding at the sum of
+def exact_product(a: Any, b: Any, op: str = "mul") -> Any:
+    """a * b (or a @ b) with no truncation: the product's encoding at the sum of
     both precisions (for low-precision factors whose product needs every bit)."""
     from crypten.encoder import FixedPointEncoder
     from crypten.mpc.primitives import beaver
 
-    raw = beaver.mul(a._tensor, b._tensor)
+    raw = getattr(beaver, op)(a._tensor, b._tensor)
     raw.encoder = FixedPointEncoder(precision_bits=int(a.encoder.scale * b.encoder.scale).bit_length() - 1)
     return _wrapped(raw)
 

@@ -169,7 +169,8 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     bounds = np.exp2(np.ceil(np.log2(np.maximum(np.abs(u_train).max(axis=0), 1.0))))
     public_bounds = np.concatenate([np.asarray(b) for b in secure.public(ctx, [float(v) for v in bounds])])
     shared_ctx = dataclasses.replace(ctx, table=train_x, layout=layout)
-    cross, _ = vertical.cross_correlations(shared_ctx, n, widths, features)
+    # one limb: the rows below enter at 12 bits of u / 2^b, too coarse for features far out at both parties
+    cross, _ = vertical.cross_correlations(shared_ctx, n, widths, features, limbs=False)
     correlation = _assemble(ctx, widths, np.atleast_2d(np.corrcoef(train_x, rowvar=False)), cross)
     alpha = _alpha(ctx)
     ridge = _by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None

@@ -14,8 +14,13 @@ locally, u = (x - mean) / std, and scales them by a public power of two
 lies from the mean, to a power of two). The correlation between two parties'
 columns is then a secure matmul of the scaled columns at 16 bits, in row chunks,
 divided by n - 1; the covariance multiplies it by the two shared standard
-deviations. Where 2^(b_i + b_j) is so large (heavy outliers) that the result
-would miss 1e-3, the job is refused naming the columns, before anything is shared.
+deviations. Where 2^(b_i + b_j) is so large (heavy tails at both parties: values
+~16 to 32 standard deviations out) that 16 bits would miss 1e-3, the scaled
+columns go in two 16-bit limbs (the rest below the first limb's grid, scaled by
+2^16, as a second), multiplied exactly at 32 bits: twice the shares and four
+times the products, for that pair only. Where even that would miss 1e-3 (values
+~1,000 standard deviations out at both parties), the job is refused naming the
+columns, before anything is shared.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from mpc.programs.stats.request import Request, histogram_result, local_histogra
 
 CHUNK_ROWS = 4096
 TOLERANCE = 1e-3
+LIMB = 1 << secure.PRODUCT_BITS
 
 
 def compute(ctx: JobContext, req: Request, n: int) -> dict[str, Result] | None:
@@ -113,12 +119,12 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
     return out
 
 
-def cross_correlations(ctx: JobContext, n: int, widths: list[int],
-                       columns: list[str]) -> tuple[dict[tuple[int, int], Any], float]:
+def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list[str],
+                       limbs: bool = True) -> tuple[dict[tuple[int, int], Any], float]:
     """Secret-shared correlations (24 bits) between the columns of every pair of
     parties (a < b), from each party's locally standardized columns, and the bound
     on their error; refused, naming the columns, where outliers would push the
-    error past 1e-3."""
+    error past 1e-3 even in two limbs (or, without `limbs`, in one)."""
     x = _centered(ctx.table)
     sigma = x.std(axis=0, ddof=1)
     constant = [c for c, s in zip(ctx.layout[ctx.rank].columns, sigma) if not s > 0]
@@ -129,36 +135,77 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int],
     u = (x - x.mean(axis=0)) / sigma
     bounds = [int(math.ceil(math.log2(max(float(np.abs(col).max()), 1.0)))) for col in u.T]
     exps = np.concatenate([np.asarray(b, dtype=np.int64) for b in secure.public(ctx, bounds)])
-    chunks = math.ceil(n / CHUNK_ROWS)
-    # per unit of 2^(b_i + b_j): chunk truncations and 16-bit input rounding in the
-    # sums, over n - 1; then the 24-bit division
-    error = (chunks * 2.0**-16 + math.sqrt(n) * 2.0**-16) / (n - 1) + 2.0**-24
     offsets = np.cumsum([0, *widths])
     pairs = [(a, b) for a in range(len(widths)) for b in range(a + 1, len(widths)) if widths[a] and widths[b]]
+    errors = _unit_errors(n)
+    limbed: set[tuple[int, int]] = set()
     bound = 0.0
     for a, b in pairs:  # (a party may hold no columns here: a model's label holder)
-        worst = error * 2.0 ** (exps[offsets[a] : offsets[a + 1]].max() + exps[offsets[b] : offsets[b + 1]].max())
+        reach = 2.0 ** (exps[offsets[a] : offsets[a + 1]].max() + exps[offsets[b] : offsets[b + 1]].max())
+        if limbs and errors[0] * reach > TOLERANCE / 4:
+            limbed.add((a, b))
+        worst = errors[(a, b) in limbed] * reach
         bound = max(bound, worst)
         if worst > TOLERANCE / 4:
             i = offsets[a] + int(np.argmax(exps[offsets[a] : offsets[a + 1]]))
             j = offsets[b] + int(np.argmax(exps[offsets[b] : offsets[b + 1]]))
             raise FailedPrecondition(
                 f"columns {columns[i]!r} and {columns[j]!r} have values up to 2^{exps[i]} and 2^{exps[j]} standard "
-                "deviations from their means: their correlation cannot be computed to 1e-3 at 16 fractional bits")
+                "deviations from their means: their correlation cannot be computed to 1e-3 in the fixed point")
     scaled = u / np.exp2(bounds)
-    shared = [secure.share_from(ctx, r, scaled if r == ctx.rank else None, (n, widths[r]), precision=secure.PRODUCT_BITS)
+    high = np.round(scaled * 2.0**secure.PRODUCT_BITS) / 2.0**secure.PRODUCT_BITS
+    lows = {r for pair in limbed for r in pair}
+    shared = [secure.share_from(ctx, r, high if r == ctx.rank else None, (n, widths[r]), precision=secure.PRODUCT_BITS)
               if widths[r] else None for r in range(ctx.world_size)]
+    rest = [secure.share_from(ctx, r, (scaled - high) * LIMB if r == ctx.rank else None, (n, widths[r]),
+                              precision=secure.PRODUCT_BITS) if r in lows else None for r in range(ctx.world_size)]
     out: dict[tuple[int, int], Any] = {}
     for done, (a, b) in enumerate(pairs):
-        block = None
-        for start in range(0, n, CHUNK_ROWS):
-            part = shared[a][start : start + CHUNK_ROWS].t().matmul(shared[b][start : start + CHUNK_ROWS])
-            block = part if block is None else block + part
         factors = [[int(2 ** (exps[offsets[a] + i] + exps[offsets[b] + j])) for j in range(widths[b])]
                    for i in range(widths[a])]
-        out[(a, b)] = secure.times_integers(secure.raised(block).div(n - 1), factors)
+        if (a, b) in limbed:
+            total = _limbed_sum(shared[a], rest[a], shared[b], rest[b], n).div(n - 1)  # 32 bits
+            out[(a, b)] = secure.lowered(secure.times_integers(total, factors), secure.PRECISION_BITS)
+        else:
+            block = _row_sum(shared[a], shared[b], n, lambda left, right: left.matmul(right))
+            out[(a, b)] = secure.times_integers(secure.raised(block).div(n - 1), factors)
         ctx.progress("cross-party products", 20 + 60 * (done + 1) / len(pairs))
     return out, bound
+
+
+def _unit_errors(n: int) -> tuple[float, float]:
+    """The error bound of a cross-party correlation per unit of 2^(b_i + b_j), in
+    one limb and in two. One: each chunk's 16-bit truncation and the 16-bit inputs'
+    rounding in the sums, over n - 1, then the 24-bit division. Two: the inputs to
+    2^-33 (their rest in a second 16-bit limb, scaled by 2^16), sums exact at 32
+    bits, two truncations combining the limbs, then the 32-bit division."""
+    chunks = math.ceil(n / CHUNK_ROWS)
+    one = (chunks * 2.0**-16 + math.sqrt(n) * 2.0**-16) / (n - 1) + 2.0**-24
+    two = (math.sqrt(n) * 2.0**-32 + 2.0**-30) / (n - 1) + 2.0**-32
+    return one, two
+
+
+def _limbed_sum(high_a: Any, low_a: Any, high_b: Any, low_b: Any, n: int) -> Any:
+    """sum over rows of v_a^T v_b at 32 bits, each v = high + low / 2^16 in 16-bit
+    limbs: [high | low]^T [high | low] exactly (16 x 16 bits, no truncation: with
+    |v| <= 1 a chunk's encodings stay below 2^45), then hh + (hl + lh + ll / 2^16) / 2^16."""
+    import crypten
+
+    wa, wb = int(high_a.size(1)), int(high_b.size(1))
+    left, right = crypten.cat([high_a, low_a], dim=1), crypten.cat([high_b, low_b], dim=1)
+    block = _row_sum(left, right, n, lambda a, b: secure.exact_product(a, b, "matmul"))
+    cross = block[:wa, wb:] + block[wa:, :wb] + block[wa:, wb:].div(LIMB)
+    return block[:wa, :wb] + cross.div(LIMB)
+
+
+def _row_sum(left: Any, right: Any, n: int, product: Any) -> Any:
+    """left^T right over the n rows, by row chunks (a chunk's products bound the
+    encodings and the triples' size)."""
+    block = None
+    for start in range(0, n, CHUNK_ROWS):
+        part = product(left[start : start + CHUNK_ROWS].t(), right[start : start + CHUNK_ROWS])
+        block = part if block is None else block + part
+    return block
 
 
 def _assemble(req: Request, n: int, widths: list[int], columns: list[str], names: list[str],
