@@ -123,7 +123,7 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
     _enough_rows(ctx, n, len(features))
     ctx.progress("standardizing", 5)
     frame = horizontal.column_frame(ctx, train_x, n, features)
-    moments = horizontal.pooled_moments(ctx, train_x, n, frame, features, True, horizontal.CORRELATION_FLOOR)
+    moments = horizontal.row_frame_moments(ctx, train_x, n, frame, features)
     inverse_std = horizontal.inverse_std(moments)  # 1 / (16 std(z)), 16 bits
     scale = inverse_std.mul(16)
     shift_z, scale_z = frame

@@ -109,7 +109,7 @@ def _horizontal(ctx: JobContext, label: str) -> Inputs:
     holdout.check(ctx, n_test, HOLDOUT)
     ctx.progress("standardizing", 5)
     frame = horizontal.column_frame(ctx, x[~test], n, features)
-    moments = horizontal.pooled_moments(ctx, x[~test], n, frame, features, True, horizontal.CORRELATION_FLOOR)
+    moments = horizontal.row_frame_moments(ctx, x[~test], n, frame, features)
     shift, scale = secure.lowered(moments.mean), horizontal.inverse_std(moments).mul(16)  # 1 / std(z)
     z = (x - frame[0]) / frame[1]
     train, tested = [a for a, _ in sizes], [b for _, b in sizes]

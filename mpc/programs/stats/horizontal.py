@@ -215,6 +215,22 @@ def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarr
     return Moments(mean, biased, variance)
 
 
+def row_frame_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
+                      columns: list[str]) -> Moments:
+    """The pooled moments for programs that share each row in the range's frame
+    (logistic regression, the MLP: z at 12 bits), which 1/sqrt(var(z)) then
+    standardizes: refused, naming the column, below CORRELATION_FLOOR (a range
+    beyond ~20 standard deviations), where 12 bits cannot carry the rows' spread."""
+    moments = pooled_moments(ctx, x, n, frame, columns, floor=0.0)
+    ok = secure.greater_than_to_all(ctx, moments.variance, CORRELATION_FLOOR * (n - 1) / n)
+    if not ok.all():
+        raise FailedPrecondition(
+            f"column {columns[int(np.argmin(ok))]!r} ranges over more than ~15 to 30 standard deviations (a heavy tail "
+            "or an outlier): this model shares rows at 12 fractional bits and cannot standardize it; log-transform or "
+            "clip it before registration (linear regression and the statistics take it as it is)")
+    return moments
+
+
 def _refuse_spread(column: str) -> None:
     raise FailedPrecondition(
         f"column {column!r}: its spread is too small relative to its range (an outlier?) for its variance, "
