@@ -190,8 +190,10 @@ def penalized_loss(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray, alpha:
 def test_a_rare_class_reaches_the_penalized_optimum(session: Session, seed: int) -> None:
     """98% of the rows in one class: the Hessian bound is ~15x loose there, and 20
     unit steps stayed 4-8% above scikit-learn's penalized loss. With step lengths
-    from the curvature the fit ends within 1.5% (measured 3e-4 to 9e-3), its
-    reported losses never rising."""
+    from the curvature, and early stopping relative to the loss, the fit ends
+    within 1.5% (measured over 24 runs: 3e-4 to 6e-3; with stopping at 1e-4
+    absolute, up to 1.5e-2). The reported log-losses rise by at most ~3e-4 where
+    the penalty falls more (the penalized objective never rises)."""
     rng = np.random.default_rng(seed)
     rows, d = 2000, 4
     x = rng.normal(size=(rows, d)) * rng.uniform(0.3, 4, d) + rng.uniform(-10, 10, d)
