@@ -24,7 +24,8 @@ deviations (var(z) below 4.6e-9 in the range's frame), or, after tightening,
 var(z) below `var_floor` (the 1e-3 bound; a failed truncation) or, where 1/sqrt is
 taken under encryption (stats.correlation at 16 bits, linear regression),
 `CORRELATION_FLOOR`. Logistic regression and the MLP share each row's z at 12 bits
-in the range's frame and keep a ~20-deviation limit on the range.
+in the range's frame and keep that floor (`row_frame_moments`: a range within ~15
+to 30 standard deviations).
 """
 
 from __future__ import annotations
@@ -220,7 +221,8 @@ def row_frame_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.nd
     """The pooled moments for programs that share each row in the range's frame
     (logistic regression, the MLP: z at 12 bits), which 1/sqrt(var(z)) then
     standardizes: refused, naming the column, below CORRELATION_FLOOR (a range
-    beyond ~20 standard deviations), where 12 bits cannot carry the rows' spread."""
+    beyond ~15 to 30 standard deviations), where 12 bits cannot carry the rows'
+    spread."""
     moments = pooled_moments(ctx, x, n, frame, columns, floor=0.0)
     ok = secure.greater_than_to_all(ctx, moments.variance, CORRELATION_FLOOR * (n - 1) / n)
     if not ok.all():
