@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -213,6 +213,16 @@ def _label(ctx: JobContext, holder: int, y: np.ndarray | None, rows: int) -> Any
     return secure.share_from(ctx, holder, y, (rows,), precision=DESIGN_BITS)
 
 
+class _Kept(NamedTuple):
+    """The best model evaluated so far, its unit Böhning step and its penalized objective."""
+
+    w: Any
+    b: Any
+    step_w: Any
+    step_b: Any
+    objective: Any
+
+
 def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
     """Böhning–Newton epochs until the loss stops improving (every party decides
     alike: the loss is public), with a public step length on the Böhning direction.
@@ -244,18 +254,18 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
     w = crypten.cryptensor(torch.zeros(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
     b = crypten.cryptensor(torch.zeros(1, dtype=torch.float64), precision=secure.PRODUCT_BITS)
     losses: list[float] = []  # the kept model's, each epoch
-    kept: tuple[Any, Any, Any, Any, Any] | None = None  # the best model evaluated, its unit step, its objective
+    kept: _Kept | None = None
     length = 1.0
     for epoch in range(1, epochs + 1):
         eta = _logits(design, design.z, w, b)
         probability, softplus = sigmoid.activations(eta, softplus=True)
         mean_loss = _loss(eta, softplus, design.y, design.n)
         objective = mean_loss + _penalty(design, w)
-        if kept is not None and not secure.less_than_to_all(ctx, objective - kept[4], 0.0).all():
+        if kept is not None and not secure.less_than_to_all(ctx, objective - kept.objective, 0.0).all():
             length /= 2  # overshot: back to the kept model, half the length
             ctx.progress(f"epoch {epoch}/{epochs} loss {losses[-1]:.5f} (the step overshot: retrying at length {length:g})",
                          70 + 25 * epoch / epochs)
-            w, b = kept[0] - kept[2].mul(length), kept[1] - kept[3].mul(length)
+            w, b = kept.w - kept.step_w.mul(length), kept.b - kept.step_b.mul(length)
             losses.append(losses[-1])
             continue
         loss = float(mean_loss.get_plain_text().item())
@@ -266,16 +276,16 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
         if design.ridge is not None:  # + (n-1)/4 * ridge * w, the penalty's gradient
             gradient = gradient + secure.mul_mixed(secure.lowered(design.ridge, secure.PRECISION_BITS), w).mul((design.n - 1) / 4)
         step = secure.lowered(inv.apply(secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1))))
-        kept = (w, b, step, total.mul(4 / design.n), objective)
+        kept = _Kept(w, b, step, total.mul(4 / design.n), objective)
         # relative to the loss: a rare class's loss is ~0.07, where 1e-4 absolute stopped fits 1.5% above the optimum
         moved = not losses or abs(losses[-1] - loss) >= tolerance * loss
         losses.append(loss)
         if not moved:
             break
-        length = _step_length(ctx, design, p, (gradient, total), (step, kept[3]))
-        w, b = w - step.mul(length), b - kept[3].mul(length)
+        length = _step_length(ctx, design, p, (gradient, total), (step, kept.step_b))
+        w, b = w - step.mul(length), b - kept.step_b.mul(length)
     assert kept is not None
-    return kept[0] - kept[2], kept[1] - kept[3], losses
+    return kept.w - kept.step_w, kept.b - kept.step_b, losses
 
 
 def _step_length(ctx: JobContext, design: Design, p: Any, gradient: tuple[Any, Any], step: tuple[Any, Any]) -> float:
