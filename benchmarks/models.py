@@ -7,9 +7,12 @@ scikit-learn on the pooled plaintext.
 - 3 parties, horizontal, 50k rows each x 30 features.
 
 Prints seconds (total and per epoch), MB sent per party, rounds, the ratio to
-scikit-learn, and accuracy / AUC (held-out rows) or R^2 beside scikit-learn's.
+scikit-learn, and accuracy / AUC (held-out rows) or R^2 beside scikit-learn's;
+then, over gRPC with the dealer, the cost of the release check (each row's
+leverage bounded under MPC, models/influence.py) as a ratio to the same job
+without it.
 
-Usage: .venv/bin/python benchmarks/models.py [--scale 1.0] [--epochs 10]
+Usage: .venv/bin/python benchmarks/models.py [--scale 1.0] [--epochs 10] [--release-check-only]
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     import crypten.communicator as comm
 
     from mpc.programs import PROGRAMS
-    from mpc.programs.context import JobContext, PartyLayout
+    from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
 
-    kind, rows, widths, vertical, epochs = args
+    kind, rows, widths, vertical, epochs, bound = args
     d = sum(widths) if vertical else widths[0]
     x, y = dataset(rows, d, rank, world, vertical)
     if kind == "model.linear_regression":
@@ -61,7 +64,8 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
         keys = None
     ctx = JobContext(kind, "vertical" if vertical else "horizontal", rank, world,
                      [PartyLayout(r, f"party{r}", names[r], -1) for r in range(world)], [0],
-                     {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": 1.0}, table, keys)
+                     {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": 1.0}, table, keys,
+                     rules=ReleaseRules(max_leverage=bound))
     communicator = comm.get()
     communicator.reset_communication_stats()
     started = time.perf_counter()
@@ -95,7 +99,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rows (1.0: the sizes above)")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--release-check-only", action="store_true", help="only the release check's cost")
     args = parser.parse_args()
+    if args.release_check_only:
+        _release_check(args)
+        return
     settings = [
         ("2 parties vertical", 2, int(100_000 * args.scale), [10, 20], True),
         ("3 parties horizontal", 3, int(50_000 * args.scale), [30], False),
@@ -109,7 +117,7 @@ def main() -> None:
         for kind in ("model.logistic_regression", "model.linear_regression"):
             reference = _reference(kind, rows, widths, world, vertical)
             for transport, provider in (("grpc", "TTP"), ("gloo", "TFP")):
-                outs = run_parties(_party, world, (kind, rows, widths, vertical, args.epochs), timeout=3600,
+                outs = run_parties(_party, world, (kind, rows, widths, vertical, args.epochs, 1.0), timeout=3600,
                                    transport=transport, provider=provider)
                 seconds = max(o["seconds"] for o in outs)
                 # CrypTen's gloo counters stay off; the gRPC exchange counts real serialized bytes
@@ -126,6 +134,22 @@ def main() -> None:
                 label = "logistic" if "logistic" in kind else "linear"
                 print(f"{name:22s} {label:9s} {transport + '/' + provider:12s} {seconds:8.1f} {seconds / epochs:8.2f} "
                       f"{mb} {rounds} {seconds / reference['seconds']:9.0f}  {quality}", flush=True)
+    _release_check(args)
+
+
+def _release_check(args: argparse.Namespace) -> None:
+    """The leverage bound's cost on each setting's logistic regression (gRPC, TTP)."""
+    print("\nthe release check (max_leverage 0.9) against the same job without it, gRPC/TTP\n")
+    header = f"{'setting':22s} {'model':9s} {'s without':>10s} {'s with':>8s} {'ratio':>6s} {'+MB/party':>10s} {'+rounds':>8s}"
+    print(header)
+    print("-" * len(header))
+    for name, world, rows, widths, vertical in (("2 parties vertical", 2, int(100_000 * args.scale), [10, 20], True),):
+        kind = "model.logistic_regression"
+        runs = [run_parties(_party, world, (kind, rows, widths, vertical, args.epochs, bound), timeout=3600,
+                            transport="grpc", provider="TTP") for bound in (1.0, 0.9)]
+        (s0, s1), (b0, b1), (r0, r1) = ([max(o[key] for o in outs) for outs in runs] for key in ("seconds", "bytes", "rounds"))
+        print(f"{name:22s} {'logistic':9s} {s0:10.2f} {s1:8.2f} {s1 / s0:6.3f} {(b1 - b0) / 1e6:10.1f} {r1 - r0:8d}",
+              flush=True)
 
 
 if __name__ == "__main__":

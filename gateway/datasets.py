@@ -30,6 +30,7 @@ from gateway.db import open_database
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.jobs.contracts import LoadedInput, Review, participants
 from gateway.jobs.store import now
+from gateway.policies import max_leverage
 from gateway.rpc import map_errors
 from mpc.intersection import keys as keyspace
 from mpc.programs.context import ReleaseRules
@@ -85,9 +86,33 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
     if vertical_model and policy.own_coefficients_only and not (_flag(spec, "keep_shared") or _flag(spec, "own_coefficients")):
         reasons.append(f"dataset {dataset.name!r}'s policy reveals a model's coefficients only to the party whose "
                        "features they weigh (own_coefficients) or to nobody (keep_shared)")
+    reasons += _label_rules(policy, dataset, spec, columns)
     if reasons:
         return Review("reject", reasons)
     return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")
+
+
+def _label_rules(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: Iterable[str]) -> list[str]:
+    """How a model trained on one of this dataset's columns as its label may leave
+    (label_release); own_coefficients_only at a label holder: no other party
+    receives coefficients, which all rest on its labels."""
+    label = spec.parameters.fields.get("label")
+    if not spec.kind.startswith("model.") or spec.kind in ("model.predict", "model.evaluate") or label is None \
+            or label.string_value not in columns:
+        return []
+    shared = _flag(spec, "keep_shared")
+    reasons = []
+    if policy.label_release == dpb.LABEL_RELEASE_SHARED_ONLY and not shared:
+        reasons.append(f"dataset {dataset.name!r}'s policy releases models trained on its label "
+                       f"{label.string_value!r} only as secret shares (keep_shared)")
+    if policy.label_release == dpb.LABEL_RELEASE_DP and not (asks_dp(spec) or shared):
+        reasons.append(f"dataset {dataset.name!r}'s policy releases models trained on its label "
+                       f"{label.string_value!r} only with differential privacy (parameter dp) or kept shared")
+    if policy.own_coefficients_only and spec.partitioning == pb.PARTITIONING_VERTICAL and not shared:
+        reasons.append(f"dataset {dataset.name!r} holds the label {label.string_value!r} and its policy reveals "
+                       "coefficients only to their own party: every party's coefficients rest on its labels, so "
+                       "only keep_shared models may be trained on it")
+    return reasons
 
 
 def asks_dp(spec: pb.JobSpec) -> bool:
@@ -251,6 +276,7 @@ class Registry:
             min_intersection=max(p.min_intersection_size for p in policies),
             require_dp=any(p.require_dp for p in policies),
             dp_bounds={c: (b.lower, b.upper) for p in policies for c, b in p.dp_bounds.items()},
+            max_leverage=min(max_leverage(p) for p in policies),
         )
 
     def _unchanged(self, path: Path, dataset: dpb.Dataset) -> None:

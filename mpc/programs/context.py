@@ -32,6 +32,7 @@ class ReleaseRules:
     min_intersection: int = 0  # fewest common entities a vertical job may run on
     require_dp: bool = False  # every release must be differentially private
     dp_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> clipping range
+    max_leverage: float = 1.0  # a revealed model's largest leverage of one training row (1: unbounded)
 
 
 @dataclass(frozen=True)

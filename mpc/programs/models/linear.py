@@ -46,7 +46,7 @@ import torch
 from gateway.errors import InvalidArgument
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
-from mpc.programs.models import holdout, r2
+from mpc.programs.models import holdout, influence, r2
 from mpc.programs.models.solve import solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
@@ -126,6 +126,9 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         ctx.progress("held-out R^2", 85)
         metrics["r2_holdout"] = r2.horizontal_holdout(ctx, label, x_test, n_test, (shift, scale), order, gamma,
                                                       moments.mean)
+    if not ctx.parameters.get("keep_shared"):
+        influence.refuse_influential_rows(ctx, _standardized_rows(ctx, (x - shift) / scale, moments.mean, inverse), n,
+                                          influence.limit(ctx))
     values = [gamma, moments.mean, moments.variance]
     opened = _release(ctx, values, metrics)
     if opened is None:
@@ -171,6 +174,10 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         ctx.progress("held-out R^2", 85)
         metrics["r2_holdout"] = r2.vertical_holdout(ctx, label, held, widths, names, keep, position, gamma,
                                                     ctx.table.mean(axis=0), sigma)
+    if not ctx.parameters.get("keep_shared"):  # every party's standardized columns, the label's too
+        rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(sigma > 0, sigma, 1), widths,
+                                      secure.PRODUCT_BITS)
+        influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx))
     means = _by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = _by_column(ctx, widths, secure.split(sigma), axis=1)
     if ctx.parameters.get("own_coefficients"):
@@ -219,6 +226,16 @@ def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], 
     if not origin:
         out |= {"feature_means": Result(means[at], own), "feature_stds": Result(sigma[at], own)}
     return {**out, **_metrics(metrics, shown)}
+
+
+def _standardized_rows(ctx: JobContext, z: np.ndarray, mean: Any, inverse_std: Any) -> Any:
+    """Every party's rows in the public frame, shared and standardized with the
+    pooled moments: (z - mean(z)) / std(z), 16 bits (horizontal)."""
+    sizes = [int(size) for size in secure.public(ctx, len(z))]
+    rows = secure.stacked_rows(ctx, z, sizes, secure.PRODUCT_BITS)
+    shape = (int(rows.size(0)), int(rows.size(1)))
+    centered = rows - secure.lowered(mean).unsqueeze(0).expand(*shape)
+    return secure.mul_mixed(centered, inverse_std.mul(16).unsqueeze(0).expand(*shape))
 
 
 def _preconditioner(inverse_std: Any, ridge: np.ndarray) -> Any:

@@ -52,7 +52,7 @@ import torch
 from gateway.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
-from mpc.programs.models import holdout, sigmoid
+from mpc.programs.models import holdout, influence, sigmoid
 from mpc.programs.models.linear import _assemble, _by_column
 from mpc.programs.models.solve import inverse
 from mpc.programs.stats import horizontal, vertical
@@ -93,6 +93,10 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     else:
         design, features, stats = _vertical(ctx, label, rows[0])
     w, b, losses = _train(ctx, design)
+    if not ctx.parameters.get("keep_shared"):
+        bound = influence.limit(ctx)
+        influence.refuse_influential_rows(ctx, _standardized(design), design.n, bound)
+        influence.refuse_small_classes(ctx, design.y, bound)
     metrics = []
     if design.z_test is not None:
         p = sigmoid.clamp01(sigmoid.activations(_logits(design, design.z_test, w, b))[0])
@@ -183,6 +187,16 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     stats = {"means": _by_column(ctx, widths, secure.split(mean), axis=1),
              "stds": _by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
     return design, features, stats
+
+
+def _standardized(design: Design) -> Any:
+    """The training rows u = (z - m) s, shared at 16 bits."""
+    z = secure.raised(design.z, secure.PRODUCT_BITS)
+    if torch.is_tensor(design.scale):  # vertical: public bounds, no shift
+        return z.mul(design.scale)
+    shape = (int(z.size(0)), int(z.size(1)))
+    centered = z - secure.lowered(design.shift).unsqueeze(0).expand(*shape)
+    return secure.mul_mixed(centered, secure.lowered(design.scale).unsqueeze(0).expand(*shape))
 
 
 def _origin(ctx: JobContext) -> bool:

@@ -34,7 +34,7 @@ import torch
 from gateway.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
-from mpc.programs.models import holdout, network
+from mpc.programs.models import holdout, influence, network
 from mpc.programs.stats import horizontal
 from mpc.programs.stats.request import party_rows
 
@@ -79,6 +79,10 @@ def mlp(ctx: JobContext) -> dict[str, Result] | None:
         net.train()
     losses, accuracies = _train(ctx, net, data)
     metrics = _held_out(ctx, net, data)
+    if not ctx.parameters.get("keep_shared"):
+        bound = influence.limit(ctx)
+        influence.refuse_influential_rows(ctx, data.u, data.n, bound)
+        influence.refuse_small_classes(ctx, data.y, bound)
     return _release(ctx, label, net, data, losses, accuracies, metrics)
 
 

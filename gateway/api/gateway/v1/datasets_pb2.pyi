@@ -79,6 +79,34 @@ APPROVAL_MODE_AUTOMATIC: ApprovalMode.ValueType  # 1
 APPROVAL_MODE_MANUAL: ApprovalMode.ValueType  # 2
 Global___ApprovalMode: _TypeAlias = ApprovalMode  # noqa: Y015
 
+class _LabelRelease:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LabelReleaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LabelRelease.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LABEL_RELEASE_UNSPECIFIED: _LabelRelease.ValueType  # 0
+    """As LABEL_RELEASE_EXACT."""
+    LABEL_RELEASE_EXACT: _LabelRelease.ValueType  # 1
+    """Revealed models are allowed (each row's leverage bounded by max_leverage)."""
+    LABEL_RELEASE_DP: _LabelRelease.ValueType  # 2
+    """Only models trained with parameter dp."""
+    LABEL_RELEASE_SHARED_ONLY: _LabelRelease.ValueType  # 3
+    """Only models kept secret-shared (keep_shared): no weights are revealed."""
+
+class LabelRelease(_LabelRelease, metaclass=_LabelReleaseEnumTypeWrapper):
+    """How a label column may leave in a trained model."""
+
+LABEL_RELEASE_UNSPECIFIED: LabelRelease.ValueType  # 0
+"""As LABEL_RELEASE_EXACT."""
+LABEL_RELEASE_EXACT: LabelRelease.ValueType  # 1
+"""Revealed models are allowed (each row's leverage bounded by max_leverage)."""
+LABEL_RELEASE_DP: LabelRelease.ValueType  # 2
+"""Only models trained with parameter dp."""
+LABEL_RELEASE_SHARED_ONLY: LabelRelease.ValueType  # 3
+"""Only models kept secret-shared (keep_shared): no weights are revealed."""
+Global___LabelRelease: _TypeAlias = LabelRelease  # noqa: Y015
+
 class _SmallGroupAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -168,6 +196,8 @@ class Policy(_message.Message):
     DP_BOUNDS_FIELD_NUMBER: _builtins.int
     REQUIRE_DP_FIELD_NUMBER: _builtins.int
     DP_BUDGET_FIELD_NUMBER: _builtins.int
+    MAX_LEVERAGE_FIELD_NUMBER: _builtins.int
+    LABEL_RELEASE_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
@@ -198,6 +228,18 @@ class Policy(_message.Message):
     require_dp: _builtins.bool
     """Every release from this dataset must be differentially private (no exact
     results): jobs without parameter dp are refused.
+    """
+    max_leverage: _builtins.float
+    """The largest leverage any of this dataset's rows may have in a model whose
+    weights are revealed (0 < value <= 1; 0: the default, 0.9). A receiver's best
+    linear reading of one row's value from such a model errs by at least
+    sqrt((1 - value) / value) of the column's deviation; an indicator column (a
+    row lookup) has leverage 1.
+    """
+    label_release: Global___LabelRelease.ValueType
+    """How models trained with one of this dataset's columns as their label may
+    leave: exactly (within max_leverage), only differentially private, or only as
+    secret shares (keep_shared).
     """
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -247,10 +289,12 @@ class Policy(_message.Message):
         dp_bounds: _abc.Mapping[_builtins.str, Global___ClipBounds] | None = ...,
         require_dp: _builtins.bool = ...,
         dp_budget: Global___PrivacyBudget | None = ...,
+        max_leverage: _builtins.float = ...,
+        label_release: Global___LabelRelease.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dp_budget", b"dp_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "dp_budget", b"dp_budget", "forbid_intersection", b"forbid_intersection", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "dp_budget", b"dp_budget", "forbid_intersection", b"forbid_intersection", "label_release", b"label_release", "max_leverage", b"max_leverage", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,109 @@
+"""How much one training row can show through a released model: its leverage,
+bounded under encryption before anything is revealed.
+
+What a receiver learns about one row. A linear model's every released number
+(coefficients, intercept, means, deviations, R^2; each party's own coefficients)
+is a function of the Gram matrix of the standardized design [features, label]
+with an intercept. A receiver who knows some columns (its own, perhaps crafted)
+learns inner products a^T z of them with the others, and any such a lies in the
+design's column space. Row i's share of any a in that space is bounded by the
+row's leverage h_i = x_i^T (X^T X)^-1 x_i (Cauchy-Schwarz: a_i^2 <= h_i |a|^2), so
+the best linear reading of row i's value weighs it h_i against other rows'
+values with weight sqrt(h_i (1 - h_i)): where the other rows are unknown, the
+reading errs by sqrt((1 - h_i) / h_i) of the column's deviation. An indicator
+column (1 on one customer, 0 elsewhere) gives that row h = 1: its label is read
+off exactly; an indicator of g rows gives each 1 / g. Leverage is invariant
+under any reparametrization of the columns (a ridge penalty with a known alpha
+is undone by the receiver, so the unpenalized leverage counts).
+
+The rule. Every data party's policy sets `max_leverage` (default 0.9); a model is
+revealed only if every training row's leverage is below the strictest of them.
+Linear regression bounds the leverage of [features, label] (it also stops a
+label holder reading a feature through a crafted label); logistic regression and
+the MLP bound the features' leverage and, for the labels, each class's row count
+(a class of c rows gives its rows the label column's leverage 1 / c). The MLP's
+hidden layers can single out rows a linear bound cannot see: a label holder that
+needs more uses `label_release` (dp or shared_only). Models kept shared reveal
+no weights and are not checked here (their use is: model.predict).
+
+Computed under MPC: the rows standardized and divided by sqrt(n) (unit-norm
+columns, |v| <= 1, 16 bits), their Gram matrix G = V^T V (one secure matmul),
+(G + LEVERAGE_RIDGE I)^-1 by the Newton-Schulz inverse (models/solve.py), then
+h_i = 1/n + v_i^T M v_i per row and one comparison each. Every party learns one
+bit: whether every row is below the limit. A direction of the design whose
+variance is below LEVERAGE_RIDGE of a standardized column's is discounted (its
+leverage counts mu / (mu + LEVERAGE_RIDGE)); measured errors of h are ~1e-3.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from gateway.errors import PolicyRefused
+from mpc.programs import secure
+from mpc.programs.context import JobContext
+from mpc.programs.models.solve import inverse
+
+LEVERAGE_RIDGE = 2.0**-8
+INVERSE_BOUND = 2 / LEVERAGE_RIDGE
+"""A converged inverse of G + ridge has entries below 1 / ridge; solve.inverse's
+own check is set just above that (a wrapped truncation fails it)."""
+
+
+def limit(ctx: JobContext) -> float | None:
+    """The strictest max_leverage of the job's parties (each sends its own), or
+    None where no party bounds it."""
+    strictest = min(float(v) for v in secure.public(ctx, float(ctx.rules.max_leverage)))
+    return None if strictest >= 1 else strictest
+
+
+def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | None) -> None:
+    """Refuses (every party learns one bit) unless every row of `rows` (shared,
+    n x d, each column standardized: mean 0, deviation 1) has leverage below
+    `bound` in the design [1, rows]."""
+    if bound is None:
+        return
+    import crypten
+
+    ctx.progress("bounding each row's leverage", 96)
+    v = secure.lowered(rows).div(math.sqrt(n))  # unit-norm columns: |v| <= 1, V^T V ~ the correlation matrix
+    d = int(v.size(1))
+    gram = secure.raised(v.t().matmul(v)) + torch.eye(d, dtype=torch.float64) * LEVERAGE_RIDGE
+    scale = crypten.cryptensor(torch.full((d,), 1 / math.sqrt(1 + LEVERAGE_RIDGE), dtype=torch.float64),
+                               precision=secure.PRODUCT_BITS)
+    inv = inverse(ctx, gram, scale, 1e-3 / (math.sqrt(d) * INVERSE_BOUND), phase="bounding each row's leverage")
+    projected = secure.mul_mixed(secure.mul_mixed(secure.mul_mixed(v, inv.scale), inv.x, "matmul"), inv.scale)
+    leverage = (projected * v).sum(1) + 1.0 / n
+    if not _all_below(ctx, leverage, bound):
+        raise PolicyRefused(
+            f"a training row's leverage exceeds {bound:g}, the strictest max_leverage of the parties' policies: the "
+            "model would let a receiver read that row's values off its coefficients (a column that singles out a few "
+            "rows, such as an indicator of one customer?); nothing was released. Drop such columns, keep the model "
+            "shared (keep_shared), or train it with dp")
+
+
+def refuse_small_classes(ctx: JobContext, labels: Any, bound: float | None) -> None:
+    """Refuses (one public bit) unless each class of the one-hot (or 0/1) shared
+    `labels` holds no row or at least 1 / bound rows: a class of c rows gives each
+    of them leverage 1 / c in the label column."""
+    if bound is None:
+        return
+    import crypten
+
+    one_hot = labels if labels.dim() == 2 else labels.unsqueeze(1)
+    counts = secure.lowered(one_hot.sum(0))
+    if int(one_hot.size(1)) == 1:  # 0/1 labels: the other class holds n - count
+        counts = crypten.cat([counts, counts.neg() + int(one_hot.size(0))])
+    few = secure.greater_than(counts, 0.5) * secure.less_than(counts, math.ceil(1 / bound - 1e-9) - 0.5)
+    if secure.greater_than_to_all(ctx, few.sum(), 0.5).all():
+        raise PolicyRefused(
+            f"a class of the label holds fewer than {math.ceil(1 / bound - 1e-9)} rows (the strictest max_leverage of the "
+            f"parties' policies is {bound:g}): a released model would show those rows' labels; nothing was released")
+
+
+def _all_below(ctx: JobContext, values: Any, bound: float) -> bool:
+    below = secure.less_than(values, bound)  # 0/1 at scale 1
+    return bool(secure.greater_than_to_all(ctx, below.sum() - (int(values.size(0)) - 1), 0.5).all())

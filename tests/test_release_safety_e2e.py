@@ -1,0 +1,155 @@
+"""Releases cannot be turned into row lookups (issue 25: a curious partner bank's
+attacks, each with only jobs every party's policy allowed). Real gateway
+processes on loopback with mutual TLS, a dealer and CrypTen workers; each test
+is a regression for one attack, named in its docstring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from gateway import demo_data
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.federation import LocalFederation
+
+pytestmark = pytest.mark.multiprocess
+
+BANKS = demo_data.INSTITUTIONS
+ROWS = 240
+TARGETS = 20
+MODELS = ["model.linear_regression", "model.logistic_regression", "model.mlp", "psi.intersect"]
+
+
+def policy(columns: list[str], **extra: object) -> dpb.Policy:
+    fields: dict[str, object] = {"min_rows": 20, **extra}
+    return dpb.Policy(allowed_parties=BANKS, allowed_job_kinds=MODELS, allowed_columns=columns,
+                      allowed_result_receivers=BANKS, **fields)  # type: ignore[arg-type]
+
+
+def customers() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(25)
+    keys = np.array([f"c{i:05d}" for i in range(ROWS)])
+    income = rng.normal(60, 15, ROWS)
+    target = (rng.random(ROWS) < 0.4).astype(float)
+    return keys, income, target
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+    """bank-c holds the label `target`; bank-b a feature; bank-a, the attacker,
+    registers at its own gateway one indicator column per targeted customer."""
+    keys, income, target = customers()
+    indicators = np.zeros((ROWS, TARGETS))
+    indicators[np.arange(TARGETS), np.arange(TARGETS)] = 1.0
+    names = [f"is_{k}" for k in keys[:TARGETS]]
+    with LocalFederation(tmp_path_factory.mktemp("release-safety"), BANKS, dealer=True) as federation:
+        demo_data.write_csv(federation.data_dir("bank-a") / "probe.csv", indicators, names, key=keys)
+        demo_data.write_csv(federation.data_dir("bank-b") / "income.csv", income[:, None], ["income"], key=keys)
+        demo_data.write_csv(federation.data_dir("bank-c") / "outcomes.csv", target[:, None], ["target"], key=keys)
+        federation.start()
+        for bank, name, columns in (("bank-a", "probe", names), ("bank-b", "income", ["income"]),
+                                    ("bank-c", "outcomes", ["target"])):
+            with federation.client(bank) as client:
+                client.register_dataset(name, f"{name}.csv", policy(columns, min_rows=1 if bank == "bank-a" else 20),
+                                        key_column="customer_id")
+        yield federation
+
+
+def _inputs(probe: list[str] | None = None) -> list[tuple[str, str, list[str]]]:
+    names = [f"is_{k}" for k in customers()[0][:TARGETS]] if probe is None else probe
+    return [("bank-a", "probe", names), ("bank-c", "outcomes", ["target"])]
+
+
+def _set_policy(fed: LocalFederation, bank: str, dataset: str, changed: dpb.Policy) -> None:
+    with fed.client(bank) as owner:
+        owner.update_policy(dataset, changed)
+
+
+@pytest.mark.parametrize("kind, parameters", [
+    ("model.linear_regression", {}),
+    ("model.linear_regression", {"alpha": 10.0, "own_coefficients": True}),
+    ("model.logistic_regression", {"holdout": 0.0}),
+    ("model.mlp", {"holdout": 0.0, "hidden": [4], "epochs": 1}),
+])
+def test_indicator_columns_do_not_read_another_banks_labels(fed: LocalFederation, kind: str, parameters: dict) -> None:
+    """Attack 1: bank-a's indicator columns against bank-c's label, receiver
+    bank-a, gave 20 of 20 labels (coefficient plus intercept, or its sign). Now
+    every party refuses to release: each row's leverage is bounded under MPC."""
+    receivers = ["bank-a", "bank-c"] if parameters.get("own_coefficients") else ["bank-a"]
+    with fed.client("bank-a") as client:
+        job = client.submit(kind, _inputs(), receivers=receivers, partitioning="vertical",
+                            parameters={"label": "target", **parameters}).wait(timeout=300)
+        assert job.state == "FAILED", job.record
+        assert "leverage" in job.record.error.message and job.record.error.reason == "POLICY_REFUSED", job.record.error
+        with pytest.raises(Exception, match="no result"):
+            job.result()
+
+
+def test_an_honest_vertical_model_is_still_released(fed: LocalFederation) -> None:
+    """The same banks, an ordinary feature: the model is released, and it matches
+    scikit-learn on the intersected rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    _, income, target = customers()
+    with fed.client("bank-b") as client:
+        job = client.submit("model.logistic_regression", [("bank-b", "income", ["income"]),
+                                                          ("bank-c", "outcomes", ["target"])],
+                            receivers=["bank-b"], partitioning="vertical",
+                            parameters={"label": "target", "holdout": 0.0}).wait(timeout=300)
+        assert job.state == "SUCCEEDED", job.record
+        result = job.result()
+    reference = LogisticRegression(C=1.0).fit(income[:, None], target)
+    assert abs(result["coefficients"][0] - reference.coef_[0, 0]) < 0.01 + 0.05 * abs(reference.coef_[0, 0])
+
+
+def test_the_label_holder_decides_how_its_label_leaves(fed: LocalFederation) -> None:
+    """Attack 1, the rules: bank-c's own_coefficients_only did not stop bank-a
+    (the indicator columns were bank-a's own). Now bank-c's label_release and
+    own_coefficients_only are checked at bank-c, at review."""
+    honest = [("bank-b", "income", ["income"]), ("bank-c", "outcomes", ["target"])]
+    try:
+        _set_policy(fed, "bank-c", "outcomes", policy(["target"], label_release=dpb.LABEL_RELEASE_SHARED_ONLY))
+        with fed.client("bank-b") as client:
+            job = client.submit("model.linear_regression", honest, receivers=["bank-b"], partitioning="vertical",
+                                parameters={"label": "target"})
+            assert job.state == "REJECTED" and "only as secret shares" in job.record.error.message, job.record
+            assert job.record.error.party_id == "bank-c"
+            shared = client.submit("model.linear_regression", honest, receivers=["bank-b"], partitioning="vertical",
+                                   parameters={"label": "target", "keep_shared": True}).wait(timeout=300)
+            assert shared.state == "SUCCEEDED", shared.record
+            assert set(shared.result().values) == {"r2"}
+        _set_policy(fed, "bank-c", "outcomes", policy(["target"], label_release=dpb.LABEL_RELEASE_DP))
+        with fed.client("bank-b") as client:
+            job = client.submit("model.logistic_regression", honest, receivers=["bank-b"], partitioning="vertical",
+                                parameters={"label": "target"})
+            assert job.state == "REJECTED" and "differential privacy" in job.record.error.message, job.record
+        _set_policy(fed, "bank-c", "outcomes", policy(["target"], own_coefficients_only=True))
+        with fed.client("bank-b") as client:
+            job = client.submit("model.linear_regression", honest, receivers=["bank-b", "bank-c"],
+                                partitioning="vertical", parameters={"label": "target", "own_coefficients": True})
+            assert job.state == "REJECTED" and "rest on its labels" in job.record.error.message, job.record
+    finally:
+        _set_policy(fed, "bank-c", "outcomes", policy(["target"]))
+
+
+def test_max_leverage_is_the_owners_to_set(fed: LocalFederation) -> None:
+    """A policy may tighten the bound (and a bad value is refused by name): at
+    max_leverage 0.01 an ordinary model on 240 rows is refused at bank-b's word
+    too, though bank-c's policy keeps the default."""
+    from gateway import policies
+    from gateway.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="max_leverage"):
+        policies.parse({"max_leverage": 1.5})
+    assert policies.describe(policies.parse({}))["max_leverage"] == policies.DEFAULT_MAX_LEVERAGE
+    honest = [("bank-b", "income", ["income"]), ("bank-c", "outcomes", ["target"])]
+    try:
+        _set_policy(fed, "bank-b", "income", policy(["income"], max_leverage=0.01))
+        with fed.client("bank-b") as client:
+            job = client.submit("model.linear_regression", honest, receivers=["bank-b"], partitioning="vertical",
+                                parameters={"label": "target"}).wait(timeout=300)
+            assert job.state == "FAILED" and "exceeds 0.01" in job.record.error.message, job.record
+    finally:
+        _set_policy(fed, "bank-b", "income", policy(["income"]))
