@@ -27,7 +27,8 @@ needs more uses `label_release` (dp or shared_only). Models kept shared reveal
 no weights and are not checked here (their use is: model.predict).
 
 Computed under MPC: the rows standardized and divided by sqrt(n) (unit-norm
-columns, |v| <= 1, 16 bits), their Gram matrix G = V^T V (one secure matmul),
+columns, |v| <= 1, 16 bits), their Gram matrix G = V^T V (the correlation matrix
+the program computed already, or one secure matmul),
 (G + LEVERAGE_RIDGE I)^-1 by the Newton-Schulz inverse (models/solve.py), then
 h_i = 1/n + v_i^T M v_i per row and one comparison each. Every party learns one
 bit: whether every row is below the limit. A direction of the design whose
@@ -60,10 +61,12 @@ def limit(ctx: JobContext) -> float | None:
     return None if strictest >= 1 else strictest
 
 
-def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | None) -> None:
+def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | None,
+                            correlation: Any | None = None) -> None:
     """Refuses (every party learns one bit) unless every row of `rows` (shared,
     n x d, each column standardized: mean 0, deviation 1) has leverage below
-    `bound` in the design [1, rows]."""
+    `bound` in the design [1, rows]. `correlation`: the columns' correlation
+    matrix where the program computed it already (shared, >= 24 bits)."""
     if bound is None:
         return
     import crypten
@@ -71,12 +74,14 @@ def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | N
     ctx.progress("bounding each row's leverage", 96)
     v = secure.lowered(rows).div(math.sqrt(n))  # unit-norm columns: |v| <= 1, V^T V ~ the correlation matrix
     d = int(v.size(1))
-    gram = secure.raised(v.t().matmul(v)) + torch.eye(d, dtype=torch.float64) * LEVERAGE_RIDGE
+    gram = secure.raised(v.t().matmul(v)) if correlation is None else correlation
+    gram = gram + torch.eye(d, dtype=torch.float64) * LEVERAGE_RIDGE
     scale = crypten.cryptensor(torch.full((d,), 1 / math.sqrt(1 + LEVERAGE_RIDGE), dtype=torch.float64),
                                precision=secure.PRODUCT_BITS)
     inv = inverse(ctx, gram, scale, 1e-3 / (math.sqrt(d) * INVERSE_BOUND), phase="bounding each row's leverage")
-    projected = secure.mul_mixed(secure.mul_mixed(secure.mul_mixed(v, inv.scale), inv.x, "matmul"), inv.scale)
-    leverage = (projected * v).sum(1) + 1.0 / n
+    middle = secure.mul_mixed(secure.mul_mixed(inv.x, inv.scale.unsqueeze(1).expand(d, d)),
+                              inv.scale.unsqueeze(0).expand(d, d))  # (G + ridge)^-1 = S X S, d x d
+    leverage = (v.matmul(middle) * v).sum(1) + 1.0 / n
     if not _all_below(ctx, leverage, bound):
         raise PolicyRefused(
             f"a training row's leverage exceeds {bound:g}, the strictest max_leverage of the parties' policies: the "

@@ -128,7 +128,7 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
                                                       moments.mean)
     if not ctx.parameters.get("keep_shared"):
         influence.refuse_influential_rows(ctx, _standardized_rows(ctx, (x - shift) / scale, moments.mean, inverse), n,
-                                          influence.limit(ctx))
+                                          influence.limit(ctx), horizontal.correlation(moments))
     values = [gamma, moments.mean, moments.variance]
     opened = _release(ctx, values, metrics)
     if opened is None:
@@ -175,9 +175,10 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         metrics["r2_holdout"] = r2.vertical_holdout(ctx, label, held, widths, names, keep, position, gamma,
                                                     ctx.table.mean(axis=0), sigma)
     if not ctx.parameters.get("keep_shared"):  # every party's standardized columns, the label's too
-        rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(sigma > 0, sigma, 1), widths,
-                                      secure.PRODUCT_BITS)
-        influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx))
+        spread = ctx.table.std(axis=0)  # population: V^T V / n is the correlation matrix
+        rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(spread > 0, spread, 1),
+                                      widths, secure.PRODUCT_BITS)
+        influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx), correlation)
     means = _by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = _by_column(ctx, widths, secure.split(sigma), axis=1)
     if ctx.parameters.get("own_coefficients"):

@@ -95,7 +95,7 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     w, b, losses = _train(ctx, design)
     if not ctx.parameters.get("keep_shared"):
         bound = influence.limit(ctx)
-        influence.refuse_influential_rows(ctx, _standardized(design), design.n, bound)
+        influence.refuse_influential_rows(ctx, _standardized(design), design.n, bound, design.correlation)
         influence.refuse_small_classes(ctx, design.y, bound)
     metrics = []
     if design.z_test is not None:
