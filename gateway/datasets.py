@@ -25,7 +25,7 @@ from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway import ingest
-from gateway.budgets import Budgets
+from gateway.budgets import Budgets, unit_of
 from gateway.db import open_database
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.jobs.contracts import LoadedInput, Review, participants
@@ -175,8 +175,17 @@ class Registry:
 
     def _spent(self, dataset: dpb.Dataset) -> dpb.Dataset:
         if dataset.policy.HasField("dp_budget"):
-            dataset.dp_spent.CopyFrom(self.budgets.spent(dataset))
+            dataset.dp_spent.CopyFrom(self.budgets.spent(dataset, self._same_unit(dataset)))
         return dataset
+
+    def _same_unit(self, dataset: dpb.Dataset) -> list[str]:
+        """The datasets registered here whose rows are `dataset`'s privacy unit (its
+        own name among them): their charges count against its budget."""
+        unit = unit_of(dataset)
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM datasets").fetchall()
+        return sorted({dataset.name} | {d.name for d in map(dpb.Dataset.FromString, (r[0] for r in rows))
+                                        if unit_of(d) == unit})
 
     def update_policy(self, name: str, policy: dpb.Policy) -> dpb.Dataset:
         _, dataset = self._row(name)
@@ -252,7 +261,7 @@ class Registry:
         columns = [c for i in job.spec.inputs for c in i.columns] if vertical else list(job_input.columns)
         events = noise_plan.releases(job.spec.kind, parameters, columns, list(job_input.columns))
         epsilon = float(parameters["dp"]["epsilon"])
-        return self.budgets.charge(dataset, job.job_id, epsilon, events)
+        return self.budgets.charge(dataset, job.job_id, epsilon, events, self._same_unit(dataset))
 
     def released(self, job_id: str) -> None:
         self.budgets.released(job_id)

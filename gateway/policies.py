@@ -16,6 +16,7 @@
     dp_budget = { epsilon = 10.0, delta = 1e-6 }   # total privacy loss dp jobs may cause it (composed)
     max_leverage = 0.9                             # largest leverage of one row in a revealed model
     label_release = "exact"                        # or "dp", "shared_only": models with a label of it
+    privacy_unit = "customer"                      # datasets with the same unit share one dp_budget
     approval = "automatic"                         # or "manual": the data owner approves each job
 
     [dp_bounds]                                    # clipping ranges for differentially private jobs
@@ -77,7 +78,8 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     _lists(raw, where, policy, LISTS, {"min_rows", "min_group_size", "small_groups", "allow_extremes",
                                        "shared_models_only", "own_coefficients_only", "min_intersection_size",
                                        "forbid_intersection", "require_dp", "dp_bounds", "dp_budget",
-                                       "approval", "max_leverage", "label_release"})
+                                       "approval", "max_leverage", "label_release",
+                                       "privacy_unit"})
     for key in ("min_rows", "min_group_size", "min_intersection_size"):
         value = raw.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -87,6 +89,10 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     if not isinstance(leverage, (int, float)) or isinstance(leverage, bool) or not 0 < leverage <= 1:
         raise InvalidArgument(f"{where}: policy field 'max_leverage' must be a number in (0, 1]")
     policy.max_leverage = float(leverage)
+    unit = raw.get("privacy_unit", "")
+    if not isinstance(unit, str) or len(unit) > 64:
+        raise InvalidArgument(f"{where}: policy field 'privacy_unit' must be a name of at most 64 characters")
+    policy.privacy_unit = unit
     for key, table, target in (("approval", APPROVAL, "approval_mode"), ("small_groups", SMALL_GROUPS, "small_groups"),
                                ("label_release", LABEL_RELEASE, "label_release")):
         value = raw.get(key, next(iter(table)))
@@ -153,7 +159,7 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
                dp_bounds={c: [b.lower, b.upper] for c, b in sorted(policy.dp_bounds.items())},
                **({"dp_budget": {"epsilon": policy.dp_budget.epsilon, "delta": policy.dp_budget.delta}}
                   if policy.HasField("dp_budget") else {}),
-               max_leverage=max_leverage(policy),
+               max_leverage=max_leverage(policy), privacy_unit=policy.privacy_unit,
                label_release=next((k for k, v in LABEL_RELEASE.items() if v == policy.label_release), "exact"),
                approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
     return out

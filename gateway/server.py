@@ -87,8 +87,8 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         identity, config.database, registry, record, caller_of, audit_log.head, model_store,
     )
     registry.budgets.ended = lambda job_id: (job := jobs.store.find(job_id)) is not None and job.state in TERMINAL
-    registry.budgets.on_charge = lambda dataset, job_id, epsilon: record(
-        "dp.charge", job_id, "charged", {"dataset": dataset, "epsilon": f"{epsilon:g}"})
+    registry.budgets.on_charge = lambda dataset, job_id, epsilon, unit: record(
+        "dp.charge", job_id, "charged", {"dataset": dataset, "epsilon": repr(epsilon), "unit": unit})
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = [

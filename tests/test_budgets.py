@@ -24,7 +24,7 @@ def dataset(epsilon: float, delta: float = 0.0) -> dpb.Dataset:
 
 def test_a_budget_is_spent_refused_with_what_is_left_and_survives_a_restart(tmp_path: Path) -> None:
     budgets, charged = Budgets(tmp_path / "gateway.db"), []
-    budgets.on_charge = lambda name, job, epsilon: charged.append(job)
+    budgets.on_charge = lambda name, job, epsilon, unit: charged.append(job)
     events = releases("stats.describe", 4.0, 3)
     assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""
     assert budgets.charge(dataset(10), "job-1", 4.0, events) == ""  # asked again at start and release: once
@@ -105,3 +105,36 @@ def test_a_gaussian_job_is_charged_its_delta() -> None:
     both = composed([(1.0, gaussian), (1.0, releases("stats.describe", 1.0, 2))], 1e-5)
     assert alone < both < 2.0
     assert composed([(1.0, gaussian)], 1e-7) == float("inf")  # the job's own delta exceeds the budget's
+
+
+def test_a_budget_follows_the_rows_and_a_deleted_charge_is_reported(tmp_path: Path) -> None:
+    """The same file under two names, or two files the owner declares one privacy
+    unit, draw from one budget; a charge deleted from the table (a budget
+    "reset") disagrees with the audit chain's dp.charge entries."""
+    from gateway.audit import AuditLog
+    from gateway.budgets import disagreements, unit_of
+
+    database = tmp_path / "gateway.db"
+    log = AuditLog(database)
+    budgets = Budgets(database)
+    budgets.on_charge = lambda name, job, epsilon, unit: log.append(
+        "gateway", "dp.charge", job, "charged", {"dataset": name, "epsilon": repr(epsilon), "unit": unit})
+    events = releases("stats.describe", 1.0, 1)
+
+    def named(name: str, digest: str, unit: str = "") -> dpb.Dataset:
+        return dpb.Dataset(name=name, content_sha256=digest, policy=dpb.Policy(
+            dp_budget=dpb.PrivacyBudget(epsilon=1.0), privacy_unit=unit))
+
+    assert unit_of(named("a", "f1")) == unit_of(named("b", "f1")) != unit_of(named("c", "f2"))
+    assert budgets.charge(named("a", "f1"), "job-1", 1.0, events) == ""
+    assert "has 0 left" in budgets.charge(named("b", "f1"), "job-2", 1.0, events)
+    assert budgets.charge(named("c", "f2"), "job-3", 1.0, events) == ""  # other rows: another budget
+    # declared afterwards, the unit takes in what its datasets were charged before
+    assert "has 0 left" in budgets.charge(named("d", "f3", "customer"), "job-4", 1.0, events, ["c", "d"])
+    assert disagreements(database) == []
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        db.execute("DELETE FROM dp_charges WHERE job_id = 'job-1'")
+    problems = disagreements(database)
+    assert any("job-1" in p and "missing" in p for p in problems) and any("epsilon 1 charged, 0" in p for p in problems)

@@ -153,3 +153,65 @@ def test_max_leverage_is_the_owners_to_set(fed: LocalFederation) -> None:
             assert job.state == "FAILED" and "exceeds 0.01" in job.record.error.message, job.record
     finally:
         _set_policy(fed, "bank-b", "income", policy(["income"]))
+
+
+def _dp_policy(columns: list[str], bounds: dict[str, tuple[float, float]], **extra: object) -> dpb.Policy:
+    changed = policy(columns, **extra)
+    changed.allowed_job_kinds.append("stats.describe")
+    changed.dp_budget.CopyFrom(dpb.PrivacyBudget(epsilon=1.0))
+    for column, (low, high) in bounds.items():
+        changed.dp_bounds[column].lower, changed.dp_bounds[column].upper = low, high
+    return changed
+
+
+def _dp_describe(fed: LocalFederation, dataset: str) -> object:
+    with fed.client("bank-b") as client:
+        return client.submit("stats.describe", [("bank-b", dataset, ["income"]), ("bank-c", "outcomes", ["target"])],
+                             receivers=["bank-b"], partitioning="vertical",
+                             parameters={"dp": {"epsilon": 1.0}}).wait(timeout=300)
+
+
+def test_a_budget_belongs_to_the_rows_not_to_a_name(fed: LocalFederation) -> None:
+    """Attack 3: the same file registered twice under two names got two budgets
+    (two epsilon-1 jobs on the same rows against a budget of 1), and a subset of
+    the rows in another file a third. Now the file's content, or the owner's
+    declared privacy unit, carries one budget; and deleting the charges from the
+    budget table is reported by `mpcgate audit verify`."""
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    bounds = {"income": (0.0, 150.0)}
+    keys, income, _ = customers()
+    demo_data.write_csv(fed.data_dir("bank-b") / "income_subset.csv", income[:150, None], ["income"], key=keys[:150])
+    outcomes = _dp_policy(["target"], {"target": (0.0, 1.0)})
+    outcomes.dp_budget.epsilon = 100.0  # bank-c's budget is not the subject here
+    _set_policy(fed, "bank-c", "outcomes", outcomes)
+    try:
+        with fed.client("bank-b") as owner:
+            owner.update_policy("income", _dp_policy(["income"], bounds))
+            owner.register_dataset("income_again", "income.csv", _dp_policy(["income"], bounds), key_column="customer_id")
+            owner.register_dataset("income_subset", "income_subset.csv", _dp_policy(["income"], bounds),
+                                   key_column="customer_id")
+        first = _dp_describe(fed, "income")
+        assert first.state == "SUCCEEDED", first.record
+        again = _dp_describe(fed, "income_again")
+        assert again.state == "REJECTED" and "privacy budget" in again.record.error.message, again.record
+        assert again.record.error.party_id == "bank-b"
+        with fed.client("bank-b") as owner:  # the owner declares that both files hold the same customers
+            owner.update_policy("income", _dp_policy(["income"], bounds, privacy_unit="customer"))
+            owner.update_policy("income_subset", _dp_policy(["income"], bounds, privacy_unit="customer"))
+        subset = _dp_describe(fed, "income_subset")
+        assert subset.state == "REJECTED" and "privacy budget" in subset.record.error.message, subset.record
+        database = fed.root / "bank-b" / "gateway.db"
+        assert CliRunner().invoke(main, ["audit", "verify", "--db", str(database)]).exit_code == 0
+        import sqlite3
+
+        with sqlite3.connect(database) as db:  # an administrator "resets" the budget
+            db.execute("DELETE FROM dp_charges WHERE job_id = ?", (first.id,))
+        refused = CliRunner().invoke(main, ["audit", "verify", "--db", str(database)])
+        assert refused.exit_code != 0 and "budgets do NOT match" in refused.output and first.id in refused.output
+    finally:
+        with fed.client("bank-b") as owner:
+            owner.update_policy("income", policy(["income"]))
+        _set_policy(fed, "bank-c", "outcomes", policy(["target"]))

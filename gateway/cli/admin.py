@@ -60,9 +60,11 @@ def audit() -> None:
 def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str, ...], ca_file: Path | None) -> None:
     """Checks the hash chain (no entry edited, deleted or reordered) and, given
     anchors from a peer's log, its signed job records or by hand, that no anchored
-    entry was cut off."""
+    entry was cut off; and that the privacy budgets' charges are those the chain
+    recorded (none deleted or lowered)."""
     from gateway import records
     from gateway.audit import anchors_in, verify_file
+    from gateway.budgets import disagreements
 
     known: list[tuple[int, str]] = []
     for text in anchors:
@@ -85,6 +87,9 @@ def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str,
     verdict = verify_file(database, known)
     if not verdict.ok:
         raise click.ClickException(f"audit log is NOT intact: {verdict.problem} (verified {verdict.entries} entries)")
+    budgets = disagreements(database)
+    if budgets:
+        raise click.ClickException(f"privacy budgets do NOT match the audit log: {'; '.join(budgets)}")
     click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}"
                + (f"; {len(known)} anchors hold" if known else "")
                + (f"; {signed} signed job records verify" if ca_file is not None else ""))

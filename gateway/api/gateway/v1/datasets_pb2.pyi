@@ -198,6 +198,7 @@ class Policy(_message.Message):
     DP_BUDGET_FIELD_NUMBER: _builtins.int
     MAX_LEVERAGE_FIELD_NUMBER: _builtins.int
     LABEL_RELEASE_FIELD_NUMBER: _builtins.int
+    PRIVACY_UNIT_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
@@ -240,6 +241,11 @@ class Policy(_message.Message):
     """How models trained with one of this dataset's columns as their label may
     leave: exactly (within max_leverage), only differentially private, or only as
     secret shares (keep_shared).
+    """
+    privacy_unit: _builtins.str
+    """Whose privacy the budget protects: datasets of this party with the same
+    privacy_unit (e.g. "customer") draw from one budget. Empty: the file's
+    content (the same file registered under two names is one unit).
     """
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -291,10 +297,11 @@ class Policy(_message.Message):
         dp_budget: Global___PrivacyBudget | None = ...,
         max_leverage: _builtins.float = ...,
         label_release: Global___LabelRelease.ValueType = ...,
+        privacy_unit: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dp_budget", b"dp_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "dp_budget", b"dp_budget", "forbid_intersection", b"forbid_intersection", "label_release", b"label_release", "max_leverage", b"max_leverage", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "dp_budget", b"dp_budget", "forbid_intersection", b"forbid_intersection", "label_release", b"label_release", "max_leverage", b"max_leverage", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "privacy_unit", b"privacy_unit", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
