@@ -31,6 +31,7 @@ from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, N
 from gateway.jobs.contracts import LoadedInput, Review, participants
 from gateway.jobs.store import now
 from gateway.policies import max_leverage
+from gateway.probes import Intersections
 from gateway.rpc import map_errors
 from mpc.intersection import keys as keyspace
 from mpc.programs.context import ReleaseRules
@@ -131,6 +132,7 @@ class Registry:
         self._db = open_database(database, SCHEMA)
         self._cache_dir = Path(database).parent / "columnar"
         self.budgets = Budgets(database)
+        self.intersections = Intersections(database)
 
     # -- registry -------------------------------------------------------------------
 
@@ -245,6 +247,11 @@ class Registry:
                                       "(vertical jobs align rows by it)")
             decision = review(dataset.policy, dataset, job.spec, job_input.columns, party_id)
             reasons += decision.reasons
+            if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
+                others = sorted(set(participants(job.spec)) - {party_id})
+                refusal = self.intersections.refusal(job.job_id, dataset.name, others,
+                                                     dataset.policy.intersections_per_day)
+                reasons += [refusal] if refusal else []
             manual |= decision.decision == "manual"
         if not reasons and asks_dp(job.spec):
             reasons += [r for job_input in mine if (r := self._charge(job, job_input))]
@@ -283,6 +290,7 @@ class Registry:
             small_groups="refuse" if any(p.small_groups == dpb.SMALL_GROUP_ACTION_REFUSE for p in policies) else "suppress",
             allow_extremes=all(p.allow_extremes for p in policies),
             min_intersection=max(p.min_intersection_size for p in policies),
+            max_key_ratio=min((p.max_key_ratio for p in policies if p.max_key_ratio > 0), default=0.0),
             require_dp=any(p.require_dp for p in policies),
             dp_bounds={c: (b.lower, b.upper) for p in policies for c, b in p.dp_bounds.items()},
             max_leverage=min(max_leverage(p) for p in policies),

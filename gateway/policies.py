@@ -11,6 +11,8 @@
     shared_models_only = false                     # models on it must be keep_shared
     own_coefficients_only = false                  # vertical models: only own coefficients to each party
     min_intersection_size = 0                      # vertical jobs: fewest entities common to all parties
+    max_key_ratio = 0                              # vertical jobs: another party's keys / common ones (0: any)
+    intersections_per_day = 0                      # vertical jobs per counterparty in 24 hours (0: any)
     forbid_intersection = false                    # no vertical jobs (no private set intersection) on it
     require_dp = false                             # every release must be differentially private
     dp_budget = { epsilon = 10.0, delta = 1e-6 }   # total privacy loss dp jobs may cause it (composed)
@@ -79,8 +81,8 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
                                        "shared_models_only", "own_coefficients_only", "min_intersection_size",
                                        "forbid_intersection", "require_dp", "dp_bounds", "dp_budget",
                                        "approval", "max_leverage", "label_release",
-                                       "privacy_unit"})
-    for key in ("min_rows", "min_group_size", "min_intersection_size"):
+                                       "privacy_unit", "max_key_ratio", "intersections_per_day"})
+    for key in ("min_rows", "min_group_size", "min_intersection_size", "intersections_per_day"):
         value = raw.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InvalidArgument(f"{where}: policy field {key!r} must be a whole number >= 0")
@@ -89,6 +91,10 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
     if not isinstance(leverage, (int, float)) or isinstance(leverage, bool) or not 0 < leverage <= 1:
         raise InvalidArgument(f"{where}: policy field 'max_leverage' must be a number in (0, 1]")
     policy.max_leverage = float(leverage)
+    ratio = raw.get("max_key_ratio", 0)
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not (ratio == 0 or 1 <= ratio < math.inf):
+        raise InvalidArgument(f"{where}: policy field 'max_key_ratio' must be 0 (no limit) or a number >= 1")
+    policy.max_key_ratio = float(ratio)
     unit = raw.get("privacy_unit", "")
     if not isinstance(unit, str) or len(unit) > 64:
         raise InvalidArgument(f"{where}: policy field 'privacy_unit' must be a name of at most 64 characters")
@@ -155,6 +161,7 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
                allow_extremes=policy.allow_extremes, shared_models_only=policy.shared_models_only,
                own_coefficients_only=policy.own_coefficients_only,
                min_intersection_size=policy.min_intersection_size, forbid_intersection=policy.forbid_intersection,
+               max_key_ratio=policy.max_key_ratio, intersections_per_day=policy.intersections_per_day,
                require_dp=policy.require_dp,
                dp_bounds={c: [b.lower, b.upper] for c, b in sorted(policy.dp_bounds.items())},
                **({"dp_budget": {"epsilon": policy.dp_budget.epsilon, "delta": policy.dp_budget.delta}}

@@ -5,7 +5,9 @@ it), dials the peers' gateways with the party's certificate, runs the job progra
 under CrypTen with the gRPC communicator, and reports to its gateway over a pipe:
 ("listening", port), ("progress", phase, percent, bytes_sent, bytes_received, rounds),
 ("release",) (answered ("release", refusal or "") by the gateway, which rechecks
-its policies right before anything is revealed), ("result", {name: (values,
+its policies right before anything is revealed), ("audit", action, {key: text})
+(an event of the job at this party for the gateway's audit log, such as an
+intersection's set sizes), ("result", {name: (values,
 labels, column labels, suppressed)} or None, {name: (share, scale)} of values kept
 secret-shared, {name: array} of public values kept with them), or ("error", reason, message, metadata) (a failed peer is metadata's party_id).
 """
@@ -127,6 +129,9 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
             if refusal:
                 raise PolicyRefused(refusal)
 
+        def audit(action: str, details: dict[str, str]) -> None:
+            conn.send(("audit", action, details))
+
         rank = plan.parties.index(plan.party_id)
         table, keys = plan.source.read() if plan.source is not None else (np.zeros((0, 0)), None)
         context = JobContext(
@@ -142,6 +147,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
             rules=plan.rules or ReleaseRules(),
             progress=progress,
             before_release=before_release,
+            audit=audit,
             model=plan.model,
         )
         progress("computing", 5.0)

@@ -71,7 +71,21 @@ def test_a_policy_minimum_intersection_is_enforced_by_its_owner(session: Session
     tables, keys, _, _ = _parties(session.world_size, np.random.default_rng(5), common=40)
     status, answer = session.run(Task("stats.describe", "vertical", tables, [[f"c{r}"] for r in range(session.world_size)],
                                       {}, {"min_intersection": 41}, keys))
-    assert status == "refused" and "40 entities in common" in answer and "min_intersection_size" in answer
+    assert status == "refused" and "min_intersection_size" in answer and "40" not in answer  # the size is not told
+
+
+def test_a_probe_with_few_hits_is_refused_by_the_key_ratio(session: Session) -> None:
+    """max_key_ratio: another party's keys may be at most that many times the
+    common ones; the refusal names neither the rule that fired nor a size."""
+    tables, keys, _, _ = _parties(session.world_size, np.random.default_rng(6), common=40)
+    columns = [[f"c{r}"] for r in range(session.world_size)]
+    largest = max(len(k) for k in keys)
+    status, answer = session.run(Task("stats.describe", "vertical", tables, columns, {},
+                                      {"max_key_ratio": largest / 40 - 0.01}, keys))
+    assert status == "refused" and "max_key_ratio" in answer and "40" not in answer and str(largest) not in answer
+    status, answer = session.run(Task("stats.describe", "vertical", tables, columns, {},
+                                      {"max_key_ratio": largest / 40 + 0.01}, keys))
+    assert status == "ok", answer
 
 
 @pytest.mark.parametrize("cardinality_only", [True, False])

@@ -215,3 +215,43 @@ def test_a_budget_belongs_to_the_rows_not_to_a_name(fed: LocalFederation) -> Non
         with fed.client("bank-b") as owner:
             owner.update_policy("income", policy(["income"]))
         _set_policy(fed, "bank-c", "outcomes", policy(["target"]))
+
+
+def test_intersection_probes_are_bounded_at_the_probed_party(fed: LocalFederation) -> None:
+    """Attack 2: bank-a registered 540 guessed customer ids and learnt from
+    psi.intersect which of them bank-b holds; padded with ids learnt before, the
+    probe passed min_intersection_size, whose refusal stated the size. Now
+    bank-b's max_key_ratio refuses a probe with few hits without telling a size,
+    intersections_per_day bounds the padded probes, and bank-b audits each
+    intersection with its set sizes."""
+    keys, _, _ = customers()
+    guesses = np.concatenate([keys[:40], [f"c{i:05d}" for i in range(90_000, 90_500)]])  # 40 hits in 540
+    padded = np.concatenate([keys[40:240], keys[:20], [f"c{i:05d}" for i in range(91_000, 91_020)]])
+    for name, ids in (("guesses", guesses), ("padded", padded)):
+        demo_data.write_csv(fed.data_dir("bank-a") / f"{name}.csv", np.zeros((len(ids), 1)), ["x"], key=ids)
+        with fed.client("bank-a") as owner:
+            owner.register_dataset(name, f"{name}.csv", policy(["x"], min_rows=1), key_column="customer_id",
+                                   replace=True)
+    _set_policy(fed, "bank-b", "income", policy(["income"], max_key_ratio=2.0, intersections_per_day=2))
+    try:
+        def probe(name: str) -> object:
+            with fed.client("bank-a") as client:
+                return client.submit("psi.intersect", [("bank-a", name, ["x"]), ("bank-b", "income", ["income"])],
+                                     receivers=["bank-a"], partitioning="vertical").wait(timeout=300)
+
+        refused = probe("guesses")
+        assert refused.state == "FAILED" and "bank-b refused" in refused.record.error.message, refused.record
+        assert "40" not in refused.record.error.message and "540" not in refused.record.error.message
+        assert probe("padded").state == "SUCCEEDED"  # one padded probe passes the ratio: it is counted
+        third = probe("padded")
+        assert third.state == "REJECTED" and "intersections (vertical jobs) per counterparty" in third.record.error.message
+        assert third.record.error.party_id == "bank-b"
+        import json
+        import sqlite3
+
+        with sqlite3.connect(fed.root / "bank-b" / "gateway.db") as db:
+            audited = [json.loads(d) for (d,) in db.execute(
+                "SELECT details FROM audit_log WHERE action = 'psi.intersection' AND subject = ?", (refused.id,))]
+        assert audited == [{"dataset_keys": str(ROWS), "common": "40", "others_keys": "bank-a:540"}]
+    finally:
+        _set_policy(fed, "bank-b", "income", policy(["income"]))

@@ -34,8 +34,9 @@ class Participation:
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:
             plan = await asyncio.to_thread(self._plan, job, session_id, ranks)  # file checks: off the event loop
-            result, kept, public = await self._runner.run(plan, lambda *p: self._report_own(job, status, _progress(*p)),
-                                                          lambda: self._release_refusal(job_id))
+            result, kept, public = await self._runner.run(
+                plan, lambda *p: self._report_own(job, status, _progress(*p)), lambda: self._release_refusal(job_id),
+                lambda action, details: self._audit(action, job_id, "ok", details))
             self._keep(job, result, kept, public)
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
@@ -104,6 +105,8 @@ class Participation:
             loaded = self._datasets.load(job, inputs[self.me])
             self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
                                                        "columns": ",".join(inputs[self.me].columns)})
+            if spec.partitioning == pb.PARTITIONING_VERTICAL:
+                self._datasets.intersections.record(job.job_id, inputs[self.me].dataset, [p for p in order if p != self.me])
         model = None
         if self.me in spec.model.holders:
             model = self._models.holding(job)

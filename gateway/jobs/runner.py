@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 OnProgress = Callable[[str, float, int, int, int], Awaitable[None]]
 OnRelease = Callable[[], str]
+OnAudit = Callable[[str, dict[str, str]], None]
 """Asked right before the worker reveals anything: '' allows, else the refusal."""
 
 
@@ -86,7 +87,8 @@ class WorkerRunner:
         return process, parent
 
     async def run(self, plan: WorkerPlan, on_progress: OnProgress,
-                  on_release: OnRelease = lambda: "") -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any]]:
+                  on_release: OnRelease = lambda: "", on_audit: OnAudit = lambda action, details: None,
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any]]:
         """Runs the worker to the end; returns its results (None for a non-receiver),
         this party's shares of what the program kept secret-shared, and the public
         values that go with them."""
@@ -110,6 +112,8 @@ class WorkerRunner:
                     await on_progress(*message[1:])
                 elif kind == "release":
                     parent.send(("release", on_release()))
+                elif kind == "audit":
+                    on_audit(message[1], message[2])
                 elif kind == "result":
                     return message[1], message[2], message[3]
                 elif kind == "error":

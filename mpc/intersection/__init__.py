@@ -2,7 +2,8 @@
 job's program runs, the parties find the entities they all hold, by ECDH on their
 key columns (protocol.py), and every party keeps only those rows, in a common
 order derived from the doubly blinded keys. Each party then checks its own
-policy's minimum intersection size (the size is public to every party)."""
+policy's minimum intersection size and largest key ratio (the size and every
+party's key count are public to every party) and audits the set sizes."""
 
 from __future__ import annotations
 
@@ -32,12 +33,25 @@ def align(ctx: JobContext) -> JobContext:
     found = intersect(ctx.rank, ctx.world_size, ctx.keys, salt, ctx.progress,
                       where=f"party {ctx.layout[ctx.rank].party_id}'s keys", parties=[e.party_id for e in ctx.layout],
                       counted=counted)
-    minimum = ctx.rules.min_intersection
-    refusals = secure.public(ctx, found.size < minimum)
+    sizes = [int(n) for n in secure.public(ctx, len(ctx.keys))]
+    ctx.audit("psi.intersection", {"dataset_keys": str(len(ctx.keys)), "common": str(found.size),
+                                   "others_keys": ",".join(f"{e.party_id}:{n}" for e, n in zip(ctx.layout, sizes)
+                                                           if e.rank != ctx.rank and counted[e.rank])})
+    refusals = secure.public(ctx, _refuses(ctx, found.size, [n for r, n in enumerate(sizes) if r != ctx.rank and counted[r]]))
     if any(refusals):
         party = ctx.layout[refusals.index(True)].party_id
-        raise PolicyRefused(f"party {party} refused: the parties have {found.size} entities in common, fewer than its "
-                            "dataset's policy allows (min_intersection_size); nothing was computed on them")
+        raise PolicyRefused(f"party {party} refused: its dataset's policy does not allow this intersection "
+                            "(min_intersection_size or max_key_ratio); nothing was computed on it")
     if found.size == 0:
         raise FailedPrecondition("the parties' key columns have no entity in common: nothing to compute")
     return dataclasses.replace(ctx, table=ctx.table[found.rows], keys=ctx.keys[found.rows], aligned=True)
+
+
+def _refuses(ctx: JobContext, size: int, others: list[int]) -> bool:
+    """This party's own rules on an intersection: at least min_intersection common
+    entities, and no other party's key set more than max_key_ratio times their
+    number (a probe of guessed keys with few hits). Every party learns only
+    whether some party refused, never which rule or why: the size is public
+    already, but a refusal naming the rule would tell a prober its thresholds."""
+    ratio = ctx.rules.max_key_ratio
+    return size < ctx.rules.min_intersection or (ratio > 0 and any(n > ratio * max(size, 1) for n in others))

@@ -30,6 +30,7 @@ class ReleaseRules:
     small_groups: str = "suppress"  # "suppress" | "refuse"
     allow_extremes: bool = False  # may min/max (one row's exact value) be released?
     min_intersection: int = 0  # fewest common entities a vertical job may run on
+    max_key_ratio: float = 0.0  # largest another party's key count may be beside the intersection (0: any)
     require_dp: bool = False  # every release must be differentially private
     dp_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> clipping range
     max_leverage: float = 1.0  # a revealed model's largest leverage of one training row (1: unbounded)
@@ -63,6 +64,8 @@ class JobContext:
     before_release: Callable[[], None] = field(default=lambda: None)
     """Asks this party's gateway, right before anything is revealed, whether the
     release is still allowed (its policy may have changed); raises if not."""
+    audit: Callable[[str, dict[str, str]], None] = field(default=lambda action, details: None)
+    """Records an event of the job in this party's audit log (action, details)."""
     kept: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
     """This party's shares of values kept secret-shared (keep_shared models):
     name -> (int64 share, encoder scale). They never leave this party's gateway."""
