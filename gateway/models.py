@@ -40,7 +40,15 @@ CREATE TABLE IF NOT EXISTS models (
     shares   BLOB,
     asset    BLOB
 );
+CREATE TABLE IF NOT EXISTS model_queries (
+    model_id TEXT NOT NULL,
+    job_id   TEXT NOT NULL,
+    party    TEXT NOT NULL,    -- a data party whose rows the job applied the model to
+    rows     INTEGER NOT NULL,
+    PRIMARY KEY (model_id, job_id, party)
+);
 """
+DEFAULT_MIN_ROWS_PER_JOB = 20
 MODEL_PARTS = ("coefficients", "intercept", "feature_means", "feature_stds", "label_mean", "label_std",
                "input_shift", "input_scale", "frame_shift", "frame_scale")
 """Result values that are part of the model itself (with model.mlp's "layer.*"; the rest are metrics)."""
@@ -187,16 +195,36 @@ class ModelStore:
         a = model.architecture
         architecture = {"input_shape": list(a.input_shape), "output": a.output, "outputs": a.outputs,
                         "widths": list(a.widths), "frame_shift": list(a.frame_shift), "frame_scale": list(a.frame_scale)}
+        limits = {"model_id": model_id, "min_rows": int(model.policy.min_rows_per_job or DEFAULT_MIN_ROWS_PER_JOB),
+                  "rows_left": self._rows_left(model, job)}
         if model.asset:
             with self._lock:
                 row = self._db.execute("SELECT asset FROM models WHERE model_id = ?", (model_id,)).fetchone()
-            return {"kind": "asset", "onnx": bytes(row[0]), "architecture": architecture}
+            return {"kind": "asset", "onnx": bytes(row[0]), "architecture": architecture, "limits": limits}
         if model.kind != "model.mlp":
             raise FailedPrecondition(f"model {model_id!r} ({model.kind}) cannot be applied privately")
         if model.shared:
-            return {"kind": "mlp", "architecture": architecture, "shares": self.shares(model_id)}
+            return {"kind": "mlp", "architecture": architecture, "shares": self.shares(model_id), "limits": limits}
         values = {v.name: np.frombuffer(v.tensor.data, dtype="<f8").reshape(tuple(v.tensor.shape)) for v in model.values}
-        return {"kind": "mlp", "architecture": architecture, "values": values}
+        return {"kind": "mlp", "architecture": architecture, "values": values, "limits": limits}
+
+    def _rows_left(self, model: mpb.Model, job: pb.Job) -> int:
+        """The rows the job's data parties may still have the model applied to (the
+        least of theirs; -1: no limit), other jobs' queries counted."""
+        budget = model.policy.max_rows_per_party
+        if budget <= 0:
+            return -1
+        parties = sorted({i.party_id for i in job.spec.inputs})
+        with self._lock:
+            used = [self._db.execute("SELECT COALESCE(SUM(rows), 0) FROM model_queries WHERE model_id = ? AND party = ? "
+                                     "AND job_id != ?", (model.model_id, p, job.job_id)).fetchone()[0] for p in parties]
+        return max(budget - max(used, default=0), 0)
+
+    def record_query(self, job_id: str, model_id: str, parties: list[str], rows: int) -> None:
+        """A job applied the model to `rows` rows of `parties` (once per job)."""
+        with self._lock:
+            self._db.executemany("INSERT OR IGNORE INTO model_queries (model_id, job_id, party, rows) VALUES (?, ?, ?, ?)",
+                                 [(model_id, job_id, p, rows) for p in parties])
 
     def get(self, model_id: str) -> mpb.Model:
         with self._lock:

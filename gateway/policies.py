@@ -34,6 +34,8 @@ A model's policy (`parse_model`: model assets, trained models) has its own keys:
     allowed_result_receivers = ["bank-b"]          # who may receive predictions or metrics
     allowed_job_kinds = ["model.predict", "model.evaluate"]
     approval = "automatic"                         # or "manual"
+    min_rows_per_job = 20                          # fewest rows one job may apply it to (the default)
+    max_rows_per_party = 100000                    # rows each party may have it applied to, in all (0: any)
 """
 
 from __future__ import annotations
@@ -145,7 +147,12 @@ def parse_model(raw: dict[str, Any], where: str = "model policy") -> Any:
     from gateway.api.gateway.v1 import models_pb2 as mpb
 
     policy = mpb.ModelPolicy()
-    _lists(raw, where, policy, MODEL_LISTS, {"approval"})
+    _lists(raw, where, policy, MODEL_LISTS, {"approval", "min_rows_per_job", "max_rows_per_party"})
+    for key in ("min_rows_per_job", "max_rows_per_party"):
+        value = raw.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidArgument(f"{where}: policy field {key!r} must be a whole number >= 0")
+        setattr(policy, key, value)
     approval = raw.get("approval", "automatic")
     if approval not in APPROVAL:
         raise InvalidArgument(f"{where}: policy field 'approval' must be one of {', '.join(APPROVAL)}")

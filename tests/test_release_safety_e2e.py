@@ -255,3 +255,45 @@ def test_intersection_probes_are_bounded_at_the_probed_party(fed: LocalFederatio
         assert audited == [{"dataset_keys": str(ROWS), "common": "40", "others_keys": "bank-a:540"}]
     finally:
         _set_policy(fed, "bank-b", "income", policy(["income"]))
+
+
+def test_a_model_is_no_oracle_for_one_row_queries_or_unbounded_probing(fed: LocalFederation) -> None:
+    """Attack 4: with crafted rows (its own policy: min_rows 1) a party ran 31
+    one-row predicts to trace a network's local linear map, and 1000 crafted rows
+    distilled a surrogate. Now the model's holder refuses a job on fewer rows than
+    its policy's min_rows_per_job (default 20) and counts each data party's rows
+    against max_rows_per_party; every query is audited at the holder."""
+    import torch
+
+    rng = np.random.default_rng(4)
+    for name, rows in (("one_row", 1), ("crafted", 150)):
+        demo_data.write_csv(fed.data_dir("bank-b") / f"{name}.csv", rng.normal(size=(rows, 1)), ["x"])
+        with fed.client("bank-b") as owner:
+            crafted = policy(["x"], min_rows=1)
+            crafted.allowed_job_kinds.append("model.predict")
+            owner.register_dataset(name, f"{name}.csv", crafted)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    model_policy = {"allowed_parties": ["bank-b"], "allowed_datasets": ["bank-b/*"],
+                    "allowed_result_receivers": ["bank-b"], "allowed_job_kinds": ["model.predict"]}
+    with fed.client("bank-a") as holder:
+        holder.register_model("scorer", net, [1], model_policy, output="sigmoid")
+
+    def query(dataset: str) -> object:
+        with fed.client("bank-b") as client:
+            return client.submit("model.predict", [("bank-b", dataset, ["x"])], receivers=["bank-b"],
+                                 model=("scorer", ["bank-a"])).wait(timeout=300)
+
+    one = query("one_row")
+    assert one.state == "FAILED" and "bank-a refused" in one.record.error.message, one.record
+    assert "min_rows_per_job" in one.record.error.message
+    with fed.client("bank-a") as holder:
+        holder.set_model_policy("scorer", {**model_policy, "max_rows_per_party": 200})
+    assert query("crafted").state == "SUCCEEDED"
+    again = query("crafted")
+    assert again.state == "FAILED" and "50 are left (max_rows_per_party)" in again.record.error.message, again.record
+    import json
+    import sqlite3
+
+    with sqlite3.connect(fed.root / "bank-a" / "gateway.db") as db:
+        queries = [json.loads(d) for (d,) in db.execute("SELECT details FROM audit_log WHERE action = 'model.query'")]
+    assert queries == [{"model": "scorer", "rows": "150", "parties": "bank-b"}]

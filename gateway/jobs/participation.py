@@ -36,7 +36,7 @@ class Participation:
             plan = await asyncio.to_thread(self._plan, job, session_id, ranks)  # file checks: off the event loop
             result, kept, public = await self._runner.run(
                 plan, lambda *p: self._report_own(job, status, _progress(*p)), lambda: self._release_refusal(job_id),
-                lambda action, details: self._audit(action, job_id, "ok", details))
+                lambda action, details: self._worker_event(job_id, action, details))
             self._keep(job, result, kept, public)
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
@@ -70,6 +70,13 @@ class Participation:
         except Exception as err:  # noqa: BLE001  (a bug or a full disk here must end the job, reported)
             log.exception("job=%s: storing its outcome failed", job.job_id)
             raise MpcgateError(f"party {self.me} could not store the job's outcome: {type(err).__name__}") from err
+
+    def _worker_event(self, job_id: str, action: str, details: dict[str, str]) -> None:
+        """An event the worker reports (an intersection's sizes, a model query):
+        audited; a query is counted against its model's policy here."""
+        self._audit(action, job_id, "ok", details)
+        if action == "model.query" and self._models is not None:
+            self._models.record_query(job_id, details["model"], details["parties"].split(","), int(details["rows"]))
 
     def _start_checks(self, job: pb.Job) -> None:
         """Right before this party reads data: its own config and its datasets'

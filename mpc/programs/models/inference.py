@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gateway.errors import FailedPrecondition, InvalidArgument
+from gateway.errors import FailedPrecondition, InvalidArgument, PolicyRefused
 from mpc.programs import secure
 from mpc.programs.context import JobContext, Result
 from mpc.programs.models import assets, holdout, network, sigmoid
@@ -157,12 +157,33 @@ def _apply(ctx: JobContext, label: str | None) -> Applied:
     n = counts.pop()
     if n < 1:
         raise InvalidArgument("the job's inputs hold no rows")
+    _holders_allow(ctx, n, [ctx.layout[r].party_id for r in data])
     x, y = _rows(ctx, described, data, label, n, holders)
     with network.at_network_precision():
         logits = crypten.cat([module(x[start : start + CHUNK_ROWS]) for start in range(0, n, CHUNK_ROWS)])
     names = [str(k) for k in ctx.keys] if ctx.partitioning == "vertical" and ctx.keys is not None \
         and ctx.rank in data else [f"row {i}" for i in range(n)]
     return Applied(logits, described["output"], n, y, names)
+
+
+def _holders_allow(ctx: JobContext, n: int, parties: list[str]) -> None:
+    """Each holder's own limits on its model's use (its policy: the fewest rows per
+    job, the rows each data party may still query); every party learns whether
+    a holder refused and why. An allowed query is audited and counted by the
+    holder's gateway before anything is computed on the rows."""
+    limits = (ctx.model or {}).get("limits")
+    refusal = ""
+    if limits is not None and n < limits["min_rows"]:
+        refusal = f"its model's policy applies it to at least {limits['min_rows']} rows per job (min_rows_per_job)"
+    elif limits is not None and 0 <= limits["rows_left"] < n:
+        refusal = (f"its model's policy lets each party have it applied to a limited number of rows, and "
+                   f"{limits['rows_left']} are left (max_rows_per_party)")
+    refusals = secure.public(ctx, refusal)
+    refused = next((r for r, why in enumerate(refusals) if why), None)
+    if refused is not None:
+        raise PolicyRefused(f"party {ctx.layout[refused].party_id} refused: {refusals[refused]}; nothing was computed")
+    if limits is not None:
+        ctx.audit("model.query", {"model": limits["model_id"], "rows": str(n), "parties": ",".join(parties)})
 
 
 def _description(model: dict[str, Any]) -> dict[str, Any]:

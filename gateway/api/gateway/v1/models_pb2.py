@@ -28,7 +28,7 @@ from gateway.api.gateway.v1 import datasets_pb2 as mpcgate_dot_gateway_dot_v1_do
 from gateway.api.gateway.v1 import jobs_pb2 as mpcgate_dot_gateway_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpcgate/gateway/v1/models.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\x1a!mpcgate/gateway/v1/datasets.proto\x1a\x1dmpcgate/gateway/v1/jobs.proto\"\xb6\x01\n\x0bModelPolicy\x12\x17\n\x0f\x61llowed_parties\x18\x01 \x03(\t\x12\x18\n\x10\x61llowed_datasets\x18\x02 \x03(\t\x12 \n\x18\x61llowed_result_receivers\x18\x03 \x03(\t\x12\x19\n\x11\x61llowed_job_kinds\x18\x05 \x03(\t\x12\x37\n\rapproval_mode\x18\x04 \x01(\x0e\x32 .mpcgate.gateway.v1.ApprovalMode\"~\n\x0c\x41rchitecture\x12\x0e\n\x06widths\x18\x01 \x03(\x03\x12\x0e\n\x06output\x18\x02 \x01(\t\x12\x13\n\x0b\x66rame_shift\x18\x03 \x03(\x01\x12\x13\n\x0b\x66rame_scale\x18\x04 \x03(\x01\x12\x13\n\x0binput_shape\x18\x05 \x03(\x03\x12\x0f\n\x07outputs\x18\x06 \x01(\x03\"\xfc\x03\n\x05Model\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x0e\n\x06shared\x18\x05 \x01(\x08\x12/\n\x06values\x18\x06 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.ResultValue\x12\x37\n\x07metrics\x18\x07 \x03(\x0b\x32&.mpcgate.gateway.v1.Model.MetricsEntry\x12.\n\x08provider\x18\x08 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12\x0f\n\x07parties\x18\t \x03(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07partial\x18\x0b \x01(\x08\x12\x36\n\x0c\x61rchitecture\x18\x0c \x01(\x0b\x32 .mpcgate.gateway.v1.Architecture\x12/\n\x06policy\x18\r \x01(\x0b\x32\x1f.mpcgate.gateway.v1.ModelPolicy\x12\r\n\x05\x61sset\x18\x0e \x01(\x08\x12\x0e\n\x06\x64igest\x18\x0f \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"A\n\x11ListModelsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"n\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.mpcgate.gateway.v1.Model\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"<\n\x10GetModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model\"&\n\x12\x44\x65leteModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteModelResponse\"\xc8\x01\n\x14RegisterModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04onnx\x18\x02 \x01(\x0c\x12\x13\n\x0binput_shape\x18\x03 \x03(\x03\x12\x0e\n\x06output\x18\x04 \x01(\t\x12/\n\x06policy\x18\x05 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.ModelPolicy\x12\x10\n\x08\x66\x65\x61tures\x18\x06 \x03(\t\x12\x13\n\x0binput_shift\x18\x07 \x03(\x01\x12\x13\n\x0binput_scale\x18\x08 \x03(\x01\"A\n\x15RegisterModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model\"Z\n\x15SetModelPolicyRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12/\n\x06policy\x18\x02 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.ModelPolicy\"B\n\x16SetModelPolicyResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model2\xf1\x03\n\x0cModelService\x12[\n\nListModels\x12%.mpcgate.gateway.v1.ListModelsRequest\x1a&.mpcgate.gateway.v1.ListModelsResponse\x12U\n\x08GetModel\x12#.mpcgate.gateway.v1.GetModelRequest\x1a$.mpcgate.gateway.v1.GetModelResponse\x12^\n\x0b\x44\x65leteModel\x12&.mpcgate.gateway.v1.DeleteModelRequest\x1a\'.mpcgate.gateway.v1.DeleteModelResponse\x12\x64\n\rRegisterModel\x12(.mpcgate.gateway.v1.RegisterModelRequest\x1a).mpcgate.gateway.v1.RegisterModelResponse\x12g\n\x0eSetModelPolicy\x12).mpcgate.gateway.v1.SetModelPolicyRequest\x1a*.mpcgate.gateway.v1.SetModelPolicyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmpcgate/gateway/v1/models.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\x1a!mpcgate/gateway/v1/datasets.proto\x1a\x1dmpcgate/gateway/v1/jobs.proto\"\xec\x01\n\x0bModelPolicy\x12\x17\n\x0f\x61llowed_parties\x18\x01 \x03(\t\x12\x18\n\x10\x61llowed_datasets\x18\x02 \x03(\t\x12 \n\x18\x61llowed_result_receivers\x18\x03 \x03(\t\x12\x19\n\x11\x61llowed_job_kinds\x18\x05 \x03(\t\x12\x37\n\rapproval_mode\x18\x04 \x01(\x0e\x32 .mpcgate.gateway.v1.ApprovalMode\x12\x18\n\x10min_rows_per_job\x18\x06 \x01(\x03\x12\x1a\n\x12max_rows_per_party\x18\x07 \x01(\x03\"~\n\x0c\x41rchitecture\x12\x0e\n\x06widths\x18\x01 \x03(\x03\x12\x0e\n\x06output\x18\x02 \x01(\t\x12\x13\n\x0b\x66rame_shift\x18\x03 \x03(\x01\x12\x13\n\x0b\x66rame_scale\x18\x04 \x03(\x01\x12\x13\n\x0binput_shape\x18\x05 \x03(\x03\x12\x0f\n\x07outputs\x18\x06 \x01(\x03\"\xfc\x03\n\x05Model\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x0e\n\x06shared\x18\x05 \x01(\x08\x12/\n\x06values\x18\x06 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.ResultValue\x12\x37\n\x07metrics\x18\x07 \x03(\x0b\x32&.mpcgate.gateway.v1.Model.MetricsEntry\x12.\n\x08provider\x18\x08 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.Provider\x12\x0f\n\x07parties\x18\t \x03(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07partial\x18\x0b \x01(\x08\x12\x36\n\x0c\x61rchitecture\x18\x0c \x01(\x0b\x32 .mpcgate.gateway.v1.Architecture\x12/\n\x06policy\x18\r \x01(\x0b\x32\x1f.mpcgate.gateway.v1.ModelPolicy\x12\r\n\x05\x61sset\x18\x0e \x01(\x08\x12\x0e\n\x06\x64igest\x18\x0f \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"A\n\x11ListModelsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"n\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.mpcgate.gateway.v1.Model\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"<\n\x10GetModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model\"&\n\x12\x44\x65leteModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteModelResponse\"\xc8\x01\n\x14RegisterModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04onnx\x18\x02 \x01(\x0c\x12\x13\n\x0binput_shape\x18\x03 \x03(\x03\x12\x0e\n\x06output\x18\x04 \x01(\t\x12/\n\x06policy\x18\x05 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.ModelPolicy\x12\x10\n\x08\x66\x65\x61tures\x18\x06 \x03(\t\x12\x13\n\x0binput_shift\x18\x07 \x03(\x01\x12\x13\n\x0binput_scale\x18\x08 \x03(\x01\"A\n\x15RegisterModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model\"Z\n\x15SetModelPolicyRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12/\n\x06policy\x18\x02 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.ModelPolicy\"B\n\x16SetModelPolicyResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.mpcgate.gateway.v1.Model2\xf1\x03\n\x0cModelService\x12[\n\nListModels\x12%.mpcgate.gateway.v1.ListModelsRequest\x1a&.mpcgate.gateway.v1.ListModelsResponse\x12U\n\x08GetModel\x12#.mpcgate.gateway.v1.GetModelRequest\x1a$.mpcgate.gateway.v1.GetModelResponse\x12^\n\x0b\x44\x65leteModel\x12&.mpcgate.gateway.v1.DeleteModelRequest\x1a\'.mpcgate.gateway.v1.DeleteModelResponse\x12\x64\n\rRegisterModel\x12(.mpcgate.gateway.v1.RegisterModelRequest\x1a).mpcgate.gateway.v1.RegisterModelResponse\x12g\n\x0eSetModelPolicy\x12).mpcgate.gateway.v1.SetModelPolicyRequest\x1a*.mpcgate.gateway.v1.SetModelPolicyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,33 +38,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL_METRICSENTRY']._loaded_options = None
   _globals['_MODEL_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODELPOLICY']._serialized_start=187
-  _globals['_MODELPOLICY']._serialized_end=369
-  _globals['_ARCHITECTURE']._serialized_start=371
-  _globals['_ARCHITECTURE']._serialized_end=497
-  _globals['_MODEL']._serialized_start=500
-  _globals['_MODEL']._serialized_end=1008
-  _globals['_MODEL_METRICSENTRY']._serialized_start=962
-  _globals['_MODEL_METRICSENTRY']._serialized_end=1008
-  _globals['_LISTMODELSREQUEST']._serialized_start=1010
-  _globals['_LISTMODELSREQUEST']._serialized_end=1075
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1077
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1187
-  _globals['_GETMODELREQUEST']._serialized_start=1189
-  _globals['_GETMODELREQUEST']._serialized_end=1224
-  _globals['_GETMODELRESPONSE']._serialized_start=1226
-  _globals['_GETMODELRESPONSE']._serialized_end=1286
-  _globals['_DELETEMODELREQUEST']._serialized_start=1288
-  _globals['_DELETEMODELREQUEST']._serialized_end=1326
-  _globals['_DELETEMODELRESPONSE']._serialized_start=1328
-  _globals['_DELETEMODELRESPONSE']._serialized_end=1349
-  _globals['_REGISTERMODELREQUEST']._serialized_start=1352
-  _globals['_REGISTERMODELREQUEST']._serialized_end=1552
-  _globals['_REGISTERMODELRESPONSE']._serialized_start=1554
-  _globals['_REGISTERMODELRESPONSE']._serialized_end=1619
-  _globals['_SETMODELPOLICYREQUEST']._serialized_start=1621
-  _globals['_SETMODELPOLICYREQUEST']._serialized_end=1711
-  _globals['_SETMODELPOLICYRESPONSE']._serialized_start=1713
-  _globals['_SETMODELPOLICYRESPONSE']._serialized_end=1779
-  _globals['_MODELSERVICE']._serialized_start=1782
-  _globals['_MODELSERVICE']._serialized_end=2279
+  _globals['_MODELPOLICY']._serialized_end=423
+  _globals['_ARCHITECTURE']._serialized_start=425
+  _globals['_ARCHITECTURE']._serialized_end=551
+  _globals['_MODEL']._serialized_start=554
+  _globals['_MODEL']._serialized_end=1062
+  _globals['_MODEL_METRICSENTRY']._serialized_start=1016
+  _globals['_MODEL_METRICSENTRY']._serialized_end=1062
+  _globals['_LISTMODELSREQUEST']._serialized_start=1064
+  _globals['_LISTMODELSREQUEST']._serialized_end=1129
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1131
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1241
+  _globals['_GETMODELREQUEST']._serialized_start=1243
+  _globals['_GETMODELREQUEST']._serialized_end=1278
+  _globals['_GETMODELRESPONSE']._serialized_start=1280
+  _globals['_GETMODELRESPONSE']._serialized_end=1340
+  _globals['_DELETEMODELREQUEST']._serialized_start=1342
+  _globals['_DELETEMODELREQUEST']._serialized_end=1380
+  _globals['_DELETEMODELRESPONSE']._serialized_start=1382
+  _globals['_DELETEMODELRESPONSE']._serialized_end=1403
+  _globals['_REGISTERMODELREQUEST']._serialized_start=1406
+  _globals['_REGISTERMODELREQUEST']._serialized_end=1606
+  _globals['_REGISTERMODELRESPONSE']._serialized_start=1608
+  _globals['_REGISTERMODELRESPONSE']._serialized_end=1673
+  _globals['_SETMODELPOLICYREQUEST']._serialized_start=1675
+  _globals['_SETMODELPOLICYREQUEST']._serialized_end=1765
+  _globals['_SETMODELPOLICYRESPONSE']._serialized_start=1767
+  _globals['_SETMODELPOLICYRESPONSE']._serialized_end=1833
+  _globals['_MODELSERVICE']._serialized_start=1836
+  _globals['_MODELSERVICE']._serialized_end=2333
 # @@protoc_insertion_point(module_scope)

@@ -35,7 +35,18 @@ class ModelPolicy(_message.Message):
     ALLOWED_RESULT_RECEIVERS_FIELD_NUMBER: _builtins.int
     ALLOWED_JOB_KINDS_FIELD_NUMBER: _builtins.int
     APPROVAL_MODE_FIELD_NUMBER: _builtins.int
+    MIN_ROWS_PER_JOB_FIELD_NUMBER: _builtins.int
+    MAX_ROWS_PER_PARTY_FIELD_NUMBER: _builtins.int
     approval_mode: _datasets_pb2.ApprovalMode.ValueType
+    min_rows_per_job: _builtins.int
+    """The fewest rows one job may apply the model to (0: the default, 20): one-row
+    queries trace the network's local linear map.
+    """
+    max_rows_per_party: _builtins.int
+    """The most rows each data party may have the model applied to, over all its
+    jobs (0: no limit): a surrogate distilled from enough probabilities copies a
+    model kept shared. Counted by the holder when a job's rows are known.
+    """
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parties that may apply the model to their rows (data parties of the job)."""
@@ -60,10 +71,12 @@ class ModelPolicy(_message.Message):
         allowed_result_receivers: _abc.Iterable[_builtins.str] | None = ...,
         allowed_job_kinds: _abc.Iterable[_builtins.str] | None = ...,
         approval_mode: _datasets_pb2.ApprovalMode.ValueType = ...,
+        min_rows_per_job: _builtins.int = ...,
+        max_rows_per_party: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_datasets", b"allowed_datasets", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_datasets", b"allowed_datasets", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "max_rows_per_party", b"max_rows_per_party", "min_rows_per_job", b"min_rows_per_job"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
