@@ -61,17 +61,28 @@ def test_indicator_columns_cannot_read_another_banks_labels(session: Session, ki
     assert all(isinstance(r, str) for r in session.results.values())  # no party released anything
 
 
-def test_an_indicator_among_horizontal_rows_is_refused(session: Session) -> None:
+@pytest.mark.parametrize("kind, parameters", [
+    ("model.linear_regression", {}),
+    ("model.linear_regression", {"alpha": 10.0}),
+    ("model.logistic_regression", {"holdout": 0.0}),
+    ("model.mlp", {"holdout": 0.0, "hidden": [4], "epochs": 1}),
+])
+def test_an_indicator_among_horizontal_rows_is_refused(session: Session, kind: str, parameters: dict) -> None:
+    """A party whose rows carry a column that singles out one of them: the model
+    would show that row's label to every receiver."""
     rng = np.random.default_rng(3)
     tables = []
     for r in range(session.world_size):
-        x = rng.normal(size=(80, 2))
-        marker = np.zeros((80, 1))
+        x = rng.normal(size=(40, 2))
+        marker = np.zeros((40, 1))
         if r == 0:
             marker[5] = 1.0  # a column that singles out one row of the pooled data
-        tables.append(np.column_stack([x, marker, x @ [1.0, 2.0] + rng.normal(size=80)]))
-    status, result = session.run(Task("model.linear_regression", "horizontal", tables, [["a", "b", "m", "y"]] *
-                                      session.world_size, {"label": "y"}, RULES))
+        label = x @ [1.0, 2.0] + rng.normal(size=40)
+        tables.append(np.column_stack([x, marker, label if kind == "model.linear_regression" else label > 0]))
+    names = [["a", "b", "m", "y"]] * session.world_size
+    status, result = session.run(Task(kind, "horizontal", tables, names, {"label": "y", **parameters}))
+    assert status == "ok", result  # without the bound it is released
+    status, result = session.run(Task(kind, "horizontal", tables, names, {"label": "y", **parameters}, RULES))
     assert status == "refused" and "leverage" in result, result
 
 
