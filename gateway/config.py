@@ -29,6 +29,11 @@
     [issuers]                         # trusted token issuers -> their JWKS files
     bank-a-idp = ["issuer/k1.jwks.json", "issuer/k2.jwks.json"]
 
+    [quotas]                          # optional: estimated work units (gateway/jobs/cost.py)
+    job_cost = 1e10                   # most one job may cost on this party's rows
+    operator_cost_per_day = 1e11      # most one operator may submit here in 24 hours
+    over = "refuse"                   # or "manual": a costlier job waits for approval
+
 Relative paths are relative to the config file. A bad field, or an unknown one
 (a misspelling), fails start-up with a message that names it.
 """
@@ -42,6 +47,8 @@ from typing import Any
 
 from gateway.auth.pki import PartyFiles, validate_party_id
 from gateway.errors import InvalidArgument, MpcgateError
+from gateway.jobs.cost import Quotas
+from gateway.jobs.cost import parse as parse_quotas
 
 
 @dataclass(frozen=True)
@@ -63,13 +70,14 @@ class GatewayConfig:
     max_columns: int = 200
     max_bins: int = 1000
     warm_workers: int = 1
+    quotas: Quotas = field(default_factory=Quotas)
 
 
 KNOWN = {
     "": {"party_id", "listen", "data_dir", "database", "max_concurrent_jobs", "allow_insecure_providers",
          "failure_timeout", "default_deadline_s", "drain_grace_s", "max_columns", "max_bins", "metrics_listen",
          "warm_workers",
-         "tls", "peers", "dealer", "issuers"},
+         "tls", "peers", "dealer", "issuers", "quotas"},
     "tls": {"ca", "cert", "key"},
     "dealer": {"id", "address"},
 }
@@ -191,5 +199,5 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
         default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen, dealer=dealer,
         drain_grace_s=float(limits["drain_grace_s"]), max_columns=limits["max_columns"], max_bins=limits["max_bins"],
-        warm_workers=limits["warm_workers"],
+        warm_workers=limits["warm_workers"], quotas=parse_quotas(raw.get("quotas", {})),
     )

@@ -273,6 +273,16 @@ class Registry:
     def released(self, job_id: str) -> None:
         self.budgets.released(job_id)
 
+    def rows(self, job: pb.Job, party_id: str) -> int:
+        total = 0
+        for job_input in job.spec.inputs:
+            if job_input.party_id == party_id:
+                try:
+                    total += self._row(job_input.dataset)[1].row_count
+                except NotFound:
+                    pass  # the review names it
+        return total
+
     def ledger(self, job: pb.Job, party_id: str) -> dict[str, Any]:
         names = [i.dataset for i in job.spec.inputs if i.party_id == party_id]  # none where the party has no input
         inputs = {}

@@ -44,7 +44,10 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     indicators = np.zeros((ROWS, TARGETS))
     indicators[np.arange(TARGETS), np.arange(TARGETS)] = 1.0
     names = [f"is_{k}" for k in keys[:TARGETS]]
-    with LocalFederation(tmp_path_factory.mktemp("release-safety"), BANKS, dealer=True) as federation:
+    quotas = {"bank-a": "quotas = { job_cost = 1e9, operator_cost_per_day = 2e9 }",
+              "bank-b": 'quotas = { job_cost = 1e9, over = "manual" }'}
+    with LocalFederation(tmp_path_factory.mktemp("release-safety"), BANKS, dealer=True,
+                         party_config=quotas) as federation:
         demo_data.write_csv(federation.data_dir("bank-a") / "probe.csv", indicators, names, key=keys)
         demo_data.write_csv(federation.data_dir("bank-b") / "income.csv", income[:, None], ["income"], key=keys)
         demo_data.write_csv(federation.data_dir("bank-c") / "outcomes.csv", target[:, None], ["target"], key=keys)
@@ -297,3 +300,40 @@ def test_a_model_is_no_oracle_for_one_row_queries_or_unbounded_probing(fed: Loca
     with sqlite3.connect(fed.root / "bank-a" / "gateway.db") as db:
         queries = [json.loads(d) for (d,) in db.execute("SELECT details FROM audit_log WHERE action = 'model.query'")]
     assert queries == [{"model": "scorer", "rows": "150", "parties": "bank-b"}]
+
+
+def test_a_job_s_cost_is_weighed_before_it_runs(fed: LocalFederation) -> None:
+    """Attack 5: one operator held a job slot at every party for an hour with a
+    4 x 1024 MLP over 200 epochs on 569 rows. Now its estimate (rows x parameters
+    x epochs) meets each gateway's quotas: RESOURCE_EXHAUSTED at submit where the
+    coordinator's quota refuses, a wait for approval where a party's says so,
+    and an operator's daily total at its own gateway."""
+    from gateway.errors import ResourceExhausted
+
+    huge = {"label": "target", "hidden": [1024] * 4, "epochs": 200, "holdout": 0.0}
+    with fed.client("bank-a") as client, pytest.raises(ResourceExhausted, match=r"quotas.job_cost") as refused:
+        client.submit("model.mlp", _inputs(), receivers=["bank-a"], partitioning="vertical", parameters=huge)
+    assert "240 rows x 3171329 parameters x 200 epochs" in str(refused.value) and "1e+09" in str(refused.value)
+    with fed.client("bank-c") as client:  # bank-c sets no quota; bank-b holds costly jobs for its approval
+        held = client.submit("model.mlp", [("bank-b", "income", ["income"]), ("bank-c", "outcomes", ["target"])],
+                             receivers=["bank-c"], partitioning="vertical", parameters=huge)
+        assert held.state == "AWAITING_APPROVAL", held.record
+        assert {p.party_id: p.state for p in held.record.parties}["bank-b"] == jobs_state("AWAITING_APPROVAL")
+        held.cancel()
+    daily = {"label": "target", "hidden": [256, 256], "epochs": 50, "holdout": 0.0}  # 8.6e8 units on 240 rows
+    mallory = fed.client("bank-a", fed.token("bank-a", subject="mallory"))
+    with mallory:
+        for _ in range(2):
+            job = mallory.submit("model.mlp", _inputs(), receivers=["bank-a"], partitioning="vertical", parameters=daily)
+            job.cancel()
+        with pytest.raises(ResourceExhausted, match="operator_cost_per_day"):
+            mallory.submit("model.mlp", _inputs(), receivers=["bank-a"], partitioning="vertical", parameters=daily)
+    with fed.client("bank-a") as client:  # another operator is not charged mallory's jobs
+        job = client.submit("model.mlp", _inputs(), receivers=["bank-a"], partitioning="vertical", parameters=daily)
+        job.cancel()
+
+
+def jobs_state(name: str) -> int:
+    from gateway.api.gateway.v1 import jobs_pb2
+
+    return jobs_pb2.JobState.Value(f"JOB_STATE_{name}")

@@ -12,6 +12,7 @@ from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.ingest import Source
+from gateway.jobs.cost import Quotas
 from mpc.programs import Limits
 from mpc.programs.context import ReleaseRules
 
@@ -49,6 +50,9 @@ class Datasets(Protocol):
 
     def released(self, job_id: str) -> None:
         """The job's results are leaving this party (its privacy charges are spent)."""
+
+    def rows(self, job: pb.Job, party_id: str) -> int:
+        """The rows of the party's inputs to the job (0 where it has none or they are unknown)."""
 
     def ledger(self, job: pb.Job, party_id: str) -> dict[str, Any]:
         """For the party's signed job record: its inputs' content digests and the
@@ -98,6 +102,7 @@ class SchedulerConfig:
     failure_timeout: float = 20.0
     dealer: tuple[str, str] | None = None  # the federation's TTP dealer: (party id, address)
     limits: Limits = field(default_factory=Limits)
+    quotas: Quotas = field(default_factory=Quotas)
     drain_grace_s: float = 60.0
     warm_workers: int = 0  # workers started ahead of jobs (gateway.jobs.runner)
 

@@ -28,10 +28,12 @@ from google.protobuf import json_format
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
+from gateway.errors import (FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied,
+                            ResourceExhausted, Unavailable)
 from gateway.jobs import states
 from gateway.jobs.contracts import (DRAIN_FLUSH_S, ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
                                     SchedulerConfig, error_info, has_input, participants)
+from gateway.jobs.cost import OperatorLedger, estimate, over
 from gateway.jobs.participation import Participation
 from gateway.records import JobRecords
 from gateway.jobs.runner import WorkerRunner
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 class Scheduler(Participation):
     def __init__(self, config: SchedulerConfig, store: JobStore, datasets: Datasets, peers: Peers,
                  runner: WorkerRunner, records: JobRecords, audit: Audit, audit_head: AuditHead = lambda: (0, ""),
-                 models: Models | None = None) -> None:
+                 models: Models | None = None, costs: OperatorLedger | None = None) -> None:
         self.config = config
         self.me = config.party_id
         self._store = store
@@ -54,6 +56,7 @@ class Scheduler(Participation):
         self._audit = audit
         self._audit_head = audit_head
         self._models = models
+        self._costs = costs
         self._records = records
         self._draining = False
         self._awaiting_cause: set[str] = set()
@@ -75,6 +78,7 @@ class Scheduler(Participation):
             parties=[pb.PartyStatus(party_id=p, rank=-1, state=states.PENDING) for p in participants(spec)],
             dealer=self.config.dealer[0] if spec.provider == pb.PROVIDER_TTP and self.config.dealer else "",
         )
+        self._admit_cost(job)
         self._store.create(job, f"submitted by {submitted_by}")
         self._audit("job.submit", job.job_id, "ok", {"kind": spec.kind, "by": submitted_by})
         statuses = await asyncio.gather(*(self._propose(p, job) for p in participants(spec)), return_exceptions=True)
@@ -224,9 +228,31 @@ class Scheduler(Participation):
             except NotFound as err:
                 raise InvalidArgument(err.message) from None
         reasons = ([refusal] if refusal else []) + [r for review in reviews for r in review.reasons]
+        costly = self._cost_refusal(job)
+        if costly and self.config.quotas.over == "manual" and not reasons:
+            return Review("manual", [costly])
+        reasons += [costly] if costly else []
         if refusal or any(r.decision == "reject" for r in reviews):
             return Review("reject", reasons)
         return Review("manual" if any(r.decision == "manual" for r in reviews) else "approve")
+
+    def _cost_refusal(self, job: pb.Job) -> str:
+        """Why the job costs more than this gateway's quotas.job_cost on its own rows."""
+        estimated = estimate(job.spec, self._datasets.rows(job, self.me))
+        if not over(self.config.quotas.job_cost, estimated.units):
+            return ""
+        return f"the job is {estimated} at {self.me}; its quota is {self.config.quotas.job_cost:.3g} (config quotas.job_cost)"
+
+    def _admit_cost(self, job: pb.Job) -> None:
+        """At submit: RESOURCE_EXHAUSTED, with the estimate and the quota, for a job over
+        this gateway's quotas on the rows it knows, or past its operator's daily quota."""
+        quotas = self.config.quotas
+        if quotas.over == "refuse" and (refusal := self._cost_refusal(job)):
+            raise ResourceExhausted(refusal)
+        if self._costs is not None and quotas.operator_cost_per_day > 0:
+            units = estimate(job.spec, self._datasets.rows(job, self.me)).units
+            if refusal := self._costs.admit(job.job_id, job.submitted_by, units, quotas.operator_cost_per_day):
+                raise ResourceExhausted(refusal)
 
     async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str,
                         head: tuple[int, str] | None = None, record: cpb.SignedRecord | None = None) -> None:

@@ -16,6 +16,7 @@ from gateway.api.gateway.v1 import coordination_pb2_grpc, jobs_pb2_grpc
 from gateway.auth.tls import TlsIdentity
 from gateway.exchange.inbox import Inbox
 from gateway.exchange.service import ExchangeServicer, Sessions, register
+from gateway.jobs.cost import OperatorLedger
 from gateway.jobs.peers import PeerGateways
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.contracts import Audit, AuditHead, Datasets, SchedulerConfig
@@ -68,7 +69,7 @@ def install(
     peers = PeerGateways(identity, config.peer_addresses, config.failure_timeout)
     records = JobRecords(database, config.party_id, identity.key_pem, identity.cert_pem)
     scheduler = Scheduler(config, store, datasets, peers, WorkerRunner(sessions, config.warm_workers), records, audit,
-                          audit_head, models)
+                          audit_head, models, OperatorLedger(database))
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
     register(ExchangeServicer(config.party_id, exchange_members, sessions, Inbox(), relay_identity=identity), server)
