@@ -90,6 +90,17 @@ def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | N
             "shared (keep_shared), or train it with dp")
 
 
+def standardized(rows: Any, shift: Any, scale: Any) -> Any:
+    """(rows - shift) * scale per column at 16 bits: `shift` and `scale` (d) shared
+    (horizontal: the pooled moments) or public tensors (vertical: each owner's own)."""
+    z = secure.raised(secure.lowered(rows), secure.PRODUCT_BITS)
+    if torch.is_tensor(scale):
+        return (z - shift).mul(scale)
+    shape = (int(z.size(0)), int(z.size(1)))
+    centered = z - secure.lowered(shift).unsqueeze(0).expand(*shape)
+    return secure.mul_mixed(centered, secure.lowered(scale).unsqueeze(0).expand(*shape))
+
+
 def refuse_small_classes(ctx: JobContext, labels: Any, bound: float | None) -> None:
     """Refuses (one public bit) unless each class of the one-hot (or 0/1) shared
     `labels` holds no row or at least 1 / bound rows: a class of c rows gives each

@@ -127,7 +127,9 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         metrics["r2_holdout"] = r2.horizontal_holdout(ctx, label, x_test, n_test, (shift, scale), order, gamma,
                                                       moments.mean)
     if not ctx.parameters.get("keep_shared"):
-        influence.refuse_influential_rows(ctx, _standardized_rows(ctx, (x - shift) / scale, moments.mean, inverse), n,
+        sizes = [int(size) for size in secure.public(ctx, len(x))]
+        rows = secure.stacked_rows(ctx, (x - shift) / scale, sizes, secure.PRODUCT_BITS)
+        influence.refuse_influential_rows(ctx, influence.standardized(rows, moments.mean, inverse.mul(16)), n,
                                           influence.limit(ctx), horizontal.correlation(moments))
     values = [gamma, moments.mean, moments.variance]
     opened = _release(ctx, values, metrics)
@@ -227,16 +229,6 @@ def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], 
     if not origin:
         out |= {"feature_means": Result(means[at], own), "feature_stds": Result(sigma[at], own)}
     return {**out, **_metrics(metrics, shown)}
-
-
-def _standardized_rows(ctx: JobContext, z: np.ndarray, mean: Any, inverse_std: Any) -> Any:
-    """Every party's rows in the public frame, shared and standardized with the
-    pooled moments: (z - mean(z)) / std(z), 16 bits (horizontal)."""
-    sizes = [int(size) for size in secure.public(ctx, len(z))]
-    rows = secure.stacked_rows(ctx, z, sizes, secure.PRODUCT_BITS)
-    shape = (int(rows.size(0)), int(rows.size(1)))
-    centered = rows - secure.lowered(mean).unsqueeze(0).expand(*shape)
-    return secure.mul_mixed(centered, inverse_std.mul(16).unsqueeze(0).expand(*shape))
 
 
 def _preconditioner(inverse_std: Any, ridge: np.ndarray) -> Any:

@@ -95,7 +95,8 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     w, b, losses = _train(ctx, design)
     if not ctx.parameters.get("keep_shared"):
         bound = influence.limit(ctx)
-        influence.refuse_influential_rows(ctx, _standardized(design), design.n, bound, design.correlation)
+        influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
+                                          bound, design.correlation)
         influence.refuse_small_classes(ctx, design.y, bound)
     metrics = []
     if design.z_test is not None:
@@ -187,16 +188,6 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     stats = {"means": _by_column(ctx, widths, secure.split(mean), axis=1),
              "stds": _by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
     return design, features, stats
-
-
-def _standardized(design: Design) -> Any:
-    """The training rows u = (z - m) s, shared at 16 bits."""
-    z = secure.raised(design.z, secure.PRODUCT_BITS)
-    if torch.is_tensor(design.scale):  # vertical: public bounds, no shift
-        return z.mul(design.scale)
-    shape = (int(z.size(0)), int(z.size(1)))
-    centered = z - secure.lowered(design.shift).unsqueeze(0).expand(*shape)
-    return secure.mul_mixed(centered, secure.lowered(design.scale).unsqueeze(0).expand(*shape))
 
 
 def _origin(ctx: JobContext) -> bool:
