@@ -16,6 +16,13 @@ the rows' owner applied the model's public frame (a model.mlp's training frame,
 an asset's declared input standardization): they must then lie within
 `FRAME_BOUND` (model.mlp) or +-`ASSET_BOUND` (assets), or the job is refused:
 beyond that, CrypTen's truncation fails often enough to corrupt rows.
+
+A model applied to crafted rows is an oracle (one-row queries trace a network's
+local linear map; enough probabilities distil a surrogate), so each holder
+applies its own policy's limits once the rows are public (`_holders_allow`: the
+fewest rows per job, the rows each data party may still have it applied to);
+every party learns whether a holder refused and why, and an allowed query is
+audited and counted at the holder before any row is computed on.
 """
 
 from __future__ import annotations
