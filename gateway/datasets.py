@@ -63,7 +63,10 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: 
     receivers = [r for r in spec.result_receivers if r not in policy.allowed_result_receivers]
     if receivers:
         reasons.append(f"result receivers {', '.join(receivers)} are not allowed for dataset {dataset.name!r}")
-    if dataset.row_count < policy.min_rows or policy.min_rows <= 0:
+    if policy.min_rows <= 0:
+        reasons.append(f"dataset {dataset.name!r}'s policy sets no min_rows (0): it allows no job until it sets the "
+                       "fewest rows behind any released aggregate (1 or more)")
+    elif dataset.row_count < policy.min_rows:
         reasons.append(f"dataset {dataset.name!r} has {dataset.row_count} rows; its policy needs at least "
                        f"{policy.min_rows} behind any released aggregate")
     if spec.parameters.fields.get("extremes") is not None and spec.parameters["extremes"] is True \

@@ -43,8 +43,9 @@ class TlsIdentity:
         return cls(name=name, ca_pem=ca, cert_pem=cert, key_pem=key)
 
     @classmethod
-    def from_dir(cls, directory: Path, name: str) -> "TlsIdentity":
+    def from_dir(cls, directory: Path | str, name: str) -> "TlsIdentity":
         """Material laid out by `mpcgate pki`: ca.crt, <name>.crt, <name>.key."""
+        directory = Path(directory)
         return cls.load(PartyFiles(directory / "ca.crt", directory / f"{name}.crt", directory / f"{name}.key"))
 
     def server_credentials(self) -> grpc.ServerCredentials:

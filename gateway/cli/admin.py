@@ -17,9 +17,14 @@ def token() -> None:
 @token.command("keygen")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("issuer"), show_default=True)
 @click.option("--kid", required=True, help="key id (rotate by adding a new kid to the gateways' JWKS)")
-def keygen(directory: Path, kid: str) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing key of this kid.")
+def keygen(directory: Path, kid: str, force: bool) -> None:
     """Creates an Ed25519 signing key and its public JWKS for gateways to trust."""
     from gateway.auth.jwt import generate_issuer_key
+
+    if (directory / f"{kid}.key").exists() and not force:  # gateways trusting the old JWKS would refuse its tokens
+        raise click.ClickException(f"{directory / f'{kid}.key'} exists already: use a new --kid to rotate keys, "
+                                   "or --force to replace it")
 
     private, jwks = generate_issuer_key(directory, kid)
     click.echo(f"signing key: {private} (keep private)\npublic JWKS: {jwks} (list it under [issuers] in gateway configs)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def submit(inputs: tuple[str, ...], receivers: tuple[str, ...], params: tuple[st
         console.print(f"job [bold]{job.id}[/bold]: {job.state}")
         if watch and not job.done:
             _follow(job)
+        if job.state in ("REJECTED", "FAILED"):  # why, without a second command
+            error = job.record.error
+            console.print(f"  {error.reason} at {error.party_id or job.record.coordinator}: {error.message}",
+                          markup=False)
         if job.state == "SUCCEEDED" and job.record.coordinator in receivers:
             print_result(_run(job.result))
 
@@ -173,7 +178,7 @@ def result(job_id: str, as_json: bool, **conn: Any) -> None:
     with _client(**conn) as client:
         found = _run(lambda: client.job(job_id).result())
     if as_json:
-        click.echo(json.dumps(found.as_dict(), indent=2))
+        click.echo(json.dumps(_json_safe(found.as_dict()), indent=2, allow_nan=False))
     else:
         print_result(found)
 
@@ -204,3 +209,10 @@ def print_result(found: Any, reference: dict[str, np.ndarray] | None = None) -> 
                     row += [f"{ref:.6g}", f"{abs(v - ref):.2e}"]
                 table.add_row(*row)
         console.print(table)
+
+
+def _json_safe(value: Any) -> Any:
+    """A withheld value (NaN) as JSON null: bare NaN is not JSON, and parsers refuse it."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return None if isinstance(value, float) and not math.isfinite(value) else value

@@ -41,8 +41,13 @@ def init(directory: Path, name: str, days: int, force: bool) -> None:
 @click.option("--host", "hosts", multiple=True, help="Extra DNS name or IP for the gateway (repeatable); default localhost, 127.0.0.1, ::1.")
 @click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650))
 @click.option("--client", is_flag=True, help="A client-only certificate for an operator or service (cannot join MPC sessions).")
-def issue(party: str, directory: Path, out: Path | None, hosts: tuple[str, ...], days: int, client: bool) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing key and certificate of PARTY.")
+def issue(party: str, directory: Path, out: Path | None, hosts: tuple[str, ...], days: int, client: bool,
+          force: bool) -> None:
     """Issues a key and certificate naming PARTY (or, with --client, an operator)."""
+    existing = [p for p in ((out or directory) / f"{party}.key", (out or directory) / f"{party}.crt") if p.exists()]
+    if existing and not force:  # a running gateway would keep serving the old pair and refuse the new one's peers
+        raise click.ClickException(f"{existing[0]} exists already: pass --force to replace {party}'s key and certificate")
     try:
         files = federation_pki.issue(
             directory, party, out_dir=out, hosts=hosts or federation_pki.DEFAULT_HOSTS, days=days, client=client

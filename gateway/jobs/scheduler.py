@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.errors import (FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied,
+from gateway.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied,
                             ResourceExhausted, Unavailable)
 from gateway.jobs import states
 from gateway.jobs.contracts import (DRAIN_FLUSH_S, ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
@@ -72,6 +73,11 @@ class Scheduler(Participation):
         spec = _copy(spec)
         spec.provider = spec.provider or pb.PROVIDER_TTP
         self._validate(spec)
+        if spec.request_id and (earlier := self._store.by_request(submitted_by, spec.request_id)) is not None:
+            if earlier.spec.SerializeToString(deterministic=True) != spec.SerializeToString(deterministic=True):
+                raise AlreadyExists(f"request_id {spec.request_id!r} was used for another job ({earlier.job_id}): "
+                                    "a retry must send the same spec")
+            return earlier  # a retry: the job it started, not a second one (nor a second privacy charge)
         job = pb.Job(
             job_id=uuid.uuid4().hex, spec=spec, state=states.PENDING, coordinator=self.me,
             submitted_by=submitted_by, created_at=now(),
@@ -79,7 +85,7 @@ class Scheduler(Participation):
             dealer=self.config.dealer[0] if spec.provider == pb.PROVIDER_TTP and self.config.dealer else "",
         )
         self._admit_cost(job)
-        self._store.create(job, f"submitted by {submitted_by}")
+        self._store.create(job, f"submitted by {submitted_by}", spec.request_id)  # no await since the look-up
         self._audit("job.submit", job.job_id, "ok", {"kind": spec.kind, "by": submitted_by})
         statuses = await asyncio.gather(*(self._propose(p, job) for p in participants(spec)), return_exceptions=True)
         invalid = next((s for s in statuses if isinstance(s, InvalidArgument)), None)
@@ -96,6 +102,7 @@ class Scheduler(Participation):
         return self._store.get(job.job_id)
 
     def _validate(self, spec: pb.JobSpec) -> None:
+        _finite(spec.parameters)
         validate_parameters(spec.kind, json_format.MessageToDict(spec.parameters), self.config.limits)
         if not spec.inputs:
             raise InvalidArgument("a job needs at least one input")
@@ -196,6 +203,7 @@ class Scheduler(Participation):
             raise PermissionDenied(f"party {caller!r} cannot propose on behalf of {job.coordinator!r}")
         if self._draining:
             raise Unavailable(f"gateway {self.me} is shutting down and accepts no new jobs")
+        _finite(job.spec.parameters)
         validate_parameters(job.spec.kind, json_format.MessageToDict(job.spec.parameters), self.config.limits)
         # off the event loop: a DP job's budget check composes every earlier charge (1.75 s at 1000 jobs)
         review = await asyncio.to_thread(self._review, job)
@@ -558,3 +566,18 @@ def nearest_cause(parties: Sequence[pb.PartyStatus]) -> pb.PartyStatus | None:
     reporters = {p.party_id for p in failures}
     silent = [p for p in failures if p.error.metadata.get("party_id", "") not in reporters | {""}]
     return silent[0] if silent else next(iter(failures), None)
+
+
+def _finite(parameters: struct_pb2.Struct, path: str = "") -> None:
+    """INVALID_ARGUMENT for a NaN or infinity anywhere in a job's parameters (a raw
+    Struct can carry them; JSON cannot, so no parameter means one)."""
+    items = parameters.fields.items() if isinstance(parameters, struct_pb2.Struct) else enumerate(parameters.values)
+    for key, value in items:
+        where = f"{path}.{key}" if path and isinstance(key, str) else f"{path}[{key}]" if path else str(key)
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            raise InvalidArgument(f"parameter {where} is {value.number_value}: parameters must be finite numbers")
+        if kind == "struct_value":
+            _finite(value.struct_value, where)
+        elif kind == "list_value":
+            _finite(value.list_value, where)

@@ -55,11 +55,14 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._store.get(request.job_id)  # NOT_FOUND for an unknown job
         after = request.after_sequence
         while True:
+            ended = self._store.get(request.job_id).state in states.TERMINAL  # read before the events it precedes
             for event in self._store.events(request.job_id, after):
                 after = event.sequence
                 yield pb.WatchJobResponse(event=event)
                 if event.state in states.TERMINAL:
                     return
+            if ended:  # resumed at or past the job's last event: nothing more will come
+                return
             await asyncio.sleep(WATCH_POLL_S)
 
     @map_errors

@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS job_events (
     event    BLOB NOT NULL,
     PRIMARY KEY (job_id, sequence)
 );
+CREATE TABLE IF NOT EXISTS job_requests (   -- SubmitJob's request_id, per submitter: a retry finds its job
+    submitted_by TEXT NOT NULL,
+    request_id   TEXT NOT NULL,
+    job_id       TEXT NOT NULL REFERENCES jobs(job_id),
+    PRIMARY KEY (submitted_by, request_id)
+);
 CREATE TABLE IF NOT EXISTS job_results (
     job_id TEXT PRIMARY KEY REFERENCES jobs(job_id),
     result BLOB NOT NULL
@@ -67,14 +73,26 @@ class JobStore:
                 raise
             self._db.execute("COMMIT")
 
-    def create(self, job: pb.Job, message: str) -> pb.Job:
+    def create(self, job: pb.Job, message: str, request_id: str = "") -> pb.Job:
+        """Stores a new job; with `request_id` (a submitter's, at the coordinator),
+        also the key by which `by_request` finds it again."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO jobs (job_id, coordinator, state, created_at, record) VALUES (?, ?, ?, ?, ?)",
                 (job.job_id, job.coordinator, job.state, time.time(), job.SerializeToString()),
             )
+            if request_id:
+                db.execute("INSERT INTO job_requests (submitted_by, request_id, job_id) VALUES (?, ?, ?)",
+                           (job.submitted_by, request_id, job.job_id))
             self._append_event(db, job, message)
         return job
+
+    def by_request(self, submitted_by: str, request_id: str) -> pb.Job | None:
+        """The job `submitted_by` submitted with `request_id`, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT job_id FROM job_requests WHERE submitted_by = ? AND request_id = ?",
+                                   (submitted_by, request_id)).fetchone()
+        return None if row is None else self.get(row[0])
 
     def get(self, job_id: str) -> pb.Job:
         with self._lock:

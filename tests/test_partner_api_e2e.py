@@ -1,0 +1,156 @@
+"""The API as partner institutions and operators meet it (issue 30's defects, each
+reproduced by a partner's own software or a new operator): real gateway
+processes on loopback with mutual TLS, the CLI and the raw gRPC stubs."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from click.testing import CliRunner
+
+from gateway import demo_data
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.cli import main
+from gateway.errors import AlreadyExists
+from gateway.federation import LocalFederation
+
+pytestmark = pytest.mark.multiprocess
+
+BANKS = ["bank-a", "bank-b"]
+ROWS = 120
+
+
+def policy(**extra: object) -> dpb.Policy:
+    fields: dict[str, object] = {"min_rows": 20, "min_group_size": 30, **extra}
+    return dpb.Policy(allowed_parties=BANKS, allowed_job_kinds=["stats.describe", "stats.histogram"],
+                      allowed_columns=demo_data.COLUMNS, allowed_result_receivers=BANKS, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+    with LocalFederation(tmp_path_factory.mktemp("partner-api"), BANKS, dealer=True) as federation:
+        for bank in BANKS:
+            demo_data.write_csv(federation.data_dir(bank) / "loans.csv", demo_data.loans(bank, ROWS))
+        federation.start()
+        for bank in BANKS:
+            with federation.client(bank) as client:
+                client.register_dataset("loans", "loans.csv", policy())
+        yield federation
+
+
+def _inputs(columns: list[str] | None = None) -> list[tuple[str, str, list[str]]]:
+    return [(b, "loans", columns or ["income", "age"]) for b in BANKS]
+
+
+def _env(fed: LocalFederation, bank: str = "bank-a") -> dict[str, str]:
+    return {"MPCGATE_GATEWAY": fed.addresses[bank], "MPCGATE_PARTY": bank, "MPCGATE_TLS_DIR": str(fed.pki_dir),
+            "MPCGATE_CLIENT": "operator", "MPCGATE_TOKEN": fed.token(bank)}
+
+
+def test_a_request_id_makes_submit_idempotent(fed: LocalFederation) -> None:
+    """Defect 1: the same request sent twice ran two jobs (and would have charged
+    a privacy budget twice). A retry now answers the first job; the same key
+    with another spec is ALREADY_EXISTS."""
+    with fed.client("bank-a") as client:
+        before = len(client.list_jobs())
+        first = client.submit("stats.describe", _inputs(), receivers=["bank-a"], request_id="retry-1")
+        again = client.submit("stats.describe", _inputs(), receivers=["bank-a"], request_id="retry-1")
+        assert again.id == first.id and len(client.list_jobs()) == before + 1
+        with pytest.raises(AlreadyExists, match="retry-1"):
+            client.submit("stats.describe", _inputs(["debt"]), receivers=["bank-a"], request_id="retry-1")
+        assert first.wait(timeout=120).state == "SUCCEEDED"
+
+
+def test_watch_resumed_past_a_finished_jobs_last_event_returns(fed: LocalFederation) -> None:
+    """Defect 2: WatchJob resumed at or past the last event of a finished job
+    never returned (one stream hung 10 minutes)."""
+    with fed.client("bank-a") as client:
+        job = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+        events = list(client.jobs_stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=client._metadata,
+                                                timeout=30))
+        last = events[-1].event.sequence
+        for after in (last, last + 5):
+            started = time.monotonic()
+            resumed = list(client.jobs_stub.WatchJob(pb.WatchJobRequest(job_id=job.id, after_sequence=after),
+                                                     metadata=client._metadata, timeout=30))
+            assert resumed == [] and time.monotonic() - started < 5
+
+
+def test_a_withheld_value_is_json_null(fed: LocalFederation) -> None:
+    """Defect 3: `jobs result --json` wrote a bare NaN for a withheld value, which
+    JSON parsers refuse."""
+    with fed.client("bank-a") as client:
+        job = client.submit("stats.histogram", _inputs(["age"]), receivers=["bank-a"],
+                            parameters={"bin_edges": [18, 25, 60, 95]}).wait(timeout=120)
+        assert job.state == "SUCCEEDED" and job.result().suppressed["histogram"], job.record
+    shown = CliRunner().invoke(main, ["jobs", "result", job.id, "--json"], env=_env(fed))
+    assert shown.exit_code == 0, shown.output
+
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    parsed = json.loads(shown.output, parse_constant=refuse)
+    values = [v for row in parsed["histogram"].values() for v in (row.values() if isinstance(row, dict) else [row])]
+    assert None in values and all(v is None or math.isfinite(v) for v in values)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_parameter_in_a_raw_struct_is_invalid(fed: LocalFederation, bad: float) -> None:
+    """Defect 5: a NaN or infinity in a job parameter sent as a raw protobuf Struct
+    came back UNKNOWN with an internal exception's text."""
+    with fed.client("bank-a") as client:
+        spec = pb.JobSpec(kind="stats.describe", result_receivers=["bank-a"],
+                          inputs=[pb.JobInput(party_id=b, dataset="loans", columns=["income"]) for b in BANKS])
+        spec.parameters.update({"dp": {"epsilon": bad}})
+        with pytest.raises(grpc.RpcError) as raised:
+            client.jobs_stub.SubmitJob(pb.SubmitJobRequest(spec=spec), metadata=client._metadata, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "dp.epsilon" in raised.value.details() and "finite" in raised.value.details()
+
+
+def test_a_policy_without_min_rows_says_so_and_the_cli_prints_why_a_job_was_refused(fed: LocalFederation) -> None:
+    """Defects 7 and 8: min_rows = 0 was refused as "has 1 rows; its policy needs
+    at least 0"; the CLI printed only REJECTED, the reason needing `jobs get`."""
+    with fed.client("bank-b") as owner:
+        owner.update_policy("loans", policy(min_rows=0))
+    try:
+        submitted = CliRunner().invoke(main, ["jobs", "submit", "--kind", "stats.describe", "--receiver", "bank-a",
+                                              "--input", "bank-a:loans:income", "--input", "bank-b:loans:income"],
+                                       env=_env(fed))
+        assert "REJECTED" in submitted.output, submitted.output
+        assert "bank-b" in submitted.output and "sets no min_rows (0)" in submitted.output.replace("\n", " ")
+        assert "needs at least 0" not in submitted.output
+    finally:
+        with fed.client("bank-b") as owner:
+            owner.update_policy("loans", policy())
+
+
+def test_identities_load_from_a_str_path_and_keys_are_not_overwritten(fed: LocalFederation, tmp_path: Path) -> None:
+    """Defects 9 and 10: TlsIdentity.from_dir("pki", ...) (a str, as its docstring
+    shows) raised TypeError; `pki issue` and `token keygen` silently replaced
+    existing keys (a running gateway then refused the new tokens)."""
+    from gateway.auth.tls import TlsIdentity
+
+    assert TlsIdentity.from_dir(str(fed.pki_dir), "bank-a").cert_pem
+    runner = CliRunner()
+    pki, issuer = str(tmp_path / "pki"), str(tmp_path / "issuer")
+    assert runner.invoke(main, ["pki", "init", "--dir", pki]).exit_code == 0
+    assert runner.invoke(main, ["pki", "issue", "bank-z", "--dir", pki]).exit_code == 0
+    key = (tmp_path / "pki" / "bank-z.key").read_bytes()
+    again = runner.invoke(main, ["pki", "issue", "bank-z", "--dir", pki])
+    assert again.exit_code != 0 and "--force" in again.output and (tmp_path / "pki" / "bank-z.key").read_bytes() == key
+    assert runner.invoke(main, ["pki", "issue", "bank-z", "--dir", pki, "--force"]).exit_code == 0
+    assert (tmp_path / "pki" / "bank-z.key").read_bytes() != key
+    assert runner.invoke(main, ["token", "keygen", "--dir", issuer, "--kid", "k1"]).exit_code == 0
+    signing = (tmp_path / "issuer" / "k1.key").read_bytes()
+    refused = runner.invoke(main, ["token", "keygen", "--dir", issuer, "--kid", "k1"])
+    assert refused.exit_code != 0 and "new --kid" in refused.output
+    assert (tmp_path / "issuer" / "k1.key").read_bytes() == signing
+    assert runner.invoke(main, ["token", "keygen", "--dir", issuer, "--kid", "k2"]).exit_code == 0  # rotation
