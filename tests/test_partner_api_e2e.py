@@ -18,7 +18,7 @@ from gateway import demo_data
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.cli import main
-from gateway.errors import AlreadyExists
+from gateway.errors import AlreadyExists, InvalidArgument
 from gateway.federation import LocalFederation
 
 pytestmark = pytest.mark.multiprocess
@@ -154,3 +154,11 @@ def test_identities_load_from_a_str_path_and_keys_are_not_overwritten(fed: Local
     assert refused.exit_code != 0 and "new --kid" in refused.output
     assert (tmp_path / "issuer" / "k1.key").read_bytes() == signing
     assert runner.invoke(main, ["token", "keygen", "--dir", issuer, "--kid", "k2"]).exit_code == 0  # rotation
+
+
+def test_columns_in_another_order_are_refused_at_submit(fed: LocalFederation) -> None:
+    """Defect 6: columns in a different order at two parties were accepted at
+    submit and failed at run time."""
+    with fed.client("bank-a") as client, pytest.raises(InvalidArgument, match="in another order"):
+        client.submit("stats.describe", [("bank-a", "loans", ["income", "age"]), ("bank-b", "loans", ["age", "income"])],
+                      receivers=["bank-a"])
