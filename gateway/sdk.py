@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 from google.protobuf import struct_pb2
 
-from gateway import rpc
+from gateway import exports, rpc
 from gateway.api.common.v1 import paging_pb2
 from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
@@ -125,7 +125,7 @@ class Model:
         import torch
 
         if self.kind == "model.mlp":
-            return _mlp_module(self._weights("feature_means"), self._weights("feature_stds"),
+            return exports.mlp_module(self._weights("feature_means"), self._weights("feature_stds"),
                                [self.values[f"layer.{2 * i}.{part}"] for i in range(len(self.architecture["widths"]) - 1)
                                 for part in ("weight", "bias")])
         layer = torch.nn.Linear(len(self.features), 1, dtype=torch.float64)
@@ -134,40 +134,21 @@ class Model:
             layer.bias.fill_(self.intercept)
         return layer
 
+    def outputs(self) -> list[str]:
+        """The exported programs' outputs: a classifier's logit(s) and probability
+        (or probabilities per class), a linear regression's prediction."""
+        return exports.outputs(self)
+
     def to_onnx(self, path: str) -> str:
-        """Writes the model as ONNX (input "features": rows x features; output "prediction")."""
-        import mpc  # noqa: F401  (torch.onnx on modern torch, as CrypTen needs it)
-        import torch
+        """Writes the model as ONNX: input "features" (rows x features); outputs as
+        `outputs()` names them. The file appears whole or not at all."""
+        return exports.to_onnx(self, path)
 
-        module = self.to_torch().float()
-        example = torch.zeros(1, len(self.features))
-        torch.onnx.export(module, (example,), path, dynamo=False, input_names=["features"], output_names=["prediction"],
-                          dynamic_axes={"features": {0: "rows"}, "prediction": {0: "rows"}})
-        return path
-
-
-def _mlp_module(means: np.ndarray, stds: np.ndarray, parameters: list[np.ndarray]) -> Any:
-    """(x - means) / stds, then Linear layers (weight, bias pairs) with ReLUs between them."""
-    import torch
-
-    class Standardize(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("mean", torch.from_numpy(np.asarray(means, dtype=np.float64)))
-            self.register_buffer("std", torch.from_numpy(np.asarray(stds, dtype=np.float64)))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return (x - self.mean) / self.std
-
-    layers: list[torch.nn.Module] = [Standardize()]
-    for i in range(0, len(parameters), 2):
-        weight, bias = parameters[i], parameters[i + 1]
-        linear = torch.nn.Linear(weight.shape[1], weight.shape[0], dtype=torch.float64)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(weight))
-            linear.bias.copy_(torch.from_numpy(bias))
-        layers += [linear, torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1])
+    def save_torch(self, path: str, state_dict: bool = False) -> str:
+        """Writes the model as a torch.export program (`torch.export.load(path).module()`,
+        no Python class needed; outputs as `outputs()` names them) or, with
+        `state_dict`, its tensors alone (`torch.load(path)`, weights only)."""
+        return exports.save_torch(self, path, state_dict)
 
 
 class Client:

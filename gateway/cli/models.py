@@ -107,11 +107,14 @@ def show(model_id: str, **conn: Any) -> None:
 @models.command()
 @connection
 @click.argument("model_id")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torch", "json"]), default="onnx", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torch", "state_dict", "json"]), default="onnx",
+              show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def export(model_id: str, fmt: str, out: Path, **conn: Any) -> None:
-    """Writes a revealed model as ONNX, a PyTorch module (torch.save) or JSON
-    (a model.mlp with its standardization: rows in, logits out)."""
+    """Writes a revealed model as ONNX or a torch.export program (rows in; a classifier's
+    logit and probability out, a linear model's prediction), a state_dict
+    (tensors only, torch.load with weights_only) or JSON (a model.mlp with its
+    standardization: rows in, logits out)."""
     import json
 
     with make_client(**conn) as client:
@@ -121,10 +124,8 @@ def export(model_id: str, fmt: str, out: Path, **conn: Any) -> None:
                                    f"({'kept secret-shared' if model.shared else 'an asset: export it where it was made'})")
     if fmt == "onnx":
         model.to_onnx(str(out))
-    elif fmt == "torch":
-        import torch
-
-        torch.save(model.to_torch(), out)
+    elif fmt in ("torch", "state_dict"):
+        model.save_torch(str(out), state_dict=fmt == "state_dict")
     elif model.kind == "model.mlp":
         out.write_text(json.dumps({"model_id": model.model_id, "kind": model.kind, "features": model.features,
                                    "label": model.label, "architecture": model.architecture, "metrics": model.metrics,
@@ -133,7 +134,7 @@ def export(model_id: str, fmt: str, out: Path, **conn: Any) -> None:
         out.write_text(json.dumps({"model_id": model.model_id, "kind": model.kind, "features": model.features,
                                    "label": model.label, "coefficients": model.coefficients.tolist(),
                                    "intercept": model.intercept, "metrics": model.metrics}, indent=2))
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}" + (f" (outputs: {', '.join(model.outputs())})" if fmt in ("onnx", "torch") else ""))
 
 
 @models.command()
