@@ -162,3 +162,20 @@ def test_columns_in_another_order_are_refused_at_submit(fed: LocalFederation) ->
     with fed.client("bank-a") as client, pytest.raises(InvalidArgument, match="in another order"):
         client.submit("stats.describe", [("bank-a", "loans", ["income", "age"]), ("bank-b", "loans", ["age", "income"])],
                       receivers=["bank-a"])
+
+
+def test_jobs_list_filters_by_state_kind_and_time_and_prints_json(fed: LocalFederation) -> None:
+    """Jobs list filters (state, kind, since) and --json, for scripts."""
+    with fed.client("bank-a") as client:
+        done = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["jobs", "list", "--state", "succeeded", "--kind", "stats.describe", "--json"],
+                           env=_env(fed))
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert done.id in {r["job_id"] for r in rows} and {r["state"] for r in rows} == {"SUCCEEDED"}
+    assert {r["kind"] for r in rows} == {"stats.describe"}
+    later = runner.invoke(main, ["jobs", "list", "--since", "2999-01-01", "--json"], env=_env(fed))
+    assert later.exit_code == 0 and later.output == ""
+    none = runner.invoke(main, ["jobs", "list", "--kind", "stats.histogram", "--state", "running"], env=_env(fed))
+    assert none.exit_code == 0 and done.id not in none.output

@@ -132,18 +132,34 @@ def _print_job(job: Any) -> None:
     console.print(table)
 
 
+STATE_NAMES = ["PENDING", "AWAITING_APPROVAL", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"]
+
+
 @jobs.command("list")
 @_connection
-def list_jobs(**conn: Any) -> None:
+@click.option("--state", "wanted", multiple=True, type=click.Choice(STATE_NAMES, case_sensitive=False),
+              help="only jobs in this state (repeatable)")
+@click.option("--kind", default="", help="only jobs of this kind, e.g. stats.summary")
+@click.option("--since", type=click.DateTime(), help="only jobs created at or after this time (UTC)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON lines instead of columns")
+def list_jobs(wanted: tuple[str, ...], kind: str, since: Any, as_json: bool, **conn: Any) -> None:
     """Lists the jobs your gateway knows, newest first."""
+    from gateway.api.gateway.v1 import jobs_pb2
     from gateway.jobs import states
 
+    codes = [jobs_pb2.JobState.Value(f"JOB_STATE_{s.upper()}") for s in wanted]
     with _client(**conn) as client:
-        found = _run(client.list_jobs)
+        found = [job.record for job in _run(lambda: client.list_jobs(codes))]
+    found = [r for r in found if (not kind or r.spec.kind == kind) and (since is None or r.created_at.ToDatetime() >= since)]
+    if as_json:
+        for r in found:
+            click.echo(json.dumps({"job_id": r.job_id, "state": states.name(r.state), "kind": r.spec.kind,
+                                   "coordinator": r.coordinator, "created_at": r.created_at.ToJsonString(),
+                                   "error": r.error.message}))
+        return
     # plain columns, the id first and whole: ids are for copying, and tables wrap them
     click.echo(f"{'job':32}  {'state':17}  {'kind':18}  {'coordinator':12}  created")
-    for job in found:
-        r = job.record
+    for r in found:
         click.echo(f"{r.job_id:32}  {states.name(r.state):17}  {r.spec.kind:18}  {r.coordinator:12}  "
                    f"{r.created_at.ToDatetime().isoformat(timespec='seconds')}")
 
