@@ -39,7 +39,9 @@ def attack_tables(rng: np.random.Generator, rows: int, world: int, kind: str) ->
 @pytest.mark.parametrize("kind, parameters", [
     ("model.linear_regression", {}),
     ("model.linear_regression", {"alpha": 5.0, "own_coefficients": True}),
+    ("model.linear_regression", {"fit_intercept": False}),  # a fit through the origin mirrors the rows
     ("model.logistic_regression", {"holdout": 0.0}),
+    ("model.logistic_regression", {"holdout": 0.0, "fit_intercept": False}),
     ("model.logistic_regression", {"holdout": 0.0, "own_coefficients": True, "alpha": 0.01}),
     ("model.mlp", {"holdout": 0.0, "hidden": [4], "epochs": 1}),
 ])
@@ -99,9 +101,10 @@ def test_a_crafted_label_cannot_read_a_partners_feature(session: Session) -> Non
     keys = [np.array([f"c{i}" for i in range(rows)])] * session.world_size
     status, result = session.run(Task("model.linear_regression", "vertical", tables, names, {"label": "y"}, RULES, keys))
     assert status == "refused" and "leverage" in result, result
-    status, result = session.run(Task("model.logistic_regression", "vertical", tables, names,
-                                      {"label": "y", "holdout": 0.0}, RULES, keys))
-    assert status == "refused" and "class" in result, result
+    for intercept in (True, False):  # mirror images (through the origin) do not fill the class
+        status, result = session.run(Task("model.logistic_regression", "vertical", tables, names,
+                                          {"label": "y", "holdout": 0.0, "fit_intercept": intercept}, RULES, keys))
+        assert status == "refused" and "class" in result, (intercept, result)
 
 
 @pytest.mark.parametrize("bound", [0.5, 0.8])

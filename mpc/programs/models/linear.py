@@ -130,7 +130,7 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         sizes = [int(size) for size in secure.public(ctx, len(x))]
         rows = secure.stacked_rows(ctx, (x - shift) / scale, sizes, secure.PRODUCT_BITS)
         influence.refuse_influential_rows(ctx, influence.standardized(rows, moments.mean, inverse.mul(16)), n,
-                                          influence.limit(ctx), horizontal.correlation(moments))
+                                          influence.limit(ctx), horizontal.correlation(moments), mirrored=origin)
     values = [gamma, moments.mean, moments.variance]
     opened = _release(ctx, values, metrics)
     if opened is None:
@@ -180,7 +180,7 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         spread = ctx.table.std(axis=0)  # population: V^T V / n is the correlation matrix
         rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(spread > 0, spread, 1),
                                       widths, secure.PRODUCT_BITS)
-        influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx), correlation)
+        influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx), correlation, mirrored=origin)
     means = _by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = _by_column(ctx, widths, secure.split(sigma), axis=1)
     if ctx.parameters.get("own_coefficients"):

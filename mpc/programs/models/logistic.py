@@ -82,6 +82,7 @@ class Design:
     ridge: Any  # 4 alpha / ((n - 1) sigma_j^2), shared or public
     n: int
     n_test: int
+    originals: Any = None  # public 0/1 per training row: 0 for a mirror image (fit through the origin), else None
 
 
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
@@ -96,8 +97,8 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     if not ctx.parameters.get("keep_shared"):
         bound = influence.limit(ctx)
         influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
-                                          bound, design.correlation)
-        influence.refuse_small_classes(ctx, design.y, bound)
+                                          bound, design.correlation, mirrored=_origin(ctx))
+        influence.refuse_small_classes(ctx, design.y, bound, design.originals)
     metrics = []
     if design.z_test is not None:
         p = sigmoid.clamp01(sigmoid.activations(_logits(design, design.z_test, w, b))[0])
@@ -146,7 +147,7 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
         z_test=secure.stacked_rows(ctx, z[test], [b for _, b in sizes], DESIGN_BITS) if n_test else None,
         y_test=secure.stacked_rows(ctx, y[test, None], [b for _, b in sizes], DESIGN_BITS).squeeze(1) if n_test else None,
         shift=secure.lowered(moments.mean), scale=scale, correlation=horizontal.correlation(moments),
-        ridge=ridge, n=n, n_test=n_test)
+        ridge=ridge, n=n, n_test=n_test, originals=_originals(ctx, [a for a, _ in sizes]))
     return design, features, {"mean_z": moments.mean, "var_z": moments.variance, "frame": frame}
 
 
@@ -184,10 +185,18 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
         z_test=secure.stacked_columns(ctx, u[test] / bounds, widths, DESIGN_BITS) if n_test else None,
         y_test=_label(ctx, holder[0], y[test] if y is not None else None, n_test) if n_test else None,
         shift=torch.zeros(len(features), dtype=torch.float64), scale=torch.from_numpy(public_bounds),
-        correlation=correlation, ridge=ridge, n=n, n_test=n_test)
+        correlation=correlation, ridge=ridge, n=n, n_test=n_test, originals=_originals(ctx, [n]))
     stats = {"means": _by_column(ctx, widths, secure.split(mean), axis=1),
              "stds": _by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
     return design, features, stats
+
+
+def _originals(ctx: JobContext, blocks: list[int]) -> torch.Tensor | None:
+    """Without an intercept, each party's training block is its rows, then their
+    mirror images (`_mirrored`): 1 for a row, 0 for an image (public)."""
+    if not _origin(ctx):
+        return None
+    return torch.cat([torch.cat([torch.ones(b // 2), torch.zeros(b - b // 2)]) for b in blocks]).double()
 
 
 def _origin(ctx: JobContext) -> bool:
