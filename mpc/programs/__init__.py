@@ -201,6 +201,7 @@ def run(ctx: JobContext) -> dict[str, Result] | None:
 
 def validate_inputs(kind: str, parameters: dict[str, Any], vertical: bool, inputs: list[tuple[str, list[str]]],
                     receivers: list[str]) -> None:
+    KINDS[kind].inputs(parameters, vertical, inputs, receivers)  # the kind's own, more specific, first
     if not vertical and len(inputs) > 1:  # horizontal: every party's rows hold the same columns, in one order
         (first, columns), *others = inputs
         for party, theirs in others:
@@ -208,7 +209,6 @@ def validate_inputs(kind: str, parameters: dict[str, Any], vertical: bool, input
                 how = "in another order" if sorted(theirs) == sorted(columns) else "other columns"
                 raise InvalidArgument(f"a horizontal job reads the same columns at every party, in one order: "
                                       f"{first} lists {columns}, {party} {how} {theirs}")
-    KINDS[kind].inputs(parameters, vertical, inputs, receivers)
 
 
 def validate_parameters(kind: str, parameters: dict[str, Any], limits: Limits) -> None:
