@@ -320,6 +320,9 @@ def test_a_job_s_cost_is_weighed_before_it_runs(fed: LocalFederation) -> None:
         assert held.state == "AWAITING_APPROVAL", held.record
         assert {p.party_id: p.state for p in held.record.parties}["bank-b"] == jobs_state("AWAITING_APPROVAL")
         held.cancel()
+        refused = client.submit("model.mlp", _inputs(), receivers=["bank-c"], partitioning="vertical", parameters=huge)
+        assert refused.state == "REJECTED" and refused.record.error.party_id == "bank-a", refused.record  # a participant
+        assert "quotas.job_cost" in refused.record.error.message
     daily = {"label": "target", "hidden": [256, 256], "epochs": 50, "holdout": 0.0}  # 8.6e8 units on 240 rows
     mallory = fed.client("bank-a", fed.token("bank-a", subject="mallory"))
     with mallory:

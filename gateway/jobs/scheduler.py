@@ -34,7 +34,7 @@ from gateway.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, 
 from gateway.jobs import states
 from gateway.jobs.contracts import (DRAIN_FLUSH_S, ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
                                     SchedulerConfig, error_info, has_input, participants)
-from gateway.jobs.cost import OperatorLedger, estimate, over
+from gateway.jobs.cost import Estimate, OperatorLedger, estimate, over
 from gateway.jobs.participation import Participation
 from gateway.records import JobRecords
 from gateway.jobs.runner import WorkerRunner
@@ -236,17 +236,16 @@ class Scheduler(Participation):
             except NotFound as err:
                 raise InvalidArgument(err.message) from None
         reasons = ([refusal] if refusal else []) + [r for review in reviews for r in review.reasons]
-        costly = self._cost_refusal(job)
+        costly = self._cost_refusal(estimate(job.spec, self._datasets.rows(job, self.me)))
         if costly and self.config.quotas.over == "manual" and not reasons:
             return Review("manual", [costly])
         reasons += [costly] if costly else []
-        if refusal or any(r.decision == "reject" for r in reviews):
+        if refusal or costly or any(r.decision == "reject" for r in reviews):
             return Review("reject", reasons)
         return Review("manual" if any(r.decision == "manual" for r in reviews) else "approve")
 
-    def _cost_refusal(self, job: pb.Job) -> str:
-        """Why the job costs more than this gateway's quotas.job_cost on its own rows."""
-        estimated = estimate(job.spec, self._datasets.rows(job, self.me))
+    def _cost_refusal(self, estimated: Estimate) -> str:
+        """Why the job's estimate on this party's rows passes its quotas.job_cost ('' if not)."""
         if not over(self.config.quotas.job_cost, estimated.units):
             return ""
         return f"the job is {estimated} at {self.me}; its quota is {self.config.quotas.job_cost:.3g} (config quotas.job_cost)"
@@ -255,11 +254,11 @@ class Scheduler(Participation):
         """At submit: RESOURCE_EXHAUSTED, with the estimate and the quota, for a job over
         this gateway's quotas on the rows it knows, or past its operator's daily quota."""
         quotas = self.config.quotas
-        if quotas.over == "refuse" and (refusal := self._cost_refusal(job)):
+        estimated = estimate(job.spec, self._datasets.rows(job, self.me))
+        if quotas.over == "refuse" and (refusal := self._cost_refusal(estimated)):
             raise ResourceExhausted(refusal)
         if self._costs is not None and quotas.operator_cost_per_day > 0:
-            units = estimate(job.spec, self._datasets.rows(job, self.me)).units
-            if refusal := self._costs.admit(job.job_id, job.submitted_by, units, quotas.operator_cost_per_day):
+            if refusal := self._costs.admit(job.job_id, job.submitted_by, estimated.units, quotas.operator_cost_per_day):
                 raise ResourceExhausted(refusal)
 
     async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str,
