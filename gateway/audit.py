@@ -15,6 +15,8 @@ to the newest anchor; only entries after it can go unnoticed.
 
 from __future__ import annotations
 
+import asyncio
+
 import hashlib
 import json
 import sqlite3
@@ -153,6 +155,15 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, log: AuditLog, audited_methods: set[str]) -> None:
         self._log = log
         self._methods = audited_methods
+        self._in_flight = 0
+
+    async def settle(self, timeout: float) -> None:
+        """Waits (up to `timeout`) until every audited call has ended and been
+        recorded: a call the stopping server cancelled unwinds after `stop` returns,
+        and must not find the audit log closed."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
     async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
         from gateway.auth.interceptor import current_identity
@@ -163,7 +174,11 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
             return handler
         action = details.method.rsplit("/", 1)[-1]
 
+        def begin(request, context) -> None:  # type: ignore[no-untyped-def]
+            self._in_flight += 1
+
         def record(request, context, state, error: BaseException | None) -> None:  # type: ignore[no-untyped-def]
+            self._in_flight -= 1
             identity = current_identity()
             code = context.code() if hasattr(context, "code") else None
             outcome = getattr(code, "name", None) or ("CANCELLED" if error is not None else "OK")
@@ -171,4 +186,4 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
                        or getattr(getattr(request, "spec", None), "kind", ""))
             self._log.append(str(identity) if identity else "unknown", action, subject, outcome, {})
 
-        return wrap_handler(handler, lambda request, context: None, record)
+        return wrap_handler(handler, begin, record)

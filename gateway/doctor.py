@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,10 +28,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import config as gateway_config
 from gateway import rpc
+from gateway.dealer import config as dealer_config
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import coordination_pb2_grpc
+from gateway.auth.diagnose import HandshakeFailed, handshake
 from gateway.auth.jwt import LEEWAY_S
-from gateway.auth.pki import party_of_certificate
+from gateway.auth.pki import PartyFiles, party_of_certificate
 from gateway.auth.tls import TlsIdentity
 from gateway.errors import MpcgateError
 
@@ -51,25 +52,41 @@ class Check:
 
 
 def run(path: Path) -> list[Check]:
-    """Every check of the gateway config at `path`; stops after the config itself
-    when it cannot be read."""
+    """Every check of the gateway (or dealer) config at `path`; stops after the
+    config itself when it cannot be read."""
     try:
+        if "dealer_id" in gateway_config.read_toml(path):
+            return _dealer(path)
         cfg = gateway_config.load(path)
     except MpcgateError as err:
         return [Check("config", False, err.message)]
     checks = [Check("config", True, f"{path} (party {cfg.party_id})")]
-    checks += list(_certificate(cfg))
+    checks += list(_certificate(cfg.tls, cfg.party_id))
     checks += [_folder("data directory", cfg.data_dir, os.R_OK | os.X_OK),
                _folder("database folder", cfg.database.parent, os.W_OK | os.X_OK)]
     remotes = dict(cfg.peers)
     if cfg.dealer is not None:
         remotes[cfg.dealer[0]] = cfg.dealer[1]
-    checks += [_reach(cfg, party, address, gateway=party in cfg.peers) for party, address in sorted(remotes.items())]
+    checks += [_reach(cfg.tls, cfg.party_id, party, address, gateway=party in cfg.peers)
+               for party, address in sorted(remotes.items())]
     return checks
 
 
-def _certificate(cfg: gateway_config.GatewayConfig) -> Iterator[Check]:
-    files = cfg.tls
+def _dealer(path: Path) -> list[Check]:
+    """A dealer's config: its certificate, and a mutual-TLS handshake with every
+    party's gateway it serves (gateways answer a dealer's TLS, not its Hello)."""
+    try:
+        cfg = dealer_config.load(path)
+    except MpcgateError as err:
+        return [Check("config", False, err.message)]
+    checks = [Check("config", True, f"{path} (dealer {cfg.dealer_id})")]
+    checks += list(_certificate(cfg.tls, cfg.dealer_id))
+    checks += [_reach(cfg.tls, cfg.dealer_id, party, address, gateway=False, label="party")
+               for party, address in sorted(cfg.parties.items())]
+    return checks
+
+
+def _certificate(files: PartyFiles, me: str) -> Iterator[Check]:
     try:
         ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
         pem = files.cert.read_bytes()
@@ -79,8 +96,8 @@ def _certificate(cfg: gateway_config.GatewayConfig) -> Iterator[Check]:
         yield Check("certificate", False, f"cannot read the TLS files ({files.ca}, {files.cert}, {files.key}): {err}")
         return
     name = party_of_certificate(pem)
-    if name != cfg.party_id:
-        yield Check("certificate", False, f"{files.cert} names party {name!r}, the config says {cfg.party_id!r}")
+    if name != me:
+        yield Check("certificate", False, f"{files.cert} names party {name!r}, the config says {me!r}")
         return
     try:
         ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes,  # type: ignore[union-attr, call-arg]
@@ -114,44 +131,36 @@ def _folder(label: str, folder: Path, access: int) -> Check:
     return Check(label, True, str(folder))
 
 
-def _reach(cfg: gateway_config.GatewayConfig, party: str, address: str, gateway: bool) -> Check:
-    """Resolve, connect, and shake hands with `party` at `address` as this party;
-    then, for a gateway, its Hello."""
-    label = f"peer {party}"
+def _reach(files: PartyFiles, me: str, party: str, address: str, gateway: bool, label: str = "peer") -> Check:
+    """Resolve, connect, and shake hands with `party` at `address` as `me`; then,
+    for a peer gateway, its Hello."""
+    label = f"{label} {party}"
     host, _, port = address.rpartition(":")
     try:
         resolved = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0][4][0]
     except (socket.gaierror, ValueError) as err:
         return Check(label, False, f"cannot resolve {address}: {err}")
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cfg.tls.ca))
-        context.load_cert_chain(str(cfg.tls.cert), str(cfg.tls.key))
-    except (ssl.SSLError, OSError) as err:
-        return Check(label, False, f"not tried: this party's TLS files do not load ({err})")
-    context.check_hostname = False  # peers are named by their certificate's party, checked below
-    context.set_alpn_protocols(["h2"])
-    try:
-        with socket.create_connection((resolved, int(port)), timeout=TIMEOUT_S) as raw:
-            try:
-                with context.wrap_socket(raw, server_hostname=host) as tls:
-                    der = tls.getpeercert(binary_form=True)
-                    _refused_after_handshake(tls)
-            except (ssl.SSLError, OSError) as err:
-                return Check(label, False, f"TLS with {address} failed (not a federation gateway, or it refuses "
-                                           f"this party's certificate): {err}")
-    except OSError as err:
-        return Check(label, False, f"cannot connect to {address} ({resolved}): {err.strerror or err}")
-    met = party_of_certificate(x509.load_der_x509_certificate(der or b"").public_bytes(serialization.Encoding.PEM))
+        met = handshake(f"{resolved}:{port}" if ":" not in resolved else f"[{resolved}]:{port}",
+                        TlsIdentity.load(files), TIMEOUT_S)
+    except MpcgateError as err:
+        return Check(label, False, f"not tried: this party's TLS files do not load ({err.message})")
+    except HandshakeFailed as err:
+        return Check(label, False, {
+            "local": f"not tried: this party's TLS files do not load ({err.detail})",
+            "connect": f"cannot connect to {address} ({resolved}): {err.detail}",
+            "refused": f"{address} refuses this party's certificate ({err.detail})",
+        }.get(err.stage, f"TLS with {address} failed (not a federation gateway): {err.detail}"))
     if met != party:
         return Check(label, False, f"{address} is party {met!r}, not {party!r}")
     reached = f"{address} ({resolved}) is {party}, mutual TLS accepted"
     if not gateway:
         return Check(label, True, reached)
-    return _hello(cfg, party, address, label, reached)
+    return _hello(files, me, party, address, label, reached)
 
 
-def _hello(cfg: gateway_config.GatewayConfig, party: str, address: str, label: str, reached: str) -> Check:
-    identity = TlsIdentity.load(cfg.tls)
+def _hello(files: PartyFiles, me: str, party: str, address: str, label: str, reached: str) -> Check:
+    identity = TlsIdentity.load(files)
     with rpc.secure_channel(identity, address, party) as channel:
         stub = coordination_pb2_grpc.CoordinationServiceStub(channel)
         asked = time.time()
@@ -159,21 +168,10 @@ def _hello(cfg: gateway_config.GatewayConfig, party: str, address: str, label: s
             answer = stub.Hello(cpb.HelloRequest(), timeout=TIMEOUT_S)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.PERMISSION_DENIED:
-                return Check(label, False, f"{reached}, but it does not list {cfg.party_id} as a peer")
+                return Check(label, False, f"{reached}, but it does not list {me} as a peer")
             return Check(label, False, f"{reached}, but its Hello failed: {err.code().name}: {err.details()}")
     skew = answer.time.ToDatetime(dt.timezone.utc).timestamp() - (asked + time.time()) / 2
     if abs(skew) > LEEWAY_S:
         return Check(label, False, f"{reached}, but its clock is {skew:+.0f} s from this one's (tokens allow "
                                    f"{LEEWAY_S} s)")
-    return Check(label, True, f"{reached}, lists {cfg.party_id}, clock {skew * 1e3:+.0f} ms")
-
-
-def _refused_after_handshake(tls: ssl.SSLSocket) -> None:
-    """A TLS 1.3 server that refuses the client's certificate says so only after
-    the handshake: a short read surfaces that alert (a live gateway just waits for
-    HTTP/2 and the read times out)."""
-    tls.settimeout(0.3)
-    try:
-        tls.recv(1)
-    except (TimeoutError, socket.timeout):
-        pass
+    return Check(label, True, f"{reached}, lists {me}, clock {skew * 1e3:+.0f} ms")

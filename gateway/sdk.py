@@ -29,8 +29,9 @@ from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.api.gateway.v1 import jobs_pb2_grpc
 from gateway.api.gateway.v1 import models_pb2, models_pb2_grpc
+from gateway.auth.diagnose import explain_connection_failure
 from gateway.auth.tls import TlsIdentity
-from gateway.errors import FailedPrecondition, InvalidArgument, from_rpc_error
+from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, from_rpc_error
 from gateway.jobs import states
 
 T = TypeVar("T")
@@ -154,6 +155,7 @@ class Model:
 class Client:
     def __init__(self, address: str, token: str, tls: TlsIdentity, server_party: str, timeout: float = 30.0) -> None:
         self._channel = rpc.secure_channel(tls, address, server_party)
+        self._endpoint = (address, tls, server_party)
         self._metadata = (("authorization", f"Bearer {token}"),)
         self._timeout = timeout
         self.jobs_stub = jobs_pb2_grpc.JobServiceStub(self._channel)
@@ -164,7 +166,19 @@ class Client:
         try:
             return method(request, metadata=self._metadata, timeout=timeout or self._timeout)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise self._failure(err) from None
+
+    def _failure(self, err: grpc.RpcError) -> MpcgateError:
+        """The typed error; when the channel could not connect, with why (who
+        answered at the address, which side refused whose certificate)."""
+        error = from_rpc_error(err)
+        if error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            why = explain_connection_failure(*self._endpoint)
+            if why:
+                explained = type(error)(f"{why} [{error.message}]")
+                explained.code = error.code  # type: ignore[misc]
+                return explained
+        return error
 
     def close(self) -> None:
         self._channel.close()
@@ -341,7 +355,7 @@ class Job:
             for response in self._client.jobs_stub.WatchJob(request, metadata=self._client._metadata, timeout=timeout):
                 yield response.event
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise self._client._failure(err) from None
         self.refresh()
 
     def wait(self, timeout: float | None = None) -> "Job":

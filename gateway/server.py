@@ -62,7 +62,8 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     identity = TlsIdentity.load(config.tls)
     verifier = TokenVerifier(config.party_id, config.issuers)
     audit_log = AuditLog(config.database)
-    interceptors = [MetricsInterceptor(), ScopeInterceptor(verifier), AuditInterceptor(audit_log, set(SCOPES))]
+    auditing = AuditInterceptor(audit_log, set(SCOPES))
+    interceptors = [MetricsInterceptor(), ScopeInterceptor(verifier), auditing]
     server, port = rpc.aio_server(identity, config.listen, config.failure_timeout, interceptors=interceptors)
     if config.metrics_listen:
         import prometheus_client
@@ -115,8 +116,10 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     for name in ["", *services]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await jobs.drain()
+    await jobs.stop_work()
+    await server.stop(SHUTDOWN_GRACE_S)  # calls in flight end against an open database
+    await auditing.settle(SHUTDOWN_GRACE_S)  # and the calls it cancelled are recorded
     await jobs.close()
-    await server.stop(SHUTDOWN_GRACE_S)
     model_store.close()
     audit_log.close()
     log.info("gateway party=%s stopped", config.party_id)

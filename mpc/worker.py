@@ -14,7 +14,12 @@ secret-shared, {name: array} of public values kept with them), or ("error", reas
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import os
+import signal
+import sys
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -68,6 +73,7 @@ def warm(conn: Connection) -> None:
 
 def main(plan: WorkerPlan, conn: Connection) -> None:
     """Process entry point (started with the spawn method)."""
+    _die_with_gateway()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(name)s %(levelname)s %(message)s")
     try:
         _run(plan, conn)
@@ -80,6 +86,19 @@ def main(plan: WorkerPlan, conn: Connection) -> None:
         except OSError:
             pass
         raise SystemExit(1) from None
+
+
+def _die_with_gateway() -> None:
+    """A worker is killed with its gateway, however the gateway ends (a SIGKILL
+    included): without this it ran on until its peers' failure timeout, holding
+    shares and ports (Linux: PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the gateway died before the call above
+        os._exit(1)
 
 
 def _run(plan: WorkerPlan, conn: Connection) -> None:

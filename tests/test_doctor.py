@@ -43,6 +43,13 @@ def test_a_sound_config_passes_and_each_broken_piece_is_named(tmp_path: Path) ->
         code, lines = doctor(here / "stranger.toml")
         assert code == 1 and "does not list mallory as a peer" in lines[5], lines
 
+        pki.init_ca(here / "other-ca")  # a certificate of another CA: every peer refuses it
+        pki.issue(here / "other-ca", "bank-a", out_dir=here / "other")
+        (here / "foreign.toml").write_text(sound.replace(str(fed.pki_dir / "bank-a.crt"), str(here / "other" / "bank-a.crt"))
+                                           .replace(str(fed.pki_dir / "bank-a.key"), str(here / "other" / "bank-a.key")))
+        code, lines = doctor(here / "foreign.toml")
+        assert code == 1 and "refuses this party's certificate" in lines[5], lines
+
         broken = (fed.config_path("bank-a").read_text()
                   .replace(f'bank-b = "{fed.addresses["bank-b"]}"', f'bank-b = "{fed.addresses["bank-c"]}"')
                   .replace(f'bank-c = "{fed.addresses["bank-c"]}"', 'bank-c = "no-such-host.invalid:7000"')
@@ -57,6 +64,13 @@ def test_a_sound_config_passes_and_each_broken_piece_is_named(tmp_path: Path) ->
         assert "cannot resolve no-such-host.invalid:7000" in failed["peer bank-c"]
         assert f"TLS with 127.0.0.1:{fed.metrics_ports['bank-b']} failed" in failed["peer bank-d"]
         assert f"cannot connect to {fed.addresses['bank-d']}" in failed["peer dealer"]
+
+        code, lines = doctor(fed.root / "dealer" / "dealer.toml")  # the dealer's config; bank-d is down
+        assert code == 1 and lines[0].startswith("ok    config") and "(dealer dealer)" in lines[0], lines
+        assert [line.split(":")[0] for line in lines[1:]] == [
+            "ok    certificate", "ok    CA certificate", "ok    party bank-a", "ok    party bank-b", "ok    party bank-c",
+            "FAIL  party bank-d"], lines
+        assert "is bank-a, mutual TLS accepted" in lines[3] and "cannot connect to" in lines[6], lines
 
         wrong_cert = sound.replace("bank-a.crt", "bank-b.crt")
         (here / "wrong-cert.toml").write_text(wrong_cert)

@@ -179,3 +179,86 @@ def test_jobs_list_filters_by_state_kind_and_time_and_prints_json(fed: LocalFede
     assert later.exit_code == 0 and later.output == ""
     none = runner.invoke(main, ["jobs", "list", "--kind", "stats.histogram", "--state", "running"], env=_env(fed))
     assert none.exit_code == 0 and done.id not in none.output
+
+
+def test_a_participant_sees_the_finished_jobs_party_states_and_traffic(fed: LocalFederation) -> None:
+    """Defect 11: a participant's GetJob showed PENDING party states and 0 bytes
+    for a job that had succeeded."""
+    with fed.client("bank-a") as client:
+        done = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+    assert done.state == "SUCCEEDED"
+    deadline = time.monotonic() + 20
+    with fed.client("bank-b") as client:
+        while True:  # the coordinator's final word reaches bank-b just after the job ends at bank-a
+            seen = client.job(done.id).record
+            if all(p.state == pb.JOB_STATE_SUCCEEDED for p in seen.parties) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert {p.party_id: pb.JobState.Name(p.state) for p in seen.parties} == {b: "JOB_STATE_SUCCEEDED" for b in BANKS}
+    assert seen.progress.bytes_sent > 0 and seen.progress.rounds > 0
+    assert seen.progress.bytes_sent == done.record.progress.bytes_sent
+
+
+def test_a_refused_certificate_and_a_wrong_party_say_who_answered(fed: LocalFederation, tmp_path: Path) -> None:
+    """Defect 12: a client certificate the gateway refused showed as a timeout or
+    "Socket closed"; a wrong --party for the address as "Hostname Verification
+    Check failed", without saying who answered."""
+    from gateway.auth import pki
+    from gateway.auth.tls import TlsIdentity
+    from gateway.errors import Unavailable
+    from gateway.sdk import Client
+
+    ours = TlsIdentity.from_dir(fed.pki_dir, "operator")
+    pki.init_ca(tmp_path)
+    pki.issue(tmp_path, "mallory", client=True)  # a certificate from another CA
+    theirs = TlsIdentity.from_dir(tmp_path, "mallory")
+    cases = [
+        (ours, "bank-b", "is 'bank-a', not 'bank-b': check the address and the party id"),
+        (TlsIdentity("mallory", ours.ca_pem, theirs.cert_pem, theirs.key_pem), "bank-a",
+         "'bank-a' at .* refused your client certificate 'mallory'"),
+        (theirs, "bank-a", "presented a certificate your CA does not vouch for"),
+    ]
+    for identity, party, says in cases:
+        with Client(fed.addresses["bank-a"], fed.token("bank-a"), identity, server_party=party) as client, \
+                pytest.raises(Unavailable, match=says):
+            client.list_jobs()
+    runner = CliRunner()
+    wrong = runner.invoke(main, ["jobs", "list"], env={**_env(fed), "MPCGATE_PARTY": "bank-b"})
+    assert wrong.exit_code != 0 and "is 'bank-a', not 'bank-b'" in wrong.output
+    with Client("127.0.0.1:1", fed.token("bank-a"), ours, server_party="bank-a") as client, \
+            pytest.raises(Unavailable, match="nothing accepts connections at 127.0.0.1:1"):
+        client.list_jobs()
+
+
+def test_a_call_in_flight_during_shutdown_ends_cleanly(fed: LocalFederation) -> None:
+    """Defect 13: during a SIGTERM drain the coordinator closed its database while
+    still serving: a client's call failed UNKNOWN "Cannot operate on a closed
+    database". A watch of a job that waits for approval is such a call."""
+    import threading
+
+    with fed.client("bank-b") as client:
+        client.register_dataset("loans-manual", "loans.csv", policy(approval_mode=dpb.APPROVAL_MODE_MANUAL))
+    with fed.client("bank-a") as client:
+        job = client.submit("stats.describe", [("bank-a", "loans", ["income"]), ("bank-b", "loans-manual", ["income"])],
+                            receivers=["bank-a"])
+        ended: list[grpc.StatusCode] = []
+
+        def watch() -> None:
+            try:
+                for _ in client.jobs_stub.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=client._metadata,
+                                                   timeout=60):
+                    pass
+            except grpc.RpcError as err:
+                ended.append(err.code())
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        time.sleep(1)
+        assert fed.stop("bank-a") == {"bank-a": 0}
+        watcher.join(30)
+    fed.start("bank-a")
+    log = fed.log_path("bank-a").read_text()
+    assert ended and ended[0] in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), ended
+    assert "closed database" not in log and "Traceback" not in log
+    with fed.client("bank-a") as client:
+        assert client.job(job.id).cancel("test over").state == "CANCELLED"

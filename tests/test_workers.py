@@ -86,3 +86,56 @@ def test_the_pool_refills_only_once_no_job_runs(tmp_path: Path) -> None:
         assert running_at_refill == [0, 0]  # one refill after each job, none during
     finally:
         runner.kill_all()
+
+
+_ORPHAN = """
+import multiprocessing as mp, os, signal, sys
+from pathlib import Path
+from gateway.auth import pki
+from mpc.worker import WorkerPlan, main
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    pki.init_ca(folder)
+    files = pki.issue(folder, "bank-a")
+    plan = WorkerPlan(job_id="orphan", session_id="orphan-s", party_id="bank-a", parties=["bank-a", "bank-b"],
+                      addresses={"bank-b": "127.0.0.1:9"}, tls=(str(files.ca), str(files.cert), str(files.key)),
+                      kind="stats.describe", partitioning="horizontal", receivers=[0], layout=[], parameters={},
+                      source=None, failure_timeout=120.0)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=True)
+    worker = ctx.Process(target=main, args=(plan, child), daemon=True)
+    worker.start()
+    assert parent.recv()[0] == "listening"  # past its imports, waiting for a peer that never comes
+    print(worker.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the gateway dies without a word
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="Linux only (PR_SET_PDEATHSIG)")
+def test_a_worker_dies_with_its_gateway(tmp_path: Path) -> None:
+    """Defect 13 of the partner-API issue: a worker outlived its gateway by ~30 s
+    (until its peers' failure timeout), holding shares and ports."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "dying_gateway.py"
+    script.write_text(_ORPHAN)
+    gateway = subprocess.Popen([sys.executable, str(script), str(tmp_path / "pki")], stdout=subprocess.PIPE, text=True)
+    assert gateway.stdout is not None
+    line = gateway.stdout.readline()  # (not read to its end: the worker holds the pipe while it lives)
+    assert gateway.wait(60) == -9 and line, line
+    pid = int(line)
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not _gone(pid):
+        os.kill(pid, 9)
+        pytest.fail("the worker outlived its gateway")

@@ -141,8 +141,14 @@ class Participation:
         if job.coordinator == self.me:
             await self.on_report(job.job_id, status, progress, self.me)
         else:
-            if progress.ByteSize():
-                self._store.update(job.job_id, lambda j: j.progress.CopyFrom(progress))
+            def own(j: pb.Job) -> None:
+                for entry in j.parties:
+                    if entry.party_id == self.me and entry.state not in states.TERMINAL:
+                        entry.state = status.state
+                        entry.error.CopyFrom(status.error)
+                if progress.ByteSize():
+                    j.progress.CopyFrom(progress)
+            self._store.update(job.job_id, own)
             head = self._audit_head() if final else None
             record = self._sign(job, status.state, status.error.reason, head) if head is not None else None
             try:

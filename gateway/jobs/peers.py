@@ -84,9 +84,10 @@ class PeerGateways:
         except grpc.aio.AioRpcError as err:
             raise _named(self._named_party(party), err) from None
 
-    async def stop(self, party: str, job_id: str, state: int, error: error_pb2.ErrorInfo,
+    async def stop(self, party: str, job: pb.Job, state: int, error: error_pb2.ErrorInfo,
                    head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = ()) -> None:  # type: ignore[assignment]
-        request = cpb.StopJobRequest(job_id=job_id, state=state, error=error, audit_head=_head(head), records=records)
+        request = cpb.StopJobRequest(job_id=job.job_id, state=state, error=error, audit_head=_head(head), records=records,
+                                     parties=job.parties, progress=job.progress)
         try:
             await self._stub(party).StopJob(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:

@@ -288,7 +288,8 @@ class Scheduler(Participation):
         self._spawn(self._run_worker(job_id, session_id, list(ranks)))
 
     async def on_stop(self, job_id: str, state: int, error: error_pb2.ErrorInfo, caller: str,
-                      head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = ()) -> None:  # type: ignore[assignment]
+                      head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = (),  # type: ignore[assignment]
+                      parties: list[pb.PartyStatus] = (), progress: pb.Progress | None = None) -> None:  # type: ignore[assignment]
         job = self._store.find(job_id)
         if job is None:
             return
@@ -298,10 +299,10 @@ class Scheduler(Participation):
         self._records.keep(job_id, [r for r in records if _party(job, r.party_id) is not None])
         if head is not None:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
-        if state == states.SUCCEEDED:  # the end of a job this party finished itself: nothing to stop
-            return
-        self._runner.cancel(job_id)
-        self._store.transition(job_id, state, f"stopped by coordinator: {error.message}", error)
+        if state != states.SUCCEEDED:  # a job this party finished itself has nothing to stop
+            self._runner.cancel(job_id)
+            self._store.transition(job_id, state, f"stopped by coordinator: {error.message}", error)
+        self._store.update(job_id, lambda j: _adopt_final_view(j, parties, progress))
 
     async def on_sync(self, job_id: str, caller: str) -> tuple[int, error_pb2.ErrorInfo]:
         """A participant asks where the job stands (after its restart)."""
@@ -424,7 +425,7 @@ class Scheduler(Participation):
         head = self._audit_head()
         self._sign(job, state, error.reason, head)
         records = self._records.of(job.job_id)
-        results = await asyncio.gather(*(self._peers.stop(p, job.job_id, state, error, head, records) for p in others),
+        results = await asyncio.gather(*(self._peers.stop(p, job, state, error, head, records) for p in others),
                                        return_exceptions=True)
         for party, outcome in zip(others, results):
             if isinstance(outcome, BaseException):
@@ -545,6 +546,18 @@ def _set_party(job: pb.Job, status: pb.PartyStatus) -> None:
     entry.state = status.state
     if status.error.message:
         entry.error.CopyFrom(status.error)
+
+
+def _adopt_final_view(job: pb.Job, parties: Sequence[pb.PartyStatus], progress: pb.Progress | None) -> None:
+    """A participant takes the coordinator's final view of the parties and the
+    job's traffic, which it would otherwise never see (it only reports its own)."""
+    for status in parties:
+        entry = _party(job, status.party_id)
+        if entry is not None:
+            entry.state = status.state
+            entry.error.CopyFrom(status.error)
+    if progress is not None and progress.ByteSize():
+        job.progress.CopyFrom(progress)
 
 
 def _merge_progress(job: pb.Job, party: str, progress: pb.Progress) -> None:

@@ -99,7 +99,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     async def StopJob(self, request: cpb.StopJobRequest, context: Any) -> cpb.StopJobResponse:
         caller = authenticated_peer(context, self._peers)
         await self._scheduler.on_stop(request.job_id, request.state, request.error, caller, head_of(request.audit_head),
-                                      list(request.records))
+                                      list(request.records), list(request.parties), request.progress)
         return cpb.StopJobResponse()
 
     @map_errors

@@ -1,7 +1,8 @@
 """Puts the job machinery on a gateway's gRPC server: the scheduler with its store,
 peers and worker runner, the JobService, the CoordinationService, and the
 ExchangeService that relays job sessions to workers. The server calls `install`
-once at start-up and `JobSystem.close` at shutdown."""
+once at start-up, and at shutdown `JobSystem.stop_work` before it stops serving and
+`JobSystem.close` after."""
 
 from __future__ import annotations
 
@@ -43,10 +44,16 @@ class JobSystem:
         """Lets running jobs finish (within the configured grace), refusing new ones."""
         await self.scheduler.drain()
 
-    async def close(self) -> None:
+    async def stop_work(self) -> None:
+        """Kills the workers and cancels the scheduler's tasks; the store stays open
+        for the calls the server still finishes."""
         if self.greeting is not None:
             self.greeting.cancel()
         await self.scheduler.close()
+
+    async def close(self) -> None:
+        """After the server stopped: the peers' channels and the database."""
+        await self.scheduler.close()  # anything the last calls started
         await self.peers.close()
         self.store.close()
 

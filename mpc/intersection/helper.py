@@ -6,6 +6,7 @@ whole request before writing, so its parent can write to every helper first."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -42,4 +43,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (BrokenPipeError, KeyboardInterrupt):  # its worker ended (cancelled, or its gateway stopped)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error flushing stdout at exit
+        raise SystemExit(1) from None

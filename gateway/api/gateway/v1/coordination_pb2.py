@@ -27,7 +27,7 @@ from gateway.api.common.v1 import error_pb2 as mpcgate_dot_common_dot_v1_dot_err
 from gateway.api.gateway.v1 import jobs_pb2 as mpcgate_dot_gateway_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mpcgate/gateway/v1/coordination.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmpcgate/common/v1/error.proto\x1a\x1dmpcgate/gateway/v1/jobs.proto\"+\n\tAuditHead\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\t\"9\n\x11ProposeJobRequest\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"E\n\x12ProposeJobResponse\x12/\n\x06status\x18\x01 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\"g\n\x0fStartJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x30\n\x07parties\x18\x03 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\"\x12\n\x10StartJobResponse\"\xe0\x01\n\x0eStopJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\x12\x31\n\naudit_head\x18\x04 \x01(\x0b\x32\x1d.mpcgate.gateway.v1.AuditHead\x12\x31\n\x07records\x18\x05 \x03(\x0b\x32 .mpcgate.gateway.v1.SignedRecord\"X\n\x0cSignedRecord\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0e\n\x06record\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\"\x11\n\x0fStopJobResponse\"\xe8\x01\n\x10ReportJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\x12.\n\x08progress\x18\x03 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.Progress\x12\x31\n\naudit_head\x18\x04 \x01(\x0b\x32\x1d.mpcgate.gateway.v1.AuditHead\x12\x30\n\x06record\x18\x05 \x01(\x0b\x32 .mpcgate.gateway.v1.SignedRecord\"\x13\n\x11ReportJobResponse\" \n\x0eSyncJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"k\n\x0fSyncJobResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12+\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\"\x0e\n\x0cHelloRequest\"K\n\rHelloResponse\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x99\x04\n\x13\x43oordinationService\x12[\n\nProposeJob\x12%.mpcgate.gateway.v1.ProposeJobRequest\x1a&.mpcgate.gateway.v1.ProposeJobResponse\x12U\n\x08StartJob\x12#.mpcgate.gateway.v1.StartJobRequest\x1a$.mpcgate.gateway.v1.StartJobResponse\x12R\n\x07StopJob\x12\".mpcgate.gateway.v1.StopJobRequest\x1a#.mpcgate.gateway.v1.StopJobResponse\x12X\n\tReportJob\x12$.mpcgate.gateway.v1.ReportJobRequest\x1a%.mpcgate.gateway.v1.ReportJobResponse\x12R\n\x07SyncJob\x12\".mpcgate.gateway.v1.SyncJobRequest\x1a#.mpcgate.gateway.v1.SyncJobResponse\x12L\n\x05Hello\x12 .mpcgate.gateway.v1.HelloRequest\x1a!.mpcgate.gateway.v1.HelloResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mpcgate/gateway/v1/coordination.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmpcgate/common/v1/error.proto\x1a\x1dmpcgate/gateway/v1/jobs.proto\"+\n\tAuditHead\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\t\"9\n\x11ProposeJobRequest\x12$\n\x03job\x18\x01 \x01(\x0b\x32\x17.mpcgate.gateway.v1.Job\"E\n\x12ProposeJobResponse\x12/\n\x06status\x18\x01 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\"g\n\x0fStartJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x30\n\x07parties\x18\x03 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\"\x12\n\x10StartJobResponse\"\xc2\x02\n\x0eStopJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\x12\x31\n\naudit_head\x18\x04 \x01(\x0b\x32\x1d.mpcgate.gateway.v1.AuditHead\x12\x31\n\x07records\x18\x05 \x03(\x0b\x32 .mpcgate.gateway.v1.SignedRecord\x12\x30\n\x07parties\x18\x06 \x03(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\x12.\n\x08progress\x18\x07 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.Progress\"X\n\x0cSignedRecord\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0e\n\x06record\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\"\x11\n\x0fStopJobResponse\"\xe8\x01\n\x10ReportJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0b\x32\x1f.mpcgate.gateway.v1.PartyStatus\x12.\n\x08progress\x18\x03 \x01(\x0b\x32\x1c.mpcgate.gateway.v1.Progress\x12\x31\n\naudit_head\x18\x04 \x01(\x0b\x32\x1d.mpcgate.gateway.v1.AuditHead\x12\x30\n\x06record\x18\x05 \x01(\x0b\x32 .mpcgate.gateway.v1.SignedRecord\"\x13\n\x11ReportJobResponse\" \n\x0eSyncJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"k\n\x0fSyncJobResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.mpcgate.gateway.v1.JobState\x12+\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1c.mpcgate.common.v1.ErrorInfo\"\x0e\n\x0cHelloRequest\"K\n\rHelloResponse\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x99\x04\n\x13\x43oordinationService\x12[\n\nProposeJob\x12%.mpcgate.gateway.v1.ProposeJobRequest\x1a&.mpcgate.gateway.v1.ProposeJobResponse\x12U\n\x08StartJob\x12#.mpcgate.gateway.v1.StartJobRequest\x1a$.mpcgate.gateway.v1.StartJobResponse\x12R\n\x07StopJob\x12\".mpcgate.gateway.v1.StopJobRequest\x1a#.mpcgate.gateway.v1.StopJobResponse\x12X\n\tReportJob\x12$.mpcgate.gateway.v1.ReportJobRequest\x1a%.mpcgate.gateway.v1.ReportJobResponse\x12R\n\x07SyncJob\x12\".mpcgate.gateway.v1.SyncJobRequest\x1a#.mpcgate.gateway.v1.SyncJobResponse\x12L\n\x05Hello\x12 .mpcgate.gateway.v1.HelloRequest\x1a!.mpcgate.gateway.v1.HelloResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,23 +45,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTJOBRESPONSE']._serialized_start=436
   _globals['_STARTJOBRESPONSE']._serialized_end=454
   _globals['_STOPJOBREQUEST']._serialized_start=457
-  _globals['_STOPJOBREQUEST']._serialized_end=681
-  _globals['_SIGNEDRECORD']._serialized_start=683
-  _globals['_SIGNEDRECORD']._serialized_end=771
-  _globals['_STOPJOBRESPONSE']._serialized_start=773
-  _globals['_STOPJOBRESPONSE']._serialized_end=790
-  _globals['_REPORTJOBREQUEST']._serialized_start=793
-  _globals['_REPORTJOBREQUEST']._serialized_end=1025
-  _globals['_REPORTJOBRESPONSE']._serialized_start=1027
-  _globals['_REPORTJOBRESPONSE']._serialized_end=1046
-  _globals['_SYNCJOBREQUEST']._serialized_start=1048
-  _globals['_SYNCJOBREQUEST']._serialized_end=1080
-  _globals['_SYNCJOBRESPONSE']._serialized_start=1082
-  _globals['_SYNCJOBRESPONSE']._serialized_end=1189
-  _globals['_HELLOREQUEST']._serialized_start=1191
-  _globals['_HELLOREQUEST']._serialized_end=1205
-  _globals['_HELLORESPONSE']._serialized_start=1207
-  _globals['_HELLORESPONSE']._serialized_end=1282
-  _globals['_COORDINATIONSERVICE']._serialized_start=1285
-  _globals['_COORDINATIONSERVICE']._serialized_end=1822
+  _globals['_STOPJOBREQUEST']._serialized_end=779
+  _globals['_SIGNEDRECORD']._serialized_start=781
+  _globals['_SIGNEDRECORD']._serialized_end=869
+  _globals['_STOPJOBRESPONSE']._serialized_start=871
+  _globals['_STOPJOBRESPONSE']._serialized_end=888
+  _globals['_REPORTJOBREQUEST']._serialized_start=891
+  _globals['_REPORTJOBREQUEST']._serialized_end=1123
+  _globals['_REPORTJOBRESPONSE']._serialized_start=1125
+  _globals['_REPORTJOBRESPONSE']._serialized_end=1144
+  _globals['_SYNCJOBREQUEST']._serialized_start=1146
+  _globals['_SYNCJOBREQUEST']._serialized_end=1178
+  _globals['_SYNCJOBRESPONSE']._serialized_start=1180
+  _globals['_SYNCJOBRESPONSE']._serialized_end=1287
+  _globals['_HELLOREQUEST']._serialized_start=1289
+  _globals['_HELLOREQUEST']._serialized_end=1303
+  _globals['_HELLORESPONSE']._serialized_start=1305
+  _globals['_HELLORESPONSE']._serialized_end=1380
+  _globals['_COORDINATIONSERVICE']._serialized_start=1383
+  _globals['_COORDINATIONSERVICE']._serialized_end=1920
 # @@protoc_insertion_point(module_scope)

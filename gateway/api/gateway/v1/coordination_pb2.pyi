@@ -143,6 +143,8 @@ class StopJobRequest(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     AUDIT_HEAD_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
+    PARTIES_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: _jobs_pb2.JobState.ValueType
     """JOB_STATE_CANCELLED, JOB_STATE_FAILED, JOB_STATE_REJECTED or JOB_STATE_SUCCEEDED."""
@@ -158,6 +160,14 @@ class StopJobRequest(_message.Message):
         included), for every party to keep.
         """
 
+    @_builtins.property
+    def parties(self) -> _containers.RepeatedCompositeFieldContainer[_jobs_pb2.PartyStatus]:
+        """The coordinator's final view of every party's state, and the job's
+        progress (bytes, rounds), so that GetJob at a participant shows the same.
+        """
+
+    @_builtins.property
+    def progress(self) -> _jobs_pb2.Progress: ...
     def __init__(
         self,
         *,
@@ -166,10 +176,12 @@ class StopJobRequest(_message.Message):
         error: _error_pb2.ErrorInfo | None = ...,
         audit_head: Global___AuditHead | None = ...,
         records: _abc.Iterable[Global___SignedRecord] | None = ...,
+        parties: _abc.Iterable[_jobs_pb2.PartyStatus] | None = ...,
+        progress: _jobs_pb2.Progress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error", "progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error", "job_id", b"job_id", "records", b"records", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "error", b"error", "job_id", b"job_id", "parties", b"parties", "progress", b"progress", "records", b"records", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
