@@ -10,6 +10,7 @@
     metrics_listen = "127.0.0.1:9464" # optional: Prometheus metrics over HTTP
     default_deadline_s = 3600.0       # a job's wall-time limit unless it names one
     drain_grace_s = 60.0              # on SIGTERM, how long running jobs may finish
+    submit_wait_s = 1.0               # SubmitJob answers once the parties reviewed, or after this
     max_columns = 200                 # most columns one job may read
     max_bins = 1000                   # most histogram bins one job may ask for
     warm_workers = 1                  # workers started ahead (torch, CrypTen imported); 0: none
@@ -67,6 +68,7 @@ class GatewayConfig:
     metrics_listen: str = ""
     dealer: tuple[str, str] | None = None  # (party id, address)
     drain_grace_s: float = 60.0
+    submit_wait_s: float = 1.0
     max_columns: int = 200
     max_bins: int = 1000
     warm_workers: int = 1
@@ -75,7 +77,7 @@ class GatewayConfig:
 
 KNOWN = {
     "": {"party_id", "listen", "data_dir", "database", "max_concurrent_jobs", "allow_insecure_providers",
-         "failure_timeout", "default_deadline_s", "drain_grace_s", "max_columns", "max_bins", "metrics_listen",
+         "failure_timeout", "default_deadline_s", "drain_grace_s", "submit_wait_s", "max_columns", "max_bins", "metrics_listen",
          "warm_workers",
          "tls", "peers", "dealer", "issuers", "quotas"},
     "tls": {"ca", "cert", "key"},
@@ -159,13 +161,14 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
     if not data_dir.is_dir():
         raise InvalidArgument(f"config field 'data_dir': no directory {data_dir}")
     limits = {k: raw.get(k, d) for k, d in (("max_concurrent_jobs", 2), ("failure_timeout", 20.0), ("default_deadline_s", 3600.0),
-                                             ("drain_grace_s", 60.0), ("max_columns", 200), ("max_bins", 1000),
+                                             ("drain_grace_s", 60.0), ("submit_wait_s", 1.0), ("max_columns", 200),
+                                             ("max_bins", 1000),
                                              ("warm_workers", 1))}
     for key in ("max_concurrent_jobs", "max_columns", "max_bins", "warm_workers"):
         whole_number(key, limits[key], minimum=0 if key == "warm_workers" else 1)
-    for key in ("failure_timeout", "default_deadline_s", "drain_grace_s"):
+    for key in ("failure_timeout", "default_deadline_s", "drain_grace_s", "submit_wait_s"):
         if not isinstance(limits[key], (int, float)) or isinstance(limits[key], bool) or limits[key] < 0 \
-                or (limits[key] == 0 and key != "drain_grace_s"):
+                or (limits[key] == 0 and key not in ("drain_grace_s", "submit_wait_s")):
             raise InvalidArgument(f"config field {key!r} must be a positive number")
     issuers_raw = raw.get("issuers", {})
     if not isinstance(issuers_raw, dict):
@@ -198,6 +201,6 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         database=path_of(need(raw, "database", str)), max_concurrent_jobs=limits["max_concurrent_jobs"],
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
         default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen, dealer=dealer,
-        drain_grace_s=float(limits["drain_grace_s"]), max_columns=limits["max_columns"], max_bins=limits["max_bins"],
+        drain_grace_s=float(limits["drain_grace_s"]), submit_wait_s=float(limits["submit_wait_s"]), max_columns=limits["max_columns"], max_bins=limits["max_bins"],
         warm_workers=limits["warm_workers"], quotas=parse_quotas(raw.get("quotas", {})),
     )

@@ -83,6 +83,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
             max_concurrent_jobs=config.max_concurrent_jobs, default_deadline_s=config.default_deadline_s,
             allow_insecure_providers=config.allow_insecure_providers, failure_timeout=config.failure_timeout,
             dealer=config.dealer, limits=Limits(config.max_columns, config.max_bins), drain_grace_s=config.drain_grace_s,
+            submit_wait_s=config.submit_wait_s,
             warm_workers=config.warm_workers, quotas=config.quotas,
         ),
         identity, config.database, registry, record, caller_of, audit_log.head, model_store,

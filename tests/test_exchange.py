@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -274,3 +275,46 @@ def test_chunks_take_a_fast_path_on_the_same_wire_format() -> None:
     assert frames.parse(wire + header).WhichOneof("payload") == "header"  # the last of a oneof wins, as in protobuf
     with pytest.raises(DecodeError):
         frames.parse(wire[:-1])
+
+
+def test_a_peer_waits_for_a_worker_that_is_slow_to_start(pki_dir: Path) -> None:
+    """Defect 14 of the partner-API issue: after a restart, on a loaded machine, a
+    party's worker took longer to start than its gateway waited for the session,
+    and its peers' streams were refused "no session". A gateway now knows a job's
+    session from the moment the job starts there, and holds peers' streams until
+    its worker listens."""
+    from gateway.exchange.inbox import Inbox
+    from gateway.exchange.service import ExchangeServicer, Sessions, register
+
+    alice = TlsIdentity.from_dir(pki_dir, "alice")
+    sessions = Sessions()
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    async def serve() -> tuple[object, int]:
+        server, port = rpc.aio_server(alice, "127.0.0.1:0")
+        register(ExchangeServicer("alice", {"bob"}, sessions, Inbox(), open_timeout=1.0, relay_identity=alice), server)
+        await server.start()
+        return server, port
+
+    server, port = asyncio.run_coroutine_threadsafe(serve(), loop).result(30)
+    sessions.expect("job-1", ["alice", "bob"])  # the job started at alice's gateway; its worker is not up yet
+    bob = ExchangeNode(TlsIdentity.from_dir(pki_dir, "bob"), {"alice"}).start()
+    opened: dict[str, Session] = {}
+    dialing = threading.Thread(target=lambda: opened.update(bob=bob.open_session("job-1", {"alice": f"127.0.0.1:{port}",
+                                                                          "bob": f"127.0.0.1:{bob.port}"})))
+    dialing.start()
+    time.sleep(3)  # three times the gateway's open timeout
+    worker = ExchangeNode(alice, {"bob"}, accept_relayed=True).start()
+    sessions.add("job-1", ["alice", "bob"], worker=f"127.0.0.1:{worker.port}")
+    opened["alice"] = worker.open_session("job-1", {"alice": f"127.0.0.1:{worker.port}",
+                                                      "bob": f"127.0.0.1:{bob.port}"})
+    dialing.join(30)
+    opened["bob"].send("alice", "t", np.arange(3))
+    np.testing.assert_array_equal(opened["alice"].recv("bob", "t").array, np.arange(3))
+    for node_session in opened.values():
+        node_session.close()
+    for node in (bob, worker):
+        node.stop(0)
+    asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)  # type: ignore[attr-defined]
+    loop.call_soon_threadsafe(loop.stop)

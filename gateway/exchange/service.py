@@ -69,10 +69,20 @@ class Sessions:
         self._lock = threading.Lock()
         self._members: dict[str, frozenset[str]] = {}
         self._workers: dict[str, str] = {}
+        self._starting: set[str] = set()
+
+    def expect(self, session: str, parties: Collection[str]) -> None:
+        """A session whose worker is starting: peers' streams wait for it (as long as
+        the job runs here) instead of failing "no session" when the worker is slow to
+        start (a cold pool after a restart, a loaded machine)."""
+        with self._lock:
+            self._members[session] = frozenset(parties)
+            self._starting.add(session)
 
     def add(self, session: str, parties: Collection[str], worker: str | None = None) -> None:
         with self._lock:
             self._members[session] = frozenset(parties)
+            self._starting.discard(session)
             if worker is not None:
                 self._workers[session] = worker
 
@@ -80,6 +90,11 @@ class Sessions:
         with self._lock:
             self._members.pop(session, None)
             self._workers.pop(session, None)
+            self._starting.discard(session)
+
+    def starting(self, session: str) -> bool:
+        with self._lock:
+            return session in self._starting
 
     def members(self, session: str) -> frozenset[str] | None:
         with self._lock:
@@ -122,6 +137,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     ) -> AsyncIterator[exchange_pb2.ExchangeResponse]:
         source = self._source(context)
         opening, session = await self._open(source, request_iterator)
+        while self._sessions.starting(session):
+            await asyncio.sleep(0.05)
+        if self._sessions.members(session) is None:
+            raise Unavailable(f"session {session!r} ended at party {self._party!r} before its worker started")
         worker = self._sessions.worker(session)
         if worker is not None:
             async for response in self._relay(worker, source, opening, request_iterator):

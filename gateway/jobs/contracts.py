@@ -104,6 +104,7 @@ class SchedulerConfig:
     limits: Limits = field(default_factory=Limits)
     quotas: Quotas = field(default_factory=Quotas)
     drain_grace_s: float = 60.0
+    submit_wait_s: float = 1.0  # how long SubmitJob waits for the parties' reviews before it answers
     warm_workers: int = 0  # workers started ahead of jobs (gateway.jobs.runner)
 
 

@@ -30,6 +30,14 @@ class Participation:
 
     async def _run_worker(self, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
         job = self._store.get(job_id)
+        self._runner.expect(session_id, [p.party_id for p in ranks] + ([job.dealer] if job.dealer else []))
+        try:
+            await self._run_job(job, session_id, ranks)
+        finally:
+            self._runner.forget(session_id)  # (the worker's run ends it too; this covers a failure before)
+
+    async def _run_job(self, job: pb.Job, session_id: str, ranks: list[pb.PartyStatus]) -> None:
+        job_id = job.job_id
         status = pb.PartyStatus(party_id=self.me, state=states.RUNNING)
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:

@@ -129,6 +129,14 @@ class WorkerRunner:
             # pipes), so the job's outcome is reported as soon as it is known
             threading.Thread(target=_reap, args=(process,), name=f"reap-{plan.job_id}", daemon=True).start()
 
+    def expect(self, session_id: str, members: list[str]) -> None:
+        """The job is starting here: peers may dial its session before the worker
+        listens (they wait); `forget` ends that if no worker ever does."""
+        self._sessions.expect(session_id, members)
+
+    def forget(self, session_id: str) -> None:
+        self._sessions.remove(session_id)
+
     def cancel(self, job_id: str) -> bool:
         """Stops the job's worker, if it runs here; the pending `run` raises Cancelled."""
         running = self._running.get(job_id)

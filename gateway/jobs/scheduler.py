@@ -87,9 +87,21 @@ class Scheduler(Participation):
         self._admit_cost(job)
         self._store.create(job, f"submitted by {submitted_by}", spec.request_id)  # no await since the look-up
         self._audit("job.submit", job.job_id, "ok", {"kind": spec.kind, "by": submitted_by})
-        statuses = await asyncio.gather(*(self._propose(p, job) for p in participants(spec)), return_exceptions=True)
+        review = self._spawn(self._propose_everywhere(job))
+        # the answer waits for the reviews (so an unknown column at a peer is INVALID_ARGUMENT
+        # here) only so long: under load the job is PENDING and its review goes on behind it
+        done, _ = await asyncio.wait({review}, timeout=self.config.submit_wait_s)
+        if review in done and not review.cancelled() and isinstance(review.result(), InvalidArgument):
+            raise InvalidArgument(review.result().message)
+        return self._store.get(job.job_id)
+
+    async def _propose_everywhere(self, job: pb.Job) -> InvalidArgument | None:
+        """Every party reviews the job; the first invalid input anywhere, if any (the
+        job is then rejected with it)."""
+        parties = participants(job.spec)
+        statuses = await asyncio.gather(*(self._propose(p, job) for p in parties), return_exceptions=True)
         invalid = next((s for s in statuses if isinstance(s, InvalidArgument)), None)
-        for party, status in zip(participants(spec), statuses):
+        for party, status in zip(parties, statuses):
             if isinstance(status, MpcgateError):
                 status = pb.PartyStatus(party_id=party, rank=-1, state=states.REJECTED,
                                         error=error_info(status.reason, status.message, party))
@@ -97,9 +109,7 @@ class Scheduler(Participation):
                 raise status
             self._store.update(job.job_id, lambda j, s=status: _set_party(j, s))
         await self._reevaluate(job.job_id)
-        if invalid is not None:
-            raise InvalidArgument(invalid.message)
-        return self._store.get(job.job_id)
+        return invalid
 
     def _validate(self, spec: pb.JobSpec) -> None:
         _finite(spec.parameters)
@@ -489,11 +499,12 @@ class Scheduler(Participation):
         """Jobs running with this gateway: its worker's, or (as coordinator) anyone's."""
         return self._store.list([states.RUNNING], limit=10_000)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_crash)
+        return task
 
     async def close(self) -> None:
         self._runner.kill_all()
