@@ -96,7 +96,8 @@ def _identity_module() -> type:
 
 
 def _crypten_classes() -> list[type]:
-    """Classes `crypten.save` pickles: shares, encoders, ptypes and nn modules."""
+    """Classes `crypten.save` pickles: shares, encoders, ptypes, nn modules and the
+    autograd functions their tensors carry."""
     import crypten.encoder
     import crypten.gradients
     import crypten.nn.module as nn_module
@@ -105,6 +106,9 @@ def _crypten_classes() -> list[type]:
     from crypten.mpc.primitives.binary import BinarySharedTensor
 
     modules = [obj for obj in vars(nn_module).values() if isinstance(obj, type) and issubclass(obj, nn_module.Module)]
+    # a module's state holds its tensors' autograd functions (AutogradClone, ...)
+    functions = [obj for obj in vars(crypten.gradients).values()
+                 if isinstance(obj, type) and issubclass(obj, crypten.gradients.AutogradFunction)]
     return [
         frozenset,  # keys of CrypTen's tuple cache (provider.save_cache / load_cache)
         MPCTensor,
@@ -112,6 +116,8 @@ def _crypten_classes() -> list[type]:
         BinarySharedTensor,
         crypten.encoder.FixedPointEncoder,
         crypten.gradients.AutogradContext,
+        crypten.gradients.BaseAutogradContext,
+        *functions,
         importlib.import_module("crypten.mpc.ptype").ptype,  # the package rebinds the name to the enum
         *modules,
         Identity,

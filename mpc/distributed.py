@@ -70,9 +70,20 @@ class ExchangeGroup(dist.ProcessGroup):
     def __init__(self, wire: Wire, ranks: list[int]) -> None:
         super().__init__(ranks.index(wire.rank), len(ranks))
         self._wire, self._ranks = wire, ranks
+        self._group_name = ""
 
     def getBackendName(self) -> str:
         return BACKEND
+
+    # torch reads a group's name from its registered backend, which a Python process
+    # group has none of: without these, destroy_process_group(group) raised
+    # "ProcessGroup name not set" (CrypTen's uninit does that to its main group)
+    def _set_group_name(self, name: str) -> None:
+        self._group_name = name
+
+    @property
+    def group_name(self) -> str:
+        return self._group_name
 
     def _root(self, group_rank: int) -> int:
         return self._ranks[group_rank]

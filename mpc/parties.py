@@ -113,13 +113,32 @@ def _join_grpc(rank: int, world_size: int, rdv: _Rendezvous) -> Callable[[], Non
         finally:
             node.stop()
 
-    if rdv.transport == "torch":  # CrypTen's own communicator, on torch.distributed over the exchange
-        distributed.bind(Wire(session, names, me))
+    if rdv.transport == "torch":  # CrypTen's own communicator (and TTP), on torch.distributed over the exchange
+        distributed.bind(Wire(session, [*names, *([dealer] if dealer else [])], me))
         os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), DISTRIBUTED_BACKEND=distributed.BACKEND,
                           RENDEZVOUS=f"file://{Path(rdv.directory, 'rendezvous')}")
+        crypten.cfg.mpc.provider = rdv.provider  # CrypTen's own TTP client and server, unmodified
+        if rank == world_size:
+            from crypten.mpc.provider.ttp_provider import TTPServer
+
+            try:
+                TTPServer()  # serves party 0 until it says terminate
+            finally:
+                node.stop()
+            return lambda: None
         crypten.init()
         return leave
-    communicator.install(lambda: communicator.GrpcCommunicator(session, names, me, dealer=dealer))
+    sessions = iter(range(1, 1 << 30))
+
+    def fresh() -> communicator.GrpcCommunicator:
+        """A communicator on the session; after crypten.uninit(), on a new one (every
+        party re-initializes in the same order, so their ids agree)."""
+        nonlocal session
+        if session.closed:
+            session = node.open_session(f"{session_id}.{next(sessions)}", addresses)
+        return communicator.GrpcCommunicator(session, names, me, dealer=dealer)
+
+    communicator.install(fresh)
     ttp.use(rdv.provider)
     if rank == world_size:  # the dealer: serve party 0 until it says terminate
         try:
@@ -161,12 +180,13 @@ def run_parties(
 ) -> list[Any]:
     """Runs `program` on `world_size` parties and returns their results by rank.
 
-    With `provider="TTP"` (gRPC only), a dealer process with its own certificate
-    joins the session and hands out the Beaver triples. With `allow_failures`, a
+    With `provider="TTP"` (over the exchange), a dealer process with its own
+    certificate joins the session and hands out the Beaver triples: mpcgate's dealer
+    with transport "grpc", CrypTen's own TTPServer with transport "torch". With `allow_failures`, a
     failed party's entry is its `PartyFailed` instead of the whole run raising
     (tests of failure handling use this)."""
-    if provider == "TTP" and transport != "grpc":
-        raise ValueError("the TTP dealer runs over mpcgate's gRPC communicator only")
+    if provider == "TTP" and transport == "gloo":
+        raise ValueError("the TTP dealer runs over the exchange (transport grpc or torch)")
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="mpcgate-parties-") as scratch:

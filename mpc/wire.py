@@ -179,14 +179,23 @@ class Wire:
             self._collect(r, empty)
 
 
-_NUMPY_TYPES = {torch.int64: np.dtype("int64"), torch.int32: np.dtype("int32"), torch.float64: np.dtype("float64"),
-                torch.float32: np.dtype("float32"), torch.uint8: np.dtype("uint8"), torch.bool: np.dtype("bool")}
+_NUMPY_TYPES = {torch.int64: np.dtype("int64"), torch.int32: np.dtype("int32"), torch.int16: np.dtype("int16"),
+                torch.int8: np.dtype("int8"), torch.float64: np.dtype("float64"), torch.float32: np.dtype("float32"),
+                torch.float16: np.dtype("float16"), torch.bfloat16: frames.BFLOAT16,
+                torch.complex64: np.dtype("complex64"), torch.complex128: np.dtype("complex128"),
+                torch.uint8: np.dtype("uint8"), torch.bool: np.dtype("bool")}
+"""Every type gloo moves (and complex, which it moves as pairs of floats)."""
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
     """The tensor's data as numpy sees it, without a copy (frames.encode makes it
     contiguous): one torch call per frame, not three."""
-    return (tensor.detach() if tensor.requires_grad else tensor).numpy()
+    tensor = tensor.detach() if tensor.requires_grad else tensor
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: its bytes, marked as such
+        return tensor.view(torch.int16).numpy().view(frames.BFLOAT16)
+    if tensor.dtype not in _NUMPY_TYPES:
+        raise InvalidArgument(f"cannot send tensors of type {tensor.dtype}")
+    return tensor.numpy()
 
 
 def _checked(received: np.ndarray, like: torch.Tensor | None, src: int) -> torch.Tensor:
@@ -199,6 +208,8 @@ def _checked(received: np.ndarray, like: torch.Tensor | None, src: int) -> torch
             raise InvalidArgument(
                 f"expected {like.dtype} {tuple(like.shape)} from rank {src}, got {received.dtype} {received.shape}")
         received = received.reshape(tuple(like.shape))
+    if received.dtype == frames.BFLOAT16:
+        return torch.from_numpy(received.view("<i2")).view(torch.bfloat16)
     return torch.from_numpy(received)
 
 

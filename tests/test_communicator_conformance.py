@@ -310,3 +310,107 @@ def test_crypten_s_own_communicator_runs_unchanged_on_the_exchange(world_size: i
         for name, plain in (("product", [3.0, -8.0, -3.25, 0.25]), ("matmul", [[3.0, 3.0], [12.0, 12.0]])):
             for outcome in (over_gloo, over_exchange):  # fixed point, truncated with random shares
                 assert torch.allclose(torch.tensor(outcome[name]), torch.tensor(plain), atol=1e-3), name
+
+
+DTYPES = ["int8", "int16", "int32", "int64", "uint8", "bool", "float16", "bfloat16", "float32", "float64", "complex64"]
+NOT_BROADCAST_BY_GLOO = {"int16"}  # gloo: "Invalid scalar type" (the exchange moves it all the same)
+
+
+def _every_dtype_and_object(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    """CrypTen's own communicator's object calls (an int32 size, then an int8 array),
+    every dtype gloo moves point to point and by broadcast, and CrypTen's calls that
+    use them: an encryption that broadcasts its size, its generators."""
+    import crypten
+    import crypten.communicator as comm
+
+    from mpc.programs.secure import opened
+
+    c = comm.get()
+    out: dict[str, Any] = {"communicator": type(c).__name__}
+    for name in DTYPES:
+        dtype = getattr(torch, name)
+        sent = (torch.arange(-3, 3) % 2).to(dtype) if dtype == torch.bool else torch.arange(-3, 3).to(dtype)
+        if rank == 0:
+            c.send(sent, 1)
+        elif rank == 1:
+            got = c.recv(torch.zeros_like(sent), 0)
+            out[f"p2p.{name}"] = (torch.view_as_real(got) if got.is_complex() else got).double().tolist(), str(got.dtype)
+        if name not in NOT_BROADCAST_BY_GLOO:
+            shared = c.broadcast(sent.clone() if rank == 0 else torch.zeros_like(sent), 0)
+            values = torch.view_as_real(shared) if shared.is_complex() else shared
+            out[f"broadcast.{name}"] = (values.double().tolist(), str(shared.dtype))
+    if rank == 0:
+        c.send_obj({"a": [1, 2.5, "three"]}, 1)
+    elif rank == 1:
+        out["recv_obj"] = c.recv_obj(0)
+    out["broadcast_obj"] = c.broadcast_obj({"from": "rank 0", "x": (1, 2)} if rank == 0 else None, 0)
+    x = crypten.cryptensor(torch.tensor([1.5, -2.0]) if rank == world_size - 1 else torch.empty(0), src=world_size - 1,
+                           broadcast_size=True)
+    out["broadcast_size"] = opened(x).tolist()
+    cpu = torch.device("cpu")  # seeds CrypTen exchanged at init: a common global one, pairwise ones
+    draw = {k: torch.randint(0, 2**30, (4,), generator=crypten.generators[k][cpu]) for k in ("global", "next", "prev")}
+    everyone = [t.tolist() for t in c.all_gather(draw["global"])]
+    nexts = [t.tolist() for t in c.all_gather(draw["next"])]
+    prevs = [t.tolist() for t in c.all_gather(draw["prev"])]
+    out["generators"] = (all(g == everyone[0] for g in everyone),
+                         all(nexts[r] == prevs[(r + 1) % world_size] for r in range(world_size)))
+    return out
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_crypten_s_objects_and_every_dtype_cross_the_exchange_s_backend(world_size: int) -> None:
+    """The exchange refused int8 (and int16, float16, bfloat16), so every
+    send_obj/recv_obj/broadcast_obj of CrypTen's own communicator on the "mpcgate"
+    backend failed, and with it `cryptensor(..., broadcast_size=True)`."""
+    outcomes = {t: parties.run_parties(_every_dtype_and_object, world_size, transport=t, timeout=120)
+                for t in ("gloo", "torch")}
+    assert outcomes["torch"][0]["communicator"] == "DistributedCommunicator"
+    assert outcomes["torch"] == outcomes["gloo"]
+    assert outcomes["torch"][1]["recv_obj"] == {"a": [1, 2.5, "three"]}
+    assert outcomes["torch"][-1]["broadcast_obj"] == {"from": "rank 0", "x": (1, 2)}
+    assert outcomes["torch"][0]["broadcast_size"] == [1.5, -2.0]
+    assert outcomes["torch"][0]["generators"] == (True, True)
+    assert outcomes["torch"][1]["p2p.int8"] == ([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0], "torch.int8")
+    assert outcomes["torch"][1]["p2p.bfloat16"] == ([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0], "torch.bfloat16")
+
+
+def _ttp_products(rank: int, world_size: int, args: Any) -> tuple[str, str, list[float], list[float]]:
+    import crypten
+    import crypten.communicator as comm
+
+    from mpc.programs.secure import opened
+
+    x = crypten.cryptensor(torch.tensor([1.5, -2.0, 3.0]), src=0)
+    y = crypten.cryptensor(torch.tensor([2.0, 4.0, -1.0]), src=world_size - 1)
+    return type(comm.get()).__name__, crypten.cfg.mpc.provider, opened(x * y).tolist(), opened(x > y).tolist()
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_crypten_s_own_ttp_server_runs_on_the_exchange_s_backend(world_size: int) -> None:
+    """run_parties(transport="torch", provider="TTP") raised: CrypTen's own TTP
+    client and TTPServer (a process at rank world_size) now run unmodified over
+    torch.distributed on the "mpcgate" backend, with the answers of mpcgate's dealer."""
+    own = parties.run_parties(_ttp_products, world_size, transport="torch", provider="TTP", timeout=120)
+    ours = parties.run_parties(_ttp_products, world_size, transport="grpc", provider="TTP", timeout=120)
+    assert {o[:2] for o in own} == {("DistributedCommunicator", "TTP")}
+    for outcome in [*own, *ours]:
+        assert outcome[3] == [0.0, 0.0, 1.0]
+        assert torch.allclose(torch.tensor(outcome[2]), torch.tensor([3.0, -8.0, -3.0]), atol=1e-3)
+
+
+def _initialized_twice(rank: int, world_size: int, args: Any) -> tuple[list[float], list[float]]:
+    import crypten
+
+    from mpc.programs.secure import opened
+
+    first = opened(crypten.cryptensor(torch.tensor([1.0, 2.0]), src=0) * 2).tolist()
+    crypten.uninit()
+    crypten.init()
+    return first, opened(crypten.cryptensor(torch.tensor([3.0]), src=world_size - 1) + 1).tolist()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "torch"])
+def test_crypten_communicates_again_after_uninit_and_init(transport: str) -> None:
+    """crypten.uninit() then crypten.init() could not communicate again ("session is
+    closed" on the exchange; "ProcessGroup name not set" on its backend)."""
+    assert parties.run_parties(_initialized_twice, 2, transport=transport, timeout=120) == [([2.0, 4.0], [4.0])] * 2

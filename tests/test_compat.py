@@ -127,6 +127,24 @@ def test_save_load_shares_with_weights_only_unpickler(crypten_local) -> None:  #
     _close(loaded(inp), model(inp).get_plain_text(), TOL)
 
 
+def test_a_trained_modules_state_dict_loads_with_the_weights_only_unpickler(crypten_local) -> None:  # type: ignore[no-untyped-def]
+    """CrypTen's test_nn::test_state_dict: after a backward pass a module's tensors
+    carry their autograd function (AutogradClone, ...), which the allow-list missed."""
+    model = crypten_local.nn.Sequential(crypten_local.nn.Linear(3, 2))
+    model.encrypt()
+    model.train()
+    model(crypten_local.cryptensor(torch.randn(4, 3), requires_grad=True)).sum().backward()
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf)  # weights only
+    again = crypten_local.nn.Sequential(crypten_local.nn.Linear(3, 2))
+    again.encrypt()
+    again.load_state_dict(state)
+    inp = crypten_local.cryptensor(torch.randn(2, 3))
+    _close(again(inp), model(inp).get_plain_text(), TOL)
+
+
 def test_load_still_refuses_arbitrary_objects(crypten_local) -> None:  # type: ignore[no-untyped-def]
     """The allow-list covers CrypTen's classes only: a pickled torch model (which
     could be any code) needs the explicit, trusted path."""

@@ -35,11 +35,20 @@ Outgoing = exchange_pb2.ExchangeRequest | bytes
 TENSOR = exchange_pb2.PAYLOAD_TYPE_TENSOR
 OBJECT = exchange_pb2.PAYLOAD_TYPE_OBJECT
 
+BFLOAT16 = np.dtype([("bfloat16", "<u2")])
+"""bfloat16 as numpy carries it (numpy has no such type): each element's two bytes."""
+
 _TO_WIRE = {
     np.dtype("int64"): tensor_pb2.ELEMENT_TYPE_INT64,
     np.dtype("int32"): tensor_pb2.ELEMENT_TYPE_INT32,
+    np.dtype("int16"): tensor_pb2.ELEMENT_TYPE_INT16,
+    np.dtype("int8"): tensor_pb2.ELEMENT_TYPE_INT8,
     np.dtype("float64"): tensor_pb2.ELEMENT_TYPE_FLOAT64,
     np.dtype("float32"): tensor_pb2.ELEMENT_TYPE_FLOAT32,
+    np.dtype("float16"): tensor_pb2.ELEMENT_TYPE_FLOAT16,
+    BFLOAT16: tensor_pb2.ELEMENT_TYPE_BFLOAT16,
+    np.dtype("complex64"): tensor_pb2.ELEMENT_TYPE_COMPLEX64,
+    np.dtype("complex128"): tensor_pb2.ELEMENT_TYPE_COMPLEX128,
     np.dtype("uint8"): tensor_pb2.ELEMENT_TYPE_UINT8,
     np.dtype("bool"): tensor_pb2.ELEMENT_TYPE_BOOL,
 }

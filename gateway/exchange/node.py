@@ -206,6 +206,10 @@ class Session:
     def parties(self) -> list[str]:
         return sorted([self._node.party_id, *self.links])
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def send(self, party: str, tag: str, array: np.ndarray, payload_type: int = frames.TENSOR) -> None:
         link = self._link(party)
         messages = frames.encode(0, tag, payload_type, array)  # the link numbers the frame

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empcgate/common/v1/tensor.proto\x12\x11mpcgate.common.v1\"\xbd\x01\n\x0cTensorHeader\x12\x34\n\x0c\x65lement_type\x18\x01 \x01(\x0e\x32\x1e.mpcgate.common.v1.ElementType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x30\n\nbyte_order\x18\x03 \x01(\x0e\x32\x1c.mpcgate.common.v1.ByteOrder\x12\x11\n\tbyte_size\x18\x04 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x05 \x01(\r\x12\x0e\n\x06sha256\x18\x06 \x01(\x0c\"\x8d\x01\n\x06Tensor\x12\x34\n\x0c\x65lement_type\x18\x01 \x01(\x0e\x32\x1e.mpcgate.common.v1.ElementType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x30\n\nbyte_order\x18\x03 \x01(\x0e\x32\x1c.mpcgate.common.v1.ByteOrder\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c*\xbe\x01\n\x0b\x45lementType\x12\x1c\n\x18\x45LEMENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45LEMENT_TYPE_INT64\x10\x01\x12\x16\n\x12\x45LEMENT_TYPE_INT32\x10\x02\x12\x18\n\x14\x45LEMENT_TYPE_FLOAT64\x10\x03\x12\x18\n\x14\x45LEMENT_TYPE_FLOAT32\x10\x04\x12\x16\n\x12\x45LEMENT_TYPE_UINT8\x10\x05\x12\x15\n\x11\x45LEMENT_TYPE_BOOL\x10\x06*`\n\tByteOrder\x12\x1a\n\x16\x42YTE_ORDER_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x42YTE_ORDER_LITTLE_ENDIAN\x10\x01\x12\x19\n\x15\x42YTE_ORDER_BIG_ENDIAN\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empcgate/common/v1/tensor.proto\x12\x11mpcgate.common.v1\"\xbd\x01\n\x0cTensorHeader\x12\x34\n\x0c\x65lement_type\x18\x01 \x01(\x0e\x32\x1e.mpcgate.common.v1.ElementType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x30\n\nbyte_order\x18\x03 \x01(\x0e\x32\x1c.mpcgate.common.v1.ByteOrder\x12\x11\n\tbyte_size\x18\x04 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x05 \x01(\r\x12\x0e\n\x06sha256\x18\x06 \x01(\x0c\"\x8d\x01\n\x06Tensor\x12\x34\n\x0c\x65lement_type\x18\x01 \x01(\x0e\x32\x1e.mpcgate.common.v1.ElementType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x30\n\nbyte_order\x18\x03 \x01(\x0e\x32\x1c.mpcgate.common.v1.ByteOrder\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c*\xdb\x02\n\x0b\x45lementType\x12\x1c\n\x18\x45LEMENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45LEMENT_TYPE_INT64\x10\x01\x12\x16\n\x12\x45LEMENT_TYPE_INT32\x10\x02\x12\x18\n\x14\x45LEMENT_TYPE_FLOAT64\x10\x03\x12\x18\n\x14\x45LEMENT_TYPE_FLOAT32\x10\x04\x12\x16\n\x12\x45LEMENT_TYPE_UINT8\x10\x05\x12\x15\n\x11\x45LEMENT_TYPE_BOOL\x10\x06\x12\x15\n\x11\x45LEMENT_TYPE_INT8\x10\x07\x12\x16\n\x12\x45LEMENT_TYPE_INT16\x10\x08\x12\x18\n\x14\x45LEMENT_TYPE_FLOAT16\x10\t\x12\x19\n\x15\x45LEMENT_TYPE_BFLOAT16\x10\n\x12\x1a\n\x16\x45LEMENT_TYPE_COMPLEX64\x10\x0b\x12\x1b\n\x17\x45LEMENT_TYPE_COMPLEX128\x10\x0c*`\n\tByteOrder\x12\x1a\n\x16\x42YTE_ORDER_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x42YTE_ORDER_LITTLE_ENDIAN\x10\x01\x12\x19\n\x15\x42YTE_ORDER_BIG_ENDIAN\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.api.common.v1.tenso
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ELEMENTTYPE']._serialized_start=390
-  _globals['_ELEMENTTYPE']._serialized_end=580
-  _globals['_BYTEORDER']._serialized_start=582
-  _globals['_BYTEORDER']._serialized_end=678
+  _globals['_ELEMENTTYPE']._serialized_end=737
+  _globals['_BYTEORDER']._serialized_start=739
+  _globals['_BYTEORDER']._serialized_end=835
   _globals['_TENSORHEADER']._serialized_start=54
   _globals['_TENSORHEADER']._serialized_end=243
   _globals['_TENSOR']._serialized_start=246

@@ -32,9 +32,19 @@ class _ElementTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ElementTy
     ELEMENT_TYPE_FLOAT32: _ElementType.ValueType  # 4
     ELEMENT_TYPE_UINT8: _ElementType.ValueType  # 5
     ELEMENT_TYPE_BOOL: _ElementType.ValueType  # 6
+    ELEMENT_TYPE_INT8: _ElementType.ValueType  # 7
+    ELEMENT_TYPE_INT16: _ElementType.ValueType  # 8
+    ELEMENT_TYPE_FLOAT16: _ElementType.ValueType  # 9
+    ELEMENT_TYPE_BFLOAT16: _ElementType.ValueType  # 10
+    ELEMENT_TYPE_COMPLEX64: _ElementType.ValueType  # 11
+    ELEMENT_TYPE_COMPLEX128: _ElementType.ValueType  # 12
 
 class ElementType(_ElementType, metaclass=_ElementTypeEnumTypeWrapper):
-    """Element type of a tensor's raw bytes. Secret shares are ELEMENT_TYPE_INT64."""
+    """Element type of a tensor's raw bytes. Secret shares are ELEMENT_TYPE_INT64.
+    Integers are two's complement; floats IEEE 754 (FLOAT16 is binary16);
+    BFLOAT16 is the upper half of a FLOAT32; BOOL is one byte, 0 or 1; a complex
+    element is its real part, then its imaginary part.
+    """
 
 ELEMENT_TYPE_UNSPECIFIED: ElementType.ValueType  # 0
 ELEMENT_TYPE_INT64: ElementType.ValueType  # 1
@@ -43,6 +53,12 @@ ELEMENT_TYPE_FLOAT64: ElementType.ValueType  # 3
 ELEMENT_TYPE_FLOAT32: ElementType.ValueType  # 4
 ELEMENT_TYPE_UINT8: ElementType.ValueType  # 5
 ELEMENT_TYPE_BOOL: ElementType.ValueType  # 6
+ELEMENT_TYPE_INT8: ElementType.ValueType  # 7
+ELEMENT_TYPE_INT16: ElementType.ValueType  # 8
+ELEMENT_TYPE_FLOAT16: ElementType.ValueType  # 9
+ELEMENT_TYPE_BFLOAT16: ElementType.ValueType  # 10
+ELEMENT_TYPE_COMPLEX64: ElementType.ValueType  # 11
+ELEMENT_TYPE_COMPLEX128: ElementType.ValueType  # 12
 Global___ElementType: _TypeAlias = ElementType  # noqa: Y015
 
 class _ByteOrder:
@@ -112,7 +128,12 @@ Global___TensorHeader: _TypeAlias = TensorHeader  # noqa: Y015
 
 @_typing.final
 class Tensor(_message.Message):
-    """A small tensor carried inline in one message (results, parameters)."""
+    """A small tensor carried inline in one message (results, parameters).
+    `data` holds product(shape) elements of `element_type`, each in `byte_order`,
+    in row-major (C) order, the last dimension varying fastest; a scalar has an
+    empty shape and one element. Results are FLOAT64, little-endian: in numpy,
+    `np.frombuffer(data, "<f8").reshape(shape)`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
