@@ -29,6 +29,9 @@
 
     [issuers]                         # trusted token issuers -> their JWKS files
     bank-a-idp = ["issuer/k1.jwks.json", "issuer/k2.jwks.json"]
+    [issuers."https://login.bank-a.example"]   # or an identity provider (gateway/auth/issuers.py)
+    discovery = true
+    scope_claim = "scp"
 
     [quotas]                          # optional: estimated work units (gateway/jobs/cost.py)
     job_cost = 1e10                   # most one job may cost on this party's rows
@@ -42,10 +45,11 @@ Relative paths are relative to the config file. A bad field, or an unknown one
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.auth.issuers import IssuerConfig, parse_issuers
 from gateway.auth.pki import PartyFiles, validate_party_id
 from gateway.errors import InvalidArgument, MpcgateError
 from gateway.jobs.cost import Quotas
@@ -64,7 +68,7 @@ class GatewayConfig:
     allow_insecure_providers: bool = False
     failure_timeout: float = 20.0
     default_deadline_s: float = 3600.0
-    issuers: dict[str, list[Path]] = field(default_factory=dict)
+    issuers: dict[str, IssuerConfig] = field(default_factory=dict)
     metrics_listen: str = ""
     dealer: tuple[str, str] | None = None  # (party id, address)
     drain_grace_s: float = 60.0
@@ -73,6 +77,7 @@ class GatewayConfig:
     max_bins: int = 1000
     warm_workers: int = 1
     quotas: Quotas = field(default_factory=Quotas)
+    source: Path | None = None  # the file it was read from (SIGHUP re-reads its issuers)
 
 
 KNOWN = {
@@ -115,7 +120,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load(path: Path) -> GatewayConfig:
-    return parse(read_toml(path), path.parent)
+    return replace(parse(read_toml(path), path.parent), source=path)
 
 
 def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
@@ -170,17 +175,7 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         if not isinstance(limits[key], (int, float)) or isinstance(limits[key], bool) or limits[key] < 0 \
                 or (limits[key] == 0 and key not in ("drain_grace_s", "submit_wait_s")):
             raise InvalidArgument(f"config field {key!r} must be a positive number")
-    issuers_raw = raw.get("issuers", {})
-    if not isinstance(issuers_raw, dict):
-        raise InvalidArgument("config field 'issuers' must map issuer names to lists of JWKS files")
-    issuers: dict[str, list[Path]] = {}
-    for issuer, jwks_files in issuers_raw.items():
-        if not isinstance(jwks_files, list) or not jwks_files or not all(isinstance(f, str) for f in jwks_files):
-            raise InvalidArgument(f"config field 'issuers.{issuer}' must be a non-empty list of JWKS file paths")
-        issuers[issuer] = [path_of(f) for f in jwks_files]
-        for f in issuers[issuer]:
-            if not f.is_file():
-                raise InvalidArgument(f"config field 'issuers.{issuer}': no file {f}")
+    issuers = parse_issuers(raw.get("issuers", {}), path_of)
     dealer = None
     if "dealer" in raw:
         table = raw["dealer"]

@@ -25,9 +25,10 @@ from gateway.audit import AuditInterceptor, AuditLog
 from gateway.auth.interceptor import SCOPES, ScopeInterceptor, current_identity
 from gateway.auth.jwt import TokenVerifier
 from gateway.auth.tls import TlsIdentity
+from gateway import config as gateway_config
 from gateway.config import GatewayConfig
 from gateway.datasets import DatasetServicer, Registry
-from gateway.errors import Unauthenticated
+from gateway.errors import MpcgateError, Unauthenticated
 from gateway.jobs import wiring
 from gateway.jobs.contracts import SchedulerConfig
 from gateway.jobs.states import TERMINAL
@@ -37,6 +38,7 @@ from mpc.programs import Limits
 
 log = logging.getLogger("mpcgate.gateway")
 SHUTDOWN_GRACE_S = 5.0
+KEY_REFRESH_CHECK_S = 1.0
 
 
 def caller_of(context: Any) -> str:
@@ -110,10 +112,13 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_issuers(config, verifier)))
+    refresher = asyncio.create_task(_refresh_keys(verifier))
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("gateway party=%s shutting down", config.party_id)
+    refresher.cancel()
     for name in ["", *services]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await jobs.drain()
@@ -142,6 +147,25 @@ def _enable_reflection(services: list[str], server: grpc.aio.Server) -> None:
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),))
+
+
+async def _refresh_keys(verifier: TokenVerifier) -> None:
+    """Identity providers' keys, fetched again as each issuer's refresh_s says."""
+    while True:
+        await asyncio.to_thread(verifier.refresh_due)
+        await asyncio.sleep(KEY_REFRESH_CHECK_S)
+
+
+async def _reload_issuers(config: GatewayConfig, verifier: TokenVerifier) -> None:
+    """SIGHUP: the config's [issuers] read again and their keys reloaded, without a
+    restart; a bad config keeps the current issuers (and says why)."""
+    try:
+        fresh = gateway_config.load(config.source) if config.source else config
+        await asyncio.to_thread(verifier.reload, fresh.issuers)
+    except MpcgateError as err:
+        log.error("gateway party=%s kept its token issuers: %s", config.party_id, err.message)
+        return
+    log.info("gateway party=%s reloaded token issuers=%s", config.party_id, ",".join(sorted(fresh.issuers)))
 
 
 def run(config: GatewayConfig) -> None:
