@@ -283,3 +283,37 @@ def test_submit_answers_while_a_peer_is_slow_to_review(fed: LocalFederation) -> 
     assert job.state == "PENDING" and answered < 5, (job.state, answered)
     with fed.client("bank-a") as client:
         assert client.job(job.id).wait(timeout=120).state == "SUCCEEDED"
+
+
+def test_a_partner_keeps_its_key_and_the_ca_signs_its_request(fed: LocalFederation, tmp_path: Path) -> None:
+    """`mpcgate pki request` makes a key and a CSR at the partner; `mpcgate pki sign`
+    at the CA; the partner's own key then authenticates it to a gateway."""
+    import shutil
+
+    from gateway.auth.tls import TlsIdentity
+    from gateway.sdk import Client
+
+    runner = CliRunner()
+    partner = tmp_path / "partner"
+    made = runner.invoke(main, ["pki", "request", "svc-z", "--out", str(partner)])
+    assert made.exit_code == 0, made.output
+    key = (partner / "svc-z.key").read_bytes()
+    wrong = runner.invoke(main, ["pki", "sign", str(partner / "svc-z.csr"), "--party", "svc-y", "--client",
+                                 "--dir", str(fed.pki_dir)])
+    assert wrong.exit_code != 0 and "names 'svc-z', not 'svc-y'" in wrong.output
+    signed = runner.invoke(main, ["pki", "sign", str(partner / "svc-z.csr"), "--party", "svc-z", "--client",
+                                  "--dir", str(fed.pki_dir)])
+    assert signed.exit_code == 0, signed.output
+    shutil.copy(fed.pki_dir / "ca.crt", partner / "ca.crt")
+    assert (partner / "svc-z.key").read_bytes() == key and not (fed.pki_dir / "svc-z.key").exists()
+    with Client(fed.addresses["bank-a"], fed.token("bank-a"), TlsIdentity.from_dir(partner, "svc-z"),
+                server_party="bank-a") as client:
+        assert isinstance(client.list_jobs(), list)
+    import base64
+
+    body = base64.b64decode(b"".join((partner / "svc-z.csr").read_bytes().splitlines()[1:-1]))
+    forged = base64.encodebytes(body.replace(b"svc-z", b"svc-x", 1))  # another name under svc-z's signature
+    (partner / "bad.csr").write_bytes(b"-----BEGIN CERTIFICATE REQUEST-----\n" + forged
+                                      + b"-----END CERTIFICATE REQUEST-----\n")
+    bad = runner.invoke(main, ["pki", "sign", str(partner / "bad.csr"), "--party", "svc-x", "--dir", str(fed.pki_dir)])
+    assert bad.exit_code != 0 and "does not verify" in bad.output, bad.output

@@ -15,10 +15,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.errors import AlreadyExists, InvalidArgument, NotFound
@@ -98,25 +99,91 @@ def issue(
     out_dir = out_dir or ca_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    if client:
-        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(CLIENT_URI_PREFIX + party_id)]
-        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
-        hosts = ()
+    cert = _certificate(ca_cert, ca_key, party_id, key.public_key(), hosts, days, client)
+    key_path, cert_path = out_dir / f"{party_id}.key", out_dir / f"{party_id}.crt"
+    _write_private(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return PartyFiles(ca=ca_dir / CA_CERT, cert=cert_path, key=key_path)
+
+
+def request(party_id: str, out_dir: Path, hosts: Sequence[str] = DEFAULT_HOSTS) -> tuple[Path, Path]:
+    """A partner's side: a new key (`<party>.key`, kept here) and a certificate
+    signing request (`<party>.csr`, sent to the federation's CA)."""
+    validate_party_id(party_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party_id)]))
+           .add_extension(x509.SubjectAlternativeName(_host_names(party_id, hosts)), critical=False)
+           .sign(key, hashes.SHA256()))
+    key_path, csr_path = out_dir / f"{party_id}.key", out_dir / f"{party_id}.csr"
+    _write_private(key_path, key)
+    csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    return key_path, csr_path
+
+
+def sign(ca_dir: Path, csr_pem: bytes, party_id: str, hosts: Sequence[str] | None = None, days: int = 365,
+         client: bool = False) -> bytes:
+    """The CA's side: a certificate for the key in a signing request. The CA names
+    the party (`party_id` must be the request's common name, so the wrong request is
+    not signed by mistake); the hosts are `hosts`, or else the request's DNS and IP
+    names. The requester's key never leaves it."""
+    validate_party_id(party_id)
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise InvalidArgument("not a PEM certificate signing request") from None
+    if not csr.is_signature_valid:
+        raise InvalidArgument("the request's signature does not verify (altered, or not made with its key)")
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names or names[0].value != party_id:
+        raise InvalidArgument(f"the request names {names[0].value if names else None!r}, not {party_id!r}")
+    public = csr.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        if public.curve.name not in ("secp256r1", "secp384r1"):
+            raise InvalidArgument(f"the request's key is on {public.curve.name}; use P-256 or P-384")
+    elif isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < 2048:
+            raise InvalidArgument(f"the request's RSA key has {public.key_size} bits; it needs 2048")
     else:
-        names = [x509.UniformResourceIdentifier(PARTY_URI_PREFIX + party_id), x509.DNSName(party_id)]
-        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        raise InvalidArgument("the request's key must be ECDSA (P-256, P-384) or RSA")
+    if hosts is None:
+        try:
+            requested = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            requested = x509.SubjectAlternativeName([])
+        hosts = [*requested.get_values_for_type(x509.DNSName),
+                 *(str(ip) for ip in requested.get_values_for_type(x509.IPAddress))] or list(DEFAULT_HOSTS)
+    ca_cert, ca_key = load_ca(ca_dir)
+    return _certificate(ca_cert, ca_key, party_id, public, hosts, days, client).public_bytes(serialization.Encoding.PEM)
+
+
+def _host_names(party_id: str, hosts: Sequence[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             if host != party_id:
                 names.append(x509.DNSName(host))
+    return names
+
+
+def _certificate(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, party_id: str, public: Any,
+                 hosts: Sequence[str], days: int, client: bool) -> x509.Certificate:
+    if client:
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(CLIENT_URI_PREFIX + party_id)]
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    else:
+        names = [x509.UniformResourceIdentifier(PARTY_URI_PREFIX + party_id), x509.DNSName(party_id),
+                 *_host_names(party_id, hosts)]
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     now = _now()
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party_id), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mpcgate")]))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
@@ -126,10 +193,6 @@ def issue(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    key_path, cert_path = out_dir / f"{party_id}.key", out_dir / f"{party_id}.crt"
-    _write_private(key_path, key)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return PartyFiles(ca=ca_dir / CA_CERT, cert=cert_path, key=key_path)
 
 
 def load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
