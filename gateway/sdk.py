@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 from google.protobuf import struct_pb2
 
-from gateway import exports, rpc
+from gateway import exports, results, rpc
 from gateway.api.common.v1 import paging_pb2
 from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
@@ -59,6 +59,19 @@ class Result:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.values)
+
+    def table(self) -> Any:
+        """The whole result as one pyarrow Table (gateway.results): statistics down,
+        the labels they carry (the data's columns) across; withheld values null."""
+        return results.combined(self.values, self.labels, self.column_labels)
+
+    def to_pandas(self) -> Any:
+        """`table()` as a pandas DataFrame indexed by statistic (needs pandas)."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            raise FailedPrecondition("Result.to_pandas needs pandas (pip install pandas); table() gives pyarrow") from None
+        return self.table().to_pandas().set_index("statistic")
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """Vectors as {label: value}; matrices as {row label: {column label: value}}."""

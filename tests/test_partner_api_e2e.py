@@ -317,3 +317,42 @@ def test_a_partner_keeps_its_key_and_the_ca_signs_its_request(fed: LocalFederati
                                       + b"-----END CERTIFICATE REQUEST-----\n")
     bad = runner.invoke(main, ["pki", "sign", str(partner / "bad.csr"), "--party", "svc-x", "--dir", str(fed.pki_dir)])
     assert bad.exit_code != 0 and "does not verify" in bad.output, bad.output
+
+
+def test_results_leave_as_one_table_in_csv_parquet_and_json(fed: LocalFederation, tmp_path: Path) -> None:
+    """`jobs result --out FILE.csv|.parquet|.json` and `Result.table()`: statistics
+    down, the data's columns across, as `mpcgate demo` shows them."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    with fed.client("bank-a") as client:
+        job = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+        found = job.result()
+    table = found.table()
+    assert table.column_names[:3] == ["statistic", "income", "age"]
+    rows = {r["statistic"]: r for r in table.to_pylist()}
+    assert rows["mean"]["income"] == pytest.approx(float(found["mean"][0]))
+    assert rows["count"]["age"] == 2 * ROWS
+    runner = CliRunner()
+    for suffix in (".csv", ".parquet", ".json"):
+        out = tmp_path / f"result{suffix}"
+        wrote = runner.invoke(main, ["jobs", "result", job.id, "--out", str(out)], env=_env(fed))
+        assert wrote.exit_code == 0, wrote.output
+        back = (pacsv.read_csv(out) if suffix == ".csv" else pq.read_table(out) if suffix == ".parquet"
+                else None)
+        records = json.loads(out.read_text()) if back is None else back.to_pylist()
+        assert records == table.to_pylist(), suffix
+    refused = runner.invoke(main, ["jobs", "result", job.id, "--out", str(tmp_path / "result.txt")], env=_env(fed))
+    assert refused.exit_code != 0 and ".csv, .parquet, .json" in refused.output
+    assert not list(tmp_path.glob(".result.txt*"))
+    full = runner.invoke(main, ["jobs", "result", job.id, "--full"], env=_env(fed))
+    assert repr(float(found["mean"][0])).split(".")[1] in full.output  # every digit
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        from gateway.errors import FailedPrecondition
+
+        with pytest.raises(FailedPrecondition, match="pip install pandas"):
+            found.to_pandas()
+    else:
+        assert found.to_pandas().loc["mean", "income"] == rows["mean"]["income"]

@@ -27,7 +27,7 @@ def jobs() -> None:
 
 @jobs.command()
 @_connection
-@click.option("--kind", required=True, help="job program, e.g. stats.summary, stats.describe, stats.correlation")
+@click.option("--kind", required=True, help="job program, e.g. stats.summary (every kind, its parameters and an example: mpcgate kinds)")
 @click.option("--input", "inputs", multiple=True, required=True, metavar="PARTY:DATASET:COL1,COL2",
               help="one party's input (repeatable)")
 @click.option("--receiver", "receivers", multiple=True, required=True, help="party that receives the result (repeatable)")
@@ -189,18 +189,27 @@ def approve(job_id: str, reject: bool, reason: str, **conn: Any) -> None:
 @_connection
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
-def result(job_id: str, as_json: bool, **conn: Any) -> None:
-    """Prints a job's result (at a result receiver's gateway)."""
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the result as one table to FILE.csv, FILE.parquet or FILE.json")
+@click.option("--full", is_flag=True, help="print every digit (default: 6 significant digits)")
+def result(job_id: str, as_json: bool, out: Path | None, full: bool, **conn: Any) -> None:
+    """Prints a job's result (at a result receiver's gateway), or writes it to a file."""
+    from gateway.results import write
+
     with _client(**conn) as client:
         found = _run(lambda: client.job(job_id).result())
-    if as_json:
+    if out is not None:
+        click.echo(f"wrote {_run(lambda: write(found.table(), out))}")
+    elif as_json:
         click.echo(json.dumps(_json_safe(found.as_dict()), indent=2, allow_nan=False))
     else:
-        print_result(found)
+        print_result(found, full=full)
 
 
-def print_result(found: Any, reference: dict[str, np.ndarray] | None = None) -> None:
+def print_result(found: Any, reference: dict[str, np.ndarray] | None = None, full: bool = False) -> None:
     """Tables of a result; with `reference` (e.g. numpy on pooled data), side by side."""
+    from gateway.results import number
+
     for name, values in found.values.items():
         labels = found.labels.get(name) or []
         table = Table(title=name + (" (suppressed: too few rows)" if found.suppressed.get(name) else ""))
@@ -211,7 +220,7 @@ def print_result(found: Any, reference: dict[str, np.ndarray] | None = None) -> 
             for c in columns:
                 table.add_column(c, justify="right")
             for label, row in zip(labels, values):
-                table.add_row(label, *("suppressed" if np.isnan(v) else f"{v:.6g}" for v in row))
+                table.add_row(label, *(number(v, full) for v in row))
         else:
             table.add_column("")
             table.add_column("secure", justify="right")
@@ -219,10 +228,10 @@ def print_result(found: Any, reference: dict[str, np.ndarray] | None = None) -> 
                 table.add_column("numpy (pooled)", justify="right")
                 table.add_column("|error|", justify="right")
             for i, v in enumerate(np.atleast_1d(values)):
-                row = [labels[i] if i < len(labels) else str(i), f"{v:.6g}"]
+                row = [labels[i] if i < len(labels) else str(i), number(v, full)]
                 if reference is not None and name in reference:
                     ref = np.atleast_1d(reference[name])[i]
-                    row += [f"{ref:.6g}", f"{abs(v - ref):.2e}"]
+                    row += [number(ref, full), f"{abs(v - ref):.2e}"]
                 table.add_row(*row)
         console.print(table)
 
