@@ -5,6 +5,7 @@ processes on loopback with mutual TLS, the CLI and the raw gRPC stubs."""
 from __future__ import annotations
 
 import json
+import os
 import math
 import time
 from collections.abc import Iterator
@@ -269,7 +270,6 @@ def test_submit_answers_while_a_peer_is_slow_to_review(fed: LocalFederation) -> 
     jobs submitted at once on a loaded machine). It now answers after
     `submit_wait_s` at most (1 s by default) with the job PENDING; the review goes
     on behind it."""
-    import os
     import signal
 
     os.kill(fed.pid("bank-b"), signal.SIGSTOP)  # bank-b cannot review for now
@@ -356,3 +356,46 @@ def test_results_leave_as_one_table_in_csv_parquet_and_json(fed: LocalFederation
             found.to_pandas()
     else:
         assert found.to_pandas().loc["mean", "income"] == rows["mean"]["income"]
+
+
+def test_a_client_generated_from_the_proto_files_alone_runs_a_job(fed: LocalFederation, tmp_path: Path) -> None:
+    """A partner's own software: a client generated from proto/ alone, in a virtual
+    environment without mpcgate (grpcio and protobuf at the lock's versions)
+    authenticates, lists datasets, submits twice with one request_id (one job),
+    watches, drops the stream and resumes it, and decodes the result's tensors."""
+    import shutil
+    import subprocess
+    import sys
+    import venv
+
+    root = Path(__file__).resolve().parent.parent
+    pins = [line for line in (root / "requirements.lock").read_text().splitlines()
+            if line.split("==")[0] in ("grpcio", "grpcio-tools", "protobuf")]
+    assert len(pins) == 3, pins
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    installed = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
+                               capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    shutil.copytree(root / "proto", tmp_path / "proto")
+    (tmp_path / "generated").mkdir()
+    protos = sorted(str(p.relative_to(tmp_path / "proto")) for p in (tmp_path / "proto").rglob("*.proto"))
+    made = subprocess.run([python, "-m", "grpc_tools.protoc", "-I.", "--python_out=../generated",
+                           "--grpc_python_out=../generated", *protos], cwd=tmp_path / "proto", capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    shutil.copy(root / "tests" / "partner_client" / "client.py", tmp_path / "client.py")
+    run = subprocess.run([python, "client.py", "generated", fed.addresses["bank-a"], "bank-a", str(fed.pki_dir),
+                          "operator"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={"MPCGATE_TOKEN": fed.token("bank-a"), "PATH": os.environ.get("PATH", "")})
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout)
+    assert seen["mpcgate_imported"] == [] and "loans" in seen["datasets"]
+    assert seen["submitted"][0] == seen["submitted"][1] and seen["states"][-1] == "JOB_STATE_SUCCEEDED"
+    assert len(seen["states"]) > 2  # events after the resumption point arrived on the resumed stream
+    with fed.client("bank-a") as client:
+        job = client.job(seen["submitted"][0])
+        assert job.state == "SUCCEEDED"
+        expected = job.result()
+    assert seen["result"]["mean"]["labels"] == ["income", "age"]
+    assert seen["result"]["mean"]["values"] == pytest.approx(list(expected["mean"]), rel=1e-12)

@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empcgate/common/v1/paging.proto\x12\x11mpcgate.common.v1\"4\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\'\n\x0cPageResponse\x12\x17\n\x0fnext_page_token\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empcgate/common/v1/paging.proto\x12\x11mpcgate.common.v1\"4\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\'\n\x0cPageResponse\x12\x17\n\x0fnext_page_token\x18\x01 \x01(\tBx\n\x15org.mpcgate.common.v1B\x0bPagingProtoP\x01Z<github.com/mpcgate/mpcgate/gen/go/mpcgate/common/v1;commonv1\xaa\x02\x11Mpcgate.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.api.common.v1.paging_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\025org.mpcgate.common.v1B\013PagingProtoP\001Z<github.com/mpcgate/mpcgate/gen/go/mpcgate/common/v1;commonv1\252\002\021Mpcgate.Common.V1'
   _globals['_PAGEREQUEST']._serialized_start=53
   _globals['_PAGEREQUEST']._serialized_end=105
   _globals['_PAGERESPONSE']._serialized_start=107

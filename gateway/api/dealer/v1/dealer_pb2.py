@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empcgate/dealer/v1/dealer.proto\x12\x11mpcgate.dealer.v1\"/\n\rSessionMember\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"[\n\x12JoinSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x31\n\x07parties\x18\x02 \x03(\x0b\x32 .mpcgate.dealer.v1.SessionMember\"\x15\n\x13JoinSessionResponse2m\n\rDealerService\x12\\\n\x0bJoinSession\x12%.mpcgate.dealer.v1.JoinSessionRequest\x1a&.mpcgate.dealer.v1.JoinSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empcgate/dealer/v1/dealer.proto\x12\x11mpcgate.dealer.v1\"/\n\rSessionMember\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"[\n\x12JoinSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x31\n\x07parties\x18\x02 \x03(\x0b\x32 .mpcgate.dealer.v1.SessionMember\"\x15\n\x13JoinSessionResponse2m\n\rDealerService\x12\\\n\x0bJoinSession\x12%.mpcgate.dealer.v1.JoinSessionRequest\x1a&.mpcgate.dealer.v1.JoinSessionResponseBx\n\x15org.mpcgate.dealer.v1B\x0b\x44\x65\x61lerProtoP\x01Z<github.com/mpcgate/mpcgate/gen/go/mpcgate/dealer/v1;dealerv1\xaa\x02\x11Mpcgate.Dealer.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpcgate.dealer.v1.dealer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\025org.mpcgate.dealer.v1B\013DealerProtoP\001Z<github.com/mpcgate/mpcgate/gen/go/mpcgate/dealer/v1;dealerv1\252\002\021Mpcgate.Dealer.V1'
   _globals['_SESSIONMEMBER']._serialized_start=53
   _globals['_SESSIONMEMBER']._serialized_end=100
   _globals['_JOINSESSIONREQUEST']._serialized_start=102
