@@ -330,8 +330,9 @@ class Registry:
             self._unchanged(path, dataset)
             ingest.write_cache(cache, ingest.parse(path, dataset.format == dpb.FILE_FORMAT_PARQUET), numeric,
                                dataset.key_column)
-        vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL
-        return LoadedInput(ingest.Source(str(cache), list(job_input.columns), dataset.key_column if vertical else None,
+        # keys align vertical rows, and name a data party's own predictions for it
+        keyed = job.spec.partitioning == pb.PARTITIONING_VERTICAL or job.spec.kind == "model.predict"
+        return LoadedInput(ingest.Source(str(cache), list(job_input.columns), dataset.key_column if keyed else None,
                                          dataset.row_count))
 
     def _cache(self, digest: str) -> Path:

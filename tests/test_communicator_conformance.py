@@ -414,3 +414,36 @@ def test_crypten_communicates_again_after_uninit_and_init(transport: str) -> Non
     """crypten.uninit() then crypten.init() could not communicate again ("session is
     closed" on the exchange; "ProcessGroup name not set" on its backend)."""
     assert parties.run_parties(_initialized_twice, 2, transport=transport, timeout=120) == [([2.0, 4.0], [4.0])] * 2
+
+
+def _raw_objects_and_small_types(rank: int, world_size: int, args: Any) -> dict[str, Any]:
+    """Raw torch.distributed calls on the communicator's groups in CrypTen's object
+    format (an int32 size, then an int8 array) and in the small types."""
+    import crypten.communicator as comm
+    import torch.distributed as dist
+
+    group = comm.get().main_group
+    out: dict[str, Any] = {}
+    if rank == 0:
+        data = torch.tensor(list(b"an object"), dtype=torch.int8)
+        dist.send(torch.tensor([data.numel()], dtype=torch.int32), 1, group=group)
+        dist.send(data, 1, group=group)
+        dist.send(torch.tensor([1.5, -2.25], dtype=torch.bfloat16), 1, group=group)
+    elif rank == 1:
+        size = torch.zeros(1, dtype=torch.int32)
+        dist.recv(size, 0, group=group)
+        data = torch.zeros(int(size.item()), dtype=torch.int8)
+        dist.recv(data, 0, group=group)
+        small = torch.zeros(2, dtype=torch.bfloat16)
+        dist.recv(small, 0, group=group)
+        out["object"], out["bfloat16"] = bytes(data.tolist()).decode(), small.float().tolist()
+    objects = [{"rank": 0, "x": [1, 2]}] if rank == 0 else [None]
+    dist.broadcast_object_list(objects, src=0, group=group)
+    out["broadcast"] = objects[0]
+    return out
+
+
+def test_raw_distributed_objects_and_small_types_cross_the_communicator_s_groups() -> None:
+    outcomes = on_both(_raw_objects_and_small_types, 2)
+    assert outcomes[1]["object"] == "an object" and outcomes[1]["bfloat16"] == [1.5, -2.25]
+    assert outcomes[0]["broadcast"] == outcomes[1]["broadcast"] == {"rank": 0, "x": [1, 2]}

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.multiprocess
 BANKS = ["bank-a", "bank-b"]
 FEATURES = ["income", "debt", "age"]
 ROWS = 240
+KEYS = [f"c{i:04d}" for i in range(ROWS)]  # bank-b's customer ids
 ASSET_POLICY = {"allowed_parties": ["bank-c"], "allowed_datasets": ["bank-b/*"],
                 "allowed_result_receivers": ["bank-b"], "allowed_job_kinds": ["model.predict", "model.evaluate"]}
 
@@ -38,11 +39,12 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
             rows = demo_data.loans(bank, ROWS)
             good = (rows[:, 3] > np.median(rows[:, 3])).astype(np.float64)
             demo_data.write_csv(federation.data_dir(bank) / "loans.csv",
-                                np.column_stack([rows[:, :3], good, rows[:, 2] / 10]), [*FEATURES, "good", "decades"])
+                                np.column_stack([rows[:, :3], good, rows[:, 2] / 10]), [*FEATURES, "good", "decades"],
+                                key=np.array(KEYS) if bank == "bank-b" else None)
         federation.start()
         for bank in BANKS:
             with federation.client(bank) as client:
-                client.register_dataset("loans", "loans.csv", policy)
+                client.register_dataset("loans", "loans.csv", policy, key_column="customer_id" if bank == "bank-b" else "")
         yield federation
 
 
@@ -68,7 +70,9 @@ def test_an_mlp_trained_with_the_dealer_is_applied_privately_to_the_other_banks_
         with pytest.raises(Exception, match="no result"):
             predict.result()  # bank-a holds the model, but only bank-b receives
     with fed.client("bank-b") as client:
-        predictions = client.job(predict.id).result()["predictions"][:, 0]
+        found = client.job(predict.id).result()
+        predictions = found["predictions"][:, 0]
+    assert found.labels["predictions"] == KEYS  # the rows' owner sees them by its own key column
     v = model.values
     u = (loans("bank-b") - v["feature_means"]) / v["feature_stds"]
     logits = np.maximum(u @ v["layer.0.weight"].T + v["layer.0.bias"], 0) @ v["layer.2.weight"].T + v["layer.2.bias"]

@@ -168,8 +168,9 @@ def _apply(ctx: JobContext, label: str | None) -> Applied:
     x, y = _rows(ctx, described, data, label, n, holders)
     with network.at_network_precision():
         logits = crypten.cat([module(x[start : start + CHUNK_ROWS]) for start in range(0, n, CHUNK_ROWS)])
-    names = [str(k) for k in ctx.keys] if ctx.partitioning == "vertical" and ctx.keys is not None \
-        and ctx.rank in data else [f"row {i}" for i in range(n)]
+    # a data party's own receivers see its rows by its key column (its keys, in its
+    # order: vertically, the aligned order); any other receiver by position
+    names = [str(k) for k in ctx.keys] if ctx.keys is not None and ctx.rank in data else [f"row {i}" for i in range(n)]
     return Applied(logits, described["output"], n, y, names)
 
 
