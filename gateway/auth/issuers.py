@@ -97,18 +97,28 @@ def _parse_one(name: str, value: Any, path_of: Callable[[str], Path]) -> IssuerC
     return IssuerConfig(name, paths, url, discovery, float(refresh), claim, audience, path_of(ca) if ca else None)
 
 
-def load_keys(issuer: IssuerConfig, documents: list[dict[str, Any]] | None = None) -> dict[str, jwt.PyJWK]:
+@dataclass(frozen=True)
+class SigningKey:
+    """One of an issuer's public keys and the algorithms a token may use with it:
+    the one its JWK names, or either RSA algorithm for an RSA JWK that names none."""
+
+    jwk: jwt.PyJWK
+    algorithms: frozenset[str]
+
+
+def load_keys(issuer: IssuerConfig, documents: list[dict[str, Any]] | None = None) -> dict[str, SigningKey]:
     """kid -> key of everything the issuer publishes (its files, then its URL);
     InvalidArgument for a key this gateway refuses, Unavailable if the URL fails."""
     sources = [json.loads(f.read_text()) for f in issuer.jwks_files] if documents is None else list(documents)
     if documents is None and issuer.remote:
         sources.append(fetch_jwks(issuer))
-    keys: dict[str, jwt.PyJWK] = {}
+    keys: dict[str, SigningKey] = {}
     for data in sources:
         try:
             entries = jwt.PyJWKSet.from_dict(data).keys
         except jwt.PyJWTError as err:
             raise InvalidArgument(f"issuer {issuer.name!r} publishes an unreadable JWKS: {err}") from None
+        named = {k.get("kid"): "alg" in k for k in data.get("keys", []) if isinstance(k, dict)}
         for entry in entries:
             if not entry.key_id:
                 raise InvalidArgument(f"a key of issuer {issuer.name!r} has no kid")
@@ -118,17 +128,9 @@ def load_keys(issuer: IssuerConfig, documents: list[dict[str, Any]] | None = Non
             if isinstance(entry.key, rsa.RSAPublicKey) and entry.key.key_size < MIN_RSA_BITS:
                 raise InvalidArgument(f"key {entry.key_id!r} of issuer {issuer.name!r} has {entry.key.key_size} bits; "
                                       f"RSA keys need {MIN_RSA_BITS}")
-            keys[entry.key_id] = entry
+            either_rsa = entry.algorithm_name in RSA_ALGORITHMS and not named.get(entry.key_id, True)
+            keys[entry.key_id] = SigningKey(entry, frozenset(RSA_ALGORITHMS if either_rsa else (entry.algorithm_name,)))
     return keys
-
-
-def accepts(key: jwt.PyJWK, algorithm: str) -> bool:
-    """Whether a token signed with `algorithm` may be checked with `key`: its own
-    algorithm, or either RSA algorithm for an RSA key that names none."""
-    if key.algorithm_name == algorithm:
-        return True
-    named = key._jwk_data.get("alg")  # noqa: SLF001  (PyJWK infers RS256 for an RSA key without "alg")
-    return named is None and key.algorithm_name in RSA_ALGORITHMS and algorithm in RSA_ALGORITHMS
 
 
 def fetch_jwks(issuer: IssuerConfig) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from gateway.auth.issuers import ALGORITHMS, RSA_ALGORITHMS, IssuerConfig, accepts, load_keys
+from gateway.auth.issuers import ALGORITHMS, RSA_ALGORITHMS, IssuerConfig, SigningKey, load_keys
 from gateway.errors import InvalidArgument, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class TokenVerifier:
         self._leeway = leeway_s
         self._lock = threading.Lock()
         self._issuers: dict[str, IssuerConfig] = {}
-        self._keys: dict[str, dict[str, jwt.PyJWK]] = {}
+        self._keys: dict[str, dict[str, SigningKey]] = {}
         self._fetched: dict[str, float] = {}
         self.reload(issuers)
 
@@ -101,7 +101,7 @@ class TokenVerifier:
         """Replaces the trusted issuers and their keys (SIGHUP re-reads the config):
         all of them or, when a file or a key is bad, none (InvalidArgument)."""
         configs: dict[str, IssuerConfig] = {}
-        keys: dict[str, dict[str, jwt.PyJWK]] = {}
+        keys: dict[str, dict[str, SigningKey]] = {}
         for name, source in issuers.items():
             if isinstance(source, IssuerConfig):
                 configs[name] = source
@@ -114,7 +114,7 @@ class TokenVerifier:
             self._issuers, self._keys = configs, keys
             self._fetched = {name: time.monotonic() for name, c in configs.items() if c.remote and keys[name]}
 
-    def _initial_keys(self, issuer: IssuerConfig) -> dict[str, jwt.PyJWK]:
+    def _initial_keys(self, issuer: IssuerConfig) -> dict[str, SigningKey]:
         try:
             return load_keys(issuer)
         except Unavailable as err:  # the identity provider is down: start anyway, retry on schedule
@@ -158,12 +158,12 @@ class TokenVerifier:
         key = keys.get(header.get("kid", ""))
         if key is None:
             raise Unauthenticated(f"issuer {issuer!r} has no key {header.get('kid')!r}")
-        if not accepts(key, algorithm):
+        if algorithm not in key.algorithms:
             raise Unauthenticated("the token's algorithm does not match its key")
         audience = config.audience or self._audience
         try:
             verified = jwt.decode(
-                token, key.key, algorithms=[algorithm], audience=audience, issuer=issuer,
+                token, key.jwk.key, algorithms=[algorithm], audience=audience, issuer=issuer,
                 leeway=self._leeway, options={"require": ["exp", "nbf", "iat", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
