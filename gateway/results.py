@@ -1,4 +1,5 @@
-"""A job's result as one table, and that table as a file (CSV, Parquet, JSON).
+"""A job's result as the SDK returns it (`Result`, also `gateway.sdk.Result`), as
+one table, and that table as a file (CSV, Parquet, JSON).
 
 A result is named values, each a scalar, a vector labelled by its rows (a
 statistic per column, a coefficient per feature) or a matrix (a correlation, a
@@ -16,16 +17,63 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from gateway.errors import InvalidArgument
+from gateway.errors import FailedPrecondition, InvalidArgument
 
 FORMATS = (".csv", ".parquet", ".json")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A job's revealed statistics: name -> array, with the labels of its rows and
+    (where they differ, e.g. histogram bins) of its columns. Entries withheld
+    because too few rows were behind them are NaN and listed in `suppressed`."""
+
+    job_id: str
+    values: dict[str, np.ndarray]
+    labels: dict[str, list[str]]
+    provider: str
+    column_labels: dict[str, list[str]] = field(default_factory=dict)
+    suppressed: dict[str, list[int]] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def table(self) -> Any:
+        """The whole result as one pyarrow Table (see above): statistics down,
+        the labels they carry (the data's columns) across; withheld values null."""
+        return combined(self.values, self.labels, self.column_labels)
+
+    def to_pandas(self) -> Any:
+        """`table()` as a pandas DataFrame indexed by statistic (needs pandas)."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            raise FailedPrecondition("Result.to_pandas needs pandas (pip install pandas); table() gives pyarrow") from None
+        return self.table().to_pandas().set_index("statistic")
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Vectors as {label: value}; matrices as {row label: {column label: value}}."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, array in self.values.items():
+            labels = self.labels.get(name) or [str(i) for i in range(array.shape[0] if array.ndim else 1)]
+            if array.ndim == 2 and array.shape[0] == len(labels):
+                columns = self.column_labels.get(name) or (
+                    labels if array.shape[1] == len(labels) else [str(i) for i in range(array.shape[1])])
+                out[name] = {r: dict(zip(columns, map(float, row))) for r, row in zip(labels, array)}
+            else:
+                out[name] = dict(zip(labels, map(float, np.atleast_1d(array))))
+        return out
 
 
 def combined(values: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str]],

@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 from google.protobuf import struct_pb2
 
-from gateway import exports, results, rpc
+from gateway import exports, rpc
 from gateway.api.common.v1 import paging_pb2
 from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
@@ -33,58 +33,13 @@ from gateway.auth.diagnose import explain_connection_failure
 from gateway.auth.tls import TlsIdentity
 from gateway.errors import FailedPrecondition, InvalidArgument, MpcgateError, from_rpc_error
 from gateway.jobs import states
+from gateway.results import Result
 
 T = TypeVar("T")
 InputLike = pb.JobInput | tuple[str, str, Sequence[str]]
 
 _PARTITIONING = {"horizontal": pb.PARTITIONING_HORIZONTAL, "vertical": pb.PARTITIONING_VERTICAL}
 _PROVIDERS = {"TFP": pb.PROVIDER_TFP, "TTP": pb.PROVIDER_TTP}
-
-
-@dataclass(frozen=True)
-class Result:
-    """A job's revealed statistics: name -> array, with the labels of its rows and
-    (where they differ, e.g. histogram bins) of its columns. Entries withheld
-    because too few rows were behind them are NaN and listed in `suppressed`."""
-
-    job_id: str
-    values: dict[str, np.ndarray]
-    labels: dict[str, list[str]]
-    provider: str
-    column_labels: dict[str, list[str]] = field(default_factory=dict)
-    suppressed: dict[str, list[int]] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.values[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
-
-    def table(self) -> Any:
-        """The whole result as one pyarrow Table (gateway.results): statistics down,
-        the labels they carry (the data's columns) across; withheld values null."""
-        return results.combined(self.values, self.labels, self.column_labels)
-
-    def to_pandas(self) -> Any:
-        """`table()` as a pandas DataFrame indexed by statistic (needs pandas)."""
-        try:
-            import pandas  # noqa: F401
-        except ImportError:
-            raise FailedPrecondition("Result.to_pandas needs pandas (pip install pandas); table() gives pyarrow") from None
-        return self.table().to_pandas().set_index("statistic")
-
-    def as_dict(self) -> dict[str, dict[str, Any]]:
-        """Vectors as {label: value}; matrices as {row label: {column label: value}}."""
-        out: dict[str, dict[str, Any]] = {}
-        for name, array in self.values.items():
-            labels = self.labels.get(name) or [str(i) for i in range(array.shape[0] if array.ndim else 1)]
-            if array.ndim == 2 and array.shape[0] == len(labels):
-                columns = self.column_labels.get(name) or (
-                    labels if array.shape[1] == len(labels) else [str(i) for i in range(array.shape[1])])
-                out[name] = {r: dict(zip(columns, map(float, row))) for r, row in zip(labels, array)}
-            else:
-                out[name] = dict(zip(labels, map(float, np.atleast_1d(array))))
-        return out
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.errors import MpcgateError, PolicyRefused
 from gateway.jobs import states
 from gateway.jobs.contracts import Review, error_info, has_input
+from gateway.jobs.party_states import set_party
 from gateway.jobs.store import now
 from gateway.models import trains_model
 from mpc.worker import WorkerPlan
@@ -150,10 +151,7 @@ class Participation:
             await self.on_report(job.job_id, status, progress, self.me)
         else:
             def own(j: pb.Job) -> None:
-                for entry in j.parties:
-                    if entry.party_id == self.me and entry.state not in states.TERMINAL:
-                        entry.state = status.state
-                        entry.error.CopyFrom(status.error)
+                set_party(j, status)
                 if progress.ByteSize():
                     j.progress.CopyFrom(progress)
             self._store.update(job.job_id, own)

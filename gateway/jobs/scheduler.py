@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -36,6 +36,8 @@ from gateway.jobs.contracts import (DRAIN_FLUSH_S, ROOT_CAUSE_WAIT_S, Audit, Aud
                                     SchedulerConfig, error_info, has_input, participants)
 from gateway.jobs.cost import Estimate, OperatorLedger, estimate, over
 from gateway.jobs.participation import Participation
+from gateway.jobs.party_states import (adopt_final_view, end_parties, merge_progress, nearest_cause, set_party,
+                                       status_of)
 from gateway.records import JobRecords
 from gateway.jobs.runner import WorkerRunner
 from gateway.jobs.store import JobStore, now
@@ -107,7 +109,7 @@ class Scheduler(Participation):
                                         error=error_info(status.reason, status.message, party))
             elif isinstance(status, BaseException):
                 raise status
-            self._store.update(job.job_id, lambda j, s=status: _set_party(j, s))
+            self._store.update(job.job_id, lambda j, s=status: set_party(j, s))
         await self._reevaluate(job.job_id)
         return invalid
 
@@ -171,7 +173,7 @@ class Scheduler(Participation):
 
     async def approve(self, job_id: str, approve: bool, reason: str, caller: str) -> pb.Job:
         job = self._store.get(job_id)
-        mine = _party(job, self.me) if job.coordinator == self.me else None
+        mine = status_of(job, self.me) if job.coordinator == self.me else None
         local_state = mine.state if mine is not None else job.state
         if local_state != states.AWAITING_APPROVAL:
             raise FailedPrecondition(f"job {job_id} is not awaiting this party's approval")
@@ -180,7 +182,7 @@ class Scheduler(Participation):
         status = pb.PartyStatus(party_id=self.me, state=target, error=error)
         self._audit("job.approve" if approve else "job.reject", job_id, "ok", {"by": caller, "reason": reason})
         if job.coordinator == self.me:
-            self._store.update(job_id, lambda j: _set_party(j, status), "approved" if approve else "rejected by data owner")
+            self._store.update(job_id, lambda j: set_party(j, status), "approved" if approve else "rejected by data owner")
             await self._reevaluate(job_id)
             return self._store.get(job_id)
         self._store.transition(job_id, target, f"{'approved' if approve else 'rejected'} by {caller}", error)
@@ -274,16 +276,16 @@ class Scheduler(Participation):
     async def on_report(self, job_id: str, status: pb.PartyStatus, progress: pb.Progress, caller: str,
                         head: tuple[int, str] | None = None, record: cpb.SignedRecord | None = None) -> None:
         job = self._store.get(job_id)
-        if job.coordinator != self.me or _party(job, caller) is None or status.party_id != caller:
+        if job.coordinator != self.me or status_of(job, caller) is None or status.party_id != caller:
             raise PermissionDenied(f"party {caller!r} cannot report on job {job_id}")
         if record is not None and record.party_id == caller:
             self._records.keep(job_id, [record])
         if head is not None and caller != self.me:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
         def change(j: pb.Job) -> None:
-            _set_party(j, status)
+            set_party(j, status)
             if progress.ByteSize():
-                _merge_progress(j, caller, progress)
+                merge_progress(j, caller, progress)
         self._store.update(job_id, change, f"{caller}: {states.name(status.state).lower()}")
         await self._reevaluate(job_id)
 
@@ -306,18 +308,18 @@ class Scheduler(Participation):
         if caller != job.coordinator:
             raise PermissionDenied(f"party {caller!r} does not coordinate job {job_id}")
         # every party's signed record, checked by `mpcgate audit verify`
-        self._records.keep(job_id, [r for r in records if _party(job, r.party_id) is not None])
+        self._records.keep(job_id, [r for r in records if status_of(job, r.party_id) is not None])
         if head is not None:
             self._audit("audit.peer_head", job_id, "recorded", {"party": caller, "sequence": str(head[0]), "hash": head[1]})
         if state != states.SUCCEEDED:  # a job this party finished itself has nothing to stop
             self._runner.cancel(job_id)
             self._store.transition(job_id, state, f"stopped by coordinator: {error.message}", error)
-        self._store.update(job_id, lambda j: _adopt_final_view(j, parties, progress))
+        self._store.update(job_id, lambda j: adopt_final_view(j, parties, progress))
 
     async def on_sync(self, job_id: str, caller: str) -> tuple[int, error_pb2.ErrorInfo]:
         """A participant asks where the job stands (after its restart)."""
         job = self._store.get(job_id)
-        if job.coordinator != self.me or _party(job, caller) is None:
+        if job.coordinator != self.me or status_of(job, caller) is None:
             raise PermissionDenied(f"party {caller!r} is not a participant of job {job_id} coordinated here")
         return job.state, job.error
 
@@ -421,7 +423,7 @@ class Scheduler(Participation):
         if job is None:
             return False
         if job.coordinator == self.me:  # every party's status ends too
-            job = self._store.update(job_id, lambda j: _end_parties(j, state))
+            job = self._store.update(job_id, lambda j: end_parties(j, state))
         self._audit(f"job.{states.name(state).lower()}", job_id, states.name(state).lower(), details)
         await self._stop_everywhere(job, state, error)
         return True
@@ -537,58 +539,6 @@ def _copy(spec: pb.JobSpec) -> pb.JobSpec:
     out = pb.JobSpec()
     out.CopyFrom(spec)
     return out
-
-
-def _end_parties(job: pb.Job, state: int) -> None:
-    """The coordinator's record: every party not yet ended ends with the job."""
-    for party in job.parties:
-        if party.state not in states.TERMINAL:
-            party.state = state
-
-
-def _party(job: pb.Job, party: str) -> pb.PartyStatus | None:
-    return next((p for p in job.parties if p.party_id == party), None)
-
-
-def _set_party(job: pb.Job, status: pb.PartyStatus) -> None:
-    entry = _party(job, status.party_id)
-    if entry is None or entry.state in states.TERMINAL:
-        return
-    entry.state = status.state
-    if status.error.message:
-        entry.error.CopyFrom(status.error)
-
-
-def _adopt_final_view(job: pb.Job, parties: Sequence[pb.PartyStatus], progress: pb.Progress | None) -> None:
-    """A participant takes the coordinator's final view of the parties and the
-    job's traffic, which it would otherwise never see (it only reports its own)."""
-    for status in parties:
-        entry = _party(job, status.party_id)
-        if entry is not None:
-            entry.state = status.state
-            entry.error.CopyFrom(status.error)
-    if progress is not None and progress.ByteSize():
-        job.progress.CopyFrom(progress)
-
-
-def _merge_progress(job: pb.Job, party: str, progress: pb.Progress) -> None:
-    if party == job.coordinator or not job.progress.phase:
-        job.progress.phase = progress.phase
-        job.progress.percent = progress.percent
-    job.progress.bytes_sent = max(job.progress.bytes_sent, progress.bytes_sent)
-    job.progress.bytes_received = max(job.progress.bytes_received, progress.bytes_received)
-    job.progress.rounds = max(job.progress.rounds, progress.rounds)
-
-
-def nearest_cause(parties: Sequence[pb.PartyStatus]) -> pb.PartyStatus | None:
-    """Of the parties' failures (each naming the peer it saw fail), one naming a
-    peer that did not report a failure of its own (cut off, or dead): that peer is
-    the cause. A party that only saw another reporting party go (which cancelled
-    its streams on seeing the cause) names a symptom. Else the first failure."""
-    failures = [p for p in parties if p.state in (states.FAILED, states.CANCELLED)]
-    reporters = {p.party_id for p in failures}
-    silent = [p for p in failures if p.error.metadata.get("party_id", "") not in reporters | {""}]
-    return silent[0] if silent else next(iter(failures), None)
 
 
 def _finite(parameters: struct_pb2.Struct, path: str = "") -> None:
