@@ -73,6 +73,13 @@ def test_an_mlp_trained_with_the_dealer_is_applied_privately_to_the_other_banks_
         found = client.job(predict.id).result()
         predictions = found["predictions"][:, 0]
     assert found.labels["predictions"] == KEYS  # the rows' owner sees them by its own key column
+    with fed.client("bank-a") as client:  # a curious model holder that also receives: positions, never bank-b's keys
+        both = client.submit("model.predict", [("bank-b", "loans", FEATURES)], receivers=["bank-a", "bank-b"],
+                             model=(job.id, ["bank-a"])).wait(timeout=300)
+        assert both.state == "SUCCEEDED", both.record.error
+        seen = both.result()
+    assert seen.labels["predictions"] == [f"row {i}" for i in range(ROWS)]
+    assert not set(KEYS) & {label for labels in seen.labels.values() for label in labels}
     v = model.values
     u = (loans("bank-b") - v["feature_means"]) / v["feature_stds"]
     logits = np.maximum(u @ v["layer.0.weight"].T + v["layer.0.bias"], 0) @ v["layer.2.weight"].T + v["layer.2.bias"]
