@@ -13,8 +13,8 @@ import argparse
 import numpy as np
 from transport import FULL, QUICK, _best, _repeat
 
-from mpc import parties
-from mpc.ttp import DEALER
+from gateway.exchange import local_parties as parties
+from gateway.exchange.local_parties import DEALER
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Constrained links: the same jobs across hosts (three banks and the dealer, each in
 a Linux network namespace of its own on a bridged virtual link, as in
-tests/test_multihost.py) with every host's link unshaped, then shaped by tc's
+tests/e2e/test_multihost.py) with every host's link unshaped, then shaped by tc's
 token-bucket filter to 1 Gbit/s and to 100 Mbit/s. Prints submit-to-result and the
 busiest party's bytes and rounds per job kind beside the unshaped run, so the cost
 of bandwidth is known per job kind. Needs root (namespaces, tc); says so otherwise.
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import netnskit  # noqa: E402  (the test suite's namespace kit)
 
 from gateway import demo_data  # noqa: E402
+from gateway.exchange.local_parties import DEALER  # noqa: E402
 from gateway.federation import HOST_PORT  # noqa: E402
-from mpc.ttp import DEALER  # noqa: E402
 
 BANKS = demo_data.INSTITUTIONS
 COLUMNS = [f"x{i}" for i in range(8)]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.parties import run_parties
+from gateway.exchange.local_parties import run_parties
 
 SEED = 7
 
@@ -42,8 +42,9 @@ def dataset(rows: int, d: int, rank: int, world: int, vertical: bool) -> tuple[n
 def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     import crypten.communicator as comm
 
-    from mpc.programs import PROGRAMS
-    from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
+    from mpc.catalogue.context import JobContext, PartyLayout, ReleaseRules
+    from mpc.catalogue.kinds import parse
+    from mpc.programs import program
 
     kind, rows, widths, vertical, epochs, bound = args
     d = sum(widths) if vertical else widths[0]
@@ -64,12 +65,12 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
         keys = None
     ctx = JobContext(kind, "vertical" if vertical else "horizontal", rank, world,
                      [PartyLayout(r, f"party{r}", names[r], -1) for r in range(world)], [0],
-                     {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": 1.0}, table, keys,
+                     parse(kind, {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": 1.0}), table, keys,
                      rules=ReleaseRules(max_leverage=bound))
     communicator = comm.get()
     communicator.reset_communication_stats()
     started = time.perf_counter()
-    result = PROGRAMS[kind](ctx)
+    result = program(kind)(ctx)
     seconds = time.perf_counter() - started
     stats = communicator.get_communication_stats()
     out = {"seconds": seconds, "bytes": stats["wire_bytes_sent"], "rounds": stats["exchanges"]}

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mpc.parties import run_parties
+from gateway.exchange.local_parties import run_parties
 
 SEED = 11
 WIDTHS = [30, 64, 32, 1]
@@ -46,15 +46,16 @@ def dataset(rows: int) -> tuple[np.ndarray, np.ndarray]:
 def _train(rank: int, world: int, args: tuple) -> dict[str, Any]:
     import crypten.communicator as comm
 
-    from mpc.programs import PROGRAMS
-    from mpc.programs.context import JobContext, PartyLayout
+    from mpc.catalogue.context import JobContext, PartyLayout
+    from mpc.catalogue.kinds import parse
+    from mpc.programs import program
 
     rows, parameters = args
     x, y = dataset(rows * world)
     names = [f"x{j}" for j in range(WIDTHS[0])] + ["y"]
     table = np.column_stack([x, y])[rank * rows : (rank + 1) * rows]
     ctx = JobContext("model.mlp", "horizontal", rank, world, [PartyLayout(r, f"party{r}", names, -1) for r in range(world)],
-                     [0], parameters, table)
+                     [0], parse("model.mlp", parameters), table)
     communicator = comm.get()
     marks: list[tuple[float, int, int]] = []
 
@@ -63,7 +64,7 @@ def _train(rank: int, world: int, args: tuple) -> dict[str, Any]:
         marks.append((time.perf_counter(), stats["wire_bytes_sent"], stats["exchanges"]))
 
     ctx.progress = progress
-    result = PROGRAMS["model.mlp"](ctx)
+    result = program("model.mlp")(ctx)
     # the epochs: from the end of standardizing (the first mark) to the last epoch's
     (start, sent0, rounds0), (end, sent1, rounds1) = marks[0], marks[-1]
     out = {"seconds": end - start, "bytes": sent1 - sent0, "rounds": rounds1 - rounds0}
@@ -115,7 +116,8 @@ class LeNet(torch.nn.Module):
 
 
 def _asset(module: torch.nn.Module, shape: list[int], output: str) -> dict[str, Any]:
-    from mpc import compat
+    from mpc.runtime import compat
+
     from mpc.programs.models import assets
 
     buffer = io.BytesIO()
@@ -128,18 +130,19 @@ def _asset(module: torch.nn.Module, shape: list[int], output: str) -> dict[str, 
 def _infer(rank: int, world: int, args: tuple) -> dict[str, Any]:
     import crypten.communicator as comm
 
-    from mpc.programs import PROGRAMS
-    from mpc.programs.context import JobContext, PartyLayout
+    from mpc.catalogue.context import JobContext, PartyLayout
+    from mpc.catalogue.kinds import parse
+    from mpc.programs import program
 
     x, model = args
     names = [f"c{j}" for j in range(x.shape[1])]
     ctx = JobContext("model.predict", "horizontal", rank, world,
-                     [PartyLayout(0, "data", names, -1), PartyLayout(1, "owner", [], -1)], [0], {},
+                     [PartyLayout(0, "data", names, -1), PartyLayout(1, "owner", [], -1)], [0], parse("model.predict", {}),
                      x if rank == 0 else np.zeros((0, 0)), model=model if rank == 1 else None)
     communicator = comm.get()
     communicator.reset_communication_stats()
     started = time.perf_counter()
-    result = PROGRAMS["model.predict"](ctx)
+    result = program("model.predict")(ctx)
     out = {"seconds": time.perf_counter() - started, "bytes": communicator.get_communication_stats()["wire_bytes_sent"]}
     if result:
         out["predictions"] = result["predictions"].values

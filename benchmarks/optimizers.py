@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.parties import run_parties
+from gateway.exchange.local_parties import run_parties
 
 CHECKPOINTS = (1, 2, 5, 10, 20)
 RATES = (0.03, 0.3, 3.0)
@@ -82,8 +82,9 @@ def _sgd(rank: int, world: int, args: tuple) -> dict[str, Any]:
 
 def _newton(rank: int, world: int, args: tuple) -> dict[str, Any]:
     """The production program with `epochs` Böhning–Newton steps (no early stop)."""
-    from mpc.programs import PROGRAMS
-    from mpc.programs.context import JobContext, PartyLayout
+    from mpc.catalogue.context import JobContext, PartyLayout
+    from mpc.catalogue.kinds import parse
+    from mpc.programs import program
 
     rows, d, epochs = args
     x, y, test = dataset(rows, d)
@@ -93,11 +94,12 @@ def _newton(rank: int, world: int, args: tuple) -> dict[str, Any]:
     table = np.column_stack([x[:, split[0]], y]) if rank == 0 else x[:, split[rank]]
     ctx = JobContext("model.logistic_regression", "vertical", rank, world,
                      [PartyLayout(r, f"party{r}", names[r], -1) for r in range(world)], [0],
-                     {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": ALPHA, "holdout": 0.0}, table,
+                     parse("model.logistic_regression",
+                           {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": ALPHA, "holdout": 0.0}), table,
                      np.array([f"k{i}" for i in range(rows)]))
     ctx = _only(ctx, ~test)
     started = time.perf_counter()
-    result = PROGRAMS["model.logistic_regression"](ctx)
+    result = program("model.logistic_regression")(ctx)
     seconds = time.perf_counter() - started
     if not result:
         return {"seconds": seconds}

@@ -103,13 +103,14 @@ def _mpcgate_party(rank: int, world_size: int, args: tuple[str, dict[str, int], 
 def _mpcgate_statistics(rank: int, world_size: int, table: np.ndarray, session: Any) -> dict[str, float]:
     import crypten.communicator as comm
 
+    from mpc.catalogue.context import JobContext, PartyLayout
+    from mpc.catalogue.kinds import parse
     from mpc.programs import run
-    from mpc.programs.context import JobContext, PartyLayout
 
     columns = [f"x{i}" for i in range(table.shape[1])]
     ctx = JobContext(kind="stats.summary", partitioning="horizontal", rank=rank, world_size=world_size,
                      layout=[PartyLayout(r, f"party{r}", columns, -1) for r in range(world_size)],
-                     receivers=list(range(world_size)), parameters={}, table=table)
+                     receivers=list(range(world_size)), parameters=parse("stats.summary", {}), table=table)
     comm.get().barrier()
     sent, started = session.bytes_sent, time.perf_counter()
     run(ctx)
@@ -117,7 +118,7 @@ def _mpcgate_statistics(rank: int, world_size: int, table: np.ndarray, session: 
 
 
 def run_mpcgate(name: str, p: dict[str, int], repeats: int, provider: str) -> dict[str, float]:
-    from mpc import parties
+    from gateway.exchange import local_parties as parties
 
     results = parties.run_parties(_mpcgate_party, world(name), (name, p, repeats), transport="grpc",
                                   provider=provider, timeout=1800)

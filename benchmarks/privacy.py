@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.parties import run_parties
+from gateway.exchange.local_parties import run_parties
 
 STATISTICS = ("stats.describe", "stats.covariance")
 VARIANTS = ("exact", "laplace", "gaussian")
@@ -29,8 +29,9 @@ VARIANTS = ("exact", "laplace", "gaussian")
 def _jobs(rank: int, world: int, args: tuple[int, int, int, int, int]) -> list[dict[str, Any]]:
     import crypten.communicator as comm
 
+    from mpc.catalogue.context import JobContext, PartyLayout, ReleaseRules
+    from mpc.catalogue.kinds import parse
     from mpc.programs import run
-    from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
 
     rows, d, lr_rows, lr_d, repeats = args
     rng = np.random.default_rng(rank)
@@ -53,7 +54,7 @@ def _jobs(rank: int, world: int, args: tuple[int, int, int, int, int]) -> list[d
                     gaussian = {"delta": 1e-6, "mechanism": "gaussian"} if dp == "gaussian" else {}
                     chosen["dp"] = {"epsilon": 1.0, **gaussian}
                 ctx = JobContext(kind, "horizontal", rank, world,
-                                 [PartyLayout(r, f"party{r}", columns, -1) for r in range(world)], [0], chosen, data,
+                                 [PartyLayout(r, f"party{r}", columns, -1) for r in range(world)], [0], parse(kind, chosen), data,
                                  rules=ReleaseRules(dp_bounds=bounds))
                 comm.get().reset_communication_stats()
                 started = time.perf_counter()
@@ -66,8 +67,8 @@ def _jobs(rank: int, world: int, args: tuple[int, int, int, int, int]) -> list[d
 
 
 def _accountant(jobs: int) -> float:
-    from gateway.budgets import composed
-    from mpc.programs.noise_plan import releases
+    from gateway.registry.budgets import composed
+    from mpc.privacy.plan import releases
 
     def events(epsilon: float, d: int) -> list[tuple[float, int, int]]:
         names = [f"x{j}" for j in range(d)]
@@ -106,7 +107,7 @@ def main() -> None:
     lr = "model.logistic_regression"
     rows.append((f"logistic epoch, {args.lr_rows} x {args.lr_features}",
                  lambda dp, key: (best(f"{lr}:3", dp, key) - best(f"{lr}:1", dp, key)) / 2))
-    rows.append((f"logistic job, 1 epoch", lambda dp, key: best(f"{lr}:1", dp, key)))
+    rows.append(("logistic job, 1 epoch", lambda dp, key: best(f"{lr}:1", dp, key)))
     for name, figure in rows:
         for dp in VARIANTS:
             print(f"{name if dp == 'exact' else '':36s} {dp:9s} {figure(dp, 'seconds'):9.3f} "

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.parties import run_parties
+from gateway.exchange.local_parties import run_parties
 
 
 def key_sets(size: int) -> list[list[str]]:
@@ -28,7 +28,7 @@ def key_sets(size: int) -> list[list[str]]:
 def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     import crypten.communicator as comm
 
-    from mpc.intersection import intersect
+    from mpc.programs.intersection.protocol import intersect
 
     size, cores = args
     keys = key_sets(size)[rank]

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mpc import parties, workloads
-from mpc.workloads import Params
+from gateway.exchange import local_parties as parties
+from mpc.programs import workloads
+from mpc.programs.workloads import Params
 
 FULL = [
     ("multiply", Params(size=1_000_000), "1M-element multiplication"),

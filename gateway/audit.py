@@ -16,14 +16,15 @@ to the newest anchor; only entries after it can go unnoticed.
 from __future__ import annotations
 
 import asyncio
-
 import hashlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc.aio
 
@@ -165,19 +166,19 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
         while self._in_flight and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
 
-    async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
         from gateway.auth.interceptor import current_identity
-        from gateway.rpc import wrap_handler
+        from gateway.transport.rpc import wrap_handler
 
         handler = await continuation(details)
         if handler is None or details.method not in self._methods:
             return handler
         action = details.method.rsplit("/", 1)[-1]
 
-        def begin(request, context) -> None:  # type: ignore[no-untyped-def]
+        def begin(request: Any, context: Any) -> None:
             self._in_flight += 1
 
-        def record(request, context, state, error: BaseException | None) -> None:  # type: ignore[no-untyped-def]
+        def record(request: Any, context: Any, state: Any, error: BaseException | None) -> None:
             self._in_flight -= 1
             identity = current_identity()
             code = context.code() if hasattr(context, "code") else None

@@ -44,16 +44,16 @@ Relative paths are relative to the config file. A bad field, or an unknown one
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gateway.auth.issuers import IssuerConfig, parse_issuers
-from gateway.auth.pki import PartyFiles, validate_party_id
-from gateway.errors import InvalidArgument, MpcgateError
+from gateway.contract.toml import read_toml, refuse_unknown, whole_number
 from gateway.jobs.cost import Quotas
 from gateway.jobs.cost import parse as parse_quotas
+from gateway.transport.pki import PartyFiles, validate_party_id
+from mpc.errors import InvalidArgument, MpcgateError
 
 
 @dataclass(frozen=True)
@@ -88,35 +88,6 @@ KNOWN = {
     "tls": {"ca", "cert", "key"},
     "dealer": {"id", "address"},
 }
-
-
-def refuse_unknown(raw: dict[str, Any], known: dict[str, set[str]]) -> None:
-    """Stops start-up at the first key the format does not know (e.g. a misspelling)."""
-    for table, keys in known.items():
-        section = raw.get(table, {}) if table else raw
-        if not isinstance(section, dict):
-            continue
-        for key in section:
-            if key not in keys:
-                name = f"{table}.{key}" if table else key
-                raise InvalidArgument(f"config field {name!r} is not known (known: {', '.join(sorted(keys))})")
-
-
-def whole_number(key: str, value: Any, minimum: int) -> int:
-    """A config field's integer value, at least `minimum`; else InvalidArgument naming it."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InvalidArgument(f"config field {key!r} must be a whole number >= {minimum}")
-    return value
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """A config file's table; unreadable or invalid TOML is InvalidArgument."""
-    try:
-        return tomllib.loads(path.read_text())
-    except OSError as err:
-        raise InvalidArgument(f"cannot read config {path}: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise InvalidArgument(f"config {path} is not valid TOML: {err}") from None
 
 
 def load(path: Path) -> GatewayConfig:

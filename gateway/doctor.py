@@ -27,15 +27,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import config as gateway_config
-from gateway import rpc
-from gateway.dealer import config as dealer_config
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import coordination_pb2_grpc
 from gateway.auth.diagnose import HandshakeFailed, handshake
 from gateway.auth.jwt import LEEWAY_S
-from gateway.auth.pki import PartyFiles, party_of_certificate
-from gateway.auth.tls import TlsIdentity
-from gateway.errors import MpcgateError
+from gateway.contract.toml import read_toml
+from gateway.dealer import config as dealer_config
+from gateway.transport import rpc
+from gateway.transport.pki import PartyFiles, party_of_certificate
+from gateway.transport.tls import TlsIdentity
+from mpc.errors import MpcgateError
 
 EXPIRY_WARNING_DAYS = 30
 TIMEOUT_S = 5.0
@@ -55,7 +56,7 @@ def run(path: Path) -> list[Check]:
     """Every check of the gateway (or dealer) config at `path`; stops after the
     config itself when it cannot be read."""
     try:
-        if "dealer_id" in gateway_config.read_toml(path):
+        if "dealer_id" in read_toml(path):
             return _dealer(path)
         cfg = gateway_config.load(path)
     except MpcgateError as err:
@@ -113,7 +114,7 @@ def _certificate(files: PartyFiles, me: str) -> Iterator[Check]:
 
 
 def _validity(label: str, cert: x509.Certificate, where: Path) -> Check:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     if now < cert.not_valid_before_utc:
         return Check(label, False, f"{where} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
     left = cert.not_valid_after_utc - now
@@ -137,7 +138,7 @@ def _reach(files: PartyFiles, me: str, party: str, address: str, gateway: bool, 
     label = f"{label} {party}"
     host, _, port = address.rpartition(":")
     try:
-        resolved = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0][4][0]
+        resolved = str(socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0][4][0])
     except (socket.gaierror, ValueError) as err:
         return Check(label, False, f"cannot resolve {address}: {err}")
     try:
@@ -170,7 +171,7 @@ def _hello(files: PartyFiles, me: str, party: str, address: str, label: str, rea
             if err.code() == grpc.StatusCode.PERMISSION_DENIED:
                 return Check(label, False, f"{reached}, but it does not list {me} as a peer")
             return Check(label, False, f"{reached}, but its Hello failed: {err.code().name}: {err.details()}")
-    skew = answer.time.ToDatetime(dt.timezone.utc).timestamp() - (asked + time.time()) / 2
+    skew = answer.time.ToDatetime(dt.UTC).timestamp() - (asked + time.time()) / 2
     if abs(skew) > LEEWAY_S:
         return Check(label, False, f"{reached}, but its clock is {skew:+.0f} s from this one's (tokens allow "
                                    f"{LEEWAY_S} s)")

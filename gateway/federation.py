@@ -17,13 +17,12 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway import rpc
-from gateway.auth import pki
 from gateway.auth.jwt import SCOPES, generate_issuer_key, issue_token
-from gateway.auth.tls import TlsIdentity
-from gateway.errors import Unavailable
-from gateway.sdk import Client
-from mpc.ttp import DEALER
+from gateway.client.sdk import Client
+from gateway.exchange.local_parties import DEALER
+from gateway.transport import pki, rpc
+from gateway.transport.tls import TlsIdentity
+from mpc.errors import Unavailable
 
 OPERATOR = "operator"
 
@@ -179,7 +178,7 @@ key = "{self.pki_dir / f'{DEALER}.key'}"
             self._wait_serving(p, timeout)
 
     def _wait_serving(self, party: str, timeout: float) -> None:
-        address = self.dealer_address if party == DEALER else self.addresses[party]
+        address = self.dealer_address if party == DEALER and self.dealer_address else self.addresses[party]
         process = self._processes[party]
         try:
             wait_serving(self.pki_dir, party, address, timeout, alive=lambda: process.poll() is None)
@@ -227,7 +226,7 @@ key = "{self.pki_dir / f'{DEALER}.key'}"
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
 
-    def __enter__(self) -> "LocalFederation":
+    def __enter__(self) -> LocalFederation:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,7 @@ import grpc
 import grpc.aio
 from prometheus_client import Counter, Histogram
 
-from gateway.rpc import wrap_handler
+from gateway.transport.rpc import wrap_handler
 
 REQUESTS = Counter("mpcgate_requests_total", "RPCs handled", ["method", "code"])
 LATENCY = Histogram("mpcgate_request_seconds", "RPC handling time", ["method"])

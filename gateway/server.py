@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -18,23 +19,30 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from gateway import rpc
-from gateway.api.gateway.v1 import coordination_pb2, datasets_pb2, datasets_pb2_grpc, jobs_pb2, models_pb2, models_pb2_grpc
+from gateway import config as gateway_config
 from gateway.api.exchange.v1 import exchange_pb2
+from gateway.api.gateway.v1 import (
+    coordination_pb2,
+    datasets_pb2,
+    datasets_pb2_grpc,
+    jobs_pb2,
+    models_pb2,
+    models_pb2_grpc,
+)
 from gateway.audit import AuditInterceptor, AuditLog
 from gateway.auth.interceptor import SCOPES, ScopeInterceptor, current_identity
 from gateway.auth.jwt import TokenVerifier
-from gateway.auth.tls import TlsIdentity
-from gateway import config as gateway_config
 from gateway.config import GatewayConfig
-from gateway.datasets import DatasetServicer, Registry
-from gateway.errors import MpcgateError, Unauthenticated
+from gateway.contract.states import TERMINAL
 from gateway.jobs import wiring
 from gateway.jobs.contracts import SchedulerConfig
-from gateway.jobs.states import TERMINAL
 from gateway.metrics import MetricsInterceptor
-from gateway.models import ModelServicer, ModelStore
-from mpc.programs import Limits
+from gateway.registry.datasets import DatasetServicer, Registry
+from gateway.registry.model_store import ModelServicer, ModelStore
+from gateway.transport import rpc
+from gateway.transport.tls import TlsIdentity
+from mpc.catalogue.parameters import Limits
+from mpc.errors import MpcgateError, Unauthenticated
 
 log = logging.getLogger("mpcgate.gateway")
 SHUTDOWN_GRACE_S = 5.0
@@ -49,7 +57,7 @@ def caller_of(context: Any) -> str:
     return str(identity)
 
 
-def audit_recorder(log_: AuditLog, party: str):  # type: ignore[no-untyped-def]
+def audit_recorder(log_: AuditLog, party: str) -> Callable[[str, str, str, dict[str, str]], None]:
     """audit(action, subject, outcome, details): the actor is the verified caller of
     the RPC being served, else this gateway itself (peer calls, background work)."""
     def record(action: str, subject: str, outcome: str, details: dict[str, str]) -> None:

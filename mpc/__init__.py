@@ -1,19 +1,9 @@
-"""CrypTen integration for mpcgate: the torch compatibility layer, local multi-party
-launching, and (as they land) the gRPC communicator and the job programs.
+"""The MPC side of mpcgate, below the gateway (which imports it; never the reverse).
 
-Importing this package makes CrypTen usable on modern torch (see mpc.compat), and
-makes idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE unless set) in this
-process, if torch is not yet loaded, and in every process it starts. An MPC party
-alternates short bursts of torch work with waits on its peers, and parties share
-hosts (tests, demos, a dealer beside its parties): OpenMP's default, spinning after
-each parallel region, burnt the cores the other parties needed. On 2 cores a
-256 x 256 secure matmul took 40-200 ms with spinning threads and 22-35 ms without.
+Bottom to top: `errors` and `transport` (typed errors; what the runtime needs of a
+transport); `catalogue` (the job kinds, their parameters, context and release
+rules: no torch); `runtime` (CrypTen on modern torch, its communicator on a
+transport, the dealer); `programs` (what each job kind computes). Importing this
+package does nothing: CrypTen is made ready by `mpc.runtime`, which `mpc.programs`
+imports first.
 """
-
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from mpc import compat  # noqa: E402  (after the environment: importing torch reads it)
-
-compat.install()

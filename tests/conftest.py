@@ -12,7 +12,8 @@ import pytest
 @pytest.fixture(scope="session")
 def crypten_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """CrypTen initialized for a single local party (world size 1)."""
-    import mpc  # noqa: F401
+    import mpc.runtime  # noqa: F401  (CrypTen on modern torch)
+
     import crypten
 
     rendezvous = tmp_path_factory.mktemp("rdv") / "file"

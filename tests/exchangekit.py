@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.auth import pki
-from gateway.auth.tls import TlsIdentity
 from gateway.exchange.node import ExchangeConfig, ExchangeNode, Session
+from gateway.transport import pki
+from gateway.transport.tls import TlsIdentity
 
 
 def federation(directory: Path, *parties: str) -> Path:

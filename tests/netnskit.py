@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.exchange.local_parties import DEALER
 from gateway.federation import LocalFederation, wait_serving
-from mpc.ttp import DEALER
 
 CLONE_NEWNET = 0x40000000
 
@@ -112,9 +112,9 @@ def client(root: Path, bank: str, address: str) -> Any:
     """An operator's SDK client for `bank`'s gateway at `address` (from inside a
     namespace), with a token from the bank's issuer under `root`."""
     from gateway.auth.jwt import SCOPES, issue_token
-    from gateway.auth.tls import TlsIdentity
+    from gateway.client.sdk import Client
     from gateway.federation import OPERATOR
-    from gateway.sdk import Client
+    from gateway.transport.tls import TlsIdentity
 
     token = issue_token(root / bank / "issuer" / "k1.key", "k1", f"{bank}-idp", "operator", bank, SCOPES, 3600)
     return Client(address, token, TlsIdentity.from_dir(root / "pki", OPERATOR), server_party=bank)
@@ -127,7 +127,7 @@ def _enter_and_run(ns: str, fn: Callable[..., Any], args: tuple[Any, ...], out: 
             if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), f"setns into {ns} failed")
         out.put(("ok", fn(*args)))
-    except BaseException as err:  # reported to the test, whatever it is
+    except BaseException as err:  # noqa: BLE001  (reported to the test, whatever it is)
         out.put(("error", f"{type(err).__name__}: {err}"))
 
 

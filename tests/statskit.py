@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc.parties import run_parties
+from gateway.exchange.local_parties import run_parties
 
 
 @dataclass
@@ -29,23 +29,25 @@ class Task:
 
 
 def _serve(rank: int, world_size: int, args: Any) -> None:
-    from gateway.errors import MpcgateError
+    from mpc.catalogue.context import JobContext, PartyLayout, ReleaseRules
+    from mpc.catalogue.kinds import parse
+    from mpc.errors import MpcgateError
     from mpc.programs import run
-    from mpc.programs.context import JobContext, PartyLayout, ReleaseRules
 
     tasks, answers, kept = args
     while True:
         task: Task | None = tasks[rank].get()
         if task is None:
             return
-        ctx = JobContext(
-            kind=task.kind, partitioning=task.partitioning, rank=rank, world_size=world_size,
-            layout=[PartyLayout(r, f"party{r}", task.columns[r], -1) for r in range(world_size)],
-            receivers=task.receivers, parameters=task.parameters, table=task.tables[rank],
-            keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
-            model=task.models[rank] if task.models else None,
-        )
+        ctx = None
         try:
+            ctx = JobContext(
+                kind=task.kind, partitioning=task.partitioning, rank=rank, world_size=world_size,
+                layout=[PartyLayout(r, f"party{r}", task.columns[r], -1) for r in range(world_size)],
+                receivers=task.receivers, parameters=parse(task.kind, task.parameters), table=task.tables[rank],
+                keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
+                model=task.models[rank] if task.models else None,
+            )
             result = run(ctx)
             outcome: Any = ("ok", {k: (v.values, v.labels, v.column_labels, v.suppressed) for k, v in result.items()}
                             if result else None, ctx.kept)
@@ -53,7 +55,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
             outcome = ("refused", f"{err.reason}: {err.message}", {})
         if rank == 0:
             answers.put(outcome[:2])
-        kept.put((rank, outcome[2], outcome[1], ctx.public))
+        kept.put((rank, outcome[2], outcome[1], ctx.public if ctx is not None else {}))
 
 
 class Session:

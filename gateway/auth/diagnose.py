@@ -17,8 +17,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.auth.pki import client_of_certificate, party_of_certificate
-from gateway.auth.tls import TlsIdentity
+from gateway.transport.pki import client_of_certificate, party_of_certificate
+from gateway.transport.tls import TlsIdentity
 
 PROBE_TIMEOUT_S = 3.0
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

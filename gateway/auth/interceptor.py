@@ -17,8 +17,8 @@ import grpc
 import grpc.aio
 
 from gateway.auth.jwt import Identity, TokenVerifier
-from gateway.errors import MpcgateError, PermissionDenied, Unauthenticated
-from gateway.rpc import wrap_handler
+from gateway.transport.rpc import wrap_handler
+from mpc.errors import MpcgateError, PermissionDenied, Unauthenticated
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.errors import InvalidArgument, Unavailable
+from mpc.errors import InvalidArgument, Unavailable
 
 ALGORITHMS = ("EdDSA", "ES256", "RS256", "PS256")
 RSA_ALGORITHMS = ("RS256", "PS256")

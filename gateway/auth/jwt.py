@@ -25,10 +25,10 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway.auth.issuers import ALGORITHMS, RSA_ALGORITHMS, IssuerConfig, SigningKey, load_keys
-from gateway.errors import InvalidArgument, Unauthenticated, Unavailable
+from mpc.errors import InvalidArgument, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 LEEWAY_S = 30
@@ -75,8 +75,10 @@ def issue_token(private_key: Path, kid: str, issuer: str, subject: str, audience
         if rsa_algorithm not in RSA_ALGORITHMS:
             raise InvalidArgument(f"an RSA key signs with {' or '.join(RSA_ALGORITHMS)}, not {rsa_algorithm}")
         algorithm = rsa_algorithm
-    else:
+    elif isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey)):
         algorithm = "EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "ES256"
+    else:
+        raise InvalidArgument(f"{private_key} is not an RSA, EC or Ed25519 key")
     now = int(time.time())
     claims = {"iss": issuer, "sub": subject, "aud": audience, "iat": now, "nbf": now, "exp": now + ttl_s,
               "jti": uuid.uuid4().hex, "scope": " ".join(sorted(set(scopes)))}
@@ -150,9 +152,11 @@ class TokenVerifier:
         if algorithm not in ALGORITHMS:
             raise Unauthenticated(f"tokens signed with {algorithm!r} are refused; use {', '.join(ALGORITHMS)}")
         issuer = claims.get("iss")
+        if not isinstance(issuer, str):
+            raise Unauthenticated(f"issuer {issuer!r} is not trusted here")
         with self._lock:
-            keys = self._keys.get(issuer) if isinstance(issuer, str) else None
-            config = self._issuers.get(issuer) if isinstance(issuer, str) else None
+            keys = self._keys.get(issuer)
+            config = self._issuers.get(issuer)
         if keys is None or config is None:
             raise Unauthenticated(f"issuer {issuer!r} is not trusted here")
         key = keys.get(header.get("kid", ""))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gateway.errors import MpcgateError
+from mpc.errors import MpcgateError
 
 
 @click.group()
@@ -67,9 +67,9 @@ def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str,
     anchors from a peer's log, its signed job records or by hand, that no anchored
     entry was cut off; and that the privacy budgets' charges are those the chain
     recorded (none deleted or lowered)."""
-    from gateway import records
     from gateway.audit import anchors_in, verify_file
-    from gateway.budgets import disagreements
+    from gateway.jobs import records
+    from gateway.registry.budgets import disagreements
 
     known: list[tuple[int, str]] = []
     for text in anchors:

@@ -5,11 +5,14 @@ MPCGATE_* environment variables; typed errors become one-line messages."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.errors import MpcgateError
+from mpc.errors import MpcgateError
+
+if TYPE_CHECKING:
+    from gateway.client.sdk import Client
 
 
 def connection(f: Any) -> Any:
@@ -27,9 +30,9 @@ def connection(f: Any) -> Any:
     return f
 
 
-def make_client(gateway: str, party: str, tls_dir: Path, client_name: str, token: str):  # type: ignore[no-untyped-def]
-    from gateway.auth.tls import TlsIdentity
-    from gateway.sdk import Client
+def make_client(gateway: str, party: str, tls_dir: Path, client_name: str, token: str) -> Client:
+    from gateway.client.sdk import Client
+    from gateway.transport.tls import TlsIdentity
 
     return Client(gateway, token.strip(), TlsIdentity.from_dir(tls_dir, client_name), server_party=party)
 

@@ -1,5 +1,5 @@
 """`mpcgate datasets`: a data owner registers local tables and sets their policies
-(policy files: see gateway/policies.py)."""
+(policy files: see gateway/contract/policies.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def datasets() -> None:
 
 
 def _policy(path: Path) -> Any:
-    from gateway import policies
+    from gateway.contract import policies
 
     return run(lambda: policies.load(path))
 
@@ -92,7 +92,7 @@ def delete(name: str, **conn: Any) -> None:
 
 
 def _print(dataset: Any) -> None:
-    from gateway import policies
+    from gateway.contract import policies
 
     table = Table(title=f"dataset {dataset.name}", show_header=False)
     table.add_row("party", dataset.party_id)

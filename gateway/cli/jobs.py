@@ -1,4 +1,4 @@
-"""`mpcgate jobs`: submit, watch and read joint jobs (a thin layer over gateway.sdk)."""
+"""`mpcgate jobs`: submit, watch and read joint jobs (a thin layer over gateway.client.sdk)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def _follow(job: Any) -> None:
 
 
 def _events(job: Any, bar: Progress, task: Any) -> Any:
-    from gateway.jobs import states
+    from gateway.contract import states
 
     for event in job.watch():
         detail = f"{states.name(event.state)} {event.progress.phase} {event.progress.bytes_sent / 1e6:.1f} MB sent"
@@ -114,7 +114,7 @@ def get(job_id: str, **conn: Any) -> None:
 
 
 def _print_job(job: Any) -> None:
-    from gateway.jobs import states
+    from gateway.contract import states
 
     record = job.record
     table = Table(title=f"job {record.job_id}", show_header=False)
@@ -145,7 +145,7 @@ STATE_NAMES = ["PENDING", "AWAITING_APPROVAL", "QUEUED", "RUNNING", "SUCCEEDED",
 def list_jobs(wanted: tuple[str, ...], kind: str, since: Any, as_json: bool, **conn: Any) -> None:
     """Lists the jobs your gateway knows, newest first."""
     from gateway.api.gateway.v1 import jobs_pb2
-    from gateway.jobs import states
+    from gateway.contract import states
 
     codes = [jobs_pb2.JobState.Value(f"JOB_STATE_{s.upper()}") for s in wanted]
     with _client(**conn) as client:
@@ -194,7 +194,7 @@ def approve(job_id: str, reject: bool, reason: str, **conn: Any) -> None:
 @click.option("--full", is_flag=True, help="print every digit (default: 6 significant digits)")
 def result(job_id: str, as_json: bool, out: Path | None, full: bool, **conn: Any) -> None:
     """Prints a job's result (at a result receiver's gateway), or writes it to a file."""
-    from gateway.results import write
+    from gateway.client.results import write
 
     with _client(**conn) as client:
         found = _run(lambda: client.job(job_id).result())
@@ -208,7 +208,7 @@ def result(job_id: str, as_json: bool, out: Path | None, full: bool, **conn: Any
 
 def print_result(found: Any, reference: dict[str, np.ndarray] | None = None, full: bool = False) -> None:
     """Tables of a result; with `reference` (e.g. numpy on pooled data), side by side."""
-    from gateway.results import number
+    from gateway.client.results import number
 
     for name, values in found.values.items():
         labels = found.labels.get(name) or []

@@ -10,7 +10,8 @@ import click
 def kinds(kind: str | None) -> None:
     """Lists the job kinds (or one KIND): what each computes, its parameters and a
     `mpcgate jobs submit` example. What each reveals: the README's table."""
-    from mpc.programs.catalogue import KINDS, PARAMETERS
+    from mpc.catalogue.kinds import KINDS
+    from mpc.catalogue.parameters import DESCRIPTIONS
 
     if kind is not None and kind not in KINDS:
         raise click.ClickException(f"unknown job kind {kind!r} (known: {', '.join(KINDS)})")
@@ -20,5 +21,5 @@ def kinds(kind: str | None) -> None:
         click.echo(f"{name}: {entry.summary}")
         for parameter in entry.parameters:
             required = " (required)" if parameter in entry.required else ""
-            click.echo(f"  {parameter}{required}: {PARAMETERS[parameter]}")
+            click.echo(f"  {parameter}{required}: {DESCRIPTIONS[parameter]}")
         click.echo(f"  example: mpcgate jobs submit --kind {name} {entry.example}\n")

@@ -34,7 +34,7 @@ def models() -> None:
 def register(model_id: str, onnx_file: Path, input_shape: str, output: str, policy_file: Path, input_shift: str,
              input_scale: str, **conn: Any) -> None:
     """Registers an ONNX network your party owns as a model asset for private inference."""
-    from gateway.config import read_toml
+    from gateway.contract.toml import read_toml
 
     shape = [int(d) for d in input_shape.split(",") if d]
     shift, scale = ([float(v) for v in text.split(",") if v] for text in (input_shift, input_scale))
@@ -50,7 +50,7 @@ def register(model_id: str, onnx_file: Path, input_shape: str, output: str, poli
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def policy(model_id: str, policy_file: Path, **conn: Any) -> None:
     """Replaces the policy on the use of a model your gateway holds."""
-    from gateway.config import read_toml
+    from gateway.contract.toml import read_toml
 
     with make_client(**conn) as client:
         run(lambda: client.set_model_policy(model_id, read_toml(policy_file)))

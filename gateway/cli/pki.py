@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from gateway.auth import pki as federation_pki
-from gateway.errors import MpcgateError
+from gateway.transport import pki as federation_pki
+from mpc.errors import MpcgateError
 
 _DIR = click.option(
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("pki"),

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gateway.errors import MpcgateError
+from mpc.errors import MpcgateError
 
 _CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
                        help="the TOML config")

@@ -16,8 +16,8 @@ def smoke(parties: int, transport: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mpc import parties as local_parties
-    from mpc import smoke as check
+    from gateway.exchange import local_parties
+    from mpc.programs import smoke as check
 
     console = Console()
     with console.status(f"running CrypTen on {parties} parties (one process each, {transport} transport)..."):

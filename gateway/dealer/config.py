@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.auth.pki import PartyFiles, validate_party_id
-from gateway.config import read_toml, refuse_unknown, whole_number
-from gateway.errors import InvalidArgument, MpcgateError
+from gateway.contract.toml import read_toml, refuse_unknown, whole_number
+from gateway.transport.pki import PartyFiles, validate_party_id
+from mpc.errors import InvalidArgument, MpcgateError
 
 
 @dataclass(frozen=True)

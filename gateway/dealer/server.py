@@ -12,17 +12,18 @@ from typing import Any
 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gateway import rpc
 from gateway.api.dealer.v1 import dealer_pb2, dealer_pb2_grpc
 from gateway.api.exchange.v1 import exchange_pb2_grpc
-from gateway.auth.tls import TlsIdentity, authenticated_peer
 from gateway.dealer.config import DealerConfig
-from gateway.errors import InvalidArgument, MpcgateError
 from gateway.exchange.inbox import Inbox
 from gateway.exchange.service import ExchangeServicer, Sessions
-from gateway.jobs.runner import WorkerRunner
-from gateway.rpc import map_errors
-from mpc.worker import WorkerPlan
+from gateway.transport import rpc
+from gateway.transport.rpc import map_errors
+from gateway.transport.tls import TlsIdentity, authenticated_peer
+from gateway.workers.plan import WorkerPlan
+from gateway.workers.runner import WorkerRunner
+from mpc.catalogue.schemas import Parameters
+from mpc.errors import InvalidArgument, MpcgateError
 
 log = logging.getLogger("mpcgate.dealer")
 
@@ -46,7 +47,7 @@ class DealerServicer(dealer_pb2_grpc.DealerServiceServicer):
             job_id=request.session_id, session_id=request.session_id, party_id=self._config.dealer_id,
             parties=order, addresses={p: self._config.parties[p] for p in order},
             tls=(str(self._config.tls.ca), str(self._config.tls.cert), str(self._config.tls.key)),
-            kind="", partitioning="", receivers=[], layout=[], parameters={}, source=None,
+            kind="", partitioning="", receivers=[], layout=[], parameters=Parameters(), source=None,
             failure_timeout=self._config.failure_timeout, provider="TTP", dealer=self._config.dealer_id,
         )
         log.info("dealer joins session=%s for=%s parties=%s", request.session_id, caller, ",".join(order))

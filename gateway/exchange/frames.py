@@ -12,13 +12,13 @@ field, goes through the class (`serialize`, `parse`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from gateway.api.common.v1 import tensor_pb2
 from gateway.api.exchange.v1 import exchange_pb2
-from gateway.errors import InvalidArgument
+from mpc.errors import InvalidArgument
+from mpc.transport import BFLOAT16, Frame
 
 CHUNK_BYTES = 1 << 20
 """1 MiB: measured here to stream about 2x faster than 64 KiB or 4 MiB chunks."""
@@ -32,13 +32,8 @@ CHUNK_KEY = bytes([(exchange_pb2.ExchangeRequest.CHUNK_FIELD_NUMBER << 3) | 2])
 Outgoing = exchange_pb2.ExchangeRequest | bytes
 """A message to send: a message object, or a chunk message already serialized."""
 
-TENSOR = exchange_pb2.PAYLOAD_TYPE_TENSOR
-OBJECT = exchange_pb2.PAYLOAD_TYPE_OBJECT
 
-BFLOAT16 = np.dtype([("bfloat16", "<u2")])
-"""bfloat16 as numpy carries it (numpy has no such type): each element's two bytes."""
-
-_TO_WIRE = {
+_TO_WIRE: dict[np.dtype, tensor_pb2.ElementType.ValueType] = {
     np.dtype("int64"): tensor_pb2.ELEMENT_TYPE_INT64,
     np.dtype("int32"): tensor_pb2.ELEMENT_TYPE_INT32,
     np.dtype("int16"): tensor_pb2.ELEMENT_TYPE_INT16,
@@ -55,30 +50,20 @@ _TO_WIRE = {
 _FROM_WIRE = {wire: dtype.newbyteorder("<") for dtype, wire in _TO_WIRE.items()}
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One received tensor (or serialized object, as uint8) on a stream."""
-
-    sequence: int
-    tag: str
-    payload_type: int
-    array: np.ndarray
-
-
 def encode(sequence: int, tag: str, payload_type: int, array: np.ndarray) -> list[Outgoing]:
     """The messages that carry `array`: its header, then its bytes in chunks (copied
     here: the sender may change `array` once this returns)."""
     wire_type = _TO_WIRE.get(array.dtype.newbyteorder("="))
     if wire_type is None:
         raise InvalidArgument(f"cannot send tensors of type {array.dtype}")
-    data = memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B")
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).data.cast("B")
     size = data.nbytes
     inline = size <= CHUNK_BYTES
     count = 0 if inline else math.ceil(size / CHUNK_BYTES)
     header = exchange_pb2.FrameHeader(
         sequence=sequence,
         tag=tag,
-        payload_type=payload_type,
+        payload_type=exchange_pb2.PayloadType.ValueType(payload_type),
         tensor=tensor_pb2.TensorHeader(
             element_type=wire_type,
             shape=array.shape,
@@ -185,7 +170,7 @@ class Reassembler:
         self._chunks_left = tensor.chunk_count
         return self._finish() if not self._chunks_left else None
 
-    def chunk(self, data: bytes) -> Frame | None:
+    def chunk(self, data: bytes | memoryview) -> Frame | None:
         """Adds a chunk; returns the frame once its last chunk arrived."""
         if not self._chunks_left:
             raise InvalidArgument("a chunk arrived outside a frame")

@@ -16,9 +16,9 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 
-from gateway.errors import DeadlineExceeded, PeerFailed
-from gateway.exchange.frames import Frame
 from gateway.exchange.waiting import Waiting
+from mpc.errors import DeadlineExceeded, PeerFailed
+from mpc.transport import Frame
 
 Key = tuple[str, str, str]  # session id, source party, tag
 
@@ -139,11 +139,11 @@ class Inbox:
     def drop_session(self, session: str) -> None:
         """Forgets everything about a finished session."""
         with self._cond:
-            for key in [k for k in self._queues if k[0] == session]:
-                del self._queues[key]
-            for key in [k for k in self._failed if k[0] == session]:
-                del self._failed[key]
-            for key in [k for k in self._acknowledgers if k[0] == session]:
-                del self._acknowledgers[key]
+            for queue in [k for k in self._queues if k[0] == session]:
+                del self._queues[queue]
+            for source in [k for k in self._failed if k[0] == session]:
+                del self._failed[source]
+            for stream in [k for k in self._acknowledgers if k[0] == session]:
+                del self._acknowledgers[stream]
             self._broken.pop(session, None)
             self._notify()

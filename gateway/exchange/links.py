@@ -13,16 +13,18 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import grpc.aio
 
 from gateway.api.exchange.v1 import exchange_pb2
-from gateway.errors import PeerFailed
 from gateway.exchange.frames import Outgoing
 from gateway.exchange.inbox import Inbox
 from gateway.exchange.service import exchange_call
 from gateway.exchange.waiting import Waiting
+from mpc.errors import InvalidArgument, PeerFailed
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class PeerLink:
         self._call = exchange_call(self._channel)(self._requests(), wait_for_ready=True)
         try:
             first = await asyncio.wait_for(self._call.read(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._call.cancel()
             raise PeerFailed(self.peer, f"did not accept session {self._session!r} within {timeout:.0f} s") from None
         except grpc.aio.AioRpcError as err:
@@ -73,7 +75,7 @@ class PeerLink:
             self._window = max(1, first.accepted.window)
         self._acks = asyncio.create_task(self._read_acks())
 
-    async def _requests(self):  # type: ignore[no-untyped-def]
+    async def _requests(self) -> AsyncIterator[Any]:
         yield exchange_pb2.ExchangeRequest(
             open=exchange_pb2.OpenStream(session_id=self._session, destination_party=self.peer)
         )
@@ -104,7 +106,7 @@ class PeerLink:
         if self._acks is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._acks), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("peer %s did not finish session %s within %.0f s", self.peer, self._session, timeout)
         self._call.cancel()
 
@@ -122,7 +124,10 @@ class PeerLink:
             if self._failure is not None:
                 raise PeerFailed(self.peer, self._failure)
             self._sequence += 1
-            messages[0].header.sequence = self._sequence
+            header = messages[0]
+            if not isinstance(header, exchange_pb2.ExchangeRequest):
+                raise InvalidArgument("a frame starts with its header message")
+            header.header.sequence = self._sequence
             self._unacked.append(self._sequence)
         if self._waiting.driven:  # out when the program next waits
             self._outbox.put_nowait(messages)

@@ -25,14 +25,15 @@ from typing import Any, TypeVar
 import grpc.aio
 import numpy as np
 
-from gateway import rpc
-from gateway.auth.tls import TlsIdentity
-from gateway.errors import FailedPrecondition, InvalidArgument, PeerFailed
 from gateway.exchange import frames
 from gateway.exchange.inbox import Inbox
 from gateway.exchange.links import PeerLink
 from gateway.exchange.service import ExchangeServicer, Sessions, register
 from gateway.exchange.waiting import Waiting
+from gateway.transport import rpc
+from gateway.transport.tls import TlsIdentity
+from mpc.errors import FailedPrecondition, InvalidArgument, PeerFailed
+from mpc.transport import TENSOR, Frame
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class ExchangeNode:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"exchange-{self.party_id}", daemon=True)
         self._server: grpc.aio.Server | None = None
 
-    def start(self) -> "ExchangeNode":
+    def start(self) -> ExchangeNode:
         if not self._waiting.driven:
             self._thread.start()
         if self._listen is not None:
@@ -102,7 +103,7 @@ class ExchangeNode:
         self._server = server
         return port
 
-    def open_session(self, session_id: str, addresses: Mapping[str, str]) -> "Session":
+    def open_session(self, session_id: str, addresses: Mapping[str, str]) -> Session:
         """Joins `session_id` with every party in `addresses` (party -> host:port of its
         gateway); returns once every peer has accepted this party's stream."""
         if self.party_id not in addresses:
@@ -135,7 +136,7 @@ class ExchangeNode:
             self._channels[key] = rpc.aio_channel(self.identity, address, party, self.config.failure_timeout)
         return self._channels[key]
 
-    def _close_session(self, session: "Session", timeout: float) -> None:
+    def _close_session(self, session: Session, timeout: float) -> None:
         async def close_links() -> None:
             await asyncio.gather(*(link.close(timeout) for link in session.links.values()), return_exceptions=True)
 
@@ -210,7 +211,7 @@ class Session:
     def closed(self) -> bool:
         return self._closed
 
-    def send(self, party: str, tag: str, array: np.ndarray, payload_type: int = frames.TENSOR) -> None:
+    def send(self, party: str, tag: str, array: np.ndarray, payload_type: int = TENSOR) -> None:
         link = self._link(party)
         messages = frames.encode(0, tag, payload_type, array)  # the link numbers the frame
         link.send(messages, stall_timeout=self._node.config.recv_timeout)
@@ -219,10 +220,10 @@ class Session:
         self.sent_to[party] += size
         self.frames_sent += 1
 
-    def recv(self, party: str, tag: str) -> frames.Frame:
+    def recv(self, party: str, tag: str) -> Frame:
         return self.recv_any([party], tag)[1]
 
-    def recv_any(self, parties: list[str], tag: str) -> tuple[str, frames.Frame]:
+    def recv_any(self, parties: list[str], tag: str) -> tuple[str, Frame]:
         """The next frame from whichever of `parties` sends one first, and who sent it."""
         for party in parties:
             self._link(party)

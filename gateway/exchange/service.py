@@ -22,15 +22,15 @@ from collections.abc import AsyncIterator, Collection
 import grpc
 import grpc.aio
 
-from gateway import rpc
 from gateway.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
-from gateway.auth.tls import TlsIdentity, authenticated_peer
-from gateway.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 from gateway.exchange import frames as messages
 from gateway.exchange.frames import DEFAULT_MAX_FRAME_BYTES, Reassembler
 from gateway.exchange.inbox import Acknowledger, Inbox
 from gateway.metrics import EXCHANGE_BYTES
-from gateway.rpc import map_errors
+from gateway.transport import rpc
+from gateway.transport.rpc import map_errors
+from gateway.transport.tls import TlsIdentity, authenticated_peer
+from mpc.errors import InvalidArgument, MpcgateError, NotFound, PermissionDenied, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ SOURCE_METADATA = "mpcgate-source-party"
 EXCHANGE_METHOD = "/mpcgate.exchange.v1.ExchangeService/Exchange"
 
 
-def register(servicer: "ExchangeServicer", server: grpc.aio.Server) -> None:
+def register(servicer: ExchangeServicer, server: grpc.aio.Server) -> None:
     """Adds the ExchangeService to `server`, its requests read by
     gateway.exchange.frames (chunks as views of their bytes)."""
     handler = grpc.stream_stream_rpc_method_handler(
@@ -207,9 +207,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     ) -> tuple[exchange_pb2.ExchangeRequest, str]:
         try:
             first = await asyncio.wait_for(anext(requests), self._open_timeout)
-        except (StopAsyncIteration, asyncio.TimeoutError):
+        except (TimeoutError, StopAsyncIteration):
             raise InvalidArgument("a stream must start with an open message") from None
-        if first.WhichOneof("payload") != "open":
+        if isinstance(first, memoryview) or first.WhichOneof("payload") != "open":
             raise InvalidArgument("a stream must start with an open message")
         session, destination = first.open.session_id, first.open.destination_party
         if destination != self._party:
@@ -233,12 +233,17 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         acks: asyncio.Queue[int | None],
     ) -> None:
         frames = Reassembler(self._max_frame_bytes)
-        acknowledger = Acknowledger(self._window, lambda sequence: loop.call_soon_threadsafe(acks.put_nowait, sequence))
+
+        def acknowledge(sequence: int) -> None:
+            loop.call_soon_threadsafe(acks.put_nowait, sequence)
+
+        acknowledger = Acknowledger(self._window, acknowledge)
         try:
             async for message in requests:
-                kind = "chunk" if isinstance(message, memoryview) else message.WhichOneof("payload")
-                if kind == "chunk":
-                    frame = frames.chunk(message if isinstance(message, memoryview) else message.chunk)
+                if isinstance(message, memoryview):
+                    frame = frames.chunk(message)
+                elif (kind := message.WhichOneof("payload")) == "chunk":
+                    frame = frames.chunk(message.chunk)
                 elif kind == "header":
                     frame = frames.header(message.header)
                 else:

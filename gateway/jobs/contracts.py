@@ -8,13 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from google.protobuf import json_format
+
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.ingest import Source
+from gateway.contract import states
 from gateway.jobs.cost import Quotas
-from mpc.programs import Limits
-from mpc.programs.context import ReleaseRules
+from gateway.workers.plan import InputSource
+from mpc.catalogue.context import ReleaseRules
+from mpc.catalogue.kinds import parse
+from mpc.catalogue.parameters import UNLIMITED, Limits
+from mpc.catalogue.schemas import Parameters
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Review:
 
 @dataclass(frozen=True)
 class LoadedInput:
-    source: Source  # where the worker reads the input (columnar cache, columns, key column)
+    source: InputSource  # where the worker reads the input (columnar cache, columns, key column)
 
     @property
     def rows(self) -> int:
@@ -58,16 +63,20 @@ class Datasets(Protocol):
         """For the party's signed job record: its inputs' content digests and the
         job's privacy charges, by dataset."""
 
+    def intersected(self, job_id: str, dataset: str, counterparties: list[str]) -> None:
+        """A vertical job is aligning the dataset's keys with these parties' (counted
+        against the dataset's intersections_per_day)."""
+
 
 class Peers(Protocol):
     async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
     async def propose(self, party: str, job: pb.Job) -> pb.PartyStatus: ...
     async def start(self, party: str, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None: ...
-    async def stop(self, party: str, job: pb.Job, state: int, error: error_pb2.ErrorInfo,
+    async def stop(self, party: str, job: pb.Job, state: states.State, error: error_pb2.ErrorInfo,
                    head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = ...) -> None: ...
     async def report(self, party: str, job_id: str, status: pb.PartyStatus, progress: pb.Progress,
                      head: tuple[int, str] | None = None, record: cpb.SignedRecord | None = None) -> None: ...
-    async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]: ...
+    async def sync(self, party: str, job_id: str) -> tuple[states.State, error_pb2.ErrorInfo]: ...
 
 
 Audit = Callable[[str, str, str, dict[str, str]], None]
@@ -75,7 +84,7 @@ Audit = Callable[[str, str, str, dict[str, str]], None]
 
 class Models(Protocol):
     """Where this party keeps the models its jobs train and the assets it registered
-    (gateway.models.ModelStore)."""
+    (gateway.registry.model_store.ModelStore)."""
 
     def save(self, job: pb.Job, result: pb.JobResult | None, shares: dict[str, Any] | None,
              public: dict[str, Any] | None = None) -> Any: ...
@@ -84,7 +93,10 @@ class Models(Protocol):
         """This holder's decision on a job using its model (NotFound if it holds none)."""
 
     def holding(self, job: pb.Job) -> dict[str, Any]:
-        """What this party's worker needs of the job's model (mpc.programs.context.JobContext.model)."""
+        """What this party's worker needs of the job's model (mpc.catalogue.context.JobContext.model)."""
+
+    def record_query(self, job_id: str, model_id: str, parties: list[str], rows: int) -> None:
+        """A job queried the model with these parties' rows (counted against its policy)."""
 
 
 AuditHead = Callable[[], tuple[int, str]]
@@ -105,7 +117,7 @@ class SchedulerConfig:
     quotas: Quotas = field(default_factory=Quotas)
     drain_grace_s: float = 60.0
     submit_wait_s: float = 1.0  # how long SubmitJob waits for the parties' reviews before it answers
-    warm_workers: int = 0  # workers started ahead of jobs (gateway.jobs.runner)
+    warm_workers: int = 0  # workers started ahead of jobs (gateway.workers.runner)
 
 
 DRAIN_FLUSH_S = 15.0
@@ -129,3 +141,9 @@ def participants(spec: pb.JobSpec) -> list[str]:
 
 def has_input(spec: pb.JobSpec, party_id: str) -> bool:
     return any(i.party_id == party_id for i in spec.inputs)
+
+
+def parameters_of(spec: pb.JobSpec, limits: Limits = UNLIMITED) -> Parameters:
+    """The job's parameters, checked against its kind and typed (every party parses
+    the spec it received itself; the scheduler with this gateway's limits)."""
+    return parse(spec.kind, json_format.MessageToDict(spec.parameters), limits)

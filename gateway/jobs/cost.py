@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.db import open_database
+from mpc.catalogue.schemas import LinearParameters, LogisticParameters, MlpParameters, Parameters
 
 BYTES_PER_UNIT = 16
 """Two-party Beaver products: about 16 bytes per party per product (DESIGN.md)."""
@@ -54,21 +53,21 @@ class Estimate:
                 f"{self.epochs} epochs, ~{self.units * BYTES_PER_UNIT / 1e9:.3g} GB per party)")
 
 
-def estimate(spec: pb.JobSpec, rows: int) -> Estimate:
+def estimate(spec: pb.JobSpec, parameters: Parameters, rows: int) -> Estimate:
     """The job's cost on `rows` rows."""
-    parameters: dict[str, Any] = json_format.MessageToDict(spec.parameters)
     columns = sum(len(i.columns) for i in spec.inputs) if spec.partitioning == pb.PARTITIONING_VERTICAL \
         else max((len(i.columns) for i in spec.inputs), default=0)
     features = max(columns - 1, 1)
     epochs = 1
-    if spec.kind == "model.mlp":
-        outputs = int(parameters.get("classes", 1)) if parameters.get("output") == "softmax" else 1
-        widths = [features, *[int(h) for h in parameters.get("hidden", [32])], outputs]
+    if isinstance(parameters, MlpParameters):
+        outputs = (parameters.classes or 1) if parameters.output == "softmax" else 1
+        widths = [features, *parameters.hidden, outputs]
         count = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
-        epochs = int(parameters.get("epochs", 5))
-    elif spec.kind in ("model.linear_regression", "model.logistic_regression"):
+        epochs = parameters.epochs
+    elif isinstance(parameters, LinearParameters):
         count = features + 1
-        epochs = int(parameters.get("epochs", 20)) if spec.kind == "model.logistic_regression" else 1
+        if isinstance(parameters, LogisticParameters):
+            epochs = parameters.epochs or 20
     elif spec.kind.startswith("stats."):
         count = columns * columns
     else:  # psi.intersect, model.predict, model.evaluate: each row's values once
@@ -114,7 +113,7 @@ class OperatorLedger:
 
 def parse(raw: Any) -> Quotas:
     """Config `[quotas]` (job_cost, operator_cost_per_day, over)."""
-    from gateway.errors import InvalidArgument
+    from mpc.errors import InvalidArgument
 
     if not isinstance(raw, dict) or not set(raw) <= {"job_cost", "operator_cost_per_day", "over"}:
         raise InvalidArgument("config field 'quotas' takes job_cost, operator_cost_per_day and over")

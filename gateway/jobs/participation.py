@@ -7,20 +7,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format
 
 from gateway.api.common.v1 import tensor_pb2
+from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.errors import MpcgateError, PolicyRefused
-from gateway.jobs import states
-from gateway.jobs.contracts import Review, error_info, has_input
+from gateway.contract import states
+from gateway.jobs.contracts import (
+    Audit,
+    AuditHead,
+    Datasets,
+    Models,
+    Peers,
+    Review,
+    SchedulerConfig,
+    error_info,
+    has_input,
+    parameters_of,
+)
 from gateway.jobs.party_states import set_party
-from gateway.jobs.store import now
-from gateway.models import trains_model
-from mpc.worker import WorkerPlan
+from gateway.jobs.records import JobRecords
+from gateway.jobs.store import JobStore, now
+from gateway.workers.plan import Finished, Progress, WorkerPlan
+from gateway.workers.runner import WorkerRunner
+from mpc.catalogue.context import PartyLayout, ReleaseRules, Result
+from mpc.catalogue.kinds import KINDS
+from mpc.errors import FailedPrecondition, MpcgateError, PolicyRefused
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +43,20 @@ log = logging.getLogger(__name__)
 class Participation:
     """Methods of the Scheduler that run this party's side of a job (they use the
     Scheduler's store, registry, runner, peers, models and audit)."""
+
+    config: SchedulerConfig
+    me: str
+    _store: JobStore
+    _datasets: Datasets
+    _peers: Peers
+    _runner: WorkerRunner
+    _records: JobRecords
+    _audit: Audit
+    _audit_head: AuditHead
+    _models: Models | None
+    _review: Callable[[pb.Job], Review]
+    on_report: Callable[[str, pb.PartyStatus, pb.Progress, str, tuple[int, str] | None, cpb.SignedRecord | None],
+                        Awaitable[None]]
 
     async def _run_worker(self, job_id: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
         job = self._store.get(job_id)
@@ -43,10 +72,10 @@ class Participation:
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:
             plan = await asyncio.to_thread(self._plan, job, session_id, ranks)  # file checks: off the event loop
-            result, kept, public = await self._runner.run(
-                plan, lambda *p: self._report_own(job, status, _progress(*p)), lambda: self._release_refusal(job_id),
+            finished = await self._runner.run(
+                plan, lambda p: self._report_own(job, status, _progress(p)), lambda: self._release_refusal(job_id),
                 lambda action, details: self._worker_event(job_id, action, details))
-            self._keep(job, result, kept, public)
+            self._keep(job, finished)
         except MpcgateError as err:
             if job.coordinator == self.me and self._store.get(job_id).state in states.TERMINAL:
                 return
@@ -61,18 +90,18 @@ class Participation:
             self._store.transition(job_id, states.SUCCEEDED, "finished")
         await self._report_own(job, done, pb.Progress(phase="done", percent=100), final=True)
 
-    def _keep(self, job: pb.Job, result: dict | None, kept: dict, public: dict) -> None:
+    def _keep(self, job: pb.Job, finished: Finished) -> None:
         """Stores what the job left at this party: its revealed result, the model it
         trained. A failure here fails the job at this party (Internal), never leaves
         it running."""
         try:
-            released = _to_result(job, result) if result is not None else None
+            released = _to_result(job, finished.results) if finished.results is not None else None
             if released is not None:
                 self._store.save_result(released)
                 self._audit("result.release", job.job_id, "ok", {"receiver": self.me})
-            if self._models is not None and trains_model(job.spec.kind) and (released is not None or kept):
-                self._models.save(job, released, kept, public)
-                self._audit("model.store", job.job_id, "ok", {"shared": str(bool(kept)).lower(),
+            if self._models is not None and KINDS[job.spec.kind].trains_model and (released is not None or finished.kept):
+                self._models.save(job, released, finished.kept, finished.public)
+                self._audit("model.store", job.job_id, "ok", {"shared": str(bool(finished.kept)).lower(),
                                                               "revealed": str(released is not None).lower()})
         except MpcgateError:
             raise
@@ -122,13 +151,16 @@ class Participation:
             self._audit("data.read", job.job_id, "ok", {"dataset": inputs[self.me].dataset,
                                                        "columns": ",".join(inputs[self.me].columns)})
             if spec.partitioning == pb.PARTITIONING_VERTICAL:
-                self._datasets.intersections.record(job.job_id, inputs[self.me].dataset, [p for p in order if p != self.me])
+                self._datasets.intersected(job.job_id, inputs[self.me].dataset, [p for p in order if p != self.me])
         model = None
         if self.me in spec.model.holders:
+            if self._models is None:
+                raise FailedPrecondition(f"party {self.me} keeps no models")
             model = self._models.holding(job)
             self._audit("model.use", job.job_id, "ok", {"model": spec.model.model_id, "kind": spec.kind})
-        layout = [{"rank": r, "party_id": p, "columns": list(inputs[p].columns) if p in inputs else [],
-                   "rows": (loaded.rows if loaded else 0) if p == self.me else -1} for r, p in enumerate(order)]
+        layout = [PartyLayout(rank=r, party_id=p, columns=list(inputs[p].columns) if p in inputs else [],
+                              rows=(loaded.rows if loaded else 0) if p == self.me else -1)
+                  for r, p in enumerate(order)]
         addresses = {p: self.config.peer_addresses[p] for p in order if p != self.me}
         dealer = None
         if spec.provider == pb.PROVIDER_TTP:
@@ -140,15 +172,15 @@ class Participation:
             tls=self.config.tls_files, kind=spec.kind,
             partitioning="vertical" if spec.partitioning == pb.PARTITIONING_VERTICAL else "horizontal",
             receivers=[order.index(r) for r in spec.result_receivers],
-            layout=layout, parameters=json_format.MessageToDict(spec.parameters),
+            layout=layout, parameters=parameters_of(spec),
             source=loaded.source if loaded else None, failure_timeout=self.config.failure_timeout,
             provider=pb.Provider.Name(spec.provider).removeprefix("PROVIDER_"),
-            rules=self._datasets.rules(job, self.me) if loaded else None, model=model,
+            rules=self._datasets.rules(job, self.me) if loaded else ReleaseRules(), model=model,
         )
 
     async def _report_own(self, job: pb.Job, status: pb.PartyStatus, progress: pb.Progress, final: bool = False) -> None:
         if job.coordinator == self.me:
-            await self.on_report(job.job_id, status, progress, self.me)
+            await self.on_report(job.job_id, status, progress, self.me, None, None)
         else:
             def own(j: pb.Job) -> None:
                 set_party(j, status)
@@ -163,23 +195,24 @@ class Participation:
                 log.warning("could not report job=%s to coordinator=%s: %s", job.job_id, job.coordinator, err.message)
 
 
-    def _sign(self, job: pb.Job, state: int, reason: str, head: tuple[int, str]) -> Any:
-        """This party's signed record of the job (gateway.records), kept here too;
+    def _sign(self, job: pb.Job, state: states.State, reason: str, head: tuple[int, str]) -> Any:
+        """This party's signed record of the job (gateway.jobs.records), kept here too;
         `head` is the audit head it also sends beside it."""
         return self._records.sign(job, state, reason, head, self._datasets.ledger(job, self.me),
                                   self._store.result(job.job_id))
 
 
-def _progress(phase: str, percent: float, sent: int, received: int, rounds: int) -> pb.Progress:
-    return pb.Progress(phase=phase, percent=percent, bytes_sent=sent, bytes_received=received, rounds=rounds)
+def _progress(p: Progress) -> pb.Progress:
+    return pb.Progress(phase=p.phase, percent=p.percent, bytes_sent=p.bytes_sent, bytes_received=p.bytes_received,
+                       rounds=p.rounds)
 
 
-def _to_result(job: pb.Job, values: dict[str, tuple[np.ndarray, list[str]]]) -> pb.JobResult:
+def _to_result(job: pb.Job, values: dict[str, Result]) -> pb.JobResult:
     result = pb.JobResult(job_id=job.job_id, provider=job.spec.provider, produced_at=now())
-    for name, (array, labels, column_labels, suppressed) in values.items():
-        array = np.ascontiguousarray(array, dtype="<f8")
+    for name, value in values.items():
+        array = np.ascontiguousarray(value.values, dtype="<f8")
         result.values.append(pb.ResultValue(
-            name=name, labels=labels, column_labels=column_labels, suppressed=suppressed,
+            name=name, labels=value.labels, column_labels=value.column_labels, suppressed=value.suppressed,
             tensor=tensor_pb2.Tensor(element_type=tensor_pb2.ELEMENT_TYPE_FLOAT64, shape=array.shape,
                                      byte_order=tensor_pb2.BYTE_ORDER_LITTLE_ENDIAN, data=array.tobytes()),
         ))

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.jobs import states
+from gateway.contract import states
 
 
-def end_parties(job: pb.Job, state: int) -> None:
+def end_parties(job: pb.Job, state: states.State) -> None:
     """The coordinator's record: every party not yet ended ends with the job."""
     for party in job.parties:
         if party.state not in states.TERMINAL:

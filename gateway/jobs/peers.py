@@ -10,14 +10,15 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from gateway import rpc
 from gateway.api.common.v1 import error_pb2
 from gateway.api.dealer.v1 import dealer_pb2, dealer_pb2_grpc
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import coordination_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.auth.tls import TlsIdentity
-from gateway.errors import InvalidArgument, MpcgateError, from_rpc_error
+from gateway.contract import states
+from gateway.transport import rpc
+from gateway.transport.tls import TlsIdentity
+from mpc.errors import InvalidArgument, MpcgateError, from_rpc_error
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class PeerGateways:
         if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
             try:
                 await asyncio.wait_for(channel.channel_ready(), RECONNECT_WAIT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass  # the call that follows reports the peer unreachable
 
     async def join_dealer(self, dealer: str, address: str, session_id: str, ranks: list[pb.PartyStatus]) -> None:
@@ -60,11 +61,11 @@ class PeerGateways:
         if dealer not in self._stubs:
             channel = rpc.aio_channel(self._identity, address, dealer, self._failure_timeout)
             self._channels[dealer] = channel
-            self._stubs[dealer] = dealer_pb2_grpc.DealerServiceStub(channel)  # type: ignore[assignment]
+            self._stubs[dealer] = dealer_pb2_grpc.DealerServiceStub(channel)
         request = dealer_pb2.JoinSessionRequest(
             session_id=session_id, parties=[dealer_pb2.SessionMember(party_id=p.party_id, rank=p.rank) for p in ranks])
         try:
-            await self._stubs[dealer].JoinSession(request, timeout=CALL_TIMEOUT)  # type: ignore[attr-defined]
+            await self._stubs[dealer].JoinSession(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
             raise _named(f"dealer {dealer} ({address})", err) from None
 
@@ -84,7 +85,7 @@ class PeerGateways:
         except grpc.aio.AioRpcError as err:
             raise _named(self._named_party(party), err) from None
 
-    async def stop(self, party: str, job: pb.Job, state: int, error: error_pb2.ErrorInfo,
+    async def stop(self, party: str, job: pb.Job, state: states.State, error: error_pb2.ErrorInfo,
                    head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = ()) -> None:  # type: ignore[assignment]
         request = cpb.StopJobRequest(job_id=job.job_id, state=state, error=error, audit_head=_head(head), records=records,
                                      parties=job.parties, progress=job.progress)
@@ -102,7 +103,7 @@ class PeerGateways:
         except grpc.aio.AioRpcError as err:
             raise _named(self._named_party(party), err) from None
 
-    async def sync(self, party: str, job_id: str) -> tuple[int, error_pb2.ErrorInfo]:
+    async def sync(self, party: str, job_id: str) -> tuple[states.State, error_pb2.ErrorInfo]:
         try:
             response = await self._stub(party).SyncJob(cpb.SyncJobRequest(job_id=job_id), timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as err:
@@ -141,7 +142,7 @@ def head_of(message: cpb.AuditHead) -> tuple[int, str] | None:
     return (message.sequence, message.hash) if message.hash else None
 
 
-def _named(who: str, err: grpc.aio.AioRpcError):  # type: ignore[no-untyped-def]
+def _named(who: str, err: grpc.aio.AioRpcError) -> MpcgateError:
     typed = from_rpc_error(err)
     typed.message = f"{who}: {typed.message}"
     typed.args = (typed.message,)

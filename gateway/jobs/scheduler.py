@@ -18,30 +18,51 @@ contracts.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import uuid
 from collections.abc import Awaitable
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, MpcgateError, NotFound, PermissionDenied,
-                            ResourceExhausted, Unavailable)
-from gateway.jobs import states
-from gateway.jobs.contracts import (DRAIN_FLUSH_S, ROOT_CAUSE_WAIT_S, Audit, AuditHead, Datasets, Models, Peers, Review,
-                                    SchedulerConfig, error_info, has_input, participants)
+from gateway.contract import states
+from gateway.jobs.contracts import (
+    DRAIN_FLUSH_S,
+    ROOT_CAUSE_WAIT_S,
+    Audit,
+    AuditHead,
+    Datasets,
+    Models,
+    Peers,
+    Review,
+    SchedulerConfig,
+    error_info,
+    has_input,
+    parameters_of,
+    participants,
+)
 from gateway.jobs.cost import Estimate, OperatorLedger, estimate, over
 from gateway.jobs.participation import Participation
-from gateway.jobs.party_states import (adopt_final_view, end_parties, merge_progress, nearest_cause, set_party,
-                                       status_of)
-from gateway.records import JobRecords
-from gateway.jobs.runner import WorkerRunner
+from gateway.jobs.party_states import adopt_final_view, end_parties, merge_progress, nearest_cause, set_party, status_of
+from gateway.jobs.records import JobRecords
 from gateway.jobs.store import JobStore, now
-from mpc.programs import validate_inputs, validate_parameters
+from gateway.workers.runner import WorkerRunner
+from mpc.catalogue.kinds import validate_inputs
+from mpc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    MpcgateError,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,22 +130,21 @@ class Scheduler(Participation):
                                         error=error_info(status.reason, status.message, party))
             elif isinstance(status, BaseException):
                 raise status
-            self._store.update(job.job_id, lambda j, s=status: set_party(j, s))
+            self._store.update(job.job_id, functools.partial(set_party, status=status))
         await self._reevaluate(job.job_id)
         return invalid
 
     def _validate(self, spec: pb.JobSpec) -> None:
         _finite(spec.parameters)
-        validate_parameters(spec.kind, json_format.MessageToDict(spec.parameters), self.config.limits)
+        parameters = parameters_of(spec, self.config.limits)
         if not spec.inputs:
             raise InvalidArgument("a job needs at least one input")
         listed = [i.party_id for i in spec.inputs]
         twice = sorted({p for p in listed if listed.count(p) > 1})
         if twice:
             raise InvalidArgument(f"party {twice[0]!r} has more than one input: give each party exactly one")
-        validate_inputs(spec.kind, json_format.MessageToDict(spec.parameters),
-                        spec.partitioning == pb.PARTITIONING_VERTICAL, [(i.party_id, list(i.columns)) for i in spec.inputs],
-                        list(spec.result_receivers))
+        validate_inputs(spec.kind, parameters, spec.partitioning == pb.PARTITIONING_VERTICAL,
+                        [(i.party_id, list(i.columns)) for i in spec.inputs], list(spec.result_receivers))
         columns = sum(len(i.columns) for i in spec.inputs)
         if columns > self.config.limits.max_columns:
             raise InvalidArgument(f"the job reads {columns} columns; this gateway allows at most "
@@ -216,7 +236,7 @@ class Scheduler(Participation):
         if self._draining:
             raise Unavailable(f"gateway {self.me} is shutting down and accepts no new jobs")
         _finite(job.spec.parameters)
-        validate_parameters(job.spec.kind, json_format.MessageToDict(job.spec.parameters), self.config.limits)
+        parameters_of(job.spec, self.config.limits)
         # off the event loop: a DP job's budget check composes every earlier charge (1.75 s at 1000 jobs)
         review = await asyncio.to_thread(self._review, job)
         state = {"approve": states.QUEUED, "manual": states.AWAITING_APPROVAL}.get(review.decision, states.REJECTED)
@@ -248,7 +268,7 @@ class Scheduler(Participation):
             except NotFound as err:
                 raise InvalidArgument(err.message) from None
         reasons = ([refusal] if refusal else []) + [r for review in reviews for r in review.reasons]
-        costly = self._cost_refusal(estimate(job.spec, self._datasets.rows(job, self.me)))
+        costly = self._cost_refusal(estimate(job.spec, parameters_of(job.spec), self._datasets.rows(job, self.me)))
         if costly and self.config.quotas.over == "manual" and not reasons:
             return Review("manual", [costly])
         reasons += [costly] if costly else []
@@ -266,7 +286,7 @@ class Scheduler(Participation):
         """At submit: RESOURCE_EXHAUSTED, with the estimate and the quota, for a job over
         this gateway's quotas on the rows it knows, or past its operator's daily quota."""
         quotas = self.config.quotas
-        estimated = estimate(job.spec, self._datasets.rows(job, self.me))
+        estimated = estimate(job.spec, parameters_of(job.spec), self._datasets.rows(job, self.me))
         if quotas.over == "refuse" and (refusal := self._cost_refusal(estimated)):
             raise ResourceExhausted(refusal)
         if self._costs is not None and quotas.operator_cost_per_day > 0:
@@ -299,7 +319,7 @@ class Scheduler(Participation):
             raise FailedPrecondition(f"job {job_id} cannot start from {states.name(job.state)}")
         self._spawn(self._run_worker(job_id, session_id, list(ranks)))
 
-    async def on_stop(self, job_id: str, state: int, error: error_pb2.ErrorInfo, caller: str,
+    async def on_stop(self, job_id: str, state: states.State, error: error_pb2.ErrorInfo, caller: str,
                       head: tuple[int, str] | None = None, records: list[cpb.SignedRecord] = (),  # type: ignore[assignment]
                       parties: list[pb.PartyStatus] = (), progress: pb.Progress | None = None) -> None:  # type: ignore[assignment]
         job = self._store.find(job_id)
@@ -316,7 +336,7 @@ class Scheduler(Participation):
             self._store.transition(job_id, state, f"stopped by coordinator: {error.message}", error)
         self._store.update(job_id, lambda j: adopt_final_view(j, parties, progress))
 
-    async def on_sync(self, job_id: str, caller: str) -> tuple[int, error_pb2.ErrorInfo]:
+    async def on_sync(self, job_id: str, caller: str) -> tuple[states.State, error_pb2.ErrorInfo]:
         """A participant asks where the job stands (after its restart)."""
         job = self._store.get(job_id)
         if job.coordinator != self.me or status_of(job, caller) is None:
@@ -415,7 +435,7 @@ class Scheduler(Participation):
     async def _fail(self, job_id: str, error: error_pb2.ErrorInfo) -> None:
         await self._end(job_id, states.FAILED, error.message, error, {"reason": error.reason})
 
-    async def _end(self, job_id: str, state: int, message: str, error: error_pb2.ErrorInfo,
+    async def _end(self, job_id: str, state: states.State, message: str, error: error_pb2.ErrorInfo,
                    details: dict[str, str]) -> bool:
         """Ends the job here (if it has not ended yet), audits it, and stops it at every
         other party; False if it had already ended."""
@@ -428,7 +448,7 @@ class Scheduler(Participation):
         await self._stop_everywhere(job, state, error)
         return True
 
-    async def _stop_everywhere(self, job: pb.Job, state: int, error: error_pb2.ErrorInfo) -> None:
+    async def _stop_everywhere(self, job: pb.Job, state: states.State, error: error_pb2.ErrorInfo) -> None:
         timer = self._deadlines.pop(job.job_id, None)
         if timer is not None:
             timer.cancel()
@@ -541,7 +561,7 @@ def _copy(spec: pb.JobSpec) -> pb.JobSpec:
     return out
 
 
-def _finite(parameters: struct_pb2.Struct, path: str = "") -> None:
+def _finite(parameters: struct_pb2.Struct | struct_pb2.ListValue, path: str = "") -> None:
     """INVALID_ARGUMENT for a NaN or infinity anywhere in a job's parameters (a raw
     Struct can carry them; JSON cannot, so no parameter means one)."""
     items = parameters.fields.items() if isinstance(parameters, struct_pb2.Struct) else enumerate(parameters.values)

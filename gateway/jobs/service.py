@@ -9,15 +9,14 @@ from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
-from gateway.api.gateway.v1 import coordination_pb2_grpc
+from gateway.api.gateway.v1 import coordination_pb2_grpc, jobs_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.api.gateway.v1 import jobs_pb2_grpc
-from gateway.auth.tls import authenticated_peer
-from gateway.jobs import states
+from gateway.contract import states
 from gateway.jobs.peers import head_of
 from gateway.jobs.scheduler import Scheduler
 from gateway.jobs.store import JobStore, now
-from gateway.rpc import map_errors
+from gateway.transport.rpc import map_errors
+from gateway.transport.tls import authenticated_peer
 
 WATCH_POLL_S = 0.2
 PAGE_DEFAULT = 100

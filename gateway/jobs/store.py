@@ -8,10 +8,11 @@ append-only log per job that WatchJob replays and follows.
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from google.protobuf import timestamp_pb2
 
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.contract import states
 from gateway.db import open_database
-from gateway.errors import FailedPrecondition, NotFound
-from gateway.jobs import states
+from mpc.errors import FailedPrecondition, NotFound
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -117,7 +118,7 @@ class JobStore:
             rows = self._db.execute(query, (*params, limit, offset)).fetchall()
         return [pb.Job.FromString(r[0]) for r in rows]
 
-    def update(self, job_id: str, change, message: str = "") -> pb.Job:  # type: ignore[no-untyped-def]
+    def update(self, job_id: str, change: Callable[[pb.Job], None], message: str = "") -> pb.Job:
         """Applies `change(job)` (which may set a new state) atomically; a state change
         must be allowed by the transition table, else FailedPrecondition."""
         with self._transaction() as db:
@@ -146,7 +147,7 @@ class JobStore:
                 self._append_event(db, job, message or states.name(job.state).lower())
         return job
 
-    def transition(self, job_id: str, target: int, message: str = "", error: error_pb2.ErrorInfo | None = None) -> pb.Job | None:
+    def transition(self, job_id: str, target: states.State, message: str = "", error: error_pb2.ErrorInfo | None = None) -> pb.Job | None:
         """Moves the job to `target` if allowed from its current state; None (and no
         change) if it is not, e.g. because it already ended."""
         def change(job: pb.Job) -> None:
@@ -171,7 +172,7 @@ class JobStore:
         db.execute("INSERT INTO job_events (job_id, sequence, event) VALUES (?, ?, ?)",
                    (job.job_id, sequence, event.SerializeToString()))
 
-    def events(self, job_id: str, after: int = 0) -> list[pb.JobEvent]:
+    def events(self, job_id: str, after: int = 0) -> builtins.list[pb.JobEvent]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT event FROM job_events WHERE job_id = ? AND sequence > ? ORDER BY sequence", (job_id, after)

@@ -14,17 +14,17 @@ from typing import Any
 import grpc.aio
 
 from gateway.api.gateway.v1 import coordination_pb2_grpc, jobs_pb2_grpc
-from gateway.auth.tls import TlsIdentity
 from gateway.exchange.inbox import Inbox
 from gateway.exchange.service import ExchangeServicer, Sessions, register
+from gateway.jobs.contracts import Audit, AuditHead, Datasets, SchedulerConfig
 from gateway.jobs.cost import OperatorLedger
 from gateway.jobs.peers import PeerGateways
-from gateway.jobs.runner import WorkerRunner
-from gateway.jobs.contracts import Audit, AuditHead, Datasets, SchedulerConfig
+from gateway.jobs.records import JobRecords
 from gateway.jobs.scheduler import Scheduler
 from gateway.jobs.service import Caller, CoordinationServicer, JobServicer
 from gateway.jobs.store import JobStore
-from gateway.records import JobRecords
+from gateway.transport.tls import TlsIdentity
+from gateway.workers.runner import WorkerRunner
 
 
 @dataclass

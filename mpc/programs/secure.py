@@ -13,12 +13,12 @@ limit or precision loss applies and nothing about its size becomes public.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
 
-from gateway.errors import InvalidArgument
+from mpc.errors import InvalidArgument
 from mpc.programs import compare
 
 PRECISION_BITS = 24
@@ -203,6 +203,14 @@ def open_to_receivers(ctx: Any, values: list[Any]) -> list[np.ndarray] | None:
     return plain if ctx.rank in ctx.receivers else None
 
 
+@overload
+def opened(value: Any) -> np.ndarray: ...
+
+
+@overload
+def opened(value: Any, dst: int | None) -> np.ndarray | None: ...
+
+
 def opened(value: Any, dst: int | None = None) -> np.ndarray | None:
     """A shared value opened (to `dst`, or to every party) and decoded exactly:
     integer keys (precision 0) as int64, the rest as float64 (None at a party that
@@ -264,7 +272,7 @@ def lowered(value: Any, bits: int = PRODUCT_BITS) -> Any:
     return out
 
 
-def times_integers(value: Any, factors: list[int]) -> Any:
+def times_integers(value: Any, factors: list[int] | list[list[int]]) -> Any:
     """value * public integers, exactly (each party scales its own share: no
     encoding of the factors, no truncation)."""
     out = value.clone()

@@ -1,5 +1,5 @@
 """A partner institution's own client: code generated from mpcgate's proto/ alone,
-plus grpcio and protobuf (tests/test_partner_api_e2e.py runs it in a virtual
+plus grpcio and protobuf (tests/e2e/test_partner_api_e2e.py runs it in a virtual
 environment of its own). It imports nothing of mpcgate's Python packages.
 
 Usage: python client.py GENERATED_DIR ADDRESS PARTY TLS_DIR CLIENT_NAME (token in MPCGATE_TOKEN)
@@ -19,7 +19,6 @@ generated, address, party, tls_dir, name = sys.argv[1:6]
 sys.path.insert(0, generated)
 
 import grpc  # noqa: E402
-
 from mpcgate.common.v1 import tensor_pb2  # noqa: E402
 from mpcgate.gateway.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc  # noqa: E402
 

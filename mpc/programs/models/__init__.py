@@ -1,7 +1,8 @@
 """Joint models trained under MPC. Each program's docstring says what it reveals;
 with parameter dp, models/private.py."""
 
-from mpc.programs.context import JobContext, Result
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import private as dp_of
 from mpc.programs.models import linear, logistic, private
 from mpc.programs.models.inference import evaluate, predict
 from mpc.programs.models.mlp import mlp
@@ -10,8 +11,8 @@ __all__ = ["evaluate", "linear_regression", "logistic_regression", "mlp", "predi
 
 
 def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
-    return (private.linear_regression if "dp" in ctx.parameters else linear.linear_regression)(ctx)
+    return (private.linear_regression if dp_of(ctx.parameters) else linear.linear_regression)(ctx)
 
 
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
-    return (private.logistic_regression if "dp" in ctx.parameters else logistic.logistic_regression)(ctx)
+    return (private.logistic_regression if dp_of(ctx.parameters) else logistic.logistic_regression)(ctx)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.errors import InvalidArgument
+from mpc.errors import InvalidArgument
 from mpc.programs.models import network
 
 MAX_CONSTANT_VALUES = 16
@@ -70,9 +70,10 @@ def _outputs(graph: Any, input_shape: list[int], output: str) -> int:
 
 
 def _supported(graph: Any) -> None:
-    import mpc  # noqa: F401  (the compatibility layer registers the modules CrypTen lacks)
-    from crypten.nn.onnx_converter import ONNX_TO_CRYPTEN
+    import mpc.runtime  # noqa: F401  (CrypTen on modern torch)
+
     from crypten.nn import module as crypten_modules
+    from crypten.nn.onnx_converter import ONNX_TO_CRYPTEN
 
     known = set(ONNX_TO_CRYPTEN) | {name for name in dir(crypten_modules)}
     unsupported = sorted({n.op_type for n in graph.node if n.op_type not in known})
@@ -88,7 +89,8 @@ def _supported(graph: Any) -> None:
 
 def crypten_module(data: bytes) -> Any:
     """The ONNX network as a CrypTen module, not encrypted."""
-    import mpc  # noqa: F401
+    import mpc.runtime  # noqa: F401  (CrypTen on modern torch)
+
     import crypten.nn
 
     try:

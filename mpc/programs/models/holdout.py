@@ -16,27 +16,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from gateway.errors import InvalidArgument
+from mpc.catalogue.context import JobContext
+from mpc.catalogue.schemas import SupervisedParameters
+from mpc.errors import InvalidArgument
 from mpc.programs import secure
-from mpc.programs.context import JobContext
 
 AUC_BINS = 32
 
 
 def mask(ctx: JobContext, rows: int, default: float) -> np.ndarray:
     """True for this party's held-out rows (the `holdout` fraction, else `default`)."""
-    fraction = float(ctx.parameters.get("holdout", default))
-    seed = int(ctx.parameters.get("seed", 0))
+    settings = ctx.settings(SupervisedParameters)
+    fraction = default if settings.holdout is None else settings.holdout
     if ctx.partitioning == "vertical":
         assert ctx.keys is not None and len(ctx.keys) == rows
-        return entity_draws(ctx.keys, seed, str(ctx.parameters.get("key_salt", "mpcgate"))) < fraction
-    return np.random.default_rng([seed, ctx.rank]).random(rows) < fraction
+        return entity_draws(ctx.keys, settings.seed, settings.key_salt) < fraction
+    return np.random.default_rng([settings.seed, ctx.rank]).random(rows) < fraction
 
 
 def entity_draws(keys: np.ndarray, seed: int, salt: str) -> np.ndarray:
     """A uniform draw in [0, 1) per entity, from SHA-256(seed, salt, key) (keys as
     the intersection compares them)."""
-    from mpc.intersection.keys import canonical
+    from mpc.catalogue.keys import canonical
 
     prefix = f"mpcgate-holdout-v1\x00{seed}\x00{salt}\x00".encode()
     return np.array([int.from_bytes(hashlib.sha256(prefix + canonical(k)).digest()[:8], "big") / 2.0**64 for k in keys])
@@ -45,7 +46,8 @@ def entity_draws(keys: np.ndarray, seed: int, salt: str) -> np.ndarray:
 def check(ctx: JobContext, n_test: int, default: float) -> None:
     """A job that asked for held-out rows has at least two of them (every party
     decides alike: the count is public)."""
-    if float(ctx.parameters.get("holdout", default)) > 0 and n_test < 2:
+    asked = ctx.settings(SupervisedParameters).holdout
+    if (default if asked is None else asked) > 0 and n_test < 2:
         raise InvalidArgument(f"the holdout fraction leaves {n_test} held-out rows: a held-out metric needs at least 2 "
                               "(raise holdout, or set it to 0)")
 

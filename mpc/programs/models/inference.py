@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from gateway.errors import FailedPrecondition, InvalidArgument, PolicyRefused
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import EvaluateParameters, PredictParameters
+from mpc.errors import FailedPrecondition, InvalidArgument, PolicyRefused
 from mpc.programs import secure
-from mpc.programs.context import JobContext, Result
 from mpc.programs.models import assets, holdout, network, sigmoid
 from mpc.programs.stats.request import validate_local
 
@@ -61,7 +62,7 @@ def predict(ctx: JobContext) -> dict[str, Result] | None:
     width = int(p.size(1))
     names = [f"class {k}" for k in range(width)] if applied.output == "softmax" else (
         ["probability"] if applied.output == "sigmoid" else [f"output {k}" for k in range(width)])
-    if ctx.parameters.get("reveal", "probabilities") == "classes":
+    if ctx.settings(PredictParameters).reveal == "classes":
         if applied.output == "identity":
             raise InvalidArgument("reveal: classes needs a model with a sigmoid or softmax output")
         guess = _classes(applied.output, p)
@@ -74,11 +75,13 @@ def predict(ctx: JobContext) -> dict[str, Result] | None:
 def evaluate(ctx: JobContext) -> dict[str, Result] | None:
     import crypten
 
-    label = str(ctx.parameters["label"])
+    label = ctx.settings(EvaluateParameters).label
     applied = _apply(ctx, label=label)
     if applied.output == "identity":
         raise InvalidArgument("model.evaluate needs a model whose output is sigmoid or softmax (probabilities)")
     y, n = applied.labels, applied.n
+    if y is None:
+        raise InvalidArgument("model.evaluate needs the label column (parameter label)")
     p = network.activate(applied.output, applied.logits)
     if applied.output == "sigmoid":
         eta = applied.logits.squeeze(1)
@@ -143,7 +146,7 @@ def _apply(ctx: JobContext, label: str | None) -> Applied:
     holders = [r for r, held in enumerate(secure.public(ctx, ctx.model is not None)) if held]
     if not holders:
         raise FailedPrecondition("no party of the job holds the model")
-    described = secure.announced(ctx, holders[0], _description(ctx.model) if ctx.rank == holders[0] else None)
+    described = secure.announced(ctx, holders[0], _description(ctx.model) if ctx.rank == holders[0] and ctx.model is not None else None)
     shared = bool(described["shared"])
     if shared and not all(secure.public(ctx, ctx.model is None or "shares" in ctx.model)):
         raise FailedPrecondition("a shared model is used by the parties holding its shares only")

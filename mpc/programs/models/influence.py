@@ -46,9 +46,9 @@ from typing import Any
 
 import torch
 
-from gateway.errors import PolicyRefused
+from mpc.catalogue.context import JobContext
+from mpc.errors import PolicyRefused
 from mpc.programs import secure
-from mpc.programs.context import JobContext
 from mpc.programs.models.solve import inverse
 
 LEVERAGE_RIDGE = 2.0**-8

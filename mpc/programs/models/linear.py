@@ -43,10 +43,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gateway.errors import InvalidArgument
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import LinearParameters
+from mpc.errors import InvalidArgument
 from mpc.programs import secure
-from mpc.programs.context import JobContext, Result
-from mpc.programs.models import holdout, influence, r2
+from mpc.programs.models import blocks, holdout, influence, r2
 from mpc.programs.models.solve import solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
@@ -67,8 +68,8 @@ HOLDOUT = 0.0
 
 def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
     secure.configure()
-    label = str(ctx.parameters["label"])
-    alpha = float(ctx.parameters.get("alpha", 0.0))
+    label = ctx.settings(LinearParameters).label
+    alpha = ctx.settings(LinearParameters).alpha
     party_rows(ctx)
     test = holdout.mask(ctx, ctx.table.shape[0], HOLDOUT)
     counts = [(int(a), int(b)) for a, b in secure.public(ctx, (int((~test).sum()), int(test.sum())))]
@@ -76,7 +77,7 @@ def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
     holdout.check(ctx, n_test, HOLDOUT)
     held = ctx.table[test] if n_test else None
     train = ctx.table[~test]
-    origin = not ctx.parameters.get("fit_intercept", True)
+    origin = not ctx.settings(LinearParameters).fit_intercept
     if origin:  # see the module docstring: the fit with an intercept on the data and its mirror image
         train, alpha, n = np.vstack([train, -train]), 2 * alpha, 2 * n
     ctx = dataclasses.replace(ctx, table=train, keys=None)
@@ -126,7 +127,7 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         ctx.progress("held-out R^2", 85)
         metrics["r2_holdout"] = r2.horizontal_holdout(ctx, label, x_test, n_test, (shift, scale), order, gamma,
                                                       moments.mean)
-    if not ctx.parameters.get("keep_shared"):
+    if not ctx.settings(LinearParameters).keep_shared:
         sizes = [int(size) for size in secure.public(ctx, len(x))]
         rows = secure.stacked_rows(ctx, (x - shift) / scale, sizes, secure.PRODUCT_BITS)
         influence.refuse_influential_rows(ctx, influence.standardized(rows, moments.mean, inverse.mul(16)), n,
@@ -136,12 +137,12 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     if opened is None:
         return None
     if opened["values"] is None:  # keep_shared: metrics only
-        return _model(features, label, None, None, None, opened["metrics"])
+        return model_results(features, label, None, None, None, opened["metrics"])
     g, mean_z, var_z = opened["values"]
     means = shift + scale * mean_z
     stds = scale * np.sqrt(np.maximum(var_z, 0) * n / (n - 1))
     coefficients = g * scale[d] / scale[:d]
-    return _model(features, label, coefficients, means, stds, opened["metrics"], origin)
+    return model_results(features, label, coefficients, means, stds, opened["metrics"], origin)
 
 
 def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
@@ -161,13 +162,13 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         "ridge": alpha / ((n - 1) * sigma**2),
     }
     cross, error = vertical.cross_correlations(ctx, n, widths, names)
-    correlation = _assemble(ctx, widths, local["corr"], cross)
-    ridge = _by_column(ctx, widths, local["ridge"])
+    correlation = blocks.assemble(ctx, widths, local["corr"], cross)
+    ridge = blocks.by_column(ctx, widths, local["ridge"])
     position = names.index(label)
     keep = [i for i in range(d + 1) if i != position]
     a = correlation[keep][:, keep] + _diag(ridge[keep])
     b = correlation[keep][:, position]
-    precondition = secure.lowered(_by_column(ctx, widths, 1 / np.sqrt(1 + local["ridge"]))[keep])
+    precondition = secure.lowered(blocks.by_column(ctx, widths, 1 / np.sqrt(1 + local["ridge"]))[keep])
     gamma = solve(ctx, a, b, precondition, max(error / 4, MIN_ENTRY_ERROR))
     metrics = {"r2": r2.explained(correlation[keep][:, keep], b, gamma)}  # var(y) = 1: standardized
     if origin:
@@ -176,14 +177,14 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         ctx.progress("held-out R^2", 85)
         metrics["r2_holdout"] = r2.vertical_holdout(ctx, label, held, widths, names, keep, position, gamma,
                                                     ctx.table.mean(axis=0), sigma)
-    if not ctx.parameters.get("keep_shared"):  # every party's standardized columns, the label's too
+    if not ctx.settings(LinearParameters).keep_shared:  # every party's standardized columns, the label's too
         spread = ctx.table.std(axis=0)  # population: V^T V / n is the correlation matrix
         rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(spread > 0, spread, 1),
                                       widths, secure.PRODUCT_BITS)
         influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx), correlation, mirrored=origin)
-    means = _by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
-    stds = _by_column(ctx, widths, secure.split(sigma), axis=1)
-    if ctx.parameters.get("own_coefficients"):
+    means = blocks.by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
+    stds = blocks.by_column(ctx, widths, secure.split(sigma), axis=1)
+    if ctx.settings(LinearParameters).own_coefficients:
         owners = [r for r, w in enumerate(widths) for _ in range(w)]
         return _own_part(ctx, label, names, [owners[j] for j in keep], keep, gamma, stds[:, [position]], metrics,
                          origin)
@@ -191,11 +192,11 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     if opened is None:
         return None
     if opened["values"] is None:  # keep_shared: metrics only
-        return _model([names[i] for i in keep], label, None, None, None, opened["metrics"])
+        return model_results([names[i] for i in keep], label, None, None, None, opened["metrics"])
     g, means, stds = opened["values"][0], secure.join(opened["values"][1]), secure.join(opened["values"][2])
     coefficients = g * stds[position] / stds[keep]
     order = [*keep, position]
-    return _model([names[i] for i in keep], label, coefficients, means[order], stds[order], opened["metrics"], origin)
+    return model_results([names[i] for i in keep], label, coefficients, means[order], stds[order], opened["metrics"], origin)
 
 
 def _own_part(ctx: JobContext, label: str, names: list[str], owners: list[int], keep: list[int], gamma: Any,
@@ -243,7 +244,7 @@ def _preconditioner(inverse_std: Any, ridge: np.ndarray) -> Any:
 
 
 def _release(ctx: JobContext, values: list[Any], metrics: dict[str, Any]) -> dict[str, Any] | None:
-    if ctx.parameters.get("keep_shared"):
+    if ctx.settings(LinearParameters).keep_shared:
         ctx.keep_shares({"coefficients_z": values[0], "mean": values[1], "scale": values[2]})
         opened = secure.open_to_receivers(ctx, list(metrics.values()))
         return None if opened is None else {"values": None, "metrics": _metrics(metrics, opened)}
@@ -258,7 +259,7 @@ def _metrics(shared: dict[str, Any], opened: list[np.ndarray] | None) -> dict[st
     return {name: Result(np.array([float(value)]), [name]) for name, value in zip(shared, opened or [])}
 
 
-def _model(features: list[str], label: str, coefficients: np.ndarray | None, means: np.ndarray | None,
+def model_results(features: list[str], label: str, coefficients: np.ndarray | None, means: np.ndarray | None,
            stds: np.ndarray | None, metrics: dict[str, Result], origin: bool = False) -> dict[str, Result]:
     if coefficients is None or means is None or stds is None:
         return metrics
@@ -274,34 +275,6 @@ def _model(features: list[str], label: str, coefficients: np.ndarray | None, mea
         "label_std": Result(stds[-1:], [label]),
         **metrics,
     }
-
-
-def _by_column(ctx: JobContext, widths: list[int], local: np.ndarray, axis: int = 0) -> Any:
-    """Each party's array over its own columns (along `axis`), shared by it and
-    joined in rank order."""
-    import crypten
-
-    parts = []
-    for r, width in enumerate(widths):
-        shape = list(local.shape)
-        shape[axis] = width
-        if width:
-            parts.append(secure.share_from(ctx, r, local if r == ctx.rank else None, tuple(shape)))
-    return crypten.cat(parts, dim=axis)
-
-
-def _assemble(ctx: JobContext, widths: list[int], own: np.ndarray, cross: dict[tuple[int, int], Any]) -> Any:
-    """The full correlation matrix, shared: own blocks from their owners, cross blocks
-    from MPC (a party with no columns, a model's label holder, adds none)."""
-    import crypten
-
-    blocks: list[list[Any]] = [[None] * len(widths) for _ in widths]
-    for r, width in enumerate(widths):
-        blocks[r][r] = secure.share_from(ctx, r, own if r == ctx.rank else None, (width, width)) if width else None
-    for (a, b), block in cross.items():
-        blocks[a][b], blocks[b][a] = block, block.t()
-    holding = [r for r, width in enumerate(widths) if width]
-    return crypten.cat([crypten.cat([blocks[a][b] for b in holding], dim=1) for a in holding], dim=0)
 
 
 def _diag(vector: Any) -> Any:

@@ -49,11 +49,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from gateway.errors import FailedPrecondition, InvalidArgument
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import LogisticParameters
+from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
-from mpc.programs.context import JobContext, Result
-from mpc.programs.models import holdout, influence, sigmoid
-from mpc.programs.models.linear import _assemble, _by_column
+from mpc.programs.models import blocks, holdout, influence, sigmoid
 from mpc.programs.models.solve import inverse
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
@@ -87,14 +87,14 @@ class Design:
 
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     secure.configure()
-    label = str(ctx.parameters["label"])
+    label = ctx.settings(LogisticParameters).label
     rows = party_rows(ctx)
     if ctx.partitioning == "horizontal":
         design, features, stats = _horizontal(ctx, label)
     else:
         design, features, stats = _vertical(ctx, label, rows[0])
     w, b, losses = _train(ctx, design)
-    if not ctx.parameters.get("keep_shared"):
+    if not ctx.settings(LogisticParameters).keep_shared:
         bound = influence.limit(ctx)
         influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
                                           bound, design.correlation, mirrored=_origin(ctx))
@@ -106,7 +106,7 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     return _release(ctx, label, features, w, b, stats, losses, metrics)
 
 
-def _labels(ctx: JobContext, y: np.ndarray | None, label: str) -> None:
+def check_binary_labels(ctx: JobContext, y: np.ndarray | None, label: str) -> None:
     """Every party learns only whether every label is 0 or 1."""
     ok = y is None or bool(np.all((y == 0) | (y == 1)))
     if not all(secure.public(ctx, ok)):
@@ -120,9 +120,10 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
     features = [c for c in columns if c != label]
     x = ctx.table[:, [columns.index(c) for c in features]]
     y = ctx.table[:, columns.index(label)]
-    _labels(ctx, y, label)
+    check_binary_labels(ctx, y, label)
     test = holdout.mask(ctx, len(y), HOLDOUT)
     train_x, train_y = _mirrored(ctx, x[~test], y[~test])
+    assert train_y is not None  # (labels in, labels out)
     sizes = [(int(a), int(b)) for a, b in secure.public(ctx, (len(train_x), int(test.sum())))]
     n, n_test = sum(a for a, _ in sizes), sum(b for _, b in sizes)
     holdout.check(ctx, n_test, HOLDOUT)
@@ -158,7 +159,7 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     mine = [c for c in ctx.layout[ctx.rank].columns if c != label]
     x = ctx.table[:, [ctx.layout[ctx.rank].columns.index(c) for c in mine]]
     y = ctx.table[:, ctx.layout[ctx.rank].columns.index(label)] if ctx.rank == holder[0] else None
-    _labels(ctx, y, label)
+    check_binary_labels(ctx, y, label)
     layout = [dataclasses.replace(e, columns=[c for c in e.columns if c != label]) for e in ctx.layout]
     widths = [len(e.columns) for e in layout]
     features = [c for e in layout for c in e.columns]
@@ -177,17 +178,17 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     shared_ctx = dataclasses.replace(ctx, table=train_x, layout=layout)
     # one limb: the rows below enter at 12 bits of u / 2^b, too coarse for features far out at both parties
     cross, _ = vertical.cross_correlations(shared_ctx, n, widths, features, limbs=False)
-    correlation = _assemble(ctx, widths, np.atleast_2d(np.corrcoef(train_x, rowvar=False)), cross)
+    correlation = blocks.assemble(ctx, widths, np.atleast_2d(np.corrcoef(train_x, rowvar=False)), cross)
     alpha = _alpha(ctx)
-    ridge = _by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None
+    ridge = blocks.by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None
     design = Design(
         z=secure.stacked_columns(ctx, u_train / bounds, widths, DESIGN_BITS), y=_label(ctx, holder[0], train_y, n),
         z_test=secure.stacked_columns(ctx, u[test] / bounds, widths, DESIGN_BITS) if n_test else None,
         y_test=_label(ctx, holder[0], y[test] if y is not None else None, n_test) if n_test else None,
         shift=torch.zeros(len(features), dtype=torch.float64), scale=torch.from_numpy(public_bounds),
         correlation=correlation, ridge=ridge, n=n, n_test=n_test, originals=_originals(ctx, [n]))
-    stats = {"means": _by_column(ctx, widths, secure.split(mean), axis=1),
-             "stds": _by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
+    stats = {"means": blocks.by_column(ctx, widths, secure.split(mean), axis=1),
+             "stds": blocks.by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
     return design, features, stats
 
 
@@ -200,7 +201,7 @@ def _originals(ctx: JobContext, blocks: list[int]) -> torch.Tensor | None:
 
 
 def _origin(ctx: JobContext) -> bool:
-    return not ctx.parameters.get("fit_intercept", True)
+    return not ctx.settings(LogisticParameters).fit_intercept
 
 
 def _mirrored(ctx: JobContext, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -214,7 +215,7 @@ def _mirrored(ctx: JobContext, x: np.ndarray, y: np.ndarray | None) -> tuple[np.
 
 def _alpha(ctx: JobContext) -> float:
     """The penalty on the training rows (doubled with the mirrored rows)."""
-    return float(ctx.parameters.get("alpha", 1.0)) * (2 if _origin(ctx) else 1)
+    return ctx.settings(LogisticParameters).alpha * (2 if _origin(ctx) else 1)
 
 
 def _enough_rows(ctx: JobContext, n: int, d: int) -> None:
@@ -263,8 +264,8 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
     else:
         precondition = crypten.cryptensor(precondition, precision=secure.PRODUCT_BITS)
     inv = inverse(ctx, a, precondition, ENTRY_ERROR, phase="inverting the Hessian bound")
-    epochs = int(ctx.parameters.get("epochs", 20))
-    tolerance = float(ctx.parameters.get("tolerance", 1e-4))
+    epochs = (ctx.settings(LogisticParameters).epochs or 20)
+    tolerance = ctx.settings(LogisticParameters).tolerance
     w = crypten.cryptensor(torch.zeros(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
     b = crypten.cryptensor(torch.zeros(1, dtype=torch.float64), precision=secure.PRODUCT_BITS)
     losses: list[float] = []  # the kept model's, each epoch
@@ -363,11 +364,11 @@ def _penalty(design: Design, w: Any) -> Any:
 
 def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, stats: dict[str, Any],
              losses: list[float], metrics: list[Any]) -> dict[str, Result] | None:
-    if ctx.parameters.get("own_coefficients"):
+    if ctx.settings(LogisticParameters).own_coefficients:
         return _release_own(ctx, label, features, w, b, stats["own"], losses, metrics)
     horizontal_frame = "frame" in stats
     shared_values = [w, b, stats["mean_z"], stats["var_z"]] if horizontal_frame else [w, b, stats["means"], stats["stds"]]
-    if ctx.parameters.get("keep_shared"):
+    if ctx.settings(LogisticParameters).keep_shared:
         ctx.keep_shares({"weights_std": w, "intercept_std": b})
         opened = secure.open_to_receivers(ctx, metrics)
         values = None
@@ -388,7 +389,7 @@ def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, s
         means, stds = secure.join(values[2]), secure.join(values[3])
     coefficients = weights / stds
     intercept = 0.0 if _origin(ctx) else intercept - float(coefficients @ means)
-    return {**_fitted(features, label, coefficients, intercept, means, stds), **out}
+    return {**fitted_results(features, label, coefficients, intercept, means, stds), **out}
 
 
 def _release_own(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, own: tuple[np.ndarray, np.ndarray],
@@ -407,11 +408,11 @@ def _release_own(ctx: JobContext, label: str, features: list[str], w: Any, b: An
     coefficients = opened[0] / sigma
     intercept = -float(coefficients @ mean) + (float(opened[1][0]) if ctx.rank == holder else 0.0)
     names = features[int(offsets[ctx.rank]) : int(offsets[ctx.rank + 1])]
-    fitted = _fitted(names, label, coefficients, 0.0 if _origin(ctx) else intercept, mean, sigma)
+    fitted = fitted_results(names, label, coefficients, 0.0 if _origin(ctx) else intercept, mean, sigma)
     return {**fitted, **_metrics(losses, shown if shown is not None else [])}
 
 
-def _fitted(features: list[str], label: str, coefficients: np.ndarray, intercept: float, means: np.ndarray,
+def fitted_results(features: list[str], label: str, coefficients: np.ndarray, intercept: float, means: np.ndarray,
             stds: np.ndarray) -> dict[str, Result]:
     return {"coefficients": Result(coefficients, features), "intercept": Result(np.array([intercept]), [label]),
             "feature_means": Result(means, features), "feature_stds": Result(stds, features)}

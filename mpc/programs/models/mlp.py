@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from gateway.errors import FailedPrecondition, InvalidArgument
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import MlpParameters
+from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
-from mpc.programs.context import JobContext, Result
 from mpc.programs.models import holdout, influence, network
 from mpc.programs.stats import horizontal
 from mpc.programs.stats.request import party_rows
 
 HOLDOUT = 0.2
-DEFAULTS = {"hidden": [32], "output": "sigmoid", "epochs": 5, "batch_size": 64, "learning_rate": 0.1, "seed": 0}
 
 
 @dataclasses.dataclass
@@ -58,28 +58,25 @@ class Inputs:
     n_test: int
 
 
-def setting(ctx: JobContext, name: str) -> Any:
-    return ctx.parameters.get(name, DEFAULTS[name])
-
-
 def widths(ctx: JobContext, features: int) -> list[int]:
     """The network's layer widths: features, the hidden layers, the outputs."""
-    outputs = int(ctx.parameters["classes"]) if setting(ctx, "output") == "softmax" else 1
-    return [features, *[int(h) for h in setting(ctx, "hidden")], outputs]
+    settings = ctx.settings(MlpParameters)
+    outputs = (settings.classes or 2) if settings.output == "softmax" else 1
+    return [features, *settings.hidden, outputs]
 
 
 def mlp(ctx: JobContext) -> dict[str, Result] | None:
     secure.configure()
-    label = str(ctx.parameters["label"])
+    label = ctx.settings(MlpParameters).label
     rows = party_rows(ctx)
     data = _horizontal(ctx, label) if ctx.partitioning == "horizontal" else _vertical(ctx, label, rows[0])
-    net = network.crypten_network(widths(ctx, len(data.features)), int(setting(ctx, "seed")))
+    net = network.crypten_network(widths(ctx, len(data.features)), ctx.settings(MlpParameters).seed)
     with network.at_network_precision():
         net.encrypt(src=0)  # the initial weights are public (the seed's)
         net.train()
     losses, accuracies = _train(ctx, net, data)
     metrics = _held_out(ctx, net, data)
-    if not ctx.parameters.get("keep_shared"):
+    if not ctx.settings(MlpParameters).keep_shared:
         bound = influence.limit(ctx)
         influence.refuse_influential_rows(ctx, data.u, data.n, bound)
         influence.refuse_small_classes(ctx, data.y, bound)
@@ -89,14 +86,14 @@ def mlp(ctx: JobContext) -> dict[str, Result] | None:
 def _labels(ctx: JobContext, y: np.ndarray | None, label: str) -> np.ndarray | None:
     """The labels as the network's targets: a column of 0/1 (sigmoid) or one-hot
     rows (softmax). Every party learns only whether every label is valid."""
-    classes = int(ctx.parameters.get("classes", 2))
+    classes = ctx.settings(MlpParameters).classes or 2
     ok = y is None or bool(np.all((y == np.round(y)) & (y >= 0) & (y < classes)))
     if not all(secure.public(ctx, ok)):
-        allowed = "0 and 1" if setting(ctx, "output") == "sigmoid" else f"the classes 0 to {classes - 1}"
+        allowed = "0 and 1" if ctx.settings(MlpParameters).output == "sigmoid" else f"the classes 0 to {classes - 1}"
         raise InvalidArgument(f"the label column {label!r} must hold only {allowed}")
     if y is None:
         return None
-    return y[:, None].astype(np.float64) if setting(ctx, "output") == "sigmoid" else np.eye(classes)[y.astype(int)]
+    return y[:, None].astype(np.float64) if ctx.settings(MlpParameters).output == "sigmoid" else np.eye(classes)[y.astype(int)]
 
 
 def _horizontal(ctx: JobContext, label: str) -> Inputs:
@@ -143,7 +140,7 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> Inputs:
     # rows in an order of their keys' own (the intersection's order is drawn afresh
     # per job), so the same seed trains the same model
     assert ctx.keys is not None
-    order = np.argsort(holdout.entity_draws(ctx.keys, int(setting(ctx, "seed")), str(ctx.parameters.get("key_salt", "mpcgate"))),
+    order = np.argsort(holdout.entity_draws(ctx.keys, ctx.settings(MlpParameters).seed, ctx.settings(MlpParameters).key_salt),
                        kind="stable")
     x, test = x[order], test[order]
     y = y[order] if y is not None else None
@@ -176,9 +173,9 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> Inputs:
 def _train(ctx: JobContext, net: Any, data: Inputs) -> tuple[list[float], list[float]]:
     """Mini-batch SGD; each epoch's mean loss and accuracy (over its batches, as
     the weights were when each batch was seen) opened to every party."""
-    epochs, batch = int(setting(ctx, "epochs")), int(setting(ctx, "batch_size"))
-    rate, seed = float(setting(ctx, "learning_rate")), int(setting(ctx, "seed"))
-    output = str(setting(ctx, "output"))
+    settings = ctx.settings(MlpParameters)
+    epochs, batch, rate, seed, output = (settings.epochs, settings.batch_size, settings.learning_rate, settings.seed,
+                                         settings.output)
     losses: list[float] = []
     accuracies: list[float] = []
     for epoch in range(1, epochs + 1):
@@ -224,9 +221,9 @@ def scored(output: str, logits: Any, y: Any) -> tuple[Any, Any, Any]:
 
 def _held_out(ctx: JobContext, net: Any, data: Inputs) -> list[Any]:
     """Accuracy (and AUC for a binary model) on the held-out rows, shared."""
-    if data.u_test is None:
+    if data.u_test is None or data.y_test is None:
         return []
-    output = str(setting(ctx, "output"))
+    output = ctx.settings(MlpParameters).output
     with network.at_network_precision():
         logits = net(data.u_test)
     p = network.activate(output, logits)
@@ -243,7 +240,7 @@ def _release(ctx: JobContext, label: str, net: Any, data: Inputs, losses: list[f
     model.update(input_shift=data.shift, input_scale=data.scale)
     shift, scale = data.frame
     ctx.public.update(frame_shift=shift, frame_scale=scale)
-    if ctx.parameters.get("keep_shared"):
+    if ctx.settings(MlpParameters).keep_shared:
         ctx.keep_shares(model)
         opened = secure.open_to_receivers(ctx, metrics)
         revealed: list[np.ndarray] = []

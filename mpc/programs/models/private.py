@@ -1,7 +1,7 @@
 """model.linear_regression and model.logistic_regression with parameter dp:
-models trained under differential privacy (mpc.programs.noise_plan), from
+models trained under differential privacy (mpc.privacy.plan), from
 values clipped to the bounds each party's policy declares (stats/private.py),
-horizontal or vertical. The releases and their noise: mpc.programs.noise_plan.
+horizontal or vertical. The releases and their noise: mpc.privacy.plan.
 
 Linear regression: sufficient-statistics perturbation. The noisy sums of Z and of
 Z_i Z_j over the features and the label (stats/private.py) are opened to the
@@ -26,44 +26,39 @@ available with dp (each would release more than the noisy statistics).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-from gateway.errors import InvalidArgument
-from mpc.programs import noise_plan, secure
-from mpc.programs.context import JobContext, Result
-from mpc.programs.models.linear import _model
-from mpc.programs.models.logistic import _fitted, _labels
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.kinds import check_private_model
+from mpc.catalogue.schemas import LinearParameters, LogisticParameters
+from mpc.privacy import plan as noise_plan
+from mpc.privacy.plan import RESIDUAL_BITS, STEP
+from mpc.programs import secure
+from mpc.programs.models.linear import model_results
+from mpc.programs.models.logistic import check_binary_labels, fitted_results
 from mpc.programs.models.sigmoid import activations, clamp01
-from mpc.programs.noise_plan import RESIDUAL_BITS, STEP
+from mpc.programs.noise import release
 from mpc.programs.stats.private import moments, on_grid
 from mpc.programs.stats.request import job_shape
 
-UNAVAILABLE = ("holdout", "keep_shared", "own_coefficients")
-
-
-def check_parameters(kind: str, parameters: dict[str, object]) -> None:
-    unavailable = [p for p in UNAVAILABLE if parameters.get(p)]
-    if unavailable:
-        raise InvalidArgument(f"{unavailable[0]} is not available with parameter dp (it would release more than "
-                              "the noisy statistics)")
-    if kind == "model.logistic_regression" and parameters.get("fit_intercept") is False:
-        raise InvalidArgument("fit_intercept false is not available for logistic regression with parameter dp")
-
 
 def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
-    label = str(ctx.parameters["label"])
+    settings = ctx.settings(LinearParameters)
+    label = settings.label
     n, columns, _ = _shape(ctx)
     z, frame = on_grid(ctx, ctx.layout[ctx.rank].columns)
     opened = moments(ctx, z, noise_plan.plan(ctx.kind, ctx.parameters, columns), ctx.receivers)
     if opened is None:
         return None
     k = columns.index(label)
-    coefficients, r2, means, stds = ridge(opened[0], opened[1], n, frame, k, float(ctx.parameters.get("alpha", 0.0)),
-                                          origin=not ctx.parameters.get("fit_intercept", True))
+    coefficients, r2, means, stds = ridge(opened[0], opened[1], n, frame, k, settings.alpha,
+                                          origin=not settings.fit_intercept)
     order = [j for j in range(len(columns)) if j != k] + [k]
-    return _model([columns[j] for j in order[:-1]], label, coefficients, means[order], stds[order],
-                  {"r2": Result(np.array([r2]), ["r2"])}, origin=not ctx.parameters.get("fit_intercept", True))
+    return model_results([columns[j] for j in order[:-1]], label, coefficients, means[order], stds[order],
+                  {"r2": Result(np.array([r2]), ["r2"])}, origin=not settings.fit_intercept)
 
 
 def ridge(sums: np.ndarray, products: np.ndarray, n: int, frame: list[tuple[float, float]], k: int, alpha: float,
@@ -89,18 +84,19 @@ def ridge(sums: np.ndarray, products: np.ndarray, n: int, frame: list[tuple[floa
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     import crypten
 
-    label = str(ctx.parameters["label"])
+    settings = ctx.settings(LogisticParameters)
+    label = settings.label
     n, columns, rows = _shape(ctx)
     own = ctx.layout[ctx.rank].columns
     y = ctx.table[:, own.index(label)] if label in own else None
-    _labels(ctx, y, label)
+    check_binary_labels(ctx, y, label)
     z, frame = on_grid(ctx, [c for c in own if c != label])
     features = [c for c in columns if c != label]
     parts = noise_plan.plan(ctx.kind, ctx.parameters, columns)
     sums, products = moments(ctx, z, parts, list(range(ctx.world_size)))  # type: ignore[misc]
     lower, upper = np.array(frame).T
     mid, half = (lower + upper) / 2, (upper - lower) / 2
-    ridge = float(ctx.parameters.get("alpha", 1.0)) / half**2  # scikit-learn's penalty alpha / 2 |beta|^2, in z units
+    ridge = settings.alpha / half**2  # scikit-learn's penalty alpha / 2 |beta|^2, in z units
     step = _newton_inverse(sums / STEP, products / STEP**2, n, ridge, parts["cross"])
     design, labels = _shared_rows(ctx, z, y, rows)
     d = len(features)
@@ -110,8 +106,8 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     for epoch in range(1, epochs + 1):
         eta = design.matmul(w[:d]).div(STEP) + w[d:]  # Z w is exact at 16 bits in units of STEP
         residual = clamp01(activations(eta)[0]) - labels  # exactly in [-1, 1] (the clamp's bits are scale 1)
-        gradient = noise_plan.noised(design.t().matmul(residual), parts["gradient"], RESIDUAL_BITS, RESIDUAL_BITS)
-        intercept = noise_plan.noised(residual.sum().unsqueeze(0), parts["intercept"], RESIDUAL_BITS, RESIDUAL_BITS)
+        gradient = release.noised(design.t().matmul(residual), parts["gradient"], RESIDUAL_BITS, RESIDUAL_BITS)
+        intercept = release.noised(residual.sum().unsqueeze(0), parts["intercept"], RESIDUAL_BITS, RESIDUAL_BITS)
         noisy = crypten.cat([gradient, intercept]).div(n)  # the sums are exact integers before the noise
         # w -= H^-1 (gradient + penalty w), as (gradient / n)(n H^-1) (both of order one) and w (H^-1 penalty)
         w = w - crypten.cat([noisy[:d].div(STEP), noisy[d:]]).matmul(step.T) - w.matmul(shrink)
@@ -122,19 +118,19 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     coefficients = opened[0][:d] / half
     intercept = float(opened[0][d]) - float(coefficients @ mid)
     var_z = np.maximum((products.diagonal() / STEP**2 - (sums / STEP) ** 2 / n) / (n - 1), 0.0)
-    return _fitted(features, label, coefficients, intercept, mid + half * sums / STEP / n, half * np.sqrt(var_z))
+    return fitted_results(features, label, coefficients, intercept, mid + half * sums / STEP / n, half * np.sqrt(var_z))
 
 
 def _shape(ctx: JobContext) -> tuple[int, list[str], list[int]]:
     """The rows (checked alike at every party), the job's columns in order, and
     every party's row count."""
     secure.configure()
-    check_parameters(ctx.kind, ctx.parameters)
+    check_private_model(ctx.parameters)  # again, where the data is used
     rows, n, columns = job_shape(ctx)
     return n, columns, rows
 
 
-def _shared_rows(ctx: JobContext, z: np.ndarray, y: np.ndarray | None, sizes: list[int]):  # type: ignore[no-untyped-def]
+def _shared_rows(ctx: JobContext, z: np.ndarray, y: np.ndarray | None, sizes: list[int]) -> tuple[Any, Any]:
     """The features as shared integers Z (n x d, precision 0) and the labels at 16 bits."""
     if ctx.partitioning == "horizontal":
         design = secure.stacked_rows(ctx, z.astype(np.float64), sizes, precision=0)
@@ -142,7 +138,7 @@ def _shared_rows(ctx: JobContext, z: np.ndarray, y: np.ndarray | None, sizes: li
         return design, labels
     widths = [int(w) for w in secure.public(ctx, z.shape[1])]
     design = secure.stacked_columns(ctx, z.astype(np.float64), widths, precision=0)
-    holder = next(e.rank for e in ctx.layout if ctx.parameters["label"] in e.columns)
+    holder = next(e.rank for e in ctx.layout if ctx.settings(LinearParameters).label in e.columns)
     return design, secure.share_from(ctx, holder, y, (sizes[0],), precision=RESIDUAL_BITS)
 
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from gateway.errors import FailedPrecondition
+from mpc.catalogue.context import JobContext
+from mpc.errors import FailedPrecondition
 from mpc.programs import secure
-from mpc.programs.context import JobContext
-from mpc.programs.models.solve import _product, inverse
+from mpc.programs.models import blocks
+from mpc.programs.models.solve import inverse, product
 from mpc.programs.stats import horizontal, vertical
 
 MAX_LABEL_FACTOR = 64
@@ -44,7 +45,7 @@ def explained(second: Any, b: Any, gamma: Any, bits: int = secure.PRECISION_BITS
     """The variance the fit explains on the training rows, 2 g.b - g.C g with C the
     features' unpenalized second moments (the form is second order in g's error), in
     the system's units (R^2 once divided by var(y)), at `bits`."""
-    twice = secure.lowered(b, bits).mul(2) - _product(secure.lowered(second, bits), gamma)
+    twice = secure.lowered(b, bits).mul(2) - product(secure.lowered(second, bits), gamma)
     return _dot(twice, gamma, bits)
 
 
@@ -52,7 +53,7 @@ def _dot(u: Any, v: Any, bits: int = secure.PRECISION_BITS) -> Any:
     """u . v at `bits` (24 by default), v in two limbs (secure products truncate by
     the lower precision: a 16-bit v would cost 1.5e-5 |u| per term, and in the
     frame's units |u| can exceed var(y) tenfold)."""
-    return _product(secure.lowered(u, bits).reshape(1, -1), v).sum()
+    return product(secure.lowered(u, bits).reshape(1, -1), v).sum()
 
 
 def inverse_variance(variance: Any, inverse_std: Any) -> Any:
@@ -141,7 +142,7 @@ def _weights(gamma: Any) -> Any:
 
 def _quadratic(matrix: Any, w: Any) -> Any:
     """w^T M w, M at 24 bits."""
-    return _dot(_product(secure.lowered(matrix, secure.PRECISION_BITS), w), w)
+    return _dot(product(secure.lowered(matrix, secure.PRECISION_BITS), w), w)
 
 
 def _squared(value: Any) -> Any:
@@ -153,7 +154,7 @@ def horizontal_holdout(ctx: JobContext, label: str, x_test: np.ndarray, n_test: 
     """R^2 on the pooled held-out rows (columns in `order`, the label last), in the
     training rows' public frame; `train_mean` the training means of z (32 bits)."""
     d = len(order) - 1
-    moments = horizontal.pooled_moments(ctx, x_test, n_test, frame, order, True)
+    moments = horizontal.pooled_moments(ctx, x_test, n_test, frame, order)
     if not secure.greater_than_to_all(ctx, moments.variance[d : d + 1], horizontal.CORRELATION_FLOOR).all():
         raise FailedPrecondition(f"the held-out rows' label {label!r} varies too little relative to its range for "
                                  "their R^2 to be computed to 1e-3: hold out more rows (holdout)")
@@ -172,16 +173,14 @@ def vertical_holdout(ctx: JobContext, label: str, held: np.ndarray, widths: list
     b = (mean_test - mean) / s per column (each party's own, exact), the held-out
     second moments are a_i a_j R_test,ij (n-1)/n + b_i b_j, R_test their
     correlations (own blocks exact, cross blocks by secure matmul)."""
-    from mpc.programs.models.linear import _assemble, _by_column
-
     n_test = held.shape[0]
     test_sigma = (held - held[0]).std(axis=0, ddof=1)
     cross, _ = vertical.cross_correlations(dataclasses.replace(ctx, table=held), n_test, widths, names)
     own = np.atleast_2d(np.corrcoef(held, rowvar=False)) if held.shape[1] > 1 else np.ones((1, 1))
     order = [*keep, position]
-    correlation = _assemble(ctx, widths, own, cross)[order][:, order]
-    a = _by_column(ctx, widths, test_sigma / sigma)[order]
-    b = _by_column(ctx, widths, (held.mean(axis=0) - mean) / sigma)[order]
+    correlation = blocks.assemble(ctx, widths, own, cross)[order][:, order]
+    a = blocks.by_column(ctx, widths, test_sigma / sigma)[order]
+    b = blocks.by_column(ctx, widths, (held.mean(axis=0) - mean) / sigma)[order]
     w = _weights(gamma)
     scaled = secure.mul_mixed(w, secure.lowered(a))
     error = _quadratic(correlation, scaled).mul((n_test - 1) / n_test) + _squared(_dot(b, w))

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from gateway.errors import FailedPrecondition
+from mpc.errors import FailedPrecondition
 from mpc.programs import secure
 
 NEWTON_STEPS_MAX = 30
@@ -88,8 +88,8 @@ def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float) -> Any:
     b_scaled = secure.lowered(secure.mul_mixed(b, scale), secure.PRECISION_BITS)
     y = secure.mul_mixed(b_scaled, inv.x, "matmul")  # b'^T X = (X b')^T, X symmetric
     for _ in range(REFINEMENTS):
-        y = y + secure.mul_mixed(b_scaled - _product(inv.scaled, y), inv.x, "matmul")
-    if not _all_within(ctx, b_scaled - _product(inv.scaled, y), RESIDUAL_TOLERANCE):
+        y = y + secure.mul_mixed(b_scaled - product(inv.scaled, y), inv.x, "matmul")
+    if not _all_within(ctx, b_scaled - product(inv.scaled, y), RESIDUAL_TOLERANCE):
         raise FailedPrecondition("solving the normal equations failed in the fixed point (a truncation wrapped); "
                                  "nothing was released, please resubmit the job")
     return secure.mul_mixed(y, scale)
@@ -102,7 +102,7 @@ def _all_within(ctx: Any, values: Any, tolerance: float) -> bool:
     return bool(secure.greater_than_to_all(ctx, inside.sum() - (int(flat.size(0)) - 1), 0).all())
 
 
-def _product(matrix: Any, vector: Any) -> Any:
+def product(matrix: Any, vector: Any) -> Any:
     """matrix @ vector at 24 bits, the vector in two limbs so neither product's
     encoding nears the ring: hi at 16 bits, lo = vector - hi scaled by 2^16."""
     hi = secure.lowered(vector)

@@ -7,7 +7,7 @@ pooled range and the pooled mean rounded to an eighth of it (the frame, see
 horizontal.py), plus one bit per column saying whether its spread suffices for
 1e-3; for vertical jobs, the power of two of the largest distance from the mean in
 standard deviations (for covariance and correlation), and what the private set
-intersection that aligns their rows reveals (mpc.intersection: the common
+intersection that aligns their rows reveals (mpc.programs.intersection: the common
 entities' count; each party, which of its own rows are common). Nothing else
 leaves a party unencrypted.
 
@@ -31,8 +31,9 @@ A dataset whose policy sets require_dp takes part in no other job.
 
 from __future__ import annotations
 
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import private as dp_of
 from mpc.programs import secure
-from mpc.programs.context import JobContext, Result
 from mpc.programs.stats import horizontal, private, vertical
 from mpc.programs.stats.request import job_shape, ordered, request
 
@@ -63,7 +64,7 @@ def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
     secure.configure()
     req = request(ctx, base)  # every party checks its own rules before anything is shared
     rows, n, columns = job_shape(ctx)
-    if "dp" in ctx.parameters:
+    if dp_of(ctx.parameters) is not None:
         if req.edges is not None:
             results = private.histogram(ctx, req.edges, columns)
         else:

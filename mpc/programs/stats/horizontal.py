@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gateway.errors import FailedPrecondition
+from mpc.catalogue.context import JobContext, Result
+from mpc.errors import FailedPrecondition
 from mpc.programs import secure
-from mpc.programs.context import JobContext, Result
 from mpc.programs.stats.request import DISPERSION, MOMENTS, Request, histogram_result, local_histogram
 
 RANGE_STEPS = 20
@@ -170,7 +170,7 @@ def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[
              columns: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], list[tuple[str, Any]]]:
     """The shared moments the request needs, and the frame they are in."""
     if not req.wants(DISPERSION):
-        return frame, [("mean_z", pooled_moments(ctx, x, n, frame, columns, dispersion=False).mean)]
+        return frame, [("mean_z", pooled_mean(ctx, x, n, frame))]
     frame, moments = tightened_moments(ctx, x, n, frame, columns, CORRELATION_FLOOR if _mpc_correlation(req) else None)
     out: list[tuple[str, Any]] = []
     if req.wants({"sum", "mean"}):
@@ -189,23 +189,21 @@ class Moments:
     """Secret-shared pooled moments of z = (x - shift) / scale, at 32 bits."""
 
     mean: Any  # mean(z)
-    biased: Any | None  # cov(z) * (n - 1) / n
-    variance: Any | None  # its diagonal
+    biased: Any  # cov(z) * (n - 1) / n
+    variance: Any  # its diagonal
 
 
 def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray], columns: list[str],
-                   dispersion: bool = True, floor: float | None = None) -> Moments:
-    """The parties' local aggregates of z, added under encryption; with `dispersion`,
-    the covariance too, refusing (every party alike) a column whose variance is
-    below `floor` (by default var_floor, what 1e-3 needs; 0: no check)."""
+                   floor: float | None = None) -> Moments:
+    """The parties' local aggregates of z and of its products, added under
+    encryption, refusing (every party alike) a column whose variance is below
+    `floor` (by default var_floor, what 1e-3 needs; 0: no check)."""
     shift, scale = frame
     z = (x - shift) / scale
     d = len(columns)
     local = np.concatenate([z.sum(axis=0) / n, (z.T @ z).ravel() / n])
     pooled = secure.total(secure.share_each(ctx, local, precision=secure.AGGREGATE_BITS))
     mean = pooled[:d]
-    if not dispersion:
-        return Moments(mean, None, None)
     biased = pooled[d:].reshape(d, d) - _outer(mean, d)  # cov(z) * (n-1)/n
     variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
     floor = var_floor(ctx.world_size) if floor is None else floor
@@ -214,6 +212,13 @@ def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarr
         if not ok.all():
             _refuse_spread(columns[int(np.argmin(ok))])
     return Moments(mean, biased, variance)
+
+
+def pooled_mean(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray]) -> Any:
+    """mean(z), shared: the parties' local sums added under encryption."""
+    shift, scale = frame
+    return secure.total(secure.share_each(ctx, ((x - shift) / scale).sum(axis=0) / n,
+                                          precision=secure.AGGREGATE_BITS))
 
 
 def row_frame_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],

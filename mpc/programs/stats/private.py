@@ -4,13 +4,13 @@ correlations and rows per bin under differential privacy, horizontal or vertical
 The guarantee. Unit of privacy: one row of one dataset, its values replaced by
 any others (the parties' row counts are public metadata, so count is exact and
 not protected; the values behind every other statistic are). The noisy releases
-(mpc.programs.noise_plan: per column the sum of its clipped values and of their
+(mpc.privacy.plan: per column the sum of its clipped values and of their
 squares, per pair of columns the sum of their products) share the job's budget:
 with the laplace mechanism each is epsilon / releases-differentially private and
 the job epsilon-differentially private by basic composition; with the gaussian
 mechanism the job is (epsilon, delta)-differentially private through
 zero-concentrated DP. What the samplers deviate from the exact distributions
-adds to delta (privacy.TOTAL_VARIATION, gaussian.TOTAL_VARIATION per value).
+adds to delta (noise.laplace.TOTAL_VARIATION, privacy.accounting.TOTAL_VARIATION per value).
 Means, variances, deviations, covariances and correlations are computed from the
 noisy sums after opening (post-processing costs no privacy). A noisy covariance is
 symmetric but, with few rows or a small epsilon, not always positive semidefinite:
@@ -32,10 +32,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gateway.errors import InvalidArgument
-from mpc.programs import noise_plan, privacy, secure
-from mpc.programs.context import JobContext, Result
-from mpc.programs.noise_plan import STEP
+from mpc.catalogue.context import JobContext, Result
+from mpc.errors import InvalidArgument
+from mpc.privacy import plan as noise_plan
+from mpc.privacy.plan import STEP
+from mpc.programs import secure
+from mpc.programs.noise import laplace, release
 from mpc.programs.stats.request import histogram_result
 
 SUPPORTED = {"count", "sum", "mean", "variance", "std", "covariance", "correlation"}
@@ -61,14 +63,14 @@ def on_grid(ctx: JobContext, names: list[str]) -> tuple[np.ndarray, list[tuple[f
     as integers Z = round(STEP z), and the job's frame (the bounds z is relative
     to, every party's columns in job order: horizontal, the union per column)."""
     mine = [ctx.layout[ctx.rank].columns.index(c) for c in names]
-    own = privacy.bounds_for(ctx.rules, names)
+    own = laplace.bounds_for(ctx.rules, names)
     bounds = secure.public(ctx, own)
     if ctx.partitioning == "horizontal":
         frame = [(min(b[j][0] for b in bounds), max(b[j][1] for b in bounds)) for j in range(len(names))]
-        z = privacy.clipped(ctx.table[:, mine], own, frame)
+        z = laplace.clipped(ctx.table[:, mine], own, frame)
     else:
         frame = [pair for by_party in bounds for pair in by_party]
-        z = privacy.clipped(ctx.table[:, mine], own)
+        z = laplace.clipped(ctx.table[:, mine], own)
     return np.rint(z * STEP).astype(np.int64), frame
 
 
@@ -94,13 +96,13 @@ def moments(ctx: JobContext, z: np.ndarray, parts: dict[str, noise_plan.Part],
         if cross:
             shared = secure.stacked_columns(ctx, z.astype(np.float64), widths, precision=0)
             upper = np.triu_indices(d, 1)
-            flat = torch.from_numpy((upper[0] * d + upper[1]).astype(np.int64))
-            pieces.append(shared.t().matmul(shared).flatten()[flat])  # integers: exact, no truncation
+            pairs = torch.from_numpy((upper[0] * d + upper[1]).astype(np.int64))
+            pieces.append(shared.t().matmul(shared).flatten()[pairs])  # integers: exact, no truncation
         exact = crypten.cat(pieces)
     ctx.progress("adding noise no party knows", 60)
     names = [name for name in PARTS if name in parts and parts[name].count]  # the vector's parts, in order
     ends = np.cumsum([parts[name].count for name in names])
-    noisy = crypten.cat([noise_plan.noised(exact[int(end - parts[name].count):int(end)], parts[name])
+    noisy = crypten.cat([release.noised(exact[int(end - parts[name].count):int(end)], parts[name])
                          for name, end in zip(names, ends)])
     ctx.progress("revealing", 90)
     values = secure.open_to_owners(ctx, [(rank, noisy) for rank in to])
@@ -144,7 +146,7 @@ def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str]) -> dict[st
     the columns). A bin whose noisy count is below the largest min_group_size of
     the parties is withheld: each party's rule, applied to what is released."""
     mine = ctx.layout[ctx.rank].columns
-    privacy.bounds_for(ctx.rules, mine)  # a dp job reads only columns its owner declared for it
+    laplace.bounds_for(ctx.rules, mine)  # a dp job reads only columns its owner declared for it
     counts = np.stack([np.histogram(ctx.table[:, j], bins=edges)[0] for j in range(len(mine))]).astype(np.float64)
     if ctx.partitioning == "horizontal":
         pooled = secure.total(secure.share_each(ctx, counts.T)).t()
@@ -153,7 +155,7 @@ def histogram(ctx: JobContext, edges: np.ndarray, columns: list[str]) -> dict[st
     smallest = max(int(k) for k in secure.public(ctx, ctx.rules.min_group_size))
     part = noise_plan.plan(ctx.kind, ctx.parameters, columns)["bins"]
     ctx.progress("adding noise no party knows", 60)
-    opened = secure.open_to_receivers(ctx, [noise_plan.noised(pooled, part, secure.PRECISION_BITS)])
+    opened = secure.open_to_receivers(ctx, [release.noised(pooled, part, secure.PRECISION_BITS)])
     if opened is None:
         return None
     noisy = np.maximum(np.round(opened[0]), 0.0)

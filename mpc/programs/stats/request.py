@@ -1,7 +1,7 @@
 """What a statistics job asks for, the checks every party makes before anything is
 shared, and how revealed values become the released statistics.
 
-Accuracy (documented in the README and asserted by tests/test_stats_numerics.py
+Accuracy (documented in the README and asserted by tests/mpc/test_stats_numerics.py
 against numpy float64 on the pooled rows): count exact; histogram counts exact;
 min and max exact to 2^-49 relative; sum and mean within 1e-3 relative or 1e-5 of
 the column's range; variance and std within 1e-3 relative; covariance within
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.errors import FailedPrecondition, InvalidArgument
-from mpc.programs.context import JobContext, Result
+from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import HistogramParameters, StatsParameters
+from mpc.errors import FailedPrecondition, InvalidArgument
 
 MAX_ROWS = 2**32
 MOMENTS = {"sum", "mean", "variance", "std", "covariance", "correlation"}
@@ -38,15 +39,12 @@ def request(ctx: JobContext, base: list[str]) -> Request:
     """The statistics to release: min and max only when the job asks for extremes
     (parameter `extremes`), and only if this party's own policy allows it."""
     wanted = list(base)
-    if ctx.parameters.get("extremes"):
-        if not ctx.rules.allow_extremes:
-            raise FailedPrecondition("this party's policy does not allow releasing extremes (min, max)")
+    settings = ctx.settings(StatsParameters)
+    if settings.extremes:  # (this party's rules allow it: mpc.programs.run checked them)
         wanted += ["min", "max"]
     edges = None
     if "histogram" in wanted:
-        edges = np.asarray(ctx.parameters.get("bin_edges", []), dtype=np.float64)
-        if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-            raise InvalidArgument("parameter bin_edges must be at least two finite, strictly increasing numbers")
+        edges = np.asarray(ctx.settings(HistogramParameters).bin_edges, dtype=np.float64)
     return Request(wanted, edges)
 
 

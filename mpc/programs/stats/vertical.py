@@ -1,5 +1,5 @@
 """Statistics of vertically partitioned data: the parties hold different columns of
-the same rows (aligned by the private set intersection, mpc.intersection).
+the same rows (aligned by the private set intersection, mpc.programs.intersection).
 
 A party's own columns need no cryptography to be computed: it knows them whole.
 So each party computes its own columns' statistics exactly in float64 (sum, mean,
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from gateway.errors import FailedPrecondition
+from mpc.catalogue.context import JobContext, Result
+from mpc.errors import FailedPrecondition
 from mpc.programs import secure
-from mpc.programs.context import JobContext, Result
 from mpc.programs.stats.request import Request, histogram_result, local_histogram
 
 CHUNK_ROWS = 4096
@@ -70,7 +70,8 @@ def _own_size(width: int, bins: int, req: Request) -> int:
 def _own_statistics(ctx: JobContext, req: Request) -> tuple[list[str], np.ndarray]:
     x = ctx.table
     centered = _centered(x)
-    names, parts = [], []
+    names: list[str] = []
+    parts: list[np.ndarray] = []
     local = {
         "sum": lambda: x.sum(axis=0), "mean": lambda: x[0] + centered.mean(axis=0),
         "variance": lambda: centered.var(axis=0, ddof=1), "std": lambda: centered.std(axis=0, ddof=1),

@@ -1,0 +1,395 @@
+"""The dataset registry: local tables registered for joint jobs, their schemas and
+policies, and the policy review every proposed job goes through.
+
+Data never leaves the gateway: the registry stores the file's path (which must lie
+inside the data directory), its validated schema and row count, the SHA-256 of its
+bytes, and its policy. A job reads the file only if it still has that digest: a
+file changed after registration is refused until it is registered again.
+Policies are default deny: an empty list allows nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.api.gateway.v1 import datasets_pb2_grpc
+from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.contract.policies import max_leverage
+from gateway.db import open_database
+from gateway.jobs.contracts import LoadedInput, Review, parameters_of, participants
+from gateway.jobs.store import now
+from gateway.registry import ingest
+from gateway.registry.budgets import Budgets, unit_of
+from gateway.registry.intersections import Intersections
+from gateway.transport.rpc import map_errors
+from mpc.catalogue import keys as keyspace
+from mpc.catalogue.context import ReleaseRules
+from mpc.catalogue.kinds import KINDS
+from mpc.catalogue.rules import refusals
+from mpc.catalogue.schemas import LinearParameters, Parameters, SupervisedParameters, label_of, private
+from mpc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from mpc.privacy import plan as noise_plan
+
+NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    name   TEXT PRIMARY KEY,
+    path   TEXT NOT NULL,
+    record BLOB NOT NULL
+);
+"""
+
+
+def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: Iterable[str], me: str) -> Review:
+    """Whether a job may use `columns` of `dataset`: a pure function of the policy,
+    the dataset's metadata and the job spec. Every refusal gives its reason."""
+    columns = list(columns)
+    parameters = parameters_of(spec)
+    reasons = []
+    others = sorted(set(participants(spec)) - {me})
+    strangers = [p for p in others if p not in policy.allowed_parties]
+    if strangers:
+        reasons.append(f"parties {', '.join(strangers)} may not use dataset {dataset.name!r}")
+    if spec.kind not in policy.allowed_job_kinds:
+        reasons.append(f"job kind {spec.kind!r} is not allowed on dataset {dataset.name!r}")
+    hidden = [c for c in columns if c not in policy.allowed_columns]
+    if hidden:
+        reasons.append(f"columns {', '.join(hidden)} of dataset {dataset.name!r} are not allowed")
+    receivers = [r for r in spec.result_receivers if r not in policy.allowed_result_receivers]
+    if receivers:
+        reasons.append(f"result receivers {', '.join(receivers)} are not allowed for dataset {dataset.name!r}")
+    if policy.min_rows <= 0:
+        reasons.append(f"dataset {dataset.name!r}'s policy sets no min_rows (0): it allows no job until it sets the "
+                       "fewest rows behind any released aggregate (1 or more)")
+    elif dataset.row_count < policy.min_rows:
+        reasons.append(f"dataset {dataset.name!r} has {dataset.row_count} rows; its policy needs at least "
+                       f"{policy.min_rows} behind any released aggregate")
+    owner = f"dataset {dataset.name!r}'s policy"
+    reasons += [refusal.describe(owner) for refusal in refusals(release_rules(policy), parameters, columns)]
+    shared, own = _shared(parameters), isinstance(parameters, LinearParameters) and parameters.own_coefficients
+    if spec.kind.startswith("model.") and policy.shared_models_only and not shared:
+        reasons.append(f"{owner} allows only models kept secret-shared (keep_shared)")
+    if spec.partitioning == pb.PARTITIONING_VERTICAL and policy.forbid_intersection:
+        reasons.append(f"dataset {dataset.name!r}'s policy forbids private set intersection (vertical jobs)")
+    vertical_model = spec.kind.startswith("model.") and spec.partitioning == pb.PARTITIONING_VERTICAL
+    if vertical_model and policy.own_coefficients_only and not (shared or own):
+        reasons.append(f"dataset {dataset.name!r}'s policy reveals a model's coefficients only to the party whose "
+                       "features they weigh (own_coefficients) or to nobody (keep_shared)")
+    reasons += _label_rules(policy, dataset, spec, parameters, columns)
+    if reasons:
+        return Review("reject", reasons)
+    return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")
+
+
+def _label_rules(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameters: Parameters,
+                 columns: list[str]) -> list[str]:
+    """How a model trained on one of this dataset's columns as its label may leave
+    (label_release); own_coefficients_only at a label holder: no other party
+    receives coefficients, which all rest on its labels."""
+    label = label_of(parameters)
+    if not KINDS[spec.kind].trains_model or label is None or label not in columns:
+        return []
+    shared = _shared(parameters)
+    reasons = []
+    if policy.label_release == dpb.LABEL_RELEASE_SHARED_ONLY and not shared:
+        reasons.append(f"dataset {dataset.name!r}'s policy releases models trained on its label "
+                       f"{label!r} only as secret shares (keep_shared)")
+    if policy.label_release == dpb.LABEL_RELEASE_DP and not (private(parameters) is not None or shared):
+        reasons.append(f"dataset {dataset.name!r}'s policy releases models trained on its label "
+                       f"{label!r} only with differential privacy (parameter dp) or kept shared")
+    if policy.own_coefficients_only and spec.partitioning == pb.PARTITIONING_VERTICAL and not shared:
+        reasons.append(f"dataset {dataset.name!r} holds the label {label!r} and its policy reveals "
+                       "coefficients only to their own party: every party's coefficients rest on its labels, so "
+                       "only keep_shared models may be trained on it")
+    return reasons
+
+
+def _shared(parameters: Parameters) -> bool:
+    return isinstance(parameters, SupervisedParameters) and parameters.keep_shared
+
+
+def release_rules(policy: dpb.Policy) -> ReleaseRules:
+    """One dataset's policy as the release rules its party applies."""
+    return ReleaseRules(
+        min_group_size=max(policy.min_group_size or policy.min_rows, 1),
+        small_groups="refuse" if policy.small_groups == dpb.SMALL_GROUP_ACTION_REFUSE else "suppress",
+        allow_extremes=policy.allow_extremes,
+        min_intersection=policy.min_intersection_size,
+        max_key_ratio=policy.max_key_ratio,
+        require_dp=policy.require_dp,
+        dp_bounds={c: (b.lower, b.upper) for c, b in policy.dp_bounds.items()},
+        max_leverage=max_leverage(policy),
+    )
+
+
+class Registry:
+    def __init__(self, database: Path, data_dir: Path, party_id: str) -> None:
+        self._data_dir = data_dir.resolve()
+        self._party = party_id
+        self._lock = threading.Lock()
+        self._db = open_database(database, SCHEMA)
+        self._cache_dir = Path(database).parent / "columnar"
+        self.budgets = Budgets(database)
+        self.intersections = Intersections(database)
+
+    # -- registry -------------------------------------------------------------------
+
+    def register(self, request: dpb.RegisterDatasetRequest) -> dpb.Dataset:
+        if not NAME.match(request.name):
+            raise InvalidArgument(f"dataset name {request.name!r} must match {NAME.pattern}")
+        path = self._inside_data_dir(request.path)
+        file_format = _format(path, request.format)
+        digest, size = _digest(path)
+        parsed = ingest.parse(path, file_format == dpb.FILE_FORMAT_PARQUET)
+        numeric = list(request.numeric_columns) or [c for c in parsed.header if c != request.key_column]
+        for column in [*numeric, *([request.key_column] if request.key_column else [])]:
+            if column not in parsed.header:
+                raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(parsed.header)})")
+        if request.key_column:
+            keyspace.check(parsed.keys(request.key_column), f"{path.name}, key column {request.key_column!r}")
+        ingest.write_cache(self._cache(digest), parsed, numeric, request.key_column)  # validates every cell
+        dataset = dpb.Dataset(
+            name=request.name, party_id=self._party, description=request.description, format=file_format,
+            columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC) for c in numeric]
+            + ([dpb.Column(name=request.key_column, type=dpb.COLUMN_TYPE_KEY)] if request.key_column else []),
+            row_count=parsed.rows, key_column=request.key_column, policy=request.policy,
+            created_at=now(), updated_at=now(), content_sha256=digest, size_bytes=size,
+        )
+        verb = "INSERT OR REPLACE" if request.replace else "INSERT"
+        with self._lock:
+            try:
+                self._db.execute(f"{verb} INTO datasets (name, path, record) VALUES (?, ?, ?)",
+                                 (dataset.name, str(path), dataset.SerializeToString()))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"dataset {request.name!r} is already registered (register with replace "
+                                    "to replace it)") from None
+        return dataset
+
+    def get(self, name: str) -> dpb.Dataset:
+        return self._spent(self._row(name)[1])
+
+    def list(self) -> list[dpb.Dataset]:
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM datasets ORDER BY name").fetchall()
+        return [self._spent(dpb.Dataset.FromString(r[0])) for r in rows]
+
+    def _spent(self, dataset: dpb.Dataset) -> dpb.Dataset:
+        if dataset.policy.HasField("dp_budget"):
+            dataset.dp_spent.CopyFrom(self.budgets.spent(dataset, self._same_unit(dataset)))
+        return dataset
+
+    def _same_unit(self, dataset: dpb.Dataset) -> builtins.list[str]:
+        """The datasets registered here whose rows are `dataset`'s privacy unit (its
+        own name among them): their charges count against its budget."""
+        unit = unit_of(dataset)
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM datasets").fetchall()
+        return sorted({dataset.name} | {d.name for d in map(dpb.Dataset.FromString, (r[0] for r in rows))
+                                        if unit_of(d) == unit})
+
+    def update_policy(self, name: str, policy: dpb.Policy) -> dpb.Dataset:
+        _, dataset = self._row(name)
+        dataset.policy.CopyFrom(policy)
+        dataset.updated_at.CopyFrom(now())
+        with self._lock:
+            self._db.execute("UPDATE datasets SET record = ? WHERE name = ?", (dataset.SerializeToString(), name))
+        return dataset
+
+    def delete(self, name: str) -> None:
+        """Forgets the dataset and its columnar copy (unless another dataset has the same content)."""
+        _, dataset = self._row(name)
+        with self._lock:
+            self._db.execute("DELETE FROM datasets WHERE name = ?", (name,))
+        if dataset.content_sha256 and not any(d.content_sha256 == dataset.content_sha256 for d in self.list()):
+            self._cache(dataset.content_sha256).unlink(missing_ok=True)
+
+    def _row(self, name: str) -> tuple[Path, dpb.Dataset]:
+        with self._lock:
+            row = self._db.execute("SELECT path, record FROM datasets WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no dataset {name!r} at party {self._party!r}")
+        return Path(row[0]), dpb.Dataset.FromString(row[1])
+
+    def _inside_data_dir(self, raw: str) -> Path:
+        if not raw or "\x00" in raw:
+            raise InvalidArgument("a dataset path must be a non-empty path without NUL characters")
+        candidate = Path(raw)
+        path = (candidate if candidate.is_absolute() else self._data_dir / candidate).resolve()
+        if not path.is_relative_to(self._data_dir):
+            raise InvalidArgument(f"{raw}: datasets must lie inside the gateway's data directory")
+        if not path.is_file():
+            raise InvalidArgument(f"{raw}: no such file in the data directory")
+        return path
+
+    # -- what the scheduler needs (gateway.jobs.scheduler.Datasets) ------------------
+
+    def review(self, job: pb.Job, party_id: str) -> Review:
+        mine = [i for i in job.spec.inputs if i.party_id == party_id]
+        if not mine:
+            raise InvalidArgument(f"the job has no input at party {party_id!r}")
+        reasons: list[str] = []
+        manual = False
+        for job_input in mine:
+            try:
+                path, dataset = self._row(job_input.dataset)
+            except NotFound as err:
+                raise InvalidArgument(err.message) from None
+            numeric = {c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC}
+            unknown = [c for c in job_input.columns if c not in numeric]
+            if unknown:
+                raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} has no numeric column "
+                                      f"{', '.join(map(repr, unknown))}")
+            self._unchanged(path, dataset)
+            if job.spec.partitioning == pb.PARTITIONING_VERTICAL and not dataset.key_column:
+                raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} declares no key column "
+                                      "(vertical jobs align rows by it)")
+            decision = review(dataset.policy, dataset, job.spec, job_input.columns, party_id)
+            reasons += decision.reasons
+            if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
+                others = sorted(set(participants(job.spec)) - {party_id})
+                refusal = self.intersections.refusal(job.job_id, dataset.name, others,
+                                                     dataset.policy.intersections_per_day)
+                reasons += [refusal] if refusal else []
+            manual |= decision.decision == "manual"
+        parameters = parameters_of(job.spec)
+        if not reasons and private(parameters) is not None:
+            reasons += [r for job_input in mine if (r := self._charge(job, parameters, job_input))]
+        if reasons:
+            return Review("reject", reasons)
+        return Review("manual" if manual else "approve")
+
+    def _charge(self, job: pb.Job, parameters: Parameters, job_input: pb.JobInput) -> str:
+        """Charges a differentially private job to the input's dataset's budget
+        (once; review, start and release all ask); why not, if it would exceed it."""
+        dataset = self._row(job_input.dataset)[1]
+        dp = private(parameters)
+        assert dp is not None  # (only dp jobs are charged)
+        vertical = job.spec.partitioning == pb.PARTITIONING_VERTICAL  # the job's columns: all inputs', or each party's
+        columns = [c for i in job.spec.inputs for c in i.columns] if vertical else list(job_input.columns)
+        events = noise_plan.releases(job.spec.kind, parameters, columns, list(job_input.columns))
+        return self.budgets.charge(dataset, job.job_id, dp.epsilon, events, self._same_unit(dataset))
+
+    def released(self, job_id: str) -> None:
+        self.budgets.released(job_id)
+
+    def rows(self, job: pb.Job, party_id: str) -> int:
+        total = 0
+        for job_input in job.spec.inputs:
+            if job_input.party_id == party_id:
+                try:
+                    total += self._row(job_input.dataset)[1].row_count
+                except NotFound:
+                    pass  # the review names it
+        return total
+
+    def intersected(self, job_id: str, dataset: str, counterparties: builtins.list[str]) -> None:
+        self.intersections.record(job_id, dataset, counterparties)
+
+    def ledger(self, job: pb.Job, party_id: str) -> dict[str, Any]:
+        names = [i.dataset for i in job.spec.inputs if i.party_id == party_id]  # none where the party has no input
+        inputs = {}
+        for name in names:
+            try:
+                inputs[name] = self._row(name)[1].content_sha256
+            except NotFound:
+                inputs[name] = ""  # deleted since: its digest is gone too
+        return {"inputs": inputs, "dp_charges": self.budgets.charges(job.job_id)}
+
+    def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
+        """The strictest release rules of the party's datasets the job reads."""
+        each = [release_rules(self._row(i.dataset)[1].policy) for i in job.spec.inputs if i.party_id == party_id]
+        return ReleaseRules(
+            min_group_size=max(r.min_group_size for r in each),
+            small_groups="refuse" if any(r.small_groups == "refuse" for r in each) else "suppress",
+            allow_extremes=all(r.allow_extremes for r in each),
+            min_intersection=max(r.min_intersection for r in each),
+            max_key_ratio=min((r.max_key_ratio for r in each if r.max_key_ratio > 0), default=0.0),
+            require_dp=any(r.require_dp for r in each),
+            dp_bounds={c: bounds for r in each for c, bounds in r.dp_bounds.items()},
+            max_leverage=min(r.max_leverage for r in each),
+        )
+
+    def _unchanged(self, path: Path, dataset: dpb.Dataset) -> None:
+        """The file must still be the one registered (same bytes, so same rows)."""
+        if not path.is_file():
+            raise FailedPrecondition(f"the file of dataset {dataset.name!r} is gone; register it again")
+        if dataset.content_sha256 and _digest(path)[0] != dataset.content_sha256:
+            raise FailedPrecondition(f"the file of dataset {dataset.name!r} changed since it was registered "
+                                     f"({dataset.row_count} rows then); register it again to use it")
+
+    def load(self, job: pb.Job, job_input: pb.JobInput) -> LoadedInput:
+        """Where the worker reads this input: the columnar copy of the registered
+        content, named by its digest, so a file changed since cannot reach the job
+        (the start checks' review refuses it anyway; hashing it again here would read
+        the file twice in a row). A missing copy is rebuilt, from the file only if it
+        is still the one registered."""
+        path, dataset = self._row(job_input.dataset)
+        cache = self._cache(dataset.content_sha256)
+        numeric = [c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC]
+        if not cache.is_file():
+            self._unchanged(path, dataset)
+            ingest.write_cache(cache, ingest.parse(path, dataset.format == dpb.FILE_FORMAT_PARQUET), numeric,
+                               dataset.key_column)
+        # keys align vertical rows, and name a data party's own predictions for it
+        keyed = job.spec.partitioning == pb.PARTITIONING_VERTICAL or job.spec.kind == "model.predict"
+        return LoadedInput(ingest.Source(str(cache), list(job_input.columns), dataset.key_column if keyed else None,
+                                         dataset.row_count))
+
+    def _cache(self, digest: str) -> Path:
+        return self._cache_dir / f"{digest}{ingest.SUFFIX}"
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    sha, size = hashlib.sha256(), 0
+    try:
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                sha.update(block)
+                size += len(block)
+    except OSError as err:
+        raise FailedPrecondition(f"{path.name}: cannot read: {err.strerror}") from None
+    return sha.hexdigest(), size
+
+
+def _format(path: Path, declared: dpb.FileFormat.ValueType) -> dpb.FileFormat.ValueType:
+    if declared != dpb.FILE_FORMAT_UNSPECIFIED:
+        return declared
+    return dpb.FILE_FORMAT_PARQUET if path.suffix.lower() in (".parquet", ".pq") else dpb.FILE_FORMAT_CSV
+
+
+class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
+    """Every call is audited by the server's audit interceptor."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    @map_errors
+    async def RegisterDataset(self, request: dpb.RegisterDatasetRequest, context: Any) -> dpb.RegisterDatasetResponse:
+        # parsing a large file takes seconds: off the event loop, so other calls are answered meanwhile
+        return dpb.RegisterDatasetResponse(dataset=await asyncio.to_thread(self._registry.register, request))
+
+    @map_errors
+    async def GetDataset(self, request: dpb.GetDatasetRequest, context: Any) -> dpb.GetDatasetResponse:
+        return dpb.GetDatasetResponse(dataset=self._registry.get(request.name))
+
+    @map_errors
+    async def ListDatasets(self, request: dpb.ListDatasetsRequest, context: Any) -> dpb.ListDatasetsResponse:
+        return dpb.ListDatasetsResponse(datasets=self._registry.list())
+
+    @map_errors
+    async def UpdatePolicy(self, request: dpb.UpdatePolicyRequest, context: Any) -> dpb.UpdatePolicyResponse:
+        return dpb.UpdatePolicyResponse(dataset=self._registry.update_policy(request.name, request.policy))
+
+    @map_errors
+    async def DeleteDataset(self, request: dpb.DeleteDatasetRequest, context: Any) -> dpb.DeleteDatasetResponse:
+        self._registry.delete(request.name)
+        return dpb.DeleteDatasetResponse()

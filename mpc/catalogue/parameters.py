@@ -1,0 +1,140 @@
+"""The checks of job parameter values, and what each parameter means, in words
+(`mpcgate kinds`). Plain Python: the control plane validates without torch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mpc.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-gateway bounds on a job's size (config: max_columns, max_bins)."""
+
+    max_columns: int = 200
+    max_bins: int = 1000
+
+
+UNLIMITED = Limits(max_columns=2**31, max_bins=2**31)
+"""For reading a spec already checked against this gateway's limits (the scheduler
+checks them at submit and review)."""
+
+Check = Callable[[str, Any, Limits], None]
+"""check(name, value, limits): raises InvalidArgument naming the parameter."""
+
+
+@dataclass(frozen=True)
+class Param:
+    check: Check
+    required: bool = False
+
+
+def boolean(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"parameter {name} must be true or false")
+
+
+def string(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= 256:
+        raise InvalidArgument(f"parameter {name} must be a string of 1 to 256 characters")
+
+
+def bin_edges(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise InvalidArgument(f"parameter {name} must be a list of numbers")
+    if len(value) < 2 or not all(math.isfinite(v) for v in value) or any(b <= a for a, b in zip(value, value[1:])):
+        raise InvalidArgument(f"parameter {name} must be at least two finite, strictly increasing numbers")
+    if len(value) - 1 > limits.max_bins:
+        raise InvalidArgument(f"parameter {name} asks for {len(value) - 1} bins; this gateway allows at most {limits.max_bins}")
+
+
+def non_negative(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"parameter {name} must be a finite number >= 0")
+
+
+def count(low: int, high: int) -> Callable[[str, Any, Limits], None]:
+    def check(name: str, value: Any, limits: Limits) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
+            raise InvalidArgument(f"parameter {name} must be a whole number from {low} to {high}")
+    return check
+
+
+def fraction(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 0.5:
+        raise InvalidArgument(f"parameter {name} must be a number from 0 to 0.5")
+
+
+def hidden(name: str, value: Any, limits: Limits) -> None:
+    if not isinstance(value, list) or not 1 <= len(value) <= 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v == int(v) and 1 <= v <= 1024 for v in value):
+        raise InvalidArgument(f"parameter {name} must list 1 to 4 hidden layer widths, each a whole number from 1 to 1024")
+
+
+def one_of(*choices: str) -> Callable[[str, Any, Limits], None]:
+    def check(name: str, value: Any, limits: Limits) -> None:
+        if value not in choices:
+            raise InvalidArgument(f"parameter {name} must be one of {', '.join(choices)}")
+    return check
+
+
+def rate(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 10:
+        raise InvalidArgument(f"parameter {name} must be a number above 0 and at most 10")
+
+
+MECHANISMS = ("laplace", "gaussian")
+
+
+def dp(name: str, value: Any, limits: Limits) -> None:
+    """The job parameter `dp`: {"epsilon": 2^-10 to 10, "mechanism": "laplace"} or
+    {"epsilon": ..., "delta": 1e-12 to 1e-3, "mechanism": "gaussian"}."""
+    check_dp(name, value)
+
+
+def check_dp(name: str, value: Any) -> None:
+    """The job parameter `dp`: {"epsilon": 2^-10 to 10, "mechanism": "laplace"} or
+    {"epsilon": ..., "delta": above 0 and at most 1e-3, "mechanism": "gaussian"}."""
+    if not isinstance(value, dict) or set(value) - {"epsilon", "delta", "mechanism"}:
+        raise InvalidArgument(f"parameter {name} must be an object with epsilon and, optionally, delta and mechanism")
+    epsilon = value.get("epsilon")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 2.0**-10 <= epsilon <= 10:
+        raise InvalidArgument(f"parameter {name}.epsilon must be a number from 2^-10 to 10")
+    mechanism = value.get("mechanism", "laplace")
+    if mechanism not in MECHANISMS:
+        raise InvalidArgument(f"parameter {name}.mechanism must be one of {', '.join(MECHANISMS)}")
+    delta = value.get("delta")
+    if mechanism == "laplace" and delta is not None:
+        raise InvalidArgument(f"parameter {name}.delta applies to the gaussian mechanism (laplace is pure epsilon)")
+    if mechanism == "gaussian" and (isinstance(delta, bool) or not isinstance(delta, (int, float))
+                                    or not 1e-12 <= delta <= 1e-3):
+        raise InvalidArgument(f"parameter {name}.delta must be a number from 1e-12 to 1e-3 for the gaussian mechanism")
+
+
+DESCRIPTIONS = {
+    "extremes": "true|false: also min and max (exact single values: every data owner's policy must allow extremes)",
+    "dp": '{"epsilon": 2^-10..10, "mechanism": "laplace"} or {"epsilon": .., "delta": 1e-12..1e-3, '
+          '"mechanism": "gaussian"}: differentially private release, charged to each dataset\'s budget',
+    "key_salt": "text: vertical jobs: mixed into the key hashes (any value every party's job carries alike)",
+    "bin_edges": "[e0, e1, ..]: at least two finite, strictly increasing numbers (bins [e_i, e_i+1))",
+    "label": "column name: the label (its owner's column; 0/1 for a classifier)",
+    "alpha": "number >= 0: ridge penalty (linear regression: default 0; logistic: default 1, as scikit-learn's C = 1)",
+    "fit_intercept": "true|false: fit an intercept (default true)",
+    "holdout": "0..0.5: share of rows held out for the released metrics",
+    "seed": "0..2^31-1: the holdout's split",
+    "keep_shared": "true|false: keep the weights secret-shared (use them with model.predict)",
+    "own_coefficients": "true|false: vertical: each party receives only its own features' coefficients",
+    "epochs": "1..200: most passes over the data (logistic: Newton steps, default 20)",
+    "tolerance": "number >= 0: stop when the largest weight change falls below it (default 1e-4)",
+    "hidden": "[w1, ..]: 1 to 4 hidden layer widths, each 1..1024",
+    "output": '"sigmoid" (binary) or "softmax" (with classes)',
+    "classes": "2..1000: number of classes of a softmax output (labels 0..classes-1)",
+    "batch_size": "1..65536: rows per step",
+    "learning_rate": "above 0 and at most 10",
+    "reveal": '"probabilities" or "classes": what model.predict releases per row',
+    "cardinality_only": "true|false: release the intersection's size only, not the common keys",
+}

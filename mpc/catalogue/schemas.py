@@ -1,0 +1,124 @@
+"""A job's parameters as one typed object per kind, parsed once where a party
+first reads them (mpc.catalogue.kinds.parse) and passed on as such: to the
+scheduler's checks, the registry's review and privacy charges, the worker and
+the program. A field's default is what the program takes when the job leaves
+the parameter out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+KEY_SALT = "mpcgate"
+"""Mixed into the key hashes of vertical jobs that name no key_salt."""
+
+
+@dataclass(frozen=True)
+class DP:
+    """The `dp` parameter: epsilon-DP (laplace) or (epsilon, delta)-DP (gaussian)."""
+
+    epsilon: float
+    mechanism: str = "laplace"
+    delta: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"epsilon": self.epsilon, "mechanism": self.mechanism}
+        return out if self.delta is None else {**out, "delta": self.delta}
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """What every kind takes: vertical jobs' key salt."""
+
+    key_salt: str = KEY_SALT
+
+
+@dataclass(frozen=True)
+class StatsParameters(Parameters):
+    extremes: bool = False
+    dp: DP | None = None
+
+
+@dataclass(frozen=True)
+class HistogramParameters(StatsParameters):
+    bin_edges: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class SupervisedParameters(Parameters):
+    """Models trained on a label column, with rows held out for their metrics."""
+
+    label: str = ""
+    holdout: float | None = None  # None: the program's own share (mpc.programs.models.*.HOLDOUT)
+    seed: int = 0
+    keep_shared: bool = False
+
+
+@dataclass(frozen=True)
+class LinearParameters(SupervisedParameters):
+    alpha: float = 0.0
+    fit_intercept: bool = True
+    own_coefficients: bool = False
+    dp: DP | None = None
+
+
+@dataclass(frozen=True)
+class LogisticParameters(LinearParameters):
+    alpha: float = 1.0  # scikit-learn's C = 1
+    epochs: int | None = None  # None: 20 Newton steps, or the fixed epochs of a dp fit (mpc.privacy.plan)
+    tolerance: float = 1e-4
+
+
+@dataclass(frozen=True)
+class MlpParameters(SupervisedParameters):
+    hidden: tuple[int, ...] = (32,)
+    output: str = "sigmoid"
+    classes: int | None = None  # a softmax output's classes (required there)
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 0.1
+
+
+@dataclass(frozen=True)
+class PredictParameters(Parameters):
+    reveal: str = "probabilities"
+
+
+@dataclass(frozen=True)
+class EvaluateParameters(Parameters):
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class IntersectParameters(Parameters):
+    cardinality_only: bool = False
+
+
+def private(parameters: Parameters) -> DP | None:
+    """The job's differential privacy, if it asks for it: the one place that asks
+    "is this a dp job?"."""
+    return parameters.dp if isinstance(parameters, (StatsParameters, LinearParameters)) else None
+
+
+def label_of(parameters: Parameters) -> str | None:
+    """The job's label column, for kinds that name one."""
+    return parameters.label if isinstance(parameters, (SupervisedParameters, EvaluateParameters)) else None
+
+
+def build(schema: type[Parameters], raw: dict[str, Any]) -> Parameters:
+    """The typed parameters of values already checked (mpc.catalogue.kinds.parse)."""
+    fields: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "dp":
+            value = DP(float(value["epsilon"]), str(value.get("mechanism", "laplace")),
+                       float(value["delta"]) if value.get("delta") is not None else None)
+        elif name in ("bin_edges",):
+            value = tuple(float(v) for v in value)
+        elif name == "hidden":
+            value = tuple(int(v) for v in value)
+        elif name in ("seed", "epochs", "classes", "batch_size"):
+            value = int(value)
+        elif name in ("alpha", "holdout", "tolerance", "learning_rate"):
+            value = float(value)
+        fields[name] = value
+    return schema(**fields)
