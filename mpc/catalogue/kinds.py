@@ -4,7 +4,7 @@ the checks of its inputs, and a runnable example. One table, read by the
 gateway's submit and review (parse, validate_inputs), by
 `mpcgate kinds`, and by the worker (mpc.programs.run, which imports the program
 by name): the catalogue imports no torch, so the control plane never loads it.
-What each kind reveals: its program's docstring and the README's table."""
+What each kind reveals: mpc.catalogue.releases (and its program's docstring)."""
 
 from __future__ import annotations
 

@@ -71,3 +71,18 @@ def test_parameters_are_parsed_once_into_their_kinds_types() -> None:
     assert private(logistic) == DP(1.0, "gaussian", 1e-6) and private(mlp) is None
     with pytest.raises(InvalidArgument, match="needs parameter 'label'"):
         parse("model.mlp", {})
+
+
+def test_every_kind_declares_what_it_reveals_as_the_readme_says() -> None:
+    import re
+    from pathlib import Path
+
+    from mpc.catalogue.releases import RELEASES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = {m[0]: (m[1], m[3]) for m in re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| (.*) \| (.*) \| (.*) \|$",
+                                                     readme, re.MULTILINE)}
+    assert set(RELEASES) == set(KINDS) == set(table)
+    assert RELEASES == table
+    one = CliRunner().invoke(main, ["kinds", "stats.histogram"])
+    assert "the receivers get: count, rows per bin" in one.output and "every party learns: which bins" in one.output

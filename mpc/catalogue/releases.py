@@ -1,0 +1,78 @@
+"""What each job kind reveals, to whom: the release declaration data owners read
+before they approve (`mpcgate kinds`; the README's table says the same, held
+alike by tests/mpc/test_kinds.py). Besides these, every party of a job learns
+each party's row count and the columns' names; nothing else leaves a party
+unencrypted."""
+
+from __future__ import annotations
+
+RELEASES: dict[str, tuple[str, str]] = {
+    "stats.describe": (
+        'count, sum, mean, variance, std per column; min and max with `extremes`. With `dp`, noisy sum, mean,'
+        " variance, std and each sum's noise deviation (`sum_noise_std`)",
+        "see below; with `dp`, each party's `dp_bounds` for its columns",
+    ),
+    "stats.covariance": (
+        'count, covariance matrix',
+        'see below',
+    ),
+    "stats.correlation": (
+        'count, correlation matrix',
+        'see below',
+    ),
+    "stats.summary": (
+        "describe's statistics, covariance, correlation",
+        'see below',
+    ),
+    "stats.histogram": (
+        "count, rows per bin and column; a bin holding 1 to k-1 rows of any party's dataset is withheld (NaN,"
+        " listed in `suppressed`), k that party's `min_group_size` (or the job refused, if its `small_groups "
+        '= "refuse"`). With `dp`, noisy rows per bin (below)',
+        'which bins are withheld',
+    ),
+    "psi.intersect": (
+        "the intersection's size; unless `cardinality_only`, the common keys in the common order",
+        "the intersection's size and every party's key count; whether a party refused it "
+        '(`min_intersection_size`, `max_key_ratio`: not which rule); each party also learns which of its own '
+        "keys are common (the protocol's output: bounded by `intersections_per_day`)",
+    ),
+    "model.linear_regression": (
+        "the model: coefficients in the features' units, intercept, the features' and label's means and "
+        'standard deviations; `r2` on the training rows, `r2_holdout` on held-out rows (with `holdout`). With'
+        ' `keep_shared`, the R²s only. With `own_coefficients` (vertical), each party receives only its own '
+        "features' coefficients and its part of the intercept (the parts sum to the model's), every party the"
+        ' R²s',
+        'one bit: the normal equations were well-conditioned enough to solve; held-out row counts; unless '
+        "`keep_shared`, one bit: every training row's leverage is below the parties' `max_leverage` (below)",
+    ),
+    "model.logistic_regression": (
+        'the model as above (population deviations), the loss per epoch, accuracy and AUC on held-out rows. '
+        'With `keep_shared`, the metrics only; `own_coefficients` as above',
+        'the training loss each epoch, its step length (a power of two) and whether the step lowered the '
+        "objective; one bit: labels are binary; unless `keep_shared`, one bit each: every row's leverage "
+        'below `max_leverage`, each class large enough (below)',
+    ),
+    "model.mlp": (
+        "the network's parameters (`layer.<name>`), its input standardization (frame, shift and scale; the "
+        "features' means and deviations), loss and accuracy per epoch, held-out accuracy (and AUC for a "
+        'sigmoid output). With `keep_shared`, the metrics only',
+        'loss and accuracy each epoch; per feature, the input frame: the power of two of its spread and its '
+        "mean rounded to an eighth of it (horizontal: pooled, as the statistics programs'; vertical: each "
+        "owner's own); one bit: labels valid; unless `keep_shared`, the two leverage bits as logistic "
+        "regression's",
+    ),
+    "model.predict": (
+        "each row's probabilities (or the network's output), or with `reveal: classes` the predicted class "
+        "only; a receiver that owns the rows sees them by its dataset's key column, any other by position",
+        "the network's architecture (an asset's graph without its weights; an MLP's widths and input frame); "
+        "who holds the model and the rows; one bit: inputs within the model's fixed-point range; whether a "
+        "holder's policy refused the job (`min_rows_per_job`, `max_rows_per_party`, and the rows left)",
+    ),
+    "model.evaluate": (
+        'metrics against a label column some party holds: accuracy, AUC (binary), log-loss, confusion counts '
+        "(a count of 1 to k-1 rows withheld, k the strictest data party's `min_group_size`) — never a "
+        'prediction',
+        'as predict; which confusion counts are withheld',
+    ),
+}
+"""Per kind: (what the result receivers get, what every party also learns)."""
