@@ -143,6 +143,19 @@ def test_malformed_frame_is_refused_and_fails_the_sender(pki_dir: Path) -> None:
             started["alice"].inbox.take("s", "bob", "t", timeout=5)
 
 
+def test_a_stream_that_starts_with_a_chunk_is_refused_as_malformed(pki_dir: Path) -> None:
+    """Found by the type checker: a first message that is a bare chunk (read as a
+    view of its bytes) broke the open check with an AttributeError (UNKNOWN)."""
+    with nodes(pki_dir, ["alice", "bob"]) as started:
+        started["alice"]._sessions.add("s", ["alice", "bob"])
+        bob = TlsIdentity.from_dir(pki_dir, "bob")
+        with rpc.secure_channel(bob, addresses(started)["alice"], "alice") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                _call_exchange(channel, exchange_pb2.ExchangeRequest(chunk=bytes(8)))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "must start with an open message" in err.value.details()
+
+
 def test_reassembler_refuses_inconsistent_frames() -> None:
     messages = frames.encode(1, "t", frames.TENSOR, np.arange(300_000, dtype=np.int64))
     assert len(messages) == 4  # header + 3 chunks of <= 1 MiB
