@@ -49,11 +49,12 @@ CREATE TABLE IF NOT EXISTS datasets (
 """
 
 
-def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, columns: Iterable[str], me: str) -> Review:
+def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameters: Parameters,
+           columns: Iterable[str], me: str) -> Review:
     """Whether a job may use `columns` of `dataset`: a pure function of the policy,
-    the dataset's metadata and the job spec. Every refusal gives its reason."""
+    the dataset's metadata and the job spec (its parameters typed). Every refusal
+    gives its reason."""
     columns = list(columns)
-    parameters = parameters_of(spec)
     reasons = []
     others = sorted(set(participants(spec)) - {me})
     strangers = [p for p in others if p not in policy.allowed_parties]
@@ -236,6 +237,7 @@ class Registry:
         mine = [i for i in job.spec.inputs if i.party_id == party_id]
         if not mine:
             raise InvalidArgument(f"the job has no input at party {party_id!r}")
+        parameters = parameters_of(job.spec)
         reasons: list[str] = []
         manual = False
         for job_input in mine:
@@ -252,7 +254,7 @@ class Registry:
             if job.spec.partitioning == pb.PARTITIONING_VERTICAL and not dataset.key_column:
                 raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} declares no key column "
                                       "(vertical jobs align rows by it)")
-            decision = review(dataset.policy, dataset, job.spec, job_input.columns, party_id)
+            decision = review(dataset.policy, dataset, job.spec, parameters, job_input.columns, party_id)
             reasons += decision.reasons
             if job.spec.partitioning == pb.PARTITIONING_VERTICAL:
                 others = sorted(set(participants(job.spec)) - {party_id})
@@ -260,7 +262,6 @@ class Registry:
                                                      dataset.policy.intersections_per_day)
                 reasons += [refusal] if refusal else []
             manual |= decision.decision == "manual"
-        parameters = parameters_of(job.spec)
         if not reasons and private(parameters) is not None:
             reasons += [r for job_input in mine if (r := self._charge(job, parameters, job_input))]
         if reasons:

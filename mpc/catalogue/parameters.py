@@ -93,12 +93,6 @@ MECHANISMS = ("laplace", "gaussian")
 def dp(name: str, value: Any, limits: Limits) -> None:
     """The job parameter `dp`: {"epsilon": 2^-10 to 10, "mechanism": "laplace"} or
     {"epsilon": ..., "delta": 1e-12 to 1e-3, "mechanism": "gaussian"}."""
-    check_dp(name, value)
-
-
-def check_dp(name: str, value: Any) -> None:
-    """The job parameter `dp`: {"epsilon": 2^-10 to 10, "mechanism": "laplace"} or
-    {"epsilon": ..., "delta": above 0 and at most 1e-3, "mechanism": "gaussian"}."""
     if not isinstance(value, dict) or set(value) - {"epsilon", "delta", "mechanism"}:
         raise InvalidArgument(f"parameter {name} must be an object with epsilon and, optionally, delta and mechanism")
     epsilon = value.get("epsilon")

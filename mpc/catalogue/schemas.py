@@ -6,6 +6,7 @@ the parameter out."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,19 +107,19 @@ def label_of(parameters: Parameters) -> str | None:
 
 
 def build(schema: type[Parameters], raw: dict[str, Any]) -> Parameters:
-    """The typed parameters of values already checked (mpc.catalogue.kinds.parse)."""
-    fields: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name == "dp":
-            value = DP(float(value["epsilon"]), str(value.get("mechanism", "laplace")),
-                       float(value["delta"]) if value.get("delta") is not None else None)
-        elif name in ("bin_edges",):
-            value = tuple(float(v) for v in value)
-        elif name == "hidden":
-            value = tuple(int(v) for v in value)
-        elif name in ("seed", "epochs", "classes", "batch_size"):
-            value = int(value)
-        elif name in ("alpha", "holdout", "tolerance", "learning_rate"):
-            value = float(value)
-        fields[name] = value
-    return schema(**fields)
+    """The typed parameters of values already checked (mpc.catalogue.kinds.parse),
+    each converted to its field's type (JSON carries every number as a float)."""
+    types = typing.get_type_hints(schema)
+    return schema(**{name: _typed(types[name], value) for name, value in raw.items()})
+
+
+def _typed(kind: Any, value: Any) -> Any:
+    if kind in (int, float, bool, str):
+        return kind(value)
+    if kind in (float | None, int | None):
+        return None if value is None else typing.get_args(kind)[0](value)
+    if kind == DP | None:
+        return DP(float(value["epsilon"]), str(value.get("mechanism", "laplace")),
+                  None if value.get("delta") is None else float(value["delta"]))
+    element = typing.get_args(kind)[0]  # tuple[int, ...] or tuple[float, ...]
+    return tuple(element(v) for v in value)

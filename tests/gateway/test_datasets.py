@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.jobs.contracts import parameters_of
 from gateway.registry.datasets import Registry, review
 from mpc.errors import AlreadyExists, InvalidArgument, NotFound
 
@@ -126,7 +127,7 @@ MODELS = dict(allowed_job_kinds=["model.linear_regression"])
          "unbounded column"],
 )
 def test_policy_decisions(policy: dpb.Policy, spec: pb.JobSpec, columns: list[str], rows: int, decision: str, reason: str) -> None:
-    verdict = review(policy, _dataset(rows), spec, columns, ME)
+    verdict = review(policy, _dataset(rows), spec, parameters_of(spec), columns, ME)
     assert verdict.decision == decision
     assert (reason in "; ".join(verdict.reasons)) if reason else verdict.reasons == []
 
@@ -150,7 +151,7 @@ def test_nothing_outside_the_policy_is_ever_allowed(allowed_parties, allowed_kin
     policy = dpb.Policy(allowed_parties=allowed_parties, allowed_job_kinds=allowed_kinds, allowed_columns=allowed_columns,
                         allowed_result_receivers=allowed_receivers, min_rows=min_rows)
     spec = _spec([ME, *others], kind, receivers)
-    verdict = review(policy, _dataset(rows), spec, columns, ME)
+    verdict = review(policy, _dataset(rows), spec, parameters_of(spec), columns, ME)
     inside = (set(others) <= set(allowed_parties) and kind in allowed_kinds and set(columns) <= set(allowed_columns)
               and set(receivers) <= set(allowed_receivers) and 0 < min_rows <= rows)
     assert (verdict.decision != "reject") == inside

@@ -369,8 +369,8 @@ def test_the_dp_parameter_names_its_mechanism_s_delta() -> None:
     from mpc.catalogue import parameters
     from mpc.errors import InvalidArgument
 
-    parameters.check_dp("dp", {"epsilon": 1.0, "delta": 1e-6, "mechanism": "gaussian"})
+    parameters.dp("dp", {"epsilon": 1.0, "delta": 1e-6, "mechanism": "gaussian"}, parameters.Limits())
     with pytest.raises(InvalidArgument, match="delta must be a number from 1e-12 to 1e-3"):
-        parameters.check_dp("dp", {"epsilon": 1.0, "mechanism": "gaussian"})
+        parameters.dp("dp", {"epsilon": 1.0, "mechanism": "gaussian"}, parameters.Limits())
     with pytest.raises(InvalidArgument, match="delta applies to the gaussian mechanism"):
-        parameters.check_dp("dp", {"epsilon": 1.0, "delta": 1e-6})
+        parameters.dp("dp", {"epsilon": 1.0, "delta": 1e-6}, parameters.Limits())
