@@ -27,12 +27,9 @@ def warm(conn: Connection) -> None:
     """Entry point of a pre-started worker: torch and CrypTen imported ahead of
     time, it waits for one job's plan, runs that job and exits (no state carried
     from one job to the next). End of input: exits without a job."""
-    import mpc.runtime  # noqa: F401  (CrypTen on modern torch)
+    import mpc.programs
 
-    import crypten  # noqa: F401
-
-    import mpc.programs  # noqa: F401
-
+    mpc.programs.preload()
     try:
         plan = conn.recv()
     except (EOFError, OSError):

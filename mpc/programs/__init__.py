@@ -26,6 +26,12 @@ def program(kind: str) -> Program:
     return found
 
 
+def preload() -> None:
+    """Imports every kind's program (a warm worker does, ahead of its job)."""
+    for kind in KINDS:
+        program(kind)
+
+
 def run(ctx: JobContext) -> dict[str, Result] | None:
     """A job's program at this party: vertical jobs first intersect and align the
     parties' rows (mpc.programs.intersection), then the kind's program runs."""
