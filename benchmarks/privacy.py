@@ -68,11 +68,12 @@ def _jobs(rank: int, world: int, args: tuple[int, int, int, int, int]) -> list[d
 
 def _accountant(jobs: int) -> float:
     from gateway.registry.budgets import composed
+    from mpc.catalogue.kinds import parse
     from mpc.privacy.plan import releases
 
     def events(epsilon: float, d: int) -> list[tuple[float, int, int]]:
         names = [f"x{j}" for j in range(d)]
-        return releases("stats.describe", {"dp": {"epsilon": epsilon}}, names, names)
+        return releases("stats.describe", parse("stats.describe", {"dp": {"epsilon": epsilon}}), names, names)
 
     composed([(1.0, events(1.0, 8))], 1e-6)  # imports
     started = time.perf_counter()

@@ -23,6 +23,7 @@ from gateway.exchange.node import ExchangeConfig, ExchangeNode, Session
 from gateway.transport import pki, rpc
 from gateway.transport.tls import TlsIdentity
 from mpc.errors import DeadlineExceeded, PeerFailed
+from mpc.transport import TENSOR
 
 
 @pytest.fixture()
@@ -132,7 +133,7 @@ def test_malformed_frame_is_refused_and_fails_the_sender(pki_dir: Path) -> None:
     with nodes(pki_dir, ["alice", "bob"]) as started:
         started["alice"]._sessions.add("s", ["alice", "bob"])
         bob = TlsIdentity.from_dir(pki_dir, "bob")
-        header = frames.encode(1, "t", frames.TENSOR, np.arange(4, dtype=np.int64))[0]
+        header = frames.encode(1, "t", TENSOR, np.arange(4, dtype=np.int64))[0]
         header.header.tensor.byte_size = 999  # lies about its size
         with rpc.secure_channel(bob, addresses(started)["alice"], "alice") as channel:
             with pytest.raises(grpc.RpcError) as err:
@@ -157,7 +158,7 @@ def test_a_stream_that_starts_with_a_chunk_is_refused_as_malformed(pki_dir: Path
 
 
 def test_reassembler_refuses_inconsistent_frames() -> None:
-    messages = frames.encode(1, "t", frames.TENSOR, np.arange(300_000, dtype=np.int64))
+    messages = frames.encode(1, "t", TENSOR, np.arange(300_000, dtype=np.int64))
     assert len(messages) == 4  # header + 3 chunks of <= 1 MiB
     r = frames.Reassembler(max_frame_bytes=1 << 20)
     with pytest.raises(Exception, match="exceeds the limit"):
@@ -165,17 +166,17 @@ def test_reassembler_refuses_inconsistent_frames() -> None:
     r = frames.Reassembler()
     with pytest.raises(Exception, match="outside a frame"):
         r.chunk(b"x")
-    out_of_order = frames.encode(2, "t", frames.TENSOR, np.arange(3, dtype=np.int64))[0]
+    out_of_order = frames.encode(2, "t", TENSOR, np.arange(3, dtype=np.int64))[0]
     with pytest.raises(Exception, match="arrived after frame 0"):
         r.header(out_of_order.header)
 
 
 def test_a_small_frame_is_one_message_and_must_carry_its_size() -> None:
     small, large = np.arange(4, dtype=np.int64), np.zeros(frames.CHUNK_BYTES // 8 + 1, dtype=np.int64)
-    (message,) = frames.encode(1, "t", frames.TENSOR, small)
+    (message,) = frames.encode(1, "t", TENSOR, small)
     assert message.header.tensor.chunk_count == 0 and len(message.header.data) == 32
     assert frames.Reassembler().header(message.header).array.tolist() == [0, 1, 2, 3]
-    assert len(frames.encode(1, "t", frames.TENSOR, large)) == 3  # header + 2 chunks
+    assert len(frames.encode(1, "t", TENSOR, large)) == 3  # header + 2 chunks
     message.header.data = message.header.data[:-1]
     with pytest.raises(Exception, match="carries 31 bytes of a 32-byte frame"):
         frames.Reassembler().header(message.header)
@@ -275,7 +276,7 @@ def test_chunks_take_a_fast_path_on_the_same_wire_format() -> None:
     """Chunk messages are written and read without the generated class, in its
     format: each side parses the other's bytes; anything else is the class's."""
     data = np.arange(200_000, dtype=np.int64)
-    *_, last = frames.encode(1, "t", frames.TENSOR, data)
+    *_, last = frames.encode(1, "t", TENSOR, data)
     chunk = exchange_pb2.ExchangeRequest.FromString(frames.serialize(last)).chunk
     assert chunk == data.tobytes()[-len(chunk):]
     wire = exchange_pb2.ExchangeRequest(chunk=chunk).SerializeToString()
