@@ -2,19 +2,13 @@
 discrete Gaussian noise, P(k) proportional to exp(-k^2 / (2 sigma^2)) on the
 integers, that no party knows.
 
-Calibration (Canonne, Kamath and Steinke 2020, "The discrete Gaussian for
-differential privacy"). A value with integer sensitivity s plus discrete Gaussian
-noise of scale sigma is (s^2 / (2 sigma^2))-zero-concentrated DP (their Theorem
-4, as for the continuous Gaussian), zCDP adds up over releases, and rho-zCDP
-implies (epsilon, delta)-DP at the epsilon of `epsilon_of` (their Corollary 13).
-A job asking (epsilon, delta) gets the largest rho that meets it, split evenly
-over its releases. A sum with sensitivity s above what the sampler handles
-(scale `SIGMA_MAX`) is floor-divided by a public power of two g under MPC first,
-exactly (`floor_divided`: binary shares, a shift, and back; CrypTen's truncation
-could fail for two parties), so its sensitivity becomes s / g + 1, and the noisy
-value is multiplied back.
+Calibration and accounting: mpc.privacy.accounting (the noise a release needs,
+`Gaussian`). A sum with sensitivity above what the sampler handles is first
+floor-divided by a public power of two under MPC, exactly (`floor_divided`:
+binary shares, a shift, and back; CrypTen's truncation could fail for two
+parties), and the noisy value is multiplied back.
 
-Sampling (their Algorithm 3, under MPC). Candidates Y = (1 - 2 b) M, M geometric
+Sampling (Canonne, Kamath and Steinke 2020, Algorithm 3, under MPC). Candidates Y = (1 - 2 b) M, M geometric
 of mean ~t = floor(sigma) + 1 (mpc.programs.noise.laplace.geometric) and b a joint
 random bit, are accepted with probability exp(-(M - sigma^2 / t)^2 / (2 sigma^2))
 (and not when b = 1 and M = 0); the first accepted of `candidates` is the
@@ -24,9 +18,10 @@ AND over N's binary digits n_i of (not n_i or c_i), c_i a coin of probability
 exp(-2^i / D) (a joint uniform compared with a public threshold). What differs
 from the exact distribution: thresholds rounded to 2^-63, coins below 2^-63 (or
 above 1 - 2^-63) taken as 0 (1), the geometric proposal's own deviation, and no
-candidate accepted (probability below 2^-48): less than `TOTAL_VARIATION` per
+candidate accepted (probability below 2^-48): less than accounting.TOTAL_VARIATION per
 sample, added to delta.
 """
+
 from __future__ import annotations
 
 import math
