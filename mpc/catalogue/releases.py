@@ -49,7 +49,7 @@ RELEASES: dict[str, tuple[str, str]] = {
         'the model as above (population deviations), the loss per epoch, accuracy and AUC on held-out rows. '
         'With `keep_shared`, the metrics only; `own_coefficients` as above',
         'the training loss each epoch, its step length (a power of two) and whether the step lowered the '
-        "objective; one bit: labels are binary; unless `keep_shared`, one bit each: every row's leverage "
+        "objective; one bit: labels are binary; one bit: both classes occur; unless `keep_shared`, one bit each: every row's leverage "
         'below `max_leverage`, each class large enough (below)',
     ),
     "model.mlp": (
@@ -58,7 +58,7 @@ RELEASES: dict[str, tuple[str, str]] = {
         'sigmoid output). With `keep_shared`, the metrics only',
         'loss and accuracy each epoch; per feature, the input frame: the power of two of its spread and its '
         "mean rounded to an eighth of it (horizontal: pooled, as the statistics programs'; vertical: each "
-        "owner's own); one bit: labels valid; unless `keep_shared`, the two leverage bits as logistic "
+        "owner's own); one bit: labels valid; one bit: two classes or more occur; unless `keep_shared`, the two leverage bits as logistic "
         "regression's",
     ),
     "model.predict": (

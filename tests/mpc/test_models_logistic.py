@@ -162,6 +162,23 @@ def test_non_binary_labels_are_refused(session: Session) -> None:
 
 
 @pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
+def test_a_label_of_one_class_is_refused_not_fitted(session: Session, partitioning: str) -> None:
+    """All labels 0 at every bank (the models issue's trial released AUC 0.80 for it):
+    every party learns that one bit and nothing is released, as scikit-learn refuses."""
+    rng = np.random.default_rng(3)
+    x, _ = credit(rng, 200, 2)
+    y = np.zeros(len(x))
+    if partitioning == "horizontal":
+        tables, names, keys = [np.column_stack([x, y])] * session.world_size, [["a", "b", "y"]] * session.world_size, None
+    else:
+        tables = [np.column_stack([x[:, :1], y]), *([x[:, 1:]] * (session.world_size - 1))]
+        names = [["a", "y"], *([["b"]] * (session.world_size - 1))]
+        keys = [np.array([f"k{i}" for i in range(len(x))])] * session.world_size
+    status, answer = session.run(Task("model.logistic_regression", partitioning, tables, names, {"label": "y"}, {}, keys))
+    assert status == "refused" and "holds one class only" in answer
+
+
+@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
 def test_a_penalty_that_swamps_the_data_is_refused(session: Session, partitioning: str) -> None:
     """alpha above RIDGE_MAX times the data's curvature: every party learns that one
     bit and the job is refused, saying why."""

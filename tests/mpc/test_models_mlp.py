@@ -151,3 +151,13 @@ def test_labels_outside_the_classes_are_refused(session: Session) -> None:
     tables, _ = horizontal_split(session, x, y, 0)
     status, message = session.run(Task("model.mlp", "horizontal", tables, [["a", "b", "y"]] * 2, PARAMETERS))
     assert status == "refused" and "must hold only 0 and 1" in message
+
+
+def test_a_label_of_one_class_is_refused_not_fitted(session: Session) -> None:
+    """The trial's MLP released AUC -0.0 on all-zero labels: refused now, as scikit-learn does."""
+    if session.world_size != 2:
+        pytest.skip("one party count is enough")
+    x, y = rings(np.random.default_rng(5), 200, 2)
+    tables, _ = horizontal_split(session, x, np.ones_like(y), 0)
+    status, message = session.run(Task("model.mlp", "horizontal", tables, [["a", "b", "y"]] * 2, PARAMETERS))
+    assert status == "refused" and "holds one class only" in message

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 
 from mpc.catalogue.context import JobContext
-from mpc.errors import PolicyRefused
+from mpc.errors import FailedPrecondition, PolicyRefused
 from mpc.programs import secure
 from mpc.programs.models.solve import inverse
 
@@ -116,6 +116,26 @@ def refuse_small_classes(ctx: JobContext, labels: Any, bound: float | None, orig
     count."""
     if bound is None:
         return
+    counts = class_counts(labels, originals)
+    few = secure.greater_than(counts, 0.5) * secure.less_than(counts, math.ceil(1 / bound - 1e-9) - 0.5)
+    if secure.greater_than_to_all(ctx, few.sum(), 0.5).all():
+        raise PolicyRefused(
+            f"a class of the label holds fewer than {math.ceil(1 / bound - 1e-9)} rows (the strictest max_leverage of the "
+            f"parties' policies is {bound:g}): a released model would show those rows' labels; nothing was released")
+
+
+def refuse_one_class(ctx: JobContext, labels: Any, label: str, originals: Any | None = None) -> None:
+    """Refuses (one public bit) a label whose rows all hold one class: no classifier
+    and no AUC is defined on it (scikit-learn refuses such a label too)."""
+    present = secure.greater_than(class_counts(labels, originals), 0.5).sum()
+    if not secure.greater_than_to_all(ctx, present, 1.5).all():
+        raise FailedPrecondition(f"the label column {label!r} holds one class only: a classifier needs rows of at "
+                                 "least two classes")
+
+
+def class_counts(labels: Any, originals: Any | None = None) -> Any:
+    """Each class's rows in the one-hot (or 0/1) shared `labels`, shared; with
+    `originals` (a public 0/1 mask of the rows that are not mirror images), theirs."""
     import crypten
 
     one_hot = labels if labels.dim() == 2 else labels.unsqueeze(1)
@@ -125,11 +145,7 @@ def refuse_small_classes(ctx: JobContext, labels: Any, bound: float | None, orig
     counts = secure.lowered(one_hot.sum(0))
     if int(one_hot.size(1)) == 1:  # 0/1 labels: the other class holds the other rows
         counts = crypten.cat([counts, counts.neg() + rows])
-    few = secure.greater_than(counts, 0.5) * secure.less_than(counts, math.ceil(1 / bound - 1e-9) - 0.5)
-    if secure.greater_than_to_all(ctx, few.sum(), 0.5).all():
-        raise PolicyRefused(
-            f"a class of the label holds fewer than {math.ceil(1 / bound - 1e-9)} rows (the strictest max_leverage of the "
-            f"parties' policies is {bound:g}): a released model would show those rows' labels; nothing was released")
+    return counts
 
 
 def _all_below(ctx: JobContext, values: Any, bound: float) -> bool:

@@ -93,6 +93,7 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
         design, features, stats = _horizontal(ctx, label)
     else:
         design, features, stats = _vertical(ctx, label, rows[0])
+    influence.refuse_one_class(ctx, design.y, label, design.originals)
     w, b, losses = _train(ctx, design)
     if not ctx.settings(LogisticParameters).keep_shared:
         bound = influence.limit(ctx)

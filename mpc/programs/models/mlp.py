@@ -70,6 +70,7 @@ def mlp(ctx: JobContext) -> dict[str, Result] | None:
     label = ctx.settings(MlpParameters).label
     rows = party_rows(ctx)
     data = _horizontal(ctx, label) if ctx.partitioning == "horizontal" else _vertical(ctx, label, rows[0])
+    influence.refuse_one_class(ctx, data.y, label)
     net = network.crypten_network(widths(ctx, len(data.features)), ctx.settings(MlpParameters).seed)
     with network.at_network_precision():
         net.encrypt(src=0)  # the initial weights are public (the seed's)
