@@ -179,11 +179,15 @@ def test_a_label_of_one_class_is_refused_not_fitted(session: Session, partitioni
 
 
 @pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
-def test_a_penalty_that_swamps_the_data_is_refused(session: Session, partitioning: str) -> None:
-    """alpha above RIDGE_MAX times the data's curvature: every party learns that one
-    bit and the job is refused, saying why."""
+def test_a_penalty_that_swamps_the_data_gives_the_small_model(session: Session, partitioning: str) -> None:
+    """A large alpha is a valid request (the trial's 1e9 was refused as "too large",
+    1e300 too): the features' coefficients go to zero and the intercept to the base
+    rate's log-odds, as scikit-learn's do, whatever a feature's scale (one here on
+    a 1e-2 scale: its penalty per standardized unit is ~1e4 times the other's).
+    breast_cancer at the default alpha: test_models_bundled.py."""
     rng = np.random.default_rng(5)
-    x, y = credit(rng, 120, 2)
+    x, y = credit(rng, 400, 2)
+    x[:, 0] *= 1e-2
     if partitioning == "horizontal":
         tables, names, keys = [np.column_stack([x, y])] * session.world_size, [["a", "b", "y"]] * session.world_size, None
     else:
@@ -192,9 +196,21 @@ def test_a_penalty_that_swamps_the_data_is_refused(session: Session, partitionin
         tables += [rng.normal(size=(len(y), 1)) for _ in range(session.world_size - 2)]
         names += [[f"c{r}"] for r in range(2, session.world_size)]
         keys = [ids] * session.world_size
-    status, answer = session.run(Task("model.logistic_regression", partitioning, tables, names,
-                                      {"label": "y", "alpha": 1e9}, {}, keys))
-    assert status == "refused" and "alpha is too large" in answer, answer
+    for alpha in (1e4, 1e300):
+        status, answer = session.run(Task("model.logistic_regression", partitioning, tables, names,
+                                          {"label": "y", "alpha": alpha, "holdout": 0}, {}, keys))
+        assert status == "ok", (alpha, answer)
+        train = np.vstack(tables)[:, :-1] if partitioning == "horizontal" else np.column_stack([t[:, :1] for t in tables])
+        labels = np.concatenate([t[:, -1] for t in tables]) if partitioning == "horizontal" else y
+        center = train.mean(axis=0)
+        reference = LogisticRegression(C=1 / alpha, max_iter=5000, tol=1e-10).fit(train - center, labels)
+        spread = train.std(axis=0)
+        assert np.all(np.abs(answer["coefficients"][0] - reference.coef_[0]) * spread <= 2e-2), \
+            (alpha, answer["coefficients"][0] * spread, reference.coef_[0] * spread)
+        intercept = reference.intercept_[0] - reference.coef_[0] @ center
+        if alpha > 1e100:  # lbfgs stops at once where C = 1e-300: the limit is the base rate's log-odds
+            intercept = np.log(labels.mean() / (1 - labels.mean()))
+        assert abs(answer["intercept"][0][0] - intercept) <= 2e-2, (alpha, answer["intercept"][0][0], intercept)
 
 
 def penalized_loss(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray, alpha: float) -> float:

@@ -13,9 +13,9 @@ from mpc.catalogue.context import JobContext
 from mpc.programs import secure
 
 
-def by_column(ctx: JobContext, widths: list[int], local: np.ndarray, axis: int = 0) -> Any:
-    """Each party's array over its own columns (along `axis`), shared by it and
-    joined in rank order."""
+def by_column(ctx: JobContext, widths: list[int], local: np.ndarray, axis: int = 0, precision: int | None = None) -> Any:
+    """Each party's array over its own columns (along `axis`), shared by it (at
+    `precision` fractional bits, by default the configured) and joined in rank order."""
     import crypten
 
     parts = []
@@ -23,7 +23,7 @@ def by_column(ctx: JobContext, widths: list[int], local: np.ndarray, axis: int =
         shape = list(local.shape)
         shape[axis] = width
         if width:
-            parts.append(secure.share_from(ctx, r, local if r == ctx.rank else None, tuple(shape)))
+            parts.append(secure.share_from(ctx, r, local if r == ctx.rank else None, tuple(shape), precision))
     return crypten.cat(parts, dim=axis)
 
 

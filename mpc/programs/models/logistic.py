@@ -53,7 +53,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
-from mpc.programs.models import blocks, holdout, influence, sigmoid
+from mpc.programs.models import blocks, holdout, influence, penalty, sigmoid
 from mpc.programs.models.solve import inverse
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
@@ -63,7 +63,6 @@ CHUNK_ROWS = 4096
 ENTRY_ERROR = 2.0**-22
 """The Hessian bound only steers the steps (the optimum is where the gradient
 vanishes), so its inverse is refused only when severely ill-conditioned."""
-RIDGE_MAX = 100.0
 STEP_MAX = 64.0
 HOLDOUT = 0.2
 
@@ -79,7 +78,9 @@ class Design:
     shift: Any  # m: standardized u = (z - m) * s (shared or public zeros)
     scale: Any  # s
     correlation: Any  # R of the features, 24 bits
-    ridge: Any  # 4 alpha / ((n - 1) sigma_j^2), shared or public
+    ridge: Any  # min(4 alpha / ((n - 1) sigma_j^2), penalty.RIDGE_CAP), shared, or None
+    precondition: Any  # S ~ (1 + ridge)^-1/2, 16 bits, shared
+    scaled_ridge: Any  # S ridge S (the Hessian bound's penalty, scaled as solve.inverse takes it), shared, or None
     n: int
     n_test: int
     originals: Any = None  # public 0/1 per training row: 0 for a mirror image (fit through the origin), else None
@@ -136,20 +137,14 @@ def _horizontal(ctx: JobContext, label: str) -> tuple[Design, list[str], dict[st
     scale = inverse_std.mul(16)
     shift_z, scale_z = frame
     z, z_train = (x - shift_z) / scale_z, (train_x - shift_z) / scale_z
-    alpha = _alpha(ctx)
-    # sigma_j^2 = c_j^2 var(z_j) = c_j^2 / (256 inverse_std^2): 4 alpha / ((n-1) sigma^2)
-    factor = torch.from_numpy(4 * alpha * 256 / ((n - 1) * scale_z**2))
-    ridge = None
-    if alpha:  # factor * inverse_std^2, the square at 24 bits, the public factor applied at 16
-        square = secure.mul_mixed(secure.raised(inverse_std, secure.PRECISION_BITS), inverse_std)
-        ridge = secure.raised(secure.lowered(square).mul(factor), secure.PRECISION_BITS)
+    ridge = penalty.pooled(inverse_std, 4 * _alpha(ctx) * 256 / ((n - 1) * scale_z**2)) if _alpha(ctx) else None
     design = Design(
         z=secure.stacked_rows(ctx, z_train, [a for a, _ in sizes], DESIGN_BITS),
         y=secure.stacked_rows(ctx, train_y[:, None], [a for a, _ in sizes], DESIGN_BITS).squeeze(1),
         z_test=secure.stacked_rows(ctx, z[test], [b for _, b in sizes], DESIGN_BITS) if n_test else None,
         y_test=secure.stacked_rows(ctx, y[test, None], [b for _, b in sizes], DESIGN_BITS).squeeze(1) if n_test else None,
         shift=secure.lowered(moments.mean), scale=scale, correlation=horizontal.correlation(moments),
-        ridge=ridge, n=n, n_test=n_test, originals=_originals(ctx, [a for a, _ in sizes]))
+        **penalty.scaling(ridge), n=n, n_test=n_test, originals=_originals(ctx, [a for a, _ in sizes]))
     return design, features, {"mean_z": moments.mean, "var_z": moments.variance, "frame": frame}
 
 
@@ -180,14 +175,13 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
     # one limb: the rows below enter at 12 bits of u / 2^b, too coarse for features far out at both parties
     cross, _ = vertical.cross_correlations(shared_ctx, n, widths, features, limbs=False)
     correlation = blocks.assemble(ctx, widths, np.atleast_2d(np.corrcoef(train_x, rowvar=False)), cross)
-    alpha = _alpha(ctx)
-    ridge = blocks.by_column(ctx, widths, 4 * alpha / ((n - 1) * sigma**2)) if alpha else None
+    scaling = penalty.own(ctx, widths, 4 * _alpha(ctx) / ((n - 1) * sigma**2)) if _alpha(ctx) else penalty.scaling(None)
     design = Design(
         z=secure.stacked_columns(ctx, u_train / bounds, widths, DESIGN_BITS), y=_label(ctx, holder[0], train_y, n),
         z_test=secure.stacked_columns(ctx, u[test] / bounds, widths, DESIGN_BITS) if n_test else None,
         y_test=_label(ctx, holder[0], y[test] if y is not None else None, n_test) if n_test else None,
         shift=torch.zeros(len(features), dtype=torch.float64), scale=torch.from_numpy(public_bounds),
-        correlation=correlation, ridge=ridge, n=n, n_test=n_test, originals=_originals(ctx, [n]))
+        correlation=correlation, **scaling, n=n, n_test=n_test, originals=_originals(ctx, [n]))
     stats = {"means": blocks.by_column(ctx, widths, secure.split(mean), axis=1),
              "stds": blocks.by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
     return design, features, stats
@@ -255,16 +249,11 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
     import crypten
 
     d = int(design.correlation.size(0))
-    a = design.correlation
-    precondition = torch.ones(d, dtype=torch.float64)
-    if design.ridge is not None:
-        if not secure.less_than_to_all(ctx, design.ridge, RIDGE_MAX).all():
-            raise InvalidArgument(f"alpha is too large for these rows (penalty above {RIDGE_MAX} x the data's curvature)")
-        a = a + design.ridge.unsqueeze(1).expand(d, d) * torch.eye(d, dtype=torch.float64)
-        precondition = secure.lowered(design.ridge.add(1)).inv_sqrt()
-    else:
-        precondition = crypten.cryptensor(precondition, precision=secure.PRODUCT_BITS)
-    inv = inverse(ctx, a, precondition, ENTRY_ERROR, phase="inverting the Hessian bound")
+    precondition = design.precondition
+    if precondition is None:
+        precondition = crypten.cryptensor(torch.ones(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
+    inv = inverse(ctx, design.correlation, precondition, ENTRY_ERROR, phase="inverting the Hessian bound",
+                  scaled_diagonal=design.scaled_ridge)
     epochs = (ctx.settings(LogisticParameters).epochs or 20)
     tolerance = ctx.settings(LogisticParameters).tolerance
     w = crypten.cryptensor(torch.zeros(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
@@ -289,9 +278,10 @@ def _train(ctx: JobContext, design: Design) -> tuple[Any, Any, list[float]]:
         p = sigmoid.clamp01(probability)
         residual = p - secure.raised(design.y, secure.PRODUCT_BITS)
         gradient, total = _gradient(design, residual)
-        if design.ridge is not None:  # + (n-1)/4 * ridge * w, the penalty's gradient
-            gradient = gradient + secure.mul_mixed(secure.lowered(design.ridge, secure.PRECISION_BITS), w).mul((design.n - 1) / 4)
-        step = secure.lowered(inv.apply(secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1))))
+        scaled = secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1))  # at the bound's scale
+        if design.ridge is not None:  # + ridge * w: the penalty's gradient, (n - 1) / 4 ridge w, at that scale
+            scaled = scaled + secure.mul_mixed(secure.lowered(design.ridge, secure.PRECISION_BITS), w)
+        step = secure.lowered(inv.apply(scaled))
         kept = _Kept(w, b, step, total.mul(4 / design.n), objective)
         # relative to the loss: a rare class's loss is ~0.07, where 1e-4 absolute stopped fits 1.5% above the optimum
         moved = not losses or abs(losses[-1] - loss) >= tolerance * loss

@@ -3,7 +3,10 @@ so that only the solution (or nothing) is ever revealed.
 
 1. Jacobi scaling: A' = S A S, b' = S b with S ~ diag(A)^-1/2 (any shared S gives
    the same x = S y, so S need not be exact); A' has a unit-ish diagonal and
-   eigenvalues in (0, 2d].
+   eigenvalues in (0, 2d]. A penalty's diagonal P (A = a + P) is passed already
+   scaled, as S P S, which its caller forms without large encodings: a penalty of
+   2^20 times a column's curvature would otherwise meet its 2^-10 scale in a
+   product whose encoding nears the ring.
 2. Newton–Schulz inverse at 16 bits: X <- X (2I - A'X) from X = I / (2d); it
    converges quadratically once ||I - A'X|| < 1, in log2(d * condition) + 3 steps.
 3. y = X b', then iterative refinement y += X (b' - A'y) with the residual taken in
@@ -24,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from mpc.errors import FailedPrecondition
@@ -55,16 +59,21 @@ class Inverse:
         return secure.mul_mixed(secure.mul_mixed(secure.mul_mixed(vector, self.scale), self.x, "matmul"), self.scale)
 
 
-def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solving the normal equations") -> Inverse:
-    """A^-1 of a shared symmetric positive definite `a` (d x d, >= 24 bits), with
-    `scale` (d, 16 bits) ~ diag(A)^-1/2; refused (one public bit) where the errors
-    A carries (`entry_error` per entry of S A S) could move a solution past 1e-3."""
+def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solving the normal equations",
+            scaled_diagonal: Any = None) -> Inverse:
+    """A^-1 of a shared symmetric positive definite A = a + P (`a` d x d, >= 24 bits;
+    P diagonal, given as `scaled_diagonal` = diag(S P S), shared or public, or
+    None), with `scale` (d, 16 bits) = S ~ diag(A)^-1/2; refused (one public bit)
+    where the errors A carries (`entry_error` per entry of S A S) could move a
+    solution past 1e-3."""
     import crypten
 
     d = int(a.size(0))
     rows = lambda v: v.unsqueeze(1).expand(d, d)  # noqa: E731
     cols = lambda v: v.unsqueeze(0).expand(d, d)  # noqa: E731
-    scaled = secure.mul_mixed(secure.mul_mixed(a, rows(scale)), cols(scale))  # A' = S A S
+    scaled = secure.mul_mixed(secure.mul_mixed(a, rows(scale)), cols(scale))  # A' = S a S (+ S P S)
+    if scaled_diagonal is not None:
+        scaled = scaled + _diagonal(scaled_diagonal, d)
     coarse = secure.lowered(scaled)
     eye = torch.eye(d, dtype=torch.float64)
     x = crypten.cryptensor(eye / (2 * d), precision=secure.PRODUCT_BITS)  # public start, shared form
@@ -80,11 +89,11 @@ def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solv
     return Inverse(x, scale, secure.lowered(scaled, secure.PRECISION_BITS))
 
 
-def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float) -> Any:
-    """x with A x = b. `a` (d x d) and `b` (d) are shared (any precision >= 24 bits),
-    `scale` (d, 16 bits) approximates diag(A)^-1/2; `entry_error` bounds the error
-    of A' = S A S's entries."""
-    inv = inverse(ctx, a, scale, entry_error)
+def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float, scaled_diagonal: Any = None) -> Any:
+    """x with A x = b, A = a + P as in `inverse`. `a` (d x d) and `b` (d) are shared
+    (any precision >= 24 bits), `scale` (d, 16 bits) approximates diag(A)^-1/2;
+    `entry_error` bounds the error of A' = S A S's entries."""
+    inv = inverse(ctx, a, scale, entry_error, scaled_diagonal=scaled_diagonal)
     b_scaled = secure.lowered(secure.mul_mixed(b, scale), secure.PRECISION_BITS)
     y = secure.mul_mixed(b_scaled, inv.x, "matmul")  # b'^T X = (X b')^T, X symmetric
     for _ in range(REFINEMENTS):
@@ -93,6 +102,13 @@ def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float) -> Any:
         raise FailedPrecondition("solving the normal equations failed in the fixed point (a truncation wrapped); "
                                  "nothing was released, please resubmit the job")
     return secure.mul_mixed(y, scale)
+
+
+def _diagonal(vector: Any, d: int) -> Any:
+    """diag(vector) for a shared (any precision) or public vector."""
+    if torch.is_tensor(vector) or isinstance(vector, np.ndarray):
+        return torch.as_tensor(vector, dtype=torch.float64).diag()
+    return secure.times_integers(vector.unsqueeze(1).expand(d, d), torch.eye(d, dtype=torch.long).tolist())  # exact
 
 
 def _all_within(ctx: Any, values: Any, tolerance: float) -> bool:

@@ -265,10 +265,7 @@ def _outer(mean: Any, d: int) -> Any:
 def inverse_std(moments: Moments) -> Any:
     """1 / sqrt(VAR_SCALE * var(z)) at 16 bits, for var(z) >= CORRELATION_FLOOR:
     the argument lies in [0.07, 103], where CrypTen's inv_sqrt is accurate to ~1e-4."""
-    import crypten
-
-    crypten.cfg.functions.sqrt_nr_iters = 8
-    return secure.lowered(moments.variance.mul(VAR_SCALE)).inv_sqrt()
+    return secure.inv_sqrt(secure.lowered(moments.variance.mul(VAR_SCALE)))
 
 
 def correlation(moments: Moments) -> Any:
