@@ -154,13 +154,19 @@ def extremes(ctx: Any, low: np.ndarray, high: np.ndarray) -> tuple[Any, Any]:
     vectors), shared, in one comparison for all of them (the maxima enter negated,
     so both are minima), as integer keys exact to 2^-49 relative (precision 0:
     comparisons and selections of keys are exact ring operations, no truncation)."""
+    keys = np.concatenate([to_keys(low), -to_keys(high)])  # |key| < 2^(63 - KEY_DROP_BITS)
+    best = smallest(share_integers(ctx, keys))
+    return best[: len(low)], -best[len(low):]
+
+
+def share_integers(ctx: Any, local: np.ndarray) -> list[Any]:
+    """Every party's int64 array (the same shape at each), shared by each party at
+    precision 0, as it is (share_each goes through float64): by rank."""
     import crypten
 
-    keys = torch.from_numpy(np.concatenate([to_keys(low), -to_keys(high)]))  # |key| < 2^(63 - KEY_DROP_BITS)
-    shared = [crypten.cryptensor(keys if r == ctx.rank else torch.zeros_like(keys), src=r, precision=0)
-              for r in range(ctx.world_size)]  # (int64 as it is: share_each goes through float64)
-    best = smallest(shared)
-    return best[: len(low)], -best[len(low):]
+    values = torch.from_numpy(np.asarray(local, dtype=np.int64))
+    return [crypten.cryptensor(values if r == ctx.rank else torch.zeros_like(values), src=r, precision=0)
+            for r in range(ctx.world_size)]
 
 
 def smallest(values: list[Any]) -> Any:

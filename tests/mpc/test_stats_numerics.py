@@ -60,8 +60,10 @@ def assert_within_documented_accuracy(result: dict, pooled: np.ndarray) -> None:
             np.testing.assert_allclose(values, ref, rtol=1e-3, err_msg=name)
         elif name == "covariance":
             assert np.all(np.abs(values - ref) <= 1e-3 * np.outer(sigma, sigma)), (values, ref)
-        elif name == "correlation":
-            assert np.all(np.abs(values - ref) <= 1e-3), (values, ref)
+        elif name == "correlation":  # undefined (NaN) exactly where numpy's is: a constant column's
+            ref = np.broadcast_to(ref, values.shape)
+            assert np.array_equal(np.isnan(values), np.isnan(ref)), (values, ref)
+            assert np.all(np.abs(values - ref)[~np.isnan(ref)] <= 1e-3), (values, ref)
 
 
 def assert_clear_refusal(answer: str, columns: list[str]) -> None:
@@ -214,17 +216,54 @@ def test_tied_extremes_at_several_of_three_parties(three: Session) -> None:
     np.testing.assert_array_equal(answer["max"][0], pooled.max(axis=0))
 
 
-def test_a_range_only_across_parties_is_found_and_a_constant_column_refused(three: Session) -> None:
+def test_a_range_only_across_parties_is_found(three: Session) -> None:
     """The pooled range comes from every pair of parties: a column constant at each
-    party but not across them is answered; one constant everywhere is refused."""
+    party but not across them is answered as any other."""
     rng = np.random.default_rng(4)
     tables = [np.column_stack([np.full(50, 10.0 + rank), rng.normal(size=50)]) for rank in range(3)]
     status, answer = three.run(Task("stats.summary", "horizontal", tables, [["step", "noise"]] * 3))
     assert status == "ok", answer
     assert_within_documented_accuracy(answer, np.vstack(tables))
-    flat = [np.column_stack([np.full(50, 7.0), t[:, 1]]) for t in tables]
-    status, answer = three.run(Task("stats.summary", "horizontal", flat, [["flat", "noise"]] * 3))
-    assert status == "refused" and "'flat'" in answer and "constant" in answer, answer
+
+
+def test_a_constant_column_is_answered_exactly(three: Session) -> None:
+    """One value at every party (the trial's constant column was refused even for
+    count and mean): its mean and sum as any column's, variance, std and
+    covariances 0, correlations undefined (NaN, as numpy's); the other columns as
+    usual. A column constant but for one value 1e-8 (relative) off is refused by
+    name: nearly constant, it cannot be answered to 1e-3."""
+    rng = np.random.default_rng(4)
+    tables = [np.column_stack([np.full(50, 1e6 + 0.25), rng.normal(size=50), rng.normal(size=50)]) for _ in range(3)]
+    pooled = np.vstack(tables)
+    status, answer = three.run(Task("stats.summary", "horizontal", tables, [["flat", "a", "b"]] * 3))
+    assert status == "ok", answer
+    assert answer["mean"][0][0] == pytest.approx(1e6 + 0.25, rel=1e-12)
+    assert answer["sum"][0][0] == pytest.approx(150 * (1e6 + 0.25), rel=1e-12)
+    assert answer["variance"][0][0] == 0 and answer["std"][0][0] == 0
+    assert np.all(answer["covariance"][0][0] == 0) and np.all(answer["covariance"][0][:, 0] == 0)
+    correlation = answer["correlation"][0]
+    assert np.isnan(correlation[0]).all() and np.isnan(correlation[:, 0]).all()
+    varying = {name: (values[1:] if values.ndim == 1 else values[1:, 1:], *rest) for name, (values, *rest) in answer.items()
+               if name != "count"}
+    assert_within_documented_accuracy(varying, pooled[:, 1:])
+    for kind, parameters in (("stats.describe", {}), ("stats.correlation", {})):  # every column constant
+        status, answer = three.run(Task(kind, "horizontal", [t[:, :1] for t in tables], [["flat"]] * 3, parameters))
+        assert status == "ok", answer
+        if kind == "stats.describe":
+            assert answer["mean"][0][0] == pytest.approx(1e6 + 0.25, rel=1e-12) and answer["variance"][0][0] == 0
+        else:
+            assert np.isnan(answer["correlation"][0]).all()
+    keys = [np.array([f"k{i}" for i in range(150)])] * 3
+    status, answer = three.run(Task("stats.summary", "vertical", [pooled[:, :2], pooled[:, 2:], pooled[:, 1:2] ** 2],
+                                    [["flat", "a"], ["b"], ["c"]], {}, {}, keys))
+    assert status == "ok", answer
+    assert answer["mean"][0][0] == pytest.approx(1e6 + 0.25, rel=1e-12) and answer["variance"][0][0] == 0
+    assert np.all(answer["covariance"][0][0] == 0) and np.isnan(answer["correlation"][0][0]).all()
+    assert abs(answer["correlation"][0][1, 2] - np.corrcoef(pooled[:, 1], pooled[:, 2])[0, 1]) <= 1e-3
+    nearly = [t.copy() for t in tables]
+    nearly[1][7, 0] += 1e-2
+    status, answer = three.run(Task("stats.summary", "horizontal", nearly, [["flat", "a", "b"]] * 3))
+    assert status == "refused" and "'flat'" in answer and "nearly constant" in answer, answer
 
 
 def test_extremes_need_the_partys_own_permission(two: Session) -> None:

@@ -9,7 +9,11 @@ whatever the column's offset (unix timestamps, values near 2^47) or outliers.
 To find it they compute, under encryption, the pooled range and mean of x / 2^e
 (2^e >= max |x|, public), and open only the range's power of two (by comparisons
 against 2^-k, k = 0..RANGE_STEPS) and the mean rounded to an eighth of that power
-of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused.
+of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused,
+unless it is constant (one value at every party, to the extremes' 2^-49 relative;
+every party learns that bit for such columns only): then its count, sum and mean
+are answered as any column's, its variance, std and covariances are 0, and its
+correlations undefined (NaN), as numpy's are. Models refuse a constant column.
 
 Precision. Aggregates (sums of z and of z z^T over rows, divided by the pooled row
 count) are shared at 32 fractional bits, error ~2^-33 per party; the square of
@@ -39,7 +43,7 @@ import torch
 
 from mpc.catalogue.context import JobContext, Result
 from mpc.errors import FailedPrecondition
-from mpc.programs import secure
+from mpc.programs import compare, secure
 from mpc.programs.stats.request import DISPERSION, MOMENTS, Request, histogram_result, local_histogram
 
 RANGE_STEPS = 20
@@ -65,9 +69,11 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
     n = sum(rows)
     secrets: list[tuple[str, Any]] = []
     frame = None
+    constant = np.zeros(len(columns), dtype=bool)
     if req.wants(MOMENTS):
         ctx.progress("fixing each column's frame", 10)
-        frame, shared = _moments(ctx, req, x, n, column_frame(ctx, x, n, columns), columns)
+        frame, constant = frame_and_constants(ctx, x, n, columns)
+        frame, shared = _moments(ctx, req, x, n, frame, columns, constant)
         secrets += shared
     if req.wants({"min", "max"}):
         ctx.progress("exact extremes", 50)
@@ -82,21 +88,38 @@ def compute(ctx: JobContext, req: Request, rows: list[int]) -> dict[str, Result]
     opened = secure.open_to_receivers(ctx, [s for _, s in secrets])
     if opened is None:
         return None
-    return _derive(dict(zip([name for name, _ in secrets], opened)), req, n, frame, columns)
+    values = dict(zip([name for name, _ in secrets], opened))
+    if req.wants(DISPERSION) and constant.any():
+        values = _with_constants(values, constant, req)
+    return _derive(values, req, n, frame, columns)
 
 
 def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The public shift and scale of every column (see the module docstring)."""
+    """The public shift and scale of every column (see the module docstring), for
+    programs that need every column to vary (models): a constant one is refused."""
+    frame, constant = frame_and_constants(ctx, x, n, columns)
+    if constant.any():
+        raise FailedPrecondition(f"column {columns[int(np.argmax(constant))]!r} is constant (one value at every party): "
+                                 "it cannot explain anything; drop it from the job")
+    return frame
+
+
+def frame_and_constants(ctx: JobContext, x: np.ndarray, n: int,
+                        columns: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The public frame of every column and which columns are constant (public)."""
     low, high = x.min(axis=0), x.max(axis=0)  # (z = x / first, a power of two: z's sum and extremes are these scaled)
     peak = np.maximum(np.abs(low), np.abs(high))
     exponents = np.max(np.array(secure.public(ctx, [_exponent(p) for p in peak])), axis=0)
     first = np.exp2(exponents)
     mean = secure.total(secure.share_each(ctx, x.sum(axis=0) / first / n))
     steps = _range_steps(ctx, low / first, high / first)
-    flat = [c for c, s in zip(columns, steps) if s == 0]
-    if flat:
-        raise FailedPrecondition(f"column {flat[0]!r} is constant or nearly so (its range is below 2^-{RANGE_STEPS} "
-                                 "of its magnitude): its statistics cannot be computed to 1e-3")
+    constant = np.zeros(len(columns), dtype=bool)
+    if (steps == 0).any():
+        constant[steps == 0] = _same_everywhere(ctx, low[steps == 0], high[steps == 0])
+    nearly = [c for c, s, k in zip(columns, steps, constant) if s == 0 and not k]
+    if nearly:
+        raise FailedPrecondition(f"column {nearly[0]!r} is nearly constant (its range is below 2^-{RANGE_STEPS} of its "
+                                 "magnitude): its statistics cannot be computed to 1e-3")
     below = RANGE_STEPS - steps  # range <= 2^(exponent - below)
     range_exp = exponents - below
     multiplier = [int(2 ** (b + SHIFT_GRID)) for b in below]
@@ -104,7 +127,24 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
     shift, scale = grid * np.exp2(range_exp - SHIFT_GRID), np.exp2(range_exp + 1)
     if np.abs((x - shift) / scale).max(initial=0) > 4:  # |z| <= 1/2 + 1/32 by construction
         raise FailedPrecondition("the columns' public frame is inconsistent (a fixed-point failure); please resubmit")
-    return shift, scale
+    return (shift, scale), constant
+
+
+def _same_everywhere(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """For each column, whether every party's minimum and maximum have exactly the
+    float64 bits of party 0's minimum (-0.0 taken as 0.0): the column is one value
+    everywhere. The bit patterns go in 32-bit halves (their differences fit the
+    ring); every difference is compared with zero from both sides in one batch and
+    the bits ANDed in the binary domain; only the per-column result is opened."""
+    import crypten
+
+    m = len(low)
+    bits = (np.concatenate([low, high]) + 0.0).view(np.int64)
+    halves = secure.share_integers(ctx, np.concatenate([bits >> 32, bits & 0xFFFFFFFF]).reshape(4, m))
+    first = halves[0][[0, 0, 2, 2]]  # party 0's minimum, against every party's minimum and maximum
+    differences = crypten.stack([half - first for half in halves]).reshape(-1, m)
+    nonzero = compare.sign_bits(crypten.cat([differences, differences.neg()]), binary=True)
+    return secure.revealed_bits(secure.all_of(nonzero ^ 1)).reshape(-1)
 
 
 def tightened_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
@@ -167,10 +207,22 @@ def _exponent(peak: float) -> int:
 
 
 def _moments(ctx: JobContext, req: Request, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
-             columns: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], list[tuple[str, Any]]]:
-    """The shared moments the request needs, and the frame they are in."""
+             columns: list[str], constant: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], list[tuple[str, Any]]]:
+    """The shared moments the request needs, and the frame they are in. Constant
+    columns have no dispersion to compute: only their mean is (`constant_mean_z`,
+    in their frame), the others' moments as usual (`_with_constants` joins them)."""
     if not req.wants(DISPERSION):
         return frame, [("mean_z", pooled_mean(ctx, x, n, frame))]
+    if constant.any():
+        varying = ~constant
+        means = [("constant_mean_z", pooled_mean(ctx, x[:, constant], n, (frame[0][constant], frame[1][constant])))]
+        if not varying.any():
+            return frame, means
+        (shift, scale), shared = _moments(ctx, req, x[:, varying], n, (frame[0][varying], frame[1][varying]),
+                                          [c for c, v in zip(columns, varying) if v], constant[varying])
+        joined = frame[0].copy(), frame[1].copy()
+        joined[0][varying], joined[1][varying] = shift, scale
+        return joined, [*means, *shared]
     frame, moments = tightened_moments(ctx, x, n, frame, columns, CORRELATION_FLOOR if _mpc_correlation(req) else None)
     out: list[tuple[str, Any]] = []
     if req.wants({"sum", "mean"}):
@@ -277,6 +329,32 @@ def correlation(moments: Moments) -> Any:
     return secure.mul_mixed(rows, inverse.unsqueeze(0).expand(*biased.size())).mul(VAR_SCALE)
 
 
+def _with_constants(opened: dict[str, np.ndarray], constant: np.ndarray, req: Request) -> dict[str, np.ndarray]:
+    """The varying columns' opened moments with the constant columns' joined in,
+    under the names `_moments` gives them: their means, zero (co)variances and
+    undefined (NaN) correlations."""
+    varying = ~constant
+
+    def joined(name: str, fill: float, square: bool = False) -> np.ndarray:
+        shape = (len(constant), len(constant)) if square else (len(constant),)
+        out = np.full(shape, fill)
+        if name in opened:
+            out[np.ix_(varying, varying) if square else varying] = opened[name]
+        return out
+
+    out: dict[str, np.ndarray] = {}
+    if req.wants({"sum", "mean"}):
+        out["mean_z"] = joined("mean_z", 0.0)
+        out["mean_z"][constant] = opened["constant_mean_z"]
+    if req.wants({"covariance"}):
+        return {**out, "biased_cov_z": joined("biased_cov_z", 0.0, square=True)}
+    if req.wants({"variance", "std"}):
+        out["biased_var_z"] = joined("biased_var_z", 0.0)
+    if _mpc_correlation(req):
+        out["correlation"] = joined("correlation", np.nan, square=True)
+    return out
+
+
 def _derive(opened: dict[str, np.ndarray], req: Request, n: int, frame: tuple[np.ndarray, np.ndarray] | None,
             columns: list[str]) -> dict[str, Result]:
     out: dict[str, Result] = {}
@@ -298,13 +376,14 @@ def _derive(opened: dict[str, np.ndarray], req: Request, n: int, frame: tuple[np
             out["variance"] = Result(var, columns)
             sigma = np.sqrt(np.maximum(var, 0))
             out["std"] = Result(sigma, columns)
-            out["correlation"] = Result(np.clip(cov / np.outer(sigma, sigma), -1, 1), columns)
+            with np.errstate(divide="ignore", invalid="ignore"):  # a constant column's: undefined (NaN)
+                out["correlation"] = Result(np.clip(cov / np.outer(sigma, sigma), -1, 1), columns)
         if "biased_var_z" in opened:
             var = opened["biased_var_z"] * unbias * scale**2
             out["variance"], out["std"] = Result(var, columns), Result(np.sqrt(np.maximum(var, 0)), columns)
         if "correlation" in opened:
             corr = (opened["correlation"] + opened["correlation"].T) / 2
-            np.fill_diagonal(corr, 1.0)
+            np.fill_diagonal(corr, np.where(np.isnan(np.diag(corr)), np.nan, 1.0))
             out["correlation"] = Result(corr, columns)
     if "min" in opened:
         out["min"] = Result(secure.from_keys(opened["min"]), columns)

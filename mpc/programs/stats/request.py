@@ -124,7 +124,11 @@ def histogram_result(columns: list[str], counts: np.ndarray, suppressed: np.ndar
 
 def check_plausible(name: str, values: np.ndarray, columns: list[str]) -> None:
     """Revealed values of bounded quantities outside their bounds mean a fixed-point
-    failure (e.g. a truncation that wrapped); refuse rather than release them."""
+    failure (e.g. a truncation that wrapped); refuse rather than release them. A
+    correlation's whole row and column are undefined (NaN) for a constant column."""
+    if name == "correlation" and values.ndim == 2:
+        defined = ~np.isnan(values).all(axis=1)
+        values = values[defined][:, defined]
     if not np.all(np.isfinite(values)):
         raise FailedPrecondition(f"{name}: a non-finite value came out of the computation; nothing was released")
     if name == "correlation" and np.any(np.abs(values) > 1.01):

@@ -20,7 +20,8 @@ columns go in two 16-bit limbs (the rest below the first limb's grid, scaled by
 2^16, as a second), multiplied exactly at 32 bits: twice the shares and four
 times the products, for that pair only. Where even that would miss 1e-3 (values
 ~1,000 standard deviations out at both parties), the job is refused naming the
-columns, before anything is shared.
+columns, before anything is shared. A constant column (every party learns which
+are) enters the products as zeros: covariance 0, correlation undefined (NaN).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _centered(x: np.ndarray) -> np.ndarray:
 def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: list[str]) -> list[tuple[str, Any]]:
     """Correlations (and covariances) between every pair of parties' columns."""
     sigma = _centered(ctx.table).std(axis=0, ddof=1)
-    correlations, _ = cross_correlations(ctx, n, widths, columns)
+    correlations, _ = cross_correlations(ctx, n, widths, columns, constants=True)
     sigmas = [secure.share_from(ctx, r, secure.split(sigma) if r == ctx.rank else None, (secure.SPLIT_ROWS, widths[r]),
                                 precision=secure.PRODUCT_BITS) for r in range(ctx.world_size)]
     out: list[tuple[str, Any]] = []
@@ -120,20 +121,22 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
     return out
 
 
-def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list[str],
-                       limbs: bool = True) -> tuple[dict[tuple[int, int], Any], float]:
+def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list[str], limbs: bool = True,
+                       constants: bool = False) -> tuple[dict[tuple[int, int], Any], float]:
     """Secret-shared correlations (24 bits) between the columns of every pair of
     parties (a < b), from each party's locally standardized columns, and the bound
     on their error; refused, naming the columns, where outliers would push the
-    error past 1e-3 even in two limbs (or, without `limbs`, in one)."""
+    error past 1e-3 even in two limbs (or, without `limbs`, in one). A constant
+    column is refused by name (every party learns which are), or, with
+    `constants`, enters as zeros (its correlations are undefined: the caller's)."""
     x = _centered(ctx.table)
     sigma = x.std(axis=0, ddof=1)
     constant = [c for c, s in zip(ctx.layout[ctx.rank].columns, sigma) if not s > 0]
     flat = secure.public(ctx, constant)
-    if any(flat):
+    if any(flat) and not constants:
         name = next(c for c in flat if c)[0]
         raise FailedPrecondition(f"column {name!r} is constant: it has no correlation with other columns")
-    u = (x - x.mean(axis=0)) / sigma
+    u = (x - x.mean(axis=0)) / np.where(sigma > 0, sigma, 1.0)
     bounds = [int(math.ceil(math.log2(max(float(np.abs(col).max()), 1.0)))) for col in u.T]
     exps = np.concatenate([np.asarray(b, dtype=np.int64) for b in secure.public(ctx, bounds)])
     offsets = np.cumsum([0, *widths])
@@ -243,6 +246,10 @@ def _assemble(req: Request, n: int, widths: list[int], columns: list[str], names
             if f"covm:{a}:{b}" in cross:
                 cov[rows, cols] = np.ldexp(cross[f"covm:{a}:{b}"], np.round(cross[f"cove:{a}:{b}"]).astype(np.int64))
                 cov[cols, rows] = cov[rows, cols].T
+    if "own_cov" in names:  # a constant column (variance 0): covariances 0, correlations undefined, as numpy's
+        flat = np.diag(cov) == 0
+        cov[flat, :], cov[:, flat] = 0.0, 0.0
+        corr[flat, :], corr[:, flat] = np.nan, np.nan
     out = {name: Result(vectors[name], columns) for name in vectors if name in req.wanted}
     if "covariance" in req.wanted:
         out["covariance"] = Result(cov, columns)
