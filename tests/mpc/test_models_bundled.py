@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from sklearn import datasets
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import roc_auc_score
 from statskit import Session, Task
 from test_models_linear import assert_matches
@@ -80,3 +80,26 @@ def test_diabetes_ridge(three: Session, partitioning: str, alpha: float) -> None
     status, result = three.run(_split("model.linear_regression", partitioning, x, y, {"label": "y", "alpha": alpha}))
     assert status == "ok", result
     assert_matches(result, Ridge(alpha=alpha).fit(x, y), x, y)
+
+
+@pytest.mark.parametrize("seed", [0, 1])  # the one row held out (seed 0) or training (seed 1)
+def test_a_bank_with_one_row(three: Session, seed: int) -> None:
+    """The trial's bank with one row failed logistic regression with "ValueError
+    zero-size array": a party left with no training rows now takes part with
+    placeholders its peers' comparisons skip, and every model and the statistics
+    answer as on the other banks' rows."""
+    assert (np.random.default_rng([seed, 2]).random(1)[0] < 0.2) == (seed == 0)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(301, 3))
+    y = (x[:, 0] + rng.normal(size=301) > 0).astype(float)
+    table = np.column_stack([x, y])
+    tables, names = [table[:150], table[150:300], table[300:]], [["a", "b", "c", "y"]] * PARTIES
+    for kind, parameters in (("model.logistic_regression", {"label": "y", "seed": seed}),
+                             ("model.linear_regression", {"label": "y", "holdout": 0.2, "seed": seed}),
+                             ("model.mlp", {"label": "y", "epochs": 1, "seed": seed}), ("stats.summary", {})):
+        status, result = three.run(Task(kind, "horizontal", tables, names, parameters), timeout=600)
+        assert status == "ok", (kind, result)
+        if kind == "model.linear_regression":  # the training rows: every bank's not held out
+            train = np.vstack([t[~holdout(seed, r, len(t))] for r, t in enumerate(tables)])
+            assert_matches(result, LinearRegression().fit(train[:, :3], train[:, 3]), train[:, :3], train[:, 3])
+    np.testing.assert_allclose(result["mean"][0], table.mean(axis=0), rtol=1e-3, atol=1e-5)

@@ -106,16 +106,24 @@ def column_frame(ctx: JobContext, x: np.ndarray, n: int, columns: list[str]) -> 
 
 def frame_and_constants(ctx: JobContext, x: np.ndarray, n: int,
                         columns: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """The public frame of every column and which columns are constant (public)."""
-    low, high = x.min(axis=0), x.max(axis=0)  # (z = x / first, a power of two: z's sum and extremes are these scaled)
-    peak = np.maximum(np.abs(low), np.abs(high))
-    exponents = np.max(np.array(secure.public(ctx, [_exponent(p) for p in peak])), axis=0)
+    """The public frame of every column and which columns are constant (public).
+    A party with no rows (a bank whose one row was held out) takes part with
+    placeholders that no pair of parties' comparisons includes."""
+    present = [bool(rows) for rows in secure.public(ctx, len(x))]  # (row counts are public in every program)
+    if len(x):  # (z = x / first, a power of two: z's sum and extremes are these scaled)
+        low, high = x.min(axis=0), x.max(axis=0)
+        peak = np.maximum(np.abs(low), np.abs(high))
+        own = [_exponent(p) for p in peak]
+    else:
+        low = high = np.zeros(len(columns))
+        own = [NO_ROWS] * len(columns)
+    exponents = np.max(np.array(secure.public(ctx, own)), axis=0)
     first = np.exp2(exponents)
     mean = secure.total(secure.share_each(ctx, x.sum(axis=0) / first / n))
-    steps = _range_steps(ctx, low / first, high / first)
+    steps = _range_steps(ctx, low / first, high / first, present)
     constant = np.zeros(len(columns), dtype=bool)
     if (steps == 0).any():
-        constant[steps == 0] = _same_everywhere(ctx, low[steps == 0], high[steps == 0])
+        constant[steps == 0] = _same_everywhere(ctx, low[steps == 0], high[steps == 0], present)
     nearly = [c for c, s, k in zip(columns, steps, constant) if s == 0 and not k]
     if nearly:
         raise FailedPrecondition(f"column {nearly[0]!r} is nearly constant (its range is below 2^-{RANGE_STEPS} of its "
@@ -130,9 +138,10 @@ def frame_and_constants(ctx: JobContext, x: np.ndarray, n: int,
     return (shift, scale), constant
 
 
-def _same_everywhere(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def _same_everywhere(ctx: JobContext, low: np.ndarray, high: np.ndarray, present: list[bool]) -> np.ndarray:
     """For each column, whether every party's minimum and maximum have exactly the
-    float64 bits of party 0's minimum (-0.0 taken as 0.0): the column is one value
+    float64 bits of the first party's minimum (-0.0 taken as 0.0; parties with rows
+    only): the column is one value
     everywhere. The bit patterns go in 32-bit halves (their differences fit the
     ring); every difference is compared with zero from both sides in one batch and
     the bits ANDed in the binary domain; only the per-column result is opened."""
@@ -141,7 +150,8 @@ def _same_everywhere(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.n
     m = len(low)
     bits = (np.concatenate([low, high]) + 0.0).view(np.int64)
     halves = secure.share_integers(ctx, np.concatenate([bits >> 32, bits & 0xFFFFFFFF]).reshape(4, m))
-    first = halves[0][[0, 0, 2, 2]]  # party 0's minimum, against every party's minimum and maximum
+    halves = [half for half, rows in zip(halves, present) if rows]
+    first = halves[0][[0, 0, 2, 2]]  # the first party's minimum, against every party's minimum and maximum
     differences = crypten.stack([half - first for half in halves]).reshape(-1, m)
     nonzero = compare.sign_bits(crypten.cat([differences, differences.neg()]), binary=True)
     return secure.revealed_bits(secure.all_of(nonzero ^ 1)).reshape(-1)
@@ -182,7 +192,7 @@ def tightened_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.nd
     return tight, pooled_moments(ctx, x, n, tight, columns, floor=floor)
 
 
-def _range_steps(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def _range_steps(ctx: JobContext, low: np.ndarray, high: np.ndarray, present: list[bool]) -> np.ndarray:
     """For each column, how many of the thresholds 2^-k (k = 0..RANGE_STEPS) its
     pooled range max_i high_i - min_j low_j exceeds: all that is opened. The range
     exceeds t iff some pair of parties (i, j) has high_i - low_j > t, so all pairs'
@@ -195,11 +205,14 @@ def _range_steps(ctx: JobContext, low: np.ndarray, high: np.ndarray) -> np.ndarr
 
     lows = secure.share_each(ctx, low, precision=secure.PRECISION_BITS)
     highs = secure.share_each(ctx, high, precision=secure.PRECISION_BITS)
-    spans = crypten.stack([h - lo for h in highs for lo in lows])  # pairs x d
+    spans = crypten.stack([h - lo for h, i in zip(highs, present) if i for lo, j in zip(lows, present) if j])
     thresholds = torch.tensor([2.0**-k for k in range(RANGE_STEPS + 1)], dtype=torch.float64)
     exceeds = secure.greater_than(spans.unsqueeze(2), thresholds, binary=True)  # pairs x d x steps
     within = secure.revealed_bits(secure.all_of(exceeds ^ 1))  # d x steps: no pair exceeds 2^-k
     return RANGE_STEPS + 1 - within.sum(axis=1).astype(np.int64)
+
+
+NO_ROWS = -(2**20)  # a party with no rows: its placeholder exponent, below any column's
 
 
 def _exponent(peak: float) -> int:
