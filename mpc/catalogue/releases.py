@@ -42,14 +42,16 @@ RELEASES: dict[str, tuple[str, str]] = {
         ' `keep_shared`, the R²s only. With `own_coefficients` (vertical), each party receives only its own '
         "features' coefficients and its part of the intercept (the parts sum to the model's), every party the"
         ' R²s',
-        'one bit: the normal equations were well-conditioned enough to solve; held-out row counts; unless '
-        "`keep_shared`, one bit: every training row's leverage is below the parties' `max_leverage` (below)",
+        'one bit: the normal equations were well-conditioned enough to solve; held-out row counts; which '
+        "features are constant (coefficient 0); unless `keep_shared`, one bit: every training row's leverage is "
+        "below the parties' `max_leverage` (below)",
     ),
     "model.logistic_regression": (
         'the model as above (population deviations), the loss per epoch, accuracy and AUC on held-out rows. '
         'With `keep_shared`, the metrics only; `own_coefficients` as above',
         'the training loss each epoch, its step length (a power of two) and whether the step lowered the '
-        "objective; one bit: labels are binary; one bit: both classes occur; unless `keep_shared`, one bit each: every row's leverage "
+        "objective; one bit: labels are binary; one bit: both classes occur; which features are constant; "
+        "unless `keep_shared`, one bit each: every row's leverage "
         'below `max_leverage`, each class large enough (below)',
     ),
     "model.mlp": (

@@ -103,3 +103,36 @@ def test_a_bank_with_one_row(three: Session, seed: int) -> None:
             train = np.vstack([t[~holdout(seed, r, len(t))] for r, t in enumerate(tables)])
             assert_matches(result, LinearRegression().fit(train[:, :3], train[:, 3]), train[:, :3], train[:, 3])
     np.testing.assert_allclose(result["mean"][0], table.mean(axis=0), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
+@pytest.mark.parametrize("kind", ["model.linear_regression", "model.logistic_regression"])
+def test_a_constant_feature_gets_coefficient_zero(three: Session, kind: str, partitioning: str) -> None:
+    """scikit-learn gives a constant feature coefficient 0 (the trial's constant
+    feature made every model fail): the model of the varying features, with the
+    constant one spliced back in (coefficient 0, its value as the mean, deviation
+    0). Kept shared, it is refused by name (the shares would not match the columns)."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(600, 5))
+    x[:, 3] = 2.5  # at the second party vertically (columns 2-3)
+    signal = x[:, 0] - 0.5 * x[:, 2] + rng.normal(size=600)
+    y = (signal > 0).astype(float) if kind == "model.logistic_regression" else signal
+    parameters = {"label": "y", "seed": 4} | ({"holdout": 0} if kind == "model.logistic_regression" else {})
+    status, result = three.run(_split(kind, partitioning, x, y, parameters), timeout=600)
+    assert status == "ok", result
+    names = [f"x{j}" for j in range(5)]
+    assert result["coefficients"][1] == names and result["coefficients"][0][3] == 0.0
+    assert result["feature_means"][0][3] == 2.5 and result["feature_stds"][0][3] == 0.0
+    varying = [0, 1, 2, 4]
+    if kind == "model.linear_regression":
+        assert LinearRegression().fit(x, y).coef_[3] == pytest.approx(0.0, abs=1e-9)
+        fitted = {"coefficients": (result["coefficients"][0][varying],), "intercept": result["intercept"],
+                  "r2": result["r2"]}  # (the README's bounds divide by each feature's deviation)
+        assert_matches(fitted, LinearRegression().fit(x[:, varying], y), x[:, varying], y)
+    else:
+        center = x[:, varying].mean(axis=0)
+        reference = LogisticRegression(max_iter=10_000, tol=1e-10).fit(x[:, varying] - center, y)
+        scores = x @ result["coefficients"][0] + result["intercept"][0][0]  # the released model, all five columns
+        assert abs(roc_auc_score(y, scores) - roc_auc_score(y, reference.decision_function(x[:, varying] - center))) <= 0.01
+    status, answer = three.run(_split(kind, partitioning, x, y, parameters | {"keep_shared": True}), timeout=600)
+    assert status == "refused" and "'x3'" in answer and "constant" in answer, answer

@@ -2,8 +2,9 @@
 with parameter dp, models/private.py."""
 
 from mpc.catalogue.context import JobContext, Result
+from mpc.catalogue.schemas import LinearParameters, LogisticParameters
 from mpc.catalogue.schemas import private as dp_of
-from mpc.programs.models import linear, logistic, private
+from mpc.programs.models import constants, linear, logistic, private
 from mpc.programs.models.inference import evaluate, predict
 from mpc.programs.models.mlp import mlp
 
@@ -11,8 +12,12 @@ __all__ = ["evaluate", "linear_regression", "logistic_regression", "mlp", "predi
 
 
 def linear_regression(ctx: JobContext) -> dict[str, Result] | None:
-    return (private.linear_regression if dp_of(ctx.parameters) else linear.linear_regression)(ctx)
+    if dp_of(ctx.parameters):
+        return private.linear_regression(ctx)
+    return constants.without_constant_features(ctx, ctx.settings(LinearParameters).label, linear.linear_regression)
 
 
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
-    return (private.logistic_regression if dp_of(ctx.parameters) else logistic.logistic_regression)(ctx)
+    if dp_of(ctx.parameters):
+        return private.logistic_regression(ctx)
+    return constants.without_constant_features(ctx, ctx.settings(LogisticParameters).label, logistic.logistic_regression)

@@ -138,6 +138,13 @@ def frame_and_constants(ctx: JobContext, x: np.ndarray, n: int,
     return (shift, scale), constant
 
 
+def constant_columns(ctx: JobContext, x: np.ndarray) -> np.ndarray:
+    """Which columns hold one value at every party (public: one bit per column)."""
+    present = [bool(rows) for rows in secure.public(ctx, len(x))]
+    low, high = (x.min(axis=0), x.max(axis=0)) if len(x) else (np.zeros(x.shape[1]), np.zeros(x.shape[1]))
+    return _same_everywhere(ctx, low, high, present)
+
+
 def _same_everywhere(ctx: JobContext, low: np.ndarray, high: np.ndarray, present: list[bool]) -> np.ndarray:
     """For each column, whether every party's minimum and maximum have exactly the
     float64 bits of the first party's minimum (-0.0 taken as 0.0; parties with rows
