@@ -10,7 +10,7 @@ To find it they compute, under encryption, the pooled range and mean of x / 2^e
 (2^e >= max |x|, public), and open only the range's power of two (by comparisons
 against 2^-k, k = 0..RANGE_STEPS) and the mean rounded to an eighth of that power
 of two. A column whose range is below 2^-RANGE_STEPS of its magnitude is refused,
-unless it is constant (one value at every party, to the extremes' 2^-49 relative;
+unless it is constant (one value at every party, its float64 bits compared exactly;
 every party learns that bit for such columns only): then its count, sum and mean
 are answered as any column's, its variance, std and covariances are 0, and its
 correlations undefined (NaN), as numpy's are. Models refuse a constant column.
@@ -109,14 +109,9 @@ def frame_and_constants(ctx: JobContext, x: np.ndarray, n: int,
     """The public frame of every column and which columns are constant (public).
     A party with no rows (a bank whose one row was held out) takes part with
     placeholders that no pair of parties' comparisons includes."""
-    present = [bool(rows) for rows in secure.public(ctx, len(x))]  # (row counts are public in every program)
-    if len(x):  # (z = x / first, a power of two: z's sum and extremes are these scaled)
-        low, high = x.min(axis=0), x.max(axis=0)
-        peak = np.maximum(np.abs(low), np.abs(high))
-        own = [_exponent(p) for p in peak]
-    else:
-        low = high = np.zeros(len(columns))
-        own = [NO_ROWS] * len(columns)
+    present, low, high = _local_extremes(ctx, x)  # (z = x / first, a power of two: z's sum and extremes are these scaled)
+    peak = np.maximum(np.abs(low), np.abs(high))
+    own = [_exponent(p) for p in peak] if len(x) else [NO_ROWS] * len(columns)
     exponents = np.max(np.array(secure.public(ctx, own)), axis=0)
     first = np.exp2(exponents)
     mean = secure.total(secure.share_each(ctx, x.sum(axis=0) / first / n))
@@ -140,16 +135,24 @@ def frame_and_constants(ctx: JobContext, x: np.ndarray, n: int,
 
 def constant_columns(ctx: JobContext, x: np.ndarray) -> np.ndarray:
     """Which columns hold one value at every party (public: one bit per column)."""
-    present = [bool(rows) for rows in secure.public(ctx, len(x))]
-    low, high = (x.min(axis=0), x.max(axis=0)) if len(x) else (np.zeros(x.shape[1]), np.zeros(x.shape[1]))
+    present, low, high = _local_extremes(ctx, x)
     return _same_everywhere(ctx, low, high, present)
+
+
+def _local_extremes(ctx: JobContext, x: np.ndarray) -> tuple[list[bool], np.ndarray, np.ndarray]:
+    """Which parties hold rows (public, as row counts are in every program) and this
+    party's column minima and maxima; zeros as placeholders where it holds none,
+    which no comparison between parties includes."""
+    present = [bool(rows) for rows in secure.public(ctx, len(x))]
+    if len(x):
+        return present, x.min(axis=0), x.max(axis=0)
+    return present, np.zeros(x.shape[1]), np.zeros(x.shape[1])
 
 
 def _same_everywhere(ctx: JobContext, low: np.ndarray, high: np.ndarray, present: list[bool]) -> np.ndarray:
     """For each column, whether every party's minimum and maximum have exactly the
     float64 bits of the first party's minimum (-0.0 taken as 0.0; parties with rows
-    only): the column is one value
-    everywhere. The bit patterns go in 32-bit halves (their differences fit the
+    only): the column is one value everywhere. The bit patterns go in 32-bit halves (their differences fit the
     ring); every difference is compared with zero from both sides in one batch and
     the bits ANDed in the binary domain; only the per-column result is opened."""
     import crypten
