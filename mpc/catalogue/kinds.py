@@ -24,6 +24,7 @@ from mpc.catalogue.parameters import (
     hidden,
     non_negative,
     one_of,
+    probability,
     rate,
     string,
 )
@@ -203,7 +204,7 @@ KINDS: dict[str, JobKind] = {
         "--model MODEL_ID@bank-a --input bank-b:loans:income,debt,age,defaulted "
         "--receiver bank-b --param label=defaulted",
         EvaluateParameters,
-        {"label": Param(string, required=True), **VERTICAL}, uses_model=True),
+        {"label": Param(string, required=True), "threshold": Param(probability), **VERTICAL}, uses_model=True),
     "psi.intersect": JobKind(
         "mpc.programs.intersection.program:intersect",
         "the private set intersection of the datasets' key columns: its size and, unless "

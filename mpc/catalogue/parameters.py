@@ -82,6 +82,11 @@ def one_of(*choices: str) -> Callable[[str, Any, Limits], None]:
     return check
 
 
+def probability(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise InvalidArgument(f"parameter {name} must be a number above 0 and below 1")
+
+
 def rate(name: str, value: Any, limits: Limits) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 10:
         raise InvalidArgument(f"parameter {name} must be a number above 0 and at most 10")
@@ -124,6 +129,7 @@ DESCRIPTIONS = {
     "own_coefficients": "true|false: vertical: each party receives only its own features' coefficients",
     "epochs": "1..200: most passes over the data (logistic: Newton steps, default 20)",
     "tolerance": "number >= 0: stop when the largest weight change falls below it (default 1e-4)",
+    "threshold": "number in (0, 1): a binary model's decision threshold for accuracy and confusion (default 0.5)",
     "hidden": "[w1, ..]: 1 to 4 hidden layer widths, each 1..1024",
     "output": '"sigmoid" (binary) or "softmax" (with classes)',
     "classes": "2..1000: number of classes of a softmax output (labels 0..classes-1)",

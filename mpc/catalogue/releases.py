@@ -71,10 +71,12 @@ RELEASES: dict[str, tuple[str, str]] = {
         "holder's policy refused the job (`min_rows_per_job`, `max_rows_per_party`, and the rows left)",
     ),
     "model.evaluate": (
-        'metrics against a label column some party holds: accuracy, AUC (binary), log-loss, confusion counts '
-        "(a count of 1 to k-1 rows withheld, k the strictest data party's `min_group_size`) — never a "
+        'metrics against a label column some party holds: log-loss, accuracy and confusion counts at `threshold` '
+        "(a count of 1 to k-1 rows withheld, k the strictest data party's `min_group_size`); for a binary model "
+        'also AUC, Gini, KS, the Brier score and a lift table by decile of score (rows, events, mean score; event '
+        'rate, gain and lift), deciles merged until each holds 0 or at least k events and non-events — never a '
         'prediction',
-        'as predict; which confusion counts are withheld',
+        'as predict; which confusion counts are withheld and which deciles merged; one bit: both classes occur',
     ),
 }
 """Per kind: (what the result receivers get, what every party also learns)."""

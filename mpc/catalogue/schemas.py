@@ -88,6 +88,7 @@ class PredictParameters(Parameters):
 @dataclass(frozen=True)
 class EvaluateParameters(Parameters):
     label: str = ""
+    threshold: float = 0.5  # a binary model's decision threshold (accuracy, confusion)
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,9 @@ def test_an_asset_is_checked_at_registration_and_its_owner_enforces_its_policy(f
         assert job.state == "SUCCEEDED", job.record.error
     with fed.client("bank-b") as client:
         metrics = client.job(job.id).result()
-    assert "predictions" not in metrics.values and {"accuracy", "auc", "log_loss", "confusion"} <= set(metrics.values)
+    assert "predictions" not in metrics.values
+    assert {"accuracy", "auc", "gini", "ks", "brier", "log_loss", "confusion", "lift"} <= set(metrics.values)
+    assert metrics["gini"][0] == pytest.approx(2 * metrics["auc"][0] - 1)
     rows = demo_data.loans("bank-b", ROWS)
     good, guess = rows[:, 3] > np.median(rows[:, 3]), rows[:, 2] / 10 * 2.0 - 8 > 0
     assert metrics["accuracy"][0] == pytest.approx((guess == good).mean(), abs=0.02)

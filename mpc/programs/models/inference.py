@@ -37,7 +37,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import EvaluateParameters, PredictParameters
 from mpc.errors import FailedPrecondition, InvalidArgument, PolicyRefused
 from mpc.programs import secure
-from mpc.programs.models import assets, holdout, network, sigmoid
+from mpc.programs.models import assets, evaluation, network, sigmoid
 from mpc.programs.stats.request import validate_local
 
 ASSET_BOUND = 64.0
@@ -73,8 +73,6 @@ def predict(ctx: JobContext) -> dict[str, Result] | None:
 
 
 def evaluate(ctx: JobContext) -> dict[str, Result] | None:
-    import crypten
-
     label = ctx.settings(EvaluateParameters).label
     applied = _apply(ctx, label=label)
     if applied.output == "identity":
@@ -84,34 +82,50 @@ def evaluate(ctx: JobContext) -> dict[str, Result] | None:
         raise InvalidArgument("model.evaluate needs the label column (parameter label)")
     p = network.activate(applied.output, applied.logits)
     if applied.output == "sigmoid":
-        eta = applied.logits.squeeze(1)
-        _, softplus = sigmoid.activations(eta, softplus=True)
-        target = y.squeeze(1)
-        loss = (softplus - eta * target).sum().div(n)
-        accuracy, auc = holdout.classification(p.squeeze(1), target, n)
-        guess = secure.greater_than(p.squeeze(1), 0.5)
-        counts = crypten.stack([((1 - guess) * (1 - target)).sum(), (guess * (1 - target)).sum(),
-                                ((1 - guess) * target).sum(), (guess * target).sum()]).reshape(2, 2)
-        metrics = [accuracy, auc, loss]
-        names = ["accuracy", "auc", "log_loss"]
-    else:
-        with network.at_network_precision():
-            loss = -(applied.logits.log_softmax(1) * y).sum().div(n)
-            guess = applied.logits.argmax(dim=1, one_hot=True)
-            counts = y.t().matmul(guess)  # true class x predicted class
-        accuracy = (guess * y).sum().div(n)
-        metrics, names = [accuracy, loss], ["accuracy", "log_loss"]
+        return _binary(ctx, applied.logits.squeeze(1), p.squeeze(1), y.squeeze(1), n)
+    with network.at_network_precision():
+        loss = -(applied.logits.log_softmax(1) * y).sum().div(n)
+        guess = applied.logits.argmax(dim=1, one_hot=True)
+        counts = y.t().matmul(guess)  # true class x predicted class
+    accuracy = (guess * y).sum().div(n)
     shown, suppressed = _suppressed(ctx, counts)
-    opened = secure.open_to_receivers(ctx, [*metrics, shown])
+    opened = secure.open_to_receivers(ctx, [accuracy, loss, shown])
     if opened is None:
         return None
-    out = {name: Result(np.atleast_1d(value).astype(np.float64), ["all rows"]) for name, value in zip(names, opened)}
-    confusion = np.round(opened[-1]).astype(np.float64)
+    return {**_scalars(["accuracy", "log_loss"], opened), "confusion": _confusion(opened[-1], suppressed)}
+
+
+def _binary(ctx: JobContext, eta: Any, p: Any, target: Any, n: int) -> dict[str, Result] | None:
+    """A sigmoid model's metrics: the risk team's evaluation (evaluation.py), and
+    accuracy and confusion at the job's threshold."""
+    import crypten
+
+    _, softplus = sigmoid.activations(eta, softplus=True)
+    loss = (softplus - eta * target).sum().div(n)
+    guess = secure.greater_than(p, ctx.settings(EvaluateParameters).threshold)
+    right = guess * target + (1 - guess) * (1 - target)
+    counts = crypten.stack([((1 - guess) * (1 - target)).sum(), (guess * (1 - target)).sum(),
+                            ((1 - guess) * target).sum(), (guess * target).sum()]).reshape(2, 2)
+    shown, suppressed = _suppressed(ctx, counts)
+    report = evaluation.scored(p, target, n, logits=eta)
+    table, groups = evaluation.lift_table(ctx, report)
+    both_classes = bool(secure.open_bits_to_all(ctx, report.both_classes))
+    opened = secure.open_to_receivers(ctx, [report.auc, report.ks, report.brier, *table, right.sum().div(n), loss, shown])
+    if opened is None:
+        return None
+    return {**evaluation.results(opened, groups, both_classes), **_scalars(["accuracy", "log_loss"], opened[-3:]),
+            "confusion": _confusion(opened[-1], suppressed)}
+
+
+def _scalars(names: list[str], opened: list[np.ndarray]) -> dict[str, Result]:
+    return {name: Result(np.atleast_1d(value).astype(np.float64), ["all rows"]) for name, value in zip(names, opened)}
+
+
+def _confusion(opened: np.ndarray, suppressed: list[int]) -> Result:
+    confusion = np.round(opened).astype(np.float64)
     confusion.ravel()[suppressed] = np.nan
     classes = [str(k) for k in range(confusion.shape[0])]
-    out["confusion"] = Result(confusion, [f"true {c}" for c in classes], [f"predicted {c}" for c in classes],
-                              suppressed)
-    return out
+    return Result(confusion, [f"true {c}" for c in classes], [f"predicted {c}" for c in classes], suppressed)
 
 
 def _classes(output: str, p: Any) -> Any:

@@ -1,0 +1,287 @@
+"""The evaluation a risk team reads, of a binary classifier's scores against 0/1
+labels, under encryption: the KS statistic, AUC and Gini, the Brier score, and a
+lift table by decile of score (rows, events, mean score: the calibration by
+decile; the receivers derive event rates, cumulative gain and lift).
+
+Ranking without sorting. The scores are put on a grid (a sigmoid model's logits
+at 2^-10 over [-128, 128), else probabilities at 2^-16) and QUANTILES - 1
+thresholds found by an oblivious bisection (18 or 16 steps, each comparing every row
+with every candidate threshold and every count with its target; no bit is
+opened): threshold j is the highest grid value that at least ceil(j n /
+QUANTILES) rows reach. A row belongs to the first group whose threshold it
+reaches, so the groups hold n / QUANTILES rows each, except where scores tie at
+a threshold (the tied rows all go to the higher group). Deciles are pairs of
+groups. AUC is computed over the groups (pairs within a group count half, as
+scikit-learn counts tied scores): the error is at most half the share of pairs
+within a group, much less in practice. KS is the largest gap at the groups'
+edges and at QUANTILES - 1 finer edges (a second bisection with shared targets)
+between the two edges around the largest: exact to 1/400 of the rows near the
+maximum. Every count is an exact integer and each ratio one secure division
+(`quotient`). Cost: about 2 x 19 x 19 comparisons per row, in 2 x 19 rounds of
+two comparisons each.
+
+What a receiver learns about one row: nothing but its part in these aggregates;
+every released decile holds either no events or at least k, and either no
+non-events or at least k (k the strictest data party's min_group_size): deciles
+that do not are merged with their neighbour, lower scores first, until all do.
+Every party learns which deciles were merged and whether both classes occur
+(AUC, Gini and KS are NaN where one does not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from mpc.catalogue.context import JobContext, Result
+from mpc.programs import compare, secure
+
+QUANTILES = 20
+DECILES = 10
+GRID_BITS = 16  # probabilities ranked on a 2^-16 grid (16 bisection steps)
+LOGIT_BITS, LOGIT_STEPS = 10, 18  # logits on a 2^-10 grid over [-128, 128)
+QUOTIENT_BITS = 48  # integer numerators and denominators below 2^48: counts' products for n < 2^23
+LIFT_COLUMNS = ["rows", "events", "event rate", "mean score", "cumulative events", "gain", "lift", "cumulative lift"]
+
+
+@dataclasses.dataclass
+class Scored:
+    """Shared aggregates of one evaluation, before anything is opened."""
+
+    auc: Any  # at 24 bits
+    ks: Any  # at 24 bits
+    brier: Any
+    both_classes: Any  # 0/1, precision 0
+    rows: Any  # per decile, highest scores first, precision 0
+    events: Any  # per decile, precision 0
+    scores: Any  # per decile, the sum of its scores
+
+
+def scored(p: Any, y: Any, n: int, logits: Any | None = None) -> Scored:
+    """The aggregates of probabilities `p` (n, within [0, 1]) against labels `y`
+    (n, 0/1, any precision), the rows ranked by `logits` where given (a sigmoid
+    model's: they do not saturate, so fewer rows tie than at p's grid near 0 and 1)."""
+    import crypten
+
+    label = secure.greater_than(y, 0.5)  # exact 0/1 at precision 0
+    grid, steps = (_on_grid(p, GRID_BITS, 0), GRID_BITS) if logits is None else (
+        _on_grid(logits, LOGIT_BITS, 1 << (LOGIT_STEPS - 1)), LOGIT_STEPS)
+    edges = QUANTILES - 1
+    above = _reaching(grid, _thresholds(grid, torch.tensor([-(-j * n // QUANTILES) for j in range(1, QUANTILES)]), steps))
+    member = crypten.cat([above[:, :1], above[:, 1:] - above[:, :-1], 1 - above[:, -1:]], dim=1)  # n x QUANTILES
+    rows = member.sum(0)
+    events = (member * label.unsqueeze(1).expand(n, QUANTILES)).sum(0)
+    positives = events.sum()
+    negatives = positives.neg() + n
+    pairs = positives * negatives
+    # AUC = sum_g pos_g (2 neg_below_g + neg_g) / (2 P N), groups from the highest scores
+    non_events = rows - events
+    below = negatives.unsqueeze(0).expand(QUANTILES) - _running(non_events)
+    auc = quotient((events * (below * 2 + non_events)).sum(), pairs * 2)
+    # KS = max_t |TPR_t - FPR_t| = max_t |cum_pos_t N - cum_neg_t P| / (P N): at the groups' edges, then
+    # at QUANTILES - 1 finer edges between the two edges around the largest
+    coarse, reached = _gaps(above, label, positives, negatives)
+    ends = crypten.cat([rows[:1].mul(0), reached, rows[:1].mul(0) + n])  # rows reaching edge e - 1, e + 1
+    first = _first_largest(coarse)
+    lower, upper = (first * ends[:-2]).sum(), (first * ends[2:]).sum()
+    shares = secure.times_integers((upper - lower).unsqueeze(0).expand(edges), list(range(1, QUANTILES)))
+    finer = _reaching(grid, _thresholds(grid, lower.unsqueeze(0).expand(edges) + shares.div(QUANTILES), steps))
+    fine, _ = _gaps(finer, label, positives, negatives)
+    ks = quotient(_largest(crypten.cat([coarse, fine])), pairs)
+    error = secure.lowered(p, GRID_BITS) - secure.lowered(y, GRID_BITS)
+    brier = (error * error).sum().div(n)
+    both = (1 - compare.less_than(positives, 1)) * (1 - compare.less_than(negatives, 1))
+    pairs_of_groups = torch.zeros(QUANTILES, DECILES, dtype=torch.long)
+    pairs_of_groups[torch.arange(QUANTILES), torch.arange(QUANTILES) // 2] = 1
+    score_sums = (member * secure.lowered(p, GRID_BITS).unsqueeze(1).expand(n, QUANTILES)).sum(0)
+    return Scored(auc, ks, brier, both, _summed(rows, pairs_of_groups), _summed(events, pairs_of_groups),
+                  _summed(score_sums, pairs_of_groups))
+
+
+def lift_table(ctx: JobContext, scored: Scored) -> tuple[list[Any], list[list[int]]]:
+    """The deciles merged until each holds no events or at least k of them, and no
+    non-events or at least k (every party learns the merges): the shared rows,
+    events and score sums per merged group, and each group's deciles (none where
+    all rows together are still a small group)."""
+    import crypten
+
+    floor = _floor(ctx)
+    groups = [[d] for d in range(DECILES)]
+    while True:
+        merge = _membership(groups)
+        rows, events = _summed(scored.rows, merge), _summed(scored.events, merge)
+        counts = crypten.cat([events, rows - events])
+        small = secure.open_bits_to_all(ctx, secure.greater_than(counts, 0.5) * secure.less_than(counts, floor - 0.5))
+        small = small[: len(groups)] | small[len(groups):]
+        if not small.any():
+            return [rows, events, _summed(scored.scores, merge)], groups
+        if len(groups) == 1:
+            return [], []
+        groups = _merged(groups, small)
+
+
+def results(opened: list[np.ndarray], groups: list[list[int]], both_classes: bool) -> dict[str, Result]:
+    """The receivers' view: scalars, and the lift table from the merged deciles'
+    counts (empty where even all rows together are a small group)."""
+    auc, ks, brier = (float(np.asarray(v).reshape(-1)[0]) for v in opened[:3])
+    if not both_classes:
+        auc = ks = math.nan
+    out = {"auc": Result(np.array([auc]), ["all rows"]), "gini": Result(np.array([2 * auc - 1]), ["all rows"]),
+           "ks": Result(np.array([ks]), ["all rows"]), "brier": Result(np.array([brier]), ["all rows"])}
+    if not groups:
+        out["lift"] = Result(np.zeros((0, len(LIFT_COLUMNS))), [], LIFT_COLUMNS)
+        return out
+    rows, events, scores = (np.asarray(v, dtype=np.float64).reshape(-1) for v in opened[3:6])
+    rate = np.divide(events, rows, out=np.full_like(rows, np.nan), where=rows > 0)
+    base = events.sum() / rows.sum()
+    cumulative = np.cumsum(events)
+    gain = cumulative / events.sum() if events.sum() > 0 else np.full_like(rows, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = np.column_stack([rows, events, rate, np.divide(scores, rows, out=np.full_like(rows, np.nan), where=rows > 0),
+                                 cumulative, gain, rate / base, (cumulative / np.cumsum(rows)) / base])
+    names = [f"decile {g[0] + 1}" if len(g) == 1 else f"deciles {g[0] + 1}-{g[-1] + 1}" for g in groups]
+    out["lift"] = Result(table, names, LIFT_COLUMNS)
+    return out
+
+
+# -- ranking ------------------------------------------------------------------------------
+
+def _on_grid(value: Any, bits: int, offset: int) -> Any:
+    """floor(value 2^bits) + offset (within one unit) as shared integers (precision 0)."""
+    from crypten.encoder import FixedPointEncoder
+
+    grid = secure.raised(secure.lowered(value, bits), bits).clone()
+    grid._tensor.encoder = FixedPointEncoder(precision_bits=0)
+    return grid + offset
+
+
+def _thresholds(grid: Any, targets: Any, steps: int) -> Any:
+    """Per target (public or shared integers), the highest value in [0, 2^steps)
+    that at least that many rows reach: a bisection, nothing opened."""
+    import crypten
+
+    n, edges = int(grid.size(0)), int(targets.size(0))
+    rows = grid.unsqueeze(1).expand(n, edges)
+    found = crypten.cryptensor(torch.zeros(edges), precision=0)
+    for bit in reversed(range(steps)):
+        reached = 1 - compare.less_than(rows, (found + (1 << bit)).unsqueeze(0).expand(n, edges))
+        enough = 1 - compare.less_than(reached.sum(0), targets)
+        found = found + secure.times_integers(enough, [1 << bit] * edges)
+    return found
+
+
+def _reaching(grid: Any, thresholds: Any) -> Any:
+    """n x thresholds: whether each row's score reaches each threshold (0/1)."""
+    n, edges = int(grid.size(0)), int(thresholds.size(0))
+    return 1 - compare.less_than(grid.unsqueeze(1).expand(n, edges), thresholds.unsqueeze(0).expand(n, edges))
+
+
+def _gaps(above: Any, label: Any, positives: Any, negatives: Any) -> tuple[Any, Any]:
+    """Per threshold, |cum_pos N - cum_neg P| (KS's numerator) and the rows reaching it."""
+    n, edges = int(above.size(0)), int(above.size(1))
+    reached = above.sum(0)
+    hits = (above * label.unsqueeze(1).expand(n, edges)).sum(0)
+    gaps = hits * negatives.unsqueeze(0).expand(edges) - (reached - hits) * positives.unsqueeze(0).expand(edges)
+    return _magnitude(gaps), reached
+
+
+def _first_largest(values: Any) -> Any:
+    """One-hot at the first largest entry of a shared vector of integers."""
+    top = 1 - compare.less_than(values, _largest(values).unsqueeze(0).expand(int(values.size(0))))
+    return top * compare.less_than(_running(top), 2)
+
+
+def _running(values: Any) -> Any:
+    """Cumulative sums of a shared vector (exact: integer weights on each share)."""
+    out = values.clone()
+    out._tensor.share = values._tensor.share @ torch.triu(torch.ones(values.size(0), values.size(0), dtype=torch.long))
+    return out
+
+
+def _summed(values: Any, membership: torch.Tensor) -> Any:
+    """Sums of a shared vector's entries over groups (a public 0/1 matrix, entries x groups), exactly."""
+    out = values.clone()
+    out._tensor.share = values._tensor.share @ membership
+    return out
+
+
+def _magnitude(values: Any) -> Any:
+    return values - values * compare.less_than(values, 0) * 2
+
+
+def _largest(values: Any) -> Any:
+    """The largest entry of a shared vector: a tree of comparisons, ceil(log2 n) rounds."""
+    import crypten
+
+    while values.size(0) > 1:
+        if values.size(0) % 2:
+            values = crypten.cat([values, values[-1:]])
+        a, b = values[0::2], values[1::2]
+        values = a + (b - a) * compare.less_than(a, b)
+    return values[0]
+
+
+def quotient(numerator: Any, denominator: Any) -> Any:
+    """numerator / denominator (at 24 bits) for shared integers (precision 0) with
+    0 <= numerator <= denominator < 2^QUOTIENT_BITS: both scaled by the power of
+    two that brings the denominator into [0.5, 1) (found by comparing it with
+    every power, one-hot selected), then one reciprocal. Relative error about
+    2^-16; a zero denominator gives garbage (callers know when it is zero)."""
+    import crypten
+
+    powers = torch.tensor([1 << k for k in range(QUOTIENT_BITS)], dtype=torch.long)
+    above = 1 - compare.less_than(denominator.unsqueeze(0).expand(QUOTIENT_BITS), powers)
+    highest = above - crypten.cat([above[1:], above[:1].mul(0)])  # one-hot at the top bit of the denominator
+    mantissa, scaled = (_selected(highest, value) for value in (denominator, numerator))
+    with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True}):
+        inverse = mantissa.reciprocal()  # in (1, 2]
+    return secure.mul_mixed(scaled, secure.lowered(inverse, GRID_BITS))
+
+
+def _selected(highest: Any, value: Any) -> Any:
+    """value / 2^(k + 1) at 24 bits, k the one-hot top bit in `highest`."""
+    import crypten
+    from crypten.encoder import FixedPointEncoder
+
+    bits = secure.PRECISION_BITS
+    variants = [secure.times_integers(value.unsqueeze(0), [1 << (bits - 1 - k)])[0] if k < bits else value.div(1 << (k + 1 - bits))
+                for k in range(QUOTIENT_BITS)]
+    stacked = crypten.stack(variants)
+    stacked._tensor.encoder = FixedPointEncoder(precision_bits=bits)
+    return (highest * stacked).sum()
+
+
+# -- merging small deciles ------------------------------------------------------------------
+
+def _floor(ctx: JobContext) -> int:
+    """The strictest data party's min_group_size (each sends its own)."""
+    data = {e.rank for e in ctx.layout if e.columns}
+    return max(int(k) for r, k in enumerate(secure.public(ctx, int(ctx.rules.min_group_size))) if r in data)
+
+
+def _membership(groups: list[list[int]]) -> torch.Tensor:
+    out = torch.zeros(DECILES, len(groups), dtype=torch.long)
+    for g, deciles in enumerate(groups):
+        out[deciles, g] = 1
+    return out
+
+
+def _merged(groups: list[list[int]], small: np.ndarray) -> list[list[int]]:
+    """Each small group joined to the next (lower scores), the last to the one before."""
+    out: list[list[int]] = []
+    carry: list[int] = []
+    for g, deciles in enumerate(groups):
+        carry = carry + deciles
+        if small[g] and g < len(groups) - 1:
+            continue
+        if small[g] and out:  # the last group, still small: into the one before
+            out[-1] = out[-1] + carry
+        else:
+            out.append(carry)
+        carry = []
+    return out
+
