@@ -47,21 +47,23 @@ RELEASES: dict[str, tuple[str, str]] = {
         "below the parties' `max_leverage` (below)",
     ),
     "model.logistic_regression": (
-        'the model as above (population deviations), the loss per epoch, accuracy and AUC on held-out rows. '
-        'With `keep_shared`, the metrics only; `own_coefficients` as above',
+        'the model as above (population deviations), the loss per epoch; on held-out rows the metrics of '
+        "`model.evaluate` at threshold 0.5 except log-loss and confusion (accuracy, AUC, Gini, KS, Brier, the lift "
+        'table, deciles merged alike). With `keep_shared`, the metrics only; `own_coefficients` as above',
         'the training loss each epoch, its step length (a power of two) and whether the step lowered the '
-        "objective; one bit: labels are binary; one bit: both classes occur; which features are constant; "
+        "objective; one bit: labels are binary; one bit: both classes occur; which features are constant; which "
+        "held-out deciles merged; "
         "unless `keep_shared`, one bit each: every row's leverage "
         'below `max_leverage`, each class large enough (below)',
     ),
     "model.mlp": (
         "the network's parameters (`layer.<name>`), its input standardization (frame, shift and scale; the "
-        "features' means and deviations), loss and accuracy per epoch, held-out accuracy (and AUC for a "
-        'sigmoid output). With `keep_shared`, the metrics only',
+        "features' means and deviations), loss and accuracy per epoch, held-out accuracy (for a sigmoid "
+        "output, logistic regression's held-out metrics). With `keep_shared`, the metrics only",
         'loss and accuracy each epoch; per feature, the input frame: the power of two of its spread and its '
         "mean rounded to an eighth of it (horizontal: pooled, as the statistics programs'; vertical: each "
-        "owner's own); one bit: labels valid; one bit: two classes or more occur; unless `keep_shared`, the two leverage bits as logistic "
-        "regression's",
+        "owner's own); one bit: labels valid; one bit: two classes or more occur; which held-out deciles merged "
+        "(sigmoid); unless `keep_shared`, the two leverage bits as logistic regression's",
     ),
     "model.predict": (
         "each row's probabilities (or the network's output), or with `reveal: classes` the predicted class "

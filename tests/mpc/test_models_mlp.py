@@ -129,7 +129,7 @@ def test_keep_shared_reveals_metrics_only_and_the_shares_add_up_to_the_model(ses
     status, shared = session.run(Task("model.mlp", "horizontal", tables, [names] * 2, {**parameters, "keep_shared": True}),
                                  timeout=600)
     assert status == "ok", shared
-    assert sorted(shared) == ["accuracy", "auc", "loss", "train_accuracy"]
+    assert sorted(shared) == ["accuracy", "auc", "brier", "gini", "ks", "lift", "loss", "train_accuracy"]
     def rebuilt(name: str) -> np.ndarray:
         parts = [session.shares[r][name] for r in range(2)]
         assert not np.allclose(parts[0][0] / parts[0][1], revealed[name][0], atol=1.0)  # a share alone is noise

@@ -5,20 +5,20 @@ decile; the receivers derive event rates, cumulative gain and lift).
 
 Ranking without sorting. The scores are put on a grid (a sigmoid model's logits
 at 2^-10 over [-128, 128), else probabilities at 2^-16) and QUANTILES - 1
-thresholds found by an oblivious bisection (18 or 16 steps, each comparing every row
-with every candidate threshold and every count with its target; no bit is
-opened): threshold j is the highest grid value that at least ceil(j n /
-QUANTILES) rows reach. A row belongs to the first group whose threshold it
+thresholds found by an oblivious search (two bits per step, 9 or 8 steps, each
+comparing every row with three candidates per threshold and every count with
+its target; no bit is opened): threshold j is the highest grid value that at
+least ceil(j n / QUANTILES) rows reach. A row belongs to the first group whose threshold it
 reaches, so the groups hold n / QUANTILES rows each, except where scores tie at
 a threshold (the tied rows all go to the higher group). Deciles are pairs of
 groups. AUC is computed over the groups (pairs within a group count half, as
 scikit-learn counts tied scores): the error is at most half the share of pairs
 within a group, much less in practice. KS is the largest gap at the groups'
-edges and at QUANTILES - 1 finer edges (a second bisection with shared targets)
+edges and at QUANTILES - 1 finer edges (a second search with shared targets)
 between the two edges around the largest: exact to 1/400 of the rows near the
 maximum. Every count is an exact integer and each ratio one secure division
-(`quotient`). Cost: about 2 x 19 x 19 comparisons per row, in 2 x 19 rounds of
-two comparisons each.
+(`quotient`). Cost: about 2 x 9 x 3 x 19 comparisons per row, in 2 x 9 steps of
+two comparisons each (rounds matter more than bytes between banks).
 
 What a receiver learns about one row: nothing but its part in these aggregates;
 every released decile holds either no events or at least k, and either no
@@ -42,8 +42,9 @@ from mpc.programs import compare, secure
 
 QUANTILES = 20
 DECILES = 10
-GRID_BITS = 16  # probabilities ranked on a 2^-16 grid (16 bisection steps)
+GRID_BITS = 16  # probabilities ranked on a 2^-16 grid
 LOGIT_BITS, LOGIT_STEPS = 10, 18  # logits on a 2^-10 grid over [-128, 128)
+BATCH = 1 << 20  # elements per comparison batch (memory)
 QUOTIENT_BITS = 48  # integer numerators and denominators below 2^48: counts' products for n < 2^23
 LIFT_COLUMNS = ["rows", "events", "event rate", "mean score", "cumulative events", "gain", "lift", "cumulative lift"]
 
@@ -81,7 +82,7 @@ def scored(p: Any, y: Any, n: int, logits: Any | None = None) -> Scored:
     # AUC = sum_g pos_g (2 neg_below_g + neg_g) / (2 P N), groups from the highest scores
     non_events = rows - events
     below = negatives.unsqueeze(0).expand(QUANTILES) - _running(non_events)
-    auc = quotient((events * (below * 2 + non_events)).sum(), pairs * 2)
+    auc_numerator = (events * (below * 2 + non_events)).sum()
     # KS = max_t |TPR_t - FPR_t| = max_t |cum_pos_t N - cum_neg_t P| / (P N): at the groups' edges, then
     # at QUANTILES - 1 finer edges between the two edges around the largest
     coarse, reached = _gaps(above, label, positives, negatives)
@@ -91,15 +92,51 @@ def scored(p: Any, y: Any, n: int, logits: Any | None = None) -> Scored:
     shares = secure.times_integers((upper - lower).unsqueeze(0).expand(edges), list(range(1, QUANTILES)))
     finer = _reaching(grid, _thresholds(grid, lower.unsqueeze(0).expand(edges) + shares.div(QUANTILES), steps))
     fine, _ = _gaps(finer, label, positives, negatives)
-    ks = quotient(_largest(crypten.cat([coarse, fine])), pairs)
+    ratios = quotient(crypten.stack([auc_numerator, _largest(crypten.cat([coarse, fine]))]),
+                      crypten.stack([pairs * 2, pairs]))
     error = secure.lowered(p, GRID_BITS) - secure.lowered(y, GRID_BITS)
     brier = (error * error).sum().div(n)
     both = (1 - compare.less_than(positives, 1)) * (1 - compare.less_than(negatives, 1))
     pairs_of_groups = torch.zeros(QUANTILES, DECILES, dtype=torch.long)
     pairs_of_groups[torch.arange(QUANTILES), torch.arange(QUANTILES) // 2] = 1
     score_sums = (member * secure.lowered(p, GRID_BITS).unsqueeze(1).expand(n, QUANTILES)).sum(0)
-    return Scored(auc, ks, brier, both, _summed(rows, pairs_of_groups), _summed(events, pairs_of_groups),
+    return Scored(ratios[0], ratios[1], brier, both, _summed(rows, pairs_of_groups), _summed(events, pairs_of_groups),
                   _summed(score_sums, pairs_of_groups))
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A binary classifier's metrics, shared until the receivers open `shared`
+    (in order: AUC, KS, Brier, accuracy, then the lift table's rows, events and
+    score sums per merged decile group)."""
+
+    shared: list[Any]
+    groups: list[list[int]]
+    both_classes: bool
+
+    def results(self, opened: list[np.ndarray], rows: str = "all rows") -> dict[str, Result]:
+        """The receivers' view: scalars, and the lift table from the merged deciles'
+        counts (empty where even all rows together are a small group)."""
+        auc, ks, brier, accuracy = (float(np.asarray(v).reshape(-1)[0]) for v in opened[:4])
+        if not self.both_classes:
+            auc = ks = math.nan
+        out = {name: Result(np.array([value]), [rows]) for name, value in
+               (("accuracy", accuracy), ("auc", auc), ("gini", 2 * auc - 1), ("ks", ks), ("brier", brier))}
+        out["lift"] = _lift(opened[4:7], self.groups) if self.groups else Result(np.zeros((0, len(LIFT_COLUMNS))), [],
+                                                                                 LIFT_COLUMNS)
+        return out
+
+
+def evaluation(ctx: JobContext, p: Any, y: Any, n: int, logits: Any | None = None, threshold: float = 0.5) -> Evaluation:
+    """The metrics of probabilities `p` against 0/1 labels `y` on `n` rows (accuracy
+    at `threshold`); every party learns which deciles merge and whether both classes
+    occur."""
+    report = scored(p, y, n, logits)
+    table, groups = lift_table(ctx, report)
+    both_classes = bool(secure.open_bits_to_all(ctx, report.both_classes.unsqueeze(0))[0])
+    guess = secure.greater_than(p, threshold)
+    accuracy = (guess * y + (1 - guess) * (1 - y)).sum().div(n)
+    return Evaluation([report.auc, report.ks, report.brier, accuracy, *table], groups, both_classes)
 
 
 def lift_table(ctx: JobContext, scored: Scored) -> tuple[list[Any], list[list[int]]]:
@@ -124,28 +161,15 @@ def lift_table(ctx: JobContext, scored: Scored) -> tuple[list[Any], list[list[in
         groups = _merged(groups, small)
 
 
-def results(opened: list[np.ndarray], groups: list[list[int]], both_classes: bool) -> dict[str, Result]:
-    """The receivers' view: scalars, and the lift table from the merged deciles'
-    counts (empty where even all rows together are a small group)."""
-    auc, ks, brier = (float(np.asarray(v).reshape(-1)[0]) for v in opened[:3])
-    if not both_classes:
-        auc = ks = math.nan
-    out = {"auc": Result(np.array([auc]), ["all rows"]), "gini": Result(np.array([2 * auc - 1]), ["all rows"]),
-           "ks": Result(np.array([ks]), ["all rows"]), "brier": Result(np.array([brier]), ["all rows"])}
-    if not groups:
-        out["lift"] = Result(np.zeros((0, len(LIFT_COLUMNS))), [], LIFT_COLUMNS)
-        return out
-    rows, events, scores = (np.asarray(v, dtype=np.float64).reshape(-1) for v in opened[3:6])
-    rate = np.divide(events, rows, out=np.full_like(rows, np.nan), where=rows > 0)
-    base = events.sum() / rows.sum()
+def _lift(opened: list[np.ndarray], groups: list[list[int]]) -> Result:
+    rows, events, scores = (np.asarray(v, dtype=np.float64).reshape(-1) for v in opened)
     cumulative = np.cumsum(events)
-    gain = cumulative / events.sum() if events.sum() > 0 else np.full_like(rows, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table = np.column_stack([rows, events, rate, np.divide(scores, rows, out=np.full_like(rows, np.nan), where=rows > 0),
-                                 cumulative, gain, rate / base, (cumulative / np.cumsum(rows)) / base])
+        rate, base = events / rows, events.sum() / rows.sum()
+        table = np.column_stack([rows, events, rate, scores / rows, cumulative, cumulative / events.sum(),
+                                 rate / base, (cumulative / np.cumsum(rows)) / base])
     names = [f"decile {g[0] + 1}" if len(g) == 1 else f"deciles {g[0] + 1}-{g[-1] + 1}" for g in groups]
-    out["lift"] = Result(table, names, LIFT_COLUMNS)
-    return out
+    return Result(table, names, LIFT_COLUMNS)
 
 
 # -- ranking ------------------------------------------------------------------------------
@@ -161,17 +185,26 @@ def _on_grid(value: Any, bits: int, offset: int) -> Any:
 
 def _thresholds(grid: Any, targets: Any, steps: int) -> Any:
     """Per target (public or shared integers), the highest value in [0, 2^steps)
-    that at least that many rows reach: a bisection, nothing opened."""
+    that at least that many rows reach: a search two bits at a time (three
+    candidates per target and step: half the rounds of a bisection), nothing opened."""
     import crypten
 
-    n, edges = int(grid.size(0)), int(targets.size(0))
-    rows = grid.unsqueeze(1).expand(n, edges)
+    edges = int(targets.size(0))
     found = crypten.cryptensor(torch.zeros(edges), precision=0)
-    for bit in reversed(range(steps)):
-        reached = 1 - compare.less_than(rows, (found + (1 << bit)).unsqueeze(0).expand(n, edges))
-        enough = 1 - compare.less_than(reached.sum(0), targets)
-        found = found + secure.times_integers(enough, [1 << bit] * edges)
+    wanted = targets.unsqueeze(1).expand(edges, 3)
+    for shift in reversed(range(0, steps, 2)):
+        candidates = found.unsqueeze(1).expand(edges, 3) + torch.tensor([1 << shift, 2 << shift, 3 << shift])
+        reached = _counts_reaching(grid, candidates.reshape(edges * 3)).reshape(edges, 3)
+        enough = 1 - compare.less_than(reached, wanted)  # nested: the number of 1s is the next two bits
+        found = found + secure.times_integers(enough.sum(1), [1 << shift] * edges)
     return found
+
+
+def _counts_reaching(grid: Any, thresholds: Any) -> Any:
+    """How many rows reach each threshold, in batches of at most BATCH elements."""
+    n, k = int(grid.size(0)), int(thresholds.size(0))
+    rows = max(1, BATCH // k)
+    return secure.total([_reaching(grid[start : start + rows], thresholds).sum(0) for start in range(0, n, rows)])
 
 
 def _reaching(grid: Any, thresholds: Any) -> Any:
@@ -226,16 +259,18 @@ def _largest(values: Any) -> Any:
 
 
 def quotient(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator (at 24 bits) for shared integers (precision 0) with
-    0 <= numerator <= denominator < 2^QUOTIENT_BITS: both scaled by the power of
-    two that brings the denominator into [0.5, 1) (found by comparing it with
-    every power, one-hot selected), then one reciprocal. Relative error about
-    2^-16; a zero denominator gives garbage (callers know when it is zero)."""
+    """numerator / denominator (at 24 bits), elementwise, for shared integer vectors
+    (precision 0) with 0 <= numerator <= denominator < 2^QUOTIENT_BITS: both scaled
+    by the power of two that brings the denominator into [0.5, 1) (found by
+    comparing it with every power, one-hot selected), then one reciprocal.
+    Relative error about 2^-16; a zero denominator gives garbage (callers know
+    when it is zero)."""
     import crypten
 
+    m = int(denominator.size(0))
     powers = torch.tensor([1 << k for k in range(QUOTIENT_BITS)], dtype=torch.long)
-    above = 1 - compare.less_than(denominator.unsqueeze(0).expand(QUOTIENT_BITS), powers)
-    highest = above - crypten.cat([above[1:], above[:1].mul(0)])  # one-hot at the top bit of the denominator
+    above = 1 - compare.less_than(denominator.unsqueeze(1).expand(m, QUOTIENT_BITS), powers.unsqueeze(0).expand(m, -1))
+    highest = above - crypten.cat([above[:, 1:], above[:, :1].mul(0)], dim=1)  # one-hot at the denominator's top bit
     mantissa, scaled = (_selected(highest, value) for value in (denominator, numerator))
     with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True}):
         inverse = mantissa.reciprocal()  # in (1, 2]
@@ -243,16 +278,17 @@ def quotient(numerator: Any, denominator: Any) -> Any:
 
 
 def _selected(highest: Any, value: Any) -> Any:
-    """value / 2^(k + 1) at 24 bits, k the one-hot top bit in `highest`."""
+    """value / 2^(k + 1) at 24 bits, k the one-hot top bit in `highest` (per row)."""
     import crypten
     from crypten.encoder import FixedPointEncoder
 
     bits = secure.PRECISION_BITS
-    variants = [secure.times_integers(value.unsqueeze(0), [1 << (bits - 1 - k)])[0] if k < bits else value.div(1 << (k + 1 - bits))
+    m = int(value.size(0))
+    variants = [secure.times_integers(value, [1 << (bits - 1 - k)] * m) if k < bits else value.div(1 << (k + 1 - bits))
                 for k in range(QUOTIENT_BITS)]
-    stacked = crypten.stack(variants)
+    stacked = crypten.stack(variants, dim=1)
     stacked._tensor.encoder = FixedPointEncoder(precision_bits=bits)
-    return (highest * stacked).sum()
+    return (highest * stacked).sum(1)
 
 
 # -- merging small deciles ------------------------------------------------------------------

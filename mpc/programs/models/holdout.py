@@ -1,27 +1,21 @@
-"""Which rows a model job sets aside for its held-out metrics, and a classifier's
-metrics on them. The rule is reproducible from the job's seed and needs no
-messages. Horizontal parties hold different rows: each draws over its own rows,
-salting the draw with its rank. Vertical parties hold the same entities (in an
+"""Which rows a model job sets aside for its held-out metrics. The rule is
+reproducible from the job's seed and needs no messages. Horizontal parties hold
+different rows: each draws over its own rows, salting the draw with its rank. Vertical parties hold the same entities (in an
 order the private set intersection draws afresh per job): an entity is held out
 when a hash of the seed, the job's key salt and its key falls below the
 fraction, so every party holds out the same entities, whatever their order, and
-the same seed holds out the same entities in every job. (A regression's
-held-out R^2 is in r2.py.)"""
+the same seed holds out the same entities in every job. (A classifier's
+held-out metrics are in evaluation.py, a regression's R^2 in r2.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import numpy as np
-import torch
 
 from mpc.catalogue.context import JobContext
 from mpc.catalogue.schemas import SupervisedParameters
 from mpc.errors import InvalidArgument
-from mpc.programs import secure
-
-AUC_BINS = 32
 
 
 def mask(ctx: JobContext, rows: int, default: float) -> np.ndarray:
@@ -51,29 +45,3 @@ def check(ctx: JobContext, n_test: int, default: float) -> None:
         raise InvalidArgument(f"the holdout fraction leaves {n_test} held-out rows: a held-out metric needs at least 2 "
                               "(raise holdout, or set it to 0)")
 
-
-def classification(p: Any, y: Any, n: int) -> list[Any]:
-    """Accuracy and AUC of probabilities `p` (16 bits, within [0, 1]) against 0/1
-    labels `y` (16 bits) on `n` held-out rows, under encryption (shared). The AUC
-    from AUC_BINS score bins (ties within a bin count half), as scikit-learn's
-    roc_auc_score on scores rounded to the bins."""
-    import crypten
-
-    guess = secure.greater_than(p, 0.5)
-    right = guess * y + (1 - guess) * (1 - y)
-    accuracy = right.sum().div(n)
-    thresholds = torch.arange(1, AUC_BINS, dtype=torch.float64) / AUC_BINS
-    above = secure.greater_than(p.unsqueeze(1).expand(n, AUC_BINS - 1), thresholds.unsqueeze(0))
-    # positives and negatives above each threshold, then per bin (t_k, t_k+1]
-    total_pos, total_neg = y.sum(), (1 - y).sum()
-    zero = total_pos.mul(0).unsqueeze(0)
-    cum_pos = crypten.cat([total_pos.unsqueeze(0), (above * y.unsqueeze(1)).sum(0), zero])
-    cum_neg = crypten.cat([total_neg.unsqueeze(0), (above * (1 - y).unsqueeze(1)).sum(0), zero])
-    pos_bin, neg_bin = cum_pos[:-1] - cum_pos[1:], cum_neg[:-1] - cum_neg[1:]
-    neg_below = total_neg - cum_neg[:-1]
-    # AUC = sum_k pos_k (neg_below_k + neg_k / 2) / (P N), each count over n to stay below 1
-    numerator = (pos_bin.div(n) * (neg_below + neg_bin.mul(0.5)).div(n)).sum()
-    denominator = total_pos.div(n) * total_neg.div(n)  # in (0, 1/4]
-    with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True}):
-        auc = numerator * denominator.mul(4).reciprocal().mul(4)
-    return [accuracy, auc]

@@ -96,24 +96,22 @@ def evaluate(ctx: JobContext) -> dict[str, Result] | None:
 
 
 def _binary(ctx: JobContext, eta: Any, p: Any, target: Any, n: int) -> dict[str, Result] | None:
-    """A sigmoid model's metrics: the risk team's evaluation (evaluation.py), and
-    accuracy and confusion at the job's threshold."""
+    """A sigmoid model's metrics: the risk team's evaluation (evaluation.py, with
+    accuracy and confusion at the job's threshold) and log-loss."""
     import crypten
 
     _, softplus = sigmoid.activations(eta, softplus=True)
     loss = (softplus - eta * target).sum().div(n)
-    guess = secure.greater_than(p, ctx.settings(EvaluateParameters).threshold)
-    right = guess * target + (1 - guess) * (1 - target)
+    threshold = ctx.settings(EvaluateParameters).threshold
+    guess = secure.greater_than(p, threshold)
     counts = crypten.stack([((1 - guess) * (1 - target)).sum(), (guess * (1 - target)).sum(),
                             ((1 - guess) * target).sum(), (guess * target).sum()]).reshape(2, 2)
     shown, suppressed = _suppressed(ctx, counts)
-    report = evaluation.scored(p, target, n, logits=eta)
-    table, groups = evaluation.lift_table(ctx, report)
-    both_classes = bool(secure.open_bits_to_all(ctx, report.both_classes))
-    opened = secure.open_to_receivers(ctx, [report.auc, report.ks, report.brier, *table, right.sum().div(n), loss, shown])
+    report = evaluation.evaluation(ctx, p, target, n, logits=eta, threshold=threshold)
+    opened = secure.open_to_receivers(ctx, [*report.shared, loss, shown])
     if opened is None:
         return None
-    return {**evaluation.results(opened, groups, both_classes), **_scalars(["accuracy", "log_loss"], opened[-3:]),
+    return {**report.results(opened[:-2]), **_scalars(["log_loss"], opened[-2:-1]),
             "confusion": _confusion(opened[-1], suppressed)}
 
 

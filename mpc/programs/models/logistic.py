@@ -30,9 +30,10 @@ Revealed to every party, each epoch: the training loss (mean log-loss), for prog
 and early stopping; the step length (a power of two up to STEP_MAX, one comparison
 bit per power) and whether the step lowered the objective (a bit). To the receivers:
 the coefficients in the data's units, the intercept, the standardization (means and
-population deviations), the loss per epoch, and accuracy and AUC on a held-out
-fraction of the rows (computed under encryption; the AUC from 32 score bins).
-keep_shared: the same metrics, and each party keeps its share of the model.
+population deviations), the loss per epoch, and on a held-out fraction of the rows
+the risk team's metrics (models/evaluation.py: accuracy, AUC, Gini, KS, Brier, a
+lift table by decile). keep_shared: the same metrics, and each party keeps its
+share of the model.
 
 Without an intercept (fit_intercept = false) each party appends the mirror image
 (-x, 1 - y) of its training rows (see `_mirrored`): twice the rows per epoch, the
@@ -53,7 +54,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
-from mpc.programs.models import blocks, holdout, influence, penalty, sigmoid
+from mpc.programs.models import blocks, evaluation, holdout, influence, penalty, sigmoid
 from mpc.programs.models.solve import inverse
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
@@ -101,10 +102,11 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
         influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
                                           bound, design.correlation, mirrored=_origin(ctx))
         influence.refuse_small_classes(ctx, design.y, bound, design.originals)
-    metrics = []
+    metrics = None
     if design.z_test is not None:
-        p = sigmoid.clamp01(sigmoid.activations(_logits(design, design.z_test, w, b))[0])
-        metrics = holdout.classification(p, secure.raised(design.y_test, secure.PRODUCT_BITS), design.n_test)
+        eta = _logits(design, design.z_test, w, b)
+        p = sigmoid.clamp01(sigmoid.activations(eta)[0])
+        metrics = evaluation.evaluation(ctx, p, secure.raised(design.y_test, secure.PRODUCT_BITS), design.n_test, eta)
     return _release(ctx, label, features, w, b, stats, losses, metrics)
 
 
@@ -354,21 +356,21 @@ def _penalty(design: Design, w: Any) -> Any:
 
 
 def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, stats: dict[str, Any],
-             losses: list[float], metrics: list[Any]) -> dict[str, Result] | None:
+             losses: list[float], metrics: evaluation.Evaluation | None) -> dict[str, Result] | None:
     if ctx.settings(LogisticParameters).own_coefficients:
         return _release_own(ctx, label, features, w, b, stats["own"], losses, metrics)
     horizontal_frame = "frame" in stats
     shared_values = [w, b, stats["mean_z"], stats["var_z"]] if horizontal_frame else [w, b, stats["means"], stats["stds"]]
     if ctx.settings(LogisticParameters).keep_shared:
         ctx.keep_shares({"weights_std": w, "intercept_std": b})
-        opened = secure.open_to_receivers(ctx, metrics)
+        opened = secure.open_to_receivers(ctx, _shared(metrics))
         values = None
     else:
-        opened = secure.open_to_receivers(ctx, [*shared_values, *metrics])
+        opened = secure.open_to_receivers(ctx, [*shared_values, *_shared(metrics)])
         values = opened[: len(shared_values)] if opened is not None else None
     if opened is None:
         return None
-    out = _metrics(losses, opened[len(opened) - len(metrics):])
+    out = _metrics(losses, metrics, opened[len(opened) - len(_shared(metrics)):])
     if values is None:
         return out
     weights, intercept = values[0], float(values[1][0])
@@ -384,7 +386,7 @@ def _release(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, s
 
 
 def _release_own(ctx: JobContext, label: str, features: list[str], w: Any, b: Any, own: tuple[np.ndarray, np.ndarray],
-                 losses: list[float], metrics: list[Any]) -> dict[str, Result] | None:
+                 losses: list[float], metrics: evaluation.Evaluation | None) -> dict[str, Result] | None:
     """Vertical, own_coefficients: each party receives the weights of its own
     features (standardized; it converts them with its own means and deviations) and
     its part of the intercept (the label holder's includes the standardized
@@ -394,13 +396,13 @@ def _release_own(ctx: JobContext, label: str, features: list[str], w: Any, b: An
     holder = next(e.rank for e in ctx.layout if label in e.columns)
     parts = [(r, w[int(offsets[r]) : int(offsets[r + 1])]) for r in range(ctx.world_size)] + [(holder, b)]
     opened = secure.open_to_owners(ctx, parts)
-    shown = secure.open_to_receivers(ctx, metrics)
+    shown = secure.open_to_receivers(ctx, _shared(metrics))
     mean, sigma = own
     coefficients = opened[0] / sigma
     intercept = -float(coefficients @ mean) + (float(opened[1][0]) if ctx.rank == holder else 0.0)
     names = features[int(offsets[ctx.rank]) : int(offsets[ctx.rank + 1])]
     fitted = fitted_results(names, label, coefficients, 0.0 if _origin(ctx) else intercept, mean, sigma)
-    return {**fitted, **_metrics(losses, shown if shown is not None else [])}
+    return {**fitted, **_metrics(losses, metrics, shown if shown is not None else [])}
 
 
 def fitted_results(features: list[str], label: str, coefficients: np.ndarray, intercept: float, means: np.ndarray,
@@ -409,10 +411,12 @@ def fitted_results(features: list[str], label: str, coefficients: np.ndarray, in
             "feature_means": Result(means, features), "feature_stds": Result(stds, features)}
 
 
-def _metrics(losses: list[float], opened: list[np.ndarray]) -> dict[str, Result]:
+def _shared(metrics: evaluation.Evaluation | None) -> list[Any]:
+    return [] if metrics is None else metrics.shared
+
+
+def _metrics(losses: list[float], metrics: evaluation.Evaluation | None, opened: list[np.ndarray]) -> dict[str, Result]:
     out = {"loss": Result(np.array(losses), [f"epoch {i + 1}" for i in range(len(losses))])}
-    if opened:
-        accuracy, auc = opened[-2:]
-        out["accuracy"] = Result(np.atleast_1d(accuracy).astype(np.float64), ["holdout"])
-        out["auc"] = Result(np.atleast_1d(auc).astype(np.float64), ["holdout"])
+    if metrics is not None and opened:
+        out.update(metrics.results(opened, "holdout"))
     return out

@@ -18,8 +18,8 @@ Revealed to every party, each epoch: the mean training loss and accuracy over th
 epoch's batches (streamed as progress). To the receivers: the network's
 parameters ("layer.<name>"), the standardization (frame_shift, frame_scale,
 input_shift, input_scale, and the features' means and deviations they amount
-to), the loss and accuracy per epoch, and the held-out accuracy (and AUC for
-binary models). keep_shared: the same metrics; every party keeps its share of the
+to), the loss and accuracy per epoch, and the held-out accuracy (binary models:
+logistic regression's held-out metrics, models/evaluation.py). keep_shared: the same metrics; every party keeps its share of the
 parameters and the standardization, and the frame (public to the parties).
 """
 
@@ -35,7 +35,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import MlpParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
-from mpc.programs.models import holdout, influence, network
+from mpc.programs.models import evaluation, holdout, influence, network
 from mpc.programs.stats import horizontal
 from mpc.programs.stats.request import party_rows
 
@@ -220,27 +220,29 @@ def scored(output: str, logits: Any, y: Any) -> tuple[Any, Any, Any]:
     return p, loss, right
 
 
-def _held_out(ctx: JobContext, net: Any, data: Inputs) -> list[Any]:
-    """Accuracy (and AUC for a binary model) on the held-out rows, shared."""
+def _held_out(ctx: JobContext, net: Any, data: Inputs) -> evaluation.Evaluation | Any | None:
+    """The held-out rows' metrics, shared: a binary model's evaluation
+    (evaluation.py), a multiclass model's accuracy."""
     if data.u_test is None or data.y_test is None:
-        return []
+        return None
     output = ctx.settings(MlpParameters).output
     with network.at_network_precision():
         logits = net(data.u_test)
     p = network.activate(output, logits)
     if output == "sigmoid":
-        return holdout.classification(p.squeeze(1), data.y_test.squeeze(1), data.n_test)
+        return evaluation.evaluation(ctx, p.squeeze(1), data.y_test.squeeze(1), data.n_test, logits.squeeze(1))
     with network.at_network_precision():
         right = (logits.argmax(dim=1, one_hot=True) * data.y_test).sum()
-    return [right.div(data.n_test)]
+    return right.div(data.n_test)
 
 
 def _release(ctx: JobContext, label: str, net: Any, data: Inputs, losses: list[float], accuracies: list[float],
-             metrics: list[Any]) -> dict[str, Result] | None:
+             held: evaluation.Evaluation | Any | None) -> dict[str, Result] | None:
     model = {f"layer.{name}": value for name, value in network.parameters(net).items()}
     model.update(input_shift=data.shift, input_scale=data.scale)
     shift, scale = data.frame
     ctx.public.update(frame_shift=shift, frame_scale=scale)
+    metrics = held.shared if isinstance(held, evaluation.Evaluation) else [] if held is None else [held]
     if ctx.settings(MlpParameters).keep_shared:
         ctx.keep_shares(model)
         opened = secure.open_to_receivers(ctx, metrics)
@@ -253,10 +255,10 @@ def _release(ctx: JobContext, label: str, net: Any, data: Inputs, losses: list[f
     epochs = [f"epoch {i + 1}" for i in range(len(losses))]
     out = {"loss": Result(np.array(losses), epochs), "train_accuracy": Result(np.array(accuracies), epochs)}
     shown = opened[len(revealed):]
-    if shown:
+    if isinstance(held, evaluation.Evaluation):
+        out.update(held.results(shown, "holdout"))
+    elif shown:
         out["accuracy"] = Result(np.atleast_1d(shown[0]).astype(np.float64), ["holdout"])
-    if len(shown) > 1:
-        out["auc"] = Result(np.atleast_1d(shown[1]).astype(np.float64), ["holdout"])
     if revealed:
         values = dict(zip(model, revealed))
         for name, value in values.items():
