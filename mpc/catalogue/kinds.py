@@ -101,6 +101,19 @@ def check_private_model(parameters: Parameters) -> None:
         raise InvalidArgument("fit_intercept false is not available for logistic regression with parameter dp")
 
 
+def _logistic(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
+    """Logistic regression: as the linear models; more than two classes without
+    what only the binary program offers."""
+    _private_model(parameters, vertical, inputs, receivers)
+    assert isinstance(parameters, LogisticParameters)
+    if parameters.classes > 2:
+        offered = {"dp": parameters.dp is not None, "own_coefficients": parameters.own_coefficients,
+                   "fit_intercept false": not parameters.fit_intercept}
+        unavailable = [name for name, asked in offered.items() if asked]
+        if unavailable:
+            raise InvalidArgument(f"{unavailable[0]} is available for binary labels only (classes 2)")
+
+
 def _network(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
     """model.mlp: labelled like the linear models; softmax names its classes."""
     _labelled(parameters, vertical, inputs, receivers)
@@ -182,8 +195,8 @@ KINDS: dict[str, JobKind] = {
         {"label": Param(string, required=True), "alpha": Param(non_negative), "fit_intercept": Param(boolean),
          "epochs": Param(count(1, 200)), "tolerance": Param(non_negative), "holdout": Param(fraction),
          "seed": _SEED, "keep_shared": Param(boolean), "own_coefficients": Param(boolean), "dp": Param(dp),
-         **VERTICAL},
-        _private_model, trains_model=True),
+         "classes": Param(count(2, 100)), **VERTICAL},
+        _logistic, trains_model=True),
     "model.mlp": JobKind(
         "mpc.programs.models:mlp", "a small neural network (SGD): its weights and metrics",
         "--input bank-a:loans:income,age,defaulted --input bank-b:loans:income,age,defaulted "

@@ -49,10 +49,13 @@ RELEASES: dict[str, tuple[str, str]] = {
     "model.logistic_regression": (
         'the model as above (population deviations), the loss per epoch; on held-out rows the metrics of '
         "`model.evaluate` at threshold 0.5 except log-loss and confusion (accuracy, AUC, Gini, KS, Brier, the lift "
-        'table, deciles merged alike). With `keep_shared`, the metrics only; `own_coefficients` as above',
+        'table, deciles merged alike). With `classes` above 2 (one-vs-rest): coefficients and intercept per class, '
+        'the loss per class and epoch, held-out accuracy and confusion counts (withheld as `model.evaluate`\'s). '
+        'With `keep_shared`, the metrics only; `own_coefficients` as above',
         'the training loss each epoch, its step length (a power of two) and whether the step lowered the '
-        "objective; one bit: labels are binary; one bit: both classes occur; which features are constant; which "
-        "held-out deciles merged; "
+        "objective; one bit: labels are binary (or classes); one bit: both classes occur (or: which declared "
+        "classes have no rows); which features are constant; which held-out deciles merged (or confusion counts "
+        "withheld); "
         "unless `keep_shared`, one bit each: every row's leverage "
         'below `max_leverage`, each class large enough (below)',
     ),

@@ -66,6 +66,7 @@ class LinearParameters(SupervisedParameters):
 @dataclass(frozen=True)
 class LogisticParameters(LinearParameters):
     alpha: float = 1.0  # scikit-learn's C = 1
+    classes: int = 2  # above 2: one-vs-rest (mpc.programs.models.multiclass)
     epochs: int | None = None  # None: 20 Newton steps, or the fixed epochs of a dp fit (mpc.privacy.plan)
     tolerance: float = 1e-4
 

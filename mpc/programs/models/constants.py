@@ -90,10 +90,15 @@ def _spliced(name: str, result: Result, features: list[str], constants: list[str
     """A per-feature result with the constant features inserted in the job's order:
     all of them where it covers every varying feature, else (own_coefficients) this
     party's own."""
+    fill = PER_FEATURE[name]
+    if result.column_labels:  # classes x features (multiclass coefficients): columns spliced
+        by_feature = dict(zip(result.column_labels, result.values.T))
+        columns = [f for f in features if f in by_feature or f in constants]
+        out2 = [by_feature[f] if f in by_feature else np.full(len(result.labels), fill) for f in columns]
+        return dataclasses.replace(result, values=np.column_stack(out2), column_labels=columns)
     given = dict(zip(result.labels, result.values))
     varying = [f for f in features if f not in constants]
     everyone = set(result.labels) == set(varying)
     labels = [f for f in features if f in given or (f in constants and (everyone or f in mine))]
-    fill = PER_FEATURE[name]
     out = [given[f] if f in given else (values[f] if fill is None else fill) for f in labels]
     return dataclasses.replace(result, values=np.array(out, dtype=np.float64), labels=labels)

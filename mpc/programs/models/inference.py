@@ -88,7 +88,7 @@ def evaluate(ctx: JobContext) -> dict[str, Result] | None:
         guess = applied.logits.argmax(dim=1, one_hot=True)
         counts = y.t().matmul(guess)  # true class x predicted class
     accuracy = (guess * y).sum().div(n)
-    shown, suppressed = _suppressed(ctx, counts)
+    shown, suppressed = evaluation.suppressed_counts(ctx, counts)
     opened = secure.open_to_receivers(ctx, [accuracy, loss, shown])
     if opened is None:
         return None
@@ -106,7 +106,7 @@ def _binary(ctx: JobContext, eta: Any, p: Any, target: Any, n: int) -> dict[str,
     guess = secure.greater_than(p, threshold)
     counts = crypten.stack([((1 - guess) * (1 - target)).sum(), (guess * (1 - target)).sum(),
                             ((1 - guess) * target).sum(), (guess * target).sum()]).reshape(2, 2)
-    shown, suppressed = _suppressed(ctx, counts)
+    shown, suppressed = evaluation.suppressed_counts(ctx, counts)
     report = evaluation.evaluation(ctx, p, target, n, logits=eta, threshold=threshold)
     opened = secure.open_to_receivers(ctx, [*report.shared, loss, shown])
     if opened is None:
@@ -132,21 +132,6 @@ def _classes(output: str, p: Any) -> Any:
     with network.at_network_precision():
         onehot = p.argmax(dim=1, one_hot=True)
     return onehot.matmul(torch.arange(int(p.size(1)), dtype=torch.float64))
-
-
-def _suppressed(ctx: JobContext, counts: Any) -> tuple[Any, list[int]]:
-    """Confusion counts with every cell holding at least one but fewer than the
-    strictest data party's min_group_size rows zeroed (every party learns which)."""
-    data = [e.rank for e in ctx.layout if e.columns]
-    floors = [f for r, f in enumerate(secure.public(ctx, (ctx.rules.min_group_size, ctx.rules.small_groups)))
-              if r in data]
-    floor = max(f[0] for f in floors)
-    flat = counts.reshape(-1)
-    small = secure.open_bits_to_all(ctx, secure.greater_than(flat, 0.5) * secure.less_than(flat, floor - 0.5))
-    if small.any() and any(f[1] == "refuse" for f in floors):
-        raise FailedPrecondition(f"a confusion count holds fewer than {floor} rows: a data party's policy refuses it")
-    keep = torch.from_numpy((~small).astype(np.float64)).reshape(tuple(counts.size()))
-    return counts * keep, [int(i) for i in np.flatnonzero(small)]
 
 
 # -- the model and the rows, secret-shared ------------------------------------------------

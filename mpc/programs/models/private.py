@@ -37,8 +37,9 @@ from mpc.catalogue.schemas import LinearParameters, LogisticParameters
 from mpc.privacy import plan as noise_plan
 from mpc.privacy.plan import RESIDUAL_BITS, STEP
 from mpc.programs import secure
+from mpc.programs.models.fitted import fitted_results
 from mpc.programs.models.linear import model_results
-from mpc.programs.models.logistic import check_binary_labels, fitted_results
+from mpc.programs.models.logistic import check_binary_labels
 from mpc.programs.models.sigmoid import activations, clamp01
 from mpc.programs.noise import release
 from mpc.programs.stats.private import moments, on_grid
