@@ -176,9 +176,19 @@ def smallest(values: list[Any]) -> Any:
     the first of its smallest, is selected by products of the comparison bits."""
     import crypten
 
+    if len(values) == 1:
+        return values[0]
+    return (first_smallest(values) * crypten.stack(values)).sum(dim=0)
+
+
+def first_smallest(values: list[Any]) -> Any:
+    """One-hot (stacked as the values) at each element's first smallest value:
+    every pair compared exactly in one batch (`smallest`)."""
+    import crypten
+
     n = len(values)
     if n == 1:
-        return values[0]
+        return crypten.stack([values[0].mul(0) + 1])
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     # bit k: the later of pair k is strictly smaller (it beats the earlier); scale 1
     later, earlier = crypten.stack([values[j] for _, j in pairs]), crypten.stack([values[i] for i, _ in pairs])
@@ -188,7 +198,7 @@ def smallest(values: list[Any]) -> Any:
     winner = crypten.stack([w[0] for w in wins])
     for factor in range(1, n - 1):  # n - 2 rounds of products, all parties' at once
         winner = winner * crypten.stack([w[factor] for w in wins])
-    return (winner * crypten.stack(values)).sum(dim=0)
+    return winner
 
 
 def all_of(bits: Any) -> Any:

@@ -94,3 +94,18 @@ def test_what_only_the_binary_program_offers_is_refused_at_submit() -> None:
         parameters = parse("model.logistic_regression", {"label": "y", "classes": 3, **extra})
         with pytest.raises(InvalidArgument, match=f"{name}.* binary labels only"):
             validate_inputs("model.logistic_regression", parameters, True, inputs, ["bank-a", "bank-b"])
+
+
+def test_an_indicator_of_one_customer_cannot_read_its_class(session: Session) -> None:
+    """The attack: a partner adds a column that is 1 on one customer and 0 on the
+    rest, whose coefficient in each class's model would show that customer's class.
+    The leverage rule (every class's model, influence.py) refuses the release."""
+    if session.world_size != 2:
+        pytest.skip("two parties")
+    x, y = load_iris(return_X_y=True)
+    spy = np.zeros(150)
+    spy[7] = 1.0
+    tables = list(np.array_split(np.column_stack([x, spy, y]), 2))
+    status, answer = session.run(Task("model.logistic_regression", "horizontal", tables, [["a", "b", "c", "d", "spy", "y"]] * 2,
+                                      {"label": "y", "classes": 3, "holdout": 0}, {"max_leverage": 0.9}), timeout=600)
+    assert status == "refused" and "leverage exceeds 0.9" in answer

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from mpc.catalogue.context import JobContext, Result
-from mpc.errors import FailedPrecondition
+from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import compare, secure
 
 QUANTILES = 20
@@ -47,6 +47,7 @@ GRID_BITS = 16  # probabilities ranked on a 2^-16 grid
 LOGIT_BITS, LOGIT_STEPS = 10, 18  # logits on a 2^-10 grid over [-128, 128)
 BATCH = 1 << 20  # elements per comparison batch (memory)
 QUOTIENT_BITS = 48  # integer numerators and denominators below 2^48: counts' products for n < 2^23
+MAX_ROWS = 1 << 23
 LIFT_COLUMNS = ["rows", "events", "event rate", "mean score", "cumulative events", "gain", "lift", "cumulative lift"]
 
 
@@ -114,6 +115,7 @@ class Evaluation:
     shared: list[Any]
     groups: list[list[int]]
     both_classes: bool
+    guess: Any  # each row's predicted class at the threshold (0/1, precision 0), for callers' confusion counts
 
     def results(self, opened: list[np.ndarray], rows: str = "all rows") -> dict[str, Result]:
         """The receivers' view: scalars, and the lift table from the merged deciles'
@@ -132,12 +134,15 @@ def evaluation(ctx: JobContext, p: Any, y: Any, n: int, logits: Any | None = Non
     """The metrics of probabilities `p` against 0/1 labels `y` on `n` rows (accuracy
     at `threshold`); every party learns which deciles merge and whether both classes
     occur."""
+    if n >= MAX_ROWS:
+        raise InvalidArgument(f"the metrics take at most {MAX_ROWS - 1:,} rows (their exact counts' products stay below "
+                              f"2^{QUOTIENT_BITS}); these are {n:,}")
     report = scored(p, y, n, logits)
     table, groups = lift_table(ctx, report)
     both_classes = bool(secure.open_bits_to_all(ctx, report.both_classes.unsqueeze(0))[0])
     guess = secure.greater_than(p, threshold)
     accuracy = (guess * y + (1 - guess) * (1 - y)).sum().div(n)
-    return Evaluation([report.auc, report.ks, report.brier, accuracy, *table], groups, both_classes)
+    return Evaluation([report.auc, report.ks, report.brier, accuracy, *table], groups, both_classes, guess)
 
 
 def lift_table(ctx: JobContext, scored: Scored) -> tuple[list[Any], list[list[int]]]:

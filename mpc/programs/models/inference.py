@@ -102,12 +102,11 @@ def _binary(ctx: JobContext, eta: Any, p: Any, target: Any, n: int) -> dict[str,
 
     _, softplus = sigmoid.activations(eta, softplus=True)
     loss = (softplus - eta * target).sum().div(n)
-    threshold = ctx.settings(EvaluateParameters).threshold
-    guess = secure.greater_than(p, threshold)
+    report = evaluation.evaluation(ctx, p, target, n, logits=eta, threshold=ctx.settings(EvaluateParameters).threshold)
+    guess = report.guess
     counts = crypten.stack([((1 - guess) * (1 - target)).sum(), (guess * (1 - target)).sum(),
                             ((1 - guess) * target).sum(), (guess * target).sum()]).reshape(2, 2)
     shown, suppressed = evaluation.suppressed_counts(ctx, counts)
-    report = evaluation.evaluation(ctx, p, target, n, logits=eta, threshold=threshold)
     opened = secure.open_to_receivers(ctx, [*report.shared, loss, shown])
     if opened is None:
         return None

@@ -19,8 +19,9 @@ epoch's batches (streamed as progress). To the receivers: the network's
 parameters ("layer.<name>"), the standardization (frame_shift, frame_scale,
 input_shift, input_scale, and the features' means and deviations they amount
 to), the loss and accuracy per epoch, and the held-out accuracy (binary models:
-logistic regression's held-out metrics, models/evaluation.py). keep_shared: the same metrics; every party keeps its share of the
-parameters and the standardization, and the frame (public to the parties).
+logistic regression's held-out metrics, models/evaluation.py). keep_shared: the
+same metrics; every party keeps its share of the parameters and the
+standardization, and the frame (public to the parties).
 """
 
 from __future__ import annotations

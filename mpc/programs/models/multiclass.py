@@ -29,7 +29,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition
-from mpc.programs import compare, secure
+from mpc.programs import secure
 from mpc.programs.models import evaluation, fitted, influence, logistic
 
 
@@ -82,31 +82,14 @@ def _refuse_missing_classes(ctx: JobContext, one_hot: Any, label: str) -> None:
 def _held_out(ctx: JobContext, design: logistic.Design, models: list[tuple[Any, Any]],
               classes: int) -> tuple[list[Any], list[int]]:
     """Accuracy and confusion counts (small cells withheld) on the held-out rows, shared."""
-
     n = design.n_test
-    guess = _first_largest([logistic.logits(design, design.z_test, w, b) for w, b in models])
+    # the first largest logit, by exact comparisons (CrypTen's argmax compares right at the configured precision only)
+    guess = secure.first_smallest([logistic.logits(design, design.z_test, w, b).neg() for w, b in models]).t()
     truth = indicators(design.y_test, classes)
     counts = truth.t().matmul(guess)  # true class x predicted class
     accuracy = secure.raised((truth * guess).sum()).div(n)  # a count (precision 0): divided at 24 bits
     shown, suppressed = evaluation.suppressed_counts(ctx, counts)
     return [accuracy, shown], suppressed
-
-
-def _first_largest(values: list[Any]) -> Any:
-    """rows x classes one-hot (precision 0) at each row's largest value, the first
-    of equal ones: every pair compared exactly in one batch (CrypTen's argmax marks
-    no class or two where its maximum's truncation misses the values)."""
-    import crypten
-
-    classes = len(values)
-    pairs = [(i, j) for i in range(classes) for j in range(i + 1, classes)]
-    later_wins = compare.less_than(crypten.stack([values[i] for i, _ in pairs]), crypten.stack([values[j] for _, j in pairs]))
-    beats = {pair: later_wins[k] for k, pair in enumerate(pairs)}
-    factors = [[(1 - beats[(i, j)]) if i < j else beats[(j, i)] for j in range(classes) if j != i] for i in range(classes)]
-    winner = crypten.stack([f[0] for f in factors])
-    for k in range(1, classes - 1):  # classes - 2 rounds of products
-        winner = winner * crypten.stack([f[k] for f in factors])
-    return winner.t()
 
 
 def _release(ctx: JobContext, label: str, features: list[str], models: list[tuple[Any, Any]], stats: dict[str, Any],
