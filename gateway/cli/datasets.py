@@ -34,16 +34,18 @@ def _policy(path: Path) -> Any:
               help="policy TOML file")
 @click.option("--key-column", default="", help="column identifying rows (for vertical jobs)")
 @click.option("--column", "columns", multiple=True, help="numeric column to register (repeatable; default: all but the key)")
+@click.option("--complete", "complete", multiple=True,
+              help="column that may have no missing cell (repeatable; registration refuses the file otherwise)")
 @click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), help="default: from the file's suffix")
 @click.option("--description", default="")
 @click.option("--replace", is_flag=True, help="replace an existing registration (e.g. after the file changed)")
-def register(name: str, path: str, policy_file: Path, key_column: str, columns: tuple[str, ...], file_format: str | None,
-             description: str, replace: bool, **conn: Any) -> None:
+def register(name: str, path: str, policy_file: Path, key_column: str, columns: tuple[str, ...],
+             complete: tuple[str, ...], file_format: str | None, description: str, replace: bool, **conn: Any) -> None:
     """Registers PATH (inside the gateway's data directory) as dataset NAME."""
     policy = _policy(policy_file)
     with make_client(**conn) as client:
         dataset = run(lambda: client.register_dataset(name, path, policy, columns, key_column, description,
-                                                      file_format or "", replace))
+                                                      file_format or "", replace, complete))
     _print(dataset)
 
 
@@ -97,8 +99,10 @@ def _print(dataset: Any) -> None:
     table = Table(title=f"dataset {dataset.name}", show_header=False)
     table.add_row("party", dataset.party_id)
     table.add_row("rows", str(dataset.row_count))
-    table.add_row("columns", ", ".join(c.name for c in dataset.columns))
     table.add_row("key column", dataset.key_column or "-")
+    for c in dataset.columns:
+        if c.name != dataset.key_column:
+            table.add_row(f"column {c.name}", "numeric, " + (f"{c.missing_count} missing" if c.nullable else "complete"))
     table.add_row("sha256", dataset.content_sha256)
     for key, value in policies.describe(dataset.policy).items():
         table.add_row(f"policy {key}", ", ".join(value) if isinstance(value, list) else str(value).lower())

@@ -216,15 +216,17 @@ class Client:
 
     def register_dataset(self, name: str, path: str, policy: datasets_pb2.Policy, numeric_columns: Sequence[str] = (),
                          key_column: str = "", description: str = "", file_format: str = "",
-                         replace: bool = False) -> datasets_pb2.Dataset:
-        """Registers a CSV or Parquet file (format from `file_format`, else the suffix)."""
+                         replace: bool = False, complete_columns: Sequence[str] = ()) -> datasets_pb2.Dataset:
+        """Registers a CSV or Parquet file (format from `file_format`, else the suffix).
+        Missing cells (empty, NA, NaN, null, ...) are allowed except in `complete_columns`."""
         formats = {"": datasets_pb2.FILE_FORMAT_UNSPECIFIED, "csv": datasets_pb2.FILE_FORMAT_CSV,
                    "parquet": datasets_pb2.FILE_FORMAT_PARQUET}
         if file_format not in formats:
             raise InvalidArgument(f"file_format must be one of {sorted(formats)}")
         request = datasets_pb2.RegisterDatasetRequest(
             name=name, path=path, format=formats[file_format], numeric_columns=list(numeric_columns),
-            key_column=key_column, description=description, policy=policy, replace=replace)
+            key_column=key_column, description=description, policy=policy, replace=replace,
+            complete_columns=list(complete_columns))
         response: datasets_pb2.RegisterDatasetResponse = self._call(self.datasets_stub.RegisterDataset, request)
         return response.dataset
 

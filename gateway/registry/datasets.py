@@ -16,26 +16,27 @@ import hashlib
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
-from gateway.contract.policies import max_leverage
 from gateway.db import open_database
 from gateway.jobs.contracts import LoadedInput, Review, parameters_of, participants
 from gateway.jobs.store import now
 from gateway.registry import ingest
 from gateway.registry.budgets import Budgets, unit_of
 from gateway.registry.intersections import Intersections
+from gateway.registry.review import release_rules, review
 from gateway.transport.rpc import map_errors
 from mpc.catalogue import keys as keyspace
 from mpc.catalogue.context import ReleaseRules
-from mpc.catalogue.kinds import KINDS
-from mpc.catalogue.rules import refusals
-from mpc.catalogue.schemas import LinearParameters, Parameters, SupervisedParameters, label_of, private
+from mpc.catalogue.schemas import (
+    Parameters,
+    missing_choice,
+    private,
+)
 from mpc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from mpc.privacy import plan as noise_plan
 
@@ -47,89 +48,6 @@ CREATE TABLE IF NOT EXISTS datasets (
     record BLOB NOT NULL
 );
 """
-
-
-def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameters: Parameters,
-           columns: Iterable[str], me: str) -> Review:
-    """Whether a job may use `columns` of `dataset`: a pure function of the policy,
-    the dataset's metadata and the job spec (its parameters typed). Every refusal
-    gives its reason."""
-    columns = list(columns)
-    reasons = []
-    others = sorted(set(participants(spec)) - {me})
-    strangers = [p for p in others if p not in policy.allowed_parties]
-    if strangers:
-        reasons.append(f"parties {', '.join(strangers)} may not use dataset {dataset.name!r}")
-    if spec.kind not in policy.allowed_job_kinds:
-        reasons.append(f"job kind {spec.kind!r} is not allowed on dataset {dataset.name!r}")
-    hidden = [c for c in columns if c not in policy.allowed_columns]
-    if hidden:
-        reasons.append(f"columns {', '.join(hidden)} of dataset {dataset.name!r} are not allowed")
-    receivers = [r for r in spec.result_receivers if r not in policy.allowed_result_receivers]
-    if receivers:
-        reasons.append(f"result receivers {', '.join(receivers)} are not allowed for dataset {dataset.name!r}")
-    if policy.min_rows <= 0:
-        reasons.append(f"dataset {dataset.name!r}'s policy sets no min_rows (0): it allows no job until it sets the "
-                       "fewest rows behind any released aggregate (1 or more)")
-    elif dataset.row_count < policy.min_rows:
-        reasons.append(f"dataset {dataset.name!r} has {dataset.row_count} rows; its policy needs at least "
-                       f"{policy.min_rows} behind any released aggregate")
-    owner = f"dataset {dataset.name!r}'s policy"
-    reasons += [refusal.describe(owner) for refusal in refusals(release_rules(policy), parameters, columns)]
-    shared, own = _shared(parameters), isinstance(parameters, LinearParameters) and parameters.own_coefficients
-    if spec.kind.startswith("model.") and policy.shared_models_only and not shared:
-        reasons.append(f"{owner} allows only models kept secret-shared (keep_shared)")
-    if spec.partitioning == pb.PARTITIONING_VERTICAL and policy.forbid_intersection:
-        reasons.append(f"dataset {dataset.name!r}'s policy forbids private set intersection (vertical jobs)")
-    vertical_model = spec.kind.startswith("model.") and spec.partitioning == pb.PARTITIONING_VERTICAL
-    if vertical_model and policy.own_coefficients_only and not (shared or own):
-        reasons.append(f"dataset {dataset.name!r}'s policy reveals a model's coefficients only to the party whose "
-                       "features they weigh (own_coefficients) or to nobody (keep_shared)")
-    reasons += _label_rules(policy, dataset, spec, parameters, columns)
-    if reasons:
-        return Review("reject", reasons)
-    return Review("manual" if policy.approval_mode == dpb.APPROVAL_MODE_MANUAL else "approve")
-
-
-def _label_rules(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameters: Parameters,
-                 columns: list[str]) -> list[str]:
-    """How a model trained on one of this dataset's columns as its label may leave
-    (label_release); own_coefficients_only at a label holder: no other party
-    receives coefficients, which all rest on its labels."""
-    label = label_of(parameters)
-    if not KINDS[spec.kind].trains_model or label is None or label not in columns:
-        return []
-    shared = _shared(parameters)
-    reasons = []
-    if policy.label_release == dpb.LABEL_RELEASE_SHARED_ONLY and not shared:
-        reasons.append(f"dataset {dataset.name!r}'s policy releases models trained on its label "
-                       f"{label!r} only as secret shares (keep_shared)")
-    if policy.label_release == dpb.LABEL_RELEASE_DP and not (private(parameters) is not None or shared):
-        reasons.append(f"dataset {dataset.name!r}'s policy releases models trained on its label "
-                       f"{label!r} only with differential privacy (parameter dp) or kept shared")
-    if policy.own_coefficients_only and spec.partitioning == pb.PARTITIONING_VERTICAL and not shared:
-        reasons.append(f"dataset {dataset.name!r} holds the label {label!r} and its policy reveals "
-                       "coefficients only to their own party: every party's coefficients rest on its labels, so "
-                       "only keep_shared models may be trained on it")
-    return reasons
-
-
-def _shared(parameters: Parameters) -> bool:
-    return isinstance(parameters, SupervisedParameters) and parameters.keep_shared
-
-
-def release_rules(policy: dpb.Policy) -> ReleaseRules:
-    """One dataset's policy as the release rules its party applies."""
-    return ReleaseRules(
-        min_group_size=max(policy.min_group_size or policy.min_rows, 1),
-        small_groups="refuse" if policy.small_groups == dpb.SMALL_GROUP_ACTION_REFUSE else "suppress",
-        allow_extremes=policy.allow_extremes,
-        min_intersection=policy.min_intersection_size,
-        max_key_ratio=policy.max_key_ratio,
-        require_dp=policy.require_dp,
-        dp_bounds={c: (b.lower, b.upper) for c, b in policy.dp_bounds.items()},
-        max_leverage=max_leverage(policy),
-    )
 
 
 class Registry:
@@ -157,10 +75,15 @@ class Registry:
                 raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(parsed.header)})")
         if request.key_column:
             keyspace.check(parsed.keys(request.key_column), f"{path.name}, key column {request.key_column!r}")
-        ingest.write_cache(self._cache(digest), parsed, numeric, request.key_column)  # validates every cell
+        undeclared = [c for c in request.complete_columns if c not in numeric]
+        if undeclared:
+            raise InvalidArgument(f"complete column {undeclared[0]!r} is not among the numeric columns")
+        missing = ingest.write_cache(self._cache(digest), parsed, numeric, request.key_column,
+                                     frozenset(request.complete_columns))  # validates every cell
         dataset = dpb.Dataset(
             name=request.name, party_id=self._party, description=request.description, format=file_format,
-            columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC) for c in numeric]
+            columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC, nullable=missing[c] > 0,
+                                missing_count=missing[c]) for c in numeric]
             + ([dpb.Column(name=request.key_column, type=dpb.COLUMN_TYPE_KEY)] if request.key_column else []),
             row_count=parsed.rows, key_column=request.key_column, policy=request.policy,
             created_at=now(), updated_at=now(), content_sha256=digest, size_bytes=size,
@@ -250,6 +173,12 @@ class Registry:
             if unknown:
                 raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} has no numeric column "
                                       f"{', '.join(map(repr, unknown))}")
+            gaps = [c for c in dataset.columns
+                    if c.name in job_input.columns and c.missing_count and missing_choice(parameters, c.name) is None]
+            if gaps:
+                raise InvalidArgument(f"column {gaps[0].name!r} of dataset {dataset.name!r} at {party_id!r} has "
+                                      f"{gaps[0].missing_count} missing cells (of {dataset.row_count}): say what the "
+                                      "job does with them, parameter missing (drop, mean, median or indicator)")
             self._unchanged(path, dataset)
             if job.spec.partitioning == pb.PARTITIONING_VERTICAL and not dataset.key_column:
                 raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} declares no key column "

@@ -1,6 +1,6 @@
 """Columnar ingest: a dataset's file is parsed once, at registration, by pyarrow's
-vectorised readers, validated (every numeric cell a finite number, errors naming
-the file, the column and the row), and written as an Arrow IPC file keyed by the
+vectorised readers, validated (every numeric cell a finite number or missing, errors
+naming the file, the column and the row; missing cells stored as nulls), and written as an Arrow IPC file keyed by the
 file's SHA-256. A job reads only its columns from that cache, memory-mapped, in
 its worker process: no parsing per job, nothing on the gateway's event loop, and
 no table through the worker's pipe.
@@ -25,6 +25,8 @@ import numpy as np
 from mpc.errors import FailedPrecondition, InvalidArgument
 
 SUFFIX = ".arrow"
+MISSING = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "Null", "None", "#N/A", "?", ".")
+"""Cells read as missing (after trimming): pandas' and R's markers, UCI's "?" and SAS's "."."""
 
 
 @dataclass(frozen=True)
@@ -41,35 +43,43 @@ class Parsed:
         return int(self.table.num_rows)
 
     def numeric(self, name: str) -> np.ndarray:
-        """The column as float64; a cell that is not a finite number is refused."""
+        """The column as float64, NaN where a cell is missing (MISSING, a Parquet
+        null or NaN); any other cell that is not a finite number is refused."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         column = self.table.column(name).combine_chunks()
         try:
             if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                values = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
+                trimmed = pc.utf8_trim_whitespace(column)
+                blank = pc.is_in(trimmed, value_set=pa.array(MISSING))
+                values = pc.cast(pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed), pa.float64())
             else:
                 values = pc.cast(column, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise self._not_a_number(name, column) from None
-        if values.null_count:
-            raise self._not_a_number(name, column)
-        array = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        bad = np.flatnonzero(~np.isfinite(array))
+        array = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)  # nulls: NaN
+        bad = np.flatnonzero(np.isinf(array))
         if len(bad):
             cell = column[int(bad[0])].as_py()
             raise InvalidArgument(f"{self.path.name}: column {name!r}, row {int(bad[0]) + self.first_row}: "
                                   f"{str(cell).strip()} is not a finite number")
         return array
 
+    def missing_row(self, name: str, values: np.ndarray) -> str:
+        """Where the column's first missing cell is, as a person counts rows."""
+        return f"{self.path.name}: column {name!r}, row {int(np.flatnonzero(np.isnan(values))[0]) + self.first_row}"
+
     def _not_a_number(self, name: str, column: Any) -> InvalidArgument:
         """(Only on the error path: find the first cell that is not a number.)"""
         for r, cell in enumerate(column.to_pylist()):
+            if cell is None or str(cell).strip() in MISSING:
+                continue
             try:
-                float(str(cell).strip()) if cell is not None else float("x")
+                float(str(cell).strip())
             except ValueError:
-                return InvalidArgument(f"{self.path.name}: column {name!r}, row {r + self.first_row}: not a number")
+                return InvalidArgument(f"{self.path.name}: column {name!r}, row {r + self.first_row}: not a number "
+                                       "(nor a missing cell: empty, NA, NaN, null, ...)")
         return InvalidArgument(f"{self.path.name}: column {name!r}: not a number")
 
     def keys(self, name: str) -> list[str]:
@@ -144,12 +154,20 @@ def _parquet(path: Path) -> Parsed:
     return Parsed(path, list(table.column_names), table, 1)
 
 
-def write_cache(cache: Path, parsed: Parsed, numeric: list[str], key_column: str) -> None:
-    """The validated numeric columns (float64) and the key column (text) as an
-    Arrow IPC file, written atomically."""
+def write_cache(cache: Path, parsed: Parsed, numeric: list[str], key_column: str,
+                complete: frozenset[str] = frozenset()) -> dict[str, int]:
+    """The validated numeric columns (float64, nulls where missing) and the key
+    column (text) as an Arrow IPC file, written atomically; each numeric column's
+    count of missing cells. A column declared `complete` may have none."""
     import pyarrow as pa
 
-    columns = {name: pa.array(parsed.numeric(name), type=pa.float64()) for name in numeric}
+    values = {name: parsed.numeric(name) for name in numeric}
+    missing = {name: int(np.isnan(v).sum()) for name, v in values.items()}
+    for name in numeric:
+        if name in complete and missing[name]:
+            raise InvalidArgument(f"{parsed.missing_row(name, values[name])}: a cell is missing, and the column is "
+                                  "declared complete")
+    columns = {name: pa.array(v, type=pa.float64(), from_pandas=True) for name, v in values.items()}
     if key_column:
         columns[key_column] = pa.array(parsed.keys(key_column), type=pa.string())
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +176,7 @@ def write_cache(cache: Path, parsed: Parsed, numeric: list[str], key_column: str
     with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     os.replace(partial, cache)
+    return missing
 
 
 @dataclass(frozen=True)
@@ -170,7 +189,8 @@ class Source:
     rows: int
 
     def read(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """(float64 rows x columns, keys or None), memory-mapped from the cache."""
+        """(float64 rows x columns, NaN where a cell is missing; keys or None),
+        memory-mapped from the cache."""
         import pyarrow as pa
 
         try:
@@ -180,7 +200,7 @@ class Source:
                     raise FailedPrecondition(f"the dataset's columnar cache has {table.num_rows} rows, not {self.rows}")
                 values = np.empty((self.rows, len(self.columns)), dtype=np.float64)
                 for j, name in enumerate(self.columns):
-                    values[:, j] = table.column(name).to_numpy()
+                    values[:, j] = table.column(name).to_numpy()  # nulls: NaN
                 keys = np.array(table.column(self.key_column).to_pylist(), dtype=object) if self.key_column else None
         except (OSError, pa.ArrowException) as err:
             raise FailedPrecondition(f"cannot read the dataset's columnar cache: {err}") from None

@@ -30,7 +30,14 @@ from gateway.jobs.contracts import Review, parameters_of
 from gateway.jobs.store import now
 from gateway.transport.rpc import map_errors
 from mpc.catalogue.kinds import USING_KINDS
-from mpc.catalogue.schemas import LinearParameters, MlpParameters, Parameters, SupervisedParameters, label_of
+from mpc.catalogue.schemas import (
+    LinearParameters,
+    MlpParameters,
+    Parameters,
+    SupervisedParameters,
+    label_of,
+    with_indicators,
+)
 from mpc.errors import FailedPrecondition, InvalidArgument, NotFound
 
 SCHEMA = """
@@ -80,8 +87,9 @@ class ModelStore:
         model = mpb.Model(
             model_id=job.job_id, kind=job.spec.kind, label=label, shared=supervised.keep_shared,
             provider=job.spec.provider, parties=[p.party_id for p in job.parties], created_at=now(),
-            features=[c for i in job.spec.inputs for c in i.columns if c != label] if job.spec.partitioning
-            == pb.PARTITIONING_VERTICAL else [c for c in job.spec.inputs[0].columns if c != label],
+            features=[c for i in job.spec.inputs for c in with_indicators(parameters, list(i.columns)) if c != label]
+            if job.spec.partitioning == pb.PARTITIONING_VERTICAL
+            else [c for c in with_indicators(parameters, list(job.spec.inputs[0].columns)) if c != label],
         )
         model.partial = isinstance(parameters, LinearParameters) and parameters.own_coefficients
         for value in result.values if result is not None else []:

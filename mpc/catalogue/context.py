@@ -74,6 +74,10 @@ class JobContext:
     """This party's shares of values kept secret-shared (keep_shared models):
     name -> (int64 share, encoder scale). They never leave this party's gateway."""
 
+    missing_counts: np.ndarray | None = None
+    """This party's missing cells per column before the job's `missing` parameter
+    handled them (mpc.programs.missing); None before that."""
+
     model: dict[str, Any] | None = None
     """model.predict / model.evaluate at a party holding the model: its kind
     ("asset" | "mlp"), architecture, and the ONNX file, revealed values or shares."""

@@ -22,6 +22,7 @@ from mpc.catalogue.parameters import (
     dp,
     fraction,
     hidden,
+    missing,
     non_negative,
     one_of,
     probability,
@@ -152,31 +153,31 @@ class JobKind:
 
 
 
-VERTICAL = {"key_salt": Param(string)}
+COMMON = {"key_salt": Param(string), "missing": Param(missing)}  # every kind that reads columns
 _SEED = Param(count(0, 2**31 - 1))
 _TWO_BANKS = "--input bank-a:loans:income,debt --input bank-b:loans:income,debt --receiver bank-a"
 KINDS: dict[str, JobKind] = {
     "stats.describe": JobKind(
         "mpc.programs.stats:describe", "count, sum, mean, variance and std per column", _TWO_BANKS,
         StatsParameters,
-        {"extremes": Param(boolean), "dp": Param(dp), **VERTICAL}, _private),
+        {"extremes": Param(boolean), "dp": Param(dp), **COMMON}, _private),
     "stats.covariance": JobKind(
         "mpc.programs.stats:covariance", "count and the sample covariance matrix", _TWO_BANKS,
         StatsParameters,
-        {"dp": Param(dp), **VERTICAL}),
+        {"dp": Param(dp), **COMMON}),
     "stats.correlation": JobKind(
         "mpc.programs.stats:correlation", "count and the correlation matrix", _TWO_BANKS,
         StatsParameters,
-        {"dp": Param(dp), **VERTICAL}),
+        {"dp": Param(dp), **COMMON}),
     "stats.summary": JobKind(
         "mpc.programs.stats:summary", "describe's statistics, covariance and correlation", _TWO_BANKS,
         StatsParameters,
-        {"extremes": Param(boolean), "dp": Param(dp), **VERTICAL}, _private),
+        {"extremes": Param(boolean), "dp": Param(dp), **COMMON}, _private),
     "stats.histogram": JobKind(
         "mpc.programs.stats:histogram", "count and the pooled rows per bin of each column (small bins withheld)",
         f"{_TWO_BANKS} --param bin_edges=[0,20000,50000,100000]",
         HistogramParameters,
-        {"bin_edges": Param(bin_edges, required=True), "dp": Param(dp), **VERTICAL}),
+        {"bin_edges": Param(bin_edges, required=True), "dp": Param(dp), **COMMON}),
     "model.linear_regression": JobKind(
         "mpc.programs.models:linear_regression", "ridge regression: coefficients, intercept, R^2",
         "--input bank-a:loans:income,age,debt --input bank-b:loans:income,age,debt "
@@ -184,7 +185,7 @@ KINDS: dict[str, JobKind] = {
         LinearParameters,
         {"label": Param(string, required=True), "alpha": Param(non_negative), "fit_intercept": Param(boolean),
          "holdout": Param(fraction), "seed": _SEED, "keep_shared": Param(boolean),
-         "own_coefficients": Param(boolean), "dp": Param(dp), **VERTICAL},
+         "own_coefficients": Param(boolean), "dp": Param(dp), **COMMON},
         _private_model, trains_model=True),
     "model.logistic_regression": JobKind(
         "mpc.programs.models:logistic_regression",
@@ -195,7 +196,7 @@ KINDS: dict[str, JobKind] = {
         {"label": Param(string, required=True), "alpha": Param(non_negative), "fit_intercept": Param(boolean),
          "epochs": Param(count(1, 200)), "tolerance": Param(non_negative), "holdout": Param(fraction),
          "seed": _SEED, "keep_shared": Param(boolean), "own_coefficients": Param(boolean), "dp": Param(dp),
-         "classes": Param(count(2, 100)), **VERTICAL},
+         "classes": Param(count(2, 100)), **COMMON},
         _logistic, trains_model=True),
     "model.mlp": JobKind(
         "mpc.programs.models:mlp", "a small neural network (SGD): its weights and metrics",
@@ -205,19 +206,19 @@ KINDS: dict[str, JobKind] = {
         {"label": Param(string, required=True), "hidden": Param(hidden), "output": Param(one_of("sigmoid", "softmax")),
          "classes": Param(count(2, 1000)), "epochs": Param(count(1, 200)), "batch_size": Param(count(1, 65536)),
          "learning_rate": Param(rate), "holdout": Param(fraction), "seed": _SEED, "keep_shared": Param(boolean),
-         **VERTICAL},
+         **COMMON},
         _network, trains_model=True),
     "model.predict": JobKind(
         "mpc.programs.models:predict", "a stored model applied to the inputs' rows: a score per row for the receivers",
         "--model MODEL_ID@bank-a --input bank-b:loans:income,debt,age --receiver bank-b",
         PredictParameters,
-        {"reveal": Param(one_of("probabilities", "classes")), **VERTICAL}, uses_model=True),
+        {"reveal": Param(one_of("probabilities", "classes")), **COMMON}, uses_model=True),
     "model.evaluate": JobKind(
         "mpc.programs.models:evaluate", "a stored model's metrics on the inputs' labelled rows",
         "--model MODEL_ID@bank-a --input bank-b:loans:income,debt,age,defaulted "
         "--receiver bank-b --param label=defaulted",
         EvaluateParameters,
-        {"label": Param(string, required=True), "threshold": Param(probability), **VERTICAL}, uses_model=True),
+        {"label": Param(string, required=True), "threshold": Param(probability), **COMMON}, uses_model=True),
     "psi.intersect": JobKind(
         "mpc.programs.intersection.program:intersect",
         "the private set intersection of the datasets' key columns: its size and, unless "
@@ -225,7 +226,7 @@ KINDS: dict[str, JobKind] = {
         "--input bank-a:customers: --input bank-b:customers: --partitioning vertical "
         "--receiver bank-a --param cardinality_only=true",
         IntersectParameters,
-        {"cardinality_only": Param(boolean), **VERTICAL}, _vertical_only),
+        {"cardinality_only": Param(boolean), "key_salt": Param(string)}, _vertical_only),
 }
 TRAINING_KINDS = tuple(name for name, kind in KINDS.items() if kind.trains_model)
 USING_KINDS = tuple(name for name, kind in KINDS.items() if kind.uses_model)
@@ -235,6 +236,7 @@ def validate_inputs(kind: str, parameters: Parameters, vertical: bool, inputs: I
                     receivers: list[str]) -> None:
     """INVALID_ARGUMENT if the job's inputs do not fit its kind."""
     KINDS[kind].inputs(parameters, vertical, inputs, receivers)  # the kind's own, more specific, first
+    _missing_inputs(parameters, vertical, inputs)
     if not vertical and len(inputs) > 1:  # horizontal: every party's rows hold the same columns, in one order
         (first, columns), *others = inputs
         for party, theirs in others:
@@ -242,6 +244,22 @@ def validate_inputs(kind: str, parameters: Parameters, vertical: bool, inputs: I
                 how = "in another order" if sorted(theirs) == sorted(columns) else "other columns"
                 raise InvalidArgument(f"a horizontal job reads the same columns at every party, in one order: "
                                       f"{first} lists {columns}, {party} {how} {theirs}")
+
+
+def _missing_inputs(parameters: Parameters, vertical: bool, inputs: Inputs) -> None:
+    """The `missing` parameter names columns the job reads; a vertical job drops no
+    rows (every party would learn which common customers miss a value at another);
+    a label is never imputed."""
+    read = {c for _, columns in inputs for c in columns}
+    for column, choice in parameters.missing:
+        if column != "*" and column not in read:
+            raise InvalidArgument(f"parameter missing names column {column!r}, which no input reads")
+        if vertical and choice == "drop":
+            raise InvalidArgument("a vertical job cannot drop rows with missing cells: every party would learn which "
+                                  "common customers miss a value at another; choose mean, median or indicator")
+        if column != "*" and column == label_of(parameters) and choice != "drop":
+            raise InvalidArgument(f"the label {column!r} is never imputed: rows whose label is missing are dropped "
+                                  "(missing: drop, horizontal jobs)")
 
 
 def validate_parameters(kind: str, parameters: dict[str, Any], limits: Limits) -> None:

@@ -92,6 +92,23 @@ def rate(name: str, value: Any, limits: Limits) -> None:
         raise InvalidArgument(f"parameter {name} must be a number above 0 and at most 10")
 
 
+def missing(name: str, value: Any, limits: Limits) -> None:
+    """The job parameter `missing`: "drop" | "mean" | "median" | "indicator", or an
+    object naming a choice per column ("*": every column it does not name)."""
+    from mpc.catalogue.schemas import MISSING_CHOICES
+
+    choices = ", ".join(MISSING_CHOICES)
+    if isinstance(value, str):
+        if value not in MISSING_CHOICES:
+            raise InvalidArgument(f"parameter {name} must be one of {choices}, or an object of them by column")
+        return
+    if not isinstance(value, dict) or not value or len(value) > limits.max_columns + 1:
+        raise InvalidArgument(f"parameter {name} must be one of {choices}, or a non-empty object of them by column")
+    for column, choice in value.items():
+        if choice not in MISSING_CHOICES:
+            raise InvalidArgument(f"parameter {name}.{column} must be one of {choices}")
+
+
 MECHANISMS = ("laplace", "gaussian")
 
 
@@ -137,5 +154,7 @@ DESCRIPTIONS = {
     "batch_size": "1..65536: rows per step",
     "learning_rate": "above 0 and at most 10",
     "reveal": '"probabilities" or "classes": what model.predict releases per row',
+    "missing": '"drop", "mean", "median" or "indicator", or {"column": choice, "*": choice}: what the job does with '
+               "missing cells (required where a column it reads has some; see the README's missing values)",
     "cardinality_only": "true|false: release the intersection's size only, not the common keys",
 }

@@ -27,11 +27,16 @@ class DP:
         return out if self.delta is None else {**out, "delta": self.delta}
 
 
+MISSING_CHOICES = ("drop", "mean", "median", "indicator")
+"""What a job does with a column's missing cells (mpc.programs.missing)."""
+
+
 @dataclass(frozen=True)
 class Parameters:
-    """What every kind takes: vertical jobs' key salt."""
+    """What every kind takes: vertical jobs' key salt, and what to do with missing cells."""
 
     key_salt: str = KEY_SALT
+    missing: tuple[tuple[str, str], ...] = ()  # (column or "*", choice), from "mean" or {"income": "median", "*": ..}
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,21 @@ def private(parameters: Parameters) -> DP | None:
     return parameters.dp if isinstance(parameters, (StatsParameters, LinearParameters)) else None
 
 
+def missing_choice(parameters: Parameters, column: str) -> str | None:
+    """The job's choice for `column`'s missing cells ("*" applies to the columns it
+    does not name); None where it makes none."""
+    chosen = dict(parameters.missing)
+    return chosen.get(column, chosen.get("*"))
+
+
+def with_indicators(parameters: Parameters, columns: list[str]) -> list[str]:
+    """A party's columns as its job's program sees them: each column whose missing
+    cells the job flags (`missing: indicator`; never the label) gains a 0/1 column
+    "<column>_missing" after them (mpc.programs.missing)."""
+    label = label_of(parameters)
+    return [*columns, *(f"{c}_missing" for c in columns if c != label and missing_choice(parameters, c) == "indicator")]
+
+
 def label_of(parameters: Parameters) -> str | None:
     """The job's label column, for kinds that name one."""
     return parameters.label if isinstance(parameters, (SupervisedParameters, EvaluateParameters)) else None
@@ -120,6 +140,8 @@ def _typed(kind: Any, value: Any) -> Any:
         return kind(value)
     if kind in (float | None, int | None):
         return None if value is None else typing.get_args(kind)[0](value)
+    if kind == tuple[tuple[str, str], ...]:  # missing: one choice for every column, or by column
+        return (("*", value),) if isinstance(value, str) else tuple(sorted((str(c), str(v)) for c, v in value.items()))
     if kind == DP | None:
         return DP(float(value["epsilon"]), str(value.get("mechanism", "laplace")),
                   None if value.get("delta") is None else float(value["delta"]))

@@ -366,7 +366,7 @@ def test_the_datasets_cli_registers_shows_repolices_and_deletes(fed: LocalFedera
     assert done.exit_code == 0 and "199" in done.output, done.output
     assert "copy" in runner.invoke(main, ["datasets", "list"], env=env).output
     shown = runner.invoke(main, ["datasets", "show", "copy"], env=env).output
-    assert "manual" in shown and "age" in shown
+    assert "manual" in shown and "column age" in shown and "complete" in shown
     assert runner.invoke(main, ["datasets", "policy", "copy", str(loose)], env=env).exit_code == 0
     with fed.client("bank-c") as client:
         assert client.get_dataset("copy").policy.allow_extremes

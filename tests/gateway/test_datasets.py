@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.jobs.contracts import parameters_of
-from gateway.registry.datasets import Registry, review
+from gateway.registry.datasets import Registry
+from gateway.registry.review import review
 from mpc.errors import AlreadyExists, InvalidArgument, NotFound
 
 ME = "bank-a"
@@ -36,7 +38,8 @@ def _register(registry: Registry, name: str, path: str, **kw: object) -> dpb.Dat
         ("", "the file is empty"),
         ("a,b\n", "the table has no rows"),
         ("a,b\n1,2\n3,oops\n", "column 'b', row 3: not a number"),
-        ("a,b\n1,2\nnan,4\n", "column 'a', row 3: nan is not a finite number"),
+        ("a,b\n1,2\n-inf,4\n", "column 'a', row 3: -inf is not a finite number"),
+        ("a,b\n1,2\n3,n/a?\n", "column 'b', row 3: not a number \\(nor a missing cell"),
         ("a,b\n1,2\n3\n", "row 3 has 1 fields"),
     ],
 )
@@ -71,6 +74,44 @@ def test_registration_reads_schema_and_key(registry: Registry, tmp_path: Path) -
         registry.get("t")
 
 
+def test_missing_cells_are_counted_stored_as_nulls_and_refused_where_declared_complete(registry: Registry,
+                                                                                      tmp_path: Path) -> None:
+    (tmp_path / "data" / "t.csv").write_text("id,x,y,z\nk1,1,,2\nk2, NA ,4,2\nk3,3,?,NaN\nk4,.,null,2\n")
+    dataset = _register(registry, "t", "t.csv", key_column="id")
+    assert [(c.name, c.nullable, c.missing_count) for c in dataset.columns[:3]] == [
+        ("x", True, 2), ("y", True, 3), ("z", True, 1)]
+    source = registry.load(pb.Job(spec=pb.JobSpec(kind="stats.describe")),
+                           pb.JobInput(dataset="t", columns=["x", "y", "z"])).source
+    values, _ = source.read()
+    assert values.shape == (4, 3) and int(np.isnan(values).sum()) == 6 and values[2, 0] == 3.0
+    with pytest.raises(InvalidArgument, match="t.csv: column 'y', row 2: a cell is missing, and the column is "
+                                              "declared complete"):
+        _register(registry, "t2", "t.csv", key_column="id", complete_columns=["y"])
+    with pytest.raises(InvalidArgument, match="complete column 'id' is not among the numeric columns"):
+        _register(registry, "t2", "t.csv", key_column="id", complete_columns=["id"])
+    (tmp_path / "data" / "u.csv").write_text("x,y\n1,2\n3,4\n")
+    assert not _register(registry, "u", "u.csv", complete_columns=["x"]).columns[0].nullable
+
+
+def test_a_job_must_say_what_to_do_with_a_column_s_missing_cells(registry: Registry, tmp_path: Path) -> None:
+    (tmp_path / "data" / "t.csv").write_text("x,y\n1,\n2,3\n4,5\n")
+    _register(registry, "t", "t.csv")
+    registry.update_policy("t", _policy(allowed_columns=["x", "y"], min_rows=1, allowed_result_receivers=[ME, "bank-b"]))
+
+    def job(columns: list[str], **parameters: object) -> pb.Job:
+        spec = pb.JobSpec(kind="stats.describe", result_receivers=[ME], partitioning=pb.PARTITIONING_HORIZONTAL,
+                          inputs=[pb.JobInput(party_id=p, dataset="t", columns=columns) for p in (ME, "bank-b")])
+        spec.parameters.update(parameters)
+        return pb.Job(job_id="j1", spec=spec)
+
+    assert registry.review(job(["x"]), ME).decision == "approve"  # (x is complete)
+    with pytest.raises(InvalidArgument, match="column 'y' of dataset 't' at 'bank-a' has 1 missing cells \\(of 3\\): "
+                                              "say what the job does with them, parameter missing"):
+        registry.review(job(["x", "y"]), ME)
+    assert registry.review(job(["x", "y"], missing="drop"), ME).decision == "approve"
+    assert registry.review(job(["x", "y"], missing={"y": "median"}), ME).decision == "approve"
+
+
 # -- the policy review -------------------------------------------------------------------
 
 def _dataset(rows: int = 1000) -> dpb.Dataset:
@@ -86,9 +127,10 @@ def _policy(**overrides: object) -> dpb.Policy:
 
 
 def _spec(parties: list[str] = ["bank-a", "bank-b"], kind: str = "stats.describe",
-          receivers: list[str] = ["bank-a"], **parameters: object) -> pb.JobSpec:
+          receivers: list[str] = ["bank-a"], partitioning: int = pb.PARTITIONING_VERTICAL,
+          **parameters: object) -> pb.JobSpec:
     spec = pb.JobSpec(kind=kind, inputs=[pb.JobInput(party_id=p, dataset="loans", columns=["income"]) for p in parties],
-                      result_receivers=receivers, partitioning=pb.PARTITIONING_VERTICAL)
+                      result_receivers=receivers, partitioning=partitioning)
     spec.parameters.update(parameters)
     return spec
 
@@ -121,10 +163,16 @@ MODELS = dict(allowed_job_kinds=["model.linear_regression"])
          _spec(dp={"epsilon": 1.0}), ["income"], 1000, "approve", ""),
         (_policy(dp_bounds={"income": dpb.ClipBounds(lower=0, upper=1e6)}), _spec(dp={"epsilon": 1.0}),
          ["income", "debt"], 1000, "reject", "no dp_bounds for columns debt"),
+        (_policy(), _spec(missing="mean", partitioning=pb.PARTITIONING_HORIZONTAL), ["income"], 1000, "reject",
+         "tells their pooled mean or median to every party, and bank-b may not receive"),
+        (_policy(allowed_result_receivers=["bank-a", "bank-b"]), _spec(missing="median",
+         partitioning=pb.PARTITIONING_HORIZONTAL), ["income"], 1000, "approve", ""),
+        (_policy(), _spec(missing="mean"), ["income"], 1000, "approve", ""),  # vertical: the owner fills its own
+        (_policy(), _spec(missing="drop", partitioning=pb.PARTITIONING_HORIZONTAL), ["income"], 1000, "approve", ""),
     ],
     ids=["allowed", "manual", "party", "kind", "column", "receiver", "rows", "empty policy", "shared only",
          "own only", "own given", "shared given", "no intersections", "exact under require_dp", "private",
-         "unbounded column"],
+         "unbounded column", "pooled fill to a stranger", "pooled fill to receivers", "own fill", "drop"],
 )
 def test_policy_decisions(policy: dpb.Policy, spec: pb.JobSpec, columns: list[str], rows: int, decision: str, reason: str) -> None:
     verdict = review(policy, _dataset(rows), spec, parameters_of(spec), columns, ME)
@@ -167,13 +215,14 @@ def test_parquet_files_are_read_and_validated(registry: Registry, tmp_path: Path
     dataset = _register(registry, "t", "t.parquet", key_column="id")
     assert dataset.format == dpb.FILE_FORMAT_PARQUET and dataset.row_count == 3
     assert [c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC] == ["x", "n"]
-    pq.write_table(pa.table({"x": [1.0, None, 3.0]}), tmp_path / "data" / "gap.parquet")
-    with pytest.raises(InvalidArgument, match="gap.parquet: column 'x', row 2: not a number"):
+    pq.write_table(pa.table({"x": [1.0, None, 3.0], "y": [1.0, float("nan"), float("inf")]}),
+                   tmp_path / "data" / "gap.parquet")
+    with pytest.raises(InvalidArgument, match="gap.parquet: column 'y', row 3: inf is not a finite number"):
         _register(registry, "gap", "gap.parquet")
-    pq.write_table(pa.table({"x": [1.0, float("nan")]}), tmp_path / "data" / "nan.parquet")
-    with pytest.raises(InvalidArgument, match="column 'x', row 2: nan is not a finite number"):
-        _register(registry, "nan", "nan.parquet")
+    pq.write_table(pa.table({"x": [1.0, None, 3.0], "y": [1.0, float("nan"), 2.0]}), tmp_path / "data" / "gap.parquet")
+    gap = _register(registry, "gap", "gap.parquet")  # a null and a NaN are missing cells
+    assert [(c.name, c.nullable, c.missing_count) for c in gap.columns] == [("x", True, 1), ("y", True, 1)]
     (tmp_path / "data" / "junk.parquet").write_bytes(b"not parquet")
     with pytest.raises(InvalidArgument, match="cannot read as Parquet"):
         _register(registry, "junk", "junk.parquet")
-    assert [d.name for d in registry.list()] == ["t"]
+    assert [d.name for d in registry.list()] == ["gap", "t"]

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import shlex
 
+import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from mpc.catalogue.kinds import KINDS, validate_parameters
+from mpc.catalogue.kinds import KINDS, parse, validate_inputs, validate_parameters
 from mpc.catalogue.parameters import DESCRIPTIONS, Limits
+from mpc.catalogue.schemas import missing_choice
+from mpc.errors import InvalidArgument
 
 
 def test_every_kind_names_a_program_and_describes_its_parameters() -> None:
@@ -86,3 +89,27 @@ def test_every_kind_declares_what_it_reveals_as_the_readme_says() -> None:
     assert RELEASES == table
     one = CliRunner().invoke(main, ["kinds", "stats.histogram"])
     assert "the receivers get: count, rows per bin" in one.output and "every party learns: which bins" in one.output
+
+
+def test_the_missing_parameter_is_checked_and_typed() -> None:
+    inputs = [("bank-a", ["income", "debt", "defaulted"]), ("bank-b", ["income", "debt", "defaulted"])]
+    assert parse("stats.describe", {"missing": "median"}).missing == (("*", "median"),)
+    typed = parse("model.logistic_regression", {"label": "defaulted", "missing": {"income": "mean", "*": "drop"}})
+    assert typed.missing == (("*", "drop"), ("income", "mean"))
+    assert missing_choice(typed, "income") == "mean" and missing_choice(typed, "debt") == "drop"
+    assert missing_choice(parse("stats.describe", {}), "income") is None
+    validate_inputs("model.logistic_regression", typed, False, inputs, ["bank-a"])
+    for raw, message in [("zero", "must be one of drop, mean, median, indicator"),
+                         ({"income": "max"}, "missing.income must be one of"), ({}, "non-empty object")]:
+        with pytest.raises(InvalidArgument, match=message):
+            parse("stats.describe", {"missing": raw})
+    with pytest.raises(InvalidArgument, match="psi.intersect has no parameter 'missing'"):
+        parse("psi.intersect", {"missing": "drop"})
+    for raw, vertical, message in [
+            ({"salary": "mean"}, False, "names column 'salary', which no input reads"),
+            ("drop", True, "a vertical job cannot drop rows"),
+            ({"defaulted": "mean"}, False, "the label 'defaulted' is never imputed")]:
+        with pytest.raises(InvalidArgument, match=message):
+            validate_inputs("model.logistic_regression", parse("model.logistic_regression", {
+                "label": "defaulted", "missing": raw}), vertical, inputs if not vertical else
+                [("bank-a", ["income", "debt"]), ("bank-b", ["defaulted"])], ["bank-a"])

@@ -23,6 +23,11 @@ leaves a party unencrypted.
   as that party's own policy says.
 Sample statistics (ddof = 1). Accuracy: see request.py.
 
+A job that says what to do with missing cells (parameter `missing`, see
+mpc.programs.missing) computes on the rows and values that leaves, and also
+releases `missing`: per column, the cells that were missing (a party's count
+above 0 and below its min_group_size withheld, as histogram bins are).
+
 With parameter `dp: {epsilon, mechanism}` (every kind; min and max excluded),
 the values are clipped to the bounds each party's policy declares and released
 with noise no party knows, under epsilon-differential privacy: see private.py.
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import private as dp_of
-from mpc.programs import secure
+from mpc.programs import missing, secure
 from mpc.programs.stats import horizontal, private, vertical
 from mpc.programs.stats.request import job_shape, ordered, request
 
@@ -71,5 +76,6 @@ def _run(ctx: JobContext, base: list[str]) -> dict[str, Result] | None:
             results = private.describe(ctx, req.wanted, n, columns)
         noise = {k: v for k, v in (results or {}).items() if k.endswith("_noise_std")}
         return None if results is None else {**ordered(results, req.wanted, n, columns), **noise}
+    gaps = missing.counts_result(ctx, columns)
     results = horizontal.compute(ctx, req, rows) if ctx.partitioning == "horizontal" else vertical.compute(ctx, req, n)
-    return None if results is None else ordered(results, req.wanted, n, columns)
+    return None if results is None else {**ordered(results, req.wanted, n, columns), **({"missing": gaps} if gaps else {})}

@@ -137,17 +137,29 @@ class Column(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    NULLABLE_FIELD_NUMBER: _builtins.int
+    MISSING_COUNT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     type: Global___ColumnType.ValueType
+    nullable: _builtins.bool
+    """Whether the column may hold missing cells (empty, NA, NaN, null, ...): inferred
+    at registration (true where a cell is missing) unless the owner declares it
+    complete (RegisterDatasetRequest.complete_columns). A job reading a column
+    with missing cells says what to do with them (job parameter `missing`).
+    """
+    missing_count: _builtins.int
+    """How many of the column's cells are missing."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         type: Global___ColumnType.ValueType = ...,
+        nullable: _builtins.bool = ...,
+        missing_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_count", b"missing_count", "name", b"name", "nullable", b"nullable", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -476,6 +488,7 @@ class RegisterDatasetRequest(_message.Message):
     KEY_COLUMN_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
     REPLACE_FIELD_NUMBER: _builtins.int
+    COMPLETE_COLUMNS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     description: _builtins.str
     path: _builtins.str
@@ -491,6 +504,12 @@ class RegisterDatasetRequest(_message.Message):
 
     @_builtins.property
     def policy(self) -> Global___Policy: ...
+    @_builtins.property
+    def complete_columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Columns the owner declares complete: registration refuses the file if one of
+        their cells is missing (the others may hold missing cells, stored as nulls).
+        """
+
     def __init__(
         self,
         *,
@@ -502,10 +521,11 @@ class RegisterDatasetRequest(_message.Message):
         key_column: _builtins.str = ...,
         policy: Global___Policy | None = ...,
         replace: _builtins.bool = ...,
+        complete_columns: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "numeric_columns", b"numeric_columns", "path", b"path", "policy", b"policy", "replace", b"replace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_columns", b"complete_columns", "description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "numeric_columns", b"numeric_columns", "path", b"path", "policy", b"policy", "replace", b"replace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
