@@ -26,6 +26,7 @@ class Task:
     keys: list[np.ndarray] | None = None
     receivers: list[int] = field(default_factory=lambda: [0])
     models: list[dict[str, Any] | None] | None = None  # by rank: what a model's holder holds (model.predict)
+    categories: list[dict[str, Any]] | None = None  # by rank: its categorical columns' Vocabulary (cells: codes)
 
 
 def _serve(rank: int, world_size: int, args: Any) -> None:
@@ -47,6 +48,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
                 receivers=task.receivers, parameters=parse(task.kind, task.parameters), table=task.tables[rank],
                 keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
                 model=task.models[rank] if task.models else None,
+                categories=task.categories[rank] if task.categories else {},
             )
             result = run(ctx)
             outcome: Any = ("ok", {k: (v.values, v.labels, v.column_labels, v.suppressed) for k, v in result.items()}

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.cli.connection import connection, make_client, run
 
 console = Console()
@@ -36,16 +37,21 @@ def _policy(path: Path) -> Any:
 @click.option("--column", "columns", multiple=True, help="numeric column to register (repeatable; default: all but the key)")
 @click.option("--complete", "complete", multiple=True,
               help="column that may have no missing cell (repeatable; registration refuses the file otherwise)")
+@click.option("--categorical", "categorical", multiple=True,
+              help="column of category codes (repeatable; a column without numbers is categorical anyway)")
+@click.option("--other", "other", multiple=True,
+              help="categorical column whose categories a job does not list count as 'other' (repeatable)")
 @click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), help="default: from the file's suffix")
 @click.option("--description", default="")
 @click.option("--replace", is_flag=True, help="replace an existing registration (e.g. after the file changed)")
 def register(name: str, path: str, policy_file: Path, key_column: str, columns: tuple[str, ...],
-             complete: tuple[str, ...], file_format: str | None, description: str, replace: bool, **conn: Any) -> None:
+             complete: tuple[str, ...], categorical: tuple[str, ...], other: tuple[str, ...], file_format: str | None,
+             description: str, replace: bool, **conn: Any) -> None:
     """Registers PATH (inside the gateway's data directory) as dataset NAME."""
     policy = _policy(policy_file)
     with make_client(**conn) as client:
         dataset = run(lambda: client.register_dataset(name, path, policy, columns, key_column, description,
-                                                      file_format or "", replace, complete))
+                                                      file_format or "", replace, complete, categorical, other))
     _print(dataset)
 
 
@@ -102,7 +108,9 @@ def _print(dataset: Any) -> None:
     table.add_row("key column", dataset.key_column or "-")
     for c in dataset.columns:
         if c.name != dataset.key_column:
-            table.add_row(f"column {c.name}", "numeric, " + (f"{c.missing_count} missing" if c.nullable else "complete"))
+            kind = (f"categorical ({', '.join(c.categories)}{'; others: other' if c.other else ''})"
+                    if c.type == dpb.COLUMN_TYPE_CATEGORICAL else "numeric")
+            table.add_row(f"column {c.name}", f"{kind}, " + (f"{c.missing_count} missing" if c.nullable else "complete"))
     table.add_row("sha256", dataset.content_sha256)
     for key, value in policies.describe(dataset.policy).items():
         table.add_row(f"policy {key}", ", ".join(value) if isinstance(value, list) else str(value).lower())

@@ -216,9 +216,12 @@ class Client:
 
     def register_dataset(self, name: str, path: str, policy: datasets_pb2.Policy, numeric_columns: Sequence[str] = (),
                          key_column: str = "", description: str = "", file_format: str = "",
-                         replace: bool = False, complete_columns: Sequence[str] = ()) -> datasets_pb2.Dataset:
+                         replace: bool = False, complete_columns: Sequence[str] = (),
+                         categorical_columns: Sequence[str] = (), other_columns: Sequence[str] = ()
+                         ) -> datasets_pb2.Dataset:
         """Registers a CSV or Parquet file (format from `file_format`, else the suffix).
-        Missing cells (empty, NA, NaN, null, ...) are allowed except in `complete_columns`."""
+        Missing cells (empty, NA, NaN, null, ...) are allowed except in `complete_columns`;
+        a column without numbers is categorical (`categorical_columns`: codes too)."""
         formats = {"": datasets_pb2.FILE_FORMAT_UNSPECIFIED, "csv": datasets_pb2.FILE_FORMAT_CSV,
                    "parquet": datasets_pb2.FILE_FORMAT_PARQUET}
         if file_format not in formats:
@@ -226,7 +229,8 @@ class Client:
         request = datasets_pb2.RegisterDatasetRequest(
             name=name, path=path, format=formats[file_format], numeric_columns=list(numeric_columns),
             key_column=key_column, description=description, policy=policy, replace=replace,
-            complete_columns=list(complete_columns))
+            complete_columns=list(complete_columns), categorical_columns=list(categorical_columns),
+            other_columns=list(other_columns))
         response: datasets_pb2.RegisterDatasetResponse = self._call(self.datasets_stub.RegisterDataset, request)
         return response.dataset
 

@@ -31,7 +31,8 @@ from gateway.registry.intersections import Intersections
 from gateway.registry.review import release_rules, review
 from gateway.transport.rpc import map_errors
 from mpc.catalogue import keys as keyspace
-from mpc.catalogue.context import ReleaseRules
+from mpc.catalogue.context import ReleaseRules, Vocabulary
+from mpc.catalogue.kinds import KINDS
 from mpc.catalogue.schemas import (
     Parameters,
     missing_choice,
@@ -69,21 +70,24 @@ class Registry:
         file_format = _format(path, request.format)
         digest, size = _digest(path)
         parsed = ingest.parse(path, file_format == dpb.FILE_FORMAT_PARQUET)
-        numeric = list(request.numeric_columns) or [c for c in parsed.header if c != request.key_column]
-        for column in [*numeric, *([request.key_column] if request.key_column else [])]:
+        wanted = list(request.numeric_columns) or [c for c in parsed.header if c != request.key_column]
+        wanted += [c for c in request.categorical_columns if c not in wanted]
+        for column in [*wanted, *([request.key_column] if request.key_column else [])]:
             if column not in parsed.header:
                 raise InvalidArgument(f"{path.name}: no column {column!r} (columns: {', '.join(parsed.header)})")
         if request.key_column:
             keyspace.check(parsed.keys(request.key_column), f"{path.name}, key column {request.key_column!r}")
-        undeclared = [c for c in request.complete_columns if c not in numeric]
-        if undeclared:
-            raise InvalidArgument(f"complete column {undeclared[0]!r} is not among the numeric columns")
-        missing = ingest.write_cache(self._cache(digest), parsed, numeric, request.key_column,
-                                     frozenset(request.complete_columns))  # validates every cell
+        categorical = frozenset(request.categorical_columns) | {c for c in wanted if parsed.textual(c)}
+        for declared, what in ((request.complete_columns, "complete"), (request.other_columns, "other")):
+            strays = [c for c in declared if c not in (categorical if what == "other" else wanted)]
+            if strays:
+                kind = "categorical" if what == "other" else "registered"
+                raise InvalidArgument(f"{what} column {strays[0]!r} is not among the {kind} columns")
+        profile = ingest.write_cache(self._cache(digest), parsed, wanted, request.key_column,
+                                     frozenset(request.complete_columns), categorical)  # validates every cell
         dataset = dpb.Dataset(
             name=request.name, party_id=self._party, description=request.description, format=file_format,
-            columns=[dpb.Column(name=c, type=dpb.COLUMN_TYPE_NUMERIC, nullable=missing[c] > 0,
-                                missing_count=missing[c]) for c in numeric]
+            columns=[_column(c, profile, c in request.other_columns) for c in wanted]
             + ([dpb.Column(name=request.key_column, type=dpb.COLUMN_TYPE_KEY)] if request.key_column else []),
             row_count=parsed.rows, key_column=request.key_column, policy=request.policy,
             created_at=now(), updated_at=now(), content_sha256=digest, size_bytes=size,
@@ -168,11 +172,17 @@ class Registry:
                 path, dataset = self._row(job_input.dataset)
             except NotFound as err:
                 raise InvalidArgument(err.message) from None
-            numeric = {c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC}
-            unknown = [c for c in job_input.columns if c not in numeric]
+            usable = {c.name for c in dataset.columns if c.type != dpb.COLUMN_TYPE_KEY}
+            unknown = [c for c in job_input.columns if c not in usable]
             if unknown:
-                raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} has no numeric column "
+                raise InvalidArgument(f"dataset {dataset.name!r} at {party_id!r} has no column "
                                       f"{', '.join(map(repr, unknown))}")
+            categorical = [c.name for c in dataset.columns
+                           if c.type == dpb.COLUMN_TYPE_CATEGORICAL and c.name in job_input.columns]
+            if categorical and not KINDS[job.spec.kind].categorical:
+                raise InvalidArgument(f"column {categorical[0]!r} of dataset {dataset.name!r} at {party_id!r} is "
+                                      f"categorical: {job.spec.kind} reads numeric columns (count categories with "
+                                      "stats.crosstab; models one-hot encode them)")
             gaps = [c for c in dataset.columns
                     if c.name in job_input.columns and c.missing_count and missing_choice(parameters, c.name) is None]
             if gaps:
@@ -264,18 +274,28 @@ class Registry:
         is still the one registered."""
         path, dataset = self._row(job_input.dataset)
         cache = self._cache(dataset.content_sha256)
-        numeric = [c.name for c in dataset.columns if c.type == dpb.COLUMN_TYPE_NUMERIC]
+        usable = [c for c in dataset.columns if c.type != dpb.COLUMN_TYPE_KEY]
+        categorical = {c.name: Vocabulary(tuple(c.categories), c.other) for c in usable
+                       if c.type == dpb.COLUMN_TYPE_CATEGORICAL}
         if not cache.is_file():
             self._unchanged(path, dataset)
-            ingest.write_cache(cache, ingest.parse(path, dataset.format == dpb.FILE_FORMAT_PARQUET), numeric,
-                               dataset.key_column)
+            ingest.write_cache(cache, ingest.parse(path, dataset.format == dpb.FILE_FORMAT_PARQUET),
+                               [c.name for c in usable], dataset.key_column, categorical=frozenset(categorical))
         # keys align vertical rows, and name a data party's own predictions for it
         keyed = job.spec.partitioning == pb.PARTITIONING_VERTICAL or job.spec.kind == "model.predict"
         return LoadedInput(ingest.Source(str(cache), list(job_input.columns), dataset.key_column if keyed else None,
-                                         dataset.row_count))
+                                         dataset.row_count, {c: v for c, v in categorical.items()
+                                                             if c in job_input.columns}))
 
     def _cache(self, digest: str) -> Path:
         return self._cache_dir / f"{digest}{ingest.SUFFIX}"
+
+
+def _column(name: str, profile: ingest.Profile, other: bool) -> dpb.Column:
+    categories = profile.categories.get(name)
+    return dpb.Column(name=name, type=dpb.COLUMN_TYPE_NUMERIC if categories is None else dpb.COLUMN_TYPE_CATEGORICAL,
+                      nullable=profile.missing[name] > 0, missing_count=profile.missing[name],
+                      categories=categories or [], other=other)
 
 
 def _digest(path: Path) -> tuple[str, int]:

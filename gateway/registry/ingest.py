@@ -16,17 +16,20 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mpc.catalogue.context import Vocabulary
 from mpc.errors import FailedPrecondition, InvalidArgument
 
 SUFFIX = ".arrow"
 MISSING = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "Null", "None", "#N/A", "?", ".")
 """Cells read as missing (after trimming): pandas' and R's markers, UCI's "?" and SAS's "."."""
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
+MAX_CATEGORIES = 1000
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,35 @@ class Parsed:
             raise InvalidArgument(f"{self.path.name}: column {name!r}, row {int(bad[0]) + self.first_row}: "
                                   f"{str(cell).strip()} is not a finite number")
         return array
+
+    def textual(self, name: str) -> bool:
+        """Whether no present cell of the column reads as a number (a categorical
+        column, unless declared otherwise)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.table.column(name).combine_chunks()
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            return False
+        trimmed = pc.utf8_trim_whitespace(column)
+        present = pc.invert(pc.is_in(trimmed, value_set=pa.array(MISSING)))
+        numbers = pc.and_(present, pc.match_substring_regex(trimmed, NUMBER))
+        return not pc.any(numbers).as_py() and bool(pc.any(present).as_py())
+
+    def categorical(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """The column as codes into its vocabulary (its distinct trimmed values,
+        sorted), float64, NaN where a cell is missing."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        text = pc.utf8_trim_whitespace(pc.cast(self.table.column(name).combine_chunks(), pa.string()))
+        text = pc.if_else(pc.is_in(text, value_set=pa.array(MISSING)), pa.scalar(None, pa.string()), text)
+        vocabulary = sorted(v for v in pc.unique(text).to_pylist() if v is not None)
+        if len(vocabulary) > MAX_CATEGORIES:
+            raise InvalidArgument(f"{self.path.name}: column {name!r} has {len(vocabulary)} distinct values; a "
+                                  f"categorical column has at most {MAX_CATEGORIES} (is it a key, or free text?)")
+        codes = pc.index_in(text, value_set=pa.array(vocabulary, type=pa.string()))
+        return codes.to_numpy(zero_copy_only=False).astype(np.float64), vocabulary
 
     def missing_row(self, name: str, values: np.ndarray) -> str:
         """Where the column's first missing cell is, as a person counts rows."""
@@ -154,14 +186,29 @@ def _parquet(path: Path) -> Parsed:
     return Parsed(path, list(table.column_names), table, 1)
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What registration records of each column: its missing cells, and a
+    categorical column's vocabulary."""
+
+    missing: dict[str, int]
+    categories: dict[str, list[str]]
+
+
 def write_cache(cache: Path, parsed: Parsed, numeric: list[str], key_column: str,
-                complete: frozenset[str] = frozenset()) -> dict[str, int]:
-    """The validated numeric columns (float64, nulls where missing) and the key
-    column (text) as an Arrow IPC file, written atomically; each numeric column's
-    count of missing cells. A column declared `complete` may have none."""
+                complete: frozenset[str] = frozenset(), categorical: frozenset[str] = frozenset()) -> Profile:
+    """The validated columns (float64, nulls where missing; a categorical column
+    as codes into its vocabulary) and the key column (text) as an Arrow IPC file,
+    written atomically; each column's profile. A column declared `complete` may
+    have no missing cell."""
     import pyarrow as pa
 
-    values = {name: parsed.numeric(name) for name in numeric}
+    values, categories = {}, {}
+    for name in numeric:
+        if name in categorical:
+            values[name], categories[name] = parsed.categorical(name)
+        else:
+            values[name] = parsed.numeric(name)
     missing = {name: int(np.isnan(v).sum()) for name, v in values.items()}
     for name in numeric:
         if name in complete and missing[name]:
@@ -176,7 +223,7 @@ def write_cache(cache: Path, parsed: Parsed, numeric: list[str], key_column: str
     with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     os.replace(partial, cache)
-    return missing
+    return Profile(missing, categories)
 
 
 @dataclass(frozen=True)
@@ -187,6 +234,7 @@ class Source:
     columns: list[str]
     key_column: str | None
     rows: int
+    categories: dict[str, Vocabulary] = field(default_factory=dict)  # the categorical columns'
 
     def read(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(float64 rows x columns, NaN where a cell is missing; keys or None),

@@ -95,9 +95,9 @@ class ModelStore:
         for value in result.values if result is not None else []:
             if _is_part(value.name) and not model.shared:
                 model.values.append(value)
-                if value.name == "coefficients" and model.partial:  # this party's own features only
+                if value.name == "coefficients":  # the program's own names (one-hot categories; partial: its own)
                     model.ClearField("features")
-                    model.features.extend(value.labels)
+                    model.features.extend(value.column_labels or value.labels)
             elif len(value.tensor.data) == 8:
                 model.metrics[value.name] = float(np.frombuffer(value.tensor.data, dtype="<f8")[0])
         model.policy.CopyFrom(mpb.ModelPolicy(

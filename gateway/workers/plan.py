@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mpc.catalogue.context import PartyLayout, ReleaseRules, Result
+from mpc.catalogue.context import PartyLayout, ReleaseRules, Result, Vocabulary
 from mpc.catalogue.schemas import Parameters
 
 
@@ -23,6 +23,11 @@ class InputSource(Protocol):
 
     @property
     def rows(self) -> int: ...
+
+    @property
+    def categories(self) -> dict[str, Vocabulary]:
+        """The categorical columns' vocabularies (their cells are codes)."""
+        ...
 
     def read(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(float64 rows x columns, keys or None)."""

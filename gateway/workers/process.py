@@ -132,6 +132,7 @@ def _run(plan: WorkerPlan, conn: Connection) -> None:
             parameters=plan.parameters,
             table=table,
             keys=keys,
+            categories=dict(plan.source.categories) if plan.source is not None else {},
             rules=plan.rules,
             progress=progress,
             before_release=before_release,

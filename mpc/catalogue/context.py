@@ -26,6 +26,15 @@ class PartyLayout:
 
 
 @dataclass(frozen=True)
+class Vocabulary:
+    """A categorical column's categories at its owner (its cells are codes into
+    them), and whether categories a job does not list count as "other"."""
+
+    categories: tuple[str, ...]
+    other: bool = False
+
+
+@dataclass(frozen=True)
 class ReleaseRules:
     """This party's own rules for what may leave it, from its dataset policy. Each
     party applies its own; no other party can loosen them."""
@@ -74,6 +83,10 @@ class JobContext:
     """This party's shares of values kept secret-shared (keep_shared models):
     name -> (int64 share, encoder scale). They never leave this party's gateway."""
 
+    categories: dict[str, Vocabulary] = field(default_factory=dict)
+    """This party's own categorical columns' vocabularies (mpc.programs.categories)."""
+    vocabularies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Every categorical column's categories as the job encodes them (public, agreed)."""
     missing_counts: np.ndarray | None = None
     """This party's missing cells per column before the job's `missing` parameter
     handled them (mpc.programs.missing); None before that."""

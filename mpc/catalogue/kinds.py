@@ -28,6 +28,7 @@ from mpc.catalogue.parameters import (
     probability,
     rate,
     string,
+    vocabularies,
 )
 from mpc.catalogue.schemas import (
     EvaluateParameters,
@@ -131,6 +132,12 @@ def _vertical_only(parameters: Parameters, vertical: bool, inputs: Inputs, recei
         raise InvalidArgument("psi.intersect intersects key columns: submit it with partitioning VERTICAL")
 
 
+def _crosstab(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
+    columns = list(dict.fromkeys(c for _, cs in inputs for c in cs))
+    if not 1 <= len(columns) <= 2:
+        raise InvalidArgument(f"stats.crosstab reads one or two categorical columns; the inputs list {len(columns)}")
+
+
 def _none(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
     return None
 
@@ -145,6 +152,7 @@ class JobKind:
     inputs: InputCheck = _none
     """Checks the job's inputs (parameters, vertical?, [(party, columns)], receivers) at submit and review."""
     trains_model: bool = False  # its outcome is a model the parties store
+    categorical: bool = False  # it reads categorical columns (mpc.programs.categories)
     uses_model: bool = False  # it runs a stored model (the model's holders take part)
 
     @property
@@ -153,7 +161,7 @@ class JobKind:
 
 
 
-COMMON = {"key_salt": Param(string), "missing": Param(missing)}  # every kind that reads columns
+COMMON = {"key_salt": Param(string), "missing": Param(missing), "categories": Param(vocabularies)}  # kinds reading columns
 _SEED = Param(count(0, 2**31 - 1))
 _TWO_BANKS = "--input bank-a:loans:income,debt --input bank-b:loans:income,debt --receiver bank-a"
 KINDS: dict[str, JobKind] = {
@@ -186,7 +194,7 @@ KINDS: dict[str, JobKind] = {
         {"label": Param(string, required=True), "alpha": Param(non_negative), "fit_intercept": Param(boolean),
          "holdout": Param(fraction), "seed": _SEED, "keep_shared": Param(boolean),
          "own_coefficients": Param(boolean), "dp": Param(dp), **COMMON},
-        _private_model, trains_model=True),
+        _private_model, trains_model=True, categorical=True),
     "model.logistic_regression": JobKind(
         "mpc.programs.models:logistic_regression",
         "logistic regression (Newton steps): coefficients, intercept, AUC and accuracy",
@@ -197,7 +205,7 @@ KINDS: dict[str, JobKind] = {
          "epochs": Param(count(1, 200)), "tolerance": Param(non_negative), "holdout": Param(fraction),
          "seed": _SEED, "keep_shared": Param(boolean), "own_coefficients": Param(boolean), "dp": Param(dp),
          "classes": Param(count(2, 100)), **COMMON},
-        _logistic, trains_model=True),
+        _logistic, trains_model=True, categorical=True),
     "model.mlp": JobKind(
         "mpc.programs.models:mlp", "a small neural network (SGD): its weights and metrics",
         "--input bank-a:loans:income,age,defaulted --input bank-b:loans:income,age,defaulted "
@@ -207,18 +215,24 @@ KINDS: dict[str, JobKind] = {
          "classes": Param(count(2, 1000)), "epochs": Param(count(1, 200)), "batch_size": Param(count(1, 65536)),
          "learning_rate": Param(rate), "holdout": Param(fraction), "seed": _SEED, "keep_shared": Param(boolean),
          **COMMON},
-        _network, trains_model=True),
+        _network, trains_model=True, categorical=True),
     "model.predict": JobKind(
         "mpc.programs.models:predict", "a stored model applied to the inputs' rows: a score per row for the receivers",
         "--model MODEL_ID@bank-a --input bank-b:loans:income,debt,age --receiver bank-b",
         PredictParameters,
-        {"reveal": Param(one_of("probabilities", "classes")), **COMMON}, uses_model=True),
+        {"reveal": Param(one_of("probabilities", "classes")), **COMMON}, uses_model=True, categorical=True),
     "model.evaluate": JobKind(
         "mpc.programs.models:evaluate", "a stored model's metrics on the inputs' labelled rows",
         "--model MODEL_ID@bank-a --input bank-b:loans:income,debt,age,defaulted "
         "--receiver bank-b --param label=defaulted",
         EvaluateParameters,
-        {"label": Param(string, required=True), "threshold": Param(probability), **COMMON}, uses_model=True),
+        {"label": Param(string, required=True), "threshold": Param(probability), **COMMON}, uses_model=True,
+        categorical=True),
+    "stats.crosstab": JobKind(
+        "mpc.programs.stats.crosstab:crosstab",
+        "the contingency table of two categorical columns and a chi-square test (small cells withheld)",
+        "--input bank-a:loans:region,product --input bank-b:loans:region,product --receiver bank-a",
+        Parameters, dict(COMMON), _crosstab, categorical=True),
     "psi.intersect": JobKind(
         "mpc.programs.intersection.program:intersect",
         "the private set intersection of the datasets' key columns: its size and, unless "
@@ -251,6 +265,9 @@ def _missing_inputs(parameters: Parameters, vertical: bool, inputs: Inputs) -> N
     rows (every party would learn which common customers miss a value at another);
     a label is never imputed."""
     read = {c for _, columns in inputs for c in columns}
+    unread = [c for c, _ in parameters.categories if c not in read]
+    if unread:
+        raise InvalidArgument(f"parameter categories names column {unread[0]!r}, which no input reads")
     for column, choice in parameters.missing:
         if column != "*" and column not in read:
             raise InvalidArgument(f"parameter missing names column {column!r}, which no input reads")

@@ -109,6 +109,17 @@ def missing(name: str, value: Any, limits: Limits) -> None:
             raise InvalidArgument(f"parameter {name}.{column} must be one of {choices}")
 
 
+def vocabularies(name: str, value: Any, limits: Limits) -> None:
+    """The job parameter `categories`: {column: [category, ..]}, each list 1 to
+    1000 distinct non-empty strings."""
+    if not isinstance(value, dict) or not value or len(value) > limits.max_columns:
+        raise InvalidArgument(f"parameter {name} must be a non-empty object: column -> list of its categories")
+    for column, levels in value.items():
+        if (not isinstance(levels, list) or not 1 <= len(levels) <= 1000 or len(set(map(str, levels))) != len(levels)
+                or not all(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v) for v in levels)):
+            raise InvalidArgument(f"parameter {name}.{column} must list 1 to 1000 distinct categories (strings)")
+
+
 MECHANISMS = ("laplace", "gaussian")
 
 
@@ -156,5 +167,7 @@ DESCRIPTIONS = {
     "reveal": '"probabilities" or "classes": what model.predict releases per row',
     "missing": '"drop", "mean", "median" or "indicator", or {"column": choice, "*": choice}: what the job does with '
                "missing cells (required where a column it reads has some; see the README's missing values)",
+    "categories": '{"column": ["category", ..]}: the categories a categorical column is encoded with (horizontal: '
+                  "every party alike; default: each party's categories holding at least its min_group_size rows)",
     "cardinality_only": "true|false: release the intersection's size only, not the common keys",
 }

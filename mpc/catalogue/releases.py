@@ -30,6 +30,13 @@ RELEASES: dict[str, tuple[str, str]] = {
         '= "refuse"`). With `dp`, noisy rows per bin (below)',
         'which bins are withheld',
     ),
+    "stats.crosstab": (
+        "count; the contingency table of two categorical columns (or one column's frequencies); a cell holding 1 to"
+        " k-1 rows of any party (vertical: 1 to k-1 rows, k the strictest party's) is withheld as histogram bins"
+        " are, and one more cell where the withheld ones together would hold 1 to k-1 rows; `chi2`, `dof`,"
+        " `p_value` where nothing is withheld",
+        "the columns' categories (listed, or each party's with at least k rows); which cells are withheld",
+    ),
     "psi.intersect": (
         "the intersection's size; unless `cardinality_only`, the common keys in the common order",
         "the intersection's size and every party's key count; whether a party refused it "

@@ -37,6 +37,7 @@ class Parameters:
 
     key_salt: str = KEY_SALT
     missing: tuple[tuple[str, str], ...] = ()  # (column or "*", choice), from "mean" or {"income": "median", "*": ..}
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (categorical column, its categories in order)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ def _typed(kind: Any, value: Any) -> Any:
         return kind(value)
     if kind in (float | None, int | None):
         return None if value is None else typing.get_args(kind)[0](value)
+    if kind == tuple[tuple[str, tuple[str, ...]], ...]:  # categories: {column: [category, ..]}
+        return tuple((str(c), tuple(str(v) for v in levels)) for c, levels in value.items())
     if kind == tuple[tuple[str, str], ...]:  # missing: one choice for every column, or by column
         return (("*", value),) if isinstance(value, str) else tuple(sorted((str(c), str(v)) for c, v in value.items()))
     if kind == DP | None:

@@ -15,7 +15,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.kinds import KINDS
 from mpc.catalogue.rules import refusals
 from mpc.errors import FailedPrecondition
-from mpc.programs import missing
+from mpc.programs import categories, missing
 
 Program = Callable[[JobContext], "dict[str, Result] | None"]
 
@@ -35,8 +35,10 @@ def preload() -> None:
 
 def run(ctx: JobContext) -> dict[str, Result] | None:
     """A job's program at this party: vertical jobs first intersect and align the
-    parties' rows (mpc.programs.intersection), missing cells are handled as the job
-    says (mpc.programs.missing), then the kind's program runs."""
+    parties' rows (mpc.programs.intersection), the parties agree on categorical
+    columns' categories, missing cells are handled as the job says
+    (mpc.programs.missing), categorical columns are one-hot encoded
+    (mpc.programs.categories), then the kind's program runs."""
     found = refusals(ctx.rules, ctx.parameters, ctx.layout[ctx.rank].columns)  # this party's own rules, again
     if found:
         raise FailedPrecondition("; ".join(refusal.describe("this party's policy") for refusal in found))
@@ -44,4 +46,4 @@ def run(ctx: JobContext) -> dict[str, Result] | None:
         from mpc.programs.intersection.align import align
 
         ctx = align(ctx)
-    return program(ctx.kind)(missing.prepare(ctx))
+    return program(ctx.kind)(categories.encode(missing.prepare(categories.announce(ctx))))

@@ -22,6 +22,9 @@ complete tables.
   columns (added by the parameter alone, at every party holding the column, so
   every party's layout changes alike).
 
+A categorical column's missing cells are dropped (drop) or stay missing: no
+category in its one-hot encoding (mpc.programs.categories).
+
 A label is never imputed: where the job names a choice for it, horizontal jobs
 drop rows whose label is missing; a vertical job is refused if a common row
 misses its label. A column with missing cells and no choice is refused.
@@ -75,7 +78,7 @@ def prepare(ctx: JobContext) -> JobContext:
         values = _local_fill(table, gaps, fill, choices) if vertical else _pooled_fill(ctx, table, gaps, fill, choices)
         for j, value in zip(fill, values):
             table[gaps[:, j], j] = value
-    flagged = [j for j in fill if choices[j] == "indicator"]
+    flagged = [j for j, c in enumerate(columns) if c != label and choices[j] == "indicator"]
     if flagged:
         table = np.concatenate([table, gaps[:, flagged].astype(np.float64)], axis=1)
     return dataclasses.replace(ctx, table=table, keys=None if ctx.keys is None else ctx.keys[keep],
@@ -99,10 +102,12 @@ def _problem(ctx: JobContext, columns: list[str], gaps: np.ndarray, counts: np.n
 
 
 def _filled(ctx: JobContext, columns: list[str]) -> list[int]:
-    """The columns (by index) whose missing cells take a value: public, from the parameter."""
+    """The numeric columns (by index) whose missing cells take a value: public,
+    from the parameter (a categorical column's missing cells stay missing: no
+    category, mpc.programs.categories)."""
     label = label_of(ctx.parameters)
-    return [j for j, c in enumerate(columns)
-            if c != label and missing_choice(ctx.parameters, c) in ("mean", "median", "indicator")]
+    return [j for j, c in enumerate(columns) if c != label and c not in ctx.vocabularies
+            and missing_choice(ctx.parameters, c) in ("mean", "median", "indicator")]
 
 
 def _with_indicators(ctx: JobContext, entry: PartyLayout) -> PartyLayout:

@@ -44,7 +44,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
             demo_data.write_csv(federation.data_dir(bank) / "customers.csv", table, columns, key=keys)
         federation.start()
         for bank in BANKS:
-            demo_data.write_csv(federation.data_dir(bank) / "holey.csv", holey(bank), [*FEATURES, "late"])
+            write_holey(federation.data_dir(bank) / "holey.csv", bank)
         for bank in BANKS:
             with federation.client(bank) as client:
                 client.register_dataset("loans", "loans.csv", policy)
@@ -52,6 +52,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
                 open_policy = dpb.Policy()
                 open_policy.CopyFrom(policy)
                 open_policy.allowed_result_receivers[:] = BANKS  # (a pooled fill reaches every party)
+                open_policy.allowed_columns.extend(["region", "product"])
                 client.register_dataset("holey", "holey.csv", open_policy)
         yield federation
 
@@ -64,15 +65,48 @@ def customers(rows: int = 1500) -> tuple[np.ndarray, np.ndarray]:
     return x, (rng.random(rows) < 1 / (1 + np.exp(-odds))).astype(np.float64)
 
 
-def holey(bank: str) -> np.ndarray:
-    """A bank's loans with a fifth of the feature cells and a few labels missing
-    (NaN: written as "nan", read as missing); late = a low credit score."""
+REGIONS, PRODUCTS = ["east", "north", "south", "west"], ["card", "loan", "mortgage"]
+
+
+def holey(bank: str) -> dict[str, np.ndarray]:
+    """A bank's loans with a fifth of the numeric cells, a tenth of two text
+    columns (region, product) and a few labels missing; late = a low credit score
+    made likelier in the south and for mortgages."""
     table = demo_data.loans(bank, ROWS)
     rng = np.random.default_rng(BANKS.index(bank) + 40)
-    x, late = table[:, :3].copy(), (table[:, 3] < 640).astype(np.float64)
-    x[rng.random(x.shape) < 0.2] = np.nan
-    late[rng.random(ROWS) < 0.03] = np.nan
-    return np.column_stack([x, late])
+    region, product = rng.choice(REGIONS, ROWS), rng.choice(PRODUCTS, ROWS)
+    score = table[:, 3] - 25 * (region == "south") - 15 * (product == "mortgage")
+    columns: dict[str, np.ndarray] = {name: table[:, j].copy() for j, name in enumerate(FEATURES)}
+    columns |= {"region": region.astype(object), "product": product.astype(object),
+                "late": (score < 640).astype(np.float64)}
+    for name, share in [*((f, 0.2) for f in FEATURES), ("region", 0.1), ("product", 0.1), ("late", 0.03)]:
+        gaps = rng.random(ROWS) < share
+        columns[name][gaps] = np.nan if columns[name].dtype == np.float64 else None
+    return columns
+
+
+def write_holey(path: Path, bank: str) -> None:
+    columns = holey(bank)
+    lines = [",".join(columns)]
+    for i in range(ROWS):
+        cells = [columns[c][i] for c in columns]
+        lines.append(",".join("" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                              (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in cells))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def holey_design(columns: dict[str, np.ndarray], features: list[str]) -> np.ndarray:
+    """The design a job with missing: indicator builds: numeric gaps take the pooled
+    mean (of labelled rows), categorical gaps no category, each gap its indicator."""
+    named: dict[str, np.ndarray] = {}
+    for name, values in columns.items():
+        absent = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in values])
+        named[f"{name}_missing"] = absent.astype(float)
+        if values.dtype == object:
+            named |= {f"{name}={level}": (values == level).astype(float) for level in sorted(set(values[~absent]))}
+        else:
+            named[name] = np.where(absent, np.nanmean(values.astype(float)), values)
+    return np.column_stack([named[f] for f in features])
 
 
 def _inputs() -> list[tuple[str, str, list[str]]]:
@@ -193,20 +227,22 @@ def test_a_vertical_logistic_model_with_the_dealer_streams_its_epochs(fed: Local
     assert len(result["loss"]) == len(epochs) or len(result["loss"]) >= 2
 
 
-def test_a_table_with_missing_cells_trains_once_the_job_says_what_to_do_with_them(fed: LocalFederation) -> None:
-    """20% of the feature cells missing at every bank: the schema counts them, a
-    job that does not say what to do with them is refused at review, and with
+def test_a_table_with_missing_cells_and_categories_trains_once_the_job_says_what_to_do_with_them(
+        fed: LocalFederation) -> None:
+    """A fifth of the numeric cells and a tenth of two text columns missing at
+    every bank: the schema counts the gaps and lists the categories, a job that
+    does not say what to do with the gaps is refused at review, and with
     `missing: indicator` (labels missing: rows dropped) it trains as
-    scikit-learn's SimpleImputer(add_indicator=True) + LogisticRegression()."""
-    from sklearn.impute import SimpleImputer
+    scikit-learn's LogisticRegression() on the same imputed, one-hot design."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
 
-    pooled = np.vstack([holey(b) for b in BANKS])
-    inputs = [(b, "holey", [*FEATURES, "late"]) for b in BANKS]
+    parts = [holey(b) for b in BANKS]
+    pooled = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    inputs = [(b, "holey", [*FEATURES, "region", "product", "late"]) for b in BANKS]
     with fed.client("bank-b") as owner:
-        schema = {c.name: c.missing_count for c in owner.get_dataset("holey").columns if c.nullable}
-    assert schema == dict(zip([*FEATURES, "late"], np.isnan(holey("bank-b")).sum(axis=0).tolist()))
+        schema = {c.name: (c.missing_count, list(c.categories)) for c in owner.get_dataset("holey").columns}
+    assert schema["region"] == (int(np.sum(parts[1]["region"] == None)), REGIONS)  # noqa: E711
+    assert schema["income"] == (int(np.isnan(parts[1]["income"]).sum()), [])
     with fed.client("bank-a") as client:
         with pytest.raises(InvalidArgument, match="missing cells .* parameter missing"):
             client.submit("model.logistic_regression", inputs, receivers=["bank-a"], parameters={"label": "late"})
@@ -214,14 +250,16 @@ def test_a_table_with_missing_cells_trains_once_the_job_says_what_to_do_with_the
                             parameters={"label": "late", "missing": "indicator", "holdout": 0}).wait(timeout=300)
         assert job.state == "SUCCEEDED", job.record
         model = client.model(job.id)
-    labelled = ~np.isnan(pooled[:, 3])
-    x, y = pooled[labelled, :3], pooled[labelled, 3]
-    reference = make_pipeline(SimpleImputer(add_indicator=True), LogisticRegression(max_iter=5000)).fit(x, y)
-    design = np.column_stack([np.where(np.isnan(x), np.nanmean(x, axis=0), x), np.isnan(x)])
+    labelled = ~np.isnan(pooled["late"])
+    y = pooled["late"][labelled]
+    features = {c: v[labelled] for c, v in pooled.items() if c != "late"}
+    assert model.features == [*FEATURES, *(f"region={r}" for r in REGIONS), *(f"product={p}" for p in PRODUCTS),
+                              *(f"{c}_missing" for c in features)]
+    design = holey_design(features, list(model.features))
+    reference = LogisticRegression(max_iter=5000).fit(design, y)
     mine = design @ model.coefficients + model.intercept > 0
-    assert model.features == [*FEATURES, "income_missing", "debt_missing", "age_missing"]
-    assert abs((mine == y).mean() - reference.score(x, y)) <= 0.02
-    assert (mine == reference.predict(x)).mean() >= 0.97
+    assert abs((mine == y).mean() - reference.score(design, y)) <= 0.02
+    assert (mine == reference.predict(design)).mean() >= 0.97
 
 
 def test_a_policy_can_require_shared_models(fed: LocalFederation) -> None:

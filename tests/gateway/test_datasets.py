@@ -87,10 +87,35 @@ def test_missing_cells_are_counted_stored_as_nulls_and_refused_where_declared_co
     with pytest.raises(InvalidArgument, match="t.csv: column 'y', row 2: a cell is missing, and the column is "
                                               "declared complete"):
         _register(registry, "t2", "t.csv", key_column="id", complete_columns=["y"])
-    with pytest.raises(InvalidArgument, match="complete column 'id' is not among the numeric columns"):
+    with pytest.raises(InvalidArgument, match="complete column 'id' is not among the registered columns"):
         _register(registry, "t2", "t.csv", key_column="id", complete_columns=["id"])
     (tmp_path / "data" / "u.csv").write_text("x,y\n1,2\n3,4\n")
     assert not _register(registry, "u", "u.csv", complete_columns=["x"]).columns[0].nullable
+
+
+def test_text_columns_register_as_categorical_with_their_vocabulary(registry: Registry, tmp_path: Path) -> None:
+    (tmp_path / "data" / "t.csv").write_text("x,region,code,mixed\n1, north,3,a\n2,south,1,2\n3,NA,3,b\n4,north,2,c\n")
+    with pytest.raises(InvalidArgument, match="column 'mixed', row 2: not a number"):
+        _register(registry, "t", "t.csv")  # a numeric column with a stray text cell, or text with a number
+    dataset = _register(registry, "t", "t.csv", numeric_columns=["x", "region", "code"],
+                        categorical_columns=["code"], other_columns=["region"])
+    shown = {c.name: (c.type, list(c.categories), c.other, c.missing_count) for c in dataset.columns}
+    assert shown == {"x": (dpb.COLUMN_TYPE_NUMERIC, [], False, 0),
+                     "region": (dpb.COLUMN_TYPE_CATEGORICAL, ["north", "south"], True, 1),
+                     "code": (dpb.COLUMN_TYPE_CATEGORICAL, ["1", "2", "3"], False, 0)}
+    source = registry.load(pb.Job(spec=pb.JobSpec(kind="model.mlp")),
+                           pb.JobInput(dataset="t", columns=["region", "code"])).source
+    values, _ = source.read()
+    np.testing.assert_array_equal(values, [[0, 2], [1, 0], [np.nan, 2], [0, 1]])
+    assert source.categories["region"].categories == ("north", "south") and source.categories["region"].other
+    with pytest.raises(InvalidArgument, match="other column 'x' is not among the categorical columns"):
+        _register(registry, "t2", "t.csv", numeric_columns=["x"], other_columns=["x"])
+    registry.update_policy("t", _policy(allowed_columns=["x", "region"], allowed_job_kinds=["stats.describe"]))
+    spec = pb.JobSpec(kind="stats.describe", result_receivers=[ME], partitioning=pb.PARTITIONING_HORIZONTAL,
+                      inputs=[pb.JobInput(party_id=ME, dataset="t", columns=["x", "region"])])
+    with pytest.raises(InvalidArgument, match="column 'region' of dataset 't' at 'bank-a' is categorical: "
+                                              "stats.describe reads numeric columns"):
+        registry.review(pb.Job(job_id="j", spec=spec), ME)
 
 
 def test_a_job_must_say_what_to_do_with_a_column_s_missing_cells(registry: Registry, tmp_path: Path) -> None:

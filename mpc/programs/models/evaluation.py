@@ -38,8 +38,9 @@ import numpy as np
 import torch
 
 from mpc.catalogue.context import JobContext, Result
-from mpc.errors import FailedPrecondition, InvalidArgument
+from mpc.errors import InvalidArgument
 from mpc.programs import compare, secure
+from mpc.programs import groups as small_groups
 
 QUANTILES = 20
 DECILES = 10
@@ -152,7 +153,7 @@ def lift_table(ctx: JobContext, scored: Scored) -> tuple[list[Any], list[list[in
     all rows together are still a small group)."""
     import crypten
 
-    floor, _ = _floor(ctx)  # merged, never withheld: nothing to refuse
+    floor, _ = small_groups.floor(ctx)  # merged, never withheld: nothing to refuse
     groups = [[d] for d in range(DECILES)]
     while True:
         merge = _membership(groups)
@@ -176,18 +177,6 @@ def _lift(opened: list[np.ndarray], groups: list[list[int]]) -> Result:
                                  rate / base, (cumulative / np.cumsum(rows)) / base])
     names = [f"decile {g[0] + 1}" if len(g) == 1 else f"deciles {g[0] + 1}-{g[-1] + 1}" for g in groups]
     return Result(table, names, LIFT_COLUMNS)
-
-
-def suppressed_counts(ctx: JobContext, counts: Any) -> tuple[Any, list[int]]:
-    """Confusion counts with every cell holding at least one but fewer than the
-    strictest data party's min_group_size rows zeroed (every party learns which)."""
-    floor, refuse = _floor(ctx)
-    flat = counts.reshape(-1)
-    small = secure.open_bits_to_all(ctx, secure.greater_than(flat, 0.5) * secure.less_than(flat, floor - 0.5))
-    if small.any() and refuse:
-        raise FailedPrecondition(f"a confusion count holds fewer than {floor} rows: a data party's policy refuses it")
-    keep = torch.from_numpy((~small).astype(np.float64)).reshape(tuple(counts.size()))
-    return counts * keep, [int(i) for i in np.flatnonzero(small)]
 
 
 # -- ranking ------------------------------------------------------------------------------
@@ -310,15 +299,6 @@ def _selected(highest: Any, value: Any) -> Any:
 
 
 # -- merging small deciles ------------------------------------------------------------------
-
-def _floor(ctx: JobContext) -> tuple[int, bool]:
-    """The strictest data party's min_group_size, and whether a data party's policy
-    refuses small groups (small_groups = "refuse"): each party sends its own."""
-    data = {e.rank for e in ctx.layout if e.columns}
-    rules = [rule for r, rule in enumerate(secure.public(ctx, (int(ctx.rules.min_group_size), ctx.rules.small_groups)))
-             if r in data]
-    return max(int(k) for k, _ in rules), any(mode == "refuse" for _, mode in rules)
-
 
 def _membership(groups: list[list[int]]) -> torch.Tensor:
     out = torch.zeros(DECILES, len(groups), dtype=torch.long)

@@ -36,7 +36,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import EvaluateParameters, PredictParameters
 from mpc.errors import FailedPrecondition, InvalidArgument, PolicyRefused
-from mpc.programs import secure
+from mpc.programs import groups, secure
 from mpc.programs.models import assets, evaluation, network, sigmoid
 from mpc.programs.stats.request import validate_local
 
@@ -88,7 +88,7 @@ def evaluate(ctx: JobContext) -> dict[str, Result] | None:
         guess = applied.logits.argmax(dim=1, one_hot=True)
         counts = y.t().matmul(guess)  # true class x predicted class
     accuracy = (guess * y).sum().div(n)
-    shown, suppressed = evaluation.suppressed_counts(ctx, counts)
+    shown, suppressed = groups.suppressed_counts(ctx, counts)
     opened = secure.open_to_receivers(ctx, [accuracy, loss, shown])
     if opened is None:
         return None
@@ -106,7 +106,7 @@ def _binary(ctx: JobContext, eta: Any, p: Any, target: Any, n: int) -> dict[str,
     guess = report.guess
     counts = crypten.stack([((1 - guess) * (1 - target)).sum(), (guess * (1 - target)).sum(),
                             ((1 - guess) * target).sum(), (guess * target).sum()]).reshape(2, 2)
-    shown, suppressed = evaluation.suppressed_counts(ctx, counts)
+    shown, suppressed = groups.suppressed_counts(ctx, counts)
     opened = secure.open_to_receivers(ctx, [*report.shared, loss, shown])
     if opened is None:
         return None

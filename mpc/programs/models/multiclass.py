@@ -29,8 +29,8 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition
-from mpc.programs import secure
-from mpc.programs.models import evaluation, fitted, influence, logistic
+from mpc.programs import groups, secure
+from mpc.programs.models import fitted, influence, logistic
 
 
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
@@ -88,7 +88,7 @@ def _held_out(ctx: JobContext, design: logistic.Design, models: list[tuple[Any, 
     truth = indicators(design.y_test, classes)
     counts = truth.t().matmul(guess)  # true class x predicted class
     accuracy = secure.raised((truth * guess).sum()).div(n)  # a count (precision 0): divided at 24 bits
-    shown, suppressed = evaluation.suppressed_counts(ctx, counts)
+    shown, suppressed = groups.suppressed_counts(ctx, counts)
     return [accuracy, shown], suppressed
 
 

@@ -49,6 +49,10 @@ class _ColumnTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ColumnType
     """Usable as a numeric job input."""
     COLUMN_TYPE_KEY: _ColumnType.ValueType  # 2
     """Identifies entities, used to align vertically partitioned data; never revealed."""
+    COLUMN_TYPE_CATEGORICAL: _ColumnType.ValueType  # 3
+    """One of a few named categories per cell (Column.categories): one-hot encoded
+    inside models and statistics, counted by stats.crosstab.
+    """
 
 class ColumnType(_ColumnType, metaclass=_ColumnTypeEnumTypeWrapper): ...
 
@@ -57,6 +61,10 @@ COLUMN_TYPE_NUMERIC: ColumnType.ValueType  # 1
 """Usable as a numeric job input."""
 COLUMN_TYPE_KEY: ColumnType.ValueType  # 2
 """Identifies entities, used to align vertically partitioned data; never revealed."""
+COLUMN_TYPE_CATEGORICAL: ColumnType.ValueType  # 3
+"""One of a few named categories per cell (Column.categories): one-hot encoded
+inside models and statistics, counted by stats.crosstab.
+"""
 Global___ColumnType: _TypeAlias = ColumnType  # noqa: Y015
 
 class _ApprovalMode:
@@ -139,6 +147,8 @@ class Column(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     NULLABLE_FIELD_NUMBER: _builtins.int
     MISSING_COUNT_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    OTHER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     type: Global___ColumnType.ValueType
     nullable: _builtins.bool
@@ -149,6 +159,14 @@ class Column(_message.Message):
     """
     missing_count: _builtins.int
     """How many of the column's cells are missing."""
+    other: _builtins.bool
+    """A categorical column's rows whose category a job does not list count as one
+    category "other" (else such a job is refused at this party).
+    """
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A categorical column's vocabulary: its distinct values, sorted."""
+
     def __init__(
         self,
         *,
@@ -156,10 +174,12 @@ class Column(_message.Message):
         type: Global___ColumnType.ValueType = ...,
         nullable: _builtins.bool = ...,
         missing_count: _builtins.int = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+        other: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_count", b"missing_count", "name", b"name", "nullable", b"nullable", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "missing_count", b"missing_count", "name", b"name", "nullable", b"nullable", "other", b"other", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -489,6 +509,8 @@ class RegisterDatasetRequest(_message.Message):
     POLICY_FIELD_NUMBER: _builtins.int
     REPLACE_FIELD_NUMBER: _builtins.int
     COMPLETE_COLUMNS_FIELD_NUMBER: _builtins.int
+    CATEGORICAL_COLUMNS_FIELD_NUMBER: _builtins.int
+    OTHER_COLUMNS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     description: _builtins.str
     path: _builtins.str
@@ -500,7 +522,9 @@ class RegisterDatasetRequest(_message.Message):
     """Replace an existing registration of the same name (e.g. after the file changed)."""
     @_builtins.property
     def numeric_columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Columns to register as numeric; empty means every column but the key."""
+        """Columns to register (numeric, or categorical where no cell is a number or they
+        are listed in categorical_columns); empty means every column but the key.
+        """
 
     @_builtins.property
     def policy(self) -> Global___Policy: ...
@@ -509,6 +533,16 @@ class RegisterDatasetRequest(_message.Message):
         """Columns the owner declares complete: registration refuses the file if one of
         their cells is missing (the others may hold missing cells, stored as nulls).
         """
+
+    @_builtins.property
+    def categorical_columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Columns to register as categorical (a column none of whose cells is a number
+        is categorical anyway; list numeric codes such as a region number here).
+        """
+
+    @_builtins.property
+    def other_columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Categorical columns whose categories outside a job's list count as "other"."""
 
     def __init__(
         self,
@@ -522,10 +556,12 @@ class RegisterDatasetRequest(_message.Message):
         policy: Global___Policy | None = ...,
         replace: _builtins.bool = ...,
         complete_columns: _abc.Iterable[_builtins.str] | None = ...,
+        categorical_columns: _abc.Iterable[_builtins.str] | None = ...,
+        other_columns: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_columns", b"complete_columns", "description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "numeric_columns", b"numeric_columns", "path", b"path", "policy", b"policy", "replace", b"replace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categorical_columns", b"categorical_columns", "complete_columns", b"complete_columns", "description", b"description", "format", b"format", "key_column", b"key_column", "name", b"name", "numeric_columns", b"numeric_columns", "other_columns", b"other_columns", "path", b"path", "policy", b"policy", "replace", b"replace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

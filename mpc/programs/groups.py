@@ -1,0 +1,44 @@
+"""Small groups: the rule every release of counts computed under MPC applies. A
+released count holds 0 or at least k rows, k the strictest data party's
+min_group_size; every party learns which counts were withheld."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from mpc.catalogue.context import JobContext
+from mpc.errors import FailedPrecondition
+from mpc.programs import secure
+
+
+def floor(ctx: JobContext) -> tuple[int, bool]:
+    """The strictest data party's min_group_size, and whether a data party's policy
+    refuses small groups (small_groups = "refuse"): each party sends its own."""
+    data = {e.rank for e in ctx.layout if e.columns}
+    rules = [rule for r, rule in enumerate(secure.public(ctx, (int(ctx.rules.min_group_size), ctx.rules.small_groups)))
+             if r in data]
+    return max(int(k) for k, _ in rules), any(mode == "refuse" for _, mode in rules)
+
+
+def small(ctx: JobContext, counts: Any, k: int) -> np.ndarray:
+    """Which shared counts hold at least one but fewer than k rows (opened to every party)."""
+    flat = counts.reshape(-1)
+    return secure.open_bits_to_all(ctx, secure.greater_than(flat, 0.5) * secure.less_than(flat, k - 0.5))
+
+
+def suppressed_counts(ctx: JobContext, counts: Any) -> tuple[Any, list[int]]:
+    """Counts with every cell holding at least one but fewer than k rows zeroed
+    (every party learns which), or the job refused where a policy says so."""
+    k, refuse = floor(ctx)
+    withheld = small(ctx, counts, k)
+    if withheld.any() and refuse:
+        raise FailedPrecondition(f"a count holds fewer than {k} rows: a data party's policy refuses it")
+    return counts * kept(withheld, counts), [int(i) for i in np.flatnonzero(withheld)]
+
+
+def kept(withheld: np.ndarray, counts: Any) -> torch.Tensor:
+    """The public 0/1 mask that zeroes the withheld counts before anything opens."""
+    return torch.from_numpy((~withheld).astype(np.float64)).reshape(tuple(counts.size()))
