@@ -155,7 +155,7 @@ def test_a_logistic_regression_one_hot_encodes_as_scikit_learn(trio: Session) ->
     """A numeric feature and a categorical one split by rows; vertically, the
     region at bank 1 encoded with its own categories."""
     rng = np.random.default_rng(6)
-    n = 900
+    n = 600
     region = rng.choice(REGIONS, n)
     income = rng.normal(50, 15, n)
     effect = {"east": -1.0, "north": 0.0, "south": 0.8, "west": 1.5}
