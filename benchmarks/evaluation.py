@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import numpy as np
+from measured import measured
 
 from gateway.exchange.local_parties import run_parties
 
@@ -55,8 +56,6 @@ def _model(w: np.ndarray, b: float) -> dict[str, Any]:
 
 
 def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
-    import crypten.communicator as comm
-
     from mpc.catalogue.context import JobContext, PartyLayout, ReleaseRules
     from mpc.catalogue.kinds import parse
     from mpc.programs import program
@@ -69,13 +68,7 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     ctx = JobContext(kind, "horizontal", rank, world, layout, [0],
                      parse(kind, {"label": "y"} if kind == "model.evaluate" else {}), table,
                      rules=ReleaseRules(min_group_size=5), model=_model(w, b) if rank == 1 else None)
-    communicator = comm.get()
-    communicator.reset_communication_stats()
-    started = time.perf_counter()
-    result = program(kind)(ctx)
-    seconds = time.perf_counter() - started
-    stats = communicator.get_communication_stats()
-    out: dict[str, Any] = {"seconds": seconds, "bytes": stats["wire_bytes_sent"], "rounds": stats["exchanges"]}
+    result, out = measured(lambda: program(kind)(ctx))
     if result and kind == "model.evaluate":
         out["auc"], out["ks"] = float(result["auc"].values[0]), float(result["ks"].values[0])
     return out

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import numpy as np
+from measured import measured
 
 from gateway.exchange.local_parties import run_parties
 
@@ -40,8 +41,6 @@ def dataset(rows: int, d: int, rank: int, world: int, vertical: bool) -> tuple[n
 
 
 def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
-    import crypten.communicator as comm
-
     from mpc.catalogue.context import JobContext, PartyLayout, ReleaseRules
     from mpc.catalogue.kinds import parse
     from mpc.programs import program
@@ -67,13 +66,7 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
                      [PartyLayout(r, f"party{r}", names[r], -1) for r in range(world)], [0],
                      parse(kind, {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": 1.0}), table, keys,
                      rules=ReleaseRules(max_leverage=bound))
-    communicator = comm.get()
-    communicator.reset_communication_stats()
-    started = time.perf_counter()
-    result = program(kind)(ctx)
-    seconds = time.perf_counter() - started
-    stats = communicator.get_communication_stats()
-    out = {"seconds": seconds, "bytes": stats["wire_bytes_sent"], "rounds": stats["exchanges"]}
+    result, out = measured(lambda: program(kind)(ctx))
     if result:
         out["result"] = {k: np.asarray(v.values) for k, v in result.items()}
     return out
