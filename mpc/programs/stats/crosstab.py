@@ -39,11 +39,11 @@ def crosstab(ctx: JobContext) -> dict[str, Result] | None:
     secure.configure()
     blocks = _blocks(ctx)
     rows = [int(r) for r in secure.public(ctx, len(ctx.table))]
-    n = sum(rows) if ctx.partitioning == "horizontal" else rows[0]
+    n = sum(rows) if ctx.partitioning == "horizontal" else max(rows)  # (vertical: the aligned rows; a party may hold none)
     if ctx.partitioning == "horizontal":
         counts, withheld = _horizontal(ctx, blocks)
     else:
-        counts, withheld = _vertical(ctx, blocks)
+        counts, withheld = _vertical(ctx, blocks, n)
     opened = secure.open_to_receivers(ctx, [counts * groups.kept(withheld, counts)])
     if opened is None:
         return None
@@ -128,14 +128,13 @@ def _own_complement(local: np.ndarray, withheld: np.ndarray, k: int) -> int:
     return int(candidates[np.argmin(local.reshape(-1)[candidates])])
 
 
-def _vertical(ctx: JobContext, blocks: list[tuple[str, tuple[str, ...]]]) -> tuple[Any, np.ndarray]:
+def _vertical(ctx: JobContext, blocks: list[tuple[str, tuple[str, ...]]], n: int) -> tuple[Any, np.ndarray]:
     """The counts as a product of one-hot columns shared by their owners (exact
     integers), the strictest party's small-cell rule and the complement rule
     under MPC."""
     import crypten
 
     owners = [next(e.rank for e in ctx.layout if f"{c}={levels[0]}" in e.columns) for c, levels in blocks]
-    n = int(secure.public(ctx, len(ctx.table))[owners[0]])
     if len(blocks) == 1 or owners[0] == owners[1]:
         local = _local_counts(ctx, blocks) if ctx.rank == owners[0] else None
         shape = (len(blocks[0][1]), len(blocks[1][1]) if len(blocks) > 1 else 1)
