@@ -12,7 +12,8 @@ then, over gRPC with the dealer, the cost of the release check (each row's
 leverage bounded under MPC, models/influence.py) as a ratio to the same job
 without it.
 
-Usage: .venv/bin/python benchmarks/models.py [--scale 1.0] [--epochs 10] [--release-check-only]
+Usage: .venv/bin/python benchmarks/models.py [--scale 1.0] [--epochs 10] [--model both|logistic|linear]
+       [--release-check-only]
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
         keys = None
     ctx = JobContext(kind, "vertical" if vertical else "horizontal", rank, world,
                      [PartyLayout(r, f"party{r}", names[r], -1) for r in range(world)], [0],
-                     parse(kind, {"label": "y", "epochs": epochs, "tolerance": 0.0, "alpha": 1.0}), table, keys,
+                     parse(kind, {"label": "y", "alpha": 1.0} | ({"epochs": epochs, "tolerance": 0.0}
+                                                                 if "logistic" in kind else {})), table, keys,
                      rules=ReleaseRules(max_leverage=bound))
     result, out = measured(lambda: program(kind)(ctx))
     if result:
@@ -93,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rows (1.0: the sizes above)")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--model", choices=["both", "logistic", "linear"], default="both")
     parser.add_argument("--release-check-only", action="store_true", help="only the release check's cost")
     args = parser.parse_args()
     if args.release_check_only:
@@ -108,7 +111,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name, world, rows, widths, vertical in settings:
-        for kind in ("model.logistic_regression", "model.linear_regression"):
+        for kind in [f"model.{m}_regression" for m in ("logistic", "linear") if args.model in ("both", m)]:
             reference = _reference(kind, rows, widths, world, vertical)
             for transport, provider in (("grpc", "TTP"), ("gloo", "TFP")):
                 outs = run_parties(_party, world, (kind, rows, widths, vertical, args.epochs, 1.0), timeout=3600,

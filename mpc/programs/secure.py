@@ -312,7 +312,7 @@ def mul_mixed(high: Any, low: Any, op: str = "mul") -> Any:
     raw = getattr(beaver, op)(high._tensor, low._tensor)
     raw.encoder = high._tensor.encoder
     raw.div_(int(low.encoder.scale))
-    return _wrapped(raw)
+    return wrapped(raw)
 
 
 def exact_product(a: Any, b: Any, op: str = "mul") -> Any:
@@ -323,10 +323,10 @@ def exact_product(a: Any, b: Any, op: str = "mul") -> Any:
 
     raw = getattr(beaver, op)(a._tensor, b._tensor)
     raw.encoder = FixedPointEncoder(precision_bits=int(a.encoder.scale * b.encoder.scale).bit_length() - 1)
-    return _wrapped(raw)
+    return wrapped(raw)
 
 
-def _wrapped(raw: Any) -> Any:
+def wrapped(raw: Any) -> Any:
     """An arithmetic shared tensor as a CrypTen MPCTensor."""
     import crypten
 

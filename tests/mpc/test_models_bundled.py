@@ -72,14 +72,50 @@ def test_breast_cancer_logistic_regression_with_defaults(three: Session, partiti
 
 
 @pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
-@pytest.mark.parametrize("alpha", [1.0, 1e300])
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 1e300])
 def test_diabetes_ridge(three: Session, partitioning: str, alpha: float) -> None:
-    """scikit-learn's Ridge(alpha) on the same rows, within the README's bounds; a
-    penalty of 1e300 is the small model it asks for (it failed as ill-conditioned)."""
+    """scikit-learn's Ridge(alpha) (alpha 0: LinearRegression) on the same rows,
+    within the README's bounds. Every one failed as ill-conditioned horizontally
+    (condition 470, a largest inverse entry of 59, above the old limit of 41); a
+    penalty of 1e300 is the small model it asks for."""
     x, y = datasets.load_diabetes(return_X_y=True)
     status, result = three.run(_split("model.linear_regression", partitioning, x, y, {"label": "y", "alpha": alpha}))
     assert status == "ok", result
-    assert_matches(result, Ridge(alpha=alpha).fit(x, y), x, y)
+    assert_matches(result, (Ridge(alpha=alpha) if alpha else LinearRegression()).fit(x, y), x, y)
+
+
+def california(n: int = 20640, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A table shaped like scikit-learn's California housing (not bundled: it is a
+    download): lognormal income, rooms and bedrooms correlated ~0.9 with a few
+    huge values (~44 standard deviations of range), lognormal population, occupancy
+    with a handful of outliers ~90 deviations out, latitude and longitude correlated
+    ~-0.9; a clipped, noisy label."""
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(1.24, 0.47, n)
+    age = rng.integers(1, 53, n).astype(float)
+    rooms = np.exp(rng.normal(1.65, 0.25, n)) + 0.3 * income
+    rooms[rng.integers(0, n, 20)] *= rng.uniform(5, 25, 20)
+    bedrooms = 0.19 * rooms + rng.gamma(4, 0.03, n)
+    population = rng.lognormal(7.0, 0.75, n)
+    occupancy = rng.gamma(6, 0.5, n)
+    occupancy[rng.integers(0, n, 5)] = rng.uniform(200, 1243, 5)
+    latitude = rng.uniform(32.5, 42, n)
+    longitude = -124.3 + (42 - latitude) * 0.95 + rng.normal(0, 0.6, n)
+    x = np.column_stack([income, age, rooms, bedrooms, population, occupancy, latitude, longitude])
+    y = np.clip(0.45 * income + 0.01 * age - 0.05 * rooms + 0.3 * bedrooms - 0.4 * (latitude - 35)
+                - 0.4 * (longitude + 119) + rng.normal(0, 0.7, n), 0.15, 5.0)
+    return x, y
+
+
+@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
+def test_california_shaped_linear_regression(three: Session, partitioning: str) -> None:
+    """Default parameters (alpha 0) on 20,640 rows of heavy tails and correlated
+    features (condition ~460, a largest inverse entry ~110: refused horizontally
+    before the exact-residual solve), within the README's bounds of scikit-learn."""
+    x, y = california()
+    status, result = three.run(_split("model.linear_regression", partitioning, x, y, {"label": "y"}), timeout=600)
+    assert status == "ok", result
+    assert_matches(result, LinearRegression().fit(x, y), x, y)
 
 
 @pytest.mark.parametrize("seed", [0, 1])  # the one row held out (seed 0) or training (seed 1)

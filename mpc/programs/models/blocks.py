@@ -27,14 +27,17 @@ def by_column(ctx: JobContext, widths: list[int], local: np.ndarray, axis: int =
     return crypten.cat(parts, dim=axis)
 
 
-def assemble(ctx: JobContext, widths: list[int], own: np.ndarray, cross: dict[tuple[int, int], Any]) -> Any:
+def assemble(ctx: JobContext, widths: list[int], own: np.ndarray, cross: dict[tuple[int, int], Any],
+             precision: int | None = None) -> Any:
     """The full correlation matrix, shared: own blocks from their owners, cross blocks
-    from MPC (a party with no columns, a model's label holder, adds none)."""
+    from MPC (a party with no columns, a model's label holder, adds none), all at
+    the cross blocks' `precision` (default: the configured one)."""
     import crypten
 
     blocks: list[list[Any]] = [[None] * len(widths) for _ in widths]
     for r, width in enumerate(widths):
-        blocks[r][r] = secure.share_from(ctx, r, own if r == ctx.rank else None, (width, width)) if width else None
+        blocks[r][r] = (secure.share_from(ctx, r, own if r == ctx.rank else None, (width, width), precision)
+                        if width else None)
     for (a, b), block in cross.items():
         blocks[a][b], blocks[b][a] = block, block.t()
     holding = [r for r, width in enumerate(widths) if width]

@@ -20,9 +20,12 @@ aside, default none), R^2 on the held-out rows (models/r2.py). With keep_shared,
 only the R^2s are revealed; each party keeps its share of the model. Vertical
 with own_coefficients: each party receives its own features' coefficients and
 its part of the intercept (`_own_part`). Public to every party, beyond the
-statistics programs' frames (horizontal: tightened for heavy tails, as theirs
-are where dispersion is computed): the held-out row counts, and one bit that the system
-was well-conditioned enough to solve.
+statistics programs' frames (horizontal: each column's frame tightened by a public
+2^j until var(z) >= 1/16, so the binade of each column's pooled variance within its
+range's frame: the 32-bit aggregates' error stays below 2^-28 of the standardized
+entries): the held-out row counts, and one bit that the system was well-conditioned
+enough to solve (to a largest scaled-inverse entry of ~1e-3 / (sqrt(d) 2^-24):
+condition numbers to ~5e4).
 
 Without an intercept (fit_intercept = false): each party appends the mirror image
 of its rows, (-x, -y), locally. The mirrored data has mean zero, so the fit with
@@ -48,20 +51,28 @@ from mpc.catalogue.schemas import LinearParameters
 from mpc.errors import InvalidArgument
 from mpc.programs import secure
 from mpc.programs.models import blocks, holdout, influence, r2
+from mpc.programs.models import solve as solving
 from mpc.programs.models.solve import solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
 
-HORIZONTAL_ENTRY_ERROR = 2.0**-17
+ENTRY_ERROR = 2.0**-24
 """The error budget per entry of the scaled normal equations, as solve's refusal
-test uses it. The entries themselves carry ~1e-7 (32-bit aggregates, a 16-bit
-preconditioner, 24-bit products), but 2^-22 let through a system (two features
-correlated 0.998, condition 1,088) whose coefficients then erred by up to 1.7e-3
-relative (11 of 40 runs above 1e-3): measured errors reach ~6e-6 times the
-inverse's largest entry, so the budget is 2^-17."""
-MIN_ENTRY_ERROR = 2.0**-22
-"""Vertical systems: a quarter of the cross-party correlations' error bound
-(stats.vertical.cross_correlations; measured errors are ~1/4 of it), at least this."""
+test uses it. The entries carry ~2^-28 (horizontal: 32-bit aggregates in a frame
+tightened to var(z) >= 1/16; vertical: cross-party correlations in two limbs at
+32 bits) and the solve adds ~condition * 2^-32 (solve.EXACT_REFINEMENTS), but
+measured coefficient errors reach ~2.3e-8 times the inverse's largest entry
+(synthetic systems, condition 3e2 to 6e5), so the budget is 2^-24: a standardized
+coefficient within ~1e-4 up to a largest inverse entry of ~5,000 (condition ~5e4)
+at d = 10, refused beyond."""
+VARIANCE = 1 / 16
+"""Horizontal: each column's frame is tightened until var(z) >= this, so the 32-bit
+aggregates' error (~2^-32) is at most 2^-28 of a standardized entry (in the
+range's frame var(z) is ~1/500 for normal data: 2^-23)."""
+SCALE_BITS = 12
+"""Horizontal: S = 1/std(z) <= 4 at 12 bits, so S a S's products (a at 32 bits)
+keep their encodings below 2^44 (CrypTen's truncation then fails once in ~2^19
+elements, and a failure is refused, not released); any S gives the same solution."""
 RIDGE_CAP = 2.0**20
 """The largest penalty taken, in units of a standardized column's curvature (vertical:
 (n - 1) s_j^2; horizontal: n var(z_j) <= n / 4, so at least 2^22 of it): a larger
@@ -113,14 +124,15 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     ctx.progress("fixing each column's frame", 5)
     frame = horizontal.column_frame(ctx, np.vstack([x, x_test]), n + n_test, order)  # held-out rows inside it
     ctx.progress("pooled covariance", 20)
-    (shift, scale), moments = horizontal.tightened_moments(ctx, x, n, frame, order, horizontal.CORRELATION_FLOOR)
+    (shift, scale), moments = horizontal.tightened_moments(ctx, x, n, frame, order, horizontal.CORRELATION_FLOOR,
+                                                           target=VARIANCE)
     inverse = horizontal.inverse_std(moments)  # 1 / (16 std(z)), 16 bits
     ridge = np.minimum(alpha / (n * scale[:d] ** 2), RIDGE_CAP)  # public: alpha in the data's units, over n, in z units
     cov = moments.biased
     precondition, small, scaled_ridge = _preconditioner(inverse[:d].mul(16), ridge)
     a = cov[:d, :d] + torch.diag(torch.from_numpy(small))
     b = cov[:d, d]
-    gamma = solve(ctx, a, b, precondition, HORIZONTAL_ENTRY_ERROR, scaled_ridge)
+    gamma = solve(ctx, a, b, secure.lowered(precondition, SCALE_BITS), ENTRY_ERROR, scaled_ridge)
     # R^2 = explained / var(y)
     explained = r2.explained(cov[:d, :d], b, gamma, r2.FORM_BITS)
     inverse_y = secure.lowered(r2.inverse_variance(moments.variance[d : d + 1], inverse[d : d + 1]))
@@ -169,14 +181,14 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         "corr": np.corrcoef(x, rowvar=False).reshape(x.shape[1], x.shape[1]) if x.shape[1] > 1 else np.ones((1, 1)),
         "scale": scale, "scaled_ridge": ridge * scale**2,
     }
-    cross, error = vertical.cross_correlations(ctx, n, widths, names)
-    correlation = blocks.assemble(ctx, widths, local["corr"], cross)
+    cross, error = vertical.cross_correlations(ctx, n, widths, names, precise=True)
+    correlation = blocks.assemble(ctx, widths, local["corr"], cross, precision=solving.EXACT_BITS)
     position = names.index(label)
     keep = [i for i in range(d + 1) if i != position]
     b = correlation[keep][:, position]
     precondition = blocks.by_column(ctx, widths, local["scale"], precision=secure.PRODUCT_BITS)[keep]
     scaled_ridge = blocks.by_column(ctx, widths, local["scaled_ridge"], precision=secure.AGGREGATE_BITS)[keep]
-    gamma = solve(ctx, correlation[keep][:, keep], b, precondition, max(error / 4, MIN_ENTRY_ERROR), scaled_ridge)
+    gamma = solve(ctx, correlation[keep][:, keep], b, precondition, max(error, ENTRY_ERROR), scaled_ridge)
     metrics = {"r2": r2.explained(correlation[keep][:, keep], b, gamma)}  # var(y) = 1: standardized
     if origin:
         metrics["r2"] = r2.centered(metrics["r2"], r2.holder_factor(ctx, label, holders[0], n // 2))

@@ -11,7 +11,11 @@ so that only the solution (or nothing) is ever revealed.
    converges quadratically once ||I - A'X|| < 1, in log2(d * condition) + 3 steps.
 3. y = X b', then iterative refinement y += X (b' - A'y) with the residual taken in
    two limbs (16-bit high part, scaled low part) against a 24-bit A', so y ends
-   accurate to ~condition * 2^-24, not 2^-16.
+   accurate to ~condition * 2^-24, not 2^-16; then `EXACT_REFINEMENTS` more with
+   the residual at 32 bits, A'y taken exactly (A' and y each in two 16-bit limbs,
+   no truncation: the ring's wrap-around cancels in b' - A'y) so that only the
+   small residual is truncated: y to ~condition * 2^-32, and the solve adds
+   nothing beside the errors A' already carries.
 4. Every party learns one bit: whether max |I - A'X| < `INVERSE_TOLERANCE` and
    every |X_ij| < 1e-3 / (sqrt(d) * entry_error), i.e. whether the errors A already
    carries (`entry_error`: their typical size per entry, from how A was computed;
@@ -36,9 +40,11 @@ from mpc.programs import secure
 NEWTON_STEPS_MAX = 30
 INVERSE_TOLERANCE = 0.05
 REFINEMENTS = 3
+EXACT_REFINEMENTS = 2
+EXACT_BITS = 32
 RESIDUAL_TOLERANCE = 1e-5
 TOLERANCE = 1e-3
-CONDITION_SUPPORTED = 1e4
+CONDITION_SUPPORTED = 1e5
 
 
 def steps(d: int) -> int:
@@ -53,6 +59,7 @@ class Inverse:
     x: Any  # 16 bits
     scale: Any  # S, 16 bits
     scaled: Any  # A', 24 bits
+    exact: Any  # A', 32 bits
 
     def apply(self, vector: Any) -> Any:
         """A^-1 v at the vector's precision."""
@@ -86,7 +93,8 @@ def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solv
         raise FailedPrecondition(
             "the normal equations are too ill-conditioned for the fixed point to solve them to 1e-3 (nearly "
             "collinear features?): add regularization (alpha) or drop a feature")
-    return Inverse(x, scale, secure.lowered(scaled, secure.PRECISION_BITS))
+    return Inverse(x, scale, secure.lowered(scaled, secure.PRECISION_BITS),
+                   _exactly(scaled))
 
 
 def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float, scaled_diagonal: Any = None) -> Any:
@@ -94,14 +102,19 @@ def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float, scaled_diago
     (any precision >= 24 bits), `scale` (d, 16 bits) approximates diag(A)^-1/2;
     `entry_error` bounds the error of A' = S A S's entries."""
     inv = inverse(ctx, a, scale, entry_error, scaled_diagonal=scaled_diagonal)
-    b_scaled = secure.lowered(secure.mul_mixed(b, scale), secure.PRECISION_BITS)
+    b_exact = _exactly(secure.mul_mixed(b, scale))
+    b_scaled = secure.lowered(b_exact, secure.PRECISION_BITS)
     y = secure.mul_mixed(b_scaled, inv.x, "matmul")  # b'^T X = (X b')^T, X symmetric
     for _ in range(REFINEMENTS):
         y = y + secure.mul_mixed(b_scaled - product(inv.scaled, y), inv.x, "matmul")
-    if not _all_within(ctx, b_scaled - product(inv.scaled, y), RESIDUAL_TOLERANCE):
+    y = secure.raised(y, EXACT_BITS)
+    for _ in range(EXACT_REFINEMENTS):
+        y = y + secure.mul_mixed(exact_residual(inv.exact, b_exact, y), inv.x, "matmul")
+    if not _all_within(ctx, secure.lowered(exact_residual(inv.exact, b_exact, y), secure.PRECISION_BITS),
+                       RESIDUAL_TOLERANCE):
         raise FailedPrecondition("solving the normal equations failed in the fixed point (a truncation wrapped); "
                                  "nothing was released, please resubmit the job")
-    return secure.mul_mixed(y, scale)
+    return secure.mul_mixed(secure.lowered(y, secure.PRECISION_BITS), scale)
 
 
 def _diagonal(vector: Any, d: int) -> Any:
@@ -127,4 +140,43 @@ def product(matrix: Any, vector: Any) -> Any:
     high = secure.mul_mixed(matrix, hi.unsqueeze(1), "matmul").squeeze(1)
     low = secure.mul_mixed(matrix, lo.unsqueeze(1), "matmul").squeeze(1).div(1 << 16)
     return high + low
+
+
+
+def exact_residual(matrix: Any, b: Any, vector: Any) -> Any:
+    """b - matrix @ vector at 32 bits (all three at 32 bits), the product taken
+    exactly at 48 bits: matrix and vector each split in 16-bit limbs (hi + lo
+    2^-16), the limb products summed in the ring with no truncation (where they
+    wrap, the wrap cancels against b), and only the small residual truncated."""
+    from crypten.encoder import FixedPointEncoder
+    from crypten.mpc.primitives import beaver
+
+    a_hi, a_lo = _limbs(matrix)
+    v_hi, v_lo = _limbs(vector.unsqueeze(1))
+    ring = lambda u, v: beaver.matmul(u._tensor, v._tensor)  # noqa: E731  (exact: encodings multiplied)
+    low = ring(a_lo, v_lo)  # units 2^-64: truncated by 2^16 to 2^-48 (small: |.| <= d 2^32)
+    low.encoder = a_lo._tensor.encoder
+    low.div_(1 << 16)
+    residual = b._tensor.clone()
+    residual.share = b._tensor.share.unsqueeze(1) * (1 << 16) - (ring(a_hi, v_hi).share * (1 << 16)
+                                                                  + ring(a_hi, v_lo).share + ring(a_lo, v_hi).share
+                                                                  + low.share)
+    residual.div_(1 << 16)  # 48 -> 32 bits
+    residual.encoder = FixedPointEncoder(precision_bits=EXACT_BITS)
+    return secure.wrapped(residual.squeeze(1))
+
+
+def _exactly(value: Any) -> Any:
+    """`value` at EXACT_BITS (raised exactly, or lowered from more)."""
+    return secure.lowered(secure.raised(value, EXACT_BITS), EXACT_BITS)
+
+
+def _limbs(value: Any) -> tuple[Any, Any]:
+    """A 32-bit shared value as (hi, lo), both 16-bit encodings: value = hi + lo 2^-16."""
+    from crypten.encoder import FixedPointEncoder
+
+    hi = secure.lowered(value)
+    lo = value - secure.raised(hi, EXACT_BITS)  # |lo| < 2^-15: its 32-bit encoding is lo 2^16 at 16 bits
+    lo._tensor.encoder = FixedPointEncoder(precision_bits=secure.PRODUCT_BITS)
+    return hi, lo
 

@@ -168,10 +168,13 @@ def _same_everywhere(ctx: JobContext, low: np.ndarray, high: np.ndarray, present
 
 
 def tightened_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray],
-                      columns: list[str], floor: float | None = None) -> tuple[tuple[np.ndarray, np.ndarray], Moments]:
+                      columns: list[str], floor: float | None = None,
+                      target: float = TIGHT_VARIANCE) -> tuple[tuple[np.ndarray, np.ndarray], Moments]:
     """The pooled moments with dispersion in a frame whose scale is divided, per
-    column, by a public 2^j (j <= TIGHTEN_STEPS) so that var(z) >= TIGHT_VARIANCE;
-    refused (as pooled_moments, at `floor`) where that cannot be done.
+    column, by a public 2^j so that var(z) >= `target` (TIGHT_VARIANCE, or more
+    where a program needs the 32-bit aggregates' error small beside the variance:
+    linear regression); refused (as pooled_moments, at `floor`) where that cannot
+    be done.
 
     A heavy-tailed column's range is many standard deviations (lognormal amounts:
     15-110; California housing's occupancy: ~120), so in the range's frame its
@@ -187,9 +190,10 @@ def tightened_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.nd
     at most ~2^-22 of var(z); where every j is 0 (a range within ~15 to 30 standard
     deviations: most data), the first moments are kept: var(z) >= TIGHT_VARIANCE
     meets any floor."""
-    assert floor is None or floor <= TIGHT_VARIANCE
+    assert floor is None or floor <= TIGHT_VARIANCE <= target
     moments = pooled_moments(ctx, x, n, frame, columns, floor=0.0)
-    levels = TIGHT_VARIANCE * 4.0 ** -np.arange(TIGHTEN_STEPS + 1)  # the last: the coarsest binade's floor
+    steps = TIGHTEN_STEPS + int(round(math.log(target / TIGHT_VARIANCE, 4)))  # the same coarsest floor
+    levels = target * 4.0 ** -np.arange(steps + 1)  # the last: the coarsest binade's floor
     thresholds = torch.from_numpy(levels * (n - 1) / n)
     below = secure.less_than_to_all(ctx, moments.variance.unsqueeze(1).expand(len(columns), len(levels)), thresholds)
     if below[:, -1].any():

@@ -128,10 +128,12 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
 
 
 def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list[str], limbs: bool = True,
-                       constants: bool = False) -> tuple[dict[tuple[int, int], Any], float]:
-    """Secret-shared correlations (24 bits) between the columns of every pair of
-    parties (a < b), from each party's locally standardized columns, and the bound
-    on their error; refused, naming the columns, where outliers would push the
+                       constants: bool = False, precise: bool = False) -> tuple[dict[tuple[int, int], Any], float]:
+    """Secret-shared correlations (24 bits; `precise`: 32 bits, always in two
+    limbs, for a solver whose condition number multiplies their error) between the
+    columns of every pair of parties (a < b), from each party's locally
+    standardized columns, and the bound on their error; refused, naming the
+    columns, where outliers would push the
     error past 1e-3 even in two limbs (or, without `limbs`, in one). A constant
     column is refused by name (every party learns which are), or, with
     `constants`, enters as zeros (its correlations are undefined: the caller's)."""
@@ -152,7 +154,7 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list
     bound = 0.0
     for a, b in pairs:  # (a party may hold no columns here: a model's label holder)
         reach = 2.0 ** (exps[offsets[a] : offsets[a + 1]].max() + exps[offsets[b] : offsets[b + 1]].max())
-        if limbs and errors[0] * reach > TOLERANCE / LIMB_AT:
+        if precise or (limbs and errors[0] * reach > TOLERANCE / LIMB_AT):
             limbed.add((a, b))
         worst = errors[(a, b) in limbed] * reach
         bound = max(bound, worst)
@@ -175,7 +177,7 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list
                    for i in range(widths[a])]
         if (a, b) in limbed:
             total = _limbed_sum(shared[a], rest[a], shared[b], rest[b], n).div(n - 1)  # 32 bits
-            out[(a, b)] = secure.lowered(secure.times_integers(total, factors), secure.PRECISION_BITS)
+            out[(a, b)] = secure.lowered(secure.times_integers(total, factors), 32 if precise else secure.PRECISION_BITS)
         else:
             block = _row_sum(shared[a], shared[b], n, lambda left, right: left.matmul(right))
             out[(a, b)] = secure.times_integers(secure.raised(block).div(n - 1), factors)
