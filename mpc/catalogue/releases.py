@@ -61,7 +61,7 @@ RELEASES: dict[str, tuple[str, str]] = {
         'the loss per class and epoch, held-out accuracy and confusion counts (withheld as `model.evaluate`\'s). '
         'With `keep_shared`, the metrics only; `own_coefficients` as above',
         'the training loss each epoch, its step length (a power of two) and whether the step lowered the '
-        "objective; one bit: labels are binary (or classes); one bit: both classes occur (or: which declared "
+        "objective; at the third and sixth step, one bit: the Hessian was invertible; one bit: labels are binary (or classes); one bit: both classes occur (or: which declared "
         "classes have no rows); which features are constant; which held-out deciles merged (or confusion counts "
         "withheld); "
         "unless `keep_shared`, one bit each: every row's leverage "

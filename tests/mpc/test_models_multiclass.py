@@ -28,24 +28,6 @@ def predicted(result: dict, x: np.ndarray) -> np.ndarray:
     return (x @ result["coefficients"][0].T + result["intercept"][0]).argmax(1)
 
 
-def test_iris_split_by_rows_predicts_as_scikit_learn(session: Session) -> None:
-    if session.world_size != 2:
-        pytest.skip("one party count is enough: one-vs-rest runs the binary program, tested at both")
-    x, y = load_iris(return_X_y=True)
-    d = session.world_size
-    names = [f"f{j}" for j in range(4)] + ["y"]
-    tables = list(np.array_split(np.column_stack([x, y])[np.random.default_rng(1).permutation(150)], d))
-    status, result = session.run(Task("model.logistic_regression", "horizontal", tables, [names] * d,
-                                      {"label": "y", "classes": 3, "holdout": 0}), timeout=900)
-    assert status == "ok", result
-    assert result["coefficients"][0].shape == (3, 4) and result["coefficients"][1] == ["class 0", "class 1", "class 2"]
-    sk = reference(x, y)
-    mine = predicted(result, x)
-    assert abs((mine == y).mean() - sk.score(x, y)) <= 0.02
-    assert (mine == sk.predict(x)).mean() >= 0.97
-    np.testing.assert_allclose(result["feature_means"][0], x.mean(0), atol=1e-3)
-
-
 def test_wine_split_by_columns_with_held_out_rows(session: Session) -> None:
     """Each party holds some of the 13 columns of partly the same customers (the
     label at the last); the intersection aligns them."""

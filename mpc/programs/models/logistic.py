@@ -54,7 +54,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
-from mpc.programs.models import blocks, evaluation, fitted, holdout, influence, penalty, sigmoid
+from mpc.programs.models import blocks, evaluation, fitted, hessian, holdout, influence, penalty, sigmoid
 from mpc.programs.models.solve import inverse
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
@@ -236,13 +236,15 @@ def _label(ctx: JobContext, holder: int, y: np.ndarray | None, rows: int) -> Any
 
 
 class _Kept(NamedTuple):
-    """The best model evaluated so far, its unit Böhning step and its penalized objective."""
+    """The best model evaluated so far, its unit step (the bound's, or the damped
+    Hessian's) and its penalized objective."""
 
     w: Any
     b: Any
     step_w: Any
     step_b: Any
     objective: Any
+    bound: bool  # the step is the bound's: a unit step never raises the objective
 
 
 def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> tuple[Any, Any, list[float]]:
@@ -257,8 +259,12 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
     that does not lower the objective (log-loss plus penalty, compared under
     encryption: one public bit) is taken back and retried at half the length. Unit
     steps never raise it (Böhning's bound), so the model returned is the best one
-    evaluated plus one unit step from it. `bound_inverse`: the bound's inverse, where
-    the caller took it already (it does not depend on the labels)."""
+    evaluated plus one unit step from it (after a Hessian step: the best one). At
+    the gradients `hessian.REFRESH` the Hessian is taken under encryption, damped
+    toward the bound and inverted, and the later steps use it (models/hessian.py):
+    the bound crawls where the probabilities are far from 1/2. `bound_inverse`: the
+    bound's inverse, where the caller took it already (it does not depend on the
+    labels)."""
     import crypten
 
     d = int(design.correlation.size(0))
@@ -271,6 +277,8 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
     kept: _Kept | None = None
     length = 1.0
     quiet = 0  # epochs in a row that moved the loss by less than the tolerance
+    curvature = None  # the damped Hessian's inverse, once taken
+    gradients = 0
     for epoch in range(1, epochs + 1):
         eta = logits(design, design.z, w, b)
         probability, softplus = sigmoid.activations(eta, softplus=True)
@@ -292,8 +300,15 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
         scaled = secure.lowered(gradient, secure.PRECISION_BITS).mul(4 / (design.n - 1))  # at the bound's scale
         if design.ridge is not None:  # + ridge * w: the penalty's gradient, (n - 1) / 4 ridge w, at that scale
             scaled = scaled + secure.mul_mixed(secure.lowered(design.ridge, secure.PRECISION_BITS), w)
-        step = secure.lowered(inv.apply(scaled))
-        kept = _Kept(w, b, step, total.mul(4 / design.n), objective)
+        gradients += 1
+        if gradients in hessian.REFRESH:
+            ctx.progress(f"epoch {epoch}/{epochs}: the Hessian", 70 + 25 * epoch / epochs)
+            curvature = hessian.damped_inverse(ctx, design, p) or curvature
+        if curvature is not None:
+            kept = _Kept(w, b, *hessian.newton_step(curvature, scaled, total, design.n), objective, False)
+        else:
+            kept = _Kept(w, b, secure.lowered(inv.apply(scaled)), total.mul(4 / design.n), objective, True)
+        step = kept.step_w
         # relative to the loss: a rare class's loss is ~0.07, where 1e-4 absolute stopped fits 1.5% above the optimum;
         # two epochs in a row: one short step (after a retry, or a poor length) stopped iris's fits 1.4 off scikit-learn's
         quiet = quiet + 1 if losses and abs(losses[-1] - loss) < tolerance * loss else 0
@@ -303,6 +318,8 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
         length = _step_length(ctx, design, p, (gradient, total), (step, kept.step_b))
         w, b = w - step.mul(length), b - kept.step_b.mul(length)
     assert kept is not None
+    if not kept.bound:
+        return kept.w, kept.b, losses
     return kept.w - kept.step_w, kept.b - kept.step_b, losses
 
 
