@@ -237,14 +237,16 @@ def _label(ctx: JobContext, holder: int, y: np.ndarray | None, rows: int) -> Any
 
 class _Kept(NamedTuple):
     """The best model evaluated so far, its unit step (the bound's, or the damped
-    Hessian's) and its penalized objective."""
+    Hessian's), its penalized objective, and the bound's unit step from it (the
+    last step, returned with the model: it never raises the objective)."""
 
     w: Any
     b: Any
     step_w: Any
     step_b: Any
     objective: Any
-    bound: bool  # the step is the bound's: a unit step never raises the objective
+    last_w: Any
+    last_b: Any
 
 
 def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> tuple[Any, Any, list[float]]:
@@ -259,7 +261,7 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
     that does not lower the objective (log-loss plus penalty, compared under
     encryption: one public bit) is taken back and retried at half the length. Unit
     steps never raise it (Böhning's bound), so the model returned is the best one
-    evaluated plus one unit step from it (after a Hessian step: the best one). At
+    evaluated plus one unit step of the bound's from it. At
     the gradients `hessian.REFRESH` the Hessian is taken under encryption, damped
     toward the bound and inverted, and the later steps use it (models/hessian.py):
     the bound crawls where the probabilities are far from 1/2. `bound_inverse`: the
@@ -304,10 +306,9 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
         if gradients in hessian.REFRESH:
             ctx.progress(f"epoch {epoch}/{epochs}: the Hessian", 70 + 25 * epoch / epochs)
             curvature = hessian.damped_inverse(ctx, design, p) or curvature
-        if curvature is not None:
-            kept = _Kept(w, b, *hessian.newton_step(curvature, scaled, total, design.n), objective, False)
-        else:
-            kept = _Kept(w, b, secure.lowered(inv.apply(scaled)), total.mul(4 / design.n), objective, True)
+        bound = (secure.lowered(inv.apply(scaled)), total.mul(4 / design.n))
+        steps = bound if curvature is None else hessian.newton_step(curvature, scaled, total, design.n)
+        kept = _Kept(w, b, *steps, objective, *bound)
         step = kept.step_w
         # relative to the loss: a rare class's loss is ~0.07, where 1e-4 absolute stopped fits 1.5% above the optimum;
         # two epochs in a row: one short step (after a retry, or a poor length) stopped iris's fits 1.4 off scikit-learn's
@@ -318,9 +319,7 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
         length = _step_length(ctx, design, p, (gradient, total), (step, kept.step_b))
         w, b = w - step.mul(length), b - kept.step_b.mul(length)
     assert kept is not None
-    if not kept.bound:
-        return kept.w, kept.b, losses
-    return kept.w - kept.step_w, kept.b - kept.step_b, losses
+    return kept.w - kept.last_w, kept.b - kept.last_b, losses
 
 
 def inverse_bound(ctx: JobContext, design: Design) -> Any:

@@ -93,8 +93,7 @@ def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solv
         raise FailedPrecondition(
             "the normal equations are too ill-conditioned for the fixed point to solve them to 1e-3 (nearly "
             "collinear features?): add regularization (alpha) or drop a feature")
-    return Inverse(x, scale, secure.lowered(scaled, secure.PRECISION_BITS),
-                   _exactly(scaled))
+    return Inverse(x, scale, secure.lowered(scaled, secure.PRECISION_BITS), _exactly(scaled))
 
 
 def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float, scaled_diagonal: Any = None) -> Any:
@@ -140,7 +139,6 @@ def product(matrix: Any, vector: Any) -> Any:
     high = secure.mul_mixed(matrix, hi.unsqueeze(1), "matmul").squeeze(1)
     low = secure.mul_mixed(matrix, lo.unsqueeze(1), "matmul").squeeze(1).div(1 << 16)
     return high + low
-
 
 
 def exact_residual(matrix: Any, b: Any, vector: Any) -> Any:
