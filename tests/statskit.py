@@ -41,6 +41,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
         if task is None:
             return
         ctx = None
+        phases: list[str] = []
         try:
             ctx = JobContext(
                 kind=task.kind, partitioning=task.partitioning, rank=rank, world_size=world_size,
@@ -49,6 +50,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
                 keys=task.keys[rank] if task.keys else None, rules=ReleaseRules(**task.rules),
                 model=task.models[rank] if task.models else None,
                 categories=task.categories[rank] if task.categories else {},
+                progress=lambda phase, percent: phases.append(phase),
             )
             result = run(ctx)
             outcome: Any = ("ok", {k: (v.values, v.labels, v.column_labels, v.suppressed) for k, v in result.items()}
@@ -57,7 +59,7 @@ def _serve(rank: int, world_size: int, args: Any) -> None:
             outcome = ("refused", f"{err.reason}: {err.message}", {})
         if rank == 0:
             answers.put(outcome[:2])
-        kept.put((rank, outcome[2], outcome[1], ctx.public if ctx is not None else {}))
+        kept.put((rank, outcome[2], outcome[1], ctx.public if ctx is not None else {}, phases))
 
 
 class Session:
@@ -79,16 +81,18 @@ class Session:
 
     def run(self, task: Task, timeout: float = 120) -> tuple[str, Any]:
         """(status, results at rank 0); each rank's kept shares go to `self.shares`,
-        its results (or refusal) to `self.results`, its public values to `self.public`."""
+        its results (or refusal) to `self.results`, its public values to `self.public`,
+        the progress phases it reported (what its job's watchers see) to `self.phases`."""
         for q in self._tasks:
             q.put(task)
         while True:
             try:
                 answer = self._answers.get(timeout=1)
                 kept = [self._kept.get(timeout=timeout) for _ in range(self.world_size)]
-                self.shares = {rank: shares for rank, shares, _, _ in kept}
-                self.results = {rank: results for rank, _, results, _ in kept}
-                self.public = {rank: public for rank, _, _, public in kept}
+                self.shares = {rank: shares for rank, shares, *_ in kept}
+                self.results = {rank: results for rank, _, results, *_ in kept}
+                self.public = {rank: public for rank, _, _, public, _ in kept}
+                self.phases = {rank: phases for rank, *_, phases in kept}
                 return answer
             except queue.Empty:
                 if self._error is not None or not self._thread.is_alive():

@@ -51,7 +51,7 @@ RELEASES: dict[str, tuple[str, str]] = {
         ' R²s',
         'one bit: the normal equations were well-conditioned enough to solve; horizontal: the frames below, '
         'each tightened until its variance in it is at least 1/16 (so its binade); held-out row counts; which '
-        "features are constant (coefficient 0); unless `keep_shared`, one bit: every training row's leverage is "
+        "features are constant (coefficient 0); kept shared or not, one bit: every training row's leverage is "
         "below the parties' `max_leverage` (below)",
     ),
     "model.logistic_regression": (
@@ -64,7 +64,7 @@ RELEASES: dict[str, tuple[str, str]] = {
         "objective; at the third and sixth step, one bit: the Hessian was invertible; one bit: labels are binary (or classes); one bit: both classes occur (or: which declared "
         "classes have no rows); which features are constant; which held-out deciles merged (or confusion counts "
         "withheld); "
-        "unless `keep_shared`, one bit each: every row's leverage "
+        "kept shared or not, one bit each, before training: every row's leverage "
         'below `max_leverage`, each class large enough (below)',
     ),
     "model.mlp": (
@@ -74,7 +74,7 @@ RELEASES: dict[str, tuple[str, str]] = {
         'loss and accuracy each epoch; per feature, the input frame: the power of two of its spread and its '
         "mean rounded to an eighth of it (horizontal: pooled, as the statistics programs'; vertical: each "
         "owner's own); one bit: labels valid; one bit: two classes or more occur; which held-out deciles merged "
-        "(sigmoid); unless `keep_shared`, the two leverage bits as logistic regression's",
+        "(sigmoid); the two leverage bits as logistic regression's",
     ),
     "model.predict": (
         "each row's probabilities (or the network's output), or with `reveal: classes` the predicted class "

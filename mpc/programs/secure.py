@@ -322,8 +322,13 @@ def exact_product(a: Any, b: Any, op: str = "mul") -> Any:
     from crypten.mpc.primitives import beaver
 
     raw = getattr(beaver, op)(a._tensor, b._tensor)
-    raw.encoder = FixedPointEncoder(precision_bits=int(a.encoder.scale * b.encoder.scale).bit_length() - 1)
+    raw.encoder = FixedPointEncoder(precision_bits=bits(a) + bits(b))
     return wrapped(raw)
+
+
+def bits(value: Any) -> int:
+    """A shared value's fractional bits."""
+    return int(value.encoder.scale).bit_length() - 1
 
 
 def wrapped(raw: Any) -> Any:

@@ -62,6 +62,55 @@ def test_indicator_columns_cannot_read_another_banks_labels(session: Session, ki
     assert all(isinstance(r, str) for r in session.results.values())  # no party released anything
 
 
+def _last_loss(phases: list[str]) -> float:
+    """The last training loss a party's progress showed ("epoch k/E loss X")."""
+    return [float(phase.split(" loss ")[1].split()[0]) for phase in phases if " loss " in phase][-1]
+
+
+@pytest.mark.parametrize("kind, parameters", [
+    ("model.logistic_regression", {"holdout": 0.0, "keep_shared": True, "alpha": 0.01}),
+    ("model.logistic_regression", {"holdout": 0.0, "classes": 3}),
+    ("model.mlp", {"holdout": 0.0, "hidden": [4], "epochs": 2, "keep_shared": True}),
+])
+def test_training_losses_do_not_read_another_banks_labels(session: Session, kind: str, parameters: dict) -> None:
+    """Attack 2: every party sees the loss each epoch (and, at two steps, whether
+    the Hessian was invertible), kept shared or not. The attacker runs the job
+    with a noise column, then with an indicator of one customer and a small
+    penalty: the last loss falls by about that customer's loss over n, large
+    exactly where the label is the rare class (scikit-learn's fits, C = 100: n x
+    the drop 0.85 and 1.46 against 0.01 and -0.02). It read the targeted labels. Now every party bounds the rows'
+    leverage before training: refused, and no party's progress shows a loss."""
+    rng = np.random.default_rng(5)
+    rows = 120
+    label = (rng.random(rows) < 0.8).astype(float)  # row 0: the rare class; row 2: the common one
+    if parameters.get("classes"):
+        label = label + (np.arange(rows) % 5 == 4)  # a third class, away from the targeted rows
+    middle = [rng.normal(size=(rows, 1)) for _ in range(session.world_size - 2)]
+    victim = np.column_stack([rng.normal(size=rows), label])
+    names = [["a"]] + [[f"m{r}"] for r in range(1, session.world_size - 1)] + [["f", "y"]]
+    keys = [np.array([f"c{i}" for i in range(rows)])] * session.world_size
+
+    def job(column: np.ndarray, rules: dict) -> Task:
+        return Task(kind, "vertical", [column[:, None], *middle, victim], names, {"label": "y", **parameters}, rules,
+                    keys, receivers=[session.world_size - 1])
+
+    def indicator(row: int) -> np.ndarray:
+        return (np.arange(rows) == row).astype(float)
+
+    if kind == "model.logistic_regression" and session.world_size == 2 and not parameters.get("classes"):
+        status, _ = session.run(job(rng.normal(size=rows), {}))  # without the bound, the attack works
+        assert status == "ok"
+        noise = _last_loss(session.phases[0])
+        for target in (0, 2):
+            status, _ = session.run(job(indicator(target), {}))
+            assert status == "ok"
+            drop = rows * (noise - _last_loss(session.phases[0]))
+            assert (drop > 0.4) == (label[target] == 0), (target, drop)
+    status, result = session.run(job(indicator(0), RULES))
+    assert status == "refused" and "leverage" in result, result
+    assert not any(" loss " in phase for phases in session.phases.values() for phase in phases), session.phases
+
+
 @pytest.mark.parametrize("kind, parameters", [
     ("model.linear_regression", {}),
     ("model.linear_regression", {"alpha": 10.0}),

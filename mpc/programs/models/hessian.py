@@ -32,6 +32,7 @@ import torch
 from mpc.errors import FailedPrecondition
 from mpc.programs import secure
 from mpc.programs.models.solve import Inverse, inverse
+from mpc.programs.rows import row_sum
 
 REFRESH = (3, 6)
 """The steps (counting evaluated gradients) at which the Hessian is taken."""
@@ -42,7 +43,6 @@ ENTRY_ERROR = 2.0**-24
 """solve.inverse's refusal bound (its largest entry below 1e-3 / (sqrt(d) 2^-24),
 ~3,000 at d = 30): up to DAMPING times the bound's limit. The inverse only steers
 the steps (the optimum is where the gradient vanishes)."""
-CHUNK_ROWS = 4096
 
 
 def damped_inverse(ctx: Any, design: Any, p: Any) -> Inverse | None:
@@ -52,11 +52,11 @@ def damped_inverse(ctx: Any, design: Any, p: Any) -> Inverse | None:
 
     d = int(design.correlation.size(0))
     matrix = _hessian(design, p, d) + _bound(design, d)
-    scale = crypten.cat([_features_scale(design, d), _public(torch.ones(1), secure.PRODUCT_BITS)])
+    scale = crypten.cat([design.features_scale(), _public(torch.ones(1), secure.PRODUCT_BITS)])
     ridge = None
     if design.scaled_ridge is not None:  # (1 + 1 / DAMPING) S ridge S: the Hessian's penalty and the bound's
         damped = secure.times_integers(design.scaled_ridge, [DAMPING + 1] * d).div(DAMPING)
-        ridge = crypten.cat([damped, _public(torch.zeros(1), _bits(damped))])
+        ridge = crypten.cat([damped, _public(torch.zeros(1), secure.bits(damped))])
     try:
         return inverse(ctx, matrix, scale, ENTRY_ERROR, phase="inverting the Hessian", scaled_diagonal=ridge)
     except FailedPrecondition:  # one public bit: the bound's steps go on
@@ -85,13 +85,9 @@ def _hessian(design: Any, p: Any, d: int) -> Any:
     ones = crypten.cryptensor(torch.ones(int(z.size(0)), 1, dtype=torch.float64), precision=secure.PRODUCT_BITS)
     rows = crypten.cat([centered, ones], dim=1)
     weighted = secure.mul_mixed(rows, weight.unsqueeze(1).expand(*rows.size()))  # 16 bits
-    moments = None
-    for start in range(0, int(rows.size(0)), CHUNK_ROWS):  # 16 x 16 bits, no truncation: a chunk's sums < 2^46
-        part = secure.exact_product(rows[start : start + CHUNK_ROWS].t(), weighted[start : start + CHUNK_ROWS],
-                                    "matmul")
-        part = secure.lowered(part, secure.PRECISION_BITS)
-        moments = part if moments is None else moments + part
-    assert moments is not None
+    # 16 x 16 bits, no truncation: each product below 2^30, the sum below n 2^30
+    moments = secure.lowered(row_sum(rows, weighted, lambda a, b: secure.exact_product(a, b, "matmul")),
+                             secure.PRECISION_BITS)
     return _scaled(moments.div(design.n), design, d).mul(4)  # (an integer: exact)
 
 
@@ -123,18 +119,8 @@ def _bound(design: Any, d: int) -> Any:
     return crypten.cat([top, crypten.cat([zeros.t(), corner], dim=1)], dim=0).div(DAMPING)
 
 
-def _features_scale(design: Any, d: int) -> Any:
-    """The bound's Jacobi scale for the features (16 bits), ones without a penalty."""
-    if design.precondition is not None:
-        return secure.lowered(design.precondition)
-    return _public(torch.ones(d), secure.PRODUCT_BITS)
-
-
 def _public(values: torch.Tensor, bits: int) -> Any:
     import crypten
 
     return crypten.cryptensor(values.double(), precision=bits)
 
-
-def _bits(value: Any) -> int:
-    return int(value.encoder.scale).bit_length() - 1

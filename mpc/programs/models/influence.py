@@ -1,5 +1,6 @@
-"""How much one training row can show through a released model: its leverage,
-bounded under encryption before anything is revealed.
+"""How much one training row can show through a model job: its leverage,
+bounded under encryption before anything is revealed (logistic regression and
+the MLP: before training, whose loss each epoch every party sees).
 
 What a receiver learns about one row. A linear model's every released number
 (coefficients, intercept, means, deviations, R^2; each party's own coefficients)
@@ -23,8 +24,9 @@ label holder reading a feature through a crafted label); logistic regression and
 the MLP bound the features' leverage and, for the labels, each class's row count
 (a class of c rows gives its rows the label column's leverage 1 / c). The MLP's
 hidden layers can single out rows a linear bound cannot see: a label holder that
-needs more uses `label_release` (dp or shared_only). Models kept shared reveal
-no weights and are not checked here (their use is: model.predict).
+needs more uses `label_release` (dp or shared_only). Models kept shared are
+checked alike: they reveal no weights, but the training losses (an indicator
+column's fall in the last loss reads that customer's label) and the R^2s.
 
 Computed under MPC: the rows standardized and divided by sqrt(n) (unit-norm
 columns, |v| <= 1, 16 bits), their Gram matrix G = V^T V (the correlation matrix
@@ -65,7 +67,7 @@ def limit(ctx: JobContext) -> float | None:
 
 
 def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | None,
-                            correlation: Any | None = None, mirrored: bool = False) -> None:
+                            correlation: Any | None = None, mirrored: bool = False, percent: float = 96) -> None:
     """Refuses (every party learns one bit) unless every row of `rows` (shared,
     n x d, each column standardized: mean 0, deviation 1) has leverage below
     `bound` in the design [1, rows]. `correlation`: the columns' correlation
@@ -77,7 +79,7 @@ def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | N
         return
     import crypten
 
-    ctx.progress("bounding each row's leverage", 96)
+    ctx.progress("bounding each row's leverage", percent)
     v = secure.lowered(rows).div(math.sqrt(n))  # unit-norm columns: |v| <= 1, V^T V ~ the correlation matrix
     d = int(v.size(1))
     gram = secure.raised(v.t().matmul(v)) if correlation is None else correlation

@@ -145,11 +145,10 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         ctx.progress("held-out R^2", 85)
         metrics["r2_holdout"] = r2.horizontal_holdout(ctx, label, x_test, n_test, (shift, scale), order, gamma,
                                                       moments.mean)
-    if not ctx.settings(LinearParameters).keep_shared:
-        sizes = [int(size) for size in secure.public(ctx, len(x))]
-        rows = secure.stacked_rows(ctx, (x - shift) / scale, sizes, secure.PRODUCT_BITS)
-        influence.refuse_influential_rows(ctx, influence.standardized(rows, moments.mean, inverse.mul(16)), n,
-                                          influence.limit(ctx), horizontal.correlation(moments), mirrored=origin)
+    sizes = [int(size) for size in secure.public(ctx, len(x))]  # kept shared too: the R^2s are released
+    rows = secure.stacked_rows(ctx, (x - shift) / scale, sizes, secure.PRODUCT_BITS)
+    influence.refuse_influential_rows(ctx, influence.standardized(rows, moments.mean, inverse.mul(16)), n,
+                                      influence.limit(ctx), horizontal.correlation(moments), mirrored=origin)
     values = [gamma, moments.mean, moments.variance]
     opened = _release(ctx, values, metrics)
     if opened is None:
@@ -196,11 +195,10 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         ctx.progress("held-out R^2", 85)
         metrics["r2_holdout"] = r2.vertical_holdout(ctx, label, held, widths, names, keep, position, gamma,
                                                     ctx.table.mean(axis=0), sigma)
-    if not ctx.settings(LinearParameters).keep_shared:  # every party's standardized columns, the label's too
-        spread = ctx.table.std(axis=0)  # population: V^T V / n is the correlation matrix
-        rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(spread > 0, spread, 1),
-                                      widths, secure.PRODUCT_BITS)
-        influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx), correlation, mirrored=origin)
+    spread = ctx.table.std(axis=0)  # every party's standardized columns, the label's too (kept shared: the R^2s)
+    rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(spread > 0, spread, 1),
+                                  widths, secure.PRODUCT_BITS)  # population: V^T V / n is the correlation matrix
+    influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx), correlation, mirrored=origin)
     means = blocks.by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = blocks.by_column(ctx, widths, secure.split(sigma), axis=1)
     if ctx.settings(LinearParameters).own_coefficients:

@@ -56,11 +56,11 @@ from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import secure
 from mpc.programs.models import blocks, evaluation, fitted, hessian, holdout, influence, penalty, sigmoid
 from mpc.programs.models.solve import inverse
+from mpc.programs.rows import row_sum
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
 
 DESIGN_BITS = 12
-CHUNK_ROWS = 4096
 ENTRY_ERROR = 2.0**-22
 """The Hessian bound only steers the steps (the optimum is where the gradient
 vanishes), so its inverse is refused only when severely ill-conditioned."""
@@ -86,17 +86,25 @@ class Design:
     n_test: int
     originals: Any = None  # public 0/1 per training row: 0 for a mirror image (fit through the origin), else None
 
+    def features_scale(self) -> Any:
+        """The bound's Jacobi scale S for the features (16 bits): ones without a penalty."""
+        import crypten
+
+        if self.precondition is not None:
+            return secure.lowered(self.precondition)
+        d = int(self.correlation.size(0))
+        return crypten.cryptensor(torch.ones(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
+
 
 def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     label = ctx.settings(LogisticParameters).label
     design, features, stats = prepared(ctx, label)
     influence.refuse_one_class(ctx, design.y, label, design.originals)
+    bound = influence.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
+    influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
+                                      bound, design.correlation, mirrored=_origin(ctx), percent=8)
+    influence.refuse_small_classes(ctx, design.y, bound, design.originals)
     w, b, losses = train(ctx, design)
-    if not ctx.settings(LogisticParameters).keep_shared:
-        bound = influence.limit(ctx)
-        influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
-                                          bound, design.correlation, mirrored=_origin(ctx))
-        influence.refuse_small_classes(ctx, design.y, bound, design.originals)
     metrics = None
     if design.z_test is not None:
         eta = logits(design, design.z_test, w, b)
@@ -324,13 +332,8 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
 
 def inverse_bound(ctx: JobContext, design: Design) -> Any:
     """The Böhning bound's inverse (solve.inverse's result)."""
-    import crypten
 
-    precondition = design.precondition
-    if precondition is None:
-        d = int(design.correlation.size(0))
-        precondition = crypten.cryptensor(torch.ones(d, dtype=torch.float64), precision=secure.PRODUCT_BITS)
-    return inverse(ctx, design.correlation, precondition, ENTRY_ERROR, phase="inverting the Hessian bound",
+    return inverse(ctx, design.correlation, design.features_scale(), ENTRY_ERROR, phase="inverting the Hessian bound",
                    scaled_diagonal=design.scaled_ridge)
 
 
@@ -361,11 +364,7 @@ def _gradient(design: Design, residual: Any) -> tuple[Any, Any]:
     """X_std^T r (d) and sum r: the 12-bit residual against the 12-bit design, by
     row chunks so no chunk's sum nears the ring; then shifted and scaled."""
     low = secure.lowered(residual, DESIGN_BITS)
-    n = int(low.size(0))
-    raw = None
-    for start in range(0, n, CHUNK_ROWS):
-        part = design.z[start : start + CHUNK_ROWS].t().matmul(low[start : start + CHUNK_ROWS])
-        raw = part if raw is None else raw + part
+    raw = row_sum(design.z, low)
     total = secure.raised(low.sum(), secure.PRODUCT_BITS)
     raw = secure.raised(raw, secure.PRODUCT_BITS)
     if torch.is_tensor(design.shift):

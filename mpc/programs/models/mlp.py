@@ -72,16 +72,15 @@ def mlp(ctx: JobContext) -> dict[str, Result] | None:
     rows = party_rows(ctx)
     data = _horizontal(ctx, label) if ctx.partitioning == "horizontal" else _vertical(ctx, label, rows[0])
     influence.refuse_one_class(ctx, data.y, label)
+    bound = influence.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
+    influence.refuse_influential_rows(ctx, data.u, data.n, bound, percent=8)
+    influence.refuse_small_classes(ctx, data.y, bound)
     net = network.crypten_network(widths(ctx, len(data.features)), ctx.settings(MlpParameters).seed)
     with network.at_network_precision():
         net.encrypt(src=0)  # the initial weights are public (the seed's)
         net.train()
     losses, accuracies = _train(ctx, net, data)
     metrics = _held_out(ctx, net, data)
-    if not ctx.settings(MlpParameters).keep_shared:
-        bound = influence.limit(ctx)
-        influence.refuse_influential_rows(ctx, data.u, data.n, bound)
-        influence.refuse_small_classes(ctx, data.y, bound)
     return _release(ctx, label, net, data, losses, accuracies, metrics)
 
 

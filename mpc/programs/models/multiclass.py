@@ -39,6 +39,10 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     design, features, stats = logistic.prepared(ctx, label)
     one_hot = indicators(design.y, classes)
     _refuse_missing_classes(ctx, one_hot, label)
+    bound = influence.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
+    influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
+                                      bound, design.correlation, percent=8)
+    influence.refuse_small_classes(ctx, one_hot, bound)
     bound_inverse = logistic.inverse_bound(ctx, design)
     models, losses = [], []
     for k in range(classes):
@@ -47,11 +51,6 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
         w, b, loss = logistic.train(ctx, dataclasses.replace(design, y=ones), bound_inverse)
         models.append((w, b))
         losses.append(loss)
-    if not settings.keep_shared:
-        bound = influence.limit(ctx)
-        influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
-                                          bound, design.correlation)
-        influence.refuse_small_classes(ctx, one_hot, bound)
     held: list[Any] = []
     suppressed: list[int] = []
     if design.z_test is not None and design.y_test is not None:

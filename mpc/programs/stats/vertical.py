@@ -34,9 +34,9 @@ import numpy as np
 from mpc.catalogue.context import JobContext, Result
 from mpc.errors import FailedPrecondition
 from mpc.programs import secure
+from mpc.programs.rows import CHUNK_ROWS, row_sum
 from mpc.programs.stats.request import Request, histogram_result, local_histogram
 
-CHUNK_ROWS = 4096
 TOLERANCE = 1e-3
 LIMB = 1 << secure.PRODUCT_BITS
 LIMB_AT = 64
@@ -176,10 +176,10 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list
         factors = [[int(2 ** (exps[offsets[a] + i] + exps[offsets[b] + j])) for j in range(widths[b])]
                    for i in range(widths[a])]
         if (a, b) in limbed:
-            total = _limbed_sum(shared[a], rest[a], shared[b], rest[b], n).div(n - 1)  # 32 bits
+            total = _limbed_sum(shared[a], rest[a], shared[b], rest[b]).div(n - 1)  # 32 bits
             out[(a, b)] = secure.lowered(secure.times_integers(total, factors), 32 if precise else secure.PRECISION_BITS)
         else:
-            block = _row_sum(shared[a], shared[b], n, lambda left, right: left.matmul(right))
+            block = row_sum(shared[a], shared[b])
             out[(a, b)] = secure.times_integers(secure.raised(block).div(n - 1), factors)
         ctx.progress("cross-party products", 20 + 60 * (done + 1) / len(pairs))
     return out, bound
@@ -197,7 +197,7 @@ def _unit_errors(n: int) -> tuple[float, float]:
     return one, two
 
 
-def _limbed_sum(high_a: Any, low_a: Any, high_b: Any, low_b: Any, n: int) -> Any:
+def _limbed_sum(high_a: Any, low_a: Any, high_b: Any, low_b: Any) -> Any:
     """sum over rows of v_a^T v_b at 32 bits, each v = high + low / 2^16 in 16-bit
     limbs: [high | low]^T [high | low] exactly (16 x 16 bits, no truncation: with
     |v| <= 1 a chunk's encodings stay below 2^45), then hh + (hl + lh + ll / 2^16) / 2^16."""
@@ -205,19 +205,9 @@ def _limbed_sum(high_a: Any, low_a: Any, high_b: Any, low_b: Any, n: int) -> Any
 
     wa, wb = int(high_a.size(1)), int(high_b.size(1))
     left, right = crypten.cat([high_a, low_a], dim=1), crypten.cat([high_b, low_b], dim=1)
-    block = _row_sum(left, right, n, lambda a, b: secure.exact_product(a, b, "matmul"))
+    block = row_sum(left, right, lambda a, b: secure.exact_product(a, b, "matmul"))
     cross = block[:wa, wb:] + block[wa:, :wb] + block[wa:, wb:].div(LIMB)
     return block[:wa, :wb] + cross.div(LIMB)
-
-
-def _row_sum(left: Any, right: Any, n: int, product: Any) -> Any:
-    """left^T right over the n rows, by row chunks (a chunk's products bound the
-    encodings and the triples' size)."""
-    block = None
-    for start in range(0, n, CHUNK_ROWS):
-        part = product(left[start : start + CHUNK_ROWS].t(), right[start : start + CHUNK_ROWS])
-        block = part if block is None else block + part
-    return block
 
 
 def _assemble(req: Request, n: int, widths: list[int], columns: list[str], names: list[str],
