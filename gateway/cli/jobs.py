@@ -38,9 +38,11 @@ def jobs() -> None:
 @click.option("--deadline", type=click.FloatRange(min=0, min_open=True), help="seconds from start to finish (fractions allowed)")
 @click.option("--model", "model_ref", metavar="MODEL_ID@HOLDER1,HOLDER2",
               help="model.predict / model.evaluate: the model and the parties holding it")
+@click.option("--purpose", default="", help="why the job runs, shown to every data owner (a policy may require it)")
 @click.option("--watch/--no-watch", default=True, show_default=True, help="follow progress until the job ends")
 def submit(inputs: tuple[str, ...], receivers: tuple[str, ...], params: tuple[str, ...], kind: str, partitioning: str,
-           provider: str, deadline: float | None, model_ref: str | None, watch: bool, **conn: Any) -> None:
+           provider: str, deadline: float | None, model_ref: str | None, purpose: str, watch: bool,
+           **conn: Any) -> None:
     """Submits a joint job to your gateway (its coordinator)."""
     parsed = []
     for text in inputs:
@@ -64,7 +66,7 @@ def submit(inputs: tuple[str, ...], receivers: tuple[str, ...], params: tuple[st
                 raise click.BadParameter(f"{model_ref!r} is not MODEL_ID@HOLDER1,HOLDER2", param_hint="--model")
             model = (model_id, holders.split(","))
         job = _run(lambda: client.submit(kind, parsed, receivers, partitioning, parameters, provider, deadline,
-                                         model=model))
+                                         model=model, purpose=purpose))
         console.print(f"job [bold]{job.id}[/bold]: {job.state}")
         if watch and not job.done:
             _follow(job)
@@ -120,8 +122,20 @@ def _print_job(job: Any) -> None:
     table = Table(title=f"job {record.job_id}", show_header=False)
     table.add_row("state", states.name(record.state))
     table.add_row("kind", record.spec.kind)
+    table.add_row("purpose", record.spec.purpose or "(none stated)")
     table.add_row("coordinator", record.coordinator)
     table.add_row("submitted by", record.submitted_by)
+    for job_input in record.spec.inputs:
+        table.add_row(f"reads at {job_input.party_id}", f"{job_input.dataset}: {', '.join(job_input.columns) or '(keys)'}")
+    if record.spec.parameters.fields:
+        from google.protobuf import json_format
+
+        table.add_row("parameters", json.dumps(json_format.MessageToDict(record.spec.parameters), sort_keys=True))
+    for reveal in record.reveals:
+        table.add_row(f"reveals to {reveal.receiver or 'every party'}", f"{reveal.text}{_protected(reveal.protections)}")
+    for charge in record.charges:
+        spent = "spent" if charge.released else "reserved"
+        table.add_row(f"privacy charge on {charge.dataset}", f"epsilon {charge.epsilon:g} ({spent})")
     for party in record.parties:
         detail = f" ({party.error.message})" if party.error.message else ""
         table.add_row(f"party {party.party_id}", f"{states.name(party.state)}{detail}")
@@ -130,6 +144,21 @@ def _print_job(job: Any) -> None:
     table.add_row("bytes sent (max per party)", f"{record.progress.bytes_sent:,}")
     table.add_row("communication rounds (max per party)", f"{record.progress.rounds:,}")
     console.print(table)
+
+
+def _protected(protections: Any) -> str:
+    """The protections of a release, in words (empty where none applies)."""
+    said = []
+    if protections.kept_shared:
+        said.append("kept secret-shared")
+    if protections.epsilon:
+        delta = f", delta {protections.delta:g}" if protections.delta else ""
+        said.append(f"differentially private, epsilon {protections.epsilon:g}{delta}")
+    if protections.min_group_size:
+        said.append(f"groups of fewer than {protections.min_group_size} of this party's rows withheld")
+    if protections.max_leverage:
+        said.append(f"no training row's leverage above {protections.max_leverage:g}")
+    return f" [{'; '.join(said)}]" if said else ""
 
 
 STATE_NAMES = ["PENDING", "AWAITING_APPROVAL", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"]
@@ -141,21 +170,21 @@ STATE_NAMES = ["PENDING", "AWAITING_APPROVAL", "QUEUED", "RUNNING", "SUCCEEDED",
               help="only jobs in this state (repeatable)")
 @click.option("--kind", default="", help="only jobs of this kind, e.g. stats.summary")
 @click.option("--since", type=click.DateTime(), help="only jobs created at or after this time (UTC)")
+@click.option("--participant", default="", help="only jobs this party takes part in")
 @click.option("--json", "as_json", is_flag=True, help="print JSON lines instead of columns")
-def list_jobs(wanted: tuple[str, ...], kind: str, since: Any, as_json: bool, **conn: Any) -> None:
-    """Lists the jobs your gateway knows, newest first."""
+def list_jobs(wanted: tuple[str, ...], kind: str, since: Any, participant: str, as_json: bool, **conn: Any) -> None:
+    """Lists the jobs your gateway knows, newest first (`--state AWAITING_APPROVAL`: what waits for you)."""
     from gateway.api.gateway.v1 import jobs_pb2
     from gateway.contract import states
 
     codes = [jobs_pb2.JobState.Value(f"JOB_STATE_{s.upper()}") for s in wanted]
     with _client(**conn) as client:
-        found = [job.record for job in _run(lambda: client.list_jobs(codes))]
-    found = [r for r in found if (not kind or r.spec.kind == kind) and (since is None or r.created_at.ToDatetime() >= since)]
+        found = [job.record for job in _run(lambda: client.list_jobs(codes, kind=kind, since=since, party=participant))]
     if as_json:
         for r in found:
             click.echo(json.dumps({"job_id": r.job_id, "state": states.name(r.state), "kind": r.spec.kind,
                                    "coordinator": r.coordinator, "created_at": r.created_at.ToJsonString(),
-                                   "error": r.error.message}))
+                                   "purpose": r.spec.purpose, "error": r.error.message}))
         return
     # plain columns, the id first and whole: ids are for copying, and tables wrap them
     click.echo(f"{'job':32}  {'state':17}  {'kind':18}  {'coordinator':12}  created")

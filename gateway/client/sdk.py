@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -171,8 +172,10 @@ class Client:
         deadline_s: float | None = None,
         request_id: str = "",
         model: tuple[str, Sequence[str]] | None = None,
+        purpose: str = "",
     ) -> Job:
-        """Submits a job; `model` = (model id, holders) for model.predict and model.evaluate."""
+        """Submits a job; `model` = (model id, holders) for model.predict and model.evaluate;
+        `purpose`: why it runs, shown to every data owner (a policy may require it)."""
         if partitioning not in _PARTITIONING:
             raise InvalidArgument(f"partitioning must be one of {sorted(_PARTITIONING)}")
         if provider not in _PROVIDERS:
@@ -185,6 +188,7 @@ class Client:
             result_receivers=list(receivers),
             provider=_PROVIDERS[provider],
             request_id=request_id,
+            purpose=purpose,
         )
         if model is not None:
             spec.model.CopyFrom(pb.ModelRef(model_id=model[0], holders=list(model[1])))
@@ -198,11 +202,19 @@ class Client:
     def job(self, job_id: str) -> Job:
         return Job(self, self._call(self.jobs_stub.GetJob, pb.GetJobRequest(job_id=job_id)).job)
 
-    def list_jobs(self, states_wanted: Sequence[int] = (), page_size: int = 100) -> list[Job]:
-        jobs, token = [], ""
+    def list_jobs(self, states_wanted: Sequence[int] = (), page_size: int = 100, kind: str = "",
+                  since: datetime | None = None, party: str = "") -> list[Job]:
+        """Jobs this gateway knows, newest first: only in `states_wanted`, of `kind`,
+        created at or after `since` (UTC where naive), with `party` taking part, where given."""
+        request = pb.ListJobsRequest(states=[pb.JobState.ValueType(s) for s in states_wanted], kind=kind,
+                                     party_id=party)
+        if since is not None:
+            request.since.FromDatetime(since if since.tzinfo else since.replace(tzinfo=UTC))
+        jobs: list[Job] = []
+        token = ""
         while True:
-            response = self._call(self.jobs_stub.ListJobs, pb.ListJobsRequest(
-                page=paging_pb2.PageRequest(page_size=page_size, page_token=token), states=[pb.JobState.ValueType(s) for s in states_wanted]))
+            request.page.CopyFrom(paging_pb2.PageRequest(page_size=page_size, page_token=token))
+            response = self._call(self.jobs_stub.ListJobs, request)
             jobs += [Job(self, j) for j in response.jobs]
             token = response.page.next_page_token
             if not token:

@@ -15,6 +15,7 @@
     intersections_per_day = 0                      # vertical jobs per counterparty in 24 hours (0: any)
     forbid_intersection = false                    # no vertical jobs (no private set intersection) on it
     require_dp = false                             # every release must be differentially private
+    require_purpose = false                        # every job on it must state its purpose
     dp_budget = { epsilon = 10.0, delta = 1e-6 }   # total privacy loss dp jobs may cause it (composed)
     max_leverage = 0.9                             # largest leverage of one row in a revealed model
     label_release = "exact"                        # or "dp", "shared_only": models with a label of it
@@ -82,7 +83,8 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
                                        "shared_models_only", "own_coefficients_only", "min_intersection_size",
                                        "forbid_intersection", "require_dp", "dp_bounds", "dp_budget",
                                        "approval", "max_leverage", "label_release",
-                                       "privacy_unit", "max_key_ratio", "intersections_per_day"})
+                                       "privacy_unit", "max_key_ratio", "intersections_per_day",
+                                       "require_purpose"})
     for key in ("min_rows", "min_group_size", "min_intersection_size", "intersections_per_day"):
         value = raw.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -106,7 +108,8 @@ def parse(raw: dict[str, Any], where: str = "policy") -> dpb.Policy:
         if value not in table:
             raise InvalidArgument(f"{where}: policy field {key!r} must be one of {', '.join(table)}")
         setattr(policy, target, table[value])
-    for key in ("allow_extremes", "shared_models_only", "own_coefficients_only", "forbid_intersection", "require_dp"):
+    for key in ("allow_extremes", "shared_models_only", "own_coefficients_only", "forbid_intersection", "require_dp",
+                "require_purpose"):
         flag = raw.get(key, False)
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{where}: policy field {key!r} must be true or false")
@@ -168,7 +171,7 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
                own_coefficients_only=policy.own_coefficients_only,
                min_intersection_size=policy.min_intersection_size, forbid_intersection=policy.forbid_intersection,
                max_key_ratio=policy.max_key_ratio, intersections_per_day=policy.intersections_per_day,
-               require_dp=policy.require_dp,
+               require_dp=policy.require_dp, require_purpose=policy.require_purpose,
                dp_bounds={c: [b.lower, b.upper] for c, b in sorted(policy.dp_bounds.items())},
                **({"dp_budget": {"epsilon": policy.dp_budget.epsilon, "delta": policy.dp_budget.delta}}
                   if policy.HasField("dp_budget") else {}),

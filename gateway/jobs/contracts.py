@@ -31,6 +31,16 @@ class Review:
 
 
 @dataclass(frozen=True)
+class Disclosure:
+    """This party's protections on a job's releases and what the job charged its
+    datasets (for GetJob's `reveals` and `charges`)."""
+
+    min_group_size: int = 0  # the strictest of its datasets in the job (0: none takes part)
+    max_leverage: float = 0.0  # the strictest of its datasets in the job (0: none takes part)
+    charges: list[pb.PrivacyCharge] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class LoadedInput:
     source: InputSource  # where the worker reads the input (columnar cache, columns, key column)
 
@@ -66,6 +76,9 @@ class Datasets(Protocol):
     def intersected(self, job_id: str, dataset: str, counterparties: list[str]) -> None:
         """A vertical job is aligning the dataset's keys with these parties' (counted
         against the dataset's intersections_per_day)."""
+
+    def disclosure(self, job: pb.Job, party_id: str) -> Disclosure:
+        """The party's protections on the job's releases and the job's privacy charges."""
 
 
 class Peers(Protocol):
@@ -119,6 +132,9 @@ class SchedulerConfig:
     submit_wait_s: float = 1.0  # how long SubmitJob waits for the parties' reviews before it answers
     warm_workers: int = 0  # workers started ahead of jobs (gateway.workers.runner)
 
+
+MAX_PURPOSE = 1000
+"""The longest purpose (characters) a job may state."""
 
 DRAIN_FLUSH_S = 15.0
 """How long a draining gateway waits, once its jobs have ended, for its last reports

@@ -33,6 +33,7 @@ from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.contract import states
 from gateway.jobs.contracts import (
     DRAIN_FLUSH_S,
+    MAX_PURPOSE,
     ROOT_CAUSE_WAIT_S,
     Audit,
     AuditHead,
@@ -50,6 +51,7 @@ from gateway.jobs.cost import Estimate, OperatorLedger, estimate, over
 from gateway.jobs.participation import Participation
 from gateway.jobs.party_states import adopt_final_view, end_parties, merge_progress, nearest_cause, set_party, status_of
 from gateway.jobs.records import JobRecords
+from gateway.jobs.reveals import described
 from gateway.jobs.store import JobStore, now
 from gateway.workers.runner import WorkerRunner
 from mpc.catalogue.kinds import validate_inputs
@@ -149,6 +151,8 @@ class Scheduler(Participation):
         if columns > self.config.limits.max_columns:
             raise InvalidArgument(f"the job reads {columns} columns; this gateway allows at most "
                                   f"{self.config.limits.max_columns} (config max_columns)")
+        if len(spec.purpose) > MAX_PURPOSE:
+            raise InvalidArgument(f"purpose has {len(spec.purpose)} characters; at most {MAX_PURPOSE}")
         if spec.deadline.ToTimedelta().total_seconds() < 0:
             raise InvalidArgument("deadline must not be negative")
         if spec.partitioning == pb.PARTITIONING_UNSPECIFIED:
@@ -219,6 +223,10 @@ class Scheduler(Participation):
         if not await self._end(job_id, states.CANCELLED, f"cancelled by {caller}", error, {"by": caller}):
             raise FailedPrecondition(f"job {job_id} already ended ({states.name(job.state)})")
         return self._store.get(job_id)
+
+    def described(self, job: pb.Job) -> pb.Job:
+        """`job` with what it reveals to whom and its privacy charges here (GetJob)."""
+        return described(job, self._datasets.disclosure(job, self.me))
 
     def result(self, job_id: str) -> pb.JobResult:
         self._store.get(job_id)

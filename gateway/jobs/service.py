@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Collection
+from datetime import UTC
 from typing import Any
 
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
@@ -17,6 +18,7 @@ from gateway.jobs.scheduler import Scheduler
 from gateway.jobs.store import JobStore, now
 from gateway.transport.rpc import map_errors
 from gateway.transport.tls import authenticated_peer
+from mpc.errors import InvalidArgument
 
 WATCH_POLL_S = 0.2
 PAGE_DEFAULT = 100
@@ -37,13 +39,18 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     @map_errors
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.GetJobResponse:
-        return pb.GetJobResponse(job=self._store.get(request.job_id))
+        return pb.GetJobResponse(job=self._scheduler.described(self._store.get(request.job_id)))
 
     @map_errors
     async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
         size = request.page.page_size or PAGE_DEFAULT
-        offset = int(request.page.page_token or 0)
-        jobs = self._store.list(list(request.states), limit=size + 1, offset=offset)
+        token = request.page.page_token or "0"
+        if not token.isdigit():
+            raise InvalidArgument(f"page_token {token[:40]!r} is not one this gateway gave")
+        offset = int(token)
+        since = request.since.ToDatetime(tzinfo=UTC).timestamp() if request.HasField("since") else None
+        jobs = self._store.list(list(request.states), limit=size + 1, offset=offset, kind=request.kind, since=since,
+                                party=request.party_id)
         response = pb.ListJobsResponse(jobs=jobs[:size])
         if len(jobs) > size:
             response.page.next_page_token = str(offset + size)

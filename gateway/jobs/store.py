@@ -108,15 +108,27 @@ class JobStore:
         except NotFound:
             return None
 
-    def list(self, states_wanted: list[int] | None = None, limit: int = 100, offset: int = 0) -> list[pb.Job]:
-        query, params = "SELECT record FROM jobs", []
+    def list(self, states_wanted: list[int] | None = None, limit: int = 100, offset: int = 0, kind: str = "",
+             since: float | None = None, party: str = "") -> list[pb.Job]:
+        """Jobs newest first, only those in `states_wanted`, of `kind`, created here
+        at or after `since` (seconds since the epoch) and with `party` among their
+        parties or receivers, where given."""
+        query, where = "SELECT record FROM jobs", []
+        params: list[float] = []
         if states_wanted:
-            query += f" WHERE state IN ({', '.join('?' * len(states_wanted))})"
+            where.append(f"state IN ({', '.join('?' * len(states_wanted))})")
             params += states_wanted
-        query += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY created_at DESC"
         with self._lock:
-            rows = self._db.execute(query, (*params, limit, offset)).fetchall()
-        return [pb.Job.FromString(r[0]) for r in rows]
+            rows = self._db.execute(query, params).fetchall()
+        jobs = (pb.Job.FromString(r[0]) for r in rows)
+        wanted = [j for j in jobs if (not kind or j.spec.kind == kind) and (not party or _takes_part(j, party))]
+        return wanted[offset : offset + limit]
 
     def update(self, job_id: str, change: Callable[[pb.Job], None], message: str = "") -> pb.Job:
         """Applies `change(job)` (which may set a new state) atomically; a state change
@@ -196,3 +208,9 @@ class JobStore:
 
 class _NotAllowed(Exception):
     pass
+
+
+def _takes_part(job: pb.Job, party: str) -> bool:
+    spec = job.spec
+    return party in {*(i.party_id for i in spec.inputs), *spec.model.holders, *spec.result_receivers}
+

@@ -163,6 +163,13 @@ class Budgets:
             rows = self._db.execute("SELECT dataset, epsilon FROM dp_charges WHERE job_id = ?", (job_id,)).fetchall()
         return dict(rows)
 
+    def charged(self, job_id: str) -> list[tuple[str, float, bool]]:
+        """The job's charges: (dataset, epsilon, released), by dataset."""
+        with self._lock:
+            rows = self._db.execute("SELECT dataset, epsilon, released FROM dp_charges WHERE job_id = ? "
+                                    "ORDER BY dataset", (job_id,)).fetchall()
+        return [(dataset, float(epsilon), bool(released)) for dataset, epsilon, released in rows]
+
     def released(self, job_id: str) -> None:
         """The job's results are leaving this party: its charges are spent for good."""
         with self._lock:

@@ -22,8 +22,9 @@ from typing import Any
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import datasets_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
+from gateway.contract.policies import max_leverage
 from gateway.db import open_database
-from gateway.jobs.contracts import LoadedInput, Review, parameters_of, participants
+from gateway.jobs.contracts import Disclosure, LoadedInput, Review, parameters_of, participants
 from gateway.jobs.store import now
 from gateway.registry import ingest
 from gateway.registry.budgets import Budgets, unit_of
@@ -243,6 +244,18 @@ class Registry:
             except NotFound:
                 inputs[name] = ""  # deleted since: its digest is gone too
         return {"inputs": inputs, "dp_charges": self.budgets.charges(job.job_id)}
+
+    def disclosure(self, job: pb.Job, party_id: str) -> Disclosure:
+        policies = []
+        for job_input in job.spec.inputs:
+            if job_input.party_id == party_id:
+                try:
+                    policies.append(self._row(job_input.dataset)[1].policy)
+                except NotFound:
+                    pass  # deleted since: its protections are gone with it
+        charges = [pb.PrivacyCharge(dataset=d, epsilon=e, released=r) for d, e, r in self.budgets.charged(job.job_id)]
+        return Disclosure(min_group_size=max((release_rules(p).min_group_size for p in policies), default=0),
+                          max_leverage=min((max_leverage(p) for p in policies), default=0.0), charges=charges)
 
     def rules(self, job: pb.Job, party_id: str) -> ReleaseRules:
         """The strictest release rules of the party's datasets the job reads."""

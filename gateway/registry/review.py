@@ -42,6 +42,8 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameter
         reasons.append(f"dataset {dataset.name!r} has {dataset.row_count} rows; its policy needs at least "
                        f"{policy.min_rows} behind any released aggregate")
     owner = f"dataset {dataset.name!r}'s policy"
+    if policy.require_purpose and not spec.purpose.strip():
+        reasons.append(f"{owner} requires every job to state its purpose (purpose)")
     reasons += [refusal.describe(owner) for refusal in refusals(release_rules(policy), parameters, columns)]
     shared, own = _shared(parameters), isinstance(parameters, LinearParameters) and parameters.own_coefficients
     if spec.kind.startswith("model.") and policy.shared_models_only and not shared:

@@ -93,3 +93,24 @@ RELEASES: dict[str, tuple[str, str]] = {
     ),
 }
 """Per kind: (what the result receivers get, what every party also learns)."""
+
+EVERY_JOB = "each party's row count and the job's columns' names"
+"""What every party of every job learns (besides each kind's public values)."""
+
+FRAMES = (
+    "horizontal: per column, the power of two of the pooled range, the pooled mean rounded to an eighth of it and "
+    "one bit (spread sufficient for the documented accuracy); with a variance, deviation, covariance or "
+    "correlation, also how many factors of 4 the pooled variance lies below 3e-4 of the range's power of two "
+    "squared (0 to 8); vertical, with covariance or correlation: per column, the power of two of its largest "
+    "distance from the mean in standard deviations"
+)
+"""The statistics programs' public frames (the README's "Public for horizontal jobs")."""
+
+
+def public(kind: str) -> str:
+    """What every party of a `kind` job learns, in words, whole (the table's "see below" spelled out)."""
+    text = RELEASES[kind][1]
+    if text.startswith("see below"):
+        text = FRAMES + text[len("see below"):]
+    return f"{text}; {EVERY_JOB}"
+

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from gateway import demo_data
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
+from gateway.api.gateway.v1 import jobs_pb2
 from gateway.federation import LocalFederation
 from mpc.errors import FailedPrecondition, InvalidArgument
 
@@ -152,16 +154,40 @@ def test_policy_refusal_at_one_party_rejects_everywhere_and_reads_no_data(federa
             owner.update_policy("loans", policy())
 
 
-def test_manual_approval(federation: LocalFederation) -> None:
+def test_manual_approval_shows_the_owner_what_the_job_reads_and_reveals(federation: LocalFederation) -> None:
+    """bank-b approves by hand and requires a purpose (issue 29): the job without
+    one is refused at bank-b; bank-b lists what waits for it and sees, before it
+    approves, the purpose, what is read and what each receiver learns (generated
+    from the kind's release declaration, with bank-b's own protections)."""
+    from mpc.catalogue.releases import RELEASES
+
+    manual = policy(approval=dpb.APPROVAL_MODE_MANUAL)
+    manual.require_purpose = True
     with federation.client("bank-b") as owner:
-        owner.update_policy("loans", policy(approval=dpb.APPROVAL_MODE_MANUAL))
+        owner.update_policy("loans", manual)
     try:
         with federation.client("bank-a") as client:
-            job = client.submit("stats.describe", _inputs(), receivers=["bank-a"])
+            silent = client.submit("stats.describe", _inputs(), receivers=["bank-a"])
+            assert silent.state == "REJECTED" and "requires every job to state its purpose" in silent.record.error.message
+            assert silent.record.error.party_id == "bank-b"
+            job = client.submit("stats.describe", _inputs(), receivers=["bank-a"], purpose="quarterly exposure report")
             assert job.state == "AWAITING_APPROVAL"
             with pytest.raises(FailedPrecondition):
                 client.approve(job.id)  # bank-a has nothing to approve
             with federation.client("bank-b") as owner:
+                waiting = owner.list_jobs([jobs_pb2.JOB_STATE_AWAITING_APPROVAL], party="bank-b")
+                assert [j.id for j in waiting] == [job.id]
+                assert owner.list_jobs([jobs_pb2.JOB_STATE_AWAITING_APPROVAL], kind="stats.summary") == []
+                assert owner.list_jobs(since=datetime.now(UTC) + timedelta(hours=1)) == []
+                seen = owner.job(job.id).record
+                assert seen.spec.purpose == "quarterly exposure report"
+                assert [(i.party_id, i.dataset, list(i.columns)) for i in seen.spec.inputs] == _inputs()
+                by_receiver = {r.receiver: r for r in seen.reveals}
+                assert set(by_receiver) == {"bank-a", ""}
+                assert by_receiver["bank-a"].text == RELEASES["stats.describe"][0]
+                assert "row count" in by_receiver[""].text and "power of two of the pooled range" in by_receiver[""].text
+                assert by_receiver["bank-a"].protections.min_group_size == 50  # bank-b's min_rows (no min_group_size)
+                assert by_receiver["bank-a"].protections.epsilon == 0 and not by_receiver["bank-a"].protections.kept_shared
                 assert owner.approve(job.id).state == "QUEUED"
             job.wait(timeout=120)
             assert job.state == "SUCCEEDED"
@@ -243,8 +269,13 @@ def test_the_cli_submits_watches_and_prints_results(federation: LocalFederation)
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     assert "SUCCEEDED" in result.output and "mean" in result.output and "income" in result.output
-    listed = CliRunner().invoke(main, ["jobs", "list"], env=env)
+    listed = CliRunner().invoke(main, ["jobs", "list", "--kind", "stats.describe", "--participant", "bank-c"], env=env)
     assert listed.exit_code == 0 and "stats.describe" in listed.output
+    job_id = listed.output.splitlines()[1].split()[0]
+    shown = CliRunner().invoke(main, ["jobs", "get", job_id], env={**env, "COLUMNS": "2000"})  # rich: no wrapping
+    assert shown.exit_code == 0, shown.output
+    assert "reveals to bank-a" in shown.output and "reveals to every party" in shown.output
+    assert "reads at bank-b" in shown.output and "loans: income" in shown.output
     refused = CliRunner().invoke(main, ["jobs", "get", "no-such-job"], env=env)
     assert refused.exit_code != 0 and "NOT_FOUND" in refused.output
 
@@ -333,7 +364,10 @@ def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(
     federation.start("bank-c")  # the charges are in its database
     with federation.client("bank-c") as client:
         spent = client.get_dataset("private").dp_spent
+        charged = client.job(job.id).record
     assert spent.epsilon == 8.0 and spent.jobs == 1
+    assert [(c.dataset, c.epsilon, c.released) for c in charged.charges] == [("private", 8.0, True)]
+    assert all(r.protections.epsilon == 8.0 for r in charged.reveals)
     with federation.client("bank-a") as client:  # a model under dp: charged by the same plan
         model = client.submit("model.linear_regression", inputs, receivers=["bank-a"],
                               parameters={"label": "income", "dp": {"epsilon": 1.5}})

@@ -86,8 +86,8 @@ def test_policy_files_parse_and_refuse_unknown_keys(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="small_groups"):
         policies.parse({"small_groups": "merge"})
     private = policies.parse({"require_dp": True, "dp_bounds": {"income": [0, 5e5], "age": [18, 100]},
-                              "dp_budget": {"epsilon": 10, "delta": 1e-6}})
-    assert private.require_dp and private.dp_bounds["age"].upper == 100 and private.dp_budget.delta == 1e-6
+                              "dp_budget": {"epsilon": 10, "delta": 1e-6}, "require_purpose": True})
+    assert private.require_dp and private.require_purpose and private.dp_bounds["age"].upper == 100 and private.dp_budget.delta == 1e-6
     assert policies.parse(policies.describe(private)) == private
     for bad in ({"epsilon": 0}, {"epsilon": 1, "delta": 1}, {"epsilon": 1, "rho": 2}, {"epsilon": True}, 5):
         with pytest.raises(InvalidArgument, match="dp_budget"):

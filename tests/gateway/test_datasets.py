@@ -160,6 +160,12 @@ def _spec(parties: list[str] = ["bank-a", "bank-b"], kind: str = "stats.describe
     return spec
 
 
+def _purposed(purpose: str) -> pb.JobSpec:
+    spec = _spec()
+    spec.purpose = purpose
+    return spec
+
+
 MODELS = dict(allowed_job_kinds=["model.linear_regression"])
 
 
@@ -194,10 +200,14 @@ MODELS = dict(allowed_job_kinds=["model.linear_regression"])
          partitioning=pb.PARTITIONING_HORIZONTAL), ["income"], 1000, "approve", ""),
         (_policy(), _spec(missing="mean"), ["income"], 1000, "approve", ""),  # vertical: the owner fills its own
         (_policy(), _spec(missing="drop", partitioning=pb.PARTITIONING_HORIZONTAL), ["income"], 1000, "approve", ""),
+        (_policy(require_purpose=True), _spec(), ["income"], 1000, "reject", "requires every job to state its purpose"),
+        (_policy(require_purpose=True), _purposed(" \n"), ["income"], 1000, "reject", "state its purpose"),
+        (_policy(require_purpose=True), _purposed("fraud model refresh"), ["income"], 1000, "approve", ""),
     ],
     ids=["allowed", "manual", "party", "kind", "column", "receiver", "rows", "empty policy", "shared only",
          "own only", "own given", "shared given", "no intersections", "exact under require_dp", "private",
-         "unbounded column", "pooled fill to a stranger", "pooled fill to receivers", "own fill", "drop"],
+         "unbounded column", "pooled fill to a stranger", "pooled fill to receivers", "own fill", "drop",
+         "no purpose", "blank purpose", "purpose"],
 )
 def test_policy_decisions(policy: dpb.Policy, spec: pb.JobSpec, columns: list[str], rows: int, decision: str, reason: str) -> None:
     verdict = review(policy, _dataset(rows), spec, parameters_of(spec), columns, ME)

@@ -233,6 +233,7 @@ class Policy(_message.Message):
     PRIVACY_UNIT_FIELD_NUMBER: _builtins.int
     MAX_KEY_RATIO_FIELD_NUMBER: _builtins.int
     INTERSECTIONS_PER_DAY_FIELD_NUMBER: _builtins.int
+    REQUIRE_PURPOSE_FIELD_NUMBER: _builtins.int
     min_rows: _builtins.int
     """Minimum number of rows behind any released aggregate."""
     approval_mode: Global___ApprovalMode.ValueType
@@ -290,6 +291,10 @@ class Policy(_message.Message):
     """Vertical jobs (private set intersections) a counterparty may run on this
     dataset in 24 hours (0: no limit), counted at this party.
     """
+    require_purpose: _builtins.bool
+    """Every job on this dataset must state its purpose (JobSpec.purpose): a job
+    without one is refused at this party's review.
+    """
     @_builtins.property
     def allowed_parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parties that may take part in jobs using this dataset."""
@@ -343,10 +348,11 @@ class Policy(_message.Message):
         privacy_unit: _builtins.str = ...,
         max_key_ratio: _builtins.float = ...,
         intersections_per_day: _builtins.int = ...,
+        require_purpose: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dp_budget", b"dp_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "dp_budget", b"dp_budget", "forbid_intersection", b"forbid_intersection", "intersections_per_day", b"intersections_per_day", "label_release", b"label_release", "max_key_ratio", b"max_key_ratio", "max_leverage", b"max_leverage", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "privacy_unit", b"privacy_unit", "require_dp", b"require_dp", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_extremes", b"allow_extremes", "allowed_columns", b"allowed_columns", "allowed_job_kinds", b"allowed_job_kinds", "allowed_parties", b"allowed_parties", "allowed_result_receivers", b"allowed_result_receivers", "approval_mode", b"approval_mode", "dp_bounds", b"dp_bounds", "dp_budget", b"dp_budget", "forbid_intersection", b"forbid_intersection", "intersections_per_day", b"intersections_per_day", "label_release", b"label_release", "max_key_ratio", b"max_key_ratio", "max_leverage", b"max_leverage", "min_group_size", b"min_group_size", "min_intersection_size", b"min_intersection_size", "min_rows", b"min_rows", "own_coefficients_only", b"own_coefficients_only", "privacy_unit", b"privacy_unit", "require_dp", b"require_dp", "require_purpose", b"require_purpose", "shared_models_only", b"shared_models_only", "small_groups", b"small_groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
