@@ -23,12 +23,17 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import grpc.aio
 
+from gateway.api.gateway.v1 import audit_pb2 as apb
+from gateway.api.gateway.v1 import audit_pb2_grpc
 from gateway.db import open_database
+from gateway.transport.rpc import map_errors
+from mpc.errors import InvalidArgument
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -93,6 +98,29 @@ class AuditLog:
                 "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log ORDER BY rowid"
             ).fetchall()
         return verify_rows(rows)
+
+    def entries(self, limit: int, offset: int = 0, action: str = "", subject: str = "", actor: str = "",
+                since: float | None = None, until: float | None = None, text: str = "") -> list[tuple]:
+        """Rows (seq, time, actor, action, subject, outcome, details, prev, hash), newest first, filtered."""
+        where: list[str] = []
+        params: list[str | float] = []
+        for column, value in (("action", action), ("subject", subject), ("actor", actor)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("time < ?")
+            params.append(until)
+        if text:
+            where.append("instr(lower(actor || ' ' || action || ' ' || subject || ' ' || outcome || ' ' || details), ?) > 0")
+            params.append(text.lower())
+        query = "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log"
+        query += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ? OFFSET ?"
+        with self._lock:
+            return self._db.execute(query, (*params, limit, offset)).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -188,3 +216,48 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
             self._log.append(str(identity) if identity else "unknown", action, subject, outcome, {})
 
         return wrap_handler(handler, begin, record)
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    """The audit log for its readers (scope audit:read); their reads are audited too."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    @map_errors
+    async def ListAuditEntries(self, request: apb.ListAuditEntriesRequest, context: Any) -> apb.ListAuditEntriesResponse:
+        size = min(request.page.page_size or PAGE_DEFAULT, PAGE_MAX)
+        token = request.page.page_token or "0"
+        if not token.isdigit():
+            raise InvalidArgument(f"page_token {token[:40]!r} is not one this gateway gave")
+        offset = int(token)
+        rows = self._log.entries(size + 1, offset, request.action, request.subject, request.actor,
+                                 _seconds(request, "since"), _seconds(request, "until"), request.text)
+        response = apb.ListAuditEntriesResponse(entries=[_entry(row) for row in rows[:size]])
+        if len(rows) > size:
+            response.page.next_page_token = str(offset + size)
+        return response
+
+    @map_errors
+    async def VerifyAuditLog(self, request: apb.VerifyAuditLogRequest, context: Any) -> apb.VerifyAuditLogResponse:
+        verdict = self._log.verify()
+        return apb.VerifyAuditLogResponse(intact=verdict.ok, entries=verdict.entries, head=verdict.head,
+                                          problem=verdict.problem)
+
+
+PAGE_DEFAULT = 100
+PAGE_MAX = 1000
+
+
+def _seconds(request: apb.ListAuditEntriesRequest, field: Literal["since", "until"]) -> float | None:
+    return getattr(request, field).ToDatetime(tzinfo=UTC).timestamp() if request.HasField(field) else None
+
+
+def _entry(row: tuple) -> apb.AuditEntry:
+    seq, when, actor, action, subject, outcome, details, prev, digest = row
+    entry = apb.AuditEntry(sequence=seq, actor=actor, action=action, subject=subject, outcome=outcome,
+                           details={k: str(v) for k, v in json.loads(details).items()}, hash=digest,
+                           previous_hash=prev)
+    entry.time.FromDatetime(datetime.fromtimestamp(when, tz=UTC))
+    return entry
+

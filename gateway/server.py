@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from gateway import config as gateway_config
 from gateway.api.exchange.v1 import exchange_pb2
 from gateway.api.gateway.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
     coordination_pb2,
     datasets_pb2,
     datasets_pb2_grpc,
@@ -29,7 +31,7 @@ from gateway.api.gateway.v1 import (
     models_pb2,
     models_pb2_grpc,
 )
-from gateway.audit import AuditInterceptor, AuditLog
+from gateway.audit import AuditInterceptor, AuditLog, AuditServicer
 from gateway.auth.interceptor import SCOPES, ScopeInterceptor, current_identity
 from gateway.auth.jwt import TokenVerifier
 from gateway.config import GatewayConfig
@@ -83,6 +85,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     record = audit_recorder(audit_log, config.party_id)
     registry = Registry(config.database, config.data_dir, config.party_id)
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(registry), server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(audit_log), server)
     model_store = ModelStore(config.database)
     models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model_store), server)
     jobs = wiring.install(
@@ -107,6 +110,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name,
         jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
         models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+        audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
         coordination_pb2.DESCRIPTOR.services_by_name["CoordinationService"].full_name,
         exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
     ]

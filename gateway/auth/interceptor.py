@@ -43,6 +43,8 @@ SCOPES: dict[str, str | None] = {
     _MODELS + "DeleteModel": "models:write",
     _MODELS + "RegisterModel": "models:write",
     _MODELS + "SetModelPolicy": "models:write",
+    "/mpcgate.gateway.v1.AuditService/ListAuditEntries": "audit:read",
+    "/mpcgate.gateway.v1.AuditService/VerifyAuditLog": "audit:read",
 }
 """method -> required scope."""
 

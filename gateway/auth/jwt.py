@@ -33,7 +33,7 @@ from mpc.errors import InvalidArgument, Unauthenticated, Unavailable
 log = logging.getLogger(__name__)
 LEEWAY_S = 30
 SCOPES = ("datasets:read", "datasets:write", "jobs:submit", "jobs:read", "jobs:approve", "results:read",
-          "models:read", "models:write")
+          "models:read", "models:write", "audit:read")
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from gateway.cli.connection import connection, make_client, run
 from mpc.errors import MpcgateError
 
 
@@ -98,3 +103,44 @@ def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str,
     click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}"
                + (f"; {len(known)} anchors hold" if known else "")
                + (f"; {signed} signed job records verify" if ca_file is not None else ""))
+
+
+@audit.command("list")
+@connection
+@click.option("--action", default="", help="only this action, e.g. ApproveJob, job.release, dp.charge")
+@click.option("--subject", default="", help="only entries about this dataset, job or model")
+@click.option("--actor", default="", help="only entries by this caller (issuer/subject)")
+@click.option("--since", type=click.DateTime(), help="only entries at or after this time (UTC)")
+@click.option("--until", type=click.DateTime(), help="only entries before this time (UTC)")
+@click.option("--search", "text", default="", help="only entries containing this text (case-insensitive)")
+@click.option("--format", "out_format", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
+def list_entries(action: str, subject: str, actor: str, since: Any, until: Any, text: str, out_format: str,
+                 **conn: Any) -> None:
+    """Your gateway's audit entries, newest first (scope audit:read); jsonl or csv exports them."""
+    from gateway.client.audit import FIELDS, as_row
+
+    with make_client(**conn) as client:
+        rows = run(lambda: [as_row(e) for e in client.audit.entries(action, subject, actor, since, until, text)])
+    if out_format == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=True))
+    elif out_format == "csv":
+        writer = csv.DictWriter(sys.stdout, FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**row, "details": json.dumps(row["details"], sort_keys=True)} for row in rows)
+    else:
+        for row in rows:
+            details = " ".join(f"{k}={v}" for k, v in sorted(row["details"].items()))
+            click.echo(f"{row['sequence']:>6}  {row['time'][:19]}  {row['actor']:24}  {row['action']:18}  "
+                       f"{row['subject']:32}  {row['outcome']:10}  {details}".rstrip())
+
+
+@audit.command("check")
+@connection
+def check(**conn: Any) -> None:
+    """Asks your gateway to verify its whole chain (scope audit:read; `audit verify` checks a database file)."""
+    with make_client(**conn) as client:
+        verdict = run(client.audit.verify)
+    if not verdict.intact:
+        raise click.ClickException(f"audit log is NOT intact: {verdict.problem} (verified {verdict.entries} entries)")
+    click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}")

@@ -29,6 +29,7 @@ from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2_grp
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.auth.diagnose import explain_connection_failure
 from gateway.client import exports
+from gateway.client.audit import AuditReader
 from gateway.client.results import Result
 from gateway.contract import states
 from gateway.transport import rpc
@@ -149,6 +150,11 @@ class Client:
                 explained.code = error.code  # type: ignore[misc]
                 return explained
         return error
+
+    @property
+    def audit(self) -> AuditReader:
+        """The gateway's audit log (scope audit:read)."""
+        return AuditReader(self._channel, self._call)
 
     def close(self) -> None:
         self._channel.close()

@@ -280,6 +280,40 @@ def test_the_cli_submits_watches_and_prints_results(federation: LocalFederation)
     assert refused.exit_code != 0 and "NOT_FOUND" in refused.output
 
 
+def test_the_audit_log_is_searched_exported_and_verified_through_its_service(federation: LocalFederation) -> None:
+    """Issue 29: a DPO reads the audit log over gRPC with scope audit:read alone
+    (no sqlite3 on the host), filters it by job, exports it, has it verified; an
+    operator's token without the scope is refused."""
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    from mpc.errors import PermissionDenied
+
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.describe", _inputs(), receivers=["bank-a"]).wait(timeout=120)
+    assert job.state == "SUCCEEDED"
+    with federation.client("bank-b", token=federation.token("bank-b", scopes=["jobs:read"])) as operator:
+        with pytest.raises(PermissionDenied, match="audit:read"):
+            next(operator.audit.entries())
+    with federation.client("bank-b", token=federation.token("bank-b", subject="dpo", scopes=["audit:read"])) as dpo:
+        about = list(dpo.audit.entries(subject=job.id))
+        assert about and {e.subject for e in about} == {job.id}
+        assert [e.sequence for e in about] == sorted((e.sequence for e in about), reverse=True)  # newest first
+        assert {"job.review", "result.release_check"} <= {e.action for e in about}, about
+        reads = list(dpo.audit.entries(action="ListAuditEntries", actor=f"{federation.issuer('bank-b')}/dpo"))
+        assert reads and reads[0].outcome == "OK"  # reading the log is audited too
+        assert dpo.audit.verify().intact
+    env = {"MPCGATE_GATEWAY": federation.addresses["bank-b"], "MPCGATE_PARTY": "bank-b",
+           "MPCGATE_TLS_DIR": str(federation.pki_dir), "MPCGATE_CLIENT": "operator",
+           "MPCGATE_TOKEN": federation.token("bank-b", subject="dpo", scopes=["audit:read"])}
+    exported = CliRunner().invoke(main, ["audit", "list", "--subject", job.id, "--format", "csv"], env=env)
+    assert exported.exit_code == 0, exported.output
+    lines = exported.output.splitlines()
+    assert lines[0] == "sequence,time,actor,action,subject,outcome,details,hash" and len(lines) == len(about) + 1
+    checked = CliRunner().invoke(main, ["audit", "check"], env=env)
+    assert checked.exit_code == 0 and "audit log intact" in checked.output, checked.output
+
+
 def test_a_large_registration_does_not_hold_up_other_calls(federation: LocalFederation) -> None:
     """Registration parses off the event loop: while a 400k-row file registers,
     the same gateway keeps answering GetJob (many answers arrive before the

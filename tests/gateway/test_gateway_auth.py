@@ -14,7 +14,16 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.api.gateway.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc, models_pb2, models_pb2_grpc
+from gateway.api.gateway.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    datasets_pb2,
+    datasets_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+)
 from gateway.auth.interceptor import SCOPES
 from gateway.auth.jwt import SCOPES as ALL_SCOPES
 from gateway.auth.jwt import generate_issuer_key, issue_token
@@ -43,7 +52,8 @@ def _call(channel: grpc.Channel, method: str, token: str | None) -> grpc.StatusC
     service, name = method.rsplit("/", 1)
     module, stubs = next((m, g) for key, (m, g) in {
         "JobService": (jobs_pb2, jobs_pb2_grpc), "DatasetService": (datasets_pb2, datasets_pb2_grpc),
-        "ModelService": (models_pb2, models_pb2_grpc)}.items() if key in service)
+        "ModelService": (models_pb2, models_pb2_grpc), "AuditService": (audit_pb2, audit_pb2_grpc)}.items()
+        if key in service)
     stub = getattr(stubs, f"{service.rsplit('.', 1)[-1]}Stub")(channel)
     request = getattr(module, f"{name}Request")()
     metadata = () if token is None else (("authorization", f"Bearer {token}"),)
