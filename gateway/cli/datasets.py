@@ -118,4 +118,8 @@ def _print(dataset: Any) -> None:
         budget = dataset.policy.dp_budget
         table.add_row("privacy spent", f"epsilon {dataset.dp_spent.epsilon:.4g} of {budget.epsilon:g} "
                       f"(delta {budget.delta:g}) by {dataset.dp_spent.jobs} job(s)")
+        for charge in dataset.dp_spent.charges:  # the budget spent over time
+            when = charge.charged_at.ToDatetime().isoformat(timespec="seconds") if charge.charged_at.seconds else "-"
+            table.add_row(f"  charged {when}", f"epsilon {charge.epsilon:g} to {charge.dataset} by job {charge.job_id}"
+                          + ("" if charge.released else " (reserved: not released yet)"))
     console.print(table)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS dp_charges (
     events   TEXT NOT NULL,   -- JSON [[noise_parameter, sensitivity, count], ...]
     released INTEGER NOT NULL DEFAULT 0,
     unit     TEXT NOT NULL DEFAULT '',  -- the privacy unit the charge draws from (unit_of)
+    charged_at REAL NOT NULL DEFAULT 0,  -- seconds since the epoch (0: charged before this column)
     PRIMARY KEY (dataset, job_id)
 );
 """
@@ -99,6 +101,8 @@ class Budgets:
         if "unit" not in {row[1] for row in self._db.execute("PRAGMA table_info(dp_charges)")}:  # an older database
             self._db.execute("ALTER TABLE dp_charges ADD COLUMN unit TEXT NOT NULL DEFAULT ''")
             self._db.execute("UPDATE dp_charges SET unit = 'dataset:' || dataset")
+        if "charged_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(dp_charges)")}:
+            self._db.execute("ALTER TABLE dp_charges ADD COLUMN charged_at REAL NOT NULL DEFAULT 0")
         self._lock = threading.Lock()
         self._charging = threading.Lock()
         self.ended: Callable[[str], bool] = lambda job_id: False
@@ -117,10 +121,26 @@ class Budgets:
         return [(epsilon, [tuple(e) for e in json.loads(events)]) for job_id, epsilon, events, released in rows
                 if job_id != but and (released or not self.ended(job_id))]
 
+    def _history(self, unit: str, names: Sequence[str]) -> list[dpb.PrivacyChargeEntry]:
+        """The charges `_counted` counts, as entries, oldest first."""
+        marks = ",".join("?" * len(names))
+        with self._lock:
+            rows = self._db.execute(f"SELECT job_id, dataset, epsilon, released, charged_at FROM dp_charges WHERE "
+                                    f"unit = ? OR dataset IN ({marks}) ORDER BY charged_at, rowid",
+                                    (unit, *names)).fetchall()
+        out = []
+        for job_id, dataset, epsilon, released, when in rows:
+            if released or not self.ended(job_id):
+                entry = dpb.PrivacyChargeEntry(job_id=job_id, dataset=dataset, epsilon=epsilon, released=bool(released))
+                entry.charged_at.FromSeconds(int(when))
+                out.append(entry)
+        return out
+
     def spent(self, dataset: dpb.Dataset, names: Sequence[str] = ()) -> dpb.PrivacySpent:
         """What the dataset's unit has spent (`names`: the datasets in it)."""
         charges = self._counted(unit_of(dataset), names or [dataset.name])
-        return dpb.PrivacySpent(epsilon=composed(charges, dataset.policy.dp_budget.delta), jobs=len(charges))
+        return dpb.PrivacySpent(epsilon=composed(charges, dataset.policy.dp_budget.delta), jobs=len(charges),
+                                charges=self._history(unit_of(dataset), names or [dataset.name]))
 
     def charge(self, dataset: dpb.Dataset, job_id: str, epsilon: float, events: Events,
                names: Sequence[str] = ()) -> str:
@@ -151,8 +171,9 @@ class Budgets:
                     f"{after:.4g}")
         with self._lock:
             added = self._db.execute(
-                "INSERT OR IGNORE INTO dp_charges (dataset, job_id, epsilon, events, unit) VALUES (?, ?, ?, ?, ?)",
-                (dataset.name, job_id, epsilon, json.dumps(events), unit)).rowcount
+                "INSERT OR IGNORE INTO dp_charges (dataset, job_id, epsilon, events, unit, charged_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (dataset.name, job_id, epsilon, json.dumps(events), unit, time.time())
+            ).rowcount
         if added:
             self.on_charge(dataset.name, job_id, epsilon, unit)
         return ""

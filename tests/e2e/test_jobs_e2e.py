@@ -400,6 +400,8 @@ def test_a_dataset_that_requires_dp_refuses_exact_jobs_and_answers_private_ones(
         spent = client.get_dataset("private").dp_spent
         charged = client.job(job.id).record
     assert spent.epsilon == 8.0 and spent.jobs == 1
+    assert [(c.job_id, c.dataset, c.epsilon, c.released) for c in spent.charges] == [(job.id, "private", 8.0, True)]
+    assert abs(spent.charges[0].charged_at.seconds - time.time()) < 600  # the budget spent over time
     assert [(c.dataset, c.epsilon, c.released) for c in charged.charges] == [("private", 8.0, True)]
     assert all(r.protections.epsilon == 8.0 for r in charged.reveals)
     with federation.client("bank-a") as client:  # a model under dp: charged by the same plan

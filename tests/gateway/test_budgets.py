@@ -35,7 +35,9 @@ def test_a_budget_is_spent_refused_with_what_is_left_and_survives_a_restart(tmp_
     assert "has 2 left" in refusal and "from 8 to 12" in refusal
     assert charged == ["job-1", "job-2"]
     reopened = Budgets(tmp_path / "gateway.db")  # a restarted gateway
-    assert reopened.spent(dataset(10)) == dpb.PrivacySpent(epsilon=8.0, jobs=2)
+    spent = reopened.spent(dataset(10))
+    assert (spent.epsilon, spent.jobs) == (8.0, 2)
+    assert [(c.job_id, c.epsilon, c.released) for c in spent.charges] == [("job-1", 4.0, False), ("job-2", 4.0, False)]
 
 
 def test_a_job_that_ended_before_release_costs_nothing(tmp_path: Path) -> None:
@@ -46,7 +48,9 @@ def test_a_job_that_ended_before_release_costs_nothing(tmp_path: Path) -> None:
         assert budgets.charge(dataset(10), job, 3.0, releases("stats.describe", 3.0, 2)) == ""
     budgets.released("released")
     ended.add("released")  # released, then ended: spent for good
-    assert budgets.spent(dataset(10)) == dpb.PrivacySpent(epsilon=6.0, jobs=2)
+    spent = budgets.spent(dataset(10))
+    assert (spent.epsilon, spent.jobs) == (6.0, 2)
+    assert [(c.job_id, c.released) for c in spent.charges] == [("released", True), ("running", False)]
 
 
 def test_the_accountant_composes_tighter_than_the_sum_at_a_positive_delta() -> None:

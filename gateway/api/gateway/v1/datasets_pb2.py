@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from gateway.api.common.v1 import paging_pb2 as mpcgate_dot_common_dot_v1_dot_paging__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mpcgate/gateway/v1/datasets.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\"\x90\x01\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04type\x18\x02 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.ColumnType\x12\x10\n\x08nullable\x18\x03 \x01(\x08\x12\x15\n\rmissing_count\x18\x04 \x01(\x03\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\r\n\x05other\x18\x06 \x01(\x08\"\xb1\x06\n\x06Policy\x12\x17\n\x0f\x61llowed_parties\x18\x01 \x03(\t\x12\x19\n\x11\x61llowed_job_kinds\x18\x02 \x03(\t\x12\x17\n\x0f\x61llowed_columns\x18\x03 \x03(\t\x12 \n\x18\x61llowed_result_receivers\x18\x04 \x03(\t\x12\x10\n\x08min_rows\x18\x05 \x01(\x03\x12\x37\n\rapproval_mode\x18\x06 \x01(\x0e\x32 .mpcgate.gateway.v1.ApprovalMode\x12\x16\n\x0emin_group_size\x18\x07 \x01(\x03\x12:\n\x0csmall_groups\x18\x08 \x01(\x0e\x32$.mpcgate.gateway.v1.SmallGroupAction\x12\x16\n\x0e\x61llow_extremes\x18\t \x01(\x08\x12\x1a\n\x12shared_models_only\x18\n \x01(\x08\x12\x1d\n\x15own_coefficients_only\x18\x0b \x01(\x08\x12\x1d\n\x15min_intersection_size\x18\x0c \x01(\x03\x12\x1b\n\x13\x66orbid_intersection\x18\r \x01(\x08\x12;\n\tdp_bounds\x18\x0e \x03(\x0b\x32(.mpcgate.gateway.v1.Policy.DpBoundsEntry\x12\x12\n\nrequire_dp\x18\x0f \x01(\x08\x12\x34\n\tdp_budget\x18\x10 \x01(\x0b\x32!.mpcgate.gateway.v1.PrivacyBudget\x12\x14\n\x0cmax_leverage\x18\x11 \x01(\x01\x12\x37\n\rlabel_release\x18\x12 \x01(\x0e\x32 .mpcgate.gateway.v1.LabelRelease\x12\x14\n\x0cprivacy_unit\x18\x13 \x01(\t\x12\x15\n\rmax_key_ratio\x18\x14 \x01(\x01\x12\x1d\n\x15intersections_per_day\x18\x15 \x01(\x03\x12\x17\n\x0frequire_purpose\x18\x16 \x01(\x08\x1aO\n\rDpBoundsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.mpcgate.gateway.v1.ClipBounds:\x02\x38\x01\"/\n\rPrivacyBudget\x12\x0f\n\x07\x65psilon\x18\x01 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x01\"-\n\x0cPrivacySpent\x12\x0f\n\x07\x65psilon\x18\x01 \x01(\x01\x12\x0c\n\x04jobs\x18\x02 \x01(\x05\"*\n\nClipBounds\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\"\xae\x03\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08party_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12+\n\x07\x63olumns\x18\x05 \x03(\x0b\x32\x1a.mpcgate.gateway.v1.Column\x12\x11\n\trow_count\x18\x06 \x01(\x03\x12\x12\n\nkey_column\x18\x07 \x01(\t\x12*\n\x06policy\x18\x08 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63ontent_sha256\x18\x0b \x01(\t\x12\x12\n\nsize_bytes\x18\x0c \x01(\x03\x12\x32\n\x08\x64p_spent\x18\r \x01(\x0b\x32 .mpcgate.gateway.v1.PrivacySpent\"\xb1\x02\n\x16RegisterDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12\x17\n\x0fnumeric_columns\x18\x05 \x03(\t\x12\x12\n\nkey_column\x18\x06 \x01(\t\x12*\n\x06policy\x18\x07 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12\x0f\n\x07replace\x18\x08 \x01(\x08\x12\x18\n\x10\x63omplete_columns\x18\t \x03(\t\x12\x1b\n\x13\x63\x61tegorical_columns\x18\n \x03(\t\x12\x15\n\rother_columns\x18\x0b \x03(\t\"G\n\x17RegisterDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"C\n\x13ListDatasetsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"t\n\x14ListDatasetsResponse\x12-\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"O\n\x13UpdatePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06policy\x18\x02 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\"D\n\x14UpdatePolicyResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse*W\n\nFileFormat\x12\x1b\n\x17\x46ILE_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ILE_FORMAT_CSV\x10\x01\x12\x17\n\x13\x46ILE_FORMAT_PARQUET\x10\x02*t\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OLUMN_TYPE_NUMERIC\x10\x01\x12\x13\n\x0f\x43OLUMN_TYPE_KEY\x10\x02\x12\x1b\n\x17\x43OLUMN_TYPE_CATEGORICAL\x10\x03*d\n\x0c\x41pprovalMode\x12\x1d\n\x19\x41PPROVAL_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_MODE_AUTOMATIC\x10\x01\x12\x18\n\x14\x41PPROVAL_MODE_MANUAL\x10\x02*{\n\x0cLabelRelease\x12\x1d\n\x19LABEL_RELEASE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_RELEASE_EXACT\x10\x01\x12\x14\n\x10LABEL_RELEASE_DP\x10\x02\x12\x1d\n\x19LABEL_RELEASE_SHARED_ONLY\x10\x03*v\n\x10SmallGroupAction\x12\"\n\x1eSMALL_GROUP_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSMALL_GROUP_ACTION_SUPPRESS\x10\x01\x12\x1d\n\x19SMALL_GROUP_ACTION_REFUSE\x10\x02\x32\x85\x04\n\x0e\x44\x61tasetService\x12j\n\x0fRegisterDataset\x12*.mpcgate.gateway.v1.RegisterDatasetRequest\x1a+.mpcgate.gateway.v1.RegisterDatasetResponse\x12[\n\nGetDataset\x12%.mpcgate.gateway.v1.GetDatasetRequest\x1a&.mpcgate.gateway.v1.GetDatasetResponse\x12\x61\n\x0cListDatasets\x12\'.mpcgate.gateway.v1.ListDatasetsRequest\x1a(.mpcgate.gateway.v1.ListDatasetsResponse\x12\x61\n\x0cUpdatePolicy\x12\'.mpcgate.gateway.v1.UpdatePolicyRequest\x1a(.mpcgate.gateway.v1.UpdatePolicyResponse\x12\x64\n\rDeleteDataset\x12(.mpcgate.gateway.v1.DeleteDatasetRequest\x1a).mpcgate.gateway.v1.DeleteDatasetResponseB~\n\x16org.mpcgate.gateway.v1B\rDatasetsProtoP\x01Z>github.com/mpcgate/mpcgate/gen/go/mpcgate/gateway/v1;gatewayv1\xaa\x02\x12Mpcgate.Gateway.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mpcgate/gateway/v1/datasets.proto\x12\x12mpcgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1empcgate/common/v1/paging.proto\"\x90\x01\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04type\x18\x02 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.ColumnType\x12\x10\n\x08nullable\x18\x03 \x01(\x08\x12\x15\n\rmissing_count\x18\x04 \x01(\x03\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\r\n\x05other\x18\x06 \x01(\x08\"\xb1\x06\n\x06Policy\x12\x17\n\x0f\x61llowed_parties\x18\x01 \x03(\t\x12\x19\n\x11\x61llowed_job_kinds\x18\x02 \x03(\t\x12\x17\n\x0f\x61llowed_columns\x18\x03 \x03(\t\x12 \n\x18\x61llowed_result_receivers\x18\x04 \x03(\t\x12\x10\n\x08min_rows\x18\x05 \x01(\x03\x12\x37\n\rapproval_mode\x18\x06 \x01(\x0e\x32 .mpcgate.gateway.v1.ApprovalMode\x12\x16\n\x0emin_group_size\x18\x07 \x01(\x03\x12:\n\x0csmall_groups\x18\x08 \x01(\x0e\x32$.mpcgate.gateway.v1.SmallGroupAction\x12\x16\n\x0e\x61llow_extremes\x18\t \x01(\x08\x12\x1a\n\x12shared_models_only\x18\n \x01(\x08\x12\x1d\n\x15own_coefficients_only\x18\x0b \x01(\x08\x12\x1d\n\x15min_intersection_size\x18\x0c \x01(\x03\x12\x1b\n\x13\x66orbid_intersection\x18\r \x01(\x08\x12;\n\tdp_bounds\x18\x0e \x03(\x0b\x32(.mpcgate.gateway.v1.Policy.DpBoundsEntry\x12\x12\n\nrequire_dp\x18\x0f \x01(\x08\x12\x34\n\tdp_budget\x18\x10 \x01(\x0b\x32!.mpcgate.gateway.v1.PrivacyBudget\x12\x14\n\x0cmax_leverage\x18\x11 \x01(\x01\x12\x37\n\rlabel_release\x18\x12 \x01(\x0e\x32 .mpcgate.gateway.v1.LabelRelease\x12\x14\n\x0cprivacy_unit\x18\x13 \x01(\t\x12\x15\n\rmax_key_ratio\x18\x14 \x01(\x01\x12\x1d\n\x15intersections_per_day\x18\x15 \x01(\x03\x12\x17\n\x0frequire_purpose\x18\x16 \x01(\x08\x1aO\n\rDpBoundsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.mpcgate.gateway.v1.ClipBounds:\x02\x38\x01\"/\n\rPrivacyBudget\x12\x0f\n\x07\x65psilon\x18\x01 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x01\"f\n\x0cPrivacySpent\x12\x0f\n\x07\x65psilon\x18\x01 \x01(\x01\x12\x0c\n\x04jobs\x18\x02 \x01(\x05\x12\x37\n\x07\x63harges\x18\x03 \x03(\x0b\x32&.mpcgate.gateway.v1.PrivacyChargeEntry\"\x88\x01\n\x12PrivacyChargeEntry\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\x12\x10\n\x08released\x18\x04 \x01(\x08\x12.\n\ncharged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\nClipBounds\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\"\xae\x03\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08party_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12+\n\x07\x63olumns\x18\x05 \x03(\x0b\x32\x1a.mpcgate.gateway.v1.Column\x12\x11\n\trow_count\x18\x06 \x01(\x03\x12\x12\n\nkey_column\x18\x07 \x01(\t\x12*\n\x06policy\x18\x08 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63ontent_sha256\x18\x0b \x01(\t\x12\x12\n\nsize_bytes\x18\x0c \x01(\x03\x12\x32\n\x08\x64p_spent\x18\r \x01(\x0b\x32 .mpcgate.gateway.v1.PrivacySpent\"\xb1\x02\n\x16RegisterDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12.\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1e.mpcgate.gateway.v1.FileFormat\x12\x17\n\x0fnumeric_columns\x18\x05 \x03(\t\x12\x12\n\nkey_column\x18\x06 \x01(\t\x12*\n\x06policy\x18\x07 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\x12\x0f\n\x07replace\x18\x08 \x01(\x08\x12\x18\n\x10\x63omplete_columns\x18\t \x03(\t\x12\x1b\n\x13\x63\x61tegorical_columns\x18\n \x03(\t\x12\x15\n\rother_columns\x18\x0b \x03(\t\"G\n\x17RegisterDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetDatasetResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"C\n\x13ListDatasetsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.mpcgate.common.v1.PageRequest\"t\n\x14ListDatasetsResponse\x12-\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\x12-\n\x04page\x18\x02 \x01(\x0b\x32\x1f.mpcgate.common.v1.PageResponse\"O\n\x13UpdatePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06policy\x18\x02 \x01(\x0b\x32\x1a.mpcgate.gateway.v1.Policy\"D\n\x14UpdatePolicyResponse\x12,\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1b.mpcgate.gateway.v1.Dataset\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse*W\n\nFileFormat\x12\x1b\n\x17\x46ILE_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ILE_FORMAT_CSV\x10\x01\x12\x17\n\x13\x46ILE_FORMAT_PARQUET\x10\x02*t\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OLUMN_TYPE_NUMERIC\x10\x01\x12\x13\n\x0f\x43OLUMN_TYPE_KEY\x10\x02\x12\x1b\n\x17\x43OLUMN_TYPE_CATEGORICAL\x10\x03*d\n\x0c\x41pprovalMode\x12\x1d\n\x19\x41PPROVAL_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_MODE_AUTOMATIC\x10\x01\x12\x18\n\x14\x41PPROVAL_MODE_MANUAL\x10\x02*{\n\x0cLabelRelease\x12\x1d\n\x19LABEL_RELEASE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_RELEASE_EXACT\x10\x01\x12\x14\n\x10LABEL_RELEASE_DP\x10\x02\x12\x1d\n\x19LABEL_RELEASE_SHARED_ONLY\x10\x03*v\n\x10SmallGroupAction\x12\"\n\x1eSMALL_GROUP_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSMALL_GROUP_ACTION_SUPPRESS\x10\x01\x12\x1d\n\x19SMALL_GROUP_ACTION_REFUSE\x10\x02\x32\x85\x04\n\x0e\x44\x61tasetService\x12j\n\x0fRegisterDataset\x12*.mpcgate.gateway.v1.RegisterDatasetRequest\x1a+.mpcgate.gateway.v1.RegisterDatasetResponse\x12[\n\nGetDataset\x12%.mpcgate.gateway.v1.GetDatasetRequest\x1a&.mpcgate.gateway.v1.GetDatasetResponse\x12\x61\n\x0cListDatasets\x12\'.mpcgate.gateway.v1.ListDatasetsRequest\x1a(.mpcgate.gateway.v1.ListDatasetsResponse\x12\x61\n\x0cUpdatePolicy\x12\'.mpcgate.gateway.v1.UpdatePolicyRequest\x1a(.mpcgate.gateway.v1.UpdatePolicyResponse\x12\x64\n\rDeleteDataset\x12(.mpcgate.gateway.v1.DeleteDatasetRequest\x1a).mpcgate.gateway.v1.DeleteDatasetResponseB~\n\x16org.mpcgate.gateway.v1B\rDatasetsProtoP\x01Z>github.com/mpcgate/mpcgate/gen/go/mpcgate/gateway/v1;gatewayv1\xaa\x02\x12Mpcgate.Gateway.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,16 +36,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\026org.mpcgate.gateway.v1B\rDatasetsProtoP\001Z>github.com/mpcgate/mpcgate/gen/go/mpcgate/gateway/v1;gatewayv1\252\002\022Mpcgate.Gateway.V1'
   _globals['_POLICY_DPBOUNDSENTRY']._loaded_options = None
   _globals['_POLICY_DPBOUNDSENTRY']._serialized_options = b'8\001'
-  _globals['_FILEFORMAT']._serialized_start=2547
-  _globals['_FILEFORMAT']._serialized_end=2634
-  _globals['_COLUMNTYPE']._serialized_start=2636
-  _globals['_COLUMNTYPE']._serialized_end=2752
-  _globals['_APPROVALMODE']._serialized_start=2754
-  _globals['_APPROVALMODE']._serialized_end=2854
-  _globals['_LABELRELEASE']._serialized_start=2856
-  _globals['_LABELRELEASE']._serialized_end=2979
-  _globals['_SMALLGROUPACTION']._serialized_start=2981
-  _globals['_SMALLGROUPACTION']._serialized_end=3099
+  _globals['_FILEFORMAT']._serialized_start=2743
+  _globals['_FILEFORMAT']._serialized_end=2830
+  _globals['_COLUMNTYPE']._serialized_start=2832
+  _globals['_COLUMNTYPE']._serialized_end=2948
+  _globals['_APPROVALMODE']._serialized_start=2950
+  _globals['_APPROVALMODE']._serialized_end=3050
+  _globals['_LABELRELEASE']._serialized_start=3052
+  _globals['_LABELRELEASE']._serialized_end=3175
+  _globals['_SMALLGROUPACTION']._serialized_start=3177
+  _globals['_SMALLGROUPACTION']._serialized_end=3295
   _globals['_COLUMN']._serialized_start=123
   _globals['_COLUMN']._serialized_end=267
   _globals['_POLICY']._serialized_start=270
@@ -55,31 +55,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRIVACYBUDGET']._serialized_start=1089
   _globals['_PRIVACYBUDGET']._serialized_end=1136
   _globals['_PRIVACYSPENT']._serialized_start=1138
-  _globals['_PRIVACYSPENT']._serialized_end=1183
-  _globals['_CLIPBOUNDS']._serialized_start=1185
-  _globals['_CLIPBOUNDS']._serialized_end=1227
-  _globals['_DATASET']._serialized_start=1230
-  _globals['_DATASET']._serialized_end=1660
-  _globals['_REGISTERDATASETREQUEST']._serialized_start=1663
-  _globals['_REGISTERDATASETREQUEST']._serialized_end=1968
-  _globals['_REGISTERDATASETRESPONSE']._serialized_start=1970
-  _globals['_REGISTERDATASETRESPONSE']._serialized_end=2041
-  _globals['_GETDATASETREQUEST']._serialized_start=2043
-  _globals['_GETDATASETREQUEST']._serialized_end=2076
-  _globals['_GETDATASETRESPONSE']._serialized_start=2078
-  _globals['_GETDATASETRESPONSE']._serialized_end=2144
-  _globals['_LISTDATASETSREQUEST']._serialized_start=2146
-  _globals['_LISTDATASETSREQUEST']._serialized_end=2213
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=2215
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=2331
-  _globals['_UPDATEPOLICYREQUEST']._serialized_start=2333
-  _globals['_UPDATEPOLICYREQUEST']._serialized_end=2412
-  _globals['_UPDATEPOLICYRESPONSE']._serialized_start=2414
-  _globals['_UPDATEPOLICYRESPONSE']._serialized_end=2482
-  _globals['_DELETEDATASETREQUEST']._serialized_start=2484
-  _globals['_DELETEDATASETREQUEST']._serialized_end=2520
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=2522
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=2545
-  _globals['_DATASETSERVICE']._serialized_start=3102
-  _globals['_DATASETSERVICE']._serialized_end=3619
+  _globals['_PRIVACYSPENT']._serialized_end=1240
+  _globals['_PRIVACYCHARGEENTRY']._serialized_start=1243
+  _globals['_PRIVACYCHARGEENTRY']._serialized_end=1379
+  _globals['_CLIPBOUNDS']._serialized_start=1381
+  _globals['_CLIPBOUNDS']._serialized_end=1423
+  _globals['_DATASET']._serialized_start=1426
+  _globals['_DATASET']._serialized_end=1856
+  _globals['_REGISTERDATASETREQUEST']._serialized_start=1859
+  _globals['_REGISTERDATASETREQUEST']._serialized_end=2164
+  _globals['_REGISTERDATASETRESPONSE']._serialized_start=2166
+  _globals['_REGISTERDATASETRESPONSE']._serialized_end=2237
+  _globals['_GETDATASETREQUEST']._serialized_start=2239
+  _globals['_GETDATASETREQUEST']._serialized_end=2272
+  _globals['_GETDATASETRESPONSE']._serialized_start=2274
+  _globals['_GETDATASETRESPONSE']._serialized_end=2340
+  _globals['_LISTDATASETSREQUEST']._serialized_start=2342
+  _globals['_LISTDATASETSREQUEST']._serialized_end=2409
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=2411
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=2527
+  _globals['_UPDATEPOLICYREQUEST']._serialized_start=2529
+  _globals['_UPDATEPOLICYREQUEST']._serialized_end=2608
+  _globals['_UPDATEPOLICYRESPONSE']._serialized_start=2610
+  _globals['_UPDATEPOLICYRESPONSE']._serialized_end=2678
+  _globals['_DELETEDATASETREQUEST']._serialized_start=2680
+  _globals['_DELETEDATASETREQUEST']._serialized_end=2716
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=2718
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=2741
+  _globals['_DATASETSERVICE']._serialized_start=3298
+  _globals['_DATASETSERVICE']._serialized_end=3815
 # @@protoc_insertion_point(module_scope)

@@ -392,21 +392,63 @@ class PrivacySpent(_message.Message):
 
     EPSILON_FIELD_NUMBER: _builtins.int
     JOBS_FIELD_NUMBER: _builtins.int
+    CHARGES_FIELD_NUMBER: _builtins.int
     epsilon: _builtins.float
     jobs: _builtins.int
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___PrivacyChargeEntry]:
+        """The charges counted, oldest first: the budget spent over time."""
+
     def __init__(
         self,
         *,
         epsilon: _builtins.float = ...,
         jobs: _builtins.int = ...,
+        charges: _abc.Iterable[Global___PrivacyChargeEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epsilon", b"epsilon", "jobs", b"jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "epsilon", b"epsilon", "jobs", b"jobs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PrivacySpent: _TypeAlias = PrivacySpent  # noqa: Y015
+
+@_typing.final
+class PrivacyChargeEntry(_message.Message):
+    """One job's differential-privacy charge to a dataset of the privacy unit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    DATASET_FIELD_NUMBER: _builtins.int
+    EPSILON_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    CHARGED_AT_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    dataset: _builtins.str
+    """The dataset charged (one of the unit's)."""
+    epsilon: _builtins.float
+    released: _builtins.bool
+    """The job's results left the parties: spent for good (else reserved)."""
+    @_builtins.property
+    def charged_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        dataset: _builtins.str = ...,
+        epsilon: _builtins.float = ...,
+        released: _builtins.bool = ...,
+        charged_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["charged_at", b"charged_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged_at", b"charged_at", "dataset", b"dataset", "epsilon", b"epsilon", "job_id", b"job_id", "released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrivacyChargeEntry: _TypeAlias = PrivacyChargeEntry  # noqa: Y015
 
 @_typing.final
 class ClipBounds(_message.Message):
