@@ -23,6 +23,10 @@
     [peers]
     bank-b = "127.0.0.1:7444"
 
+    [notify]                          # optional: a webhook for approvals awaited and jobs ended
+    url = "https://dpo.bank-a.example/mpcgate"
+    secret_file = "notify.secret"     # HMAC-SHA256 key the receiver checks signatures with
+
     [dealer]                          # optional: the federation's TTP dealer
     id = "dealer"
     address = "127.0.0.1:7500"
@@ -52,6 +56,7 @@ from gateway.auth.issuers import IssuerConfig, parse_issuers
 from gateway.contract.toml import read_toml, refuse_unknown, whole_number
 from gateway.jobs.cost import Quotas
 from gateway.jobs.cost import parse as parse_quotas
+from gateway.notify import NotifyConfig
 from gateway.transport.pki import PartyFiles, validate_party_id
 from mpc.errors import InvalidArgument, MpcgateError
 
@@ -77,6 +82,7 @@ class GatewayConfig:
     max_bins: int = 1000
     warm_workers: int = 1
     quotas: Quotas = field(default_factory=Quotas)
+    notify: NotifyConfig | None = None  # webhook for approvals awaited and jobs ended (gateway.notify)
     source: Path | None = None  # the file it was read from (SIGHUP re-reads its issuers)
 
 
@@ -84,7 +90,7 @@ KNOWN = {
     "": {"party_id", "listen", "data_dir", "database", "max_concurrent_jobs", "allow_insecure_providers",
          "failure_timeout", "default_deadline_s", "drain_grace_s", "submit_wait_s", "max_columns", "max_bins", "metrics_listen",
          "warm_workers",
-         "tls", "peers", "dealer", "issuers", "quotas"},
+         "tls", "peers", "dealer", "issuers", "quotas", "notify"},
     "tls": {"ca", "cert", "key"},
     "dealer": {"id", "address"},
 }
@@ -169,4 +175,5 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen, dealer=dealer,
         drain_grace_s=float(limits["drain_grace_s"]), submit_wait_s=float(limits["submit_wait_s"]), max_columns=limits["max_columns"], max_bins=limits["max_bins"],
         warm_workers=limits["warm_workers"], quotas=parse_quotas(raw.get("quotas", {})),
+        notify=NotifyConfig.parse(raw.get("notify"), path_of),
     )

@@ -39,6 +39,7 @@ from gateway.contract.states import TERMINAL
 from gateway.jobs import wiring
 from gateway.jobs.contracts import SchedulerConfig
 from gateway.metrics import MetricsInterceptor
+from gateway.notify import Notifier
 from gateway.registry.datasets import DatasetServicer, Registry
 from gateway.registry.model_store import ModelServicer, ModelStore
 from gateway.transport import rpc
@@ -101,6 +102,8 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         ),
         identity, config.database, registry, record, caller_of, audit_log.head, model_store,
     )
+    if config.notify is not None:
+        jobs.scheduler.notify = Notifier(config.notify, config.party_id, record).send
     registry.budgets.ended = lambda job_id: (job := jobs.store.find(job_id)) is not None and job.state in TERMINAL
     registry.budgets.on_charge = lambda dataset, job_id, epsilon, unit: record(
         "dp.charge", job_id, "charged", {"dataset": dataset, "epsilon": repr(epsilon), "unit": unit})

@@ -22,7 +22,7 @@ import functools
 import logging
 import math
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -89,6 +89,10 @@ class Scheduler(Participation):
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self.notify: Callable[[str, pb.Job], None] = lambda event, job: None
+        """Tells this party's people (gateway.notify): a job awaits its approval, or
+        a job that read its data ended (set by the gateway's wiring)."""
+        store.on_end = self._ended
 
     # -- operator API (JobService) ------------------------------------------------
 
@@ -260,7 +264,13 @@ class Scheduler(Participation):
             if self._store.find(job.job_id) is None:
                 self._store.create(record, f"proposed by {caller}")
             self._store.transition(job.job_id, state, "policy review", error)
+        if state == states.AWAITING_APPROVAL:
+            self.notify("job.awaiting_approval", job)
         return pb.PartyStatus(party_id=self.me, rank=-1, state=state, error=error)
+
+    def _ended(self, job: pb.Job) -> None:
+        if has_input(job.spec, self.me):
+            self.notify("job.ended", job)
 
     def _review(self, job: pb.Job) -> Review:
         """This party's own decision: its config's provider rules, its datasets'

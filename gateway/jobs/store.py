@@ -62,6 +62,8 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
         self._db = open_database(path, SCHEMA)
+        self.on_end: Callable[[pb.Job], None] = lambda job: None
+        """Called once a job reaches a terminal state here (after the change is stored)."""
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -157,6 +159,8 @@ class JobStore:
                 raise FailedPrecondition(f"job {job_id} changed concurrently")
             if job.state != before or message:
                 self._append_event(db, job, message or states.name(job.state).lower())
+        if job.state != before and job.state in states.TERMINAL:
+            self.on_end(job)
         return job
 
     def transition(self, job_id: str, target: states.State, message: str = "", error: error_pb2.ErrorInfo | None = None) -> pb.Job | None:

@@ -3,9 +3,12 @@ mutual TLS, operators using the SDK, CrypTen workers per job per party."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,13 +38,32 @@ def policy(approval: int = dpb.APPROVAL_MODE_AUTOMATIC, kinds: tuple[str, ...] =
                       allowed_result_receivers=["bank-a"], min_rows=min_rows, approval_mode=approval)
 
 
+SECRET = b"bank-b's webhook secret, 32 bytes"
+HOOKED: list[tuple[dict[str, str], bytes]] = []  # what bank-b's webhook received: (headers, body)
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        HOOKED.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     root = tmp_path_factory.mktemp("federation")
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    (root / "notify.secret").write_bytes(SECRET)
+    notify = f'notify = {{ url = "http://127.0.0.1:{hook.server_port}/hook", secret_file = "{root / "notify.secret"}" }}'
     # no warm workers here: these tests count each gateway's worker processes (the
     # pool is covered by test_workers.py and every other end-to-end suite)
     with LocalFederation(root, PARTIES, max_concurrent_jobs=1, failure_timeout=5.0, dealer=True,
-                         party_config={p: "warm_workers = 0" for p in PARTIES}) as fed:
+                         party_config={p: "warm_workers = 0" + (f"\n{notify}" if p == "bank-b" else "")
+                                       for p in PARTIES}) as fed:
         for rows, name in ((ROWS, "customers"), (BIG_ROWS, "big")):
             whole = demo_data.loans("bank-a", rows)  # one set of customers, split by column
             keys = np.array([f"c{i:07d}" for i in range(rows)])
@@ -57,6 +79,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFedera
                 for name in ("customers", "big"):
                     client.register_dataset(name, f"{name}.csv", policy(), key_column="customer_id")
         yield fed
+    hook.shutdown()
 
 
 def _inputs(dataset: str = "loans", columns: list[str] = COLUMNS) -> list[tuple[str, str, list[str]]]:
@@ -189,12 +212,33 @@ def test_manual_approval_shows_the_owner_what_the_job_reads_and_reveals(federati
                 assert by_receiver["bank-a"].protections.min_group_size == 50  # bank-b's min_rows (no min_group_size)
                 assert by_receiver["bank-a"].protections.epsilon == 0 and not by_receiver["bank-a"].protections.kept_shared
                 assert owner.approve(job.id).state == "QUEUED"
+            told = _notified("job.awaiting_approval", job.id)  # bank-b's webhook, signed with its secret
+            assert told["purpose"] == "quarterly exposure report" and told["party"] == "bank-b"
+            assert told["inputs"][1] == {"party_id": "bank-b", "dataset": "loans", "columns": COLUMNS}
             job.wait(timeout=120)
             assert job.state == "SUCCEEDED"
             np.testing.assert_allclose(job.result()["mean"], _pooled().mean(axis=0), rtol=1e-3)
+            assert _notified("job.ended", job.id)["state"] == "SUCCEEDED"
     finally:
         with federation.client("bank-b") as owner:
             owner.update_policy("loans", policy())
+
+
+def _notified(event: str, job_id: str, timeout: float = 30) -> dict:
+    """The payload of bank-b's `event` notification about the job, once its signature verifies."""
+    from gateway.notify import verify
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for headers, body in list(HOOKED):
+            sent = json.loads(body)
+            if sent["event"] == event and sent["job_id"] == job_id:
+                assert verify(SECRET, headers["X-Mpcgate-Timestamp"], body, headers["X-Mpcgate-Signature"])
+                assert not verify(b"another secret of 32 bytes here!", headers["X-Mpcgate-Timestamp"], body,
+                                  headers["X-Mpcgate-Signature"])
+                return sent
+        time.sleep(0.1)
+    raise AssertionError(f"no {event} notification for {job_id}: {[json.loads(b)['event'] for _, b in HOOKED]}")
 
 
 def _wait_running(client, job) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,10 @@ def raw(tmp_path: Path) -> dict:
 
 def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
     parsed = config.parse(raw, tmp_path)
-    assert parsed.party_id == "bank-a" and parsed.tls.cert == tmp_path / "bank-a.crt"
+    assert parsed.party_id == "bank-a" and parsed.tls.cert == tmp_path / "bank-a.crt" and parsed.notify is None
+    (tmp_path / "hook.secret").write_text("sixteen or more bytes\n")
+    hooked = config.parse({**raw, "notify": {"url": "https://dpo.example/hook", "secret_file": "hook.secret"}}, tmp_path)
+    assert hooked.notify is not None and hooked.notify.secret == b"sixteen or more bytes"
 
 
 @pytest.mark.parametrize(
@@ -48,6 +51,9 @@ def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
         (lambda r: r.update(max_bins=0), "max_bins"),
         (lambda r: r.update(warm_workers=-1), "warm_workers"),
         (lambda r: r.update(drain_grace_s=-1), "drain_grace_s"),
+        (lambda r: r.update(notify={"url": "http://dpo.example/hook"}), "notify.url"),  # plain http leaves the host
+        (lambda r: r.update(notify={"url": "https://dpo.example/hook", "secret_file": "none"}), "notify.secret_file"),
+        (lambda r: r.update(notify={"url": "https://dpo.example/hook", "token": "x"}), "notify"),
     ],
 )
 def test_bad_fields_are_named(raw: dict, tmp_path: Path, change, field: str) -> None:  # type: ignore[no-untyped-def]
