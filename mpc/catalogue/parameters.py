@@ -156,7 +156,8 @@ DESCRIPTIONS = {
     "keep_shared": "true|false: keep the weights secret-shared (use them with model.predict)",
     "own_coefficients": "true|false: vertical: each party receives only its own features' coefficients",
     "epochs": "1..200: most passes over the data (logistic: Newton steps, default 20)",
-    "tolerance": "number >= 0: stop once two epochs in a row move the loss by less than this fraction of it (default 1e-4)",
+    "tolerance": "number >= 0: stop once two epochs in a row move the loss by less than this fraction of it, or once a "
+                 "step fails to lower the objective even at 1/8 of its length (default 1e-4)",
     "threshold": "number in (0, 1): a binary model's decision threshold for accuracy and confusion (default 0.5)",
     "hidden": "[w1, ..]: 1 to 4 hidden layer widths, each 1..1024",
     "output": '"sigmoid" (binary) or "softmax" (with classes)',
