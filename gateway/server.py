@@ -76,7 +76,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     verifier = TokenVerifier(config.party_id, config.issuers)
     audit_log = AuditLog(config.database)
     auditing = AuditInterceptor(audit_log, set(SCOPES))
-    interceptors = [MetricsInterceptor(), ScopeInterceptor(verifier), auditing]
+    interceptors = [MetricsInterceptor(), ScopeInterceptor(verifier, audit_log.append), auditing]
     server, port = rpc.aio_server(identity, config.listen, config.failure_timeout, interceptors=interceptors)
     if config.metrics_listen:
         import prometheus_client

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -59,8 +60,13 @@ def current_identity() -> Identity | None:
 
 
 class ScopeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier,
+                 audit: Callable[[str, str, str, str, dict[str, str]], Any] | None = None) -> None:
         self._verifier = verifier
+        self._audit = audit
+        """append(actor, action, subject, outcome, details): a verified caller refused for
+        want of a scope is recorded (a person probing beyond their role); calls without a
+        valid token are only logged (anyone could fill the audit log with them)."""
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         method = details.method
@@ -68,6 +74,7 @@ class ScopeInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(PEER_SERVICES + OPEN_SERVICES):
             return handler
         scope = SCOPES.get(method)
+        identity = None
         try:
             if scope is None:
                 raise PermissionDenied(f"{method} is not open to callers")
@@ -76,6 +83,8 @@ class ScopeInterceptor(grpc.aio.ServerInterceptor):
                 raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs scope {scope!r}")
         except MpcgateError as err:
             log.info("refused method=%s code=%s reason=%s", method, err.code.name, err.message)
+            if identity is not None and self._audit is not None:
+                self._audit(str(identity), method.rsplit("/", 1)[-1], "", err.code.name, {"reason": err.message})
             return _refusal(handler, err)
         return _with_identity(handler, identity)
 

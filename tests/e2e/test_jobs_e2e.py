@@ -327,7 +327,7 @@ def test_the_cli_submits_watches_and_prints_results(federation: LocalFederation)
 def test_the_audit_log_is_searched_exported_and_verified_through_its_service(federation: LocalFederation) -> None:
     """Issue 29: a DPO reads the audit log over gRPC with scope audit:read alone
     (no sqlite3 on the host), filters it by job, exports it, has it verified; an
-    operator's token without the scope is refused."""
+    operator's token without the scope is refused, and the refusal is audited."""
     from click.testing import CliRunner
 
     from gateway.cli import main
@@ -346,6 +346,9 @@ def test_the_audit_log_is_searched_exported_and_verified_through_its_service(fed
         assert {"job.review", "result.release_check"} <= {e.action for e in about}, about
         reads = list(dpo.audit.entries(action="ListAuditEntries", actor=f"{federation.issuer('bank-b')}/dpo"))
         assert reads and reads[0].outcome == "OK"  # reading the log is audited too
+        refused = list(dpo.audit.entries(action="ListAuditEntries", actor=f"{federation.issuer('bank-b')}/operator",
+                                         text="needs scope"))
+        assert refused and refused[0].outcome == "PERMISSION_DENIED", refused
         assert dpo.audit.verify().intact
     env = {"MPCGATE_GATEWAY": federation.addresses["bank-b"], "MPCGATE_PARTY": "bank-b",
            "MPCGATE_TLS_DIR": str(federation.pki_dir), "MPCGATE_CLIENT": "operator",
