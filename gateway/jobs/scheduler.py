@@ -20,12 +20,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from google.protobuf import struct_pb2
 
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
@@ -33,7 +30,6 @@ from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.contract import states
 from gateway.jobs.contracts import (
     DRAIN_FLUSH_S,
-    MAX_PURPOSE,
     ROOT_CAUSE_WAIT_S,
     Audit,
     AuditHead,
@@ -53,8 +49,8 @@ from gateway.jobs.party_states import adopt_final_view, end_parties, merge_progr
 from gateway.jobs.records import JobRecords
 from gateway.jobs.reveals import described
 from gateway.jobs.store import JobStore, now
+from gateway.jobs.validation import finite, provider_refusal, validate
 from gateway.workers.runner import WorkerRunner
-from mpc.catalogue.kinds import validate_inputs
 from mpc.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -101,7 +97,7 @@ class Scheduler(Participation):
             raise Unavailable(f"gateway {self.me} is shutting down and accepts no new jobs")
         spec = _copy(spec)
         spec.provider = spec.provider or pb.PROVIDER_TTP
-        self._validate(spec)
+        validate(spec, self.config)
         if spec.request_id and (earlier := self._store.by_request(submitted_by, spec.request_id)) is not None:
             if earlier.spec.SerializeToString(deterministic=True) != spec.SerializeToString(deterministic=True):
                 raise AlreadyExists(f"request_id {spec.request_id!r} was used for another job ({earlier.job_id}): "
@@ -139,60 +135,6 @@ class Scheduler(Participation):
             self._store.update(job.job_id, functools.partial(set_party, status=status))
         await self._reevaluate(job.job_id)
         return invalid
-
-    def _validate(self, spec: pb.JobSpec) -> None:
-        _finite(spec.parameters)
-        parameters = parameters_of(spec, self.config.limits)
-        if not spec.inputs:
-            raise InvalidArgument("a job needs at least one input")
-        listed = [i.party_id for i in spec.inputs]
-        twice = sorted({p for p in listed if listed.count(p) > 1})
-        if twice:
-            raise InvalidArgument(f"party {twice[0]!r} has more than one input: give each party exactly one")
-        validate_inputs(spec.kind, parameters, spec.partitioning == pb.PARTITIONING_VERTICAL,
-                        [(i.party_id, list(i.columns)) for i in spec.inputs], list(spec.result_receivers))
-        columns = sum(len(i.columns) for i in spec.inputs)
-        if columns > self.config.limits.max_columns:
-            raise InvalidArgument(f"the job reads {columns} columns; this gateway allows at most "
-                                  f"{self.config.limits.max_columns} (config max_columns)")
-        if len(spec.purpose) > MAX_PURPOSE:
-            raise InvalidArgument(f"purpose has {len(spec.purpose)} characters; at most {MAX_PURPOSE}")
-        if spec.deadline.ToTimedelta().total_seconds() < 0:
-            raise InvalidArgument("deadline must not be negative")
-        if spec.partitioning == pb.PARTITIONING_UNSPECIFIED:
-            raise InvalidArgument("partitioning must be HORIZONTAL or VERTICAL")
-        known = {self.me, *self.config.peer_addresses}
-        _validate_model(spec, known)
-        for job_input in spec.inputs:
-            if job_input.party_id not in known:
-                raise InvalidArgument(f"unknown party {job_input.party_id!r}")
-            if not job_input.dataset or not (job_input.columns or spec.kind == "psi.intersect"):
-                raise InvalidArgument(f"input of party {job_input.party_id!r} needs a dataset and columns")
-        parties = participants(spec)
-        if len(parties) < 2:
-            raise InvalidArgument("a joint job needs at least two parties")
-        if not spec.result_receivers:
-            raise InvalidArgument("name at least one result receiver")
-        for receiver in spec.result_receivers:
-            if receiver not in parties:
-                raise InvalidArgument(f"result receiver {receiver!r} is not a participant")
-        refusal = self._provider_refusal(spec.provider, self.config.dealer[0] if self.config.dealer else "")
-        if refusal:
-            raise FailedPrecondition(refusal)
-
-    def _provider_refusal(self, provider: int, dealer: str) -> str:
-        """Why this party's own config refuses the job's triple provider, or ''."""
-        if provider == pb.PROVIDER_TFP and not self.config.allow_insecure_providers:
-            return (f"party {self.me} refuses provider TFP (party 0 sees every Beaver triple): "
-                    "its config does not allow insecure providers")
-        if provider == pb.PROVIDER_TTP:
-            if self.config.dealer is None:
-                return f"party {self.me} has no dealer in its config, so it cannot take part in TTP jobs"
-            if dealer != self.config.dealer[0]:
-                return f"party {self.me} uses dealer {self.config.dealer[0]!r}, not {dealer or 'none'!r}"
-        if provider not in (pb.PROVIDER_TFP, pb.PROVIDER_TTP):
-            return f"party {self.me} does not know triple provider {provider}"
-        return ""
 
     async def _propose(self, party: str, job: pb.Job) -> pb.PartyStatus:
         if party == self.me:
@@ -247,7 +189,7 @@ class Scheduler(Participation):
             raise PermissionDenied(f"party {caller!r} cannot propose on behalf of {job.coordinator!r}")
         if self._draining:
             raise Unavailable(f"gateway {self.me} is shutting down and accepts no new jobs")
-        _finite(job.spec.parameters)
+        finite(job.spec.parameters)
         parameters_of(job.spec, self.config.limits)
         # off the event loop: a DP job's budget check composes every earlier charge (1.75 s at 1000 jobs)
         review = await asyncio.to_thread(self._review, job)
@@ -276,7 +218,7 @@ class Scheduler(Participation):
         """This party's own decision: its config's provider rules, its datasets'
         policies (InvalidArgument for unknown datasets or columns) and, where it
         holds the job's model, the model's policy."""
-        refusal = self._provider_refusal(job.spec.provider, job.dealer)
+        refusal = provider_refusal(self.config, job.spec.provider, job.dealer)
         reviews = [self._datasets.review(job, self.me)] if has_input(job.spec, self.me) else []
         if self.me in job.spec.model.holders:
             if self._models is None:
@@ -557,38 +499,7 @@ def _log_crash(task: asyncio.Task[Any]) -> None:
         log.error("scheduler task failed: %r", task.exception())
 
 
-def _validate_model(spec: pb.JobSpec, known: set[str]) -> None:
-    """model.predict and model.evaluate name the model and its holders; no other kind does."""
-    uses_model = spec.kind in ("model.predict", "model.evaluate")
-    if not uses_model:
-        if spec.HasField("model"):
-            raise InvalidArgument(f"{spec.kind} takes no model (only model.predict and model.evaluate do)")
-        return
-    if not spec.model.model_id or not spec.model.holders:
-        raise InvalidArgument(f"{spec.kind} needs a model: its id and the parties that hold it")
-    for holder in spec.model.holders:
-        if holder not in known:
-            raise InvalidArgument(f"unknown party {holder!r} holding the model")
-    if len(set(spec.model.holders)) != len(spec.model.holders):
-        raise InvalidArgument("a model's holders are listed once each")
-
-
 def _copy(spec: pb.JobSpec) -> pb.JobSpec:
     out = pb.JobSpec()
     out.CopyFrom(spec)
     return out
-
-
-def _finite(parameters: struct_pb2.Struct | struct_pb2.ListValue, path: str = "") -> None:
-    """INVALID_ARGUMENT for a NaN or infinity anywhere in a job's parameters (a raw
-    Struct can carry them; JSON cannot, so no parameter means one)."""
-    items = parameters.fields.items() if isinstance(parameters, struct_pb2.Struct) else enumerate(parameters.values)
-    for key, value in items:
-        where = f"{path}.{key}" if path and isinstance(key, str) else f"{path}[{key}]" if path else str(key)
-        kind = value.WhichOneof("kind")
-        if kind == "number_value" and not math.isfinite(value.number_value):
-            raise InvalidArgument(f"parameter {where} is {value.number_value}: parameters must be finite numbers")
-        if kind == "struct_value":
-            _finite(value.struct_value, where)
-        elif kind == "list_value":
-            _finite(value.list_value, where)
