@@ -41,27 +41,27 @@ FRESH_S = 300
 @dataclass(frozen=True)
 class NotifyConfig:
     url: str
-    secret: bytes = b""
+    secret: bytes
 
     @classmethod
     def parse(cls, raw: object, path_of: Callable[[str], Path]) -> NotifyConfig | None:
-        """The config's `[notify]` table (`url`, `secret_file`), checked; None without one."""
+        """The config's `[notify]` table (`url`, `secret_file`, both required), checked; None without one."""
         if raw is None:
             return None
         if not isinstance(raw, dict) or set(raw) - {"url", "secret_file"} or not isinstance(raw.get("url"), str):
-            raise InvalidArgument("config field 'notify' needs 'url' (and optionally 'secret_file')")
+            raise InvalidArgument("config field 'notify' takes 'url' and 'secret_file'")
         url = raw["url"]
         parts = urlsplit(url)
         if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname or "")):
             raise InvalidArgument("config field 'notify.url' must be https (http only to this host)")
-        secret = b""
-        if "secret_file" in raw:
-            path = path_of(str(raw["secret_file"]))
-            if not path.is_file():
-                raise InvalidArgument(f"config field 'notify.secret_file': no file {path}")
-            secret = path.read_bytes().strip()
-            if len(secret) < 16:
-                raise InvalidArgument("config field 'notify.secret_file': the secret needs at least 16 bytes")
+        if not isinstance(raw.get("secret_file"), str):
+            raise InvalidArgument("config field 'notify.secret_file' is missing: every notification is signed")
+        path = path_of(raw["secret_file"])
+        if not path.is_file():
+            raise InvalidArgument(f"config field 'notify.secret_file': no file {path}")
+        secret = path.read_bytes().strip()
+        if len(secret) < 16:
+            raise InvalidArgument("config field 'notify.secret_file': the secret needs at least 16 bytes")
         return cls(url, secret)
 
 
@@ -111,8 +111,7 @@ class Notifier:
                 time.sleep(RETRY_S * attempt)
             stamp = str(int(time.time()))
             headers = {"Content-Type": "application/json", "X-Mpcgate-Event": event, "X-Mpcgate-Timestamp": stamp}
-            if self._config.secret:
-                headers["X-Mpcgate-Signature"] = signature(self._config.secret, stamp, body)
+            headers["X-Mpcgate-Signature"] = signature(self._config.secret, stamp, body)
             request = urllib.request.Request(self._config.url, data=body, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 (https or loopback)

@@ -217,4 +217,3 @@ class _NotAllowed(Exception):
 def _takes_part(job: pb.Job, party: str) -> bool:
     spec = job.spec
     return party in {*(i.party_id for i in spec.inputs), *spec.model.holders, *spec.result_receivers}
-

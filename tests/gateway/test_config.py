@@ -53,6 +53,7 @@ def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
         (lambda r: r.update(drain_grace_s=-1), "drain_grace_s"),
         (lambda r: r.update(notify={"url": "http://dpo.example/hook"}), "notify.url"),  # plain http leaves the host
         (lambda r: r.update(notify={"url": "https://dpo.example/hook", "secret_file": "none"}), "notify.secret_file"),
+        (lambda r: r.update(notify={"url": "https://dpo.example/hook"}), "notify.secret_file"),  # always signed
         (lambda r: r.update(notify={"url": "https://dpo.example/hook", "token": "x"}), "notify"),
     ],
 )
