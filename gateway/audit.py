@@ -99,11 +99,16 @@ class AuditLog:
             ).fetchall()
         return verify_rows(rows)
 
-    def entries(self, limit: int, offset: int = 0, action: str = "", subject: str = "", actor: str = "",
+    def entries(self, limit: int, below: int | None = None, action: str = "", subject: str = "", actor: str = "",
                 since: float | None = None, until: float | None = None, text: str = "") -> list[tuple]:
-        """Rows (seq, time, actor, action, subject, outcome, details, prev, hash), newest first, filtered."""
+        """Rows (seq, time, actor, action, subject, outcome, details, prev, hash), newest
+        first, filtered; with `below`, only entries before that sequence number (pages
+        stay put while new entries arrive on top)."""
         where: list[str] = []
         params: list[str | float] = []
+        if below is not None:
+            where.append("seq < ?")
+            params.append(below)
         for column, value in (("action", action), ("subject", subject), ("actor", actor)):
             if value:
                 where.append(f"{column} = ?")
@@ -118,9 +123,9 @@ class AuditLog:
             where.append("instr(lower(actor || ' ' || action || ' ' || subject || ' ' || outcome || ' ' || details), ?) > 0")
             params.append(text.lower())
         query = "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log"
-        query += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ? OFFSET ?"
+        query += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
         with self._lock:
-            return self._db.execute(query, (*params, limit, offset)).fetchall()
+            return self._db.execute(query, (*params, limit)).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -227,15 +232,14 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     @map_errors
     async def ListAuditEntries(self, request: apb.ListAuditEntriesRequest, context: Any) -> apb.ListAuditEntriesResponse:
         size = min(request.page.page_size or PAGE_DEFAULT, PAGE_MAX)
-        token = request.page.page_token or "0"
-        if not token.isdigit():
+        token = request.page.page_token
+        if token and not token.isdigit():
             raise InvalidArgument(f"page_token {token[:40]!r} is not one this gateway gave")
-        offset = int(token)
-        rows = self._log.entries(size + 1, offset, request.action, request.subject, request.actor,
-                                 _seconds(request, "since"), _seconds(request, "until"), request.text)
+        rows = self._log.entries(size + 1, int(token) if token else None, request.action, request.subject,
+                                 request.actor, _seconds(request, "since"), _seconds(request, "until"), request.text)
         response = apb.ListAuditEntriesResponse(entries=[_entry(row) for row in rows[:size]])
         if len(rows) > size:
-            response.page.next_page_token = str(offset + size)
+            response.page.next_page_token = str(rows[size - 1][0])  # the next page: below the last entry shown
         return response
 
     @map_errors
@@ -260,4 +264,3 @@ def _entry(row: tuple) -> apb.AuditEntry:
                            previous_hash=prev)
     entry.time.FromDatetime(datetime.fromtimestamp(when, tz=UTC))
     return entry
-

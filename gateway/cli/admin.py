@@ -107,7 +107,7 @@ def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str,
 
 @audit.command("list")
 @connection
-@click.option("--action", default="", help="only this action, e.g. ApproveJob, job.release, dp.charge")
+@click.option("--action", default="", help="only this action, e.g. ApproveJob, job.review, result.release, dp.charge")
 @click.option("--subject", default="", help="only entries about this dataset, job or model")
 @click.option("--actor", default="", help="only entries by this caller (issuer/subject)")
 @click.option("--since", type=click.DateTime(), help="only entries at or after this time (UTC)")

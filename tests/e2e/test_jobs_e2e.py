@@ -346,6 +346,8 @@ def test_the_audit_log_is_searched_exported_and_verified_through_its_service(fed
         assert {"job.review", "result.release_check"} <= {e.action for e in about}, about
         reads = list(dpo.audit.entries(action="ListAuditEntries", actor=f"{federation.issuer('bank-b')}/dpo"))
         assert reads and reads[0].outcome == "OK"  # reading the log is audited too
+        pages = [e.sequence for _, e in zip(range(4), dpo.audit.entries(action="ListAuditEntries", page_size=1))]
+        assert pages == sorted(set(pages), reverse=True)  # each read adds an entry on top: no page repeats one
         refused = list(dpo.audit.entries(action="ListAuditEntries", actor=f"{federation.issuer('bank-b')}/operator",
                                          text="needs scope"))
         assert refused and refused[0].outcome == "PERMISSION_DENIED", refused
