@@ -44,16 +44,15 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     @map_errors
     async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
         size = request.page.page_size or PAGE_DEFAULT
-        token = request.page.page_token or "0"
-        if not token.isdigit():
+        token = request.page.page_token
+        if token and not token.isdigit():
             raise InvalidArgument(f"page_token {token[:40]!r} is not one this gateway gave")
-        offset = int(token)
         since = request.since.ToDatetime(tzinfo=UTC).timestamp() if request.HasField("since") else None
-        jobs = self._store.list(list(request.states), limit=size + 1, offset=offset, kind=request.kind, since=since,
-                                party=request.party_id)
-        response = pb.ListJobsResponse(jobs=jobs[:size])
-        if len(jobs) > size:
-            response.page.next_page_token = str(offset + size)
+        found = self._store.page(list(request.states), limit=size + 1, kind=request.kind, since=since,
+                                 party=request.party_id, below=int(token) if token else None)
+        response = pb.ListJobsResponse(jobs=[job for _, job in found[:size]])
+        if len(found) > size:
+            response.page.next_page_token = str(found[size - 1][0])  # the next page: below the last job shown
         return response
 
     @map_errors

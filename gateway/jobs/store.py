@@ -110,27 +110,42 @@ class JobStore:
         except NotFound:
             return None
 
-    def list(self, states_wanted: list[int] | None = None, limit: int = 100, offset: int = 0, kind: str = "",
-             since: float | None = None, party: str = "") -> list[pb.Job]:
-        """Jobs newest first, only those in `states_wanted`, of `kind`, created here
-        at or after `since` (seconds since the epoch) and with `party` among their
-        parties or receivers, where given."""
-        query, where = "SELECT record FROM jobs", []
-        params: list[float] = []
+    def list(self, states_wanted: builtins.list[int] | None = None, limit: int = 100, kind: str = "",
+             since: float | None = None, party: str = "", below: int | None = None) -> list[pb.Job]:
+        """Jobs newest first: only those in `states_wanted`, of `kind`, created here at
+        or after `since` (seconds since the epoch), with `party` among their parties or
+        receivers, stored before the job with row number `below`, where given."""
+        return [job for _, job in self.page(states_wanted, limit, kind, since, party, below)]
+
+    def page(self, states_wanted: builtins.list[int] | None = None, limit: int = 100, kind: str = "",
+             since: float | None = None, party: str = "", below: int | None = None
+             ) -> builtins.list[tuple[int, pb.Job]]:
+        """`list`'s jobs with their row numbers (a page continues below the last one:
+        jobs stored meanwhile do not shift it)."""
+        query, where = "SELECT rowid, record FROM jobs", []
+        params: builtins.list[float] = []
         if states_wanted:
             where.append(f"state IN ({', '.join('?' * len(states_wanted))})")
             params += states_wanted
         if since is not None:
             where.append("created_at >= ?")
             params.append(since)
+        if below is not None:
+            where.append("rowid < ?")
+            params.append(below)
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY created_at DESC"
+        query += " ORDER BY rowid DESC"
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
-        jobs = (pb.Job.FromString(r[0]) for r in rows)
-        wanted = [j for j in jobs if (not kind or j.spec.kind == kind) and (not party or _takes_part(j, party))]
-        return wanted[offset : offset + limit]
+        out: builtins.list[tuple[int, pb.Job]] = []
+        for rowid, record in rows:
+            job = pb.Job.FromString(record)
+            if (not kind or job.spec.kind == kind) and (not party or _takes_part(job, party)):
+                out.append((rowid, job))
+                if len(out) == limit:
+                    break
+        return out
 
     def update(self, job_id: str, change: Callable[[pb.Job], None], message: str = "") -> pb.Job:
         """Applies `change(job)` (which may set a new state) atomically; a state change
