@@ -4,7 +4,8 @@ one initialized CrypTen; multi-party tests start their own processes."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,11 +24,38 @@ def crypten_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     crypten.uninit()
 
 
-@pytest.fixture(scope="module", params=[2, 3])
-def session(request: pytest.FixtureRequest) -> Iterator[object]:
-    """A standing CrypTen session of 2 or 3 party processes (tests/statskit.py)."""
+@pytest.fixture(scope="session")
+def standing() -> Iterator[Callable[[int], Any]]:
+    """`standing(n)`: the run's one standing CrypTen session of n party processes
+    (tests/statskit.py), started when first asked for (~3 s) and shared by every
+    module after: each task starts from its own JobContext."""
     from statskit import Session
 
-    standing = Session(request.param)
-    yield standing
-    standing.close()
+    sessions: dict[int, Session] = {}
+
+    def of(world_size: int) -> Session:
+        if world_size not in sessions:
+            sessions[world_size] = Session(world_size)
+        return sessions[world_size]
+
+    yield of
+    for running in sessions.values():
+        running.close()
+
+
+@pytest.fixture(scope="module", params=[2, 3])
+def session(request: pytest.FixtureRequest, standing: Callable[[int], Any]) -> Any:
+    """The standing session of 2, then of 3 parties."""
+    return standing(request.param)
+
+
+@pytest.fixture()
+def two(standing: Callable[[int], Any]) -> Any:
+    """The standing session of 2 parties."""
+    return standing(2)
+
+
+@pytest.fixture()
+def three(standing: Callable[[int], Any]) -> Any:
+    """The standing session of 3 parties."""
+    return standing(3)

@@ -75,7 +75,7 @@ class Session:
 
     def _run(self) -> None:
         try:
-            run_parties(_serve, self.world_size, (self._tasks, self._answers, self._kept), timeout=3600)
+            run_parties(_serve, self.world_size, (self._tasks, self._answers, self._kept), timeout=4 * 3600)  # (shared by the whole run: conftest.standing)
         except BaseException as err:  # noqa: BLE001  (surfaced by the next `run`)
             self._error = err
 

@@ -7,8 +7,6 @@ scikit-learn's OneHotEncoder pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from scipy.stats import chi2_contingency
@@ -21,13 +19,6 @@ from mpc.catalogue.context import Vocabulary
 pytestmark = pytest.mark.multiprocess
 REGIONS = ("east", "north", "south", "west")
 PRODUCTS = ("card", "loan", "mortgage")
-
-
-@pytest.fixture(scope="module")
-def trio() -> Iterator[Session]:
-    standing = Session(3)
-    yield standing
-    standing.close()
 
 
 def coded(values: np.ndarray, levels: tuple[str, ...]) -> np.ndarray:
@@ -51,10 +42,10 @@ def counted(region: np.ndarray, product: np.ndarray) -> np.ndarray:
     return np.array([[np.sum((region == r) & (product == p)) for p in PRODUCTS] for r in REGIONS], dtype=float)
 
 
-def test_a_pooled_crosstab_and_its_chi_square_match_scipy(trio: Session) -> None:
+def test_a_pooled_crosstab_and_its_chi_square_match_scipy(three: Session) -> None:
     rng = np.random.default_rng(1)
     parts = [draw(rng, rows, skew) for rows, skew in ((300, 1.0), (200, 0.4), (250, 0.0))]
-    status, result = trio.run(horizontal(parts))
+    status, result = three.run(horizontal(parts))
     assert status == "ok", result
     expected = counted(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     np.testing.assert_array_equal(result["crosstab"][0], expected)
@@ -72,7 +63,7 @@ def rows_of(counts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
     return region, product
 
 
-def test_a_small_cell_is_withheld_and_so_is_the_cell_that_would_betray_it(trio: Session) -> None:
+def test_a_small_cell_is_withheld_and_so_is_the_cell_that_would_betray_it(three: Session) -> None:
     """Party 1 holds 2 east mortgages: that cell is withheld. The job's row count
     (and each party's) is public, so that cell alone would be the count minus the
     released cells: party 1 withholds its own smallest cell of at least k rows
@@ -83,7 +74,7 @@ def test_a_small_cell_is_withheld_and_so_is_the_cell_that_would_betray_it(trio: 
     parts = [rows_of(c, rng) for c in counts]
     task = horizontal(parts)
     task.rules = {"min_group_size": 5}
-    status, result = trio.run(task)
+    status, result = three.run(task)
     assert status == "ok", result
     values, suppressed = result["crosstab"][0], result["crosstab"][3]
     smallest_of_party_1 = int(np.argmin(np.where(counts[1] >= 5, counts[1], 10**9)))  # its 8 south loans
@@ -94,7 +85,7 @@ def test_a_small_cell_is_withheld_and_so_is_the_cell_that_would_betray_it(trio: 
     np.testing.assert_array_equal(values.reshape(-1)[released], sum(counts).reshape(-1)[released])
 
 
-def test_a_vertical_crosstab_across_owners(trio: Session) -> None:
+def test_a_vertical_crosstab_across_owners(three: Session) -> None:
     """Region at bank 0, product at bank 1 (shuffled keys): the table is a product of
     one-hot columns under MPC; a small cell and its complement withheld."""
     rng = np.random.default_rng(3)
@@ -107,7 +98,7 @@ def test_a_vertical_crosstab_across_owners(trio: Session) -> None:
     task = Task("stats.crosstab", "vertical", tables, [["region"], ["product"], []],
                 keys=[keys[o] for o in orders], rules={"min_group_size": 5},
                 categories=[{"region": Vocabulary(REGIONS)}, {"product": Vocabulary(PRODUCTS)}, {}])
-    status, result = trio.run(task)
+    status, result = three.run(task)
     assert status == "ok", result
     expected = counted(region, product).reshape(-1)
     suppressed = result["crosstab"][3]
@@ -116,20 +107,20 @@ def test_a_vertical_crosstab_across_owners(trio: Session) -> None:
     released = np.delete(np.arange(12), suppressed)
     np.testing.assert_array_equal(result["crosstab"][0].reshape(-1)[released], expected[released])
     task.rules = {"min_group_size": 1}
-    status, result = trio.run(task)
+    status, result = three.run(task)
     assert status == "ok", result
     np.testing.assert_array_equal(result["crosstab"][0].reshape(-1), expected)
 
 
-def test_categories_are_agreed_and_unlisted_ones_refused_or_counted_as_other(trio: Session) -> None:
+def test_categories_are_agreed_and_unlisted_ones_refused_or_counted_as_other(three: Session) -> None:
     rng = np.random.default_rng(4)
     parts = [draw(rng, 200) for _ in range(3)]
     task = horizontal(parts)
     task.parameters = {"categories": {"region": ["north", "south"]}}
-    status, message = trio.run(task)
+    status, message = three.run(task)
     assert status == "refused" and "holds categories of column 'region' that the job does not list" in message
     task.categories = [{"region": Vocabulary(REGIONS, other=True), "product": Vocabulary(PRODUCTS)}] * 3
-    status, result = trio.run(task)
+    status, result = three.run(task)
     assert status == "ok", result
     assert result["crosstab"][1] == ["north", "south", "other"]
     region = np.concatenate([p[0] for p in parts])
@@ -138,20 +129,20 @@ def test_categories_are_agreed_and_unlisted_ones_refused_or_counted_as_other(tri
     task = horizontal(parts)
     task.rules = {"min_group_size": 200}  # no category holds 200 rows at a party: nothing to agree on
     task.categories = [{"region": Vocabulary(REGIONS, other=True), "product": Vocabulary(PRODUCTS, other=True)}] * 3
-    status, result = trio.run(task)
+    status, result = three.run(task)
     assert status == "ok", result
     assert result["crosstab"][1] == ["other"] and result["crosstab"][2] == ["other"]
 
 
-def test_statistics_refuse_categorical_columns(trio: Session) -> None:
+def test_statistics_refuse_categorical_columns(three: Session) -> None:
     rng = np.random.default_rng(5)
     task = horizontal([draw(rng, 50) for _ in range(3)])
     task.kind = "stats.describe"
-    status, message = trio.run(task)
+    status, message = three.run(task)
     assert status == "refused" and "only models and stats.crosstab read categorical columns" in message
 
 
-def test_a_logistic_regression_one_hot_encodes_as_scikit_learn(trio: Session) -> None:
+def test_a_logistic_regression_one_hot_encodes_as_scikit_learn(three: Session) -> None:
     """A numeric feature and a categorical one split by rows; vertically, the
     region at bank 1 encoded with its own categories."""
     rng = np.random.default_rng(6)
@@ -165,7 +156,7 @@ def test_a_logistic_regression_one_hot_encodes_as_scikit_learn(trio: Session) ->
     table = np.column_stack([income, coded(region, REGIONS), y])
     tables = list(np.array_split(table, 3))
     names = ["income", "region", "y"]
-    status, result = trio.run(Task("model.logistic_regression", "horizontal", tables, [names] * 3,
+    status, result = three.run(Task("model.logistic_regression", "horizontal", tables, [names] * 3,
                                    {"label": "y", "holdout": 0},
                                    categories=[{"region": Vocabulary(REGIONS)}] * 3), timeout=900)
     assert status == "ok", result
@@ -175,7 +166,7 @@ def test_a_logistic_regression_one_hot_encodes_as_scikit_learn(trio: Session) ->
     assert (mine == truth).mean() >= 0.97
     keys = np.array([f"c{i}" for i in range(n)], dtype=object)
     orders = [rng.permutation(n) for _ in range(3)]
-    status, result = trio.run(Task(
+    status, result = three.run(Task(
         "model.logistic_regression", "vertical",
         [income[orders[0]][:, None], coded(region, REGIONS)[orders[1]][:, None], y[orders[2]][:, None]],
         [["income"], ["region"], ["y"]], {"label": "y", "holdout": 0}, keys=[keys[o] for o in orders],

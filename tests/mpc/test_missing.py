@@ -7,8 +7,6 @@ curious partner would try on the pooled fill value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from sklearn.impute import SimpleImputer
@@ -18,13 +16,6 @@ from statskit import Session, Task
 
 pytestmark = pytest.mark.multiprocess
 COLUMNS = ["x", "y", "z"]
-
-
-@pytest.fixture(scope="module")
-def trio() -> Iterator[Session]:
-    standing = Session(3)
-    yield standing
-    standing.close()
 
 
 def holey(rng: np.random.Generator, rows: int, offset: float, scale: float, share: float = 0.2) -> np.ndarray:
@@ -48,12 +39,12 @@ def filled(pooled: np.ndarray, choice: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("offset, scale", [(0.0, 1.0), (1e6, 1.0), (-3.0, 1e-3), (2e4, 5e3)])
-def test_statistics_on_filled_columns_match_numpy(trio: Session, offset: float, scale: float) -> None:
+def test_statistics_on_filled_columns_match_numpy(three: Session, offset: float, scale: float) -> None:
     rng = np.random.default_rng(int(offset + scale * 7) % 1000)
     tables = [holey(rng, rows, offset, scale) for rows in (40, 25, 60)]
     pooled = np.vstack(tables)
     for choice in ("mean", "median", "drop", "indicator"):
-        status, result = trio.run(Task("stats.describe", "horizontal", tables, [COLUMNS] * 3, {"missing": choice}))
+        status, result = three.run(Task("stats.describe", "horizontal", tables, [COLUMNS] * 3, {"missing": choice}))
         assert status == "ok", (choice, result)
         expected = filled(pooled, choice)
         width = expected.shape[1]
@@ -67,17 +58,17 @@ def test_statistics_on_filled_columns_match_numpy(trio: Session, offset: float, 
             assert result["mean"][1] == [*COLUMNS, "x_missing", "y_missing", "z_missing"]
 
 
-def test_a_column_with_missing_cells_and_no_choice_is_refused(trio: Session) -> None:
+def test_a_column_with_missing_cells_and_no_choice_is_refused(three: Session) -> None:
     rng = np.random.default_rng(3)
     tables = [holey(rng, 20, 0.0, 1.0, share=0.3) for _ in range(3)]
-    status, message = trio.run(Task("stats.describe", "horizontal", tables, [COLUMNS] * 3, {}))
+    status, message = three.run(Task("stats.describe", "horizontal", tables, [COLUMNS] * 3, {}))
     assert status == "refused" and "missing cells" in message and "parameter missing" in message
-    status, message = trio.run(Task("stats.describe", "horizontal", tables, [COLUMNS] * 3,
+    status, message = three.run(Task("stats.describe", "horizontal", tables, [COLUMNS] * 3,
                                     {"missing": {"x": "mean", "y": "mean"}}))
     assert status == "refused" and "'z'" in message and "no choice" in message
 
 
-def test_the_pooled_fill_does_not_reveal_a_partner_s_single_cell(trio: Session) -> None:
+def test_the_pooled_fill_does_not_reveal_a_partner_s_single_cell(three: Session) -> None:
     """Party 0 knows its own cells; bank 1 has one observed income, bank 2 none.
     The pooled mean (told to every party) minus party 0's own cells is bank 1's
     one value: the attack works at min_group_size 1 and is refused at 5."""
@@ -89,7 +80,7 @@ def test_the_pooled_fill_does_not_reveal_a_partner_s_single_cell(trio: Session) 
     nobody = np.full((8, 1), np.nan)
     tables = [mine, theirs, nobody]
     for rules, works in (({"min_group_size": 1}, True), ({"min_group_size": 5}, False)):
-        status, result = trio.run(Task("stats.describe", "horizontal", tables, [["income"]] * 3,
+        status, result = three.run(Task("stats.describe", "horizontal", tables, [["income"]] * 3,
                                        {"missing": "mean"}, rules=rules))
         if works:
             assert status == "ok", result
@@ -100,7 +91,7 @@ def test_the_pooled_fill_does_not_reveal_a_partner_s_single_cell(trio: Session) 
             assert status == "refused" and "min_group_size" in result, result
 
 
-def test_vertical_owners_fill_their_own_columns(trio: Session) -> None:
+def test_vertical_owners_fill_their_own_columns(three: Session) -> None:
     rng = np.random.default_rng(5)
     n = 60
     keys = np.array([f"k{i}" for i in range(n)], dtype=object)
@@ -108,7 +99,7 @@ def test_vertical_owners_fill_their_own_columns(trio: Session) -> None:
     data[rng.random(data.shape) < 0.25] = np.nan
     orders = [rng.permutation(n) for _ in range(3)]
     tables = [data[order][:, [r]] for r, order in enumerate(orders)]
-    status, result = trio.run(Task("stats.describe", "vertical", tables, [["a"], ["b"], ["c"]],
+    status, result = three.run(Task("stats.describe", "vertical", tables, [["a"], ["b"], ["c"]],
                                    {"missing": {"a": "median", "b": "indicator", "c": "mean"}},
                                    keys=[keys[order] for order in orders]))
     assert status == "ok", result
@@ -120,7 +111,7 @@ def test_vertical_owners_fill_their_own_columns(trio: Session) -> None:
                                                          np.isnan(data[:, 2]).sum()])
 
 
-def test_logistic_regression_with_missing_features_and_labels(trio: Session) -> None:
+def test_logistic_regression_with_missing_features_and_labels(three: Session) -> None:
     """Features 20% missing, some labels missing: rows without a label dropped,
     features filled with the pooled mean plus indicators, as scikit-learn's
     SimpleImputer(add_indicator=True) with LogisticRegression() on the same rows."""
@@ -133,7 +124,7 @@ def test_logistic_regression_with_missing_features_and_labels(trio: Session) -> 
     table = np.column_stack([x, y])
     names = [*COLUMNS, "label"]
     tables = list(np.array_split(table, 3))
-    status, result = trio.run(Task("model.logistic_regression", "horizontal", tables, [names] * 3,
+    status, result = three.run(Task("model.logistic_regression", "horizontal", tables, [names] * 3,
                                    {"label": "label", "missing": "indicator", "holdout": 0}), timeout=900)
     assert status == "ok", result
     labelled = ~np.isnan(y)

@@ -6,8 +6,6 @@ refused as ill-conditioned. Real CrypTen, one process per party."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from sklearn import datasets
@@ -23,13 +21,6 @@ from mpc.programs.models.holdout import entity_draws
 pytestmark = pytest.mark.multiprocess
 
 PARTIES = 3
-
-
-@pytest.fixture(scope="module")
-def three() -> Iterator[Session]:
-    session = Session(PARTIES)
-    yield session
-    session.close()
 
 
 def _split(kind: str, partitioning: str, x: np.ndarray, y: np.ndarray, parameters: dict) -> Task:
@@ -187,7 +178,7 @@ def test_a_bank_with_one_row(three: Session, seed: int) -> None:
     y = (x[:, 0] + rng.normal(size=301) > 0).astype(float)
     table = np.column_stack([x, y])
     tables, names = [table[:150], table[150:300], table[300:]], [["a", "b", "c", "y"]] * PARTIES
-    for kind, parameters in (("model.logistic_regression", {"label": "y", "seed": seed}),
+    for kind, parameters in (("model.logistic_regression", {"label": "y", "epochs": 3, "seed": seed}),
                              ("model.linear_regression", {"label": "y", "holdout": 0.2, "seed": seed}),
                              ("model.mlp", {"label": "y", "epochs": 1, "seed": seed}), ("stats.summary", {})):
         status, result = three.run(Task(kind, "horizontal", tables, names, parameters), timeout=600)

@@ -12,7 +12,6 @@ cut-off) and answered R^2 0.455 where the fit's is 0.991."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -26,13 +25,6 @@ pytestmark = pytest.mark.multiprocess
 # CI replays a fixed sample (a landing must not hinge on a draw); runs elsewhere explore anew
 EXPLORE = dict(deadline=None, suppress_health_check=list(HealthCheck), database=None,
                derandomize=bool(os.environ.get("CI")))
-
-
-@pytest.fixture(scope="module")
-def two() -> Iterator[Session]:
-    session = Session(2)
-    yield session
-    session.close()
 
 
 class Exact:

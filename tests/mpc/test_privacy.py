@@ -7,7 +7,6 @@ results may leave it. Real CrypTen, one process per party."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -139,13 +138,6 @@ def test_one_party_s_transcript_and_share_say_nothing_about_the_noise() -> None:
         t = (target - target.mean()) / target.std()
         correlation = np.abs(z.T @ t) / len(kept)
         assert correlation.max() < limit, (correlation.max(), limit)
-
-
-@pytest.fixture(scope="module")
-def two() -> Iterator[Session]:
-    session = Session(2)
-    yield session
-    session.close()
 
 
 BOUNDS = {"balance": (0.0, 100.0), "age": (18.0, 98.0)}

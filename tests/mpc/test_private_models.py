@@ -5,8 +5,6 @@ would release more are refused at submit. Real CrypTen, one process per party.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -23,13 +21,6 @@ pytestmark = pytest.mark.multiprocess
 
 NAMES = ["income", "debt", "age", "y"]
 BOUNDS = {"income": (0.0, 200.0), "debt": (0.0, 50.0), "age": (18.0, 90.0)}
-
-
-@pytest.fixture(scope="module")
-def two() -> Iterator[Session]:
-    session = Session(2)
-    yield session
-    session.close()
 
 
 def borrowers(rng: np.random.Generator, rows: int, logistic: bool) -> np.ndarray:

@@ -6,7 +6,6 @@ naming a column. Never a wrong number. Real CrypTen, one process per party."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,20 +16,6 @@ from statskit import Session, Task
 from gateway import demo_data
 
 pytestmark = pytest.mark.multiprocess
-
-
-@pytest.fixture(scope="module")
-def two() -> Iterator[Session]:
-    session = Session(2)
-    yield session
-    session.close()
-
-
-@pytest.fixture(scope="module")
-def three() -> Iterator[Session]:
-    session = Session(3)
-    yield session
-    session.close()
 
 
 def reference(pooled: np.ndarray) -> dict[str, np.ndarray]:
