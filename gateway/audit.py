@@ -31,9 +31,8 @@ import grpc.aio
 
 from gateway.api.gateway.v1 import audit_pb2 as apb
 from gateway.api.gateway.v1 import audit_pb2_grpc
-from gateway.db import open_database
+from gateway.db import Conditions, keyset, next_token, open_database
 from gateway.transport.rpc import map_errors
-from mpc.errors import InvalidArgument
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -104,28 +103,23 @@ class AuditLog:
         """Rows (seq, time, actor, action, subject, outcome, details, prev, hash), newest
         first, filtered; with `below`, only entries before that sequence number (pages
         stay put while new entries arrive on top)."""
-        where: list[str] = []
-        params: list[str | float] = []
+        where = Conditions()
         if below is not None:
-            where.append("seq < ?")
-            params.append(below)
+            where.add("seq < ?", below)
         for column, value in (("action", action), ("subject", subject), ("actor", actor)):
             if value:
-                where.append(f"{column} = ?")
-                params.append(value)
+                where.add(f"{column} = ?", value)
         if since is not None:
-            where.append("time >= ?")
-            params.append(since)
+            where.add("time >= ?", since)
         if until is not None:
-            where.append("time < ?")
-            params.append(until)
+            where.add("time < ?", until)
         if text:
-            where.append("instr(lower(actor || ' ' || action || ' ' || subject || ' ' || outcome || ' ' || details), ?) > 0")
-            params.append(text.lower())
+            where.add("instr(lower(actor || ' ' || action || ' ' || subject || ' ' || outcome || ' ' || details), ?) > 0",
+                      text.lower())
         query = "SELECT seq, time, actor, action, subject, outcome, details, prev, hash FROM audit_log"
-        query += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
+        query += where.sql() + " ORDER BY seq DESC LIMIT ?"
         with self._lock:
-            return self._db.execute(query, (*params, limit)).fetchall()
+            return self._db.execute(query, (*where.params, limit)).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -231,15 +225,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     @map_errors
     async def ListAuditEntries(self, request: apb.ListAuditEntriesRequest, context: Any) -> apb.ListAuditEntriesResponse:
-        size = min(request.page.page_size or PAGE_DEFAULT, PAGE_MAX)
-        token = request.page.page_token
-        if token and not token.isdigit():
-            raise InvalidArgument(f"page_token {token[:40]!r} is not one this gateway gave")
-        rows = self._log.entries(size + 1, int(token) if token else None, request.action, request.subject,
-                                 request.actor, _seconds(request, "since"), _seconds(request, "until"), request.text)
+        size, below = keyset(request.page, PAGE_DEFAULT, PAGE_MAX)
+        rows = self._log.entries(size + 1, below, request.action, request.subject, request.actor,
+                                 _seconds(request, "since"), _seconds(request, "until"), request.text)
         response = apb.ListAuditEntriesResponse(entries=[_entry(row) for row in rows[:size]])
-        if len(rows) > size:
-            response.page.next_page_token = str(rows[size - 1][0])  # the next page: below the last entry shown
+        response.page.next_page_token = next_token([row[0] for row in rows], size)
         return response
 
     @map_errors

@@ -13,15 +13,16 @@ from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import coordination_pb2_grpc, jobs_pb2_grpc
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.contract import states
+from gateway.db import keyset, next_token
 from gateway.jobs.peers import head_of
 from gateway.jobs.scheduler import Scheduler
 from gateway.jobs.store import JobStore, now
 from gateway.transport.rpc import map_errors
 from gateway.transport.tls import authenticated_peer
-from mpc.errors import InvalidArgument
 
 WATCH_POLL_S = 0.2
 PAGE_DEFAULT = 100
+PAGE_MAX = 1000
 
 Caller = Callable[[Any], str]
 """Who the operator is (e.g. 'issuer/subject'), from the call's verified token."""
@@ -43,16 +44,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     @map_errors
     async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
-        size = request.page.page_size or PAGE_DEFAULT
-        token = request.page.page_token
-        if token and not token.isdigit():
-            raise InvalidArgument(f"page_token {token[:40]!r} is not one this gateway gave")
+        size, below = keyset(request.page, PAGE_DEFAULT, PAGE_MAX)
         since = request.since.ToDatetime(tzinfo=UTC).timestamp() if request.HasField("since") else None
         found = self._store.page(list(request.states), limit=size + 1, kind=request.kind, since=since,
-                                 party=request.party_id, below=int(token) if token else None)
+                                 party=request.party_id, below=below)
         response = pb.ListJobsResponse(jobs=[job for _, job in found[:size]])
-        if len(found) > size:
-            response.page.next_page_token = str(found[size - 1][0])  # the next page: below the last job shown
+        response.page.next_page_token = next_token([key for key, _ in found], size)
         return response
 
     @map_errors

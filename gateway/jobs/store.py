@@ -21,7 +21,7 @@ from google.protobuf import timestamp_pb2
 from gateway.api.common.v1 import error_pb2
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.contract import states
-from gateway.db import open_database
+from gateway.db import Conditions, open_database
 from mpc.errors import FailedPrecondition, NotFound
 
 SCHEMA = """
@@ -122,22 +122,16 @@ class JobStore:
              ) -> builtins.list[tuple[int, pb.Job]]:
         """`list`'s jobs with their row numbers (a page continues below the last one:
         jobs stored meanwhile do not shift it)."""
-        query, where = "SELECT rowid, record FROM jobs", []
-        params: builtins.list[float] = []
+        where = Conditions()
         if states_wanted:
-            where.append(f"state IN ({', '.join('?' * len(states_wanted))})")
-            params += states_wanted
+            where.add(f"state IN ({', '.join('?' * len(states_wanted))})", *states_wanted)
         if since is not None:
-            where.append("created_at >= ?")
-            params.append(since)
+            where.add("created_at >= ?", since)
         if below is not None:
-            where.append("rowid < ?")
-            params.append(below)
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY rowid DESC"
+            where.add("rowid < ?", below)
         with self._lock:
-            rows = self._db.execute(query, params).fetchall()
+            rows = self._db.execute("SELECT rowid, record FROM jobs" + where.sql() + " ORDER BY rowid DESC",
+                                    where.params).fetchall()
         out: builtins.list[tuple[int, pb.Job]] = []
         for rowid, record in rows:
             job = pb.Job.FromString(record)

@@ -25,7 +25,7 @@ from gateway.api.gateway.v1 import datasets_pb2 as dpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.api.gateway.v1 import models_pb2 as mpb
 from gateway.api.gateway.v1 import models_pb2_grpc
-from gateway.db import open_database
+from gateway.db import Conditions, keyset, next_token, open_database
 from gateway.jobs.contracts import Review, parameters_of
 from gateway.jobs.store import now
 from gateway.transport.rpc import map_errors
@@ -245,11 +245,15 @@ class ModelStore:
             raise NotFound(f"no shares of model {model_id!r} at this gateway")
         return _unpack(row[0])
 
-    def list(self, limit: int = 100, offset: int = 0) -> list[mpb.Model]:
+    def page(self, limit: int = 100, below: int | None = None) -> list[tuple[int, mpb.Model]]:
+        """Models with their row numbers, newest first, below `below` (keyset pages)."""
+        where = Conditions()
+        if below is not None:
+            where.add("rowid < ?", below)
         with self._lock:
-            rows = self._db.execute("SELECT record FROM models ORDER BY created DESC LIMIT ? OFFSET ?",
-                                    (limit, offset)).fetchall()
-        return [mpb.Model.FromString(r[0]) for r in rows]
+            rows = self._db.execute("SELECT rowid, record FROM models" + where.sql() + " ORDER BY rowid DESC LIMIT ?",
+                                    (*where.params, limit)).fetchall()
+        return [(key, mpb.Model.FromString(record)) for key, record in rows]
 
     def delete(self, model_id: str) -> None:
         self.get(model_id)
@@ -290,12 +294,10 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
 
     @map_errors
     async def ListModels(self, request: mpb.ListModelsRequest, context: Any) -> mpb.ListModelsResponse:
-        size = request.page.page_size or 100
-        offset = int(request.page.page_token or 0)
-        found = self._store.list(size + 1, offset)
-        response = mpb.ListModelsResponse(models=found[:size])
-        if len(found) > size:
-            response.page.next_page_token = str(offset + size)
+        size, below = keyset(request.page, 100, 1000)
+        found = self._store.page(size + 1, below)
+        response = mpb.ListModelsResponse(models=[model for _, model in found[:size]])
+        response.page.next_page_token = next_token([key for key, _ in found], size)
         return response
 
     @map_errors
