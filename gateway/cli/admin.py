@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,17 +114,12 @@ def verify(database: Path, peer_db: Path | None, party: str, anchors: tuple[str,
 def list_entries(action: str, subject: str, actor: str, since: Any, until: Any, text: str, out_format: str,
                  **conn: Any) -> None:
     """Your gateway's audit entries, newest first (scope audit:read); jsonl or csv exports them."""
-    from gateway.client.audit import FIELDS, as_row
+    from gateway.client.audit import as_row, export
 
     with make_client(**conn) as client:
         rows = run(lambda: [as_row(e) for e in client.audit.entries(action, subject, actor, since, until, text)])
-    if out_format == "jsonl":
-        for row in rows:
-            click.echo(json.dumps(row, sort_keys=True))
-    elif out_format == "csv":
-        writer = csv.DictWriter(sys.stdout, FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({**row, "details": json.dumps(row["details"], sort_keys=True)} for row in rows)
+    if out_format != "table":
+        click.echo(export(rows, out_format), nl=False)
     else:
         for row in rows:
             details = " ".join(f"{k}={v}" for k, v in sorted(row["details"].items()))

@@ -116,49 +116,15 @@ def get(job_id: str, **conn: Any) -> None:
 
 
 def _print_job(job: Any) -> None:
-    from gateway.contract import states
+    from gateway.client import describe
 
     record = job.record
     table = Table(title=f"job {record.job_id}", show_header=False)
-    table.add_row("state", states.name(record.state))
-    table.add_row("kind", record.spec.kind)
-    table.add_row("purpose", record.spec.purpose or "(none stated)")
-    table.add_row("coordinator", record.coordinator)
-    table.add_row("submitted by", record.submitted_by)
-    for job_input in record.spec.inputs:
-        table.add_row(f"reads at {job_input.party_id}", f"{job_input.dataset}: {', '.join(job_input.columns) or '(keys)'}")
-    if record.spec.parameters.fields:
-        from google.protobuf import json_format
-
-        table.add_row("parameters", json.dumps(json_format.MessageToDict(record.spec.parameters), sort_keys=True))
-    for reveal in record.reveals:
-        table.add_row(f"reveals to {reveal.receiver or 'every party'}", f"{reveal.text}{_protected(reveal.protections)}")
-    for charge in record.charges:
-        spent = "spent" if charge.released else "reserved"
-        table.add_row(f"privacy charge on {charge.dataset}", f"epsilon {charge.epsilon:g} ({spent})")
-    for party in record.parties:
-        detail = f" ({party.error.message})" if party.error.message else ""
-        table.add_row(f"party {party.party_id}", f"{states.name(party.state)}{detail}")
-    if record.error.message:
-        table.add_row("error", f"{record.error.reason}: {record.error.message}")
+    for name, text in describe.rows(record):
+        table.add_row(name, text)
     table.add_row("bytes sent (max per party)", f"{record.progress.bytes_sent:,}")
     table.add_row("communication rounds (max per party)", f"{record.progress.rounds:,}")
     console.print(table)
-
-
-def _protected(protections: Any) -> str:
-    """The protections of a release, in words (empty where none applies)."""
-    said = []
-    if protections.kept_shared:
-        said.append("kept secret-shared")
-    if protections.epsilon:
-        delta = f", delta {protections.delta:g}" if protections.delta else ""
-        said.append(f"differentially private, epsilon {protections.epsilon:g}{delta}")
-    if protections.min_group_size:
-        said.append(f"groups of fewer than {protections.min_group_size} of this party's rows withheld")
-    if protections.max_leverage:
-        said.append(f"no training row's leverage above {protections.max_leverage:g}")
-    return f" [{'; '.join(said)}]" if said else ""
 
 
 STATE_NAMES = ["PENDING", "AWAITING_APPROVAL", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"]

@@ -3,6 +3,9 @@ filtered and paged, and the gateway's check of its own chain."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -47,3 +50,17 @@ def as_row(entry: apb.AuditEntry) -> dict[str, Any]:
     return {"sequence": entry.sequence, "time": entry.time.ToDatetime(tzinfo=UTC).isoformat(), "actor": entry.actor,
             "action": entry.action, "subject": entry.subject, "outcome": entry.outcome,
             "details": dict(entry.details), "hash": entry.hash}
+
+
+def export(rows: list[dict[str, Any]], out_format: str) -> str:
+    """`as_row` rows as JSON lines ("jsonl") or CSV ("csv", details as JSON): the
+    CLI's and the console's exports."""
+    if out_format == "jsonl":
+        return "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+    if out_format != "csv":
+        raise ValueError(f"no export format {out_format!r}")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**row, "details": json.dumps(row["details"], sort_keys=True)} for row in rows)
+    return out.getvalue()
