@@ -8,6 +8,7 @@
     allow_insecure_providers = false  # true lets jobs use TFP (tests, demos)
     failure_timeout = 20.0            # seconds to declare a silent peer dead
     metrics_listen = "127.0.0.1:9464" # optional: Prometheus metrics over HTTP
+    console_listen = "127.0.0.1:8443" # optional: the web console (HTTPS, this gateway's certificate)
     default_deadline_s = 3600.0       # a job's wall-time limit unless it names one
     drain_grace_s = 60.0              # on SIGTERM, how long running jobs may finish
     submit_wait_s = 1.0               # SubmitJob answers once the parties reviewed, or after this
@@ -75,6 +76,7 @@ class GatewayConfig:
     default_deadline_s: float = 3600.0
     issuers: dict[str, IssuerConfig] = field(default_factory=dict)
     metrics_listen: str = ""
+    console_listen: str = ""
     dealer: tuple[str, str] | None = None  # (party id, address)
     drain_grace_s: float = 60.0
     submit_wait_s: float = 1.0
@@ -88,7 +90,7 @@ class GatewayConfig:
 
 KNOWN = {
     "": {"party_id", "listen", "data_dir", "database", "max_concurrent_jobs", "allow_insecure_providers",
-         "failure_timeout", "default_deadline_s", "drain_grace_s", "submit_wait_s", "max_columns", "max_bins", "metrics_listen",
+         "failure_timeout", "default_deadline_s", "drain_grace_s", "submit_wait_s", "max_columns", "max_bins", "metrics_listen", "console_listen",
          "warm_workers",
          "tls", "peers", "dealer", "issuers", "quotas", "notify"},
     "tls": {"ca", "cert", "key"},
@@ -162,9 +164,10 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
             dealer = (validate_party_id(table["id"]), table["address"])
         except MpcgateError as err:
             raise InvalidArgument(f"config field 'dealer.id': {err.message}") from None
-    metrics_listen = raw.get("metrics_listen", "")
-    if not isinstance(metrics_listen, str) or (metrics_listen and not metrics_listen.rpartition(":")[2].isdigit()):
-        raise InvalidArgument("config field 'metrics_listen' must be host:port")
+    metrics_listen, console_listen = (raw.get(key, "") for key in ("metrics_listen", "console_listen"))
+    for key, value in (("metrics_listen", metrics_listen), ("console_listen", console_listen)):
+        if not isinstance(value, str) or (value and (":" not in value or not value.rpartition(":")[2].isdigit())):
+            raise InvalidArgument(f"config field {key!r} must be host:port")
     insecure = raw.get("allow_insecure_providers", False)
     if not isinstance(insecure, bool):
         raise InvalidArgument("config field 'allow_insecure_providers' must be true or false")
@@ -173,6 +176,7 @@ def parse(raw: dict[str, Any], base: Path) -> GatewayConfig:
         database=path_of(need(raw, "database", str)), max_concurrent_jobs=limits["max_concurrent_jobs"],
         allow_insecure_providers=insecure, failure_timeout=float(limits["failure_timeout"]),
         default_deadline_s=float(limits["default_deadline_s"]), issuers=issuers, metrics_listen=metrics_listen, dealer=dealer,
+        console_listen=console_listen,
         drain_grace_s=float(limits["drain_grace_s"]), submit_wait_s=float(limits["submit_wait_s"]), max_columns=limits["max_columns"], max_bins=limits["max_bins"],
         warm_workers=limits["warm_workers"], quotas=parse_quotas(raw.get("quotas", {})),
         notify=NotifyConfig.parse(raw.get("notify"), path_of),

@@ -28,7 +28,7 @@ OPERATOR = "operator"
 
 
 HOST_PORT = 7000
-"""The gateway port of a member on a host of its own (its metrics: the next one)."""
+"""The gateway port of a member on a host of its own (its metrics: the next one; its console: the one after)."""
 
 
 def wait_serving(pki_dir: Path, party: str, address: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
@@ -70,10 +70,12 @@ class LocalFederation:
         if hosts is None:
             self.addresses = {p: f"127.0.0.1:{_free_port()}" for p in self.parties}
             self.metrics_ports = {p: _free_port() for p in self.parties}
+            self.console_ports = {p: _free_port() for p in self.parties}
             self.dealer_address = f"127.0.0.1:{_free_port()}" if dealer else None
         else:
             self.addresses = {p: f"{hosts[p]}:{HOST_PORT}" for p in self.parties}
             self.metrics_ports = dict.fromkeys(self.parties, HOST_PORT + 1)
+            self.console_ports = dict.fromkeys(self.parties, HOST_PORT + 2)
             self.dealer_address = f"{hosts[DEALER]}:{HOST_PORT}" if dealer else None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._extra = party_config or {}  # extra top-level TOML lines per party
@@ -124,6 +126,7 @@ max_concurrent_jobs = {o['max_concurrent_jobs']}
 {f"allow_insecure_providers = {str(o['allow_insecure_providers']).lower()}" if insecure else ""}
 failure_timeout = {float(o['failure_timeout'])}
 metrics_listen = "127.0.0.1:{self.metrics_ports[party]}"
+console_listen = "{self.addresses[party].rpartition(':')[0]}:{self.console_ports[party]}"
 {self._extra.get(party, "")}
 
 [tls]
@@ -186,6 +189,10 @@ key = "{self.pki_dir / f'{DEALER}.key'}"
             if process.poll() is None:
                 raise
             raise Unavailable(f"{party} exited with code {process.returncode}; see its log under {self.root / party}") from None
+
+    def console_url(self, party: str) -> str:
+        """The web console of `party`'s gateway (HTTPS, its certificate from this CA)."""
+        return f"https://{self.addresses[party].rpartition(':')[0]}:{self.console_ports[party]}"
 
     def client(self, party: str, token: str | None = None) -> Client:
         """An operator's SDK client for `party`'s gateway (by default with every scope)."""

@@ -129,11 +129,14 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_issuers(config, verifier)))
     refresher = asyncio.create_task(_refresh_keys(verifier))
+    console = await _start_console(config, identity, verifier, port) if config.console_listen else None
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("gateway party=%s shutting down", config.party_id)
     refresher.cancel()
+    if console is not None:
+        await console.stop()
     for name in ["", *services]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await jobs.drain()
@@ -144,6 +147,30 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     model_store.close()
     audit_log.close()
     log.info("gateway party=%s stopped", config.party_id)
+
+
+class _Console:
+    """The web console beside the gRPC port (gateway/console)."""
+
+    def __init__(self, runner: Any, sessions: Any) -> None:
+        self._runner, self._sessions = runner, sessions
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        self._sessions.close()
+
+
+async def _start_console(config: GatewayConfig, identity: TlsIdentity, verifier: TokenVerifier, port: int) -> _Console:
+    """The console's pages call this gateway's own gRPC port, on loopback when it
+    listens on every address, with this gateway's certificate for the TLS and the
+    signed-in person's token for everything else."""
+    from gateway.console import app
+    from gateway.console.sessions import Sessions
+
+    host = config.listen.rpartition(":")[0]
+    own = f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"
+    sessions = Sessions(verifier, identity, own, config.party_id)
+    return _Console(await app.start(config.console_listen, identity, sessions, config.party_id), sessions)
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"

@@ -42,6 +42,7 @@ A model's policy (`parse_model`: model assets, trained models) has its own keys:
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ DEFAULT_MAX_LEVERAGE = 0.9
 """A revealed model's largest leverage of one row where a policy sets none: an
 indicator column (a row lookup) has 1; scikit-learn's bundled breast_cancer, on
 80% of its rows, reaches 0.87 (models/influence.py)."""
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+"""A TOML key that needs no quotes."""
 SMALL_GROUPS = {"suppress": dpb.SMALL_GROUP_ACTION_SUPPRESS, "refuse": dpb.SMALL_GROUP_ACTION_REFUSE}
 
 
@@ -179,6 +182,49 @@ def describe(policy: dpb.Policy) -> dict[str, Any]:
                label_release=next((k for k, v in LABEL_RELEASE.items() if v == policy.label_release), "exact"),
                approval=next((k for k, v in APPROVAL.items() if v == policy.approval_mode), "automatic"))
     return out
+
+
+def to_toml(policy: dpb.Policy) -> str:
+    """The policy as the TOML file a data owner writes (`parse` reads it back to
+    the same policy): the console's editor starts from it."""
+    fields = describe(policy)
+    bounds = fields.pop("dp_bounds")
+    lines = [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    if bounds:
+        lines += ["", "[dp_bounds]", *(f"{_toml_key(c)} = {_toml_value(pair)}" for c, pair in bounds.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return _toml_string(value) if isinstance(value, str) else str(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    return '"' + "".join(f"\\u{ord(c):04x}" if c in '"\\' or ord(c) < 0x20 or ord(c) == 0x7F else c
+                         for c in text) + '"'
+
+
+
+def changes(old: dpb.Policy, new: dpb.Policy) -> list[tuple[str, str, str]]:
+    """(field, before, after) for every field the new policy changes, as TOML values
+    ("(none)" where a field is absent)."""
+    before, after = describe(old), describe(new)
+    return [(key, _toml_value(before[key]) if key in before else "(none)",
+             _toml_value(after[key]) if key in after else "(none)")
+            for key in dict.fromkeys([*after, *before]) if before.get(key) != after.get(key)]
 
 
 def max_leverage(policy: dpb.Policy) -> float:

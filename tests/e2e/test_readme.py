@@ -40,3 +40,4 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert output.count("SUCCEEDED") >= 2, output
     assert "[18, 30)" in output and "correlation" in output, output
     assert re.search(r"^[0-9a-f]{32}\s+SUCCEEDED\s+stats\.histogram", output, re.MULTILINE), output
+    assert re.search(r"^200$", output, re.MULTILINE), output  # bank-b's console, over TLS its CA vouches for

@@ -28,6 +28,8 @@ def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
     (tmp_path / "hook.secret").write_text("sixteen or more bytes\n")
     hooked = config.parse({**raw, "notify": {"url": "https://dpo.example/hook", "secret_file": "hook.secret"}}, tmp_path)
     assert hooked.notify is not None and hooked.notify.secret == b"sixteen or more bytes"
+    assert parsed.console_listen == "" and config.parse({**raw, "console_listen": "127.0.0.1:8443"},
+                                                          tmp_path).console_listen == "127.0.0.1:8443"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +57,8 @@ def test_valid_config_parses(raw: dict, tmp_path: Path) -> None:
         (lambda r: r.update(notify={"url": "https://dpo.example/hook", "secret_file": "none"}), "notify.secret_file"),
         (lambda r: r.update(notify={"url": "https://dpo.example/hook"}), "notify.secret_file"),  # always signed
         (lambda r: r.update(notify={"url": "https://dpo.example/hook", "token": "x"}), "notify"),
+        (lambda r: r.update(console_listen="8443"), "console_listen"),
+        (lambda r: r.update(console_listen=8443), "console_listen"),
     ],
 )
 def test_bad_fields_are_named(raw: dict, tmp_path: Path, change, field: str) -> None:  # type: ignore[no-untyped-def]
