@@ -222,6 +222,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def __init__(self, log: AuditLog) -> None:
         self._log = log
+        self.records: Callable[[str], list[apb.JobRecord]] = lambda job_id: []
+        """job id -> its co-signed records, checked (the scheduler's, set once it is wired)."""
 
     @map_errors
     async def ListAuditEntries(self, request: apb.ListAuditEntriesRequest, context: Any) -> apb.ListAuditEntriesResponse:
@@ -231,6 +233,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         response = apb.ListAuditEntriesResponse(entries=[_entry(row) for row in rows[:size]])
         response.page.next_page_token = next_token([row[0] for row in rows], size)
         return response
+
+    @map_errors
+    async def GetJobRecords(self, request: apb.GetJobRecordsRequest, context: Any) -> apb.GetJobRecordsResponse:
+        return apb.GetJobRecordsResponse(records=await asyncio.to_thread(self.records, request.job_id))
 
     @map_errors
     async def VerifyAuditLog(self, request: apb.VerifyAuditLogRequest, context: Any) -> apb.VerifyAuditLogResponse:

@@ -86,7 +86,8 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
     record = audit_recorder(audit_log, config.party_id)
     registry = Registry(config.database, config.data_dir, config.party_id)
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(registry), server)
-    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(audit_log), server)
+    audit_servicer = AuditServicer(audit_log)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(audit_servicer, server)
     model_store = ModelStore(config.database)
     models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model_store), server)
     jobs = wiring.install(
@@ -102,6 +103,7 @@ async def serve(config: GatewayConfig, ready: asyncio.Event | None = None) -> No
         ),
         identity, config.database, registry, record, caller_of, audit_log.head, model_store,
     )
+    audit_servicer.records = lambda job_id: jobs.records.checked(job_id, identity.ca_pem)
     if config.notify is not None:
         jobs.scheduler.notify = Notifier(config.notify, config.party_id, record).send
     registry.budgets.ended = lambda job_id: (job := jobs.store.find(job_id)) is not None and job.state in TERMINAL
@@ -165,12 +167,14 @@ async def _start_console(config: GatewayConfig, identity: TlsIdentity, verifier:
     listens on every address, with this gateway's certificate for the TLS and the
     signed-in person's token for everything else."""
     from gateway.console import app
+    from gateway.console.oidc import Logins
     from gateway.console.sessions import Sessions
 
     host = config.listen.rpartition(":")[0]
     own = f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"
     sessions = Sessions(verifier, identity, own, config.party_id)
-    return _Console(await app.start(config.console_listen, identity, sessions, config.party_id), sessions)
+    logins = Logins(list(config.issuers.values()))
+    return _Console(await app.start(config.console_listen, identity, sessions, config.party_id, logins), sessions)
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"

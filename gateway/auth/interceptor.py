@@ -46,6 +46,7 @@ SCOPES: dict[str, str | None] = {
     _MODELS + "SetModelPolicy": "models:write",
     "/mpcgate.gateway.v1.AuditService/ListAuditEntries": "audit:read",
     "/mpcgate.gateway.v1.AuditService/VerifyAuditLog": "audit:read",
+    "/mpcgate.gateway.v1.AuditService/GetJobRecords": "audit:read",
 }
 """method -> required scope."""
 

@@ -12,6 +12,7 @@ on a schedule. A config entry is either a list of JWKS files or a table:
     scope_claim = "scp"       # where its tokens carry scopes ("scope" by default)
     audience = "api://mpcgate-bank-a"   # the aud its tokens name (default: the party id)
     ca = "pki/idp-ca.pem"     # trust for its HTTPS (default: the system's)
+    console_client_id = "mpcgate-console"   # the console's sign-in through it (OIDC code + PKCE)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +52,9 @@ class IssuerConfig:
     scope_claim: str = "scope"
     audience: str = ""
     ca: Path | None = None
+    console_client_id: str = ""
+    """The web console's OAuth client at this provider: its login page signs people
+    in (authorization code with PKCE; gateway/console/oidc.py). Needs discovery."""
 
     @property
     def remote(self) -> bool:
@@ -69,7 +74,8 @@ def _parse_one(name: str, value: Any, path_of: Callable[[str], Path]) -> IssuerC
         value = {"jwks_files": value}
     if not isinstance(value, dict):
         raise InvalidArgument(f"{where} must be a list of JWKS files or a table")
-    unknown = sorted(set(value) - {"jwks_files", "jwks_url", "discovery", "refresh_s", "scope_claim", "audience", "ca"})
+    unknown = sorted(set(value) - {"jwks_files", "jwks_url", "discovery", "refresh_s", "scope_claim", "audience", "ca",
+                                   "console_client_id"})
     if unknown:
         raise InvalidArgument(f"{where}: unknown field {unknown[0]!r}")
     files = value.get("jwks_files", [])
@@ -90,11 +96,15 @@ def _parse_one(name: str, value: Any, path_of: Callable[[str], Path]) -> IssuerC
         raise InvalidArgument(f"{where}: scope_claim must be 'scope' or 'scp'")
     if not isinstance(audience, str) or (ca is not None and not isinstance(ca, str)):
         raise InvalidArgument(f"{where}: audience and ca must be strings")
+    client_id = value.get("console_client_id", "")
+    if not isinstance(client_id, str) or (client_id and not discovery):
+        raise InvalidArgument(f"{where}: console_client_id must be a string, with discovery = true")
     paths = tuple(path_of(f) for f in files)
     for path in paths + ((path_of(ca),) if ca else ()):
         if not path.is_file():
             raise InvalidArgument(f"{where}: no file {path}")
-    return IssuerConfig(name, paths, url, discovery, float(refresh), claim, audience, path_of(ca) if ca else None)
+    return IssuerConfig(name, paths, url, discovery, float(refresh), claim, audience, path_of(ca) if ca else None,
+                        client_id)
 
 
 @dataclass(frozen=True)
@@ -135,20 +145,34 @@ def load_keys(issuer: IssuerConfig, documents: list[dict[str, Any]] | None = Non
 
 def fetch_jwks(issuer: IssuerConfig) -> dict[str, Any]:
     """The issuer's JWKS over HTTPS (after its OIDC discovery document, if asked)."""
-    url = issuer.jwks_url
-    if not url:
-        discovered = _get_json(issuer.name.rstrip("/") + DISCOVERY_PATH, issuer)
-        url = discovered.get("jwks_uri", "")
-        if discovered.get("issuer") != issuer.name:
-            raise InvalidArgument(f"the discovery document of {issuer.name!r} names issuer {discovered.get('issuer')!r}")
-        if not isinstance(url, str) or not url.startswith("https://"):
-            raise InvalidArgument(f"the discovery document of {issuer.name!r} has no https jwks_uri")
-    return _get_json(url, issuer)
+    return _get_json(issuer.jwks_url or discovered(issuer, "jwks_uri"), issuer)
 
 
-def _get_json(url: str, issuer: IssuerConfig) -> dict[str, Any]:
+def discovered(issuer: IssuerConfig, endpoint: str) -> str:
+    """An https endpoint (jwks_uri, authorization_endpoint, token_endpoint) from
+    the issuer's OIDC discovery document."""
+    document = _get_json(issuer.name.rstrip("/") + DISCOVERY_PATH, issuer)
+    if document.get("issuer") != issuer.name:
+        raise InvalidArgument(f"the discovery document of {issuer.name!r} names issuer {document.get('issuer')!r}")
+    url = document.get(endpoint, "")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise InvalidArgument(f"the discovery document of {issuer.name!r} has no https {endpoint}")
+    return url
+
+
+def post_form(url: str, fields: dict[str, str], issuer: IssuerConfig) -> dict[str, Any]:
+    """POSTs a form to one of the issuer's endpoints (its token endpoint); its JSON answer."""
+    body = urllib.parse.urlencode(fields).encode()
+    return _get_json(url, issuer, body)
+
+
+def _get_json(url: str, issuer: IssuerConfig, form: bytes | None = None) -> dict[str, Any]:
+    """GET (or with `form`, POST) over HTTPS trusting the issuer's CA; the JSON object answered."""
     context = ssl.create_default_context(cafile=str(issuer.ca) if issuer.ca else None)
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    headers = {"Accept": "application/json"}
+    if form is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=form, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S, context=context) as response:  # noqa: S310 (https only)
             body = response.read(MAX_DOCUMENT_BYTES + 1)

@@ -136,3 +136,19 @@ def check(**conn: Any) -> None:
     if not verdict.intact:
         raise click.ClickException(f"audit log is NOT intact: {verdict.problem} (verified {verdict.entries} entries)")
     click.echo(f"audit log intact: {verdict.entries} entries, head {verdict.head}")
+
+
+@audit.command("records")
+@connection
+@click.argument("job_id")
+def job_records(job_id: str, **conn: Any) -> None:
+    """A job's co-signed records at your gateway, each checked against the federation CA (scope audit:read)."""
+    with make_client(**conn) as client:
+        records = run(lambda: client.audit.records(job_id))
+    if not records:
+        raise click.ClickException(f"your gateway holds no signed record of job {job_id}")
+    for record in records:
+        verdict = "verified" if record.verified else f"NOT verified: {record.problem}"
+        click.echo(f"{record.party_id:16}  {verdict}  {record.record}")
+    if not all(record.verified for record in records):
+        raise click.ClickException("some records do not verify")

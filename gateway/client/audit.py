@@ -39,6 +39,11 @@ class AuditReader:
             if not token:
                 return
 
+    def records(self, job_id: str) -> list[apb.JobRecord]:
+        """The job's co-signed records at the gateway, each checked against the federation CA."""
+        response: apb.GetJobRecordsResponse = self._call(self._stub.GetJobRecords, apb.GetJobRecordsRequest(job_id=job_id))
+        return list(response.records)
+
     def verify(self) -> apb.VerifyAuditLogResponse:
         """The gateway's verdict on its whole chain."""
         verdict: apb.VerifyAuditLogResponse = self._call(self._stub.VerifyAuditLog, apb.VerifyAuditLogRequest())

@@ -20,7 +20,8 @@ import jinja2
 from aiohttp import web
 
 from gateway.console import audit, datasets, jobs, models, sessions, signin
-from gateway.console.pages import PARTY, SESSIONS, TEMPLATES, render
+from gateway.console.oidc import Logins
+from gateway.console.pages import LOGINS, PARTY, SESSIONS, TEMPLATES, render
 from gateway.console.sessions import Sessions
 from gateway.transport.tls import TlsIdentity
 from mpc.errors import MpcgateError, Unauthenticated
@@ -63,10 +64,11 @@ SECURITY_HEADERS = {
 }
 
 
-def application(sessions_: Sessions, party_id: str) -> web.Application:
+def application(sessions_: Sessions, party_id: str, logins: Logins) -> web.Application:
     app = web.Application(middlewares=[_failures], client_max_size=256 * 1024)
     app[SESSIONS] = sessions_
     app[PARTY] = party_id
+    app[LOGINS] = logins
     app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                         autoescape=True, undefined=jinja2.StrictUndefined)
     for module in (signin, jobs, datasets, audit, models):
@@ -88,9 +90,9 @@ def tls_context(identity: TlsIdentity) -> ssl.SSLContext:
     return context
 
 
-async def start(listen: str, identity: TlsIdentity, sessions_: Sessions, party_id: str) -> web.AppRunner:
+async def start(listen: str, identity: TlsIdentity, sessions_: Sessions, party_id: str, logins: Logins) -> web.AppRunner:
     """Serves the console at `listen` (host:port) until the runner is cleaned up."""
-    runner = web.AppRunner(application(sessions_, party_id), access_log=None)
+    runner = web.AppRunner(application(sessions_, party_id, logins), access_log=None)
     await runner.setup()
     host, _, port = listen.rpartition(":")
     site = web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=tls_context(identity))

@@ -90,10 +90,30 @@ async def job_page(request: web.Request) -> web.Response:
             result = await call(job.result)
         except MpcgateError as err:  # not a receiver here, or no results:read scope: the page says so
             missing = err.message
+    records, unreadable = [], ""
+    if job.record.state in states.TERMINAL:
+        try:
+            records = [_record(r) for r in await call(lambda: client.audit.records(job.id))]
+        except MpcgateError as err:  # no audit:read scope: the page says so
+            unreadable = err.message
     return render(request, "job.html", job=summary(job.record), parties=[
         (p.party_id, states.name(p.state), p.error.message) for p in job.record.parties],
         tables=charts.tables(result) if result is not None else [], charts=charts.of(result) if result else [],
-        missing=missing)
+        missing=missing, records=records, unreadable=unreadable)
+
+
+def _record(signed: Any) -> dict[str, Any]:
+    """A co-signed record for the page: its verdict and the fields a reviewer compares."""
+    try:
+        fields = json.loads(signed.record)
+    except ValueError:
+        fields = {}
+    head = fields.get("audit_head") or {}
+    return {"party": signed.party_id, "verified": signed.verified, "problem": signed.problem,
+            "state": fields.get("state", ""), "spec": str(fields.get("spec_sha256", ""))[:16],
+            "result": str(fields.get("result_sha256", ""))[:16] or "-",
+            "head": f"#{head.get('sequence', '?')} {str(head.get('hash', ''))[:16]}",
+            "json": json.dumps(fields, indent=2, sort_keys=True)}
 
 
 @routes.get("/jobs/{job_id}/events")

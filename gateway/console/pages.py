@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import jinja2
 from aiohttp import web
 
+from gateway.console.oidc import Logins
 from gateway.console.sessions import Sessions, SignedIn
 from mpc.errors import Unauthenticated
 
@@ -17,6 +18,7 @@ T = TypeVar("T")
 SESSIONS = web.AppKey("sessions", Sessions)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 PARTY = web.AppKey("party", str)
+LOGINS = web.AppKey("logins", Logins)
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:

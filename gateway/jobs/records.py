@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.api.gateway.v1 import audit_pb2 as apb
 from gateway.api.gateway.v1 import coordination_pb2 as cpb
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.contract import states
@@ -94,6 +95,17 @@ class JobRecords:
             rows = self._db.execute("SELECT party, record, signature, certificate FROM job_records WHERE job_id = ? "
                                     "ORDER BY party", (job_id,)).fetchall()
         return [cpb.SignedRecord(party_id=p, record=r, signature=s, certificate=c) for p, r, s, c in rows]
+
+    def checked(self, job_id: str, ca_pem: bytes) -> list[apb.JobRecord]:
+        """The job's records here, each checked against the federation CA (for GetJobRecords)."""
+        ca = x509.load_pem_x509_certificate(ca_pem)
+        out = []
+        for signed in self.of(job_id):
+            problem = _problem(signed.party_id, signed.record, signed.signature, signed.certificate, ca)
+            out.append(apb.JobRecord(party_id=signed.party_id, record=signed.record.decode(errors="replace"),
+                                     signature=signed.signature, certificate=signed.certificate.decode(errors="replace"),
+                                     verified=not problem, problem=problem))
+        return out
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class JobSystem:
     scheduler: Scheduler
     store: JobStore
     peers: PeerGateways
+    records: JobRecords
     greeting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -80,7 +81,7 @@ def install(
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(scheduler, store, caller), server)
     coordination_pb2_grpc.add_CoordinationServiceServicer_to_server(CoordinationServicer(scheduler, peers_allowed), server)
     register(ExchangeServicer(config.party_id, exchange_members, sessions, Inbox(), relay_identity=identity), server)
-    return JobSystem(scheduler, store, peers)
+    return JobSystem(scheduler, store, peers, records)
 
 
 __all__ = ["install", "JobSystem"]

@@ -21,6 +21,7 @@ from typing import Any
 import jwt
 import numpy as np
 import pytest
+from idpkit import Provider
 
 from gateway import demo_data
 from gateway.api.gateway.v1 import datasets_pb2 as dpb
@@ -50,8 +51,22 @@ def _policy(approval: int, kinds: list[str], columns: list[str]) -> dpb.Policy:
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
-    with LocalFederation(tmp_path_factory.mktemp("console"), BANKS, failure_timeout=5.0) as federation:
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    """bank-b's enterprise identity provider, with the console registered as its client."""
+    provider = Provider(tmp_path_factory.mktemp("idp"))
+    provider.add_key("r1")
+    provider.login = {"client_id": "mpcgate-console", "audience": "bank-b", "kid": "r1",
+                      "scp": ["jobs:read", "jobs:approve", "datasets:read", "audit:read"]}
+    yield provider
+    provider.close()
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory, idp: Provider) -> Iterator[LocalFederation]:
+    login = (f'[issuers."{idp.url}"]\ndiscovery = true\nscope_claim = "scp"\nca = "{idp.ca}"\n'
+             'console_client_id = "mpcgate-console"\n')
+    with LocalFederation(tmp_path_factory.mktemp("console"), BANKS, failure_timeout=5.0,
+                         party_config={"bank-b": login}) as federation:
         rng = np.random.default_rng(3)
         keys = np.array([f"c{i:05d}" for i in range(400)])
         whole = np.column_stack([demo_data.loans("bank-a", 400), rng.random(400) < 0.3])
@@ -180,6 +195,14 @@ def test_a_dpo_rejects_one_job_approves_another_and_verifies_the_log(fed: LocalF
     assert "No result here" in job.inner_text("main")  # bank-b is no receiver
     result = submitter_view.open(f"/jobs/{private.id}", "job-result")
     assert "sum_noise_std" in result.inner_text("main") and result.locator("table.result").count() >= 3
+    for _ in range(50):  # the parties' signed records reach the coordinator with their final reports
+        if result.locator("table.records tbody tr").count() == len(BANKS):
+            break
+        result.wait_for_timeout(200)
+        result.reload()
+    verdicts = result.locator("table.records tbody tr td:nth-child(2)").all_inner_texts()
+    assert verdicts == ["verified"] * len(BANKS), verdicts
+    assert [row.split("\t")[0] for row in result.locator("table.records tbody tr").all_inner_texts()] == BANKS
     with result.expect_download() as download:
         result.click("text=Download CSV")
     assert download.value.suggested_filename == f"{private.id}.csv"
@@ -257,6 +280,30 @@ def test_forged_and_expired_tokens_are_refused_at_sign_in(fed: LocalFederation, 
     visitor.shot("signin-refused")
     page = visitor.open("/approvals", "signed-out")  # no session: back to the sign-in page
     assert page.url.endswith("/signin")
+
+
+def test_a_provider_s_login_page_signs_in_where_the_gateway_names_its_client(fed: LocalFederation, browser: Any,
+                                                                             idp: Provider, shots: Path) -> None:
+    """OIDC where configured: the authorization code flow with PKCE; the provider's
+    token is then checked as a pasted one. A callback is good once, and only for a
+    login this console started."""
+    visitor = Visit(browser, fed, "bank-b", shots)
+    page = visitor.open("/signin", "signin")
+    callbacks: list[str] = []
+    back = fed.console_url("bank-b") + "/signin/callback"
+    page.on("request", lambda request: callbacks.append(request.url) if request.url.startswith(back) else None)
+    page.click(f"text=Sign in with {idp.url}")
+    page.wait_for_url("**/approvals")
+    assert page.inner_text("header .who span") == f"{idp.url}/{idp.user}"
+    visitor.shot("approvals-oidc")
+    assert len(callbacks) == 1 and "code=" in callbacks[0]
+    replay = Visit(browser, fed, "bank-b", shots).page
+    replay.goto(callbacks[0])  # the same code and state again: refused, not a second session
+    assert "was not started here, was used already" in replay.inner_text(".refused")
+    replay.goto(fed.console_url("bank-b") + "/signin/oidc?issuer=https://elsewhere.example")
+    assert "no sign-in through 'https://elsewhere.example'" in replay.inner_text(".refused")
+    elsewhere = Visit(browser, fed, "bank-a", shots).open("/signin", "signin-bank-a")
+    assert elsewhere.locator("text=Sign in with").count() == 0  # bank-a names no provider login
 
 
 def test_the_console_is_tls_with_the_gateway_s_certificate_and_checks_its_forms(fed: LocalFederation) -> None:

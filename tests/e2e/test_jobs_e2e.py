@@ -364,6 +364,16 @@ def test_the_audit_log_is_searched_exported_and_verified_through_its_service(fed
     assert lines[0] == "sequence,time,actor,action,subject,outcome,details,hash" and len(lines) == len(about) + 1
     checked = CliRunner().invoke(main, ["audit", "check"], env=env)
     assert checked.exit_code == 0 and "audit log intact" in checked.output, checked.output
+    deadline = time.monotonic() + 20
+    while True:  # every party's signed record reaches bank-b with the coordinator's StopJob
+        signed = CliRunner().invoke(main, ["audit", "records", job.id], env=env)
+        if signed.exit_code == 0 and len(signed.output.splitlines()) == len(PARTIES) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert signed.exit_code == 0, signed.output
+    assert [line.split()[:2] for line in signed.output.splitlines()] == [[p, "verified"] for p in PARTIES]
+    missing = CliRunner().invoke(main, ["audit", "records", "no-such-job"], env=env)
+    assert missing.exit_code != 0 and "holds no signed record" in missing.output
 
 
 def test_a_large_registration_does_not_hold_up_other_calls(federation: LocalFederation) -> None:

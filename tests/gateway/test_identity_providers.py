@@ -4,78 +4,21 @@ refreshed on schedule, and issuers reloaded on SIGHUP without a restart."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import ssl
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from idpkit import Provider
 
 from gateway.auth.issuers import IssuerConfig, parse_issuers
 from gateway.auth.jwt import TokenVerifier
 from gateway.client.sdk import Client
 from gateway.federation import LocalFederation
-from gateway.transport import pki
 from gateway.transport.tls import TlsIdentity
 from mpc.errors import InvalidArgument, Unauthenticated
-
-
-class Provider:
-    """An identity provider: its discovery document and JWKS over HTTPS (a
-    certificate of its own CA), and RSA keys it signs tokens with."""
-
-    def __init__(self, directory: Path) -> None:
-        pki.init_ca(directory)
-        files = pki.issue(directory, "idp")
-        self.ca = directory / "ca.crt"
-        self.keys: dict[str, rsa.RSAPrivateKey] = {}
-        self.published: list[dict[str, Any]] = []
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802  (http.server's name)
-                documents = {"/.well-known/openid-configuration": {"issuer": provider.url, "jwks_uri": f"{provider.url}/keys"},
-                             "/keys": {"keys": provider.published}}
-                body = json.dumps(documents.get(self.path, {})).encode()
-                self.send_response(200 if self.path in documents else 404)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(files.cert, files.key)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def add_key(self, kid: str, bits: int = 2048, alg: str | None = None) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-        public.update(kid=kid, use="sig", **({"alg": alg} if alg else {}))
-        self.keys[kid] = key
-        self.published.append(public)
-
-    def token(self, kid: str, audience: str, scp: Any, algorithm: str = "RS256", issuer: str = "") -> str:
-        now = int(time.time())
-        claims = {"iss": issuer or self.url, "sub": "alice@bank-a.example", "aud": audience, "iat": now, "nbf": now,
-                  "exp": now + 300, "jti": uuid.uuid4().hex, "scp": scp}
-        return jwt.encode(claims, self.keys[kid], algorithm=algorithm, headers={"kid": kid})
-
-    def close(self) -> None:
-        self._server.shutdown()
 
 
 @pytest.fixture()

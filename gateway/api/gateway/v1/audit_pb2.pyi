@@ -211,3 +211,89 @@ class VerifyAuditLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAuditLogResponse: _TypeAlias = VerifyAuditLogResponse  # noqa: Y015
+
+@_typing.final
+class GetJobRecordsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobRecordsRequest: _TypeAlias = GetJobRecordsRequest  # noqa: Y015
+
+@_typing.final
+class JobRecord(_message.Message):
+    """One party's signed record of a job it took part in: what it computed, read,
+    charged and received, and its audit log's head when it signed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    party_id: _builtins.str
+    record: _builtins.str
+    """The signed bytes: canonical JSON (sorted keys, no spaces)."""
+    signature: _builtins.bytes
+    """ECDSA P-256 over SHA-256 of `record`, by the party's federation key."""
+    certificate: _builtins.str
+    """The party's certificate (PEM)."""
+    verified: _builtins.bool
+    """The certificate was issued by the federation CA to this party and the
+    signature matches the record.
+    """
+    problem: _builtins.str
+    """What is wrong, if not verified."""
+    def __init__(
+        self,
+        *,
+        party_id: _builtins.str = ...,
+        record: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+        certificate: _builtins.str = ...,
+        verified: _builtins.bool = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "party_id", b"party_id", "problem", b"problem", "record", b"record", "signature", b"signature", "verified", b"verified"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobRecord: _TypeAlias = JobRecord  # noqa: Y015
+
+@_typing.final
+class GetJobRecordsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobRecord]:
+        """By party; empty for a job this gateway has no record of."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___JobRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobRecordsResponse: _TypeAlias = GetJobRecordsResponse  # noqa: Y015

@@ -47,6 +47,11 @@ class AuditServiceStub:
                 request_serializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.GetJobRecords = channel.unary_unary(
+                '/mpcgate.gateway.v1.AuditService/GetJobRecords',
+                request_serializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.GetJobRecordsRequest.SerializeToString,
+                response_deserializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.GetJobRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -70,6 +75,14 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobRecords(self, request, context):
+        """The co-signed records of one job this gateway holds (every party's that
+        reached it), each checked against the federation CA. Requires scope audit:read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -82,6 +95,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'GetJobRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobRecords,
+                    request_deserializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.GetJobRecordsRequest.FromString,
+                    response_serializer=mpcgate_dot_gateway_dot_v1_dot_audit__pb2.GetJobRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -141,6 +159,33 @@ class AuditService:
             '/mpcgate.gateway.v1.AuditService/VerifyAuditLog',
             mpcgate_dot_gateway_dot_v1_dot_audit__pb2.VerifyAuditLogRequest.SerializeToString,
             mpcgate_dot_gateway_dot_v1_dot_audit__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpcgate.gateway.v1.AuditService/GetJobRecords',
+            mpcgate_dot_gateway_dot_v1_dot_audit__pb2.GetJobRecordsRequest.SerializeToString,
+            mpcgate_dot_gateway_dot_v1_dot_audit__pb2.GetJobRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

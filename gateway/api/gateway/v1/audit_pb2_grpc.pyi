@@ -42,6 +42,10 @@ class AuditServiceStub:
     """Checks the whole chain: no entry edited, removed from the middle or
     reordered. Requires scope audit:read.
     """
+    GetJobRecords: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetJobRecordsRequest, _audit_pb2.GetJobRecordsResponse]
+    """The co-signed records of one job this gateway holds (every party's that
+    reached it), each checked against the federation CA. Requires scope audit:read.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -56,6 +60,10 @@ class AuditServiceAsyncStub(AuditServiceStub):
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_audit_pb2.VerifyAuditLogRequest, _audit_pb2.VerifyAuditLogResponse]  # type: ignore[assignment]
     """Checks the whole chain: no entry edited, removed from the middle or
     reordered. Requires scope audit:read.
+    """
+    GetJobRecords: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetJobRecordsRequest, _audit_pb2.GetJobRecordsResponse]  # type: ignore[assignment]
+    """The co-signed records of one job this gateway holds (every party's that
+    reached it), each checked against the federation CA. Requires scope audit:read.
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -80,6 +88,16 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_audit_pb2.VerifyAuditLogResponse, _abc.Awaitable[_audit_pb2.VerifyAuditLogResponse]]:
         """Checks the whole chain: no entry edited, removed from the middle or
         reordered. Requires scope audit:read.
+        """
+
+    @_abc_1.abstractmethod
+    def GetJobRecords(
+        self,
+        request: _audit_pb2.GetJobRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.GetJobRecordsResponse, _abc.Awaitable[_audit_pb2.GetJobRecordsResponse]]:
+        """The co-signed records of one job this gateway holds (every party's that
+        reached it), each checked against the federation CA. Requires scope audit:read.
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
