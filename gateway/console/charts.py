@@ -1,7 +1,7 @@
 """A job's result for a page: every value as a table, and pictures where a value
 has a shape people read better drawn: training loss by epoch (a line), a
 histogram per column (bars), a correlation or cross-tabulation (a heat map) and
-a model's cumulative gains by decile (a line against chance). Charts are data
+a model's cumulative gains, KS and ROC curves at its lift table's deciles. Charts are data
 here; the page draws lines and bars with the vendored Chart.js and heat maps as
 coloured tables (no inline styles: the console's CSP forbids them)."""
 
@@ -56,12 +56,30 @@ def of(result: Result) -> list[dict[str, Any]]:
                                "series": [{"name": "rows", "values": _finite(counts)}]})
         elif name in ("correlation", "crosstab", "frequencies") and array.ndim == 2 and array.size > 1:
             charts.append(_heat(name, labels, result.column_labels.get(name) or labels, array))
-        elif name == "lift" and array.ndim == 2 and len(array) > 0:
-            gain = array[:, 5]  # LIFT_COLUMNS: rows, events, event rate, mean score, cumulative events, gain, ...
-            share = np.cumsum(array[:, 0]) / array[:, 0].sum()
-            charts.append(_line(name, "cumulative gains (share of events found, by share of rows)",
-                                [f"{100 * s:.0f}%" for s in share], [("model", gain), ("chance", share)]))
+        elif name == "lift" and array.ndim == 2 and len(array) > 1 and not np.isnan(array[:, :2]).any():
+            charts += _ranking(array)
     return charts
+
+
+def _ranking(lift: np.ndarray) -> list[dict[str, Any]]:
+    """Cumulative gains, the KS curves and the ROC curve at the lift table's
+    resolution (its decile groups, best scores first): drawn from the released
+    table alone, so they show nothing the table does not."""
+    rows, events = lift[:, 0], lift[:, 1]  # LIFT_COLUMNS: rows, events, event rate, mean score, ...
+    share = np.concatenate([[0.0], np.cumsum(rows) / rows.sum()])  # from the origin: no row chosen yet
+    found = np.concatenate([[0.0], np.cumsum(events) / max(events.sum(), 1.0)])
+    others = np.concatenate([[0.0], np.cumsum(rows - events) / max((rows - events).sum(), 1.0)])
+    labels = [f"{100 * s:.0f}%" for s in share]
+    gap = int(np.argmax(found - others))
+    return [
+        _line("gains", "cumulative gains (share of events found, by share of rows)", labels,
+              [("model", found), ("chance", share)]),
+        _line("ks", f"KS: cumulative events and non-events by share of rows (largest gap {found[gap] - others[gap]:.3f} "
+              f"at {labels[gap]})", labels, [("events", found), ("non-events", others)]),
+        {"type": "xy", "title": "ROC (true positive rate against false positive rate, at the deciles' cut-offs)",
+         "series": [{"name": "model", "points": [[float(o), float(f)] for o, f in zip(others, found)]},
+                    {"name": "chance", "points": [[0.0, 0.0], [1.0, 1.0]]}]},
+    ]
 
 
 def _line(name: str, title: str, x: list[str], series: list[tuple[str, np.ndarray]]) -> dict[str, Any]:

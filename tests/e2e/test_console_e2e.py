@@ -68,8 +68,10 @@ def fed(tmp_path_factory: pytest.TempPathFactory, idp: Provider) -> Iterator[Loc
     with LocalFederation(tmp_path_factory.mktemp("console"), BANKS, failure_timeout=5.0,
                          party_config={"bank-b": login}) as federation:
         rng = np.random.default_rng(3)
-        keys = np.array([f"c{i:05d}" for i in range(400)])
-        whole = np.column_stack([demo_data.loans("bank-a", 400), rng.random(400) < 0.3])
+        keys = np.array([f"c{i:05d}" for i in range(1500)])
+        loans = demo_data.loans("bank-a", 1500)
+        risk = -(loans[:, 3] - loans[:, 3].mean()) / loans[:, 3].std() + rng.normal(0, 1, 1500)
+        whole = np.column_stack([loans, risk > np.quantile(risk, 0.7)])  # default: mostly a low credit score
         names = [*demo_data.COLUMNS, "default"]
         for bank in BANKS:
             demo_data.write_csv(federation.data_dir(bank) / "loans.csv", demo_data.loans(bank, 300))
@@ -130,10 +132,12 @@ def shots(tmp_path: Path) -> Path:
 
 
 def _vertical_model(fed: LocalFederation) -> Any:
+    """A credit model on the three banks' customers, the label at bank-c; 600 rows
+    held out, so that the lift table's deciles hold enough events to stay apart."""
     with fed.client("bank-a") as client:
         return client.submit("model.logistic_regression", [(b, "customers", c) for b, c in VERTICAL.items()],
                              receivers=["bank-c"], partitioning="vertical", provider="TFP",
-                             parameters={"label": "default"}, purpose="credit default model, Q4 review")
+                             parameters={"label": "default", "holdout": 0.4}, purpose="credit default model, Q4 review")
 
 
 def _private_describe(fed: LocalFederation, epsilon: float) -> Any:
@@ -245,6 +249,31 @@ def test_a_policy_edit_shows_its_changes_first_and_is_audited(fed: LocalFederati
     assert "needs scope 'datasets:write'" in page.inner_text(".refused")
     with fed.client("bank-b") as owner:
         assert owner.get_dataset("customers").policy.min_rows == 25
+
+
+def test_a_model_s_page_draws_its_loss_and_ranking_curves(fed: LocalFederation, browser: Any, shots: Path) -> None:
+    """The label holder's view of a vertical model it received: the training loss,
+    gains, KS and ROC curves (from the released lift table) drawn without a script
+    error, beside the tables."""
+    model = _vertical_model(fed)
+    with fed.client("bank-b") as owner:
+        owner.approve(model.id)
+    with fed.client("bank-a") as submitter:
+        ended = submitter.job(model.id).wait(timeout=300)
+        assert ended.state == "SUCCEEDED", ended.record.error
+    receiver = Visit(browser, fed, "bank-c", shots)
+    receiver.sign_in(fed.token("bank-c"))
+    page = receiver.open(f"/jobs/{model.id}", "job-model")
+    titles = page.locator("figure.chart figcaption").all_inner_texts()
+    assert titles[0] == "training loss by epoch" and titles[1].startswith("cumulative gains")
+    assert titles[2].startswith("KS:") and titles[3].startswith("ROC")
+    assert page.locator("figure.chart canvas").count() == len(titles) == 4
+    page.wait_for_function("document.querySelectorAll('canvas').length === 4 && "
+                           "[...document.querySelectorAll('canvas')].every(c => c.width > 0)")
+    assert receiver.errors == []
+    assert "auc" in page.locator("table.result caption").all_inner_texts()
+    auc = float(page.locator("table.result[data-name=auc] td").inner_text())
+    assert auc > 0.7, auc  # the label follows the credit score
 
 
 def test_without_the_approval_scope_the_approve_button_is_refused(fed: LocalFederation, browser: Any,

@@ -10,6 +10,7 @@ import math
 import tomllib
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +77,26 @@ def test_results_become_tables_and_pictures_and_withheld_cells_stay_withheld() -
     assert bars[0]["series"][0]["values"] == [3.0, None, 7.0]  # a gap, not a zero
     heat = next(c for c in drawn if c["type"] == "heatmap")
     assert [[cell["heat"] for cell in row] for row in heat["cells"]] == [["heat-10", "heat-2"], ["heat-2", "heat-10"]]
-    loss, gains = (c for c in drawn if c["type"] == "line")
+    loss, gains, ks = (c for c in drawn if c["type"] == "line")
     assert loss["labels"] == ["1", "2", "3"] and loss["series"][0]["values"] == [0.69, 0.5, 0.45]
-    assert gains["labels"] == ["50%", "100%"] and [s["values"] for s in gains["series"]] == [[0.6, 1.0], [0.5, 1.0]]
+    assert gains["labels"] == ["0%", "50%", "100%"]
+    assert [s["values"] for s in gains["series"]] == [[0.0, 0.6, 1.0], [0.0, 0.5, 1.0]]
+    assert [s["values"] for s in ks["series"]] == [[0.0, 0.6, 1.0], [0.0, 0.4, 1.0]] and "gap 0.200 at 50%" in ks["title"]
+    roc = next(c for c in drawn if c["type"] == "xy")
+    assert roc["series"][0]["points"] == [[0.0, 0.0], [0.4, 0.6], [1.0, 1.0]]
+
+
+def test_the_deciles_curves_agree_with_numpy_s_on_the_same_cut_offs() -> None:
+    """The ROC curve from a lift table is the exact ROC at the deciles' score cut-offs."""
+    rng = np.random.default_rng(0)
+    scores = rng.random(1000)
+    labels = rng.random(1000) < scores
+    order = np.argsort(-scores)
+    groups = np.array_split(order, 10)
+    lift = np.array([[len(g), labels[g].sum(), 0, 0, 0, 0, 0, 0] for g in groups], dtype=float)
+    roc = next(c for c in charts.of(_result(lift=(lift, [str(i) for i in range(10)], []))) if c["type"] == "xy")
+    for (fpr, tpr), group in zip(roc["series"][0]["points"][1:], np.cumsum([len(g) for g in groups])):
+        chosen = np.zeros(1000, bool)
+        chosen[order[:group]] = True
+        assert tpr == pytest.approx((chosen & labels).sum() / labels.sum())
+        assert fpr == pytest.approx((chosen & ~labels).sum() / (~labels).sum())

@@ -9,6 +9,15 @@ function drawCharts() {
   const charts = JSON.parse(data.textContent);
   for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
     const spec = charts[Number(canvas.dataset.chart)];
+    if (spec.type === "xy") {  // a curve through points (ROC): both axes from 0 to 1
+      new Chart(canvas, {
+        type: "scatter",
+        data: { datasets: spec.series.map((s) => ({ label: s.name, data: s.points.map(([x, y]) => ({ x, y })),
+                                                    showLine: true, pointRadius: 2 })) },
+        options: { animation: false, responsive: true, scales: { x: { min: 0, max: 1 }, y: { min: 0, max: 1 } } },
+      });
+      continue;
+    }
     new Chart(canvas, {
       type: spec.type,
       data: {
