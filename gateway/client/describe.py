@@ -56,8 +56,8 @@ def rows(record: Any) -> list[tuple[str, str]]:
            ("purpose", record.spec.purpose or "(none stated)"), ("coordinator", record.coordinator),
            ("submitted by", record.submitted_by)]
     out += [(f"reads at {party}", text) for party, text in reads(record)]
-    if parameters(record):
-        out.append(("parameters", parameters(record)))
+    if given := parameters(record):
+        out.append(("parameters", given))
     out += [(f"reveals to {receiver}", f"{text} [{protected}]" if protected else text)
             for receiver, text, protected in reveals(record)]
     out += [(f"privacy charge on {dataset}", text) for dataset, text in charges(record)]

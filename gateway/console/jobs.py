@@ -31,7 +31,7 @@ def summary(record: Any) -> dict[str, Any]:
             "purpose": record.spec.purpose, "coordinator": record.coordinator, "submitted_by": record.submitted_by,
             "created": record.created_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds"),
             "reads": describe.reads(record), "reveals": describe.reveals(record), "charges": describe.charges(record),
-            "parameters": describe.parameters(record), "rows": describe.rows(record),
+            "parameters": describe.parameters(record),
             "error": record.error.message, "percent": record.progress.percent, "phase": record.progress.phase,
             "done": record.state in states.TERMINAL}
 
