@@ -68,8 +68,7 @@ class Result:
         for name, array in self.values.items():
             labels = self.labels.get(name) or [str(i) for i in range(array.shape[0] if array.ndim else 1)]
             if array.ndim == 2 and array.shape[0] == len(labels):
-                columns = self.column_labels.get(name) or (
-                    labels if array.shape[1] == len(labels) else [str(i) for i in range(array.shape[1])])
+                _, columns = axes(array, labels, self.column_labels.get(name) or [])
                 out[name] = {r: dict(zip(columns, map(float, row))) for r, row in zip(labels, array)}
             else:
                 out[name] = dict(zip(labels, map(float, np.atleast_1d(array))))
@@ -88,9 +87,8 @@ def combined(values: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str
         elif array.ndim == 1:
             rows.append((name, dict(zip(own or [str(i) for i in range(array.size)], map(float, array)))))
         else:
-            across = list(column_labels.get(name) or (own if array.shape[1] == len(own) else range(array.shape[1])))
-            down = own if len(own) == array.shape[0] else [str(i) for i in range(array.shape[0])]
-            rows += [(f"{name} [{r}]", dict(zip(map(str, across), map(float, row)))) for r, row in zip(down, array)]
+            down, across = axes(array, own, column_labels.get(name) or [])
+            rows += [(f"{name} [{r}]", dict(zip(across, map(float, row)))) for r, row in zip(down, array)]
     columns: dict[str, None] = {}
     for _, cells in rows:
         columns.update(dict.fromkeys(cells))
@@ -98,6 +96,15 @@ def combined(values: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str
     for column in columns:
         data[column] = [_cell(cells.get(column)) for _, cells in rows]
     return pa.table({k: pa.array(v, type=pa.string() if k == "statistic" else pa.float64()) for k, v in data.items()})
+
+
+def axes(matrix: np.ndarray, labels: Sequence[str], column_labels: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A matrix value's row and column labels: its own where they fit (a square
+    matrix, such as a correlation, takes its row labels across too), else positions."""
+    rows, columns = matrix.shape
+    down = [str(r) for r in labels] if len(labels) == rows else [str(i) for i in range(rows)]
+    across = column_labels or (labels if len(labels) == columns else [str(j) for j in range(columns)])
+    return down, [str(c) for c in across]
 
 
 def _cell(value: float | None) -> float | None:

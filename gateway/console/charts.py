@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.client.results import Result, number
+from gateway.client.results import Result, axes, number
 
 HEAT_STEPS = 10
 """Colour classes of a heat map cell (heat-0 .. heat-10, from -1 to 1)."""
@@ -26,9 +26,7 @@ def tables(result: Result) -> list[dict[str, Any]]:
         array = np.asarray(array, dtype=np.float64)
         labels = result.labels.get(name) or []
         if array.ndim == 2:
-            columns = result.column_labels.get(name) or (
-                labels if array.shape[1] == len(labels) else [str(j) for j in range(array.shape[1])])
-            down = labels if len(labels) == array.shape[0] else [str(i) for i in range(array.shape[0])]
+            down, columns = axes(array, labels, result.column_labels.get(name) or [])
             rows = [[r, *(_cell(v) for v in row)] for r, row in zip(down, array)]
         else:
             flat = array.reshape(-1)
@@ -55,7 +53,7 @@ def of(result: Result) -> list[dict[str, Any]]:
                 charts.append({"type": "bar", "title": f"histogram of {column}", "labels": bins,
                                "series": [{"name": "rows", "values": _finite(counts)}]})
         elif name in ("correlation", "crosstab", "frequencies") and array.ndim == 2 and array.size > 1:
-            charts.append(_heat(name, labels, result.column_labels.get(name) or labels, array))
+            charts.append(_heat(name, *axes(array, labels, result.column_labels.get(name) or []), array))
         elif name == "lift" and array.ndim == 2 and len(array) > 1 and not np.isnan(array[:, :2]).any():
             charts += _ranking(array)
     return charts
@@ -92,8 +90,7 @@ def _heat(name: str, rows: list[str], columns: list[str], array: np.ndarray) -> 
     scale = 1.0 if name == "correlation" else float(np.nanmax(np.abs(array))) or 1.0
     cells = [[{"text": _cell(v), "heat": "heat-none" if math.isnan(v)
                else f"heat-{round((np.clip(v / scale, -1, 1) + 1) / 2 * HEAT_STEPS)}"} for v in row] for row in array]
-    return {"type": "heatmap", "title": name, "rows": [str(r) for r in rows] or [str(i) for i in range(len(array))],
-            "columns": [str(c) for c in columns] or [str(j) for j in range(array.shape[1])], "cells": cells}
+    return {"type": "heatmap", "title": name, "rows": rows, "columns": columns, "cells": cells}
 
 
 def _finite(values: np.ndarray) -> list[float | None]:
