@@ -8,11 +8,8 @@ at the address and which side refused whom.
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
-import tempfile
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -40,25 +37,24 @@ def handshake(address: str, identity: TlsIdentity, timeout: float = PROBE_TIMEOU
     """Shakes hands with the server at `address` as `identity` and returns who it is
     (the party or client its certificate names); raises HandshakeFailed."""
     host, _, port = address.rpartition(":")
-    with tempfile.TemporaryDirectory() as folder:
+    try:
+        context = _client_context(identity)
+    except (ssl.SSLError, OSError) as err:
+        raise HandshakeFailed("local", _reason(err)) from None
+    try:
+        raw = socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout)
+    except (OSError, ValueError) as err:
+        raise HandshakeFailed("connect", getattr(err, "strerror", None) or str(err)) from None
+    with raw:
         try:
-            context = _client_context(identity, Path(folder))
+            tls = context.wrap_socket(raw, server_hostname=None)
+        except ssl.SSLCertVerificationError as err:
+            raise HandshakeFailed("server", err.verify_message or _reason(err)) from None
         except (ssl.SSLError, OSError) as err:
-            raise HandshakeFailed("local", _reason(err)) from None
-        try:
-            raw = socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout)
-        except (OSError, ValueError) as err:
-            raise HandshakeFailed("connect", getattr(err, "strerror", None) or str(err)) from None
-        with raw:
-            try:
-                tls = context.wrap_socket(raw, server_hostname=None)
-            except ssl.SSLCertVerificationError as err:
-                raise HandshakeFailed("server", err.verify_message or _reason(err)) from None
-            except (ssl.SSLError, OSError) as err:
-                raise HandshakeFailed("tls", _reason(err)) from None
-            with tls:
-                der = tls.getpeercert(binary_form=True)
-                refused = _client_refused(tls, timeout)
+            raise HandshakeFailed("tls", _reason(err)) from None
+        with tls:
+            der = tls.getpeercert(binary_form=True)
+            refused = _client_refused(tls, timeout)
     if refused:
         raise HandshakeFailed("refused", refused)
     return _name(der) if der else None
@@ -86,17 +82,12 @@ def explain_connection_failure(address: str, identity: TlsIdentity, expected_par
     return None
 
 
-def _client_context(identity: TlsIdentity, folder: Path) -> ssl.SSLContext:
+def _client_context(identity: TlsIdentity) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False  # a gateway is named by its party URI, checked above
     context.load_verify_locations(cadata=identity.ca_pem.decode())
     context.set_alpn_protocols(["h2"])
-    cert, key = folder / "client.crt", folder / "client.key"
-    cert.write_bytes(identity.cert_pem)
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # removed with the folder
-    with os.fdopen(fd, "wb") as out:
-        out.write(identity.key_pem)
-    context.load_cert_chain(cert, key)
+    identity.load_into(context)
     return context
 
 

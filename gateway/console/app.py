@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -81,12 +80,7 @@ def tls_context(identity: TlsIdentity) -> ssl.SSLContext:
     """The gateway's own certificate and key (browsers trust the federation CA)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    with tempfile.TemporaryDirectory() as scratch:  # ssl loads PEM from files only; they live for this call
-        cert, key = Path(scratch, "cert.pem"), Path(scratch, "key.pem")
-        key.touch(mode=0o600)
-        cert.write_bytes(identity.cert_pem)
-        key.write_bytes(identity.key_pem)
-        context.load_cert_chain(cert, key)
+    identity.load_into(context)
     return context
 
 

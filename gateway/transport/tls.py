@@ -9,6 +9,9 @@ a peer (enforced by `authenticated_peer`).
 from __future__ import annotations
 
 import functools
+import os
+import ssl
+import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,17 @@ class TlsIdentity:
         """Material laid out by `mpcgate pki`: ca.crt, <name>.crt, <name>.key."""
         directory = Path(directory)
         return cls.load(PartyFiles(directory / "ca.crt", directory / f"{name}.crt", directory / f"{name}.key"))
+
+    def load_into(self, context: ssl.SSLContext) -> None:
+        """This certificate and key into an ssl context (Python's ssl reads them from
+        files only: they live, owner-only, in a folder removed when loaded)."""
+        with tempfile.TemporaryDirectory() as folder:
+            cert, key = Path(folder, "cert.pem"), Path(folder, "key.pem")
+            cert.write_bytes(self.cert_pem)
+            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(self.key_pem)
+            context.load_cert_chain(cert, key)
 
     def server_credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(
