@@ -224,14 +224,33 @@ def test_more_features_than_rows_are_refused(session: Session) -> None:
     assert status == "refused" and "more features than rows" in answer
 
 
-def test_collinear_features_are_refused_as_ill_conditioned(session: Session) -> None:
+@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
+def test_collinear_features_are_refused_by_name_at_alpha_0_and_fitted_as_ridge_with_a_penalty(
+        session: Session, partitioning: str) -> None:
+    """c = 2a + b exactly: with alpha = 0 the system is singular and the refusal
+    names the three columns (and not d, which is independent of them); with alpha =
+    1 the model is scikit-learn's Ridge on the same rows."""
     rng = np.random.default_rng(4)
-    x, y = data(rng, 300, 3)
-    x[:, 2] = x[:, 0] * 2 + x[:, 1] + rng.normal(0, 1e-7, 300)
-    tables = [np.column_stack([x, y])] * session.world_size
-    status, answer = session.run(Task("model.linear_regression", "horizontal", tables, [["a", "b", "c", "y"]] * session.world_size,
-                                      {"label": "y"}))
-    assert status == "refused" and "ill-conditioned" in answer, answer
+    x, y = data(rng, 300, 4)
+    x[:, 2] = x[:, 0] * 2 + x[:, 1]
+    x[:, 3] = rng.normal(size=300)
+    names = ["a", "b", "c", "d", "y"]
+    table = np.column_stack([x, y])
+    for alpha in (0.0, 1.0):
+        if partitioning == "horizontal":
+            task = Task("model.linear_regression", "horizontal", np.array_split(table, session.world_size),
+                        [names] * session.world_size, {"label": "y", "alpha": alpha})
+        else:
+            keys = [np.array([f"k{i}" for i in range(300)])] * session.world_size
+            cuts = np.array_split(np.arange(5), session.world_size)
+            task = Task("model.linear_regression", "vertical", [table[:, c] for c in cuts],
+                        [[names[i] for i in c] for c in cuts], {"label": "y", "alpha": alpha}, {}, keys)
+        status, answer = session.run(task)
+        if alpha == 0:
+            assert status == "refused" and "the columns 'a', 'b', 'c' are (nearly) collinear" in answer, answer
+        else:
+            assert status == "ok", answer
+            assert_matches(answer, Ridge(alpha=alpha).fit(x, y), x, y)
 
 
 def _train_capturing(rank: int, world_size: int, args: tuple) -> list[np.ndarray]:

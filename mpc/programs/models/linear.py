@@ -3,12 +3,13 @@ intercept or through the origin, fitted from secret-shared sufficient statistics
 and solved inside MPC.
 
 Horizontal: the parties' aggregates of z = (x - a) / c (the public column frame of
-the statistics programs) give the pooled covariance of [features, label] at 32
-bits; the normal equations in z units, (C_xx + diag(alpha / (n c_j^2))) g = C_xy,
-are solved under encryption (models/solve.py), and the coefficient of feature j in
-the data's own units is g_j c_label / c_j. Vertical: each party standardizes its
-own columns locally (exact); the correlations between parties' columns come from
-a secure matmul (stats.vertical.cross_correlations), the label column's included,
+the statistics programs) give the pooled covariance of [features, label], added a
+second time at 40 bits for the solve; the normal equations in z units,
+(C_xx + diag(alpha / (n c_j^2))) g = C_xy, are solved under encryption
+(models/solve.py), and the coefficient of feature j in the data's own units is
+g_j c_label / c_j. Vertical: each party standardizes its own columns locally
+(exact); the correlations between parties' columns come from a secure matmul
+(stats.vertical.cross_correlations, at 40 bits), the label column's included,
 so the label holder's labels never leave it; the standardized equations
 (R_xx + diag(alpha / ((n-1) s_j^2))) g = r_xy are solved the same way and
 b_j = g_j s_label / s_j.
@@ -22,10 +23,10 @@ with own_coefficients: each party receives its own features' coefficients and
 its part of the intercept (`_own_part`). Public to every party, beyond the
 statistics programs' frames (horizontal: each column's frame tightened by a public
 2^j until var(z) >= 1/16, so the binade of each column's pooled variance within its
-range's frame: the 32-bit aggregates' error stays below 2^-28 of the standardized
-entries): the held-out row counts, and one bit that the system was well-conditioned
-enough to solve (to a largest scaled-inverse entry of ~1e-3 / (sqrt(d) 2^-24):
-condition numbers to ~5e4).
+range's frame): the held-out row counts, and one bit that the system was
+well-conditioned enough to solve (every feature's variance inflation factor below
+1e-3 / (sqrt(d) ENTRY_ERROR): 3.8e5 at d = 8, condition numbers to ~2e6 to 6e6);
+where it was not, which features are above it (named in the refusal).
 
 Without an intercept (fit_intercept = false): each party appends the mirror image
 of its rows, (-x, -y), locally. The mirrored data has mean zero, so the fit with
@@ -51,26 +52,26 @@ from mpc.catalogue.schemas import LinearParameters
 from mpc.errors import InvalidArgument
 from mpc.programs import secure
 from mpc.programs.models import blocks, holdout, influence, r2
-from mpc.programs.models import solve as solving
 from mpc.programs.models.solve import solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
 
-ENTRY_ERROR = 2.0**-24
+ENTRY_ERROR = 2.0**-30
 """The error budget per entry of the scaled normal equations, as solve's refusal
-test uses it. The entries carry ~2^-28 (horizontal: 32-bit aggregates in a frame
-tightened to var(z) >= 1/16; vertical: cross-party correlations in two limbs at
-32 bits) and the solve adds ~condition * 2^-32 (solve.EXACT_REFINEMENTS), but
-measured coefficient errors reach ~2.3e-8 times the inverse's largest entry
-(synthetic systems, condition 3e2 to 6e5), so the budget is 2^-24: a standardized
-coefficient within ~1e-4 up to a largest inverse entry of ~5,000 (condition ~5e4)
-at d = 10, refused beyond."""
+test uses it. The entries carry ~2^-37 (horizontal: 40-bit aggregates in a frame
+tightened to var(z) >= 1/16; vertical: cross-party correlations in two limbs,
+divided to 40 bits) and the 40-bit solve adds about as much; measured over 60
+random systems (d = 2 to 15, condition 1e4 to 2e7, 2 parties, both partitionings)
+a standardized coefficient's error stays below 4.3e-10 times the largest variance
+inflation factor (3.6e-11 times it times 1 + sum |g|), so at the limit this
+budget sets, 1e-3 / (sqrt(d) 2^-30) (5.4e5 at d = 4, 3.8e5 at d = 8), errors are
+a third of the documented bound at most (largest seen: 0.34 of it)."""
 VARIANCE = 1 / 16
-"""Horizontal: each column's frame is tightened until var(z) >= this, so the 32-bit
-aggregates' error (~2^-32) is at most 2^-28 of a standardized entry (in the
-range's frame var(z) is ~1/500 for normal data: 2^-23)."""
+"""Horizontal: each column's frame is tightened until var(z) >= this, so the
+aggregates' error is at most 2^4 of their grid's in a standardized entry (in the
+range's frame var(z) is ~1/500 for normal data: 2^9)."""
 SCALE_BITS = 12
-"""Horizontal: S = 1/std(z) <= 4 at 12 bits, so S a S's products (a at 32 bits)
+"""Horizontal: S = 1/std(z) <= 4 at 12 bits, so S a S's products (a in limbs)
 keep their encodings below 2^44 (CrypTen's truncation then fails once in ~2^19
 elements, and a failure is refused, not released); any S gives the same solution."""
 RIDGE_CAP = 2.0**20
@@ -128,13 +129,14 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
                                                            target=VARIANCE)
     inverse = horizontal.inverse_std(moments)  # 1 / (16 std(z)), 16 bits
     ridge = np.minimum(alpha / (n * scale[:d] ** 2), RIDGE_CAP)  # public: alpha in the data's units, over n, in z units
-    cov = moments.biased
+    precise = horizontal.pooled_moments(ctx, x, n, (shift, scale), order, floor=0.0, bits=secure.PRECISE_BITS).biased
     precondition, small, scaled_ridge = _preconditioner(inverse[:d].mul(16), ridge)
-    a = cov[:d, :d] + torch.diag(torch.from_numpy(small))
-    b = cov[:d, d]
-    gamma = solve(ctx, a, b, secure.lowered(precondition, SCALE_BITS), ENTRY_ERROR, scaled_ridge)
+    a = precise[:d, :d] + torch.diag(torch.from_numpy(small))
+    gamma = solve(ctx, a, precise[:d, d], secure.lowered(precondition, SCALE_BITS), ENTRY_ERROR, scaled_ridge,
+                  features)
     # R^2 = explained / var(y)
-    explained = r2.explained(cov[:d, :d], b, gamma, r2.FORM_BITS)
+    cov = moments.biased
+    explained = r2.explained(cov[:d, :d], cov[:d, d], gamma, r2.FORM_BITS)
     inverse_y = secure.lowered(r2.inverse_variance(moments.variance[d : d + 1], inverse[d : d + 1]))
     fit = secure.mul_mixed(explained, inverse_y).sum()
     if origin:
@@ -181,13 +183,14 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
         "scale": scale, "scaled_ridge": ridge * scale**2,
     }
     cross, error = vertical.cross_correlations(ctx, n, widths, names, precise=True)
-    correlation = blocks.assemble(ctx, widths, local["corr"], cross, precision=solving.EXACT_BITS)
+    correlation = blocks.assemble(ctx, widths, local["corr"], cross, precision=secure.PRECISE_BITS)
     position = names.index(label)
     keep = [i for i in range(d + 1) if i != position]
     b = correlation[keep][:, position]
     precondition = blocks.by_column(ctx, widths, local["scale"], precision=secure.PRODUCT_BITS)[keep]
     scaled_ridge = blocks.by_column(ctx, widths, local["scaled_ridge"], precision=secure.AGGREGATE_BITS)[keep]
-    gamma = solve(ctx, correlation[keep][:, keep], b, precondition, max(error, ENTRY_ERROR), scaled_ridge)
+    gamma = solve(ctx, correlation[keep][:, keep], b, precondition, max(error, ENTRY_ERROR), scaled_ridge,
+                  [names[i] for i in keep])
     metrics = {"r2": r2.explained(correlation[keep][:, keep], b, gamma)}  # var(y) = 1: standardized
     if origin:
         metrics["r2"] = r2.centered(metrics["r2"], r2.holder_factor(ctx, label, holders[0], n // 2))

@@ -273,15 +273,16 @@ class Moments:
 
 
 def pooled_moments(ctx: JobContext, x: np.ndarray, n: int, frame: tuple[np.ndarray, np.ndarray], columns: list[str],
-                   floor: float | None = None) -> Moments:
+                   floor: float | None = None, bits: int = secure.AGGREGATE_BITS) -> Moments:
     """The parties' local aggregates of z and of its products, added under
-    encryption, refusing (every party alike) a column whose variance is below
-    `floor` (by default var_floor, what 1e-3 needs; 0: no check)."""
+    encryption at `bits` (more than 32 for a solver whose condition number
+    multiplies their error), refusing (every party alike) a column whose
+    variance is below `floor` (by default var_floor, what 1e-3 needs; 0: no check)."""
     shift, scale = frame
     z = (x - shift) / scale
     d = len(columns)
     local = np.concatenate([z.sum(axis=0) / n, (z.T @ z).ravel() / n])
-    pooled = secure.total(secure.share_each(ctx, local, precision=secure.AGGREGATE_BITS))
+    pooled = secure.total(secure.share_each(ctx, local, precision=bits))
     mean = pooled[:d]
     biased = pooled[d:].reshape(d, d) - _outer(mean, d)  # cov(z) * (n-1)/n
     variance = biased[torch.arange(d), torch.arange(d)] if d > 1 else biased.reshape(1)
@@ -328,14 +329,15 @@ def _mpc_correlation(req: Request) -> bool:
 
 
 def _outer(mean: Any, d: int) -> Any:
-    """mean mean^T at 32 bits: mean = hi + lo with hi at 16 bits, |lo| < 2^-16;
-    hi hi^T exactly (16 x 16 bits, no truncation), hi lo^T + lo hi^T as one batched
-    product and truncation (lo lo^T < 2^-32 is dropped). |mean| <= 2^j / 32 <= 16 in
-    a tightened frame, so no product's encoding passes 2^40."""
+    """mean mean^T at mean's precision b (32 or 40 bits): mean = hi + lo with hi at
+    b / 2 bits, |lo| < 2^-b/2; hi hi^T exactly (no truncation), hi lo^T + lo hi^T as
+    one batched product and truncation (lo lo^T < 2^-b is dropped). |mean| <= 2^j /
+    32 <= 16 in a tightened frame, so no truncated product's encoding passes 2^44."""
     import crypten
 
-    hi = secure.lowered(mean)
-    lo = mean - secure.raised(hi, secure.AGGREGATE_BITS)  # (mean - hi would re-encode hi in place)
+    bits = secure.bits(mean)
+    hi = secure.lowered(mean, bits // 2)
+    lo = mean - secure.raised(hi, bits)  # (mean - hi would re-encode hi in place)
     rows, cols = (lambda v: v.unsqueeze(1).expand(d, d)), (lambda v: v.unsqueeze(0).expand(d, d))
     cross = secure.mul_mixed(crypten.stack([rows(lo), cols(lo)]), crypten.stack([cols(hi), rows(hi)])).sum(dim=0)
     return secure.exact_product(rows(hi), cols(hi)) + cross

@@ -129,7 +129,7 @@ def _cross(ctx: JobContext, req: Request, n: int, widths: list[int], columns: li
 
 def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list[str], limbs: bool = True,
                        constants: bool = False, precise: bool = False) -> tuple[dict[tuple[int, int], Any], float]:
-    """Secret-shared correlations (24 bits; `precise`: 32 bits, always in two
+    """Secret-shared correlations (24 bits; `precise`: 40 bits, always in two
     limbs, for a solver whose condition number multiplies their error) between the
     columns of every pair of parties (a < b), from each party's locally
     standardized columns, and the bound on their error; refused, naming the
@@ -176,8 +176,9 @@ def cross_correlations(ctx: JobContext, n: int, widths: list[int], columns: list
         factors = [[int(2 ** (exps[offsets[a] + i] + exps[offsets[b] + j])) for j in range(widths[b])]
                    for i in range(widths[a])]
         if (a, b) in limbed:
-            total = _limbed_sum(shared[a], rest[a], shared[b], rest[b]).div(n - 1)  # 32 bits
-            out[(a, b)] = secure.lowered(secure.times_integers(total, factors), 32 if precise else secure.PRECISION_BITS)
+            total = _divided(_limbed_sum(shared[a], rest[a], shared[b], rest[b]), n - 1)  # 40 bits
+            bits = secure.PRECISE_BITS if precise else secure.PRECISION_BITS
+            out[(a, b)] = secure.lowered(secure.times_integers(total, factors), bits)
         else:
             block = row_sum(shared[a], shared[b])
             out[(a, b)] = secure.times_integers(secure.raised(block).div(n - 1), factors)
@@ -190,11 +191,22 @@ def _unit_errors(n: int) -> tuple[float, float]:
     one limb and in two. One: each chunk's 16-bit truncation and the 16-bit inputs'
     rounding in the sums, over n - 1, then the 24-bit division. Two: the inputs to
     2^-33 (their rest in a second 16-bit limb, scaled by 2^16), sums exact at 32
-    bits, two truncations combining the limbs, then the 32-bit division."""
+    bits, two truncations combining the limbs, then the division to 40 bits."""
     chunks = math.ceil(n / CHUNK_ROWS)
     one = (chunks * 2.0**-16 + math.sqrt(n) * 2.0**-16) / (n - 1) + 2.0**-24
-    two = (math.sqrt(n) * 2.0**-32 + 2.0**-30) / (n - 1) + 2.0**-32
+    two = (math.sqrt(n) * 2.0**-32 + 2.0**-30) / (n - 1) + 2.0**-40
     return one, two
+
+
+def _divided(total: Any, divisor: int, extra: int = 8) -> Any:
+    """total / divisor with `extra` more fractional bits than total's: the
+    quotient's truncation (one unit of its last place) refined from the exact
+    remainder, so the factors 2^(b_i + b_j) applied after it do not scale that
+    unit into the correlation's error."""
+    quotient = total.div(divisor)
+    remainder = total - secure.times_integers(quotient, divisor)  # exact: |.| <= a few units x divisor
+    bits = secure.bits(total) + extra
+    return secure.raised(quotient, bits) + secure.raised(remainder, bits).div(divisor)
 
 
 def _limbed_sum(high_a: Any, low_a: Any, high_b: Any, low_b: Any) -> Any:
