@@ -32,10 +32,12 @@ that steers logistic regression's steps.
    (each column's variance inflation factor, bounding every entry of the positive
    definite A'^-1) is below 1e-3 / (sqrt(d) entry_error), its diagonal taken as
    diag(X W), W the series applied to I; where not, which columns pass it (they
-   are named in the refusal); and whether the final residual is below
-   RESIDUAL_SHARE entry_error / sqrt(d) (a failed truncation, or an A' past
-   `CONDITION_SUPPORTED`). If not, the job is refused with a clear error; nothing
-   is revealed.
+   are named in the refusal); and whether every entry of the final residual is
+   below RESIDUAL_SHARE entry_error / sqrt(d) (a failed truncation, a
+   preconditioner that did not converge, or an A' past `CONDITION_SUPPORTED`):
+   per entry, which tells one bit where all are. If not, the job is refused with
+   a clear error; nothing is revealed. Each is one batch of comparisons (rounds
+   count between banks).
 
 `inverse` (logistic regression's Hessian bound and Hessian, the leverage bound):
 the 16-bit Newton–Schulz inverse X <- X (2I - A'X) from X = I / (2d), converging
@@ -109,8 +111,11 @@ def inverse(ctx: Any, a: Any, scale: Any, entry_error: float, phase: str = "solv
     solution past 1e-3."""
     d = int(a.size(0))
     scaled = _scaled(a, scale, scaled_diagonal)
-    x = _newton_schulz(ctx, secure.lowered(scaled), steps(d), phase)
-    if not _all_within(ctx, x, TOLERANCE / (math.sqrt(d) * entry_error)):
+    coarse = secure.lowered(scaled)
+    x = _newton_schulz(ctx, coarse, steps(d), phase)
+    eye = torch.eye(d, dtype=torch.float64)
+    if not (_all_within(ctx, coarse.matmul(x).sub(eye), INVERSE_TOLERANCE)
+            and _all_within(ctx, x, TOLERANCE / (math.sqrt(d) * entry_error))):
         raise _ill_conditioned()
     return Inverse(x, scale, secure.lowered(scaled, secure.PRECISION_BITS))
 
@@ -137,16 +142,17 @@ def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float, scaled_diago
                                          crypten.cryptensor(eye, precision=EXACT_BITS)], dim=1))
     inflation = secure.at_configured(secure.exact_product(x, secure.lowered(start[:, 1:], 8).t()).sum(1))  # diag(XW)
     limit = TOLERANCE / (math.sqrt(d) * entry_error)
-    if not _all_within(ctx, inflation, limit):
-        named = columns and [c for c, fine in zip(columns, secure.less_than_to_all(ctx, inflation, limit)) if not fine]
-        raise _ill_conditioned(named, limit)
+    below = secure.less_than_to_all(ctx, inflation, limit)  # (all true: one bit's worth)
+    if not below.all():
+        raise _ill_conditioned([c for c, fine in zip(columns or [], below) if not fine], limit)
     y = _read_at(_times(x, start[:, :1]), PRECISE_BITS).squeeze(1)
     for step in range(REFINEMENTS):
         correction = _series(powers, _read_at(residual(scaled, b_scaled, y), EXACT_BITS).unsqueeze(1))
         y = y + _read_at(_times(x, correction), PRECISE_BITS).squeeze(1)
         ctx.progress("solving the normal equations", 75 + 5 * (step + 1) / REFINEMENTS)
     tolerance = RESIDUAL_SHARE * entry_error / math.sqrt(d)  # read at 24 bits, the 40-bit residual is 2^16 of itself
-    if not _all_within(ctx, _read_at(residual(scaled, b_scaled, y), secure.PRECISION_BITS), tolerance * 2**16):
+    final = _read_at(residual(scaled, b_scaled, y), secure.PRECISION_BITS)
+    if not secure.less_than_to_all(ctx, crypten.cat([final, final.neg()]), tolerance * 2**16).all():
         raise FailedPrecondition("solving the normal equations failed in the fixed point (a truncation wrapped); "
                                  "nothing was released, please resubmit the job")
     return secure.mul_mixed(secure.lowered(y, secure.PRECISION_BITS), scale)
@@ -178,8 +184,7 @@ def _times_scale(value: Any, factor: Any) -> Any:
 
 def _newton_schulz(ctx: Any, coarse: Any, count: int, phase: str) -> Any:
     """The 16-bit inverse of `coarse` (16 bits, eigenvalues in (0, 2d]) in `count`
-    steps from I / (2d); refused (one public bit) unless max |coarse X - I| <
-    INVERSE_TOLERANCE."""
+    steps from I / (2d)."""
     import crypten
 
     d = int(coarse.size(0))
@@ -188,8 +193,6 @@ def _newton_schulz(ctx: Any, coarse: Any, count: int, phase: str) -> Any:
     for step in range(count):
         x = x.matmul(coarse.matmul(x).neg().add(2 * eye))
         ctx.progress(phase, 40 + 30 * (step + 1) / count)
-    if not _all_within(ctx, coarse.matmul(x).sub(eye), INVERSE_TOLERANCE):
-        raise _ill_conditioned()
     return x
 
 
@@ -213,10 +216,14 @@ def _series(powers: list[Any], columns: Any) -> Any:
 
 def _times(matrix: Any, columns: Any) -> Any:
     """matrix @ columns at 32 bits: the matrix at 16 bits, the columns (32 bits) in
-    two 16-bit limbs; the high limb's product exact, the low one's (small)
-    truncated, so no truncation meets a large encoding."""
+    two 16-bit limbs multiplied in one product; the high limb's part exact, the
+    low one's (small) truncated, so no truncation meets a large encoding."""
+    import crypten
+
     hi, lo = _limbs(columns)
-    return secure.exact_product(matrix, hi, "matmul") + secure.exact_product(matrix, lo, "matmul").div(1 << 16)
+    m = int(columns.size(1))
+    both = secure.exact_product(matrix, crypten.cat([hi, lo], dim=1), "matmul")  # one round for both limbs
+    return both[:, :m] + both[:, m:].div(1 << 16)
 
 
 def exact_product(matrix: Any, x: Any) -> Any:
@@ -267,17 +274,20 @@ def _near_residual(matrix: Any, b: Any, vector: Any) -> Any:
     taken exactly at 48 bits: matrix and vector each split in 16-bit limbs (hi +
     lo 2^-16), the limb products summed in the ring with no truncation (where they
     wrap, the wrap cancels against b), and only the small residual truncated."""
+    import crypten
     from crypten.mpc.primitives import beaver
 
+    d = int(matrix.size(0))
     a_hi, a_lo = _limbs(matrix)
     v_hi, v_lo = _limbs(vector.unsqueeze(1))
-    ring = lambda u, v: beaver.matmul(u._tensor, v._tensor)  # noqa: E731  (exact: encodings multiplied)
-    low = ring(a_lo, v_lo)  # units 2^-64: truncated by 2^16 to 2^-48 (small: |.| <= d 2^32)
-    low.encoder = a_lo._tensor.encoder
-    low.div_(1 << 16)
+    # every limb product in one round (exact: encodings multiplied): [a_hi; a_lo] @ [v_hi | v_lo]
+    ring = beaver.matmul(crypten.cat([a_hi, a_lo])._tensor, crypten.cat([v_hi, v_lo], dim=1)._tensor)
+    hh, hl, lh, ll = ring[:d, :1], ring[:d, 1:], ring[d:, :1], ring[d:, 1:]
+    ll.encoder = a_lo._tensor.encoder
+    ll.div_(1 << 16)  # units 2^-64: truncated by 2^16 to 2^-48 (small: |.| <= d 2^32)
     out = b._tensor.clone()
     out.share = b._tensor.share.unsqueeze(1) * (1 << (48 - PRECISE_BITS)) - (
-        ring(a_hi, v_hi).share * (1 << 16) + ring(a_hi, v_lo).share + ring(a_lo, v_hi).share + low.share)
+        hh.share * (1 << 16) + hl.share + lh.share + ll.share)
     out.div_(1 << (48 - PRECISE_BITS))  # 48 -> 40 bits
     return secure.wrapped(out.squeeze(1))
 
