@@ -15,9 +15,10 @@ that steers logistic regression's steps.
    1 / SHIFT, so no product's encoding nears the ring.
 3. M = I - A'X, taken exactly at 32 bits (A' in two limbs), has eigenvalues
    SHIFT / (lambda + SHIFT) in [0, 1): A'^-1 = X (I - M)^-1 = X (I + M)(I + M^2)
-   (I + M^4)..., `SQUARINGS` factors, each M^(2^j) a 16-bit square of the last,
-   every entry at most ~1. Applied to a vector (in two 16-bit limbs, products
-   exact but for the low limb's), nothing it touches is larger than the solution.
+   (I + M^4)..., `SQUARINGS` factors, each M^(2^j) the 24-bit square of the last
+   (`_squared`), every entry at most ~1, applied at 16 bits. Applied to a vector
+   (in two 16-bit limbs, products exact but for the low limb's), nothing it
+   touches is larger than the solution.
 4. A', b' and y are kept at 40 bits (`secure.PRECISE_BITS`): the 32-bit grid's
    rounding of A' alone moved coefficients by ~1e-4 at condition 1e6. From y = 0,
    `REFINEMENTS` + 1 times y += A'^-1 (b' - A'y), the residual taken at 40 bits
@@ -134,9 +135,11 @@ def solve(ctx: Any, a: Any, b: Any, scale: Any, entry_error: float, scaled_diago
     eye = torch.eye(d, dtype=torch.float64)
     x = _newton_schulz(ctx, secure.lowered(scaled) + SHIFT * eye, steps(d, (2 * d + SHIFT) / SHIFT),
                        "solving the normal equations")
-    powers = [secure.lowered(crypten.cryptensor(eye, precision=EXACT_BITS) - exact_product(_at(scaled, EXACT_BITS), x))]
+    chain = [secure.lowered(crypten.cryptensor(eye, precision=EXACT_BITS) - exact_product(_at(scaled, EXACT_BITS), x),
+                            secure.PRECISION_BITS)]
     for _ in range(SQUARINGS - 1):
-        powers.append(secure.mul_mixed(powers[-1], powers[-1], "matmul"))
+        chain.append(_squared(chain[-1]))
+    powers = [secure.lowered(power) for power in chain]
     b_scaled = _at(_times_scale(b, scale), PRECISE_BITS)
     start = _series(powers, crypten.cat([_read_at(b_scaled, EXACT_BITS).unsqueeze(1),
                                          crypten.cryptensor(eye, precision=EXACT_BITS)], dim=1))
@@ -205,6 +208,21 @@ def _ill_conditioned(columns: list[str] | None = None, limit: float = 0.0) -> Fa
     return FailedPrecondition(
         f"the normal equations are too ill-conditioned to solve to 1e-3: the columns {named} are (nearly) collinear "
         f"(each one's variance inflation factor is above {limit:.3g}); add regularization (alpha) or drop one of them")
+
+
+def _squared(power: Any) -> Any:
+    """power @ power at 24 bits, the right factor in two 16-bit limbs multiplied in
+    one product (encodings below 2^40 d), so the chain of squares keeps M's
+    eigenvalues near 1 to ~2^-22: each square's rounding, at 16 bits, moved them by
+    ~d 2^-17, and an exactly singular system then looked like one of condition
+    ~2^20, its variance inflation below the limit."""
+    import crypten
+
+    d = int(power.size(1))
+    hi, lo = _limbs(power, secure.PRECISION_BITS)
+    both = secure.exact_product(power, crypten.cat([hi, lo], dim=1), "matmul")  # 40 bits
+    shift = secure.PRECISION_BITS - secure.PRODUCT_BITS
+    return secure.lowered(both[:, :d] + both[:, d:].div(1 << shift), secure.PRECISION_BITS)
 
 
 def _series(powers: list[Any], columns: Any) -> Any:
@@ -314,12 +332,10 @@ def _split(value: Any) -> tuple[Any, Any]:
     return near, _read_at(value - secure.raised(near, secure.bits(value)), EXACT_BITS)
 
 
-def _limbs(value: Any) -> tuple[Any, Any]:
-    """A 32-bit shared value as (hi, lo), both 16-bit encodings: value = hi + lo 2^-16."""
-    from crypten.encoder import FixedPointEncoder
-
+def _limbs(value: Any, bits: int = EXACT_BITS) -> tuple[Any, Any]:
+    """A shared value at `bits` (32 or 24) as (hi, lo), both 16-bit encodings:
+    value = hi + lo 2^-(bits - 16)."""
     hi = secure.lowered(value)
-    lo = value - secure.raised(hi, EXACT_BITS)  # |lo| < 2^-15: its 32-bit encoding is lo 2^16 at 16 bits
-    lo._tensor.encoder = FixedPointEncoder(precision_bits=secure.PRODUCT_BITS)
-    return hi, lo
+    lo = value - secure.raised(hi, bits)  # |lo| < 2^-16: its encoding is lo 2^(bits - 16) at 16 bits
+    return hi, _read_at(lo, secure.PRODUCT_BITS)
 
