@@ -178,8 +178,7 @@ def _times_scale(value: Any, factor: Any) -> Any:
     bits = secure.bits(value)
     if bits <= EXACT_BITS:
         return secure.mul_mixed(value, factor)
-    hi = secure.lowered(value, secure.PRECISION_BITS)
-    rest = _read_at(value - secure.raised(hi, bits), secure.PRECISION_BITS)  # value's rest * 2^(bits - 24)
+    hi, rest = _split(value, secure.PRECISION_BITS)
     near = secure.exact_product(hi, factor)
     far = _read_at(secure.exact_product(rest, factor), secure.bits(near) + bits - secure.PRECISION_BITS)
     return _at(near, bits) + _at(far, bits)
@@ -219,7 +218,7 @@ def _squared(power: Any) -> Any:
     import crypten
 
     d = int(power.size(1))
-    hi, lo = _limbs(power, secure.PRECISION_BITS)
+    hi, lo = _split(power, secure.PRODUCT_BITS)
     both = secure.exact_product(power, crypten.cat([hi, lo], dim=1), "matmul")  # 40 bits
     shift = secure.PRECISION_BITS - secure.PRODUCT_BITS
     return secure.lowered(both[:, :d] + both[:, d:].div(1 << shift), secure.PRECISION_BITS)
@@ -238,7 +237,7 @@ def _times(matrix: Any, columns: Any) -> Any:
     low one's (small) truncated, so no truncation meets a large encoding."""
     import crypten
 
-    hi, lo = _limbs(columns)
+    hi, lo = _split(columns, secure.PRODUCT_BITS)
     m = int(columns.size(1))
     both = secure.exact_product(matrix, crypten.cat([hi, lo], dim=1), "matmul")  # one round for both limbs
     return both[:, :m] + both[:, m:].div(1 << 16)
@@ -247,7 +246,7 @@ def _times(matrix: Any, columns: Any) -> Any:
 def exact_product(matrix: Any, x: Any) -> Any:
     """matrix @ x at 32 bits, exactly: the matrix (32 bits) in two 16-bit limbs, x
     at 16 bits (entries to ~2^8)."""
-    hi, lo = _limbs(matrix)
+    hi, lo = _split(matrix, secure.PRODUCT_BITS)
     return secure.exact_product(hi, x, "matmul") + secure.exact_product(lo, x, "matmul").div(1 << 16)
 
 
@@ -280,8 +279,8 @@ def residual(matrix: Any, b: Any, y: Any) -> Any:
     """b - matrix @ y at 40 bits (all three at 40 bits): the 32-bit parts' product
     exactly (`_near_residual`), the parts beyond 32 bits (below 2^-32) by small
     products against the others' 16-bit copies."""
-    m_near, m_rest = _split(matrix)
-    y_near, y_rest = _split(y)
+    m_near, m_rest = _split(matrix, EXACT_BITS)
+    y_near, y_rest = _split(y, EXACT_BITS)
     rest = (secure.mul_mixed(m_rest, secure.lowered(y_near).unsqueeze(1), "matmul").squeeze(1)
             + secure.mul_mixed(y_rest.unsqueeze(0), secure.lowered(m_near).t(), "matmul").squeeze(0))
     return _near_residual(m_near, b, y_near) - _read_at(rest, PRECISE_BITS)
@@ -296,8 +295,8 @@ def _near_residual(matrix: Any, b: Any, vector: Any) -> Any:
     from crypten.mpc.primitives import beaver
 
     d = int(matrix.size(0))
-    a_hi, a_lo = _limbs(matrix)
-    v_hi, v_lo = _limbs(vector.unsqueeze(1))
+    a_hi, a_lo = _split(matrix, secure.PRODUCT_BITS)
+    v_hi, v_lo = _split(vector.unsqueeze(1), secure.PRODUCT_BITS)
     # every limb product in one round (exact: encodings multiplied): [a_hi; a_lo] @ [v_hi | v_lo]
     ring = beaver.matmul(crypten.cat([a_hi, a_lo])._tensor, crypten.cat([v_hi, v_lo], dim=1)._tensor)
     hh, hl, lh, ll = ring[:d, :1], ring[:d, 1:], ring[d:, :1], ring[d:, 1:]
@@ -325,17 +324,10 @@ def _read_at(value: Any, bits: int) -> Any:
     return out
 
 
-def _split(value: Any) -> tuple[Any, Any]:
-    """A value at more than 32 bits as (near, rest): near at 32 bits, and the rest
-    (below 2^-32) read at 32 bits, i.e. scaled by 2^(bits - 32)."""
-    near = secure.lowered(value, EXACT_BITS)
-    return near, _read_at(value - secure.raised(near, secure.bits(value)), EXACT_BITS)
-
-
-def _limbs(value: Any, bits: int = EXACT_BITS) -> tuple[Any, Any]:
-    """A shared value at `bits` (32 or 24) as (hi, lo), both 16-bit encodings:
-    value = hi + lo 2^-(bits - 16)."""
-    hi = secure.lowered(value)
-    lo = value - secure.raised(hi, bits)  # |lo| < 2^-16: its encoding is lo 2^(bits - 16) at 16 bits
-    return hi, _read_at(lo, secure.PRODUCT_BITS)
+def _split(value: Any, bits: int) -> tuple[Any, Any]:
+    """A shared value at more than `bits` as (hi, rest): hi at `bits`, and the rest
+    (below 2^-bits) read at `bits`, i.e. scaled by 2^(value's bits - bits): value =
+    hi + rest 2^-(value's bits - bits). At 16 bits, the limbs of exact products."""
+    hi = secure.lowered(value, bits)
+    return hi, _read_at(value - secure.raised(hi, secure.bits(value)), bits)
 
