@@ -49,7 +49,8 @@ RELEASES: dict[str, tuple[str, str]] = {
         ' `keep_shared`, the R²s only. With `own_coefficients` (vertical), each party receives only its own '
         "features' coefficients and its part of the intercept (the parts sum to the model's), every party the"
         ' R²s',
-        'one bit: the normal equations were well-conditioned enough to solve; horizontal: the frames below, '
+        "one bit: the normal equations were well-conditioned enough to solve (where not, which features' variance "
+        'inflation passes the limit: the refusal names them); horizontal: the frames below, '
         'each tightened until its variance in it is at least 1/16 (so its binade); held-out row counts; which '
         "features are constant (coefficient 0); kept shared or not, one bit: every training row's leverage is "
         "below the parties' `max_leverage` (below)",
