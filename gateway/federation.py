@@ -51,10 +51,17 @@ def wait_serving(pki_dir: Path, party: str, address: str, timeout: float, alive:
     raise Unavailable(f"gateway {party} did not become healthy within {timeout:.0f} s")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: every socket is held until all are
+    chosen (one at a time, the kernel may hand out a port just released twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class LocalFederation:
@@ -68,10 +75,11 @@ class LocalFederation:
         self.parties = list(parties)
         self.pki_dir = root / "pki"
         if hosts is None:
-            self.addresses = {p: f"127.0.0.1:{_free_port()}" for p in self.parties}
-            self.metrics_ports = {p: _free_port() for p in self.parties}
-            self.console_ports = {p: _free_port() for p in self.parties}
-            self.dealer_address = f"127.0.0.1:{_free_port()}" if dealer else None
+            ports = iter(_free_ports(3 * len(self.parties) + 1))
+            self.addresses = {p: f"127.0.0.1:{next(ports)}" for p in self.parties}
+            self.metrics_ports = {p: next(ports) for p in self.parties}
+            self.console_ports = {p: next(ports) for p in self.parties}
+            self.dealer_address = f"127.0.0.1:{next(ports)}" if dealer else None
         else:
             self.addresses = {p: f"{hosts[p]}:{HOST_PORT}" for p in self.parties}
             self.metrics_ports = dict.fromkeys(self.parties, HOST_PORT + 1)
