@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from mpc.catalogue.context import JobContext, Result
-from mpc.errors import InvalidArgument
+from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import compare, secure
 from mpc.programs import groups as small_groups
 
@@ -56,8 +56,8 @@ LIFT_COLUMNS = ["rows", "events", "event rate", "mean score", "cumulative events
 class Scored:
     """Shared aggregates of one evaluation, before anything is opened."""
 
-    auc: Any  # at 24 bits
-    ks: Any  # at 24 bits
+    auc: Any  # at 16 bits
+    ks: Any  # at 16 bits
     brier: Any
     both_classes: Any  # 0/1, precision 0
     rows: Any  # per decile, highest scores first, precision 0
@@ -122,6 +122,9 @@ class Evaluation:
         """The receivers' view: scalars, and the lift table from the merged deciles'
         counts (empty where even all rows together are a small group)."""
         auc, ks, brier, accuracy = (float(np.asarray(v).reshape(-1)[0]) for v in opened[:4])
+        if not all(-0.01 <= v <= 1.01 for v in (auc, ks, brier, accuracy)):  # each a share of rows or pairs
+            raise FailedPrecondition("the held-out metrics: a fixed-point truncation failed (a share outside [0, 1]); "
+                                     "nothing was released, please resubmit the job")
         if not self.both_classes:
             auc = ks = math.nan
         out = {name: Result(np.array([value]), [rows]) for name, value in
@@ -266,22 +269,26 @@ def _largest(values: Any) -> Any:
 
 
 def quotient(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator (at 24 bits), elementwise, for shared integer vectors
+    """numerator / denominator (at 16 bits), elementwise, for shared integer vectors
     (precision 0) with 0 <= numerator <= denominator < 2^QUOTIENT_BITS: both scaled
     by the power of two that brings the denominator into [0.5, 1) (found by
-    comparing it with every power, one-hot selected), then one reciprocal.
-    Relative error about 2^-16; a zero denominator gives garbage (callers know
-    when it is zero)."""
+    comparing it with every power, one-hot selected), then one reciprocal (Newton
+    from 1.5, five steps). Absolute error below 2^-12; a zero denominator gives
+    garbage (callers know when it is zero). Everything after the scaling runs at
+    16 bits, every encoding below 2^35: CrypTen's truncation of an encoding E fails
+    with probability ~E / 2^63, and the reciprocal at 24 bits (encodings to 2^50,
+    an exponential first) failed about one quotient in 3,000."""
     import crypten
 
     m = int(denominator.size(0))
     powers = torch.tensor([1 << k for k in range(QUOTIENT_BITS)], dtype=torch.long)
     above = 1 - compare.less_than(denominator.unsqueeze(1).expand(m, QUOTIENT_BITS), powers.unsqueeze(0).expand(m, -1))
     highest = above - crypten.cat([above[:, 1:], above[:, :1].mul(0)], dim=1)  # one-hot at the denominator's top bit
-    mantissa, scaled = (_selected(highest, value) for value in (denominator, numerator))
-    with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True}):
+    mantissa, scaled = (secure.lowered(_selected(highest, value)) for value in (denominator, numerator))
+    with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True, "functions.reciprocal_initial": 1.5,
+                                    "functions.reciprocal_nr_iters": 5}):
         inverse = mantissa.reciprocal()  # in (1, 2]
-    return secure.mul_mixed(scaled, secure.lowered(inverse, GRID_BITS))
+    return scaled * inverse
 
 
 def _selected(highest: Any, value: Any) -> Any:
