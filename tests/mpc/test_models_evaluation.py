@@ -147,32 +147,3 @@ def test_one_class_leaves_auc_and_ks_undefined(session: Session) -> None:
     assert metrics["brier"][0][0] == pytest.approx(np.mean(1 / (1 + np.exp(-x[:, 0])) ** 2), abs=1e-3)
     assert metrics["lift"][0][:, 1].sum() == 0
 
-
-def _quotients(rank: int, world_size: int, pairs: list[tuple[int, int]]) -> list[float]:
-    from crypten.mpc import MPCTensor
-
-    from mpc.programs import secure
-    from mpc.programs.models.evaluation import quotient
-
-    secure.configure()
-    numerators, denominators = (torch.tensor([p[i] for p in pairs], dtype=torch.long) for i in (0, 1))
-    shared = [MPCTensor.from_shares(v if rank == 0 else torch.zeros_like(v), precision=0) for v in (numerators,
-                                                                                                   denominators)]
-    shared = [v + MPCTensor(torch.zeros(len(pairs)), precision=0) for v in shared]  # shares spread over every party
-    return secure.opened(quotient(*shared)).tolist()
-
-
-def test_the_quotient_is_right_for_every_pair() -> None:
-    """AUC and KS are each one quotient: 6,000 of them at three parties (where each
-    of CrypTen's truncations can fail) are all within the documented 2^-12. A
-    reciprocal at 24 fractional bits failed about one quotient in 3,000 (an AUC of
-    2,091,857 was released)."""
-    from gateway.exchange import local_parties as parties
-
-    rng = np.random.default_rng(3)
-    denominators = np.exp2(rng.uniform(0, 44, 6000)).astype(np.int64) + 1
-    numerators = (denominators * rng.uniform(0, 1, 6000)).astype(np.int64)
-    pairs = [(int(a), int(b)) for a, b in zip(numerators, denominators)]
-    got = np.array(parties.run_parties(_quotients, 3, pairs, transport="grpc", provider="TTP", timeout=300)[0])
-    error = np.abs(got - numerators / denominators)
-    assert error.max() <= 2**-12, (np.sort(error)[-5:], int((error > 2**-12).sum()))

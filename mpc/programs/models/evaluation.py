@@ -17,7 +17,7 @@ within a group, much less in practice. KS is the largest gap at the groups'
 edges and at QUANTILES - 1 finer edges (a second search with shared targets)
 between the two edges around the largest: exact to 1/400 of the rows near the
 maximum. Every count is an exact integer and each ratio one secure division
-(`quotient`). Cost: about 2 x 9 x 3 x 19 comparisons per row, in 2 x 9 steps of
+(`ratios.quotient`). Cost: about 2 x 9 x 3 x 19 comparisons per row, in 2 x 9 steps of
 two comparisons each (rounds matter more than bytes between banks).
 
 What a receiver learns about one row: nothing but its part in these aggregates;
@@ -39,7 +39,7 @@ import torch
 
 from mpc.catalogue.context import JobContext, Result
 from mpc.errors import FailedPrecondition, InvalidArgument
-from mpc.programs import compare, secure
+from mpc.programs import compare, ratios, secure
 from mpc.programs import groups as small_groups
 
 QUANTILES = 20
@@ -47,7 +47,6 @@ DECILES = 10
 GRID_BITS = 16  # probabilities ranked on a 2^-16 grid
 LOGIT_BITS, LOGIT_STEPS = 10, 18  # logits on a 2^-10 grid over [-128, 128)
 BATCH = 1 << 20  # elements per comparison batch (memory)
-QUOTIENT_BITS = 48  # integer numerators and denominators below 2^48: counts' products for n < 2^23
 MAX_ROWS = 1 << 23
 LIFT_COLUMNS = ["rows", "events", "event rate", "mean score", "cumulative events", "gain", "lift", "cumulative lift"]
 
@@ -56,8 +55,8 @@ LIFT_COLUMNS = ["rows", "events", "event rate", "mean score", "cumulative events
 class Scored:
     """Shared aggregates of one evaluation, before anything is opened."""
 
-    auc: Any  # at 16 bits
-    ks: Any  # at 16 bits
+    auc: Any  # at ratios.QUOTIENT_BITS
+    ks: Any
     brier: Any
     both_classes: Any  # 0/1, precision 0
     rows: Any  # per decile, highest scores first, precision 0
@@ -95,15 +94,15 @@ def scored(p: Any, y: Any, n: int, logits: Any | None = None) -> Scored:
     shares = secure.times_integers((upper - lower).unsqueeze(0).expand(edges), list(range(1, QUANTILES)))
     finer = _reaching(grid, _thresholds(grid, lower.unsqueeze(0).expand(edges) + shares.div(QUANTILES), steps))
     fine, _ = _gaps(finer, label, positives, negatives)
-    ratios = quotient(crypten.stack([auc_numerator, _largest(crypten.cat([coarse, fine]))]),
-                      crypten.stack([pairs * 2, pairs]))
+    auc_ks = ratios.quotient(crypten.stack([auc_numerator, _largest(crypten.cat([coarse, fine]))]),
+                             crypten.stack([pairs * 2, pairs]))
     error = secure.lowered(p, GRID_BITS) - secure.lowered(y, GRID_BITS)
     brier = (error * error).sum().div(n)
     both = (1 - compare.less_than(positives, 1)) * (1 - compare.less_than(negatives, 1))
     pairs_of_groups = torch.zeros(QUANTILES, DECILES, dtype=torch.long)
     pairs_of_groups[torch.arange(QUANTILES), torch.arange(QUANTILES) // 2] = 1
     score_sums = (member * secure.lowered(p, GRID_BITS).unsqueeze(1).expand(n, QUANTILES)).sum(0)
-    return Scored(ratios[0], ratios[1], brier, both, _summed(rows, pairs_of_groups), _summed(events, pairs_of_groups),
+    return Scored(auc_ks[0], auc_ks[1], brier, both, _summed(rows, pairs_of_groups), _summed(events, pairs_of_groups),
                   _summed(score_sums, pairs_of_groups))
 
 
@@ -140,7 +139,7 @@ def evaluation(ctx: JobContext, p: Any, y: Any, n: int, logits: Any | None = Non
     occur."""
     if n >= MAX_ROWS:
         raise InvalidArgument(f"the metrics take at most {MAX_ROWS - 1:,} rows (their exact counts' products stay below "
-                              f"2^{QUOTIENT_BITS}); these are {n:,}")
+                              f"2^{ratios.COUNT_BITS}); these are {n:,}")
     report = scored(p, y, n, logits)
     table, groups = lift_table(ctx, report)
     both_classes = bool(secure.open_bits_to_all(ctx, report.both_classes.unsqueeze(0))[0])
@@ -266,43 +265,6 @@ def _largest(values: Any) -> Any:
         a, b = values[0::2], values[1::2]
         values = a + (b - a) * compare.less_than(a, b)
     return values[0]
-
-
-def quotient(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator (at 16 bits), elementwise, for shared integer vectors
-    (precision 0) with 0 <= numerator <= denominator < 2^QUOTIENT_BITS: both scaled
-    by the power of two that brings the denominator into [0.5, 1) (found by
-    comparing it with every power, one-hot selected), then one reciprocal (Newton
-    from 1.5, five steps). Absolute error below 2^-12; a zero denominator gives
-    garbage (callers know when it is zero). Everything after the scaling runs at
-    16 bits, every encoding below 2^35: CrypTen's truncation of an encoding E fails
-    with probability ~E / 2^63, and the reciprocal at 24 bits (encodings to 2^50,
-    an exponential first) failed about one quotient in 3,000."""
-    import crypten
-
-    m = int(denominator.size(0))
-    powers = torch.tensor([1 << k for k in range(QUOTIENT_BITS)], dtype=torch.long)
-    above = 1 - compare.less_than(denominator.unsqueeze(1).expand(m, QUOTIENT_BITS), powers.unsqueeze(0).expand(m, -1))
-    highest = above - crypten.cat([above[:, 1:], above[:, :1].mul(0)], dim=1)  # one-hot at the denominator's top bit
-    mantissa, scaled = (secure.lowered(_selected(highest, value)) for value in (denominator, numerator))
-    with crypten.cfg.temp_override({"functions.reciprocal_all_pos": True, "functions.reciprocal_initial": 1.5,
-                                    "functions.reciprocal_nr_iters": 5}):
-        inverse = mantissa.reciprocal()  # in (1, 2]
-    return scaled * inverse
-
-
-def _selected(highest: Any, value: Any) -> Any:
-    """value / 2^(k + 1) at 24 bits, k the one-hot top bit in `highest` (per row)."""
-    import crypten
-    from crypten.encoder import FixedPointEncoder
-
-    bits = secure.PRECISION_BITS
-    m = int(value.size(0))
-    variants = [secure.times_integers(value, [1 << (bits - 1 - k)] * m) if k < bits else value.div(1 << (k + 1 - bits))
-                for k in range(QUOTIENT_BITS)]
-    stacked = crypten.stack(variants, dim=1)
-    stacked._tensor.encoder = FixedPointEncoder(precision_bits=bits)
-    return (highest * stacked).sum(1)
 
 
 # -- merging small deciles ------------------------------------------------------------------

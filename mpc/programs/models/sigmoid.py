@@ -6,19 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from mpc.programs import secure
-
-
-def _log1p_coefficients(degree: int = 7) -> list[float]:
-    """Least-squares coefficients (t, t^2, ...) of log(1 + t) on [0, 1] (no constant term)."""
-    t = (1 - np.cos(np.linspace(0, np.pi, 200))) / 2  # Chebyshev-spaced
-    basis = np.stack([t**k for k in range(1, degree + 1)], axis=1)
-    return [float(c) for c in np.linalg.lstsq(basis, np.log1p(t), rcond=None)[0]]
-
-
-LOG1P = _log1p_coefficients()
+from mpc.programs.ratios import LOG1P
 
 
 def activations(eta: Any, softplus: bool = False) -> tuple[Any, Any]:
