@@ -42,3 +42,36 @@ def suppressed_counts(ctx: JobContext, counts: Any) -> tuple[Any, list[int]]:
 def kept(withheld: np.ndarray, counts: Any) -> torch.Tensor:
     """The public 0/1 mask that zeroes the withheld counts before anything opens."""
     return torch.from_numpy((~withheld).astype(np.float64)).reshape(tuple(counts.size()))
+
+
+def membership(groups: list[list[int]], items: int) -> torch.Tensor:
+    """The public 0/1 matrix (items x groups) of a partition of items into groups."""
+    out = torch.zeros(items, len(groups), dtype=torch.long)
+    for g, members in enumerate(groups):
+        out[members, g] = 1
+    return out
+
+
+def summed(values: Any, membership: torch.Tensor) -> Any:
+    """Sums of a shared vector's entries over groups (a public 0/1 matrix, entries x
+    groups), exactly: each party sums its own shares."""
+    out = values.clone()
+    out._tensor.share = values._tensor.share @ membership
+    return out
+
+
+def merged(groups: list[list[int]], small: np.ndarray) -> list[list[int]]:
+    """Each small group of an ordered partition joined to the next, the last to
+    the one before (small deciles, bins)."""
+    out: list[list[int]] = []
+    carry: list[int] = []
+    for g, members in enumerate(groups):
+        carry = carry + members
+        if small[g] and g < len(groups) - 1:
+            continue
+        if small[g] and out:  # the last group, still small: into the one before
+            out[-1] = out[-1] + carry
+        else:
+            out.append(carry)
+        carry = []
+    return out

@@ -102,8 +102,8 @@ def scored(p: Any, y: Any, n: int, logits: Any | None = None) -> Scored:
     pairs_of_groups = torch.zeros(QUANTILES, DECILES, dtype=torch.long)
     pairs_of_groups[torch.arange(QUANTILES), torch.arange(QUANTILES) // 2] = 1
     score_sums = (member * secure.lowered(p, GRID_BITS).unsqueeze(1).expand(n, QUANTILES)).sum(0)
-    return Scored(auc_ks[0], auc_ks[1], brier, both, _summed(rows, pairs_of_groups), _summed(events, pairs_of_groups),
-                  _summed(score_sums, pairs_of_groups))
+    per_decile = (small_groups.summed(v, pairs_of_groups) for v in (rows, events, score_sums))
+    return Scored(auc_ks[0], auc_ks[1], brier, both, *per_decile)
 
 
 @dataclasses.dataclass
@@ -158,16 +158,16 @@ def lift_table(ctx: JobContext, scored: Scored) -> tuple[list[Any], list[list[in
     floor, _ = small_groups.floor(ctx)  # merged, never withheld: nothing to refuse
     groups = [[d] for d in range(DECILES)]
     while True:
-        merge = _membership(groups)
-        rows, events = _summed(scored.rows, merge), _summed(scored.events, merge)
+        merge = small_groups.membership(groups, DECILES)
+        rows, events = small_groups.summed(scored.rows, merge), small_groups.summed(scored.events, merge)
         counts = crypten.cat([events, rows - events])
         small = secure.open_bits_to_all(ctx, secure.greater_than(counts, 0.5) * secure.less_than(counts, floor - 0.5))
         small = small[: len(groups)] | small[len(groups):]
         if not small.any():
-            return [rows, events, _summed(scored.scores, merge)], groups
+            return [rows, events, small_groups.summed(scored.scores, merge)], groups
         if len(groups) == 1:
             return [], []
-        groups = _merged(groups, small)
+        groups = small_groups.merged(groups, small)
 
 
 def _lift(opened: list[np.ndarray], groups: list[list[int]]) -> Result:
@@ -244,13 +244,6 @@ def _running(values: Any) -> Any:
     return out
 
 
-def _summed(values: Any, membership: torch.Tensor) -> Any:
-    """Sums of a shared vector's entries over groups (a public 0/1 matrix, entries x groups), exactly."""
-    out = values.clone()
-    out._tensor.share = values._tensor.share @ membership
-    return out
-
-
 def _magnitude(values: Any) -> Any:
     return values - values * compare.less_than(values, 0) * 2
 
@@ -265,29 +258,3 @@ def _largest(values: Any) -> Any:
         a, b = values[0::2], values[1::2]
         values = a + (b - a) * compare.less_than(a, b)
     return values[0]
-
-
-# -- merging small deciles ------------------------------------------------------------------
-
-def _membership(groups: list[list[int]]) -> torch.Tensor:
-    out = torch.zeros(DECILES, len(groups), dtype=torch.long)
-    for g, deciles in enumerate(groups):
-        out[deciles, g] = 1
-    return out
-
-
-def _merged(groups: list[list[int]], small: np.ndarray) -> list[list[int]]:
-    """Each small group joined to the next (lower scores), the last to the one before."""
-    out: list[list[int]] = []
-    carry: list[int] = []
-    for g, deciles in enumerate(groups):
-        carry = carry + deciles
-        if small[g] and g < len(groups) - 1:
-            continue
-        if small[g] and out:  # the last group, still small: into the one before
-            out[-1] = out[-1] + carry
-        else:
-            out.append(carry)
-        carry = []
-    return out
-
