@@ -13,7 +13,15 @@ from gateway.jobs.contracts import Review, participants
 from mpc.catalogue.context import ReleaseRules
 from mpc.catalogue.kinds import KINDS
 from mpc.catalogue.rules import refusals
-from mpc.catalogue.schemas import LinearParameters, Parameters, SupervisedParameters, label_of, missing_choice, private
+from mpc.catalogue.schemas import (
+    LinearParameters,
+    Parameters,
+    SupervisedParameters,
+    WoeParameters,
+    label_of,
+    missing_choice,
+    private,
+)
 
 
 def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameters: Parameters,
@@ -64,10 +72,17 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameter
 def _label_rules(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameters: Parameters,
                  columns: list[str]) -> list[str]:
     """How a model trained on one of this dataset's columns as its label may leave
-    (label_release); own_coefficients_only at a label holder: no other party
+    (label_release; WOE tables only where it is exact); own_coefficients_only at a label holder: no other party
     receives coefficients, which all rest on its labels."""
     label = label_of(parameters)
-    if not KINDS[spec.kind].trains_model or label is None or label not in columns:
+    if label is None or label not in columns:
+        return []
+    if isinstance(parameters, WoeParameters):  # WOE tables: each bin's event count, to receivers or owners
+        if parameters.woe and policy.label_release in (dpb.LABEL_RELEASE_DP, dpb.LABEL_RELEASE_SHARED_ONLY):
+            return [f"dataset {dataset.name!r}'s policy does not release exact aggregates of its label {label!r}: "
+                    "WOE tables (each bin's events) are refused; ask for the information values alone (woe: false)"]
+        return []
+    if not KINDS[spec.kind].trains_model:
         return []
     shared = _shared(parameters)
     reasons = []

@@ -27,6 +27,7 @@ from mpc.catalogue.parameters import (
     one_of,
     probability,
     rate,
+    splits,
     string,
     vocabularies,
 )
@@ -40,6 +41,7 @@ from mpc.catalogue.schemas import (
     Parameters,
     PredictParameters,
     StatsParameters,
+    WoeParameters,
     build,
     label_of,
 )
@@ -138,6 +140,17 @@ def _crosstab(parameters: Parameters, vertical: bool, inputs: Inputs, receivers:
         raise InvalidArgument(f"stats.crosstab reads one or two categorical columns; the inputs list {len(columns)}")
 
 
+def _woe(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
+    """features.woe_iv: a label (at one party, vertical; at every party, horizontal)
+    and a feature besides it; splits name columns the job reads."""
+    _labelled(parameters, vertical, inputs, receivers)
+    assert isinstance(parameters, WoeParameters)
+    read = {c for _, columns in inputs for c in columns}
+    unread = [c for c, _ in parameters.splits if c not in read or c == parameters.label]
+    if unread:
+        raise InvalidArgument(f"parameter splits names column {unread[0]!r}, which is not a feature the job reads")
+
+
 def _none(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
     return None
 
@@ -233,6 +246,15 @@ KINDS: dict[str, JobKind] = {
         "the contingency table of two categorical columns and a chi-square test (small cells withheld)",
         "--input bank-a:loans:region,product --input bank-b:loans:region,product --receiver bank-a",
         Parameters, dict(COMMON), _crosstab, categorical=True),
+    "features.woe_iv": JobKind(
+        "mpc.programs.features.woe:woe_iv",
+        "each feature's bins, their weights of evidence and the feature's information value, against a 0/1 label",
+        "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
+        "--receiver bank-a --param label=defaulted --param bins=10",
+        WoeParameters,
+        {"label": Param(string, required=True), "bins": Param(count(2, 100)), "splits": Param(splits),
+         "woe": Param(boolean), **COMMON},
+        _woe, categorical=True),
     "psi.intersect": JobKind(
         "mpc.programs.intersection.program:intersect",
         "the private set intersection of the datasets' key columns: its size and, unless "

@@ -52,6 +52,21 @@ def bin_edges(name: str, value: Any, limits: Limits) -> None:
         raise InvalidArgument(f"parameter {name} asks for {len(value) - 1} bins; this gateway allows at most {limits.max_bins}")
 
 
+def splits(name: str, value: Any, limits: Limits) -> None:
+    """{column: [cut points]}: per column, strictly increasing finite numbers."""
+    if not isinstance(value, dict) or not all(isinstance(c, str) for c in value):
+        raise InvalidArgument(f"parameter {name} must map column names to lists of cut points")
+    for column, cuts in value.items():
+        numbers = isinstance(cuts, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cuts)
+        if not numbers or not cuts or not all(math.isfinite(v) for v in cuts) or \
+                any(b <= a for a, b in zip(cuts, cuts[1:])):
+            raise InvalidArgument(f"parameter {name}: column {column!r} needs one or more finite, strictly increasing "
+                                  "cut points")
+        if len(cuts) + 1 > limits.max_bins:
+            raise InvalidArgument(f"parameter {name}: column {column!r} asks for {len(cuts) + 1} bins; this gateway "
+                                  f"allows at most {limits.max_bins}")
+
+
 def non_negative(name: str, value: Any, limits: Limits) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InvalidArgument(f"parameter {name} must be a finite number >= 0")
@@ -171,4 +186,8 @@ DESCRIPTIONS = {
     "categories": '{"column": ["category", ..]}: the categories a categorical column is encoded with (horizontal: '
                   "every party alike; default: each party's categories holding at least its min_group_size rows)",
     "cardinality_only": "true|false: release the intersection's size only, not the common keys",
+    "bins": "2..100: equal-frequency bins per numeric column, cut by its owner (vertical; default 10)",
+    "splits": '{"column": [c1, c2, ..]}: a numeric column\'s cut points (bins (-inf, c1), [c1, c2), .., [cm, inf)); '
+              "required for every numeric column of a horizontal job",
+    "woe": "true|false: release the WOE tables (default true; false: the information values only)",
 }

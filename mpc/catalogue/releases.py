@@ -37,6 +37,16 @@ RELEASES: dict[str, tuple[str, str]] = {
         " `p_value` where nothing is withheld",
         "the columns' categories (listed, or each party's with at least k rows); which cells are withheld",
     ),
+    "features.woe_iv": (
+        "count; the information value (IV) of every feature column; with `woe` (default), each column's bins "
+        "merged until each holds at least k events and k non-events (k the strictest data party's "
+        '`min_group_size`; horizontal: none or at least k of either at each party) and per bin its WOE, rows '
+        "and events: horizontal, to every receiver; vertical, a column's table only to its owner where the "
+        'owner is a receiver (its bins are its own cuts); a column even one bin cannot protect is withheld '
+        '(IV NaN, listed in `suppressed`)',
+        "one bit: labels are 0/1; vertical: each column's bin count; which bins merged (so which held fewer "
+        'than k events or non-events) and which columns are withheld',
+    ),
     "psi.intersect": (
         "the intersection's size; unless `cardinality_only`, the common keys in the common order",
         "the intersection's size and every party's key count; whether a party refused it "

@@ -99,6 +99,16 @@ class EvaluateParameters(Parameters):
 
 
 @dataclass(frozen=True)
+class WoeParameters(Parameters):
+    """features.woe_iv: the label, the bins (equal-frequency count, or cuts per column)."""
+
+    label: str = ""
+    bins: int = 10
+    splits: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (column, its cut points), from {column: [cuts]}
+    woe: bool = True  # release the WOE tables (False: the IVs only)
+
+
+@dataclass(frozen=True)
 class IntersectParameters(Parameters):
     cardinality_only: bool = False
 
@@ -126,7 +136,7 @@ def with_indicators(parameters: Parameters, columns: list[str]) -> list[str]:
 
 def label_of(parameters: Parameters) -> str | None:
     """The job's label column, for kinds that name one."""
-    return parameters.label if isinstance(parameters, (SupervisedParameters, EvaluateParameters)) else None
+    return parameters.label if isinstance(parameters, (SupervisedParameters, EvaluateParameters, WoeParameters)) else None
 
 
 def build(schema: type[Parameters], raw: dict[str, Any]) -> Parameters:
@@ -141,6 +151,8 @@ def _typed(kind: Any, value: Any) -> Any:
         return kind(value)
     if kind in (float | None, int | None):
         return None if value is None else typing.get_args(kind)[0](value)
+    if kind == tuple[tuple[str, tuple[float, ...]], ...]:  # splits: {column: [cut, ..]}
+        return tuple((str(c), tuple(float(v) for v in cuts)) for c, cuts in value.items())
     if kind == tuple[tuple[str, tuple[str, ...]], ...]:  # categories: {column: [category, ..]}
         return tuple((str(c), tuple(str(v) for v in levels)) for c, levels in value.items())
     if kind == tuple[tuple[str, str], ...]:  # missing: one choice for every column, or by column

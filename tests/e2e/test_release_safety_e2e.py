@@ -19,7 +19,7 @@ pytestmark = pytest.mark.multiprocess
 BANKS = demo_data.INSTITUTIONS
 ROWS = 240
 TARGETS = 20
-MODELS = ["model.linear_regression", "model.logistic_regression", "model.mlp", "psi.intersect"]
+MODELS = ["model.linear_regression", "model.logistic_regression", "model.mlp", "psi.intersect", "features.woe_iv"]
 
 
 def policy(columns: list[str], **extra: object) -> dpb.Policy:
@@ -90,6 +90,25 @@ def test_indicator_columns_do_not_read_another_banks_labels(fed: LocalFederation
             job.result()
 
 
+def test_indicator_columns_give_no_weights_of_evidence(fed: LocalFederation) -> None:
+    """The attack on binning: bank-a cuts each indicator column between 0 and 1, so
+    one bin holds its targeted customer alone, and would read the label off that
+    bin's WOE (or its events). Every bin of fewer than k events or non-events is
+    merged (k bank-c's min_group_size, 20): each column is one bin, WOE 0, IV 0."""
+    names = [f"is_{k}" for k in customers()[0][:3]]
+    with fed.client("bank-a") as client:
+        job = client.submit("features.woe_iv", _inputs(names), receivers=["bank-a"], partitioning="vertical",
+                            parameters={"label": "target", "splits": {n: [0.5] for n in names}}).wait(timeout=300)
+        assert job.state == "SUCCEEDED", job.record.error
+        result = job.result()
+    target = customers()[2]
+    for name in names:
+        table = result[f"woe.{name}"]
+        assert table.shape == (1, 3) and abs(table[0, 0]) < 1e-3, table  # one group: every row
+        assert table[0, 1] == ROWS and table[0, 2] == target.sum()
+    assert np.all(np.abs(result["iv"]) < 1e-3)
+
+
 def test_an_honest_vertical_model_is_still_released(fed: LocalFederation) -> None:
     """The same banks, an ordinary feature: the model is released, and it matches
     scikit-learn on the intersected rows."""
@@ -128,6 +147,13 @@ def test_the_label_holder_decides_how_its_label_leaves(fed: LocalFederation) -> 
             job = client.submit("model.logistic_regression", honest, receivers=["bank-b"], partitioning="vertical",
                                 parameters={"label": "target"})
             assert job.state == "REJECTED" and "differential privacy" in job.record.error.message, job.record
+            job = client.submit("features.woe_iv", honest, receivers=["bank-b"], partitioning="vertical",
+                                parameters={"label": "target"})
+            assert job.state == "REJECTED" and "woe: false" in job.record.error.message, job.record
+            ivs = client.submit("features.woe_iv", honest, receivers=["bank-b"], partitioning="vertical",
+                                parameters={"label": "target", "woe": False}).wait(timeout=300)
+            assert ivs.state == "SUCCEEDED", ivs.record
+            assert set(ivs.result().values) == {"count", "iv"}
         _set_policy(fed, "bank-c", "outcomes", policy(["target"], own_coefficients_only=True))
         with fed.client("bank-b") as client:
             job = client.submit("model.linear_regression", honest, receivers=["bank-b", "bank-c"],
