@@ -243,13 +243,8 @@ def _membership(columns: list[Column], partition: list[list[list[int]]], chosen:
     """bins x groups: every column's bins (all columns, in order) in the chosen
     columns' groups."""
     offsets = np.cumsum([0, *(len(c.labels) for c in columns)])
-    out = torch.zeros(int(offsets[-1]), sum(len(partition[c]) for c in chosen), dtype=torch.long)
-    g = 0
-    for c in chosen:
-        for members in partition[c]:
-            out[[int(offsets[c]) + b for b in members], g] = 1
-            g += 1
-    return out
+    flat = [[int(offsets[c]) + b for b in members] for c in chosen for members in partition[c]]
+    return groups.membership(flat, int(offsets[-1]))
 
 
 def _woe(events: Any, rows: Any, total: Any, n: int) -> tuple[Any, Any]:
