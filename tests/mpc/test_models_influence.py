@@ -160,6 +160,8 @@ def test_a_crafted_label_cannot_read_a_partners_feature(session: Session) -> Non
 def test_the_bound_is_numpys_leverage(session: Session, bound: float) -> None:
     """Rows with leverage a little above and below the bound (one outlying row
     moved along a feature): refused exactly when numpy's maximum exceeds it."""
+    if session.world_size == 3 and bound != 0.8:
+        pytest.skip("one party count is enough for the second bound: the leverage is pooled alike")
     rng = np.random.default_rng(11)
     rows = 90
     x = rng.normal(size=(rows, 3))

@@ -44,6 +44,8 @@ def assert_matches(result: dict, reference: Ridge | LinearRegression, x: np.ndar
 
 @pytest.mark.parametrize("d, alpha, offset", [(1, 0.0, 0.0), (4, 0.0, 50.0), (8, 2.5, 0.0), (30, 10.0, 1e4)])
 def test_horizontal_matches_scikit_learn(session: Session, d: int, alpha: float, offset: float) -> None:
+    if session.world_size == 3 and d != 30:
+        pytest.skip("three parties pool their rows as two do: the widest case at three (the others at two)")
     rng = np.random.default_rng(d)
     parts = [data(rng, 200 + 50 * r, d, offset) for r in range(session.world_size)]
     names = [f"x{j}" for j in range(d)] + ["y"]
@@ -150,6 +152,8 @@ def test_own_coefficients_gives_each_party_only_its_part(session: Session, inter
 @pytest.mark.parametrize("partitioning, intercept", [("horizontal", True), ("vertical", True), ("horizontal", False),
                                                      ("vertical", False)])
 def test_held_out_r2_matches_scikit_learn(session: Session, partitioning: str, intercept: bool) -> None:
+    if session.world_size == 3 and intercept:
+        pytest.skip("the held-out draw does not depend on the party count: three parties without an intercept only")
     rng = np.random.default_rng(34)
     x, y = data(rng, 900, 5, offset=2.0)
     y += rng.normal(0, 2.0, len(y))  # a noisier fit: R^2 visibly below 1
@@ -173,6 +177,8 @@ def test_without_an_intercept_r2_holds_for_a_label_far_from_zero(session: Sessio
                                                                  factor: float) -> None:
     """R^2's error grows with F = mean(y^2) / var(y) (r2.MAX_LABEL_FACTOR is 64): a
     good fit through the origin whose label's mean is 5-8 standard deviations."""
+    if session.world_size == 3 and factor != 60.0:
+        pytest.skip("one party count is enough for the smaller factor: the larger runs at both")
     rng = np.random.default_rng(int(factor))
     x = rng.normal(size=(600, 3)) * [1, 3, 0.5] + np.sqrt((factor - 1) * 5.25) / 2.5
     y = x @ [1.0, -0.5, 2.0] + rng.normal(0, 1.0, 600)
