@@ -6,8 +6,8 @@ over 200 epochs on 569 rows: nothing weighed a job's cost before it ran. The
 estimate is in work units, rows x parameters x epochs (each row meets each
 parameter once per epoch: a secure product, about 16 bytes per party between two
 parties): models by their parameter count (an MLP's from its widths), statistics
-by rows x columns^2 (their products), weights of evidence by rows x features x bins, an intersection and inference by rows x
-columns. A gateway refuses, or holds for its operators' approval, a job whose
+by rows x columns^2 (their products), weights of evidence and stability indices
+by rows x features x bins, an intersection and inference by rows x columns. A gateway refuses, or holds for its operators' approval, a job whose
 estimate on its own rows exceeds `job_cost`; the coordinator also refuses at
 submit (RESOURCE_EXHAUSTED, with the estimate and the quota) a job over it on the
 rows it knows, and one that would take an operator's submitted estimates past
@@ -25,7 +25,7 @@ from typing import Any
 
 from gateway.api.gateway.v1 import jobs_pb2 as pb
 from gateway.db import open_database
-from mpc.catalogue.schemas import LinearParameters, LogisticParameters, MlpParameters, Parameters, WoeParameters
+from mpc.catalogue.schemas import BinnedParameters, LinearParameters, LogisticParameters, MlpParameters, Parameters
 
 BYTES_PER_UNIT = 16
 """Two-party Beaver products: about 16 bytes per party per product (DESIGN.md)."""
@@ -68,10 +68,10 @@ def estimate(spec: pb.JobSpec, parameters: Parameters, rows: int) -> Estimate:
         count = features + 1
         if isinstance(parameters, LogisticParameters):
             epochs = parameters.epochs or 20
+    elif isinstance(parameters, BinnedParameters):  # each row's bin of each feature times its label (or period)
+        count = features * max([parameters.bins, *(len(cuts) + 1 for _, cuts in parameters.splits)])
     elif spec.kind.startswith("stats."):
         count = columns * columns
-    elif isinstance(parameters, WoeParameters):  # each row's bin of each feature times its label
-        count = features * max([parameters.bins, *(len(cuts) + 1 for _, cuts in parameters.splits)])
     else:  # psi.intersect, model.predict, model.evaluate: each row's values once
         count = max(columns, 1)
     rows = max(rows, 1)

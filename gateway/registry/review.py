@@ -14,10 +14,10 @@ from mpc.catalogue.context import ReleaseRules
 from mpc.catalogue.kinds import KINDS
 from mpc.catalogue.rules import refusals
 from mpc.catalogue.schemas import (
+    BinnedParameters,
     LinearParameters,
     Parameters,
     SupervisedParameters,
-    WoeParameters,
     label_of,
     missing_choice,
     private,
@@ -77,10 +77,10 @@ def _label_rules(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, par
     label = label_of(parameters)
     if label is None or label not in columns:
         return []
-    if isinstance(parameters, WoeParameters):  # WOE tables: each bin's event count, to receivers or owners
-        if parameters.woe and policy.label_release in (dpb.LABEL_RELEASE_DP, dpb.LABEL_RELEASE_SHARED_ONLY):
+    if isinstance(parameters, BinnedParameters):  # WOE or stability tables: each bin's events (recent rows)
+        if parameters.tables and policy.label_release in (dpb.LABEL_RELEASE_DP, dpb.LABEL_RELEASE_SHARED_ONLY):
             return [f"dataset {dataset.name!r}'s policy does not release exact aggregates of its label {label!r}: "
-                    "WOE tables (each bin's events) are refused; ask for the information values alone (woe: false)"]
+                    f"bin tables (each bin's events) are refused; ask for {parameters.without_tables}"]
         return []
     if not KINDS[spec.kind].trains_model:
         return []

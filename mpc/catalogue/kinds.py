@@ -32,6 +32,7 @@ from mpc.catalogue.parameters import (
     vocabularies,
 )
 from mpc.catalogue.schemas import (
+    BinnedParameters,
     EvaluateParameters,
     HistogramParameters,
     IntersectParameters,
@@ -40,6 +41,7 @@ from mpc.catalogue.schemas import (
     MlpParameters,
     Parameters,
     PredictParameters,
+    StabilityParameters,
     StatsParameters,
     WoeParameters,
     build,
@@ -145,8 +147,29 @@ def _woe(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list
     and a feature besides it; splits name columns the job reads."""
     _labelled(parameters, vertical, inputs, receivers)
     assert isinstance(parameters, WoeParameters)
+    _splits(parameters, inputs, parameters.label)
+
+
+def _stability(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
+    """stats.stability: the period column (at one party, vertical; at every party,
+    horizontal) and a feature besides it; splits name columns the job reads."""
+    assert isinstance(parameters, StabilityParameters)
+    period = parameters.period
+    holders = [party for party, columns in inputs if period in columns]
+    if (vertical and len(holders) != 1) or (not vertical and len(holders) != len(inputs)):
+        where = "exactly one party" if vertical else "every party"
+        raise InvalidArgument(f"the period column {period!r} must be an input of {where} (it is an input of "
+                              f"{len(holders)}: {', '.join(holders) or 'none'})")
+    if not any(c != period for _, columns in inputs for c in columns):
+        raise InvalidArgument("stats.stability needs at least one feature column besides the period")
+    _splits(parameters, inputs, period)
+
+
+def _splits(parameters: BinnedParameters, inputs: Inputs, split_by: str) -> None:
+    """Every column `splits` names is a feature the job reads (not the column the
+    rows are split by)."""
     read = {c for _, columns in inputs for c in columns}
-    unread = [c for c, _ in parameters.splits if c not in read or c == parameters.label]
+    unread = [c for c, _ in parameters.splits if c not in read or c == split_by]
     if unread:
         raise InvalidArgument(f"parameter splits names column {unread[0]!r}, which is not a feature the job reads")
 
@@ -176,6 +199,7 @@ class JobKind:
 
 COMMON = {"key_salt": Param(string), "missing": Param(missing), "categories": Param(vocabularies)}  # kinds reading columns
 _SEED = Param(count(0, 2**31 - 1))
+BINNED = {"bins": Param(count(2, 100)), "splits": Param(splits)}  # kinds cutting columns into bins
 _TWO_BANKS = "--input bank-a:loans:income,debt --input bank-b:loans:income,debt --receiver bank-a"
 KINDS: dict[str, JobKind] = {
     "stats.describe": JobKind(
@@ -252,9 +276,16 @@ KINDS: dict[str, JobKind] = {
         "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
         "--receiver bank-a --param label=defaulted --param bins=10",
         WoeParameters,
-        {"label": Param(string, required=True), "bins": Param(count(2, 100)), "splits": Param(splits),
-         "woe": Param(boolean), **COMMON},
+        {"label": Param(string, required=True), **BINNED, "woe": Param(boolean), **COMMON},
         _woe, categorical=True),
+    "stats.stability": JobKind(
+        "mpc.programs.features.stability:stability",
+        "each feature's population stability index between its baseline (period 0) and recent (period 1) rows",
+        "--input bank-a:applications:income,age,period --input bank-b:applications:income,age,period "
+        "--receiver bank-a --param period=period --param 'splits={\"income\": [20, 40, 60], \"age\": [30, 45, 60]}'",
+        StabilityParameters,
+        {"period": Param(string, required=True), **BINNED, "table": Param(boolean), **COMMON},
+        _stability, categorical=True),
     "psi.intersect": JobKind(
         "mpc.programs.intersection.program:intersect",
         "the private set intersection of the datasets' key columns: its size and, unless "

@@ -186,8 +186,12 @@ DESCRIPTIONS = {
     "categories": '{"column": ["category", ..]}: the categories a categorical column is encoded with (horizontal: '
                   "every party alike; default: each party's categories holding at least its min_group_size rows)",
     "cardinality_only": "true|false: release the intersection's size only, not the common keys",
-    "bins": "2..100: equal-frequency bins per numeric column, cut by its owner (vertical; default 10)",
+    "bins": "2..100: equal-frequency bins per numeric column, cut by its owner (vertical; default 10; stats.stability: "
+            "from its baseline rows where it holds the period)",
     "splits": '{"column": [c1, c2, ..]}: a numeric column\'s cut points (bins (-inf, c1), [c1, c2), .., [cm, inf)); '
               "required for every numeric column of a horizontal job",
     "woe": "true|false: release the WOE tables (default true; false: the information values only)",
+    "period": "column name: 0 on the baseline (development) rows, 1 on the recent rows",
+    "table": "true|false: release each column's bins with their baseline and recent rows (default true; false: the "
+             "stability indices only)",
 }

@@ -47,6 +47,16 @@ RELEASES: dict[str, tuple[str, str]] = {
         "one bit: labels are 0/1; vertical: each column's bin count; which bins merged (so which held fewer "
         'than k events or non-events) and which columns are withheld',
     ),
+    "stats.stability": (
+        "count; the population stability index of every feature column between its baseline (`period` 0) and "
+        "recent (`period` 1) rows; with `table` (default), each column's bins merged until each holds at least "
+        "k baseline and k recent rows (k the strictest data party's `min_group_size`; horizontal: none or at "
+        "least k of either at each party) and per bin its baseline and recent rows: horizontal, to every "
+        "receiver; vertical, a column's table only to its owner where the owner is a receiver; a column even "
+        "one bin cannot protect is withheld (index NaN, listed in `suppressed`)",
+        "one bit: periods are 0/1; vertical: each column's bin count; which bins merged and which columns are "
+        "withheld",
+    ),
     "psi.intersect": (
         "the intersection's size; unless `cardinality_only`, the common keys in the common order",
         "the intersection's size and every party's key count; whether a party refused it "

@@ -99,13 +99,53 @@ class EvaluateParameters(Parameters):
 
 
 @dataclass(frozen=True)
-class WoeParameters(Parameters):
-    """features.woe_iv: the label, the bins (equal-frequency count, or cuts per column)."""
+class BinnedParameters(Parameters):
+    """Kinds that bin every column: the bins (equal-frequency count, or cuts per column)."""
 
-    label: str = ""
     bins: int = 10
     splits: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (column, its cut points), from {column: [cuts]}
+
+    @property
+    def tables(self) -> bool:
+        """Whether the bin tables (each bin's counts) are released."""
+        raise NotImplementedError
+
+    @property
+    def without_tables(self) -> str:
+        """What the job releases without them, and how to ask for it."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class WoeParameters(BinnedParameters):
+    """features.woe_iv: the label and the bins."""
+
+    label: str = ""
     woe: bool = True  # release the WOE tables (False: the IVs only)
+
+    @property
+    def tables(self) -> bool:
+        return self.woe
+
+    @property
+    def without_tables(self) -> str:
+        return "the information values alone (woe: false)"
+
+
+@dataclass(frozen=True)
+class StabilityParameters(BinnedParameters):
+    """stats.stability: the period column (0 baseline, 1 recent) and the bins."""
+
+    period: str = ""
+    table: bool = True  # release each column's bin table (False: the indices only)
+
+    @property
+    def tables(self) -> bool:
+        return self.table
+
+    @property
+    def without_tables(self) -> str:
+        return "the stability indices alone (table: false)"
 
 
 @dataclass(frozen=True)
@@ -135,7 +175,11 @@ def with_indicators(parameters: Parameters, columns: list[str]) -> list[str]:
 
 
 def label_of(parameters: Parameters) -> str | None:
-    """The job's label column, for kinds that name one."""
+    """The job's label column, for kinds that name one (stats.stability: its period,
+    which splits the rows as a 0/1 label does: never imputed, and its owner's
+    label_release applies to the bin tables)."""
+    if isinstance(parameters, StabilityParameters):
+        return parameters.period
     return parameters.label if isinstance(parameters, (SupervisedParameters, EvaluateParameters, WoeParameters)) else None
 
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.multiprocess
 BANKS = demo_data.INSTITUTIONS
 ROWS = 240
 TARGETS = 20
-MODELS = ["model.linear_regression", "model.logistic_regression", "model.mlp", "psi.intersect", "features.woe_iv"]
+MODELS = ["model.linear_regression", "model.logistic_regression", "model.mlp", "psi.intersect", "features.woe_iv",
+          "stats.stability"]
 
 
 def policy(columns: list[str], **extra: object) -> dpb.Policy:
@@ -107,6 +108,14 @@ def test_indicator_columns_give_no_weights_of_evidence(fed: LocalFederation) -> 
         assert table.shape == (1, 3) and abs(table[0, 0]) < 1e-3, table  # one group: every row
         assert table[0, 1] == ROWS and table[0, 2] == target.sum()
     assert np.all(np.abs(result["iv"]) < 1e-3)
+    with fed.client("bank-a") as client:  # the label as a stability index's period: the same bins, merged alike
+        job = client.submit("stats.stability", _inputs(names), receivers=["bank-a"], partitioning="vertical",
+                            parameters={"period": "target", "splits": {n: [0.5] for n in names}}).wait(timeout=300)
+        assert job.state == "SUCCEEDED", job.record.error
+        result = job.result()
+    for name in names:
+        assert result[f"bins.{name}"].tolist() == [[ROWS - target.sum(), target.sum()]]
+    assert np.all(np.abs(result["stability"]) < 1e-3)
 
 
 def test_an_honest_vertical_model_is_still_released(fed: LocalFederation) -> None:
@@ -154,6 +163,9 @@ def test_the_label_holder_decides_how_its_label_leaves(fed: LocalFederation) -> 
                                 parameters={"label": "target", "woe": False}).wait(timeout=300)
             assert ivs.state == "SUCCEEDED", ivs.record
             assert set(ivs.result().values) == {"count", "iv"}
+            job = client.submit("stats.stability", honest, receivers=["bank-b"], partitioning="vertical",
+                                parameters={"period": "target"})  # (the label as a period: its bins' counts)
+            assert job.state == "REJECTED" and "table: false" in job.record.error.message, job.record
         _set_policy(fed, "bank-c", "outcomes", policy(["target"], own_coefficients_only=True))
         with fed.client("bank-b") as client:
             job = client.submit("model.linear_regression", honest, receivers=["bank-b", "bank-c"],

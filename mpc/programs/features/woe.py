@@ -37,6 +37,7 @@ or non-events) and which columns are withheld.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,23 +64,58 @@ class Column:
     bins: np.ndarray | None  # row -> bin index at a party holding the column
 
 
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """What the 0/1 column splits the rows into, in messages: WOE's label (events
+    and non-events) or the stability index's period (recent and baseline rows)."""
+
+    column: str  # "the label column", "the period column"
+    values: str  # "0 and 1", "0 (baseline) and 1 (recent)"
+    sides: str  # "events or non-events", "recent or baseline rows"
+
+
+LABEL = Role("the label column", "0 and 1", "events or non-events")
+
+
+@dataclasses.dataclass
+class Binned:
+    """Every column's bins as merged (partition: per column, its groups of bins),
+    the columns kept (the others withheld), the row count and, shared: each kept
+    column's information value and per group (woe, rows, events)."""
+
+    columns: list[Column]
+    partition: list[list[list[int]]]
+    kept: list[int]
+    n: int
+    iv: Any
+    table: Any
+
+
 def woe_iv(ctx: JobContext) -> dict[str, Result] | None:
+    settings = ctx.settings(WoeParameters)
+    found = information(ctx, settings.label, dict(settings.splits), settings.bins, LABEL)
+    return release(ctx, found, "iv", "woe" if settings.woe else None, lambda t: t, ["woe", "rows", "events"])
+
+
+def information(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], bins: int,
+                role: Role) -> Binned:
+    """The job's columns binned and merged against the 0/1 column `label`, their
+    WOE tables and information values, shared (see the module's docstring)."""
     import crypten
 
     secure.configure()
-    settings = ctx.settings(WoeParameters)
     rows_per_party = party_rows(ctx)
     n = sum(rows_per_party) if ctx.partitioning == "horizontal" else max(rows_per_party)
-    y = _labels(ctx, settings.label)
-    columns = _columns(ctx, settings)
+    y = _labels(ctx, label, role)
+    columns = _columns(ctx, label, splits, bins, None if y is None or role is LABEL else y == 0)
     if not columns:
-        raise InvalidArgument("features.woe_iv needs at least one feature column besides the label")
+        raise InvalidArgument(f"{ctx.kind} needs at least one feature column besides {role.column} {label!r}")
     counts = _horizontal_counts if ctx.partitioning == "horizontal" else _vertical_counts
-    events, rows, local = counts(ctx, columns, y, n, settings.label)
+    events, rows, local = counts(ctx, columns, y, n, label)
     partition, withheld = _merged(ctx, columns, events, rows, local)
     kept = [c for c in range(len(columns)) if not withheld[c]]
     if not kept:
-        raise FailedPrecondition("fewer than k events or non-events among all the rows (k the strictest data "
+        raise FailedPrecondition(f"fewer than k {role.sides} among all the rows (k the strictest data "
                                  "party's min_group_size): no bin can be released")
     merge = _membership(columns, partition, kept)
     group_events, group_rows = groups.summed(events, merge), groups.summed(rows, merge)
@@ -89,44 +125,44 @@ def woe_iv(ctx: JobContext) -> dict[str, Result] | None:
     owners = torch.tensor([c for c in kept for _ in partition[c]])
     iv = groups.summed(contributions, (owners.unsqueeze(1) == torch.tensor(kept).unsqueeze(0)).long())
     table = crypten.stack([woe, *(secure.raised(v, ratios.LOG_BITS) for v in (group_rows, group_events))], dim=1)
-    return _release(ctx, settings.woe, columns, partition, kept, n, iv, table)
+    return Binned(columns, partition, kept, n, iv, table)
 
 
-def _labels(ctx: JobContext, name: str) -> np.ndarray | None:
+def _labels(ctx: JobContext, name: str, role: Role) -> np.ndarray | None:
     """This party's labels (None where it holds none); every party learns one bit:
     all are 0 or 1."""
     columns = ctx.layout[ctx.rank].columns
     holders = [e.rank for e in ctx.layout if name in e.columns]
     if ctx.partitioning == "vertical" and len(holders) != 1:
-        raise InvalidArgument(f"the label column {name!r} must be held by exactly one party (held by {len(holders)})")
+        raise InvalidArgument(f"{role.column} {name!r} must be held by exactly one party (held by {len(holders)})")
     y = ctx.table[:, columns.index(name)] if name in columns else None
     ok = y is None or bool(np.all((y == 0) | (y == 1)))
     if not all(secure.public(ctx, ok)):
-        raise InvalidArgument(f"the label column {name!r} must hold only 0 and 1")
+        raise InvalidArgument(f"{role.column} {name!r} must hold only {role.values}")
     return None if y is None else y.astype(np.int64)
 
 
-def _columns(ctx: JobContext, settings: WoeParameters) -> list[Column]:
+def _columns(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], bins: int,
+             reference: np.ndarray | None) -> list[Column]:
     """The job's feature columns in order, binned where this party holds them (bin
-    counts public; a vertical owner's own cuts stay with it)."""
-    splits = dict(settings.splits)
+    counts public; a vertical owner's own cuts stay with it); equal-frequency cuts
+    from the `reference` rows where given (else from all)."""
     out: list[Column] = []
     for entry in ctx.layout:
         for name in dict.fromkeys(c.split("=", 1)[0] for c in entry.columns):
-            if name == settings.label:
+            if name == label:
                 continue
             held = ctx.partitioning == "horizontal" or entry.rank == ctx.rank
             if name in ctx.vocabularies:
                 levels = list(ctx.vocabularies[name])
-                bins = _one_hot_bins(ctx, name, levels) if held else None
-                out.append(Column(name, entry.rank, levels, bins))
+                out.append(Column(name, entry.rank, levels, _one_hot_bins(ctx, name, levels) if held else None))
                 continue
             if ctx.partitioning == "horizontal" and name not in splits:
                 raise InvalidArgument(f"a horizontal job cuts every numeric column at the same points: give "
                                       f"parameter splits for column {name!r}")
-            labels, bins = _cut(ctx.table[:, entry.columns.index(name)], splits.get(name), settings.bins) if held \
-                else ([], None)
-            out.append(Column(name, entry.rank, labels, bins))
+            values = ctx.table[:, entry.columns.index(name)] if held else None
+            labels, cut = _cut(values, splits.get(name), bins, reference) if values is not None else ([], None)
+            out.append(Column(name, entry.rank, labels, cut))
     if ctx.partitioning == "vertical":  # each owner's bin counts, public; its cuts stay its own
         counts = secure.public(ctx, [len(c.labels) for c in out if c.owner == ctx.rank])
         for c in out:
@@ -140,12 +176,15 @@ def _one_hot_bins(ctx: JobContext, name: str, levels: list[str]) -> np.ndarray:
     return np.argmax(ctx.table[:, [names.index(f"{name}={level}") for level in levels]], axis=1)
 
 
-def _cut(values: np.ndarray, splits: tuple[float, ...] | None, bins: int) -> tuple[list[str], np.ndarray]:
+def _cut(values: np.ndarray, splits: tuple[float, ...] | None, bins: int,
+         reference: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
     """Bin labels and each row's bin: at `splits`, else at the distinct quantiles of
-    `values` that leave no bin empty."""
+    the `reference` rows' values (all rows' where None) that leave none of their
+    bins empty."""
     if splits is None:
-        cuts = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])) if len(values) else np.zeros(0)
-        cuts = cuts[cuts > values.min()] if len(values) else cuts
+        base = values if reference is None or not reference.any() else values[reference]
+        cuts = np.unique(np.quantile(base, np.linspace(0, 1, bins + 1)[1:-1])) if len(base) else np.zeros(0)
+        cuts = cuts[cuts > base.min()] if len(base) else cuts
     else:
         cuts = np.asarray(splits, dtype=np.float64)
     ends = ["-inf", *(f"{c:.6g}" for c in cuts), "inf"]
@@ -261,11 +300,15 @@ def _woe(events: Any, rows: Any, total: Any, n: int) -> tuple[Any, Any]:
     return woe, secure.mul_mixed(difference, secure.lowered(woe))
 
 
-def _release(ctx: JobContext, with_woe: bool, columns: list[Column], partition: list[list[list[int]]],
-             kept: list[int], n: int, iv: Any, table: Any) -> dict[str, Result] | None:
-    """IV to the receivers; the WOE tables (groups x (woe, rows, events)) to the
-    receivers (horizontal) or to each column's owner where it is a receiver
-    (vertical)."""
+def release(ctx: JobContext, found: Binned, index: str, tables_as: str | None,
+            rows_of: Callable[[np.ndarray], np.ndarray], headers: list[str]) -> dict[str, Result] | None:
+    """The information values as result `index` to the receivers; unless
+    `tables_as` is None, the tables (`rows_of` (woe, rows, events) per group, as
+    results `<tables_as>.<column>` with `headers`) to the receivers (horizontal)
+    or to each column's owner where it is a receiver (vertical)."""
+    columns, partition, kept, n, iv, table = (found.columns, found.partition, found.kept, found.n, found.iv,
+                                              found.table)
+    with_woe = tables_as is not None
     starts = np.cumsum([0, *(len(partition[c]) for c in kept)])
     groups_of = {c: list(range(int(starts[i]), int(starts[i + 1]))) for i, c in enumerate(kept)}
     tables: dict[int, np.ndarray] = {}
@@ -290,11 +333,11 @@ def _release(ctx: JobContext, with_woe: bool, columns: list[Column], partition: 
     values[kept] = np.asarray(opened[0]).reshape(-1)
     _check(values[kept], [t[:, 0] for t in tables.values()])
     out = {"count": Result(np.array([float(n)]), ["count"]),
-           "iv": Result(values, [c.name for c in columns], suppressed=[c for c in range(len(columns)) if c not in kept])}
+           index: Result(values, [c.name for c in columns], suppressed=[c for c in range(len(columns)) if c not in kept])}
     for c, rows in tables.items():
-        out[f"woe.{columns[c].name}"] = Result(np.column_stack([rows[:, 0], np.round(rows[:, 1:])]),
-                                               [_merged_label(columns[c], members) for members in partition[c]],
-                                               ["woe", "rows", "events"])
+        out[f"{tables_as}.{columns[c].name}"] = Result(rows_of(np.column_stack([rows[:, 0], np.round(rows[:, 1:])])),
+                                                      [_merged_label(columns[c], members) for members in partition[c]],
+                                                      headers)
     return out
 
 
@@ -302,7 +345,7 @@ def _check(iv: np.ndarray, woe: list[np.ndarray]) -> None:
     """A failed truncation's wrap is gross: refused, never released."""
     out_of_range = any(np.any(np.abs(w) > WOE_LIMIT) for w in woe)
     if out_of_range or np.any(iv < -0.01) or np.any(iv > 2 * WOE_LIMIT):
-        raise FailedPrecondition("features.woe_iv: a fixed-point truncation failed (a WOE or IV out of range); "
+        raise FailedPrecondition("a fixed-point truncation failed (a WOE or information value out of range); "
                                  "nothing was released, please resubmit the job")
 
 
