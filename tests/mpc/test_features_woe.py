@@ -110,6 +110,7 @@ def test_horizontal_bins_pool_every_bank_s_rows_and_follow_each_bank_s_rule(two:
                                   {"min_group_size": 8}), timeout=600)
     assert status == "ok", result
     x, y = np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    assert result["iv"][1] == ["income", "age"]  # (once each, though every bank holds them)
     for j, name in enumerate(["income", "age"]):
         table, labels, _, _ = result[f"woe.{name}"]
         assert table[:, 1].sum() == len(y) and table[:, 2].sum() == y.sum()

@@ -75,7 +75,7 @@ def test_horizontal_banks_at_public_splits(three: Session) -> None:
         np.testing.assert_array_equal(bins[:, 0], base)
         np.testing.assert_array_equal(bins[:, 1], recent)
         assert abs(result["stability"][0][j] - expected) <= 1e-4 * len(base), (name, result["stability"][0][j])
-    assert result["count"][0][0] == len(pooled)
+    assert result["count"][0][0] == len(pooled) and result["stability"][1] == ["income", "age"]
 
 
 def test_a_bin_around_one_recent_row_is_merged(two: Session) -> None:

@@ -148,7 +148,7 @@ def _columns(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], 
     counts public; a vertical owner's own cuts stay with it); equal-frequency cuts
     from the `reference` rows where given (else from all)."""
     out: list[Column] = []
-    for entry in ctx.layout:
+    for entry in ctx.layout[:1] if ctx.partitioning == "horizontal" else ctx.layout:  # (horizontal: alike at all)
         for name in dict.fromkeys(c.split("=", 1)[0] for c in entry.columns):
             if name == label:
                 continue
