@@ -16,6 +16,7 @@ from mpc.catalogue.parameters import (
     UNLIMITED,
     Limits,
     Param,
+    between,
     bin_edges,
     boolean,
     count,
@@ -41,6 +42,7 @@ from mpc.catalogue.schemas import (
     MlpParameters,
     Parameters,
     PredictParameters,
+    SelectParameters,
     StabilityParameters,
     StatsParameters,
     WoeParameters,
@@ -147,6 +149,13 @@ def _woe(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list
     and a feature besides it; splits name columns the job reads."""
     _labelled(parameters, vertical, inputs, receivers)
     assert isinstance(parameters, WoeParameters)
+    _splits(parameters, inputs, parameters.label)
+
+
+def _select(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
+    """features.select: as features.woe_iv's inputs."""
+    _labelled(parameters, vertical, inputs, receivers)
+    assert isinstance(parameters, SelectParameters)
     _splits(parameters, inputs, parameters.label)
 
 
@@ -278,6 +287,16 @@ KINDS: dict[str, JobKind] = {
         WoeParameters,
         {"label": Param(string, required=True), **BINNED, "woe": Param(boolean), **COMMON},
         _woe, categorical=True),
+    "features.select": JobKind(
+        "mpc.programs.features.select:select",
+        "the feature columns a scorecard keeps: information value at least iv_min, and no stronger column kept "
+        "before it correlated beyond max_correlation (only the choice is released)",
+        "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
+        "--receiver bank-a --param label=defaulted --param iv_min=0.02 --param max_correlation=0.7",
+        SelectParameters,
+        {"label": Param(string, required=True), **BINNED, "iv_min": Param(between(0, 10)),
+         "max_correlation": Param(probability), **COMMON},
+        _select, categorical=True),
     "stats.stability": JobKind(
         "mpc.programs.features.stability:stability",
         "each feature's population stability index between its baseline (period 0) and recent (period 1) rows",

@@ -79,6 +79,13 @@ def count(low: int, high: int) -> Callable[[str, Any, Limits], None]:
     return check
 
 
+def between(low: float, high: float) -> Callable[[str, Any, Limits], None]:
+    def check(name: str, value: Any, limits: Limits) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise InvalidArgument(f"parameter {name} must be a number from {low:g} to {high:g}")
+    return check
+
+
 def fraction(name: str, value: Any, limits: Limits) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 0.5:
         raise InvalidArgument(f"parameter {name} must be a number from 0 to 0.5")
@@ -191,6 +198,9 @@ DESCRIPTIONS = {
     "splits": '{"column": [c1, c2, ..]}: a numeric column\'s cut points (bins (-inf, c1), [c1, c2), .., [cm, inf)); '
               "required for every numeric column of a horizontal job",
     "woe": "true|false: release the WOE tables (default true; false: the information values only)",
+    "iv_min": "0..10: keep only columns whose information value is at least this (default 0.02)",
+    "max_correlation": "number in (0, 1): drop a column whose |correlation| with a column of higher information value "
+                       "already kept is above this (default 0.7)",
     "period": "column name: 0 on the baseline (development) rows, 1 on the recent rows",
     "table": "true|false: release each column's bins with their baseline and recent rows (default true; false: the "
              "stability indices only)",

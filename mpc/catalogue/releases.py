@@ -47,6 +47,14 @@ RELEASES: dict[str, tuple[str, str]] = {
         "one bit: labels are 0/1; vertical: each column's bin count; which bins merged (so which held fewer "
         'than k events or non-events) and which columns are withheld',
     ),
+    "features.select": (
+        "`selected`: per feature column 1 (kept) or 0: down the columns by information value (as "
+        "features.woe_iv's, same bins), a column is kept if its IV is at least `iv_min` and its absolute correlation "
+        "with every numeric column kept before it is at most `max_correlation`; no IV or correlation is released",
+        "one bit: labels are 0/1; vertical: each column's bin count; which bins merged and which columns are "
+        "withheld (as features.woe_iv); which numeric columns are constant; horizontal: the columns' public frames "
+        "(as the statistics)",
+    ),
     "stats.stability": (
         "count; the population stability index of every feature column between its baseline (`period` 0) and "
         "recent (`period` 1) rows; with `table` (default), each column's bins merged until each holds at least "

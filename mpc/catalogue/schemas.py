@@ -133,6 +133,23 @@ class WoeParameters(BinnedParameters):
 
 
 @dataclass(frozen=True)
+class SelectParameters(BinnedParameters):
+    """features.select: the label, the bins of the IVs, the thresholds."""
+
+    label: str = ""
+    iv_min: float = 0.02  # keep columns whose information value is at least this
+    max_correlation: float = 0.7  # ... and whose |correlation| with every column kept before it is at most this
+
+    @property
+    def tables(self) -> bool:
+        return False
+
+    @property
+    def without_tables(self) -> str:
+        return "the selection alone"
+
+
+@dataclass(frozen=True)
 class StabilityParameters(BinnedParameters):
     """stats.stability: the period column (0 baseline, 1 recent) and the bins."""
 
@@ -180,7 +197,8 @@ def label_of(parameters: Parameters) -> str | None:
     label_release applies to the bin tables)."""
     if isinstance(parameters, StabilityParameters):
         return parameters.period
-    return parameters.label if isinstance(parameters, (SupervisedParameters, EvaluateParameters, WoeParameters)) else None
+    labelled = (SupervisedParameters, EvaluateParameters, WoeParameters, SelectParameters)
+    return parameters.label if isinstance(parameters, labelled) else None
 
 
 def build(schema: type[Parameters], raw: dict[str, Any]) -> Parameters:

@@ -20,7 +20,7 @@ BANKS = demo_data.INSTITUTIONS
 ROWS = 240
 TARGETS = 20
 MODELS = ["model.linear_regression", "model.logistic_regression", "model.mlp", "psi.intersect", "features.woe_iv",
-          "stats.stability"]
+          "stats.stability", "features.select"]
 
 
 def policy(columns: list[str], **extra: object) -> dpb.Policy:
@@ -94,8 +94,9 @@ def test_indicator_columns_do_not_read_another_banks_labels(fed: LocalFederation
 def test_indicator_columns_give_no_weights_of_evidence(fed: LocalFederation) -> None:
     """The attack on binning: bank-a cuts each indicator column between 0 and 1, so
     one bin holds its targeted customer alone, and would read the label off that
-    bin's WOE (or its events). Every bin of fewer than k events or non-events is
-    merged (k bank-c's min_group_size, 20): each column is one bin, WOE 0, IV 0."""
+    bin's WOE (or its events), a stability index's bins, or whether the column
+    passes a selection's IV floor. Every bin of fewer than k events or non-events
+    is merged (k bank-c's min_group_size, 20): each column is one bin, WOE 0, IV 0."""
     names = [f"is_{k}" for k in customers()[0][:3]]
     with fed.client("bank-a") as client:
         job = client.submit("features.woe_iv", _inputs(names), receivers=["bank-a"], partitioning="vertical",
@@ -116,6 +117,12 @@ def test_indicator_columns_give_no_weights_of_evidence(fed: LocalFederation) -> 
     for name in names:
         assert result[f"bins.{name}"].tolist() == [[ROWS - target.sum(), target.sum()]]
     assert np.all(np.abs(result["stability"]) < 1e-3)
+    with fed.client("bank-a") as client:  # a selection at the smallest IV: a one-row bin would pass it
+        job = client.submit("features.select", _inputs(names), receivers=["bank-a"], partitioning="vertical",
+                            parameters={"label": "target", "splits": {n: [0.5] for n in names},
+                                        "iv_min": 1e-6}).wait(timeout=300)
+        assert job.state == "SUCCEEDED", job.record.error
+        assert job.result()["selected"].tolist() == [0.0] * len(names)  # one bin each: IV 0, whatever the labels
 
 
 def test_an_honest_vertical_model_is_still_released(fed: LocalFederation) -> None:
