@@ -2,13 +2,16 @@
 under MPC, 2 parties over mpcgate's mutual-TLS gRPC exchange with the TTP dealer,
 on a credit-shaped table split vertically: the label holder with `--own`
 features, its partner with `--partner` features, 10 equal-frequency bins each.
+With `--kind features.select`, the feature screen on the same table (IV >= 0.02,
+|r| <= 0.7). (stats.stability runs woe_iv's program: its cost is woe_iv's.)
 
-In the same run, as the baseline: the same binning, counts, WOE and IV in numpy
-(plaintext). Prints seconds, MB sent per party and rounds, the ratio to
-plaintext, per-cell figures (microseconds and bytes per row x feature) and the
-largest IV error against the plaintext.
+In the same run, as the baseline: the same binning, counts, WOE and IV (and
+screen) in numpy (plaintext). Prints seconds, MB sent per party and rounds, the
+ratio to plaintext, per-cell figures (microseconds and bytes per row x feature)
+and the largest IV error against the plaintext (select: how many columns' choice
+differs from numpy's).
 
-Usage: .venv/bin/python benchmarks/woe.py [--rows 10000,100000] [--own 10] [--partner 25]
+Usage: .venv/bin/python benchmarks/woe.py [--rows 10000,100000] [--own 10] [--partner 25] [--kind features.select]
 """
 
 from __future__ import annotations
@@ -40,18 +43,17 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     from mpc.catalogue.kinds import parse
     from mpc.programs import program
 
-    rows, own, partner = args
+    rows, own, partner, kind = args
     x, y = dataset(rows, own + partner)
     names = [f"x{j}" for j in range(own + partner)]
     layout = [PartyLayout(0, "label holder", [*names[:own], "y"], rows), PartyLayout(1, "partner", names[own:], rows)]
     table = np.column_stack([x[:, :own], y]) if rank == 0 else x[:, own:]
-    ctx = JobContext("features.woe_iv", "vertical", rank, world, layout, [0, 1],
-                     parse("features.woe_iv", {"label": "y", "bins": BINS}), table,
+    ctx = JobContext(kind, "vertical", rank, world, layout, [0, 1], parse(kind, {"label": "y", "bins": BINS}), table,
                      keys=np.array([f"c{i}" for i in range(rows)]), aligned=True,
                      rules=ReleaseRules(min_group_size=10))
-    result, out = measured(lambda: program("features.woe_iv")(ctx))
+    result, out = measured(lambda: program(kind)(ctx))
     if result:
-        out["iv"] = result["iv"].values
+        out["iv"] = result["iv" if "iv" in result else "selected"].values
     return out
 
 
@@ -78,28 +80,50 @@ def _plaintext(rows: int, features: int, k: int = 10) -> tuple[float, np.ndarray
     return time.perf_counter() - started, np.array(ivs)
 
 
+def _screen(rows: int, features: int, iv: np.ndarray) -> tuple[float, np.ndarray]:
+    """features.select's rule in numpy (IV >= 0.02, |r| <= 0.7, greedy by IV)."""
+    x, _ = dataset(rows, features)
+    started = time.perf_counter()
+    r = np.corrcoef(x, rowvar=False)
+    kept: list[int] = []
+    for j in sorted(range(features), key=lambda j: (-iv[j], j)):
+        if iv[j] >= 0.02 and all(abs(r[i, j]) <= 0.7 for i in kept):
+            kept.append(j)
+    chosen = np.zeros(features)
+    chosen[kept] = 1
+    return time.perf_counter() - started, chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="10000,100000")
     parser.add_argument("--own", type=int, default=10)
     parser.add_argument("--partner", type=int, default=25)
+    parser.add_argument("--kind", default="features.woe_iv", choices=["features.woe_iv", "features.select"])
     args = parser.parse_args()
     features = args.own + args.partner
-    print(f"\nfeatures.woe_iv vs numpy, 2 parties (vertical: {args.own} + {args.partner} features, {BINS} bins), "
+    print(f"\n{args.kind} vs numpy, 2 parties (vertical: {args.own} + {args.partner} features, {BINS} bins), "
           "gRPC/TTP\n")
     header = (f"{'rows':>7s} {'s':>7s} {'MB/party':>9s} {'rounds':>7s} {'x plain':>8s} {'us/cell':>8s} "
-              f"{'B/cell':>7s}  IV error (largest)")
+              f"{'B/cell':>7s}  {'IV error (largest)' if args.kind == 'features.woe_iv' else 'choices unlike numpy'}")
     print(header)
     print("-" * len(header))
     for rows in (int(r) for r in args.rows.split(",")):
-        plain_seconds, plain_iv = _plaintext(rows, features)
-        outs = run_parties(_party, 2, (rows, args.own, args.partner), timeout=7200, transport="grpc", provider="TTP")
+        plain_seconds, plain = _plaintext(rows, features)
+        if args.kind == "features.select":
+            screen_seconds, plain = _screen(rows, features, plain)
+            plain_seconds += screen_seconds
+        outs = run_parties(_party, 2, (rows, args.own, args.partner, args.kind), timeout=7200, transport="grpc",
+                           provider="TTP")
         cost = {key: max(o[key] for o in outs) for key in ("seconds", "bytes", "rounds")}
         cells = rows * features
-        error = float(np.nanmax(np.abs(outs[0]["iv"] - plain_iv)))
+        error = float(np.nanmax(np.abs(outs[0]["iv"] - plain)))
+        shown = f"{error:.2e}"
+        if args.kind == "features.select":
+            shown = f"{int(np.sum(outs[0]['iv'] != plain))} of {features} ({int(plain.sum())} kept)"
         print(f"{rows:7d} {cost['seconds']:7.2f} {cost['bytes'] / 1e6:9.1f} {cost['rounds']:7d} "
               f"{cost['seconds'] / plain_seconds:8.0f} {cost['seconds'] / cells * 1e6:8.2f} "
-              f"{cost['bytes'] / cells:7.1f}  {error:.2e}", flush=True)
+              f"{cost['bytes'] / cells:7.1f}  {shown}", flush=True)
 
 
 if __name__ == "__main__":
