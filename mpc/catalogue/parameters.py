@@ -193,10 +193,10 @@ DESCRIPTIONS = {
     "categories": '{"column": ["category", ..]}: the categories a categorical column is encoded with (horizontal: '
                   "every party alike; default: each party's categories holding at least its min_group_size rows)",
     "cardinality_only": "true|false: release the intersection's size only, not the common keys",
-    "bins": "2..100: equal-frequency bins per numeric column, cut by its owner (vertical; default 10; stats.stability: "
-            "from its baseline rows where it holds the period)",
+    "bins": "2..100: equal-frequency bins per numeric column without splits (default 10): vertical, cut by its owner; "
+            "horizontal, at the pooled rows' quantiles found under MPC (stats.stability: the baseline rows')",
     "splits": '{"column": [c1, c2, ..]}: a numeric column\'s cut points (bins (-inf, c1), [c1, c2), .., [cm, inf)); '
-              "required for every numeric column of a horizontal job",
+              "other numeric columns get `bins` equal-frequency bins",
     "woe": "true|false: release the WOE tables (default true; false: the information values only)",
     "iv_min": "0..10: keep only columns whose information value is at least this (default 0.02)",
     "max_correlation": "number in (0, 1): drop a column whose |correlation| with a column of higher information value "

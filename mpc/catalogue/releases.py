@@ -44,16 +44,16 @@ RELEASES: dict[str, tuple[str, str]] = {
         "and events: horizontal, to every receiver; vertical, a column's table only to its owner where the "
         'owner is a receiver (its bins are its own cuts); a column even one bin cannot protect is withheld '
         '(IV NaN, listed in `suppressed`)',
-        "one bit: labels are 0/1; vertical: each column's bin count; which bins merged (so which held fewer "
-        'than k events or non-events) and which columns are withheld',
+        "one bit: labels are 0/1; vertical: each column's bin count; horizontal: the cut points of the numeric "
+        "columns without `splits` (pooled quantiles on a public grid of 2^-15 of each column's frame); which bins "
+        'merged (so which held fewer than k events or non-events) and which columns are withheld',
     ),
     "features.select": (
         "`selected`: per feature column 1 (kept) or 0: down the columns by information value (as "
         "features.woe_iv's, same bins), a column is kept if its IV is at least `iv_min` and its absolute correlation "
         "with every numeric column kept before it is at most `max_correlation`; no IV or correlation is released",
-        "one bit: labels are 0/1; vertical: each column's bin count; which bins merged and which columns are "
-        "withheld (as features.woe_iv); which numeric columns are constant; horizontal: the columns' public frames "
-        "(as the statistics)",
+        "as features.woe_iv's (labels 0/1, bin counts or cut points, merges, withheld columns); which numeric "
+        "columns are constant; horizontal: the columns' public frames (as the statistics)",
     ),
     "stats.stability": (
         "count; the population stability index of every feature column between its baseline (`period` 0) and "
@@ -62,8 +62,9 @@ RELEASES: dict[str, tuple[str, str]] = {
         "least k of either at each party) and per bin its baseline and recent rows: horizontal, to every "
         "receiver; vertical, a column's table only to its owner where the owner is a receiver; a column even "
         "one bin cannot protect is withheld (index NaN, listed in `suppressed`)",
-        "one bit: periods are 0/1; vertical: each column's bin count; which bins merged and which columns are "
-        "withheld",
+        "one bit: periods are 0/1; vertical: each column's bin count; horizontal: the cut points of the numeric "
+        "columns without `splits` (the pooled baseline rows' quantiles on a public grid of 2^-15 of each column's "
+        "frame); which bins merged and which columns are withheld",
     ),
     "psi.intersect": (
         "the intersection's size; unless `cardinality_only`, the common keys in the common order",

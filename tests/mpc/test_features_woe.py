@@ -144,3 +144,28 @@ def test_a_partner_s_one_row_bin_is_merged_not_read(two: Session) -> None:
     assert len(labels) == 2  # three bins, the one-row bin merged into the next
     events, non_events = table[:, 2], table[:, 1] - table[:, 2]
     assert (events >= 10).all() and (non_events >= 10).all()
+
+
+def test_horizontal_bins_without_splits_are_the_pooled_quantiles(three: Session) -> None:
+    """No splits: each numeric column is cut at the pooled rows' equal-frequency
+    points, found under MPC on a grid of 2^-15 of the column's frame: every bin
+    holds a fifth of the rows to within the rows of one grid cell, and the WOE
+    and IV are optbinning's at those cuts."""
+    rng = np.random.default_rng(14)
+    parts = [credit(rng, rows) for rows in (2000, 1500, 1000)]
+    tables = [np.column_stack([x[:, :2], y]) for x, y in parts]
+    status, result = three.run(Task("features.woe_iv", "horizontal", tables, [["income", "age", "bad"]] * 3,
+                                    {"label": "bad", "bins": 5}, {"min_group_size": 1}), timeout=600)
+    assert status == "ok", result  # (k = 1: no bin merged, so every cut shows)
+    x, y = np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    for j, name in enumerate(["income", "age"]):
+        table, labels, _, _ = result[f"woe.{name}"]
+        edges = np.array([float(label.split(",")[0].strip("([")) for label in labels[1:]])
+        assert len(edges) == 4, labels
+        cell = 4.5 * (x[:, j].max() - x[:, j].min()) / 2**15  # (the frame spans 2 to 4 times the range, x 1.125)
+        for k, edge in enumerate(edges, start=1):
+            assert (x[:, j] < edge).sum() >= k * len(y) / 5 > (x[:, j] < edge - cell).sum(), (name, k, edge)
+        woe, iv, rows, _ = reference(x[:, j], y, edges, 1)
+        np.testing.assert_array_equal(table[:, 1], rows)
+        np.testing.assert_allclose(table[:, 0], woe, atol=1e-4)
+        assert abs(result["iv"][0][j] - iv) <= 1e-4 * len(woe)

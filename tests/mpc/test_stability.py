@@ -95,3 +95,21 @@ def test_a_bin_around_one_recent_row_is_merged(two: Session) -> None:
     bins, labels, _, _ = result["bins.income"]
     assert len(labels) == 2 and bins.min() >= 5, (labels, bins)  # the top bin (one row) went into the one below
     assert labels[-1].endswith("inf)")
+
+
+def test_horizontal_cuts_at_the_pooled_baseline_s_deciles(two: Session) -> None:
+    """No splits: income is cut at the deciles of both banks' baseline rows (found
+    under MPC on the frame's grid), so each bin holds a tenth of the baseline rows
+    to within a grid cell's rows."""
+    rng = np.random.default_rng(8)
+    tables = [population(rng, rows, shift=0.2) for rows in (3000, 2000)]
+    status, result = two.run(Task("stats.stability", "horizontal", tables, [["income", "age", "period"]] * 2,
+                                  {"period": "period"}, {"min_group_size": 1}), timeout=600)
+    assert status == "ok", result
+    pooled = np.vstack(tables)
+    bins, labels, _, _ = result["bins.income"]
+    edges = np.array([float(label.split(",")[0].strip("([")) for label in labels[1:]])
+    expected, base, recent = psi(pooled[:, 0], pooled[:, 2], edges, 1)
+    np.testing.assert_array_equal(bins, np.column_stack([base, recent]))
+    assert len(edges) == 9 and np.all(np.abs(base - base.sum() / 10) <= 0.01 * base.sum()), base
+    assert abs(result["stability"][0][0] - expected) <= 1e-4 * len(base)

@@ -5,8 +5,10 @@ party holds (vertical) or every party holds for its rows (horizontal).
 Bins. A numeric column is cut at `splits` where the job gives them for it
 ((-inf, s1), [s1, s2), ..., [sm, inf)); otherwise, vertically, its owner cuts
 its own rows into `bins` equal-frequency bins (distinct quantiles of its values:
-fewer bins where values tie); a horizontal job needs `splits` for every numeric
-column (one cut for every party). A categorical column has a bin per category.
+fewer bins where values tie); horizontally, the parties cut every such column
+alike at the pooled rows' equal-frequency points, found under MPC on a fine
+public grid (mpc.programs.features.quantiles: every party learns these cuts).
+A categorical column has a bin per category.
 Bins are then merged, in order, with their next neighbour until every bin holds
 at least k events and k non-events (k the strictest data party's
 min_group_size; horizontally also at each party: none or at least k of either
@@ -47,6 +49,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import WoeParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import groups, ratios, secure
+from mpc.programs.features import quantiles
 from mpc.programs.stats.request import party_rows
 
 WOE_LIMIT = 30.0
@@ -107,7 +110,10 @@ def information(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]
     rows_per_party = party_rows(ctx)
     n = sum(rows_per_party) if ctx.partitioning == "horizontal" else max(rows_per_party)
     y = _labels(ctx, label, role)
-    columns = _columns(ctx, label, splits, bins, None if y is None or role is LABEL else y == 0)
+    reference = None if y is None or role is LABEL else y == 0
+    if ctx.partitioning == "horizontal":
+        splits = {**splits, **_joint_splits(ctx, label, splits, bins, n, reference)}
+    columns = _columns(ctx, label, splits, bins, reference)
     if not columns:
         raise InvalidArgument(f"{ctx.kind} needs at least one feature column besides {role.column} {label!r}")
     counts = _horizontal_counts if ctx.partitioning == "horizontal" else _vertical_counts
@@ -157,9 +163,6 @@ def _columns(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], 
                 levels = list(ctx.vocabularies[name])
                 out.append(Column(name, entry.rank, levels, _one_hot_bins(ctx, name, levels) if held else None))
                 continue
-            if ctx.partitioning == "horizontal" and name not in splits:
-                raise InvalidArgument(f"a horizontal job cuts every numeric column at the same points: give "
-                                      f"parameter splits for column {name!r}")
             values = ctx.table[:, entry.columns.index(name)] if held else None
             labels, cut = _cut(values, splits.get(name), bins, reference) if values is not None else ([], None)
             out.append(Column(name, entry.rank, labels, cut))
@@ -169,6 +172,19 @@ def _columns(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], 
             if c.owner != ctx.rank:
                 c.labels = [f"bin {b + 1}" for b in range(counts[c.owner].pop(0))]
     return out
+
+
+def _joint_splits(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], bins: int, n: int,
+                  reference: np.ndarray | None) -> dict[str, tuple[float, ...]]:
+    """Horizontal: the numeric columns without `splits`, cut at the pooled
+    reference rows' equal-frequency points (mpc.programs.features.quantiles)."""
+    own = ctx.layout[ctx.rank].columns
+    names = [c for c in ctx.layout[0].columns if c != label and c not in splits and "=" not in c
+             and c not in ctx.vocabularies]
+    if not names:
+        return {}
+    cuts = quantiles.joint_cuts(ctx, ctx.table[:, [own.index(c) for c in names]], n, bins, names, reference)
+    return {name: tuple(float(v) for v in found) for name, found in zip(names, cuts)}
 
 
 def _one_hot_bins(ctx: JobContext, name: str, levels: list[str]) -> np.ndarray:
