@@ -34,6 +34,7 @@ from mpc.catalogue.parameters import (
 )
 from mpc.catalogue.schemas import (
     BinnedParameters,
+    BinningParameters,
     EvaluateParameters,
     HistogramParameters,
     IntersectParameters,
@@ -209,6 +210,7 @@ class JobKind:
 COMMON = {"key_salt": Param(string), "missing": Param(missing), "categories": Param(vocabularies)}  # kinds reading columns
 _SEED = Param(count(0, 2**31 - 1))
 BINNED = {"bins": Param(count(2, 100)), "splits": Param(splits)}  # kinds cutting columns into bins
+MERGED = {"min_share": Param(between(0, 0.5)), "monotone": Param(boolean), "max_bins": Param(count(0, 100))}
 _TWO_BANKS = "--input bank-a:loans:income,debt --input bank-b:loans:income,debt --receiver bank-a"
 KINDS: dict[str, JobKind] = {
     "stats.describe": JobKind(
@@ -285,7 +287,16 @@ KINDS: dict[str, JobKind] = {
         "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
         "--receiver bank-a --param label=defaulted --param bins=10",
         WoeParameters,
-        {"label": Param(string, required=True), **BINNED, "woe": Param(boolean), **COMMON},
+        {"label": Param(string, required=True), **BINNED, **MERGED, "woe": Param(boolean), **COMMON},
+        _woe, categorical=True),
+    "features.binning": JobKind(
+        "mpc.programs.features.woe:woe_iv",
+        "each feature's bins as a risk team sets them (20 fine bins merged to at most 10, each of at least 5% of the "
+        "rows, the event rate monotone) with their weights of evidence and the feature's information value",
+        "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
+        "--receiver bank-a --param label=defaulted --param max_bins=8",
+        BinningParameters,
+        {"label": Param(string, required=True), **BINNED, **MERGED, "woe": Param(boolean), **COMMON},
         _woe, categorical=True),
     "features.select": JobKind(
         "mpc.programs.features.select:select",
@@ -294,7 +305,7 @@ KINDS: dict[str, JobKind] = {
         "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
         "--receiver bank-a --param label=defaulted --param iv_min=0.02 --param max_correlation=0.7",
         SelectParameters,
-        {"label": Param(string, required=True), **BINNED, "iv_min": Param(between(0, 10)),
+        {"label": Param(string, required=True), **BINNED, **MERGED, "iv_min": Param(between(0, 10)),
          "max_correlation": Param(probability), **COMMON},
         _select, categorical=True),
     "stats.stability": JobKind(

@@ -201,6 +201,12 @@ DESCRIPTIONS = {
     "iv_min": "0..10: keep only columns whose information value is at least this (default 0.02)",
     "max_correlation": "number in (0, 1): drop a column whose |correlation| with a column of higher information value "
                        "already kept is above this (default 0.7)",
+    "min_share": "0..0.5: merge a bin holding fewer than this share of the rows into its neighbour (default 0; "
+                 "features.binning: 0.05)",
+    "monotone": "true|false: merge adjacent bins until the event rate runs one way (default false; features.binning: "
+                "true)",
+    "max_bins": "0..100: merge the adjacent bins with the fewest rows until a column has at most this many (0: no "
+                "limit, the default; features.binning: 10)",
     "period": "column name: 0 on the baseline (development) rows, 1 on the recent rows",
     "table": "true|false: release each column's bins with their baseline and recent rows (default true; false: the "
              "stability indices only)",

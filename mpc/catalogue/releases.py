@@ -46,7 +46,15 @@ RELEASES: dict[str, tuple[str, str]] = {
         '(IV NaN, listed in `suppressed`)',
         "one bit: labels are 0/1; vertical: each column's bin count; horizontal: the cut points of the numeric "
         "columns without `splits` (pooled quantiles on a public grid of 2^-15 of each column's frame); which bins "
-        'merged (so which held fewer than k events or non-events) and which columns are withheld',
+        'merged (so which held fewer than k events or non-events) and which columns are withheld; with `min_share`, '
+        "`monotone` or `max_bins`, which bins each of them merged",
+    ),
+    "features.binning": (
+        "as features.woe_iv's, with its defaults for a risk team's binning: 20 equal-frequency bins per numeric "
+        "column, merged (after the k-row merges) until each holds at least `min_share` of the rows (0.05), the "
+        "event rate runs one way (`monotone`) and at most `max_bins` remain (10)",
+        "as features.woe_iv's; and which bins each constraint merged (so which were below the share, which "
+        "adjacent event rates ran against the trend, the trend's direction, which pair held the fewest rows)",
     ),
     "features.select": (
         "`selected`: per feature column 1 (kept) or 0: down the columns by information value (as "

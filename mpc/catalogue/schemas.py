@@ -117,10 +117,20 @@ class BinnedParameters(Parameters):
 
 
 @dataclass(frozen=True)
-class WoeParameters(BinnedParameters):
-    """features.woe_iv: the label and the bins."""
+class LabelBinnedParameters(BinnedParameters):
+    """Kinds that bin against a label: the label and the merging constraints
+    (mpc.programs.features.merging), off by default."""
 
     label: str = ""
+    min_share: float = 0.0  # a bin holds at least this share of the rows
+    monotone: bool = False  # the event rate runs one way across the bins
+    max_bins: int = 0  # at most this many bins per column (0: no limit)
+
+
+@dataclass(frozen=True)
+class WoeParameters(LabelBinnedParameters):
+    """features.woe_iv: the label and the bins."""
+
     woe: bool = True  # release the WOE tables (False: the IVs only)
 
     @property
@@ -133,10 +143,21 @@ class WoeParameters(BinnedParameters):
 
 
 @dataclass(frozen=True)
-class SelectParameters(BinnedParameters):
+class BinningParameters(WoeParameters):
+    """features.binning: features.woe_iv with a risk team's binning by default: 20
+    fine bins merged to at most 10, each of at least 5% of the rows, with a
+    monotone event rate."""
+
+    bins: int = 20
+    min_share: float = 0.05
+    monotone: bool = True
+    max_bins: int = 10
+
+
+@dataclass(frozen=True)
+class SelectParameters(LabelBinnedParameters):
     """features.select: the label, the bins of the IVs, the thresholds."""
 
-    label: str = ""
     iv_min: float = 0.02  # keep columns whose information value is at least this
     max_correlation: float = 0.7  # ... and whose |correlation| with every column kept before it is at most this
 
@@ -197,7 +218,7 @@ def label_of(parameters: Parameters) -> str | None:
     label_release applies to the bin tables)."""
     if isinstance(parameters, StabilityParameters):
         return parameters.period
-    labelled = (SupervisedParameters, EvaluateParameters, WoeParameters, SelectParameters)
+    labelled = (SupervisedParameters, EvaluateParameters, LabelBinnedParameters)
     return parameters.label if isinstance(parameters, labelled) else None
 
 

@@ -45,7 +45,8 @@ from mpc.programs.stats import horizontal, vertical
 
 def select(ctx: JobContext) -> dict[str, Result] | None:
     settings = ctx.settings(SelectParameters)
-    found = woe.information(ctx, settings.label, dict(settings.splits), settings.bins, woe.LABEL)
+    found = woe.information(ctx, settings.label, dict(settings.splits), settings.bins, woe.LABEL,
+                            woe.constraints(settings))
     names, kept = [c.name for c in found.columns], found.kept
     ctx.progress("correlations", 60)
     numeric = [k for k, i in enumerate(kept) if names[i] in ctx.layout[found.columns[i].owner].columns]

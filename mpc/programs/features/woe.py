@@ -46,10 +46,10 @@ import numpy as np
 import torch
 
 from mpc.catalogue.context import JobContext, Result
-from mpc.catalogue.schemas import WoeParameters
+from mpc.catalogue.schemas import LabelBinnedParameters, WoeParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import groups, ratios, secure
-from mpc.programs.features import quantiles
+from mpc.programs.features import merging, quantiles
 from mpc.programs.stats.request import party_rows
 
 WOE_LIMIT = 30.0
@@ -96,14 +96,19 @@ class Binned:
 
 def woe_iv(ctx: JobContext) -> dict[str, Result] | None:
     settings = ctx.settings(WoeParameters)
-    found = information(ctx, settings.label, dict(settings.splits), settings.bins, LABEL)
+    found = information(ctx, settings.label, dict(settings.splits), settings.bins, LABEL, constraints(settings))
     return release(ctx, found, "iv", "woe" if settings.woe else None, lambda t: t, ["woe", "rows", "events"])
 
 
+def constraints(settings: LabelBinnedParameters) -> merging.Constraints:
+    return merging.Constraints(settings.min_share, settings.monotone, settings.max_bins)
+
+
 def information(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], bins: int,
-                role: Role) -> Binned:
-    """The job's columns binned and merged against the 0/1 column `label`, their
-    WOE tables and information values, shared (see the module's docstring)."""
+                role: Role, rules: merging.Constraints = merging.Constraints()) -> Binned:
+    """The job's columns binned and merged against the 0/1 column `label` (then
+    as `rules` say: mpc.programs.features.merging), their WOE tables and
+    information values, shared (see the module's docstring)."""
     import crypten
 
     secure.configure()
@@ -119,6 +124,10 @@ def information(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]
     counts = _horizontal_counts if ctx.partitioning == "horizontal" else _vertical_counts
     events, rows, local = counts(ctx, columns, y, n, label)
     partition, withheld = _merged(ctx, columns, events, rows, local)
+    if rules.any:
+        ordered = [c for c in range(len(columns)) if not withheld[c] and columns[c].name not in ctx.vocabularies]
+        offsets = np.cumsum([0, *(len(c.labels) for c in columns)])
+        partition = merging.constrained(partition, ordered, events, rows, n, offsets, rules)
     kept = [c for c in range(len(columns)) if not withheld[c]]
     if not kept:
         raise FailedPrecondition(f"fewer than k {role.sides} among all the rows (k the strictest data "
