@@ -15,7 +15,8 @@ min_group_size; horizontally also at each party: none or at least k of either
 at every party), as the lift table merges deciles: a bin of fewer rows would
 tell its rows' labels. A column whose rows hold fewer than k events or
 non-events altogether is withheld (IV NaN); where that is every column the job
-is refused.
+is refused. Then the job's binning constraints (`min_share`, `monotone`,
+`max_bins`: mpc.programs.features.merging) merge further.
 
 WOE and IV (optbinning's convention): WOE_b = ln(p_nonevent_b / p_event_b), with
 p_event_b = events_b / events, and IV = sum_b (p_nonevent_b - p_event_b) WOE_b.
