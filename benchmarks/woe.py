@@ -3,7 +3,10 @@ under MPC, 2 parties over mpcgate's mutual-TLS gRPC exchange with the TTP dealer
 on a credit-shaped table split vertically: the label holder with `--own`
 features, its partner with `--partner` features, 10 equal-frequency bins each.
 With `--kind features.select`, the feature screen on the same table (IV >= 0.02,
-|r| <= 0.7). (stats.stability runs woe_iv's program: its cost is woe_iv's.)
+|r| <= 0.7); with `--kind features.binning`, the binning with a risk team's
+constraints (20 fine bins to at most 10, 5% each, monotone event rate: the
+last column then gives the bins per column after merging; accuracy:
+tests/mpc/test_features_binning.py). (stats.stability runs woe_iv's program: its cost is woe_iv's.)
 
 In the same run, as the baseline: the same binning, counts, WOE and IV (and
 screen) in numpy (plaintext). Prints seconds, MB sent per party and rounds, the
@@ -48,12 +51,13 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     names = [f"x{j}" for j in range(own + partner)]
     layout = [PartyLayout(0, "label holder", [*names[:own], "y"], rows), PartyLayout(1, "partner", names[own:], rows)]
     table = np.column_stack([x[:, :own], y]) if rank == 0 else x[:, own:]
-    ctx = JobContext(kind, "vertical", rank, world, layout, [0, 1], parse(kind, {"label": "y", "bins": BINS}), table,
+    ctx = JobContext(kind, "vertical", rank, world, layout, [0, 1], parse(kind, {"label": "y", **({} if kind == "features.binning" else {"bins": BINS})}), table,
                      keys=np.array([f"c{i}" for i in range(rows)]), aligned=True,
                      rules=ReleaseRules(min_group_size=10))
     result, out = measured(lambda: program(kind)(ctx))
     if result:
         out["iv"] = result["iv" if "iv" in result else "selected"].values
+        out["bins"] = [len(r.labels) for name, r in result.items() if name.startswith("woe.")]
     return out
 
 
@@ -99,13 +103,15 @@ def main() -> None:
     parser.add_argument("--rows", default="10000,100000")
     parser.add_argument("--own", type=int, default=10)
     parser.add_argument("--partner", type=int, default=25)
-    parser.add_argument("--kind", default="features.woe_iv", choices=["features.woe_iv", "features.select"])
+    parser.add_argument("--kind", default="features.woe_iv",
+                        choices=["features.woe_iv", "features.select", "features.binning"])
     args = parser.parse_args()
     features = args.own + args.partner
-    print(f"\n{args.kind} vs numpy, 2 parties (vertical: {args.own} + {args.partner} features, {BINS} bins), "
-          "gRPC/TTP\n")
+    bins = "20 bins merged" if args.kind == "features.binning" else f"{BINS} bins"
+    print(f"\n{args.kind} vs numpy, 2 parties (vertical: {args.own} + {args.partner} features, {bins}), gRPC/TTP\n")
+    last = {"features.woe_iv": "IV error (largest)", "features.select": "choices unlike numpy"}.get(args.kind, "bins")
     header = (f"{'rows':>7s} {'s':>7s} {'MB/party':>9s} {'rounds':>7s} {'x plain':>8s} {'us/cell':>8s} "
-              f"{'B/cell':>7s}  {'IV error (largest)' if args.kind == 'features.woe_iv' else 'choices unlike numpy'}")
+              f"{'B/cell':>7s}  {last}")
     print(header)
     print("-" * len(header))
     for rows in (int(r) for r in args.rows.split(",")):
@@ -121,6 +127,8 @@ def main() -> None:
         shown = f"{error:.2e}"
         if args.kind == "features.select":
             shown = f"{int(np.sum(outs[0]['iv'] != plain))} of {features} ({int(plain.sum())} kept)"
+        if args.kind == "features.binning":
+            shown = f"{np.mean(outs[0]['bins']):.1f} per column (the label holder's own)"
         print(f"{rows:7d} {cost['seconds']:7.2f} {cost['bytes'] / 1e6:9.1f} {cost['rounds']:7d} "
               f"{cost['seconds'] / plain_seconds:8.0f} {cost['seconds'] / cells * 1e6:8.2f} "
               f"{cost['bytes'] / cells:7.1f}  {shown}", flush=True)
