@@ -45,7 +45,8 @@ RELEASES: dict[str, tuple[str, str]] = {
         'owner is a receiver (its bins are its own cuts); a column even one bin cannot protect is withheld '
         '(IV NaN, listed in `suppressed`)',
         "one bit: labels are 0/1; vertical: each column's bin count; horizontal: the cut points of the numeric "
-        "columns without `splits` (pooled quantiles on a public grid of 2^-15 of each column's frame); which bins "
+        "columns without `splits` (pooled quantiles, each in a grid cell of its column's frame holding at least k "
+        "rows); which bins "
         'merged (so which held fewer than k events or non-events) and which columns are withheld; with `min_share`, '
         "`monotone` or `max_bins`, which bins each of them merged",
     ),
@@ -71,8 +72,8 @@ RELEASES: dict[str, tuple[str, str]] = {
         "receiver; vertical, a column's table only to its owner where the owner is a receiver; a column even "
         "one bin cannot protect is withheld (index NaN, listed in `suppressed`)",
         "one bit: periods are 0/1; vertical: each column's bin count; horizontal: the cut points of the numeric "
-        "columns without `splits` (the pooled baseline rows' quantiles on a public grid of 2^-15 of each column's "
-        "frame); which bins merged and which columns are withheld",
+        "columns without `splits` (the pooled baseline rows' quantiles, each in a grid cell of its column's "
+        "frame holding at least k rows); which bins merged and which columns are withheld",
     ),
     "psi.intersect": (
         "the intersection's size; unless `cardinality_only`, the common keys in the common order",

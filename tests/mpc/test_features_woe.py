@@ -148,11 +148,12 @@ def test_a_partner_s_one_row_bin_is_merged_not_read(two: Session) -> None:
 
 def test_horizontal_bins_without_splits_are_the_pooled_quantiles(three: Session) -> None:
     """No splits: each numeric column is cut at the pooled rows' equal-frequency
-    points, found under MPC on a grid of 2^-15 of the column's frame: every bin
+    points, found under MPC on the frame's grid (cells of 2^-15, refined): every bin
     holds a fifth of the rows to within the rows of one grid cell, and the WOE
-    and IV are optbinning's at those cuts."""
+    and IV are optbinning's at those cuts, an outlier notwithstanding."""
     rng = np.random.default_rng(14)
     parts = [credit(rng, rows) for rows in (2000, 1500, 1000)]
+    parts[1][0][0, 0] = 1e9  # an outlier: the frame spans 2^30, the bulk below 2^18 (the cuts are refined in it)
     tables = [np.column_stack([x[:, :2], y]) for x, y in parts]
     status, result = three.run(Task("features.woe_iv", "horizontal", tables, [["income", "age", "bad"]] * 3,
                                     {"label": "bad", "bins": 5}, {"min_group_size": 1}), timeout=600)
@@ -167,5 +168,6 @@ def test_horizontal_bins_without_splits_are_the_pooled_quantiles(three: Session)
             assert (x[:, j] < edge).sum() >= k * len(y) / 5 > (x[:, j] < edge - cell).sum(), (name, k, edge)
         woe, iv, rows, _ = reference(x[:, j], y, edges, 1)
         np.testing.assert_array_equal(table[:, 1], rows)
+        assert np.all(np.abs(rows - len(y) / 5) <= 0.01 * len(y)), (name, rows)
         np.testing.assert_allclose(table[:, 0], woe, atol=1e-4)
         assert abs(result["iv"][0][j] - iv) <= 1e-4 * len(woe)

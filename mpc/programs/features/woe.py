@@ -53,6 +53,8 @@ from mpc.programs import groups, ratios, secure
 from mpc.programs.features import merging, quantiles
 from mpc.programs.stats.request import party_rows
 
+DIGITS = 10
+"""Significant digits of computed cut points (and of every bin label)."""
 WOE_LIMIT = 30.0
 """|WOE| beyond this is a failed fixed-point truncation (counts below 2^48 give at most ~67)."""
 
@@ -194,7 +196,13 @@ def _joint_splits(ctx: JobContext, label: str, splits: dict[str, tuple[float, ..
     if not names:
         return {}
     cuts = quantiles.joint_cuts(ctx, ctx.table[:, [own.index(c) for c in names]], n, bins, names, reference)
-    return {name: tuple(float(v) for v in found) for name, found in zip(names, cuts)}
+    return {name: tuple(decimal(found)) for name, found in zip(names, cuts)}
+
+
+def decimal(cuts: np.ndarray) -> list[float]:
+    """Computed cut points rounded to DIGITS significant digits, distinct: what the
+    bin labels print is then exactly where the rows were cut."""
+    return sorted({float(f"{c:.{DIGITS}g}") for c in cuts})
 
 
 def _one_hot_bins(ctx: JobContext, name: str, levels: list[str]) -> np.ndarray:
@@ -209,11 +217,11 @@ def _cut(values: np.ndarray, splits: tuple[float, ...] | None, bins: int,
     bins empty."""
     if splits is None:
         base = values if reference is None or not reference.any() else values[reference]
-        cuts = np.unique(np.quantile(base, np.linspace(0, 1, bins + 1)[1:-1])) if len(base) else np.zeros(0)
+        cuts = np.array(decimal(np.quantile(base, np.linspace(0, 1, bins + 1)[1:-1]))) if len(base) else np.zeros(0)
         cuts = cuts[cuts > base.min()] if len(base) else cuts
     else:
         cuts = np.asarray(splits, dtype=np.float64)
-    ends = ["-inf", *(f"{c:.6g}" for c in cuts), "inf"]
+    ends = ["-inf", *(f"{c:.{DIGITS}g}" for c in cuts), "inf"]  # (computed cuts: exactly these, `decimal`)
     labels = [f"{'(' if b == 0 else '['}{ends[b]}, {ends[b + 1]})" for b in range(len(cuts) + 1)]
     return labels, np.searchsorted(cuts, values, side="right")
 
