@@ -113,3 +113,32 @@ def test_horizontal_cuts_at_the_pooled_baseline_s_deciles(two: Session) -> None:
     np.testing.assert_array_equal(bins, np.column_stack([base, recent]))
     assert len(edges) == 9 and np.all(np.abs(base - base.sum() / 10) <= 0.01 * base.sum()), base
     assert abs(result["stability"][0][0] - expected) <= 1e-4 * len(base)
+
+
+@pytest.mark.parametrize("kind, parameters, vertical, inputs, message", [
+    ("stats.stability", {"period": "p", "splits": {"p": [0.5]}}, False, [("a", ["x", "p"])], "not a feature"),
+    ("stats.stability", {"period": "p"}, True, [("a", ["x", "p"]), ("b", ["y", "p"])], "exactly one party"),
+    ("stats.stability", {"period": "p"}, False, [("a", ["x", "p"]), ("b", ["x"])], "every party"),
+    ("stats.stability", {"period": "p"}, False, [("a", ["p"])], "besides the period"),
+    ("features.select", {"label": "y", "max_correlation": 1.0}, False, [("a", ["x", "y"])], "max_correlation"),
+    ("features.select", {"label": "y", "iv_min": -1}, False, [("a", ["x", "y"])], "iv_min"),
+    ("features.binning", {"label": "y", "min_share": 0.7}, False, [("a", ["x", "y"])], "min_share"),
+    ("features.binning", {"label": "y", "max_bins": 101}, False, [("a", ["x", "y"])], "max_bins"),
+    ("features.woe_iv", {"label": "y", "monotone": "yes"}, False, [("a", ["x", "y"])], "monotone"),
+])
+def test_bad_requests_are_refused_at_submit(kind: str, parameters: dict, vertical: bool,
+                                            inputs: list[tuple[str, list[str]]], message: str) -> None:
+    """INVALID_ARGUMENT, naming the problem, before anything runs."""
+    from mpc.catalogue.kinds import parse, validate_inputs
+    from mpc.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=message):
+        validate_inputs(kind, parse(kind, parameters), vertical, inputs, ["a"])
+
+
+def test_a_period_other_than_0_or_1_is_refused_naming_it(two: Session) -> None:
+    table = population(np.random.default_rng(9), 200, shift=0.0)
+    table[5, 2] = 2.0
+    status, answer = two.run(Task("stats.stability", "horizontal", [table[:100], table[100:]],
+                                  [["income", "age", "period"]] * 2, {"period": "period"}))
+    assert status == "refused" and "the period column 'period' must hold only 0 (baseline) and 1 (recent)" in answer
