@@ -32,7 +32,7 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import StabilityParameters
 from mpc.programs.features import woe
 
-PERIOD = woe.Role("the period column", "0 (baseline) and 1 (recent)", "recent or baseline rows")
+PERIOD = woe.Role("the period column", "0 (baseline) and 1 (recent)", "recent or baseline rows", baseline=True)
 
 
 def stability(ctx: JobContext) -> dict[str, Result] | None:

@@ -78,6 +78,7 @@ class Role:
     column: str  # "the label column", "the period column"
     values: str  # "0 and 1", "0 (baseline) and 1 (recent)"
     sides: str  # "events or non-events", "recent or baseline rows"
+    baseline: bool = False  # equal-frequency cuts from the rows where the column is 0 (where it is known)
 
 
 LABEL = Role("the label column", "0 and 1", "events or non-events")
@@ -118,7 +119,7 @@ def information(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]
     rows_per_party = party_rows(ctx)
     n = sum(rows_per_party) if ctx.partitioning == "horizontal" else max(rows_per_party)
     y = _labels(ctx, label, role)
-    reference = None if y is None or role is LABEL else y == 0
+    reference = y == 0 if y is not None and role.baseline else None
     if ctx.partitioning == "horizontal":
         splits = {**splits, **_joint_splits(ctx, label, splits, bins, n, reference)}
     columns = _columns(ctx, label, splits, bins, reference)
