@@ -75,3 +75,21 @@ def merged(groups: list[list[int]], small: np.ndarray) -> list[list[int]]:
             out.append(carry)
         carry = []
     return out
+
+
+def paired(partition: list[list[int]], small: np.ndarray) -> list[list[int]]:
+    """Each small group joined to its next neighbour, which then takes part in no
+    other join this pass; a small last group left over joins the one before."""
+    out: list[list[int]] = []
+    g = 0
+    while g < len(partition):
+        if small[g] and g + 1 < len(partition):
+            out.append(partition[g] + partition[g + 1])
+            g += 2
+            continue
+        if small[g] and out:
+            out[-1] = out[-1] + partition[g]
+        else:
+            out.append(partition[g])
+        g += 1
+    return out

@@ -11,7 +11,7 @@ import pytest
 from statskit import Session, Task
 from test_features_woe import credit
 
-from mpc.programs.groups import merged as join  # (the k-row merges: the lift table's, tested there)
+from mpc.programs.groups import merged as join  # (a run of violators pools into one: the lift table's merge)
 
 pytestmark = pytest.mark.multiprocess
 
@@ -49,7 +49,7 @@ def binned(x: np.ndarray, y: np.ndarray, cuts: np.ndarray, k: int, share: float,
                 return
             partition = merge(partition, flags)
 
-    repeat(lambda r, e: (e < k) | (r - e < k))
+    repeat(lambda r, e: (e < k) | (r - e < k), paired)
     repeat(lambda r, e: r < share * len(x), paired)
     if monotone and len(partition) > 1:
         r, e = counts()

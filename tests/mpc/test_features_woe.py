@@ -15,8 +15,9 @@ pytestmark = pytest.mark.multiprocess
 def reference(x: np.ndarray, y: np.ndarray, cuts: np.ndarray, k: int) -> tuple[np.ndarray, float, np.ndarray,
                                                                                 np.ndarray]:
     """WoE per bin, IV, rows and events per bin, as optbinning computes them, after
-    merging each bin of fewer than k events or non-events into the next (the last
-    into the one before) until none is left."""
+    pairing each bin of fewer than k events or non-events with the next (the last
+    with the one before; a bin paired in a pass joins nothing else in it) until
+    none is left."""
     bins = np.searchsorted(cuts, x, side="right")
     rows = np.bincount(bins, minlength=len(cuts) + 1)
     events = np.bincount(bins, weights=y, minlength=len(cuts) + 1)
@@ -25,16 +26,17 @@ def reference(x: np.ndarray, y: np.ndarray, cuts: np.ndarray, k: int) -> tuple[n
         if not small.any():
             break
         groups: list[list[int]] = []
-        carry: list[int] = []
-        for g in range(len(rows)):
-            carry.append(g)
-            if small[g] and g < len(rows) - 1:
+        g = 0
+        while g < len(rows):
+            if small[g] and g + 1 < len(rows):
+                groups.append([g, g + 1])
+                g += 2
                 continue
             if small[g] and groups:
-                groups[-1] += carry
+                groups[-1].append(g)
             else:
-                groups.append(carry)
-            carry = []
+                groups.append([g])
+            g += 1
         rows, events = np.array([rows[g].sum() for g in groups]), np.array([events[g].sum() for g in groups])
     p_event, p_non = events / y.sum(), (rows - events) / (len(y) - y.sum())
     woe = np.log(p_non / p_event)

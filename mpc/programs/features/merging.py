@@ -72,7 +72,7 @@ def constrained(partition: list[list[list[int]]], ordered: list[int], events: An
             small = secure.revealed_bits(secure.less_than(group_rows, rules.min_share * n, binary=True))
             if not small.any():
                 break
-            merged_where(live, small, sizes, paired)
+            merged_where(live, small, sizes, groups.paired)
     if rules.monotone:
         _monotone(partition, ordered, counts, merged_where)
     if rules.max_bins > 0:
@@ -80,24 +80,6 @@ def constrained(partition: list[list[list[int]]], ordered: list[int], events: An
             _, group_rows, sizes = counts(live)
             merged_where(live, _smallest_pairs(group_rows, sizes), sizes)
     return partition
-
-
-def paired(partition: list[list[int]], small: np.ndarray) -> list[list[int]]:
-    """Each small group joined to its next neighbour, which then takes part in no
-    other join this pass; a small last group left over joins the one before."""
-    out: list[list[int]] = []
-    g = 0
-    while g < len(partition):
-        if small[g] and g + 1 < len(partition):
-            out.append(partition[g] + partition[g + 1])
-            g += 2
-            continue
-        if small[g] and out:
-            out[-1] = out[-1] + partition[g]
-        else:
-            out.append(partition[g])
-        g += 1
-    return out
 
 
 def _monotone(partition: list[list[list[int]]], ordered: list[int], counts: Any, merged_where: Any) -> None:

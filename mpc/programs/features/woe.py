@@ -9,8 +9,9 @@ fewer bins where values tie); horizontally, the parties cut every such column
 alike at the pooled rows' equal-frequency points, found under MPC on a fine
 public grid (mpc.programs.features.quantiles: every party learns these cuts).
 A categorical column has a bin per category.
-Bins are then merged, in order, with their next neighbour until every bin holds
-at least k events and k non-events (k the strictest data party's
+Bins are then merged, each short one paired with its next neighbour (the last
+with the one before; a run of short bins pairs up, pass after pass, rather than
+collapsing into one), until every bin holds at least k events and k non-events (k the strictest data party's
 min_group_size; horizontally also at each party: none or at least k of either
 at every party), as the lift table merges deciles: a bin of fewer rows would
 tell its rows' labels. A column whose rows hold fewer than k events or
@@ -308,7 +309,7 @@ def _merged(ctx: JobContext, columns: list[Column], events: Any, rows: Any,
             if len(partition[c]) == 1:
                 withheld[c] = True
             else:
-                partition[c] = groups.merged(partition[c], flags)
+                partition[c] = groups.paired(partition[c], flags)
         if not changed:
             return partition, withheld
 
