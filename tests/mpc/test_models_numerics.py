@@ -77,7 +77,7 @@ def conditioned(rng: np.random.Generator, rows: int, d: int, condition: float) -
     return rng.normal(size=(rows, d)) * np.sqrt(np.geomspace(1, 1 / condition, d)) @ rotation.T
 
 
-@settings(max_examples=20, **EXPLORE)
+@settings(max_examples=15, **EXPLORE)
 @given(problem=problems(), partitioning=st.sampled_from(["horizontal", "vertical"]), data=st.data())
 def test_linear_regression_is_right_or_refused(two: Session, problem: tuple, partitioning: str,
                                                data: st.DataObject) -> None:
