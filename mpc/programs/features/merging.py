@@ -99,12 +99,10 @@ def _monotone(partition: list[list[list[int]]], ordered: list[int], counts: Any,
         here = torch.tensor([starts[i] + g for i, size in enumerate(sizes) for g in range(size - 1)])
         if not len(here):
             return
-        ahead = here + 1
-        up = np.repeat([direction[c] for c in live], [size - 1 for size in sizes])
-        # a violation: rising and rate_g > rate_g+1, or falling and rate_g+1 > rate_g
-        above = secure.revealed_bits(_rate_above(group_events, group_rows, here, ahead))
-        below = secure.revealed_bits(_rate_above(group_events, group_rows, ahead, here))
-        violating = np.where(up, above, below)
+        up = torch.from_numpy(np.repeat([direction[c] for c in live], [size - 1 for size in sizes]))
+        # a violation: rising and rate_g > rate_g+1, or falling and rate_g+1 > rate_g (only that bit is opened)
+        higher, lower = torch.where(up, here, here + 1), torch.where(up, here + 1, here)
+        violating = secure.revealed_bits(_rate_above(group_events, group_rows, higher, lower))
         if not violating.any():
             return
         flags = np.zeros(int(starts[-1]), dtype=bool)
