@@ -61,8 +61,9 @@ RELEASES: dict[str, tuple[str, str]] = {
         "`selected`: per feature column 1 (kept) or 0: down the columns by information value (as "
         "features.woe_iv's, same bins), a column is kept if its IV is at least `iv_min` and its absolute correlation "
         "with every numeric column kept before it is at most `max_correlation`; no IV or correlation is released",
-        "as features.woe_iv's (labels 0/1, bin counts or cut points, merges, withheld columns); which numeric "
-        "columns are constant; horizontal: the columns' public frames (as the statistics)",
+        "as features.woe_iv's (labels 0/1, bin counts or cut points, merges, withheld columns); as the statistics' "
+        "correlations: which numeric columns are constant, and the columns' public frames (horizontal) or each "
+        "numeric column's farthest value from its mean in standard deviations, to a power of two (vertical)",
     ),
     "stats.stability": (
         "count; the population stability index of every feature column between its baseline (`period` 0) and "

@@ -23,9 +23,11 @@ length). IVs within ~1e-3 of `iv_min` or of each other, and correlations within
 
 Released to the receivers: `selected`, one value per feature column (1 kept, 0
 not). Every party learns, as features.woe_iv tells it, which bins merged and
-which columns are withheld, and, as the statistics do, which numeric columns
-are constant (never kept) and the columns' public frames (horizontal); nothing
-about the IVs, correlations or ranking beyond the decision.
+which columns are withheld, and, as the statistics' correlations do, which
+numeric columns are constant (never kept) and the columns' public frames
+(horizontal) or how far each numeric column's farthest value lies from its mean,
+in standard deviations to a power of two (vertical); nothing about the IVs,
+correlations or ranking beyond the decision.
 """
 
 from __future__ import annotations
