@@ -7,8 +7,9 @@ estimate is in work units, rows x parameters x epochs (each row meets each
 parameter once per epoch: a secure product, about 16 bytes per party between two
 parties): models by their parameter count (an MLP's from its widths), statistics
 by rows x columns^2 (their products), weights of evidence and stability indices
-by rows x features x bins, an intersection and inference by rows x columns. A gateway refuses, or holds for its operators' approval, a job whose
-estimate on its own rows exceeds `job_cost`; the coordinator also refuses at
+by rows x features x bins, an intersection and inference by rows x columns. A
+gateway refuses, or holds for its operators' approval, a job whose estimate on
+its own rows exceeds `job_cost`; the coordinator also refuses at
 submit (RESOURCE_EXHAUSTED, with the estimate and the quota) a job over it on the
 rows it knows, and one that would take an operator's submitted estimates past
 `operator_cost_per_day` in 24 hours.
