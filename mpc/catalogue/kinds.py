@@ -211,6 +211,7 @@ COMMON = {"key_salt": Param(string), "missing": Param(missing), "categories": Pa
 _SEED = Param(count(0, 2**31 - 1))
 BINNED = {"bins": Param(count(2, 100)), "splits": Param(splits)}  # kinds cutting columns into bins
 MERGED = {"min_share": Param(between(0, 0.5)), "monotone": Param(boolean), "max_bins": Param(count(0, 100))}
+WOE = {"label": Param(string, required=True), **BINNED, **MERGED, "woe": Param(boolean), **COMMON}  # woe_iv, binning
 _TWO_BANKS = "--input bank-a:loans:income,debt --input bank-b:loans:income,debt --receiver bank-a"
 KINDS: dict[str, JobKind] = {
     "stats.describe": JobKind(
@@ -287,8 +288,7 @@ KINDS: dict[str, JobKind] = {
         "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
         "--receiver bank-a --param label=defaulted --param bins=10",
         WoeParameters,
-        {"label": Param(string, required=True), **BINNED, **MERGED, "woe": Param(boolean), **COMMON},
-        _woe, categorical=True),
+        dict(WOE), _woe, categorical=True),
     "features.binning": JobKind(
         "mpc.programs.features.woe:woe_iv",
         "each feature's bins as a risk team sets them (20 fine bins merged to at most 10, each of at least 5% of the "
@@ -296,8 +296,7 @@ KINDS: dict[str, JobKind] = {
         "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
         "--receiver bank-a --param label=defaulted --param max_bins=8",
         BinningParameters,
-        {"label": Param(string, required=True), **BINNED, **MERGED, "woe": Param(boolean), **COMMON},
-        _woe, categorical=True),
+        dict(WOE), _woe, categorical=True),
     "features.select": JobKind(
         "mpc.programs.features.select:select",
         "the feature columns a scorecard keeps: information value at least iv_min, and no stronger column kept "
