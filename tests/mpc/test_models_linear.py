@@ -114,6 +114,8 @@ def _split(session: Session, partitioning: str, x: np.ndarray, y: np.ndarray) ->
 
 @pytest.mark.parametrize("partitioning, alpha", [("horizontal", 0.0), ("vertical", 1.5)])
 def test_without_an_intercept_matches_scikit_learn(session: Session, partitioning: str, alpha: float) -> None:
+    if session.world_size == 3 and partitioning == "horizontal":
+        pytest.skip("three parties pool their rows as two do: the vertical case at three (both at two)")
     rng = np.random.default_rng(31)
     x, y = data(rng, 600, 4, offset=3.0)
     tables, names, keys = _split(session, partitioning, x, y)
@@ -127,6 +129,8 @@ def test_without_an_intercept_matches_scikit_learn(session: Session, partitionin
 
 @pytest.mark.parametrize("intercept", [True, False])
 def test_own_coefficients_gives_each_party_only_its_part(session: Session, intercept: bool) -> None:
+    if session.world_size == 3 and intercept:
+        pytest.skip("the intercept's share is the label holder's at any count: three parties without it")
     rng = np.random.default_rng(33)
     x, y = data(rng, 500, 2 * session.world_size, offset=4.0)
     tables, names, keys = _split(session, "vertical", x, y)
@@ -152,8 +156,9 @@ def test_own_coefficients_gives_each_party_only_its_part(session: Session, inter
 @pytest.mark.parametrize("partitioning, intercept", [("horizontal", True), ("vertical", True), ("horizontal", False),
                                                      ("vertical", False)])
 def test_held_out_r2_matches_scikit_learn(session: Session, partitioning: str, intercept: bool) -> None:
-    if session.world_size == 3 and intercept:
-        pytest.skip("the held-out draw does not depend on the party count: three parties without an intercept only")
+    if session.world_size == 3 and (intercept or partitioning == "horizontal"):
+        pytest.skip("the held-out draw does not depend on the party count: three parties vertically without an "
+                    "intercept only")
     rng = np.random.default_rng(34)
     x, y = data(rng, 900, 5, offset=2.0)
     y += rng.normal(0, 2.0, len(y))  # a noisier fit: R^2 visibly below 1
@@ -177,8 +182,8 @@ def test_without_an_intercept_r2_holds_for_a_label_far_from_zero(session: Sessio
                                                                  factor: float) -> None:
     """R^2's error grows with F = mean(y^2) / var(y) (r2.MAX_LABEL_FACTOR is 64): a
     good fit through the origin whose label's mean is 5-8 standard deviations."""
-    if session.world_size == 3 and factor != 60.0:
-        pytest.skip("one party count is enough for the smaller factor: the larger runs at both")
+    if session.world_size == 3 and partitioning == "horizontal":
+        pytest.skip("one party count is enough horizontally: three parties pool their rows as two do")
     rng = np.random.default_rng(int(factor))
     x = rng.normal(size=(600, 3)) * [1, 3, 0.5] + np.sqrt((factor - 1) * 5.25) / 2.5
     y = x @ [1.0, -0.5, 2.0] + rng.normal(0, 1.0, 600)
@@ -192,6 +197,8 @@ def test_without_an_intercept_r2_holds_for_a_label_far_from_zero(session: Sessio
 
 @pytest.mark.parametrize("partitioning", ["horizontal", "vertical"])
 def test_without_an_intercept_a_label_far_from_zero_is_refused(session: Session, partitioning: str) -> None:
+    if session.world_size == 3 and partitioning == "horizontal":
+        pytest.skip("three parties pool their rows as two do: the vertical case at three (both at two)")
     rng = np.random.default_rng(32)
     x = rng.normal(size=(300, 2))
     y = 1000 + x @ [1.0, 2.0] + rng.normal(0, 0.1, 300)  # mean^2 ~ 2e5 x variance
