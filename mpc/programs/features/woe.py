@@ -51,11 +51,9 @@ from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LabelBinnedParameters, WoeParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import groups, ratios, secure
-from mpc.programs.features import merging, quantiles
+from mpc.programs.features import cuts, merging, quantiles
 from mpc.programs.stats.request import party_rows
 
-DIGITS = 10
-"""Significant digits of computed cut points (and of every bin label)."""
 WOE_LIMIT = 30.0
 """|WOE| beyond this is a failed fixed-point truncation (counts below 2^48 give at most ~67)."""
 
@@ -63,12 +61,20 @@ WOE_LIMIT = 30.0
 @dataclasses.dataclass
 class Column:
     """One feature column as binned: its owner (vertical; every party horizontally),
-    its bins' labels and, at a party holding it, each row's bin."""
+    its bins' labels and, at a party holding it, each row's bin and (numeric) the
+    cut points."""
 
     name: str
     owner: int
     labels: list[str]
     bins: np.ndarray | None  # row -> bin index at a party holding the column
+    cut_points: np.ndarray | None = None  # a numeric column's, at a party holding it
+
+    def binned(self, table: np.ndarray, columns: list[str]) -> np.ndarray:
+        """Each row's bin for new rows of a holding party's `table` (its `columns`)."""
+        if self.cut_points is None:
+            return cuts.category_bins(table, columns, self.name, self.labels)
+        return cuts.located(self.cut_points, table[:, columns.index(self.name)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,11 +181,15 @@ def _columns(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]], 
             held = ctx.partitioning == "horizontal" or entry.rank == ctx.rank
             if name in ctx.vocabularies:
                 levels = list(ctx.vocabularies[name])
-                out.append(Column(name, entry.rank, levels, _one_hot_bins(ctx, name, levels) if held else None))
+                own = cuts.category_bins(ctx.table, entry.columns, name, levels) if held else None
+                out.append(Column(name, entry.rank, levels, own))
                 continue
-            values = ctx.table[:, entry.columns.index(name)] if held else None
-            labels, cut = _cut(values, splits.get(name), bins, reference) if values is not None else ([], None)
-            out.append(Column(name, entry.rank, labels, cut))
+            if not held:
+                out.append(Column(name, entry.rank, [], None))
+                continue
+            values = ctx.table[:, entry.columns.index(name)]
+            found = cuts.points(values, splits.get(name), bins, reference)
+            out.append(Column(name, entry.rank, cuts.labels(found), cuts.located(found, values), found))
     if ctx.partitioning == "vertical":  # each owner's bin counts, public; its cuts stay its own
         counts = secure.public(ctx, [len(c.labels) for c in out if c.owner == ctx.rank])
         for c in out:
@@ -197,35 +207,8 @@ def _joint_splits(ctx: JobContext, label: str, splits: dict[str, tuple[float, ..
              and c not in ctx.vocabularies]
     if not names:
         return {}
-    cuts = quantiles.joint_cuts(ctx, ctx.table[:, [own.index(c) for c in names]], n, bins, names, reference)
-    return {name: tuple(decimal(found)) for name, found in zip(names, cuts)}
-
-
-def decimal(cuts: np.ndarray) -> list[float]:
-    """Computed cut points rounded to DIGITS significant digits, distinct: what the
-    bin labels print is then exactly where the rows were cut."""
-    return sorted({float(f"{c:.{DIGITS}g}") for c in cuts})
-
-
-def _one_hot_bins(ctx: JobContext, name: str, levels: list[str]) -> np.ndarray:
-    names = ctx.layout[ctx.rank].columns
-    return np.argmax(ctx.table[:, [names.index(f"{name}={level}") for level in levels]], axis=1)
-
-
-def _cut(values: np.ndarray, splits: tuple[float, ...] | None, bins: int,
-         reference: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
-    """Bin labels and each row's bin: at `splits`, else at the distinct quantiles of
-    the `reference` rows' values (all rows' where None) that leave none of their
-    bins empty."""
-    if splits is None:
-        base = values if reference is None or not reference.any() else values[reference]
-        cuts = np.array(decimal(np.quantile(base, np.linspace(0, 1, bins + 1)[1:-1]))) if len(base) else np.zeros(0)
-        cuts = cuts[cuts > base.min()] if len(base) else cuts
-    else:
-        cuts = np.asarray(splits, dtype=np.float64)
-    ends = ["-inf", *(f"{c:.{DIGITS}g}" for c in cuts), "inf"]  # (computed cuts: exactly these, `decimal`)
-    labels = [f"{'(' if b == 0 else '['}{ends[b]}, {ends[b + 1]})" for b in range(len(cuts) + 1)]
-    return labels, np.searchsorted(cuts, values, side="right")
+    joint = quantiles.joint_cuts(ctx, ctx.table[:, [own.index(c) for c in names]], n, bins, names, reference)
+    return {name: tuple(cuts.decimal(found)) for name, found in zip(names, joint)}
 
 
 def _one_hot(columns: list[Column], rows: int, owner: int | None = None) -> np.ndarray:
@@ -372,7 +355,7 @@ def release(ctx: JobContext, found: Binned, index: str, tables_as: str | None,
            index: Result(values, [c.name for c in columns], suppressed=[c for c in range(len(columns)) if c not in kept])}
     for c, rows in tables.items():
         out[f"{tables_as}.{columns[c].name}"] = Result(rows_of(np.column_stack([rows[:, 0], np.round(rows[:, 1:])])),
-                                                      [_merged_label(columns[c], members) for members in partition[c]],
+                                                      [merged_label(columns[c], members) for members in partition[c]],
                                                       headers)
     return out
 
@@ -385,7 +368,7 @@ def _check(iv: np.ndarray, woe: list[np.ndarray]) -> None:
                                  "nothing was released, please resubmit the job")
 
 
-def _merged_label(column: Column, members: list[int]) -> str:
+def merged_label(column: Column, members: list[int]) -> str:
     """A merged group's label: its categories joined, or its first bin's lower end
     to its last bin's upper end."""
     first, last = column.labels[members[0]], column.labels[members[-1]]
