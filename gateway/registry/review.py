@@ -17,6 +17,7 @@ from mpc.catalogue.schemas import (
     BinnedParameters,
     LinearParameters,
     Parameters,
+    ScorecardParameters,
     SupervisedParameters,
     label_of,
     missing_choice,
@@ -53,7 +54,9 @@ def review(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, parameter
     if policy.require_purpose and not spec.purpose.strip():
         reasons.append(f"{owner} requires every job to state its purpose (purpose)")
     reasons += [refusal.describe(owner) for refusal in refusals(release_rules(policy), parameters, columns)]
-    shared, own = _shared(parameters), isinstance(parameters, LinearParameters) and parameters.own_coefficients
+    shared = _shared(parameters)  # (a vertical scorecard gives each bank its own columns' points only)
+    own = isinstance(parameters, ScorecardParameters) or (isinstance(parameters, LinearParameters)
+                                                          and parameters.own_coefficients)
     if spec.kind.startswith("model.") and policy.shared_models_only and not shared:
         reasons.append(f"{owner} allows only models kept secret-shared (keep_shared)")
     if spec.partitioning == pb.PARTITIONING_VERTICAL and policy.forbid_intersection:
@@ -77,11 +80,16 @@ def _label_rules(policy: dpb.Policy, dataset: dpb.Dataset, spec: pb.JobSpec, par
     label = label_of(parameters)
     if label is None or label not in columns:
         return []
-    if isinstance(parameters, BinnedParameters):  # WOE or stability tables: each bin's events (recent rows)
+    if isinstance(parameters, BinnedParameters):  # WOE, stability or points tables: each bin's events (recent rows)
+        reasons = []
         if parameters.tables and policy.label_release in (dpb.LABEL_RELEASE_DP, dpb.LABEL_RELEASE_SHARED_ONLY):
-            return [f"dataset {dataset.name!r}'s policy does not release exact aggregates of its label {label!r}: "
-                    f"bin tables (each bin's events) are refused; ask for {parameters.without_tables}"]
-        return []
+            reasons.append(f"dataset {dataset.name!r}'s policy does not release exact aggregates of its label "
+                           f"{label!r}: bin tables (each bin's events) are refused; ask for {parameters.without_tables}")
+        vertical = spec.partitioning == pb.PARTITIONING_VERTICAL
+        if isinstance(parameters, ScorecardParameters) and policy.own_coefficients_only and vertical:
+            reasons.append(f"dataset {dataset.name!r} holds the label {label!r} and its policy reveals coefficients "
+                           "only to their own party: every bank's scorecard points rest on its labels")
+        return reasons
     if not KINDS[spec.kind].trains_model:
         return []
     shared = _shared(parameters)

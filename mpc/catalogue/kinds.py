@@ -21,11 +21,13 @@ from mpc.catalogue.parameters import (
     boolean,
     count,
     dp,
+    finite,
     fraction,
     hidden,
     missing,
     non_negative,
     one_of,
+    positive,
     probability,
     rate,
     splits,
@@ -43,6 +45,7 @@ from mpc.catalogue.schemas import (
     MlpParameters,
     Parameters,
     PredictParameters,
+    ScorecardParameters,
     SelectParameters,
     StabilityParameters,
     StatsParameters,
@@ -157,6 +160,13 @@ def _select(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: l
     """features.select: as features.woe_iv's inputs."""
     _labelled(parameters, vertical, inputs, receivers)
     assert isinstance(parameters, SelectParameters)
+    _splits(parameters, inputs, parameters.label)
+
+
+def _scorecard(parameters: Parameters, vertical: bool, inputs: Inputs, receivers: list[str]) -> None:
+    """model.scorecard: as features.woe_iv's inputs."""
+    _labelled(parameters, vertical, inputs, receivers)
+    assert isinstance(parameters, ScorecardParameters)
     _splits(parameters, inputs, parameters.label)
 
 
@@ -307,6 +317,17 @@ KINDS: dict[str, JobKind] = {
         {"label": Param(string, required=True), **BINNED, **MERGED, "iv_min": Param(between(0, 10)),
          "max_correlation": Param(probability), **COMMON},
         _select, categorical=True),
+    "model.scorecard": JobKind(
+        "mpc.programs.models.scorecard:scorecard",
+        "a credit scorecard: each feature binned as features.binning bins it, a logistic regression on the bins' "
+        "weights of evidence (kept shared), and points per bin on a pdo/odds/score scale; held-out KS, AUC and lift",
+        "--input bank-a:customers:income,age --input bank-b:scores:defaulted --partitioning vertical "
+        "--receiver bank-a --receiver bank-b --param label=defaulted --param pdo=20 --param odds=50 --param score=600",
+        ScorecardParameters,
+        {"label": Param(string, required=True), **BINNED, **MERGED, "alpha": Param(non_negative),
+         "epochs": Param(count(1, 200)), "tolerance": Param(non_negative), "holdout": Param(fraction), "seed": _SEED,
+         "pdo": Param(positive), "odds": Param(positive), "score": Param(finite), **COMMON},
+        _scorecard, categorical=True),
     "stats.stability": JobKind(
         "mpc.programs.features.stability:stability",
         "each feature's population stability index between its baseline (period 0) and recent (period 1) rows",

@@ -104,6 +104,16 @@ def one_of(*choices: str) -> Callable[[str, Any, Limits], None]:
     return check
 
 
+def positive(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InvalidArgument(f"parameter {name} must be a finite number above 0")
+
+
+def finite(name: str, value: Any, limits: Limits) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgument(f"parameter {name} must be a finite number")
+
+
 def probability(name: str, value: Any, limits: Limits) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise InvalidArgument(f"parameter {name} must be a number above 0 and below 1")
@@ -207,6 +217,9 @@ DESCRIPTIONS = {
                 "true)",
     "max_bins": "0..100: merge the adjacent bins with the fewest rows until a column has at most this many (0: no "
                 "limit, the default; features.binning: 10)",
+    "pdo": "number > 0: model.scorecard: the points that double the odds of a good (default 20)",
+    "odds": "number > 0: model.scorecard: the odds of a good (non-event) to a bad at `score` points (default 50)",
+    "score": "number: model.scorecard: the score at those odds (default 600)",
     "period": "column name: 0 on the baseline (development) rows, 1 on the recent rows",
     "table": "true|false: release each column's bins with their baseline and recent rows (default true; false: the "
              "stability indices only)",

@@ -65,6 +65,18 @@ RELEASES: dict[str, tuple[str, str]] = {
         "correlations: which numeric columns are constant, and the columns' public frames (horizontal) or each "
         "numeric column's farthest value from its mean in standard deviations, to a power of two (vertical)",
     ),
+    "model.scorecard": (
+        "count (training rows); `iv` per feature column (as features.woe_iv's); the loss per epoch; on held-out rows "
+        'the metrics of model.logistic_regression (AUC, Gini, KS, Brier, accuracy, lift); horizontal: `coefficients` '
+        'per WOE unit, `intercept` and per model column `points.<column>` (per bin: points, WOE, rows, events; bins '
+        "as features.binning's, merged until each holds at least k events and k non-events); vertical: a column's "
+        "`points.<column>` table and coefficient only to its owner where the owner is a receiver (a row's score is "
+        "the sum of its banks' points)",
+        "as features.binning's (labels 0/1, bin counts or cut points, merges, withheld columns); per model column, "
+        "its WOE's variance to a power of four; the loss per epoch and whether each step lowered the objective (as "
+        "logistic regression's); one bit each: every row's leverage below the strictest `max_leverage`, both classes "
+        'present',
+    ),
     "stats.stability": (
         "count; the population stability index of every feature column between its baseline (`period` 0) and "
         "recent (`period` 1) rows; with `table` (default), each column's bins merged until each holds at least "

@@ -171,6 +171,30 @@ class SelectParameters(LabelBinnedParameters):
 
 
 @dataclass(frozen=True)
+class ScorecardParameters(LogisticParameters, LabelBinnedParameters):
+    """model.scorecard: features.binning's bins, logistic regression's penalty and
+    steps on their weights of evidence, and the points scale (optbinning's
+    pdo_odds: `score` points at odds of `odds` good to one bad, `pdo` more points
+    doubling them)."""
+
+    bins: int = 20
+    min_share: float = 0.05
+    monotone: bool = True
+    max_bins: int = 10
+    pdo: float = 20.0
+    odds: float = 50.0
+    score: float = 600.0
+
+    @property
+    def tables(self) -> bool:
+        return True
+
+    @property
+    def without_tables(self) -> str:
+        return "the information values alone (features.woe_iv with woe: false)"
+
+
+@dataclass(frozen=True)
 class StabilityParameters(BinnedParameters):
     """stats.stability: the period column (0 baseline, 1 recent) and the bins."""
 

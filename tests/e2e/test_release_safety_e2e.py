@@ -20,7 +20,7 @@ BANKS = demo_data.INSTITUTIONS
 ROWS = 240
 TARGETS = 20
 MODELS = ["model.linear_regression", "model.logistic_regression", "model.mlp", "psi.intersect", "features.woe_iv",
-          "stats.stability", "features.select"]
+          "stats.stability", "features.select", "model.scorecard"]
 
 
 def policy(columns: list[str], **extra: object) -> dpb.Policy:
@@ -95,8 +95,9 @@ def test_indicator_columns_give_no_weights_of_evidence(fed: LocalFederation) -> 
     """The attack on binning: bank-a cuts each indicator column between 0 and 1, so
     one bin holds its targeted customer alone, and would read the label off that
     bin's WOE (or its events), a stability index's bins, or whether the column
-    passes a selection's IV floor. Every bin of fewer than k events or non-events
-    is merged (k bank-c's min_group_size, 20): each column is one bin, WOE 0, IV 0."""
+    passes a selection's IV floor, or a scorecard's points. Every bin of fewer than
+    k events or non-events is merged (k bank-c's min_group_size, 20): each column is
+    one bin, WOE 0, IV 0, and a scorecard has no column to fit."""
     names = [f"is_{k}" for k in customers()[0][:3]]
     with fed.client("bank-a") as client:
         job = client.submit("features.woe_iv", _inputs(names), receivers=["bank-a"], partitioning="vertical",
@@ -123,6 +124,11 @@ def test_indicator_columns_give_no_weights_of_evidence(fed: LocalFederation) -> 
                                         "iv_min": 1e-6}).wait(timeout=300)
         assert job.state == "SUCCEEDED", job.record.error
         assert job.result()["selected"].tolist() == [0.0] * len(names)  # one bin each: IV 0, whatever the labels
+    with fed.client("bank-a") as client:  # a scorecard on them: no column keeps two bins, so no model and no points
+        job = client.submit("model.scorecard", _inputs(names), receivers=["bank-a"], partitioning="vertical",
+                            parameters={"label": "target", "splits": {n: [0.5] for n in names}, "min_share": 0,
+                                        "holdout": 0}).wait(timeout=300)
+        assert job.state == "FAILED" and "two bins" in job.record.error.message, job.record.error
 
 
 def test_an_honest_vertical_model_is_still_released(fed: LocalFederation) -> None:
@@ -173,11 +179,18 @@ def test_the_label_holder_decides_how_its_label_leaves(fed: LocalFederation) -> 
             job = client.submit("stats.stability", honest, receivers=["bank-b"], partitioning="vertical",
                                 parameters={"period": "target"})  # (the label as a period: its bins' counts)
             assert job.state == "REJECTED" and "table: false" in job.record.error.message, job.record
+            job = client.submit("model.scorecard", honest, receivers=["bank-b"], partitioning="vertical",
+                                parameters={"label": "target"})  # (its points: each bin's events, through the WOE)
+            assert job.state == "REJECTED" and "woe: false" in job.record.error.message, job.record
         _set_policy(fed, "bank-c", "outcomes", policy(["target"], own_coefficients_only=True))
         with fed.client("bank-b") as client:
             job = client.submit("model.linear_regression", honest, receivers=["bank-b", "bank-c"],
                                 partitioning="vertical", parameters={"label": "target", "own_coefficients": True})
             assert job.state == "REJECTED" and "rest on its labels" in job.record.error.message, job.record
+            job = client.submit("model.scorecard", honest, receivers=["bank-b", "bank-c"],
+                                partitioning="vertical", parameters={"label": "target"})
+            assert job.state == "REJECTED" and "scorecard points rest on its labels" in job.record.error.message, \
+                job.record
     finally:
         _set_policy(fed, "bank-c", "outcomes", policy(["target"]))
 
