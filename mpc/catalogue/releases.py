@@ -48,7 +48,8 @@ RELEASES: dict[str, tuple[str, str]] = {
         "columns without `splits` (pooled quantiles, each in a grid cell of its column's frame holding at least k "
         "rows); which bins "
         'merged (so which held fewer than k events or non-events) and which columns are withheld; with `min_share`, '
-        "`monotone` or `max_bins`, which bins each of them merged",
+        "`monotone` or `max_bins`, which bins each of them merged; vertical, per party, whether its own columns' "
+        "merged bins single out a row (a leverage in them at the strictest `max_leverage`: the job is then refused)",
     ),
     "features.binning": (
         "as features.woe_iv's, with its defaults for a risk team's binning: 20 equal-frequency bins per numeric "
@@ -104,7 +105,7 @@ RELEASES: dict[str, tuple[str, str]] = {
         'inflation passes the limit: the refusal names them); horizontal: the frames below, '
         'each tightened until its variance in it is at least 1/16 (so its binade); held-out row counts; which '
         "features are constant (coefficient 0); kept shared or not, one bit: every training row's leverage is "
-        "below the parties' `max_leverage` (below)",
+        "below the parties' `max_leverage` (vertical: and, per party, whether its own columns alone reach it) (below)",
     ),
     "model.logistic_regression": (
         'the model as above (population deviations), the loss per epoch; on held-out rows the metrics of '
@@ -117,7 +118,8 @@ RELEASES: dict[str, tuple[str, str]] = {
         "classes have no rows); which features are constant; which held-out deciles merged (or confusion counts "
         "withheld); "
         "kept shared or not, one bit each, before training: every row's leverage "
-        'below `max_leverage`, each class large enough (below)',
+        'below `max_leverage` (vertical: and, per party, whether its own columns alone reach it), each class large '
+        'enough (below)',
     ),
     "model.mlp": (
         "the network's parameters (`layer.<name>`), its input standardization (frame, shift and scale; the "

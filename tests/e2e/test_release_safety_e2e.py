@@ -211,7 +211,9 @@ def test_max_leverage_is_the_owners_to_set(fed: LocalFederation) -> None:
         with fed.client("bank-b") as client:
             job = client.submit("model.linear_regression", honest, receivers=["bank-b"], partitioning="vertical",
                                 parameters={"label": "target"}).wait(timeout=300)
-            assert job.state == "FAILED" and "exceeds 0.01" in job.record.error.message, job.record
+            error = job.record.error  # (each party's own columns are checked first: at 0.01 they reach it already)
+            assert job.state == "FAILED" and error.reason == "POLICY_REFUSED" and "leverage" in error.message, error
+            assert "reaches 0.01" in error.message or "exceeds 0.01" in error.message, error
     finally:
         _set_policy(fed, "bank-b", "income", policy(["income"]))
 

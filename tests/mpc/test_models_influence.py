@@ -205,21 +205,25 @@ def test_honest_bundled_data_is_still_released(session: Session) -> None:
     assert status == "ok" and result["r2"][0][0] > 0.5, result
 
 
-@pytest.mark.xfail(strict=True, reason="a known hole: the bound discounts directions whose variance is below "
-                   "LEVERAGE_RIDGE (2^-8 of a standardized column's); the twins' difference is one, and holds one row")
-def test_twin_columns_that_differ_in_one_customer_cannot_read_its_label(two: Session) -> None:
+@pytest.mark.parametrize("kind, parameters", [("model.linear_regression", {}),
+                                              ("model.logistic_regression", {"holdout": 0.0}),
+                                              ("model.mlp", {"holdout": 0.0, "hidden": [4], "epochs": 1})])
+def test_twin_columns_that_differ_in_one_customer_cannot_read_its_label(two: Session, kind: str,
+                                                                         parameters: dict) -> None:
     """The differencing attack: the attacker registers a column twice, the copy with
     one customer's value moved by one deviation. The twins' difference is that
-    customer's indicator (leverage 1: its label is read off the two coefficients,
-    whose signs flip with it), but its variance, 1 / n, is discounted by the ridge."""
+    customer's indicator (leverage 1: a linear model's two coefficients change sign
+    with its label), but its variance, 1 / n, is below the MPC bound's ridge; in
+    the attacker's own columns, computed exactly at its party
+    (mpc.programs.leverage), the customer's leverage is 1: refused, naming it."""
     rng = np.random.default_rng(3)
     rows = 500
-    income, label = rng.normal(0, 1, rows), rng.normal(50, 10, rows)
+    income = rng.normal(0, 1, rows)
+    label = rng.normal(50, 10, rows) if kind == "model.linear_regression" else (rng.random(rows) < 0.5) * 1.0
     twin = income.copy()
     twin[7] += 1.0
     assert leverage(np.column_stack([income, twin]))[7] > 0.999
     keys = [np.array([f"k{i}" for i in range(rows)])] * 2
-    status, result = two.run(Task("model.linear_regression", "vertical",
-                                  [np.column_stack([income, twin]), label[:, None]], [["income", "twin"], ["y"]],
-                                  {"label": "y"}, RULES, keys), timeout=300)
-    assert status == "refused" and "leverage" in result, result
+    status, result = two.run(Task(kind, "vertical", [np.column_stack([income, twin]), label[:, None]],
+                                  [["income", "twin"], ["y"]], {"label": "y", **parameters}, RULES, keys), timeout=300)
+    assert status == "refused" and "single out a row" in result and "party0" in result, result

@@ -34,7 +34,10 @@ column's table only to its owner, and only where the owner is a receiver: the
 bins are the owner's own cuts of its own values). What a receiver learns about
 one row: nothing beyond its bin's counts, each of at least k events and k
 non-events; a column's owner, which knows each row's bin, learns its bins' event
-rates. Every party learns which bins merged (so which held fewer than k events
+rates. Vertically, before any table or value is opened, each party checks its
+own columns' merged bins for a row they single out (mpc.programs.leverage): the
+bins of two copies of a column that differ in one customer would otherwise tell
+that customer's label by difference. Every party learns which bins merged (so which held fewer than k events
 or non-events) and which columns are withheld.
 """
 
@@ -50,7 +53,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LabelBinnedParameters, WoeParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
-from mpc.programs import groups, ratios, secure
+from mpc.programs import groups, leverage, ratios, secure
 from mpc.programs.features import cuts, merging, quantiles
 from mpc.programs.stats.request import party_rows
 
@@ -144,6 +147,10 @@ def information(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]
         raise FailedPrecondition(f"fewer than k {role.sides} among all the rows (k the strictest data "
                                  "party's min_group_size): no bin can be released")
     merge = _membership(columns, partition, kept)
+    if ctx.partitioning == "vertical":  # an owner's bins of twin columns would tell one row's label by difference
+        mine = [c for c in kept if columns[c].owner == ctx.rank]
+        own = _one_hot(columns, n) @ _membership(columns, partition, mine).numpy() if mine else None
+        leverage.refuse_singled_out(ctx, own, leverage.limit(ctx), "the bins' counts")
     group_events, group_rows = groups.summed(events, merge), groups.summed(rows, merge)
     first = sum(len(columns[c].labels) for c in range(kept[0]))
     total = events[first : first + len(columns[kept[0]].labels)].sum()  # every column's bins hold every row once

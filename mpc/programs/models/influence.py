@@ -46,11 +46,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from mpc.catalogue.context import JobContext
 from mpc.errors import FailedPrecondition, PolicyRefused
-from mpc.programs import secure
+from mpc.programs import leverage, secure
 from mpc.programs.models.solve import inverse
 
 LEVERAGE_RIDGE = 2.0**-8
@@ -59,25 +60,25 @@ INVERSE_BOUND = 2 / LEVERAGE_RIDGE
 own check is set just above that (a wrapped truncation fails it)."""
 
 
-def limit(ctx: JobContext) -> float | None:
-    """The strictest max_leverage of the job's parties (each sends its own), or
-    None where no party bounds it."""
-    strictest = min(float(v) for v in secure.public(ctx, float(ctx.rules.max_leverage)))
-    return None if strictest >= 1 else strictest
-
-
 def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | None,
-                            correlation: Any | None = None, mirrored: bool = False, percent: float = 96) -> None:
+                            correlation: Any | None = None, mirrored: bool = False, percent: float = 96,
+                            own: np.ndarray | None = None) -> None:
     """Refuses (every party learns one bit) unless every row of `rows` (shared,
     n x d, each column standardized: mean 0, deviation 1) has leverage below
     `bound` in the design [1, rows]. `correlation`: the columns' correlation
     matrix where the program computed it already (shared, >= 24 bits).
     `mirrored`: the rows are the data and its mirror image (a fit through the
     origin): a row's leverage in the data, without an intercept, is twice its
-    leverage among the 2n rows, where its image shares its weight."""
+    leverage among the 2n rows, where its image shares its weight. `own`
+    (vertical): this party's own columns of the design, its training rows, first
+    checked exactly at the party (mpc.programs.leverage: what this bound's ridge
+    discounts)."""
     if bound is None:
         return
     import crypten
+
+    if ctx.partitioning == "vertical":
+        leverage.refuse_singled_out(ctx, own, bound, "the model")
 
     ctx.progress("bounding each row's leverage", percent)
     v = secure.lowered(rows).div(math.sqrt(n))  # unit-norm columns: |v| <= 1, V^T V ~ the correlation matrix
@@ -90,8 +91,8 @@ def refuse_influential_rows(ctx: JobContext, rows: Any, n: int, bound: float | N
     middle = secure.mul_mixed(secure.mul_mixed(inv.x, inv.scale.unsqueeze(1).expand(d, d)),
                               inv.scale.unsqueeze(0).expand(d, d))  # (G + ridge)^-1 = S X S, d x d
     quadratic = (v.matmul(middle) * v).sum(1)
-    leverage = quadratic.mul(2) if mirrored else quadratic + 1.0 / n
-    if not _all_below(ctx, leverage, bound):
+    each = quadratic.mul(2) if mirrored else quadratic + 1.0 / n
+    if not _all_below(ctx, each, bound):
         raise PolicyRefused(
             f"a training row's leverage exceeds {bound:g}, the strictest max_leverage of the parties' policies: the "
             "model would let a receiver read that row's values off its coefficients (a column that singles out a few "

@@ -50,7 +50,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LinearParameters
 from mpc.errors import InvalidArgument
-from mpc.programs import secure
+from mpc.programs import leverage, secure
 from mpc.programs.models import blocks, holdout, influence, r2
 from mpc.programs.models.solve import solve
 from mpc.programs.stats import horizontal, vertical
@@ -150,7 +150,7 @@ def _horizontal(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     sizes = [int(size) for size in secure.public(ctx, len(x))]  # kept shared too: the R^2s are released
     rows = secure.stacked_rows(ctx, (x - shift) / scale, sizes, secure.PRODUCT_BITS)
     influence.refuse_influential_rows(ctx, influence.standardized(rows, moments.mean, inverse.mul(16)), n,
-                                      influence.limit(ctx), horizontal.correlation(moments), mirrored=origin)
+                                      leverage.limit(ctx), horizontal.correlation(moments), mirrored=origin)
     values = [gamma, moments.mean, moments.variance]
     opened = _release(ctx, values, metrics)
     if opened is None:
@@ -201,7 +201,8 @@ def _vertical(ctx: JobContext, label: str, alpha: float, n: int, origin: bool,
     spread = ctx.table.std(axis=0)  # every party's standardized columns, the label's too (kept shared: the R^2s)
     rows = secure.stacked_columns(ctx, (ctx.table - ctx.table.mean(axis=0)) / np.where(spread > 0, spread, 1),
                                   widths, secure.PRODUCT_BITS)  # population: V^T V / n is the correlation matrix
-    influence.refuse_influential_rows(ctx, rows, n, influence.limit(ctx), correlation, mirrored=origin)
+    influence.refuse_influential_rows(ctx, rows, n, leverage.limit(ctx), correlation, mirrored=origin,
+                                      own=ctx.table)
     means = blocks.by_column(ctx, widths, secure.split(ctx.table.mean(axis=0)), axis=1)
     stds = blocks.by_column(ctx, widths, secure.split(sigma), axis=1)
     if ctx.settings(LinearParameters).own_coefficients:

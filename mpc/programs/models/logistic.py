@@ -53,7 +53,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
-from mpc.programs import secure
+from mpc.programs import leverage, secure
 from mpc.programs.models import blocks, evaluation, fitted, hessian, holdout, influence, penalty, sigmoid
 from mpc.programs.models.solve import inverse
 from mpc.programs.rows import row_sum
@@ -90,6 +90,7 @@ class Design:
     n: int
     n_test: int
     originals: Any = None  # public 0/1 per training row: 0 for a mirror image (fit through the origin), else None
+    own: np.ndarray | None = None  # vertical: this party's own training columns (mpc.programs.leverage)
 
     def features_scale(self) -> Any:
         """The bound's Jacobi scale S for the features (16 bits): ones without a penalty."""
@@ -105,9 +106,9 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     label = ctx.settings(LogisticParameters).label
     design, features, stats = prepared(ctx, label)
     influence.refuse_one_class(ctx, design.y, label, design.originals)
-    bound = influence.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
+    bound = leverage.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
     influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
-                                      bound, design.correlation, mirrored=_origin(ctx), percent=8)
+                                      bound, design.correlation, mirrored=_origin(ctx), percent=8, own=design.own)
     influence.refuse_small_classes(ctx, design.y, bound, design.originals)
     w, b, losses = train(ctx, design)
     metrics = None
@@ -202,7 +203,7 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> tuple[Design, list[str
         z_test=secure.stacked_columns(ctx, u[test] / bounds, widths, DESIGN_BITS) if n_test else None,
         y_test=_label(ctx, holder[0], y[test] if y is not None else None, n_test) if n_test else None,
         shift=torch.zeros(len(features), dtype=torch.float64), scale=torch.from_numpy(public_bounds),
-        correlation=correlation, **scaling, n=n, n_test=n_test, originals=_originals(ctx, [n]))
+        correlation=correlation, **scaling, n=n, n_test=n_test, originals=_originals(ctx, [n]), own=x[~test])
     stats = {"means": blocks.by_column(ctx, widths, secure.split(mean), axis=1),
              "stds": blocks.by_column(ctx, widths, secure.split(sigma), axis=1), "own": (mean, sigma)}
     return design, features, stats

@@ -35,7 +35,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import MlpParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
-from mpc.programs import secure
+from mpc.programs import leverage, secure
 from mpc.programs.models import evaluation, holdout, influence, network
 from mpc.programs.stats import horizontal
 from mpc.programs.stats.request import party_rows
@@ -57,6 +57,7 @@ class Inputs:
     features: list[str]
     n: int
     n_test: int
+    own: np.ndarray | None = None  # vertical: this party's own training columns (mpc.programs.leverage)
 
 
 def widths(ctx: JobContext, features: int) -> list[int]:
@@ -72,8 +73,8 @@ def mlp(ctx: JobContext) -> dict[str, Result] | None:
     rows = party_rows(ctx)
     data = _horizontal(ctx, label) if ctx.partitioning == "horizontal" else _vertical(ctx, label, rows[0])
     influence.refuse_one_class(ctx, data.y, label)
-    bound = influence.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
-    influence.refuse_influential_rows(ctx, data.u, data.n, bound, percent=8)
+    bound = leverage.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
+    influence.refuse_influential_rows(ctx, data.u, data.n, bound, percent=8, own=data.own)
     influence.refuse_small_classes(ctx, data.y, bound)
     net = network.crypten_network(widths(ctx, len(data.features)), ctx.settings(MlpParameters).seed)
     with network.at_network_precision():
@@ -168,7 +169,7 @@ def _vertical(ctx: JobContext, label: str, n_all: int) -> Inputs:
         y=secure.share_from(ctx, holder[0], own_y[0], (n, outputs), bits),
         u_test=network.standardize(columns(z[test]), shift, scale) if n_test else None,
         y_test=secure.share_from(ctx, holder[0], own_y[1], (n_test, outputs), bits) if n_test else None,
-        frame=public_frame, shift=shift, scale=scale, features=features, n=n, n_test=n_test)
+        frame=public_frame, shift=shift, scale=scale, features=features, n=n, n_test=n_test, own=x[~test])
 
 
 def _train(ctx: JobContext, net: Any, data: Inputs) -> tuple[list[float], list[float]]:

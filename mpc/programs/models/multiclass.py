@@ -29,7 +29,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition
-from mpc.programs import groups, secure
+from mpc.programs import groups, leverage, secure
 from mpc.programs.models import fitted, influence, logistic
 
 
@@ -39,9 +39,9 @@ def logistic_regression(ctx: JobContext) -> dict[str, Result] | None:
     design, features, stats = logistic.prepared(ctx, label)
     one_hot = indicators(design.y, classes)
     _refuse_missing_classes(ctx, one_hot, label)
-    bound = influence.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
+    bound = leverage.limit(ctx)  # before training: every party sees the loss each epoch, kept shared or not
     influence.refuse_influential_rows(ctx, influence.standardized(design.z, design.shift, design.scale), design.n,
-                                      bound, design.correlation, percent=8)
+                                      bound, design.correlation, percent=8, own=design.own)
     influence.refuse_small_classes(ctx, one_hot, bound)
     bound_inverse = logistic.inverse_bound(ctx, design)
     models, losses = [], []

@@ -24,7 +24,9 @@ a public power of two above that bound. Each bin's value is rounded there
 the points are computed from the same values, so a row's score is the model's
 log-odds. The correlation matrix (the Hessian bound's) is the design's Gram
 matrix. Before anything is opened, the rows' leverage is bounded and each class
-counted (mpc.programs.models.influence), as for every model.
+counted (mpc.programs.models.influence), as for every model; vertically, each
+bank's own merged bins are first checked for a row they single out
+(mpc.programs.leverage, in woe.information): the WOE features lie in their span.
 
 Released. To the receivers: `count` (training rows), `iv` (each column's, as
 features.woe_iv's), the loss per epoch and the held-out metrics (AUC, Gini, KS,
@@ -52,7 +54,7 @@ import torch
 from mpc.catalogue.context import JobContext, Result
 from mpc.catalogue.schemas import ScorecardParameters
 from mpc.errors import FailedPrecondition
-from mpc.programs import groups, ratios, secure
+from mpc.programs import groups, leverage, ratios, secure
 from mpc.programs.features import woe
 from mpc.programs.models import evaluation, holdout, influence, logistic, penalty, sigmoid
 from mpc.programs.stats.request import party_rows
@@ -100,7 +102,7 @@ def scorecard(ctx: JobContext) -> dict[str, Result] | None:
     card = _card(ctx, found, settings.min_share)
     design = _design(ctx, found, card, test, settings)
     influence.refuse_one_class(ctx, design.y, settings.label)
-    bound = influence.limit(ctx)
+    bound = leverage.limit(ctx)
     rows = influence.standardized(design.z, design.shift, design.scale)
     influence.refuse_influential_rows(ctx, rows, design.n, bound, design.correlation, percent=50)
     influence.refuse_small_classes(ctx, design.y, bound)
