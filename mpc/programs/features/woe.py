@@ -149,8 +149,10 @@ def information(ctx: JobContext, label: str, splits: dict[str, tuple[float, ...]
     merge = _membership(columns, partition, kept)
     if ctx.partitioning == "vertical":  # an owner's bins of twin columns would tell one row's label by difference
         mine = [c for c in kept if columns[c].owner == ctx.rank]
-        own = _one_hot(columns, n) @ _membership(columns, partition, mine).numpy() if mine else None
-        leverage.refuse_singled_out(ctx, own, leverage.limit(ctx), "the bins' counts")
+        own = [np.eye(len(partition[c]))[group_of(partition[c], len(columns[c].labels))[columns[c].bins]]
+               for c in mine]
+        leverage.refuse_singled_out(ctx, np.concatenate(own, axis=1) if own else None, leverage.limit(ctx),
+                                    "the bins' counts")
     group_events, group_rows = groups.summed(events, merge), groups.summed(rows, merge)
     first = sum(len(columns[c].labels) for c in range(kept[0]))
     total = events[first : first + len(columns[kept[0]].labels)].sum()  # every column's bins hold every row once
@@ -302,6 +304,14 @@ def _merged(ctx: JobContext, columns: list[Column], events: Any, rows: Any,
                 partition[c] = groups.paired(partition[c], flags)
         if not changed:
             return partition, withheld
+
+
+def group_of(groups: list[list[int]], bins: int) -> np.ndarray:
+    """Each bin's group in a column's merged groups."""
+    out = np.zeros(bins, dtype=np.int64)
+    for g, members in enumerate(groups):
+        out[members] = g
+    return out
 
 
 def _membership(columns: list[Column], partition: list[list[list[int]]], chosen: list[int]) -> torch.Tensor:

@@ -234,10 +234,8 @@ def _groups_matrix(ctx: JobContext, found: woe.Binned, card: Card, table: np.nda
         column = found.columns[card.used[k]]
         bins: np.ndarray | None = column.bins if training else column.binned(table, names)
         assert bins is not None
-        group_of = np.zeros(len(column.labels), dtype=np.int64)
-        for g, members in enumerate(found.partition[card.used[k]]):
-            group_of[members] = g
-        out[np.arange(table.shape[0]), int(offsets[k]) + group_of[bins]] = 1
+        groups_of_bins = woe.group_of(found.partition[card.used[k]], len(column.labels))
+        out[np.arange(table.shape[0]), int(offsets[k]) + groups_of_bins[bins]] = 1
     return out
 
 
