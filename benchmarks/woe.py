@@ -6,7 +6,10 @@ With `--kind features.select`, the feature screen on the same table (IV >= 0.02,
 |r| <= 0.7); with `--kind features.binning`, the binning with a risk team's
 constraints (20 fine bins to at most 10, 5% each, monotone event rate: the
 last column then gives the bins per column after merging; accuracy:
-tests/mpc/test_features_binning.py). (stats.stability runs woe_iv's program: its cost is woe_iv's.)
+tests/mpc/test_features_binning.py); with `--kind model.scorecard`, the
+scorecard on that binning (the last column: its held-out AUC; accuracy against
+scikit-learn: tests/mpc/test_scorecard.py). (stats.stability runs woe_iv's
+program: its cost is woe_iv's.)
 
 In the same run, as the baseline: the same binning, counts, WOE and IV (and
 screen) in numpy (plaintext). Prints seconds, MB sent per party and rounds, the
@@ -51,13 +54,15 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     names = [f"x{j}" for j in range(own + partner)]
     layout = [PartyLayout(0, "label holder", [*names[:own], "y"], rows), PartyLayout(1, "partner", names[own:], rows)]
     table = np.column_stack([x[:, :own], y]) if rank == 0 else x[:, own:]
-    ctx = JobContext(kind, "vertical", rank, world, layout, [0, 1], parse(kind, {"label": "y", **({} if kind == "features.binning" else {"bins": BINS})}), table,
+    defaults = kind in ("features.binning", "model.scorecard")  # their own binning
+    ctx = JobContext(kind, "vertical", rank, world, layout, [0, 1], parse(kind, {"label": "y", **({} if defaults else {"bins": BINS})}), table,
                      keys=np.array([f"c{i}" for i in range(rows)]), aligned=True,
                      rules=ReleaseRules(min_group_size=10))
     result, out = measured(lambda: program(kind)(ctx))
     if result:
         out["iv"] = result["iv" if "iv" in result else "selected"].values
-        out["bins"] = [len(r.labels) for name, r in result.items() if name.startswith("woe.")]
+        out["bins"] = [len(r.labels) for name, r in result.items() if name.startswith(("woe.", "points."))]
+        out["auc"] = float(result["auc"].values[0]) if "auc" in result else float("nan")
     return out
 
 
@@ -104,12 +109,13 @@ def main() -> None:
     parser.add_argument("--own", type=int, default=10)
     parser.add_argument("--partner", type=int, default=25)
     parser.add_argument("--kind", default="features.woe_iv",
-                        choices=["features.woe_iv", "features.select", "features.binning"])
+                        choices=["features.woe_iv", "features.select", "features.binning", "model.scorecard"])
     args = parser.parse_args()
     features = args.own + args.partner
-    bins = "20 bins merged" if args.kind == "features.binning" else f"{BINS} bins"
+    bins = "20 bins merged" if args.kind in ("features.binning", "model.scorecard") else f"{BINS} bins"
     print(f"\n{args.kind} vs numpy, 2 parties (vertical: {args.own} + {args.partner} features, {bins}), gRPC/TTP\n")
-    last = {"features.woe_iv": "IV error (largest)", "features.select": "choices unlike numpy"}.get(args.kind, "bins")
+    last = {"features.woe_iv": "IV error (largest)", "features.select": "choices unlike numpy",
+            "model.scorecard": "held-out AUC"}.get(args.kind, "bins")
     header = (f"{'rows':>7s} {'s':>7s} {'MB/party':>9s} {'rounds':>7s} {'x plain':>8s} {'us/cell':>8s} "
               f"{'B/cell':>7s}  {last}")
     print(header)
@@ -119,6 +125,13 @@ def main() -> None:
         if args.kind == "features.select":
             screen_seconds, plain = _screen(rows, features, plain)
             plain_seconds += screen_seconds
+        if args.kind == "model.scorecard":  # numpy's binning and IV plus scikit-learn's fit on as many columns
+            from sklearn.linear_model import LogisticRegression
+
+            x, y = dataset(rows, features)
+            started = time.perf_counter()
+            LogisticRegression().fit((x - x.mean(axis=0)) / x.std(axis=0), y)
+            plain_seconds += time.perf_counter() - started
         outs = run_parties(_party, 2, (rows, args.own, args.partner, args.kind), timeout=7200, transport="grpc",
                            provider="TTP")
         cost = {key: max(o[key] for o in outs) for key in ("seconds", "bytes", "rounds")}
@@ -129,6 +142,8 @@ def main() -> None:
             shown = f"{int(np.sum(outs[0]['iv'] != plain))} of {features} ({int(plain.sum())} kept)"
         if args.kind == "features.binning":
             shown = f"{np.mean(outs[0]['bins']):.1f} per column (the label holder's own)"
+        if args.kind == "model.scorecard":
+            shown = f"{outs[0]['auc']:.4f} ({len(outs[0]['bins'])} of the label holder's columns in the card)"
         print(f"{rows:7d} {cost['seconds']:7.2f} {cost['bytes'] / 1e6:9.1f} {cost['rounds']:7d} "
               f"{cost['seconds'] / plain_seconds:8.0f} {cost['seconds'] / cells * 1e6:8.2f} "
               f"{cost['bytes'] / cells:7.1f}  {shown}", flush=True)
