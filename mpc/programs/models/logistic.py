@@ -299,8 +299,10 @@ def train(ctx: JobContext, design: Design, bound_inverse: Any | None = None) -> 
     for epoch in range(1, epochs + 1):
         eta = logits(design, design.z, w, b)
         probability, softplus = sigmoid.activations(eta, softplus=True)
-        mean_loss = _loss(eta, softplus, design.y, design.n)
-        objective = mean_loss + _penalty(design, w)
+        summed = _summed_loss(eta, softplus, design.y)
+        mean_loss = summed.div(design.n)
+        # compared as sums: the mean's 16-bit grid (1.5e-5) hid the last steps' gains, so fits stalled ~1% short
+        objective = summed + _penalty(design, w, design.n)
         if kept is not None and not secure.less_than_to_all(ctx, objective - kept.objective, 0.0).all():
             if length <= STEP_MIN:  # not even a short step lowers it: the kept model is as good as it gets
                 break
@@ -385,17 +387,19 @@ def _gradient(design: Design, residual: Any) -> tuple[Any, Any]:
     return secure.raised(gradient, secure.PRECISION_BITS), total
 
 
-def _loss(eta: Any, softplus: Any, y: Any, n: int) -> Any:
-    """Mean log-loss, softplus(eta) - y eta (shared; every party opens it)."""
+def _summed_loss(eta: Any, softplus: Any, y: Any) -> Any:
+    """The log-loss summed over the rows, softplus(eta) - y eta (shared; its mean
+    is opened to every party)."""
     per_row = softplus - eta * secure.raised(y, secure.PRODUCT_BITS)
-    return per_row.sum().div(n)
+    return per_row.sum()
 
 
-def _penalty(design: Design, w: Any) -> Any:
+def _penalty(design: Design, w: Any, rows: int = 1) -> Any:
     """The L2 penalty over the rows, alpha |b|^2 / 2n = (n - 1) / 8n sum ridge_j w_j^2
-    in standardized units (shared, at the loss's precision)."""
+    in standardized units (shared, at the loss's precision), times `rows` (the
+    objective summed over the rows: `rows` = n)."""
     if design.ridge is None:
         return 0.0
     ridge = secure.lowered(design.ridge, secure.PRECISION_BITS)
-    total = secure.mul_mixed(secure.mul_mixed(ridge, w), w).sum().mul((design.n - 1) / (8 * design.n))
+    total = secure.mul_mixed(secure.mul_mixed(ridge, w), w).sum().mul(rows * (design.n - 1) / (8 * design.n))
     return secure.lowered(total)

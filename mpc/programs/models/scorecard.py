@@ -17,8 +17,8 @@ standardized under encryption from that table (its mean and variance are sums
 over bins of rows x WOE and rows x WOE^2: no row pass), u = (WOE - mean) s; a
 training row's u is its bin-holder's public-to-itself 0/1 bin matrix, shared,
 times the shared u per bin (one exact product: no truncation). The rows' u lies
-within sqrt(n / r) of zero (r the smallest bin's rows, at least 2k and
-min_share n), so the design enters logistic regression at 12 bits of u / B, B
+within sqrt(n / r) of zero (r the smallest bin's rows: at least 2k, and
+min_share n where no model column is categorical), so the design enters logistic regression at 12 bits of u / B, B
 a public power of two above that bound. Each bin's value is rounded there
 (<= B 2^-13 standard deviations); the model is exact for the rounded values, and
 the points are computed from the same values, so a row's score is the model's
@@ -145,7 +145,8 @@ def _card(ctx: JobContext, found: woe.Binned, min_share: float) -> Card:
     card.root = secure.inv_sqrt(secure.lowered(_times_powers(variance, 4.0 ** -card.exponents)))  # of [1/4, 1)
     card.scale = _times_powers(card.root, 2.0 ** -card.exponents)
     k, _ = groups.floor(ctx)
-    smallest = max(2 * k, math.ceil(min_share * found.n))
+    shared_out = all(found.columns[c].name not in ctx.vocabularies for c in card.used)  # (categories: k merges only)
+    smallest = max(2 * k, math.ceil(min_share * found.n) if shared_out else 0)
     card.bound = 2.0 ** math.ceil(math.log2(1.5 * math.sqrt(found.n / smallest)))  # |u| <= sqrt(n / r), a margin
     centered = table[:, 0] - groups.summed(card.mean, members.t())
     u = secure.mul_mixed(secure.raised(centered, ratios.LOG_BITS), groups.summed(card.scale, members.t()))
