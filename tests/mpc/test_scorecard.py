@@ -64,7 +64,9 @@ def check(results: dict, x: np.ndarray, y: np.ndarray, test: np.ndarray, alpha: 
         assert abs(results["coefficients"][NAMES[j]] - model.coef_[0][used.index(j)]) <= 0.03 * abs(model.coef_[0][used.index(j)])
     scores = sum(table[groups_of(results[f"points.{NAMES[j]}"][1], x[test, j]), 0] for j, table in zip(used, tables))
     auc = roc_auc_score(y[test], -scores)
-    assert abs(results["auc"] - auc) <= 0.01, (results["auc"], auc)
+    # the released AUC is taken over the evaluation's 20 score groups (models/evaluation.py: its error is at most half
+    # the share of pairs within a group); a card of one column has a few tied scores, so groups pool several
+    assert abs(results["auc"] - auc) <= (0.01 if len(used) > 1 else 0.02), (results["auc"], auc)
     assert abs(auc - roc_auc_score(y[test], model.decision_function(np.column_stack(woe_test)))) <= 0.01
 
 
