@@ -35,7 +35,7 @@ from gateway.workers.plan import Finished, Progress, WorkerPlan
 from gateway.workers.runner import WorkerRunner
 from mpc.catalogue.context import PartyLayout, ReleaseRules, Result
 from mpc.catalogue.kinds import KINDS
-from mpc.errors import FailedPrecondition, MpcgateError, PolicyRefused
+from mpc.errors import Cancelled, FailedPrecondition, MpcgateError, PolicyRefused
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class Participation:
         await self._report_own(job, status, pb.Progress(phase="loading inputs", percent=1))
         try:
             plan = await asyncio.to_thread(self._plan, job, session_id, ranks)  # file checks: off the event loop
+            if self._store.get(job_id).state in states.TERMINAL:  # cancelled while planning: runner.cancel found no worker
+                raise Cancelled(f"job {job_id} was cancelled before its worker started")
             finished = await self._runner.run(
                 plan, lambda p: self._report_own(job, status, _progress(p)), lambda: self._release_refusal(job_id),
                 lambda action, details: self._worker_event(job_id, action, details))

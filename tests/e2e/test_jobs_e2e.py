@@ -262,6 +262,26 @@ def test_cancellation_mid_run_stops_every_party(federation: LocalFederation) -> 
             time.sleep(0.2)
 
 
+def test_a_job_cancelled_as_it_starts_leaves_no_worker_behind(federation: LocalFederation) -> None:
+    """A cancellation that lands while a party prepares its worker (reading and
+    checking its files) found no worker to stop, and the worker started anyway:
+    it ran the cancelled job, and held the gateway's shutdown for its drain grace."""
+    with federation.client("bank-a") as client:
+        job = client.submit("stats.summary", _inputs("big"), receivers=["bank-a"], partitioning="vertical")
+        deadline = time.monotonic() + 60
+        while job.refresh().state != "RUNNING":
+            assert time.monotonic() < deadline and not job.done, job.record
+            time.sleep(0.01)
+        job.cancel("at once")
+        _wait_everywhere(federation, job.id, "CANCELLED")
+        deadline = time.monotonic() + 5  # a worker's start-up and first input reading outlast this
+        while any(_worker_pids(federation).values()):
+            assert time.monotonic() < deadline, _worker_pids(federation)
+            time.sleep(0.1)
+        time.sleep(2)  # and none starts late
+        assert not any(_worker_pids(federation).values()), _worker_pids(federation)
+
+
 def test_a_killed_worker_fails_the_job_everywhere(federation: LocalFederation) -> None:
     with federation.client("bank-a") as client:
         job = client.submit("stats.summary", _inputs("big"), receivers=["bank-a"], partitioning="vertical")
