@@ -201,6 +201,43 @@ def result(job_id: str, as_json: bool, out: Path | None, full: bool, **conn: Any
         print_result(found, full=full)
 
 
+@jobs.command()
+@_connection
+@click.argument("job_id")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the card to FILE.csv or FILE.json")
+@click.option("--apply", "rows_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="score the rows of this CSV or Parquet file (it needs the card's columns)")
+@click.option("--scores", type=click.Path(dir_okay=False, path_type=Path),
+              help="with --apply: write the rows with their `score` to FILE.csv, FILE.parquet or FILE.json")
+def scorecard(job_id: str, out: Path | None, rows_file: Path | None, scores: Path | None, **conn: Any) -> None:
+    """A model.scorecard job's card (at a receiver's gateway): printed, written to a
+    file, or applied to rows in a local file."""
+    from gateway.client.results import write
+    from gateway.client.scorecards import Scorecard, read_rows
+
+    with _client(**conn) as client:
+        card = _run(lambda: Scorecard.from_result(client.job(job_id).result()))
+    if out is not None:
+        click.echo(f"wrote {_run(lambda: card.write(out))}")
+    if rows_file is None:
+        if out is None:
+            table = Table(title=f"scorecard of job {job_id}")
+            for name in ("column", "bin", "points", "woe", "rows", "events"):
+                table.add_column(name, justify="left" if name in ("column", "bin") else "right")
+            for row in card.table().to_pylist():
+                table.add_row(row["column"], row["bin"], f"{row['points']:.2f}", f"{row['woe']:.4f}",
+                              f"{row['rows']:.0f}", f"{row['events']:.0f}")
+            console.print(table)
+        return
+    rows = _run(lambda: read_rows(rows_file))
+    scored = _run(lambda: card.scored(rows))
+    if scores is not None:
+        click.echo(f"wrote {_run(lambda: write(scored, scores))}")
+    else:
+        for value in scored.column("score").to_pylist():
+            click.echo(f"{value:.2f}")
+
+
 def print_result(found: Any, reference: dict[str, np.ndarray] | None = None, full: bool = False) -> None:
     """Tables of a result; with `reference` (e.g. numpy on pooled data), side by side."""
     from gateway.client.results import number

@@ -5,6 +5,7 @@ it; the models CLI lists, shows and exports (ONNX) what a gateway holds."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -288,6 +289,33 @@ def test_own_coefficients_leave_each_bank_only_its_part(fed: LocalFederation) ->
     scikit-learn's model; a dataset whose policy demands this refuses the rest."""
     from sklearn.linear_model import LinearRegression
 
+    inputs = [("bank-a", "customers", ["income", "late"]), ("bank-b", "customers", ["debt"]),
+              ("bank-c", "customers", ["age"])]
+    with _wider(fed, own_coefficients_only="bank-b"), fed.client("bank-a") as client:
+        whole = client.submit("model.linear_regression", inputs, receivers=["bank-a"], partitioning="vertical",
+                              parameters={"label": "late"})
+        assert whole.state == "REJECTED" and "own_coefficients" in whole.record.error.message
+        job = client.submit("model.linear_regression", inputs, receivers=BANKS, partitioning="vertical",
+                            parameters={"label": "late", "own_coefficients": True})
+        assert job.wait(timeout=180).state == "SUCCEEDED", job.record
+    x, late = customers()
+    reference = LinearRegression().fit(x, late)
+    intercept = 0.0
+    for bank, features in (("bank-a", ["income"]), ("bank-b", ["debt"]), ("bank-c", ["age"])):
+        with fed.client(bank) as client:
+            model = client.model(job.id)
+        assert model.partial and model.features == features
+        j = FEATURES.index(features[0])
+        assert abs(model.coefficients[0] - reference.coef_[j]) <= 1e-3 * abs(reference.coef_[j])
+        intercept += model.intercept
+    assert abs(intercept - reference.intercept_) <= 1e-3 * (abs(reference.intercept_)
+                                                             + np.abs(reference.coef_ * x.mean(axis=0)).sum())
+
+
+@contextlib.contextmanager
+def _wider(fed: LocalFederation, own_coefficients_only: str = "") -> Iterator[None]:
+    """Every bank's `customers` released to every bank, and scorecards allowed
+    (`own_coefficients_only` at the bank named), for the block; then as before."""
     policies = {}
     for bank in BANKS:
         with fed.client(bank) as owner:
@@ -296,31 +324,80 @@ def test_own_coefficients_leave_each_bank_only_its_part(fed: LocalFederation) ->
             wider.CopyFrom(policies[bank])
             wider.ClearField("allowed_result_receivers")
             wider.allowed_result_receivers.extend(BANKS)
-            wider.own_coefficients_only = bank == "bank-b"
+            wider.allowed_job_kinds.append("model.scorecard")
+            wider.own_coefficients_only = bank == own_coefficients_only
             owner.update_policy("customers", wider)
-    inputs = [("bank-a", "customers", ["income", "late"]), ("bank-b", "customers", ["debt"]),
-              ("bank-c", "customers", ["age"])]
     try:
-        with fed.client("bank-a") as client:
-            whole = client.submit("model.linear_regression", inputs, receivers=["bank-a"], partitioning="vertical",
-                                  parameters={"label": "late"})
-            assert whole.state == "REJECTED" and "own_coefficients" in whole.record.error.message
-            job = client.submit("model.linear_regression", inputs, receivers=BANKS, partitioning="vertical",
-                                parameters={"label": "late", "own_coefficients": True})
-            assert job.wait(timeout=180).state == "SUCCEEDED", job.record
-        x, late = customers()
-        reference = LinearRegression().fit(x, late)
-        intercept = 0.0
-        for bank, features in (("bank-a", ["income"]), ("bank-b", ["debt"]), ("bank-c", ["age"])):
-            with fed.client(bank) as client:
-                model = client.model(job.id)
-            assert model.partial and model.features == features
-            j = FEATURES.index(features[0])
-            assert abs(model.coefficients[0] - reference.coef_[j]) <= 1e-3 * abs(reference.coef_[j])
-            intercept += model.intercept
-        assert abs(intercept - reference.intercept_) <= 1e-3 * (abs(reference.intercept_)
-                                                                 + np.abs(reference.coef_ * x.mean(axis=0)).sum())
+        yield
     finally:
         for bank in BANKS:
             with fed.client(bank) as owner:
                 owner.update_policy("customers", policies[bank])
+
+
+def test_a_scorecard_is_filed_and_applied_by_each_bank_to_its_own_columns(fed: LocalFederation, tmp_path: Path) -> None:
+    """Issue 27: a vertical card reaches each bank as its own columns' points; each
+    files it (CSV, JSON) and scores its own rows with it (`mpcgate jobs scorecard`).
+    The bins a bank reads off the labels regroup its rows into exactly the
+    released counts, and the banks' partial scores add up to the card's score,
+    which ranks the customers as scikit-learn's logistic regression on the rows'
+    weights of evidence does."""
+    from click.testing import CliRunner
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from gateway.cli import main
+    from gateway.client.results import Result
+    from gateway.client.scorecards import Scorecard
+    from mpc.errors import FailedPrecondition
+
+    inputs = [("bank-a", "customers", ["income", "late"]), ("bank-b", "customers", ["debt"]),
+              ("bank-c", "customers", ["age"])]
+    with _wider(fed), fed.client("bank-a") as client:
+        job = client.submit("model.scorecard", inputs, receivers=BANKS, partitioning="vertical",
+                            parameters={"label": "late", "holdout": 0}).wait(timeout=300)
+        assert job.state == "SUCCEEDED", job.record
+    x, late = customers()
+    total, woe = np.zeros(len(late)), []
+    for j, bank in enumerate(BANKS):  # income at bank-a, debt at bank-b, age at bank-c
+        with fed.client(bank) as client:
+            card = Scorecard.from_result(client.job(job.id).result())
+        assert [c.name for c in card.columns] == [FEATURES[j]]
+        bins = card.columns[0]
+        located = bins.located(x[:, j])
+        np.testing.assert_array_equal(np.bincount(located, minlength=len(bins.labels)), bins.table[:, 2])
+        np.testing.assert_array_equal(np.bincount(located, weights=late, minlength=len(bins.labels)), bins.table[:, 3])
+        total += card.score({FEATURES[j]: x[:, j]})
+        woe.append(bins.table[located, 1])
+    reference = LogisticRegression().fit(np.column_stack(woe), late)
+    assert abs(roc_auc_score(late, -total) - roc_auc_score(late, reference.decision_function(np.column_stack(woe)))) < 1e-3
+    env = {"MPCGATE_GATEWAY": fed.addresses["bank-b"], "MPCGATE_PARTY": "bank-b", "MPCGATE_TLS_DIR": str(fed.pki_dir),
+           "MPCGATE_CLIENT": "operator", "MPCGATE_TOKEN": fed.token("bank-b")}
+    shown = CliRunner().invoke(main, ["jobs", "scorecard", job.id], env=env)
+    assert shown.exit_code == 0 and "debt" in shown.output and "(-inf, " in shown.output, shown.output
+    for name in ("card.csv", "card.json"):
+        written = CliRunner().invoke(main, ["jobs", "scorecard", job.id, "--out", str(tmp_path / name)], env=env)
+        assert written.exit_code == 0, written.output
+    import csv
+    import json
+
+    with fed.client("bank-b") as client:
+        card = Scorecard.from_result(client.job(job.id).result())
+    filed = list(csv.DictReader((tmp_path / "card.csv").open()))
+    assert [float(r["points"]) for r in filed] == pytest.approx(card.columns[0].table[:, 0].tolist(), abs=1e-9)
+    as_json = json.loads((tmp_path / "card.json").read_text())
+    bins_json = as_json["columns"][0]["bins"]
+    assert as_json["columns"][0]["name"] == "debt" and bins_json[0]["lower"] is None and bins_json[-1]["upper"] is None
+    assert [b["upper"] for b in bins_json[:-1]] == pytest.approx(card.columns[0].cuts.tolist())
+    rows = tmp_path / "new.csv"
+    demo_data.write_csv(rows, x[:100, 1:2], ["debt"], key=np.array([f"n{i}" for i in range(100)]))
+    applied = CliRunner().invoke(main, ["jobs", "scorecard", job.id, "--apply", str(rows), "--scores",
+                                        str(tmp_path / "scores.csv")], env=env)
+    assert applied.exit_code == 0, applied.output
+    scores = [float(r["score"]) for r in csv.DictReader((tmp_path / "scores.csv").open())]
+    assert scores == pytest.approx(card.score({"debt": x[:100, 1]}).tolist(), abs=1e-9)
+    demo_data.write_csv(rows, x[:10, :1], ["income"], key=np.array([f"n{i}" for i in range(10)]))
+    refused = CliRunner().invoke(main, ["jobs", "scorecard", job.id, "--apply", str(rows)], env=env)
+    assert refused.exit_code != 0 and "lack the card's columns ['debt']" in refused.output, refused.output
+    with pytest.raises(FailedPrecondition, match="no scorecard tables"):
+        Scorecard.from_result(Result("j", {"r2": np.array([0.5])}, {"r2": ["r2"]}, "TTP"))
