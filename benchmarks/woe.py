@@ -3,7 +3,7 @@ under MPC, 2 parties over mpcgate's mutual-TLS gRPC exchange with the TTP dealer
 on a credit-shaped table split vertically: the label holder with `--own`
 features, its partner with `--partner` features, 10 equal-frequency bins each.
 With `--kind features.select`, the feature screen on the same table (IV >= 0.02,
-|r| <= 0.7); with `--kind features.binning`, the binning with a risk team's
+|r| <= 0.7; `--max-vif 5`: then the VIF screen); with `--kind features.binning`, the binning with a risk team's
 constraints (20 fine bins to at most 10, 5% each, monotone event rate: the
 last column then gives the bins per column after merging; accuracy:
 tests/mpc/test_features_binning.py); with `--kind model.scorecard`, the
@@ -49,13 +49,13 @@ def _party(rank: int, world: int, args: tuple) -> dict[str, Any]:
     from mpc.catalogue.kinds import parse
     from mpc.programs import program
 
-    rows, own, partner, kind = args
+    rows, own, partner, kind, max_vif = args
     x, y = dataset(rows, own + partner)
     names = [f"x{j}" for j in range(own + partner)]
     layout = [PartyLayout(0, "label holder", [*names[:own], "y"], rows), PartyLayout(1, "partner", names[own:], rows)]
     table = np.column_stack([x[:, :own], y]) if rank == 0 else x[:, own:]
     defaults = kind in ("features.binning", "model.scorecard")  # their own binning
-    ctx = JobContext(kind, "vertical", rank, world, layout, [0, 1], parse(kind, {"label": "y", **({} if defaults else {"bins": BINS})}), table,
+    ctx = JobContext(kind, "vertical", rank, world, layout, [0, 1], parse(kind, {"label": "y", **({} if defaults else {"bins": BINS}), **({"max_vif": max_vif} if max_vif else {})}), table,
                      keys=np.array([f"c{i}" for i in range(rows)]), aligned=True,
                      rules=ReleaseRules(min_group_size=10))
     result, out = measured(lambda: program(kind)(ctx))
@@ -89,8 +89,9 @@ def _plaintext(rows: int, features: int, k: int = 10) -> tuple[float, np.ndarray
     return time.perf_counter() - started, np.array(ivs)
 
 
-def _screen(rows: int, features: int, iv: np.ndarray) -> tuple[float, np.ndarray]:
-    """features.select's rule in numpy (IV >= 0.02, |r| <= 0.7, greedy by IV)."""
+def _screen(rows: int, features: int, iv: np.ndarray, max_vif: float) -> tuple[float, np.ndarray]:
+    """features.select's rule in numpy (IV >= 0.02, |r| <= 0.7, greedy by IV; then
+    toad's drop_vif above `max_vif`, if set)."""
     x, _ = dataset(rows, features)
     started = time.perf_counter()
     r = np.corrcoef(x, rowvar=False)
@@ -98,6 +99,11 @@ def _screen(rows: int, features: int, iv: np.ndarray) -> tuple[float, np.ndarray
     for j in sorted(range(features), key=lambda j: (-iv[j], j)):
         if iv[j] >= 0.02 and all(abs(r[i, j]) <= 0.7 for i in kept):
             kept.append(j)
+    while max_vif and len(kept) > 1:
+        vif = np.diag(np.linalg.inv(r[np.ix_(kept, kept)]))
+        if vif.max() <= max_vif:
+            break
+        kept.pop(int(np.argmax(vif)))
     chosen = np.zeros(features)
     chosen[kept] = 1
     return time.perf_counter() - started, chosen
@@ -110,6 +116,7 @@ def main() -> None:
     parser.add_argument("--partner", type=int, default=25)
     parser.add_argument("--kind", default="features.woe_iv",
                         choices=["features.woe_iv", "features.select", "features.binning", "model.scorecard"])
+    parser.add_argument("--max-vif", type=float, default=0.0, help="features.select: its max_vif (0: off)")
     args = parser.parse_args()
     features = args.own + args.partner
     bins = "20 bins merged" if args.kind in ("features.binning", "model.scorecard") else f"{BINS} bins"
@@ -123,7 +130,7 @@ def main() -> None:
     for rows in (int(r) for r in args.rows.split(",")):
         plain_seconds, plain = _plaintext(rows, features)
         if args.kind == "features.select":
-            screen_seconds, plain = _screen(rows, features, plain)
+            screen_seconds, plain = _screen(rows, features, plain, args.max_vif)
             plain_seconds += screen_seconds
         if args.kind == "model.scorecard":  # numpy's binning and IV plus scikit-learn's fit on as many columns
             from sklearn.linear_model import LogisticRegression
@@ -132,7 +139,7 @@ def main() -> None:
             started = time.perf_counter()
             LogisticRegression().fit((x - x.mean(axis=0)) / x.std(axis=0), y)
             plain_seconds += time.perf_counter() - started
-        outs = run_parties(_party, 2, (rows, args.own, args.partner, args.kind), timeout=7200, transport="grpc",
+        outs = run_parties(_party, 2, (rows, args.own, args.partner, args.kind, args.max_vif), timeout=7200, transport="grpc",
                            provider="TTP")
         cost = {key: max(o[key] for o in outs) for key in ("seconds", "bytes", "rounds")}
         cells = rows * features

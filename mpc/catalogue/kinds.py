@@ -315,7 +315,7 @@ KINDS: dict[str, JobKind] = {
         "--receiver bank-a --param label=defaulted --param iv_min=0.02 --param max_correlation=0.7",
         SelectParameters,
         {"label": Param(string, required=True), **BINNED, **MERGED, "iv_min": Param(between(0, 10)),
-         "max_correlation": Param(probability), **COMMON},
+         "max_correlation": Param(probability), "max_vif": Param(between(0, 20)), **COMMON},
         _select, categorical=True),
     "model.scorecard": JobKind(
         "mpc.programs.models.scorecard:scorecard",

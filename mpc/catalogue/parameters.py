@@ -211,6 +211,8 @@ DESCRIPTIONS = {
     "iv_min": "0..10: keep only columns whose information value is at least this (default 0.02)",
     "max_correlation": "number in (0, 1): drop a column whose |correlation| with a column of higher information value "
                        "already kept is above this (default 0.7)",
+    "max_vif": "0..20: then, while the largest variance inflation factor of the kept numeric columns is above this, "
+               "drop that column (toad's drop_vif; default 0: off)",
     "min_share": "0..0.5: merge a bin holding fewer than this share of the rows into its neighbour (default 0; "
                  "features.binning: 0.05)",
     "monotone": "true|false: merge adjacent bins until the event rate runs one way (default false; features.binning: "

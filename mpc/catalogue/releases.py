@@ -61,10 +61,13 @@ RELEASES: dict[str, tuple[str, str]] = {
     "features.select": (
         "`selected`: per feature column 1 (kept) or 0: down the columns by information value (as "
         "features.woe_iv's, same bins), a column is kept if its IV is at least `iv_min` and its absolute correlation "
-        "with every numeric column kept before it is at most `max_correlation`; no IV or correlation is released",
+        "with every numeric column kept before it is at most `max_correlation`; then, with `max_vif`, while the "
+        "largest variance inflation factor of the kept numeric columns is above it, that column is dropped; no IV, "
+        "correlation or VIF is released",
         "as features.woe_iv's (labels 0/1, bin counts or cut points, merges, withheld columns); as the statistics' "
         "correlations: which numeric columns are constant, and the columns' public frames (horizontal) or each "
-        "numeric column's farthest value from its mean in standard deviations, to a power of two (vertical)",
+        "numeric column's farthest value from its mean in standard deviations, to a power of two (vertical); with "
+        "`max_vif`, that every pass's inverse converged (else the job is refused)",
     ),
     "model.scorecard": (
         "count (training rows); `iv` per feature column (as features.woe_iv's); the loss per epoch; on held-out rows "

@@ -160,6 +160,7 @@ class SelectParameters(LabelBinnedParameters):
 
     iv_min: float = 0.02  # keep columns whose information value is at least this
     max_correlation: float = 0.7  # ... and whose |correlation| with every column kept before it is at most this
+    max_vif: float = 0.0  # then drop the kept column of the largest variance inflation factor above this (0: off)
 
     @property
     def tables(self) -> bool:

@@ -103,3 +103,59 @@ def test_horizontal_screen_is_greedy(three: Session) -> None:
     assert labels == names
     np.testing.assert_array_equal(values, expected)
     assert values.tolist() == [1, 0, 0, 1, 0], iv
+
+
+def inflation_screen(x: np.ndarray, chosen: np.ndarray, limit: float) -> np.ndarray:
+    """toad's drop_vif in numpy on the chosen columns: while the largest VIF is above
+    `limit`, drop that column; asserts no decision within 2% of the limit or a tie."""
+    kept = [int(j) for j in np.flatnonzero(chosen)]
+    while len(kept) > 1:
+        vif = np.diag(np.linalg.inv(np.corrcoef(x[:, kept], rowvar=False)))
+        top = np.sort(vif)[::-1]
+        assert abs(top[0] - limit) > 0.02 * limit, vif
+        if top[0] <= limit:
+            break
+        assert top[0] - top[1] > 0.01 * top[0], vif
+        kept.pop(int(np.argmax(vif)))
+    out = np.zeros_like(chosen)
+    out[kept] = 1
+    return out
+
+
+def test_variance_inflation_drops_what_no_pair_shows(two: Session) -> None:
+    """total = (income + debt + age) / sqrt 3 plus a little noise correlates ~0.57
+    with each (below max_correlation 0.7: the pairwise screen keeps all four), but
+    is nearly their sum: its VIF is ~12. At max_vif 5 it is dropped, as toad's
+    drop_vif drops it; vertically, the label and debt at bank 1. Made their exact
+    sum (a singular correlation matrix), one of the four is dropped at max_vif 10."""
+    rng = np.random.default_rng(14)
+    rows = 4000
+    income, debt, age, noise = rng.normal(size=(4, rows))
+    total = (income + debt + age) / np.sqrt(3) + rng.normal(0, 0.3, rows)
+    y = (rng.random(rows) < 1 / (1 + np.exp(-(-1 + income + 0.8 * debt + 0.6 * age)))).astype(np.float64)
+    x = np.column_stack([income, age, total, debt, noise])
+    keys = np.array([f"c{i}" for i in range(rows)], dtype=object)
+    order = rng.permutation(rows)
+    tables = [x[:, :3], np.column_stack([x[order][:, 3:], y[order]])]
+    names = [["income", "age", "total"], ["debt", "noise", "bad"]]
+    status, result = two.run(Task("features.select", "vertical", tables, names,
+                                  {"label": "bad", "bins": 8, "max_vif": 5}, {"min_group_size": 10},
+                                  [keys, keys[order]]), timeout=600)
+    assert status == "ok", result
+    cuts = [np.unique(np.quantile(x[:, j], np.linspace(0, 1, 9)[1:-1])) for j in range(5)]
+    pairwise, _ = screen(x, y, cuts, [True] * 5, 0.02, 0.7)
+    expected = inflation_screen(x, pairwise, 5.0)
+    assert pairwise.tolist() == [1, 1, 1, 1, 0] and expected.tolist() == [1, 1, 0, 1, 0]  # (what the data was built for)
+    values, labels, _, _ = result["selected"]
+    assert labels == ["income", "age", "total", "debt", "noise"]
+    np.testing.assert_array_equal(values, expected)
+    # an exact sum of three columns (numpy cannot invert it): one of the four goes, and the three left are independent
+    x[:, 2] = income + debt + age
+    tables = [x[:, :3], np.column_stack([x[order][:, 3:], y[order]])]
+    status, result = two.run(Task("features.select", "vertical", tables, names,
+                                  {"label": "bad", "bins": 8, "max_vif": 10}, {"min_group_size": 10},
+                                  [keys, keys[order]]), timeout=600)
+    assert status == "ok", result
+    values = result["selected"][0]
+    assert values[4] == 0 and values[:4].sum() == 3, values
+    assert np.diag(np.linalg.inv(np.corrcoef(x[:, values > 0], rowvar=False))).max() < 10

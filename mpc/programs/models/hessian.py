@@ -31,8 +31,8 @@ import torch
 
 from mpc.errors import FailedPrecondition
 from mpc.programs import secure
-from mpc.programs.models.solve import Inverse, inverse
 from mpc.programs.rows import row_sum
+from mpc.programs.solve import Inverse, inverse
 
 REFRESH = (3, 6)
 """The steps (counting evaluated gradients) at which the Hessian is taken."""

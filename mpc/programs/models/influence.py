@@ -31,7 +31,7 @@ column's fall in the last loss reads that customer's label) and the R^2s.
 Computed under MPC: the rows standardized and divided by sqrt(n) (unit-norm
 columns, |v| <= 1, 16 bits), their Gram matrix G = V^T V (the correlation matrix
 the program computed already, or one secure matmul),
-(G + LEVERAGE_RIDGE I)^-1 by the Newton-Schulz inverse (models/solve.py), then
+(G + LEVERAGE_RIDGE I)^-1 by the Newton-Schulz inverse (mpc/programs/solve.py), then
 h_i = 1/n + v_i^T M v_i per row and one comparison each. Every party learns one
 bit: whether every row is below the limit. A direction of the design whose
 variance is below LEVERAGE_RIDGE of a standardized column's is discounted (its
@@ -52,7 +52,7 @@ import torch
 from mpc.catalogue.context import JobContext
 from mpc.errors import FailedPrecondition, PolicyRefused
 from mpc.programs import leverage, secure
-from mpc.programs.models.solve import inverse
+from mpc.programs.solve import inverse
 
 LEVERAGE_RIDGE = 2.0**-8
 INVERSE_BOUND = 2 / LEVERAGE_RIDGE

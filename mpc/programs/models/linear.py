@@ -6,7 +6,7 @@ Horizontal: the parties' aggregates of z = (x - a) / c (the public column frame 
 the statistics programs) give the pooled covariance of [features, label], added a
 second time at 40 bits for the solve; the normal equations in z units,
 (C_xx + diag(alpha / (n c_j^2))) g = C_xy, are solved under encryption
-(models/solve.py), and the coefficient of feature j in the data's own units is
+(mpc/programs/solve.py), and the coefficient of feature j in the data's own units is
 g_j c_label / c_j. Vertical: each party standardizes its own columns locally
 (exact); the correlations between parties' columns come from a secure matmul
 (stats.vertical.cross_correlations, at 40 bits), the label column's included,
@@ -52,7 +52,7 @@ from mpc.catalogue.schemas import LinearParameters
 from mpc.errors import InvalidArgument
 from mpc.programs import leverage, secure
 from mpc.programs.models import blocks, holdout, influence, r2
-from mpc.programs.models.solve import solve
+from mpc.programs.solve import solve
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
 

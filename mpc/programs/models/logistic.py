@@ -5,7 +5,7 @@ secret-shared rows, horizontal or vertical (labels at one party).
 Optimizer: Newton's method with Böhning's fixed Hessian bound, H <= X^T X / 4 +
 penalty. In standardized features X^T X / 4 is (n - 1) R / 4 with R the features'
 correlation matrix, which the statistics machinery already computes under
-encryption; its inverse is taken once (models/solve.py), and every epoch is one
+encryption; its inverse is taken once (mpc/programs/solve.py), and every epoch is one
 full pass: eta = X w + b, p = sigmoid(eta), gradient X^T (p - y) + penalty, and w -=
 t H^-1 gradient. The step length t is a public power of two from the exact curvature
 along that direction (`_step_length`), and a step that does not lower the penalized
@@ -55,8 +55,8 @@ from mpc.catalogue.schemas import LogisticParameters
 from mpc.errors import FailedPrecondition, InvalidArgument
 from mpc.programs import leverage, secure
 from mpc.programs.models import blocks, evaluation, fitted, hessian, holdout, influence, penalty, sigmoid
-from mpc.programs.models.solve import inverse
 from mpc.programs.rows import row_sum
+from mpc.programs.solve import inverse
 from mpc.programs.stats import horizontal, vertical
 from mpc.programs.stats.request import party_rows
 

@@ -1,6 +1,6 @@
 """Logistic regression's L2 penalty per standardized feature, ridge_j = 4 alpha /
 ((n - 1) sigma_j^2) in units of the feature's curvature, and the scaling that
-puts it into the Böhning bound's inverse (models/solve.py takes the penalty as
+puts it into the Böhning bound's inverse (mpc/programs/solve.py takes the penalty as
 S ridge S, formed here without large encodings). Capped at RIDGE_CAP: any alpha,
 1e300 included, is a valid request for a small model."""
 

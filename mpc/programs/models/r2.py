@@ -21,7 +21,7 @@ from mpc.catalogue.context import JobContext
 from mpc.errors import FailedPrecondition
 from mpc.programs import secure
 from mpc.programs.models import blocks
-from mpc.programs.models.solve import inverse, product
+from mpc.programs.solve import inverse, product
 from mpc.programs.stats import horizontal, vertical
 
 MAX_LABEL_FACTOR = 64
