@@ -67,10 +67,14 @@ def _free_ports(count: int) -> list[int]:
 class LocalFederation:
     def __init__(self, root: Path, parties: Sequence[str], allow_insecure_providers: bool = True,
                  max_concurrent_jobs: int = 2, failure_timeout: float = 10.0, dealer: bool = False,
-                 party_config: dict[str, str] | None = None, hosts: Mapping[str, str] | None = None) -> None:
+                 party_config: dict[str, str] | None = None, hosts: Mapping[str, str] | None = None,
+                 submit_wait_s: float = 10.0) -> None:
         """`hosts`: each member's (and the dealer's) own host address, for members
         started elsewhere than this loopback (each then serves on HOST_PORT); by
-        default every member is on 127.0.0.1 at a free port."""
+        default every member is on 127.0.0.1 at a free port. `submit_wait_s`: how long
+        SubmitJob waits for the reviews (a gateway's default is 1 s; on one loaded
+        machine running every party, a review can take longer, and a job a party
+        refuses would answer PENDING instead of REJECTED)."""
         self.root = root
         self.parties = list(parties)
         self.pki_dir = root / "pki"
@@ -88,7 +92,8 @@ class LocalFederation:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._extra = party_config or {}  # extra top-level TOML lines per party
         self._options = dict(allow_insecure_providers=allow_insecure_providers,
-                             max_concurrent_jobs=max_concurrent_jobs, failure_timeout=failure_timeout)
+                             max_concurrent_jobs=max_concurrent_jobs, failure_timeout=failure_timeout,
+                             submit_wait_s=submit_wait_s)
         pki.init_ca(self.pki_dir)
         for party in self.parties:
             pki.issue(self.pki_dir, party)
@@ -133,6 +138,7 @@ database = "gateway.db"
 max_concurrent_jobs = {o['max_concurrent_jobs']}
 {f"allow_insecure_providers = {str(o['allow_insecure_providers']).lower()}" if insecure else ""}
 failure_timeout = {float(o['failure_timeout'])}
+submit_wait_s = {float(o['submit_wait_s'])}
 metrics_listen = "127.0.0.1:{self.metrics_ports[party]}"
 console_listen = "{self.addresses[party].rpartition(':')[0]}:{self.console_ports[party]}"
 {self._extra.get(party, "")}

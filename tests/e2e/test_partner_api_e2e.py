@@ -36,7 +36,7 @@ def policy(**extra: object) -> dpb.Policy:
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
-    with LocalFederation(tmp_path_factory.mktemp("partner-api"), BANKS, dealer=True) as federation:
+    with LocalFederation(tmp_path_factory.mktemp("partner-api"), BANKS, dealer=True, submit_wait_s=3.0) as federation:
         for bank in BANKS:
             demo_data.write_csv(federation.data_dir(bank) / "loans.csv", demo_data.loans(bank, ROWS))
         federation.start()
@@ -268,8 +268,8 @@ def test_a_call_in_flight_during_shutdown_ends_cleanly(fed: LocalFederation) -> 
 def test_submit_answers_while_a_peer_is_slow_to_review(fed: LocalFederation) -> None:
     """Defect 14: SubmitJob waited for every party's review (59.5 s median with 30
     jobs submitted at once on a loaded machine). It now answers after
-    `submit_wait_s` at most (1 s by default) with the job PENDING; the review goes
-    on behind it."""
+    `submit_wait_s` at most (1 s by default; 3 s in this federation) with the job
+    PENDING; the review goes on behind it."""
     import signal
 
     os.kill(fed.pid("bank-b"), signal.SIGSTOP)  # bank-b cannot review for now
@@ -280,7 +280,7 @@ def test_submit_answers_while_a_peer_is_slow_to_review(fed: LocalFederation) -> 
         answered = time.monotonic() - started
     finally:
         os.kill(fed.pid("bank-b"), signal.SIGCONT)
-    assert job.state == "PENDING" and answered < 5, (job.state, answered)
+    assert job.state == "PENDING" and answered < 8, (job.state, answered)
     with fed.client("bank-a") as client:
         assert client.job(job.id).wait(timeout=120).state == "SUCCEEDED"
 
