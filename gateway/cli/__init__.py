@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import admin, datasets, demo, doctor, jobs, kinds, models, pki, serve, smoke
+from gateway.cli import admin, datasets, demo, doctor, jobs, kinds, models, pipelines, pki, serve, smoke
 
 
 @click.group()
@@ -18,6 +18,7 @@ main.add_command(demo.demo)
 main.add_command(smoke.smoke)
 main.add_command(pki.pki)
 main.add_command(jobs.jobs)
+main.add_command(pipelines.pipelines)
 main.add_command(kinds.kinds)
 main.add_command(datasets.datasets)
 main.add_command(models.models)

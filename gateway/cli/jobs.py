@@ -196,7 +196,7 @@ def result(job_id: str, as_json: bool, out: Path | None, full: bool, **conn: Any
     if out is not None:
         click.echo(f"wrote {_run(lambda: write(found.table(), out))}")
     elif as_json:
-        click.echo(json.dumps(_json_safe(found.as_dict()), indent=2, allow_nan=False))
+        click.echo(json.dumps(json_safe(found.as_dict()), indent=2, allow_nan=False))
     else:
         print_result(found, full=full)
 
@@ -268,8 +268,8 @@ def print_result(found: Any, reference: dict[str, np.ndarray] | None = None, ful
         console.print(table)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """A withheld value (NaN) as JSON null: bare NaN is not JSON, and parsers refuse it."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     return None if isinstance(value, float) and not math.isfinite(value) else value

@@ -127,6 +127,7 @@ class Client:
     def __init__(self, address: str, token: str, tls: TlsIdentity, server_party: str, timeout: float = 30.0) -> None:
         self._channel = rpc.secure_channel(tls, address, server_party)
         self._endpoint = (address, tls, server_party)
+        self.party = server_party  # the gateway this client talks to
         self._metadata = (("authorization", f"Bearer {token}"),)
         self._timeout = timeout
         self.jobs_stub = jobs_pb2_grpc.JobServiceStub(self._channel)

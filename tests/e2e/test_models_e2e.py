@@ -324,7 +324,7 @@ def _wider(fed: LocalFederation, own_coefficients_only: str = "") -> Iterator[No
             wider.CopyFrom(policies[bank])
             wider.ClearField("allowed_result_receivers")
             wider.allowed_result_receivers.extend(BANKS)
-            wider.allowed_job_kinds.append("model.scorecard")
+            wider.allowed_job_kinds.extend(["model.scorecard", "features.select"])
             wider.own_coefficients_only = bank == own_coefficients_only
             owner.update_policy("customers", wider)
     try:
@@ -401,3 +401,73 @@ def test_a_scorecard_is_filed_and_applied_by_each_bank_to_its_own_columns(fed: L
     assert refused.exit_code != 0 and "lack the card's columns ['debt']" in refused.output, refused.output
     with pytest.raises(FailedPrecondition, match="no scorecard tables"):
         Scorecard.from_result(Result("j", {"r2": np.array([0.5])}, {"r2": ["r2"]}, "TTP"))
+
+
+PIPELINE = """
+name = "credit scorecard"
+partitioning = "vertical"
+receivers = ["bank-a"]
+purpose = "a scorecard with the partner banks"
+
+[inputs]
+bank-a = { dataset = "customers", columns = ["income", "late"] }
+bank-b = { dataset = "customers", columns = ["debt"] }
+bank-c = { dataset = "customers", columns = ["age"] }
+
+[[stages]]
+name = "screen"
+kind = "features.select"
+parameters = { label = "late", iv_min = 0.1, max_vif = 5 }
+
+[[stages]]
+name = "card"
+kind = "model.scorecard"
+columns = "screen"
+parameters = { label = "late", pdo = PDO }
+receivers = ["bank-a", "bank-b", "bank-c"]
+"""
+
+
+def test_a_pipeline_screens_then_fits_the_card_on_the_columns_kept(fed: LocalFederation, tmp_path: Path) -> None:
+    """Issue 27's pipeline, first part: one TOML file, `mpcgate pipelines show`
+    lists each stage's releases, `run` submits the stages in order from bank-a,
+    the scorecard reading only the columns the screen kept (income's IV, ~0.04,
+    is below iv_min; debt's ~0.5 and age's ~0.17 pass); a stage refused stops the
+    pipeline by name, and nothing after it is submitted."""
+    import json
+
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    spec = tmp_path / "credit.toml"
+    spec.write_text(PIPELINE.replace("PDO", "20"))
+    env = {"MPCGATE_GATEWAY": fed.addresses["bank-a"], "MPCGATE_PARTY": "bank-a", "MPCGATE_TLS_DIR": str(fed.pki_dir),
+           "MPCGATE_CLIENT": "operator", "MPCGATE_TOKEN": fed.token("bank-a")}
+    shown = CliRunner().invoke(main, ["pipelines", "show", str(spec)], env={**env, "COLUMNS": "200"})
+    assert shown.exit_code == 0 and "features.select" in shown.output and "model.scorecard" in shown.output
+    assert "selected" in shown.output and "points" in shown.output, shown.output
+    with _wider(fed):
+        ran = CliRunner().invoke(main, ["pipelines", "run", str(spec), "--out", str(tmp_path / "out")], env=env)
+    assert ran.exit_code == 0, ran.output
+    assert json.loads((tmp_path / "out" / "screen.json").read_text())["selected"] == {"income": 0, "debt": 1, "age": 1}
+    card = json.loads((tmp_path / "out" / "card.json").read_text())  # bank-a holds the label and no card column
+    assert "auc" in card and not any(name.startswith("points.") for name in card), card.keys()
+    with fed.client("bank-a") as client:
+        job = client.list_jobs(kind="model.scorecard")[0]
+        assert {i.party_id: list(i.columns) for i in job.record.spec.inputs} == {
+            "bank-a": ["late"], "bank-b": ["debt"], "bank-c": ["age"]}
+        assert "stage card" in job.record.spec.purpose
+        before = len(client.list_jobs(kind="stats.describe"))
+    spec.write_text(PIPELINE.replace("PDO", "-1") + """
+[[stages]]
+name = "after"
+kind = "stats.describe"
+""")
+    with _wider(fed):
+        failed = CliRunner().invoke(main, ["pipelines", "run", str(spec)], env=env)
+    assert failed.exit_code != 0, failed.output
+    assert "stage 'card' (model.scorecard) was refused at submit" in failed.output and "pdo" in failed.output
+    assert "the stages after it did not run" in failed.output, failed.output
+    with fed.client("bank-a") as client:
+        assert len(client.list_jobs(kind="stats.describe")) == before  # nothing after the card was submitted
