@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from gateway.cli.connection import connection as _connection
 from gateway.cli.connection import make_client as _client
@@ -30,13 +29,12 @@ def show(spec: Path) -> None:
     from gateway.client.pipelines import load
 
     pipeline = _run(lambda: load(spec))
-    table = Table(title=f"pipeline {pipeline.name!r} ({pipeline.partitioning})", show_lines=True)
-    for name in ("stage", "kind", "receivers", "released to the receivers", "every party learns"):
-        table.add_column(name)
+    click.echo(f"pipeline {pipeline.name!r} ({pipeline.partitioning})")
     for row in pipeline.describe():
-        stage = row["stage"] + (f"\n(columns from {row['columns from']})" if row["columns from"] else "")
-        table.add_row(stage, row["kind"], ", ".join(row["receivers"]), row["released"], row["every party learns"])
-    console.print(table)
+        source = f", columns from stage {row['columns from']}" if row["columns from"] else ""
+        click.echo(f"\nstage {row['stage']}: {row['kind']} to {', '.join(row['receivers'])}{source}")
+        click.echo(f"  released to the receivers: {row['released']}")
+        click.echo(f"  every party learns: {row['every party learns']}")
 
 
 @pipelines.command("run")

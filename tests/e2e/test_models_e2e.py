@@ -444,9 +444,11 @@ def test_a_pipeline_screens_then_fits_the_card_on_the_columns_kept(fed: LocalFed
     spec.write_text(PIPELINE.replace("PDO", "20"))
     env = {"MPCGATE_GATEWAY": fed.addresses["bank-a"], "MPCGATE_PARTY": "bank-a", "MPCGATE_TLS_DIR": str(fed.pki_dir),
            "MPCGATE_CLIENT": "operator", "MPCGATE_TOKEN": fed.token("bank-a")}
-    shown = CliRunner().invoke(main, ["pipelines", "show", str(spec)], env={**env, "COLUMNS": "200"})
-    assert shown.exit_code == 0 and "features.select" in shown.output and "model.scorecard" in shown.output
-    assert "selected" in shown.output and "points" in shown.output, shown.output
+    shown = CliRunner().invoke(main, ["pipelines", "show", str(spec)], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "stage screen: features.select to bank-a\n" in shown.output, shown.output
+    assert "stage card: model.scorecard to bank-a, bank-b, bank-c, columns from stage screen" in shown.output
+    assert "`selected`" in shown.output and "points" in shown.output, shown.output
     with _wider(fed):
         ran = CliRunner().invoke(main, ["pipelines", "run", str(spec), "--out", str(tmp_path / "out")], env=env)
     assert ran.exit_code == 0, ran.output
